@@ -1,0 +1,23 @@
+//! The engine every socklab scenario uses.
+//!
+//! A **scenario** ([`scenario::Scenario`]) is a small, exact experiment about socket
+//! behaviour with typed parameters ([`params`]). A **suite** ([`suite`]) lists scenario
+//! runs with parameter matrices; expanding it yields **cases**, which the [`runner`]
+//! executes one at a time with a timeout each. Every case produces a
+//! [`report::CaseResult`] — metrics, observations and [`check`]s — and the whole run is a
+//! [`report::Report`], the versioned model every renderer reads.
+//!
+//! The harness knows no scenario by name: scenarios live in `socklab-scenarios` and are
+//! handed to the runner through a [`scenario::Registry`].
+
+pub mod boundary;
+pub mod check;
+pub mod host;
+pub mod net;
+pub mod params;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod seed;
+pub mod suite;
+pub mod text;

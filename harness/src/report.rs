@@ -1,0 +1,338 @@
+//! The report model: the serde types of `report.json`.
+//!
+//! Every renderer (Markdown, JUnit, HTML) reads only these types, so `socklab report DIR`
+//! can re-render a run from its `report.json` alone. The schema is versioned by
+//! [`SCHEMA_VERSION`]; a change that renames or removes a field bumps it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::boundary::BoundaryMap;
+use crate::check::Check;
+
+/// Version of the `report.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run of socklab: metadata, the scenarios involved, and every case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of this layout; see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Where, when and how the run happened.
+    pub run: RunInfo,
+    /// What each scenario in the run is about, so a report explains itself.
+    pub scenarios: BTreeMap<String, ScenarioInfo>,
+    /// Every case, in the order it ran.
+    pub cases: Vec<CaseResult>,
+}
+
+impl Report {
+    /// Counts of cases by status.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        for case in &self.cases {
+            match case.status {
+                CaseStatus::Passed => tally.passed += 1,
+                CaseStatus::Failed => tally.failed += 1,
+                CaseStatus::Error => tally.errors += 1,
+                CaseStatus::TimedOut => tally.timed_out += 1,
+            }
+        }
+        tally
+    }
+
+    /// True when every case ran and every check passed.
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().all(|c| c.status == CaseStatus::Passed)
+    }
+}
+
+/// Numbers of cases by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Cases whose checks all passed.
+    pub passed: usize,
+    /// Cases with at least one failed check.
+    pub failed: usize,
+    /// Cases that could not run to the end.
+    pub errors: usize,
+    /// Cases stopped by their timeout.
+    pub timed_out: usize,
+}
+
+/// Metadata of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Version of the socklab binary.
+    pub socklab_version: String,
+    /// Git revision socklab was built from, when known.
+    pub git_revision: Option<String>,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Logical CPUs available to the run.
+    pub cpu_count: usize,
+    /// Start time, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Wall-clock length of the whole run, in seconds.
+    pub duration_s: f64,
+    /// The run seed; every case seed derives from it.
+    pub seed: u64,
+    /// The command line, argument by argument.
+    pub command_line: Vec<String>,
+    /// The suite that ran: a file path, `default`, or `command line`.
+    pub suite: String,
+}
+
+/// What a scenario is about, copied into the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// One line.
+    pub summary: String,
+    /// What it shows, why it happens, what fixes it.
+    pub explanation: String,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Ran to the end; every check passed.
+    Passed,
+    /// Ran to the end; at least one check failed.
+    Failed,
+    /// Could not run to the end (an I/O error, a refused connection, a panic).
+    Error,
+    /// Stopped by its timeout.
+    TimedOut,
+}
+
+impl CaseStatus {
+    /// Upper-case word for logs: `PASS`, `FAIL`, `ERROR`, `TIMEOUT`.
+    pub fn word(self) -> &'static str {
+        match self {
+            CaseStatus::Passed => "PASS",
+            CaseStatus::Failed => "FAIL",
+            CaseStatus::Error => "ERROR",
+            CaseStatus::TimedOut => "TIMEOUT",
+        }
+    }
+}
+
+/// The result of one case: one point of a suite's parameter matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Unique within the run: scenario and the parameters set for it.
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Every parameter, defaults included.
+    pub params: BTreeMap<String, Value>,
+    /// Parameters set explicitly by the suite or `--set` (a subset of `params`).
+    pub set_params: BTreeMap<String, Value>,
+    /// The case seed.
+    pub seed: u64,
+    /// How it ended.
+    pub status: CaseStatus,
+    /// Wall-clock length, in milliseconds.
+    pub duration_ms: f64,
+    /// Measured values, each with its unit.
+    pub metrics: Vec<Metric>,
+    /// What happened, event by event.
+    pub observations: Observations,
+    /// Pass/fail verdicts, the scenario's own and the suite's thresholds.
+    pub checks: Vec<Check>,
+    /// Why the case did not run to the end, when it did not.
+    pub error: Option<String>,
+}
+
+impl CaseResult {
+    /// The metric called `name`, if the case produced it.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+/// A measured value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Name, `snake_case`, unique within a case.
+    pub name: String,
+    /// The value, in `unit`.
+    pub value: f64,
+    /// The unit.
+    pub unit: Unit,
+    /// True for the few metrics that summarise a case in tables.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key: bool,
+}
+
+/// Units of metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A number of things (reads, messages).
+    Count,
+    /// Bytes.
+    Bytes,
+    /// Microseconds.
+    #[serde(rename = "us")]
+    Micros,
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    Millis,
+}
+
+impl Unit {
+    /// The unit as written after a number; empty for counts.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Unit::Count => "",
+            Unit::Bytes => "B",
+            Unit::Micros => "µs",
+            Unit::Millis => "ms",
+        }
+    }
+}
+
+/// Declared metric of a scenario, shown by `socklab list` and checked against suite
+/// thresholds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetricSpec {
+    /// Name, as in [`Metric::name`].
+    pub name: &'static str,
+    /// Unit of its value.
+    pub unit: Unit,
+    /// What it counts or measures, in one line.
+    pub doc: &'static str,
+}
+
+/// What happened during a case, event by event. Each kind of observation is optional, so
+/// scenarios fill in what applies to them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Application writes and reads of a stream, and how they line up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamTrace>,
+}
+
+/// A byte stream seen from the application on both ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamTrace {
+    /// Each application write (a message), in order.
+    pub writes: Vec<IoEvent>,
+    /// Each application read, in order.
+    pub reads: Vec<IoEvent>,
+    /// For each read, which byte ranges of which writes it returned.
+    pub boundary_map: BoundaryMap,
+}
+
+/// One write or read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoEvent {
+    /// When the call returned, in microseconds since the case started.
+    pub at_us: f64,
+    /// Bytes written or read.
+    pub len: usize,
+    /// The bytes in printable form (see [`crate::text::printable`]).
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boundary::BoundaryMap;
+
+    fn sample() -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            run: RunInfo {
+                socklab_version: "0.1.0".into(),
+                git_revision: Some("abc123".into()),
+                kernel: "6.1.0".into(),
+                cpu_count: 2,
+                started_at: "2026-11-21T22:00:00Z".into(),
+                duration_s: 1.5,
+                seed: 42,
+                command_line: vec!["socklab".into(), "run".into()],
+                suite: "default".into(),
+            },
+            scenarios: BTreeMap::from([(
+                "tcp-coalescing".to_string(),
+                ScenarioInfo {
+                    summary: "s".into(),
+                    explanation: "e".into(),
+                },
+            )]),
+            cases: vec![CaseResult {
+                id: "tcp-coalescing[read_size=5]".into(),
+                scenario: "tcp-coalescing".into(),
+                params: BTreeMap::from([("read_size".to_string(), Value::from(5))]),
+                set_params: BTreeMap::new(),
+                seed: 7,
+                status: CaseStatus::Passed,
+                duration_ms: 52.25,
+                metrics: vec![Metric {
+                    name: "reads".into(),
+                    value: 4.0,
+                    unit: Unit::Count,
+                    key: true,
+                }],
+                observations: Observations {
+                    stream: Some(StreamTrace {
+                        writes: vec![IoEvent {
+                            at_us: 1.5,
+                            len: 7,
+                            text: "1234567".into(),
+                        }],
+                        reads: vec![IoEvent {
+                            at_us: 50_001.0,
+                            len: 5,
+                            text: "12345".into(),
+                        }],
+                        boundary_map: BoundaryMap::compute(&[7], &[5]),
+                    }),
+                },
+                checks: vec![Check::new(
+                    "stream_intact",
+                    "identical",
+                    "identical",
+                    true,
+                    "ok",
+                )],
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn json_round_trip_keeps_everything() {
+        let report = sample();
+        let text = serde_json::to_string_pretty(&report).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["cases"][0]["metrics"][0]["unit"], "count");
+        assert_eq!(value["cases"][0]["status"], "passed");
+    }
+
+    #[test]
+    fn tally_counts_statuses() {
+        let mut report = sample();
+        let mut failed = report.cases[0].clone();
+        failed.status = CaseStatus::Failed;
+        report.cases.push(failed);
+        assert_eq!(
+            report.tally(),
+            Tally {
+                passed: 1,
+                failed: 1,
+                errors: 0,
+                timed_out: 0
+            }
+        );
+        assert!(!report.all_passed());
+    }
+}

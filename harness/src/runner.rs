@@ -1,0 +1,146 @@
+//! Runs cases one after another, each on a runtime of its own with a timeout, and turns
+//! what they produce into [`CaseResult`]s.
+//!
+//! Cases run one at a time so they do not disturb each other's measurements. Each gets a
+//! fresh tokio runtime that is shut down after it, so a case that timed out or failed
+//! cannot leave tasks or sockets behind that disturb the next one.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::report::{CaseResult, CaseStatus, Observations};
+use crate::scenario::{CaseContext, CaseOutcome, Registry};
+use crate::seed::case_seed;
+use crate::suite::CaseSpec;
+
+/// What a run reports as it goes. Every method does nothing by default, so a front end
+/// implements only what it shows.
+pub trait Progress {
+    /// Before the first case, with the number of cases.
+    fn run_started(&self, _total: usize) {}
+    /// Before case `index` (0-based).
+    fn case_started(&self, _index: usize, _case: &CaseSpec) {}
+    /// After case `index`, with its result.
+    fn case_finished(&self, _index: usize, _result: &CaseResult) {}
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// Runs `cases` in order and returns one result per case.
+///
+/// # Errors
+/// Only when no tokio runtime can be built (out of threads or memory); a failing case is
+/// a result, not an error.
+pub fn run_cases(
+    registry: &Registry,
+    cases: &[CaseSpec],
+    run_seed: u64,
+    progress: &dyn Progress,
+) -> io::Result<Vec<CaseResult>> {
+    progress.run_started(cases.len());
+    let mut results = Vec::with_capacity(cases.len());
+    for (index, case) in cases.iter().enumerate() {
+        progress.case_started(index, case);
+        let result = run_case(registry, case, run_seed)?;
+        progress.case_finished(index, &result);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Runs one case on a fresh runtime.
+///
+/// # Errors
+/// Only when the runtime cannot be built.
+pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<CaseResult> {
+    let params_text = serde_json::to_string(&case.params).unwrap_or_default();
+    let seed = case_seed(run_seed, &format!("{}{params_text}", case.scenario));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("socklab-case")
+        .build()?;
+    let started = Instant::now();
+    let outcome: Result<CaseOutcome, (CaseStatus, String)> = match registry.get(&case.scenario) {
+        Err(e) => Err((CaseStatus::Error, e.to_string())),
+        Ok(scenario) => {
+            let ctx = CaseContext {
+                case_id: case.id.clone(),
+                seed,
+                timeout: case.timeout,
+            };
+            let future = scenario.run(case.params.clone(), ctx);
+            runtime.block_on(async {
+                let task = tokio::spawn(future);
+                let abort = task.abort_handle();
+                match tokio::time::timeout(case.timeout, task).await {
+                    Ok(Ok(Ok(outcome))) => Ok(outcome),
+                    Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
+                    Ok(Err(join)) => Err((CaseStatus::Error, panic_message(join))),
+                    Err(_) => {
+                        abort.abort();
+                        Err((CaseStatus::TimedOut, timed_out_message(case.timeout)))
+                    }
+                }
+            })
+        }
+    };
+    // Ends every task the case left behind; blocking threads are left to finish alone.
+    runtime.shutdown_background();
+    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let mut result = CaseResult {
+        id: case.id.clone(),
+        scenario: case.scenario.clone(),
+        params: case.params.clone(),
+        set_params: case.set_params.clone(),
+        seed,
+        status: CaseStatus::Passed,
+        duration_ms,
+        metrics: Vec::new(),
+        observations: Observations::default(),
+        checks: Vec::new(),
+        error: None,
+    };
+    match outcome {
+        Ok(outcome) => {
+            result.checks = outcome.checks;
+            result
+                .checks
+                .extend(case.expect.iter().map(|t| t.evaluate(&outcome.metrics)));
+            result.metrics = outcome.metrics;
+            result.observations = outcome.observations;
+            if result.checks.iter().any(|c| !c.passed) {
+                result.status = CaseStatus::Failed;
+            }
+        }
+        Err((status, message)) => {
+            result.status = status;
+            result.error = Some(message);
+        }
+    }
+    Ok(result)
+}
+
+fn timed_out_message(timeout: Duration) -> String {
+    format!(
+        "timed out after {} s (raise it with timeout_s in the suite or --timeout)",
+        timeout.as_secs()
+    )
+}
+
+fn panic_message(join: tokio::task::JoinError) -> String {
+    if !join.is_panic() {
+        return "case was cancelled".to_string();
+    }
+    let payload = join.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("scenario panicked: {text}")
+}

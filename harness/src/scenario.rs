@@ -1,0 +1,256 @@
+//! The `Scenario` trait every experiment implements, and the registry the runner reads.
+//!
+//! A scenario is a unit struct implementing [`Scenario`]: typed parameters (a serde struct
+//! with defaults), their [`ParamSpec`]s, its metrics, words that explain it, and an async
+//! `run`. The runner sees scenarios through the object-safe [`DynScenario`], which
+//! [`Registry::with`] builds, so it works with parameter maps rather than types.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::check::Check;
+use crate::params::{ParamError, ParamSpec};
+use crate::report::{Metric, MetricSpec, Observations, Unit};
+
+/// Parameter values by name.
+pub type ParamMap = BTreeMap<String, Value>;
+
+/// A future a scenario returns, boxed so the runner can hold any scenario's.
+pub type CaseFuture = Pin<Box<dyn Future<Output = Result<CaseOutcome, CaseError>> + Send>>;
+
+/// An experiment about socket behaviour.
+pub trait Scenario: Send + Sync + 'static {
+    /// Typed parameters; `Default` gives the documented defaults.
+    type Params: Serialize + DeserializeOwned + Default + Send + 'static;
+
+    /// Name used on the command line and in suites, `kebab-case`.
+    const NAME: &'static str;
+    /// What the scenario shows, in one line.
+    const SUMMARY: &'static str;
+    /// What it shows, why it happens, what fixes it — in plain words.
+    const EXPLANATION: &'static str;
+    /// One spec per field of [`Scenario::Params`], same names.
+    const PARAMS: &'static [ParamSpec];
+    /// The metrics every run produces.
+    const METRICS: &'static [MetricSpec];
+
+    /// Checks combinations of parameters that each spec alone cannot (e.g. a message
+    /// longer than a limit set by another parameter). Returns the reason in one line.
+    fn validate(_params: &Self::Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs one case. The runner enforces the timeout by dropping the future.
+    fn run(
+        params: Self::Params,
+        ctx: CaseContext,
+    ) -> impl Future<Output = Result<CaseOutcome, CaseError>> + Send;
+}
+
+/// What the runner hands a case besides its parameters.
+#[derive(Debug, Clone)]
+pub struct CaseContext {
+    /// The case id, for messages.
+    pub case_id: String,
+    /// The case seed: every random choice of the case derives from it.
+    pub seed: u64,
+    /// How long the case may take in all.
+    pub timeout: Duration,
+}
+
+/// What a case produced when it ran to the end.
+#[derive(Debug, Clone, Default)]
+pub struct CaseOutcome {
+    /// Measured values.
+    pub metrics: Vec<Metric>,
+    /// Event-level record.
+    pub observations: Observations,
+    /// The scenario's own checks.
+    pub checks: Vec<Check>,
+}
+
+impl CaseOutcome {
+    /// Adds a metric.
+    pub fn metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
+        self.metrics.push(Metric {
+            name: name.to_string(),
+            value,
+            unit,
+            key: false,
+        });
+        self
+    }
+
+    /// Adds a metric that summarises the case in tables.
+    pub fn key_metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
+        self.metrics.push(Metric {
+            name: name.to_string(),
+            value,
+            unit,
+            key: true,
+        });
+        self
+    }
+}
+
+/// Why a case could not run to the end.
+#[derive(Debug, Error)]
+pub enum CaseError {
+    /// A socket or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done (`connect to 127.0.0.1:40312`).
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A peer did something the scenario cannot go on from.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// Adds context to I/O errors: `socket.connect(addr).await.context("connect")?`.
+pub trait IoContext<T> {
+    /// Wraps the error in [`CaseError::Io`] with `context`.
+    fn context(self, context: impl Into<String>) -> Result<T, CaseError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, context: impl Into<String>) -> Result<T, CaseError> {
+        self.map_err(|source| CaseError::Io {
+            context: context.into(),
+            source,
+        })
+    }
+}
+
+/// A scenario as the runner sees it: names, specs and a run over parameter maps.
+pub trait DynScenario: Send + Sync {
+    /// See [`Scenario::NAME`].
+    fn name(&self) -> &'static str;
+    /// See [`Scenario::SUMMARY`].
+    fn summary(&self) -> &'static str;
+    /// See [`Scenario::EXPLANATION`].
+    fn explanation(&self) -> &'static str;
+    /// See [`Scenario::PARAMS`].
+    fn params(&self) -> &'static [ParamSpec];
+    /// See [`Scenario::METRICS`].
+    fn metrics(&self) -> &'static [MetricSpec];
+    /// The default value of every parameter.
+    fn defaults(&self) -> ParamMap;
+    /// Checks a full parameter map (defaults merged with what was set) as the typed
+    /// struct, including [`Scenario::validate`].
+    ///
+    /// # Errors
+    /// [`ParamError::Invalid`] with the scenario's reason.
+    fn validate(&self, params: &ParamMap) -> Result<(), ParamError>;
+    /// Starts a case. Parameters must have passed [`DynScenario::validate`].
+    fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture;
+}
+
+struct Erased<S>(PhantomData<fn() -> S>);
+
+impl<S: Scenario> Erased<S> {
+    fn typed(params: &ParamMap) -> Result<S::Params, ParamError> {
+        let object = Value::Object(params.clone().into_iter().collect());
+        serde_json::from_value(object).map_err(|e| ParamError::Invalid {
+            scenario: S::NAME.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl<S: Scenario> DynScenario for Erased<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn summary(&self) -> &'static str {
+        S::SUMMARY
+    }
+
+    fn explanation(&self) -> &'static str {
+        S::EXPLANATION
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        S::PARAMS
+    }
+
+    fn metrics(&self) -> &'static [MetricSpec] {
+        S::METRICS
+    }
+
+    fn defaults(&self) -> ParamMap {
+        match serde_json::to_value(S::Params::default()) {
+            Ok(Value::Object(map)) => map.into_iter().collect(),
+            _ => ParamMap::new(),
+        }
+    }
+
+    fn validate(&self, params: &ParamMap) -> Result<(), ParamError> {
+        let typed = Self::typed(params)?;
+        S::validate(&typed).map_err(|reason| ParamError::Invalid {
+            scenario: S::NAME.to_string(),
+            reason,
+        })
+    }
+
+    fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture {
+        match Self::typed(&params) {
+            Ok(typed) => Box::pin(S::run(typed, ctx)),
+            Err(e) => Box::pin(std::future::ready(Err(CaseError::Protocol(e.to_string())))),
+        }
+    }
+}
+
+/// The scenarios a run can use, by name.
+#[derive(Default)]
+pub struct Registry {
+    scenarios: Vec<Box<dyn DynScenario>>,
+}
+
+/// An unknown scenario name, with the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown scenario `{name}`; valid scenarios: {}", valid.join(", "))]
+pub struct UnknownScenario {
+    /// The name that was given.
+    pub name: String,
+    /// Every registered name.
+    pub valid: Vec<String>,
+}
+
+impl Registry {
+    /// Adds scenario `S`.
+    pub fn with<S: Scenario>(mut self) -> Self {
+        self.scenarios.push(Box::new(Erased::<S>(PhantomData)));
+        self
+    }
+
+    /// Every scenario, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn DynScenario> {
+        self.scenarios.iter().map(|s| s.as_ref())
+    }
+
+    /// The scenario called `name`.
+    ///
+    /// # Errors
+    /// [`UnknownScenario`] listing the valid names.
+    pub fn get(&self, name: &str) -> Result<&dyn DynScenario, UnknownScenario> {
+        self.iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| UnknownScenario {
+                name: name.to_string(),
+                valid: self.iter().map(|s| s.name().to_string()).collect(),
+            })
+    }
+}

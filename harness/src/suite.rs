@@ -1,0 +1,476 @@
+//! Suites: TOML files listing scenario runs with parameter matrices and thresholds, and
+//! their expansion into cases.
+//!
+//! ```toml
+//! name = "default"
+//! timeout_s = 30                    # per case, unless a run says otherwise
+//!
+//! [[run]]
+//! scenario = "tcp-coalescing"
+//! [run.params]
+//! read_size = [5, 1024]             # a list is a matrix: 2 values...
+//! nodelay = [false, true]           # ...times 2 = 4 cases
+//! [[run.expect]]                    # a threshold, checked on every case of the run
+//! metric = "split_messages"
+//! op = ">="
+//! value = 1
+//! ```
+//!
+//! Every mistake in a suite file is reported with the file, line and column.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::check::{CompareOp, Threshold};
+use crate::params::{ParamError, find_spec, split_set};
+use crate::scenario::{ParamMap, Registry};
+
+/// How long a case may run when neither the suite nor the command line says.
+pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most cases one suite may expand to: a typo in a matrix should not start a day-long run.
+pub const MAX_CASES: usize = 10_000;
+
+/// A parsed suite, ready to expand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    /// Name from the file, or a name for where the suite came from.
+    pub name: String,
+    /// Per-case timeout for runs that do not set their own.
+    pub timeout: Duration,
+    /// The runs, in file order.
+    pub runs: Vec<SuiteRun>,
+}
+
+/// One `[[run]]`: a scenario with a parameter matrix and thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuiteRun {
+    /// Registered scenario name.
+    pub scenario: String,
+    /// Optional label, prefixed to case ids.
+    pub label: Option<String>,
+    /// Parameters set for this run, each with one or more values, in file order.
+    pub matrix: Vec<(String, Vec<Value>)>,
+    /// Per-case timeout of this run, if set.
+    pub timeout: Option<Duration>,
+    /// Thresholds checked on every case.
+    pub expect: Vec<Threshold>,
+}
+
+/// One point of a matrix: what the runner executes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseSpec {
+    /// Unique within the run.
+    pub id: String,
+    /// Registered scenario name.
+    pub scenario: String,
+    /// Every parameter, defaults included.
+    pub params: ParamMap,
+    /// The parameters the suite or `--set` gave.
+    pub set_params: ParamMap,
+    /// How long the case may run.
+    pub timeout: Duration,
+    /// Thresholds to check after it ran.
+    pub expect: Vec<Threshold>,
+}
+
+/// A suite file that cannot be used.
+#[derive(Debug, Error)]
+pub enum SuiteError {
+    /// The file could not be read.
+    #[error("cannot read suite file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The file is not valid TOML, or not a valid suite.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what is valid.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: Option<String>,
+    #[allow(dead_code)] // documentation for readers of the file
+    description: Option<String>,
+    timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    run: Vec<RunFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    scenario: Spanned<String>,
+    label: Option<String>,
+    timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    expect: Vec<ExpectFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFile {
+    metric: Spanned<String>,
+    op: Spanned<String>,
+    value: f64,
+}
+
+impl Suite {
+    /// Reads and parses a suite file.
+    ///
+    /// # Errors
+    /// [`SuiteError`] with the file, line and column of the first mistake.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Suite::parse(&text, &display, registry)
+    }
+
+    /// Parses suite text; `origin` names it in errors (a path, or `default`).
+    ///
+    /// # Errors
+    /// [`SuiteError::Invalid`] with line and column.
+    pub fn parse(text: &str, origin: &str, registry: &Registry) -> Result<Suite, SuiteError> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_column(text, span.start);
+            SuiteError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: SuiteFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            at(e.span().unwrap_or(0..0), message)
+        })?;
+        if file.run.is_empty() {
+            return Err(at(
+                0..0,
+                "the suite has no [[run]] entries; add at least one".to_string(),
+            ));
+        }
+        let timeout = match file.timeout_s {
+            Some(t) => timeout_from(&t).map_err(|m| at(t.span(), m))?,
+            None => DEFAULT_CASE_TIMEOUT,
+        };
+        let mut runs = Vec::with_capacity(file.run.len());
+        for run in file.run {
+            let scenario = registry
+                .get(run.scenario.get_ref())
+                .map_err(|e| at(run.scenario.span(), e.to_string()))?;
+            let mut params: Vec<_> = run.params.into_iter().collect();
+            params.sort_by_key(|(key, _)| key.span().start); // file order
+            let mut matrix = Vec::with_capacity(params.len());
+            for (key, value) in params {
+                let spec = find_spec(scenario.name(), scenario.params(), key.get_ref())
+                    .map_err(|e| at(key.span(), e.to_string()))?;
+                let values = spec
+                    .from_toml(value.get_ref())
+                    .map_err(|e| at(value.span(), e.to_string()))?;
+                matrix.push((key.into_inner(), values));
+            }
+            let mut expect = Vec::with_capacity(run.expect.len());
+            for e in run.expect {
+                if !scenario
+                    .metrics()
+                    .iter()
+                    .any(|m| m.name == e.metric.get_ref())
+                {
+                    let valid: Vec<_> = scenario.metrics().iter().map(|m| m.name).collect();
+                    let message = format!(
+                        "unknown metric `{}` for scenario `{}`; valid metrics: {}",
+                        e.metric.get_ref(),
+                        scenario.name(),
+                        valid.join(", ")
+                    );
+                    return Err(at(e.metric.span(), message));
+                }
+                let op: CompareOp = e.op.get_ref().parse().map_err(|m| at(e.op.span(), m))?;
+                expect.push(Threshold {
+                    metric: e.metric.into_inner(),
+                    op,
+                    value: e.value,
+                });
+            }
+            let timeout = match run.timeout_s {
+                Some(t) => Some(timeout_from(&t).map_err(|m| at(t.span(), m))?),
+                None => None,
+            };
+            runs.push(SuiteRun {
+                scenario: scenario.name().to_string(),
+                label: run.label,
+                matrix,
+                timeout,
+                expect,
+            });
+        }
+        Ok(Suite {
+            name: file.name.unwrap_or_else(|| origin.to_string()),
+            timeout,
+            runs,
+        })
+    }
+
+    /// A suite running each named scenario once with its defaults.
+    ///
+    /// # Errors
+    /// An unknown name, with the valid ones.
+    pub fn from_scenarios(
+        names: &[String],
+        registry: &Registry,
+    ) -> Result<Suite, crate::scenario::UnknownScenario> {
+        let runs = names
+            .iter()
+            .map(|name| {
+                registry.get(name).map(|s| SuiteRun {
+                    scenario: s.name().to_string(),
+                    label: None,
+                    matrix: Vec::new(),
+                    timeout: None,
+                    expect: Vec::new(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Suite {
+            name: "command line".to_string(),
+            timeout: DEFAULT_CASE_TIMEOUT,
+            runs,
+        })
+    }
+
+    /// Applies `--set KEY=VALUE` arguments to every run whose scenario has parameter
+    /// `KEY`, replacing what the suite set.
+    ///
+    /// # Errors
+    /// A malformed argument, a bad value, or a key no run's scenario has.
+    pub fn apply_sets(&mut self, sets: &[String], registry: &Registry) -> Result<(), ParamError> {
+        for arg in sets {
+            let (key, text) = split_set(arg)?;
+            let mut applied = false;
+            let mut unknown = None;
+            for run in &mut self.runs {
+                let scenario = registry
+                    .get(&run.scenario)
+                    .map_err(|e| ParamError::Invalid {
+                        scenario: e.name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let spec = match find_spec(scenario.name(), scenario.params(), key) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        unknown.get_or_insert(e);
+                        continue;
+                    }
+                };
+                let values = spec.parse_cli(text)?;
+                match run.matrix.iter_mut().find(|(name, _)| name == key) {
+                    Some(entry) => entry.1 = values,
+                    None => run.matrix.push((key.to_string(), values)),
+                }
+                applied = true;
+            }
+            if !applied {
+                if let Some(e) = unknown {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the per-case timeout of every run.
+    pub fn override_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        for run in &mut self.runs {
+            run.timeout = Some(timeout);
+        }
+    }
+
+    /// Expands every run's matrix into cases, each with its full, validated parameters.
+    ///
+    /// # Errors
+    /// [`ExpandError`] when a combination is refused by its scenario, or the suite
+    /// expands to more than [`MAX_CASES`] cases.
+    pub fn expand(&self, registry: &Registry) -> Result<Vec<CaseSpec>, ExpandError> {
+        let total: usize = self
+            .runs
+            .iter()
+            .map(|run| {
+                run.matrix
+                    .iter()
+                    .map(|(_, values)| values.len())
+                    .product::<usize>()
+            })
+            .sum();
+        if total > MAX_CASES {
+            return Err(ExpandError::TooMany {
+                cases: total,
+                limit: MAX_CASES,
+            });
+        }
+        let mut cases: Vec<CaseSpec> = Vec::with_capacity(total);
+        let mut id_counts = BTreeMap::<String, usize>::new();
+        for run in &self.runs {
+            let scenario = registry.get(&run.scenario).map_err(|e| {
+                ExpandError::Param(ParamError::Invalid {
+                    scenario: e.name.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            for set_params in product(&run.matrix) {
+                let mut params = scenario.defaults();
+                params.extend(set_params.iter().map(|(k, v)| (k.clone(), v.clone())));
+                scenario.validate(&params).map_err(ExpandError::Param)?;
+                let mut id = case_id(run, &set_params);
+                let seen = id_counts.entry(id.clone()).or_insert(0);
+                *seen += 1;
+                if *seen > 1 {
+                    id = format!("{id}#{seen}");
+                }
+                cases.push(CaseSpec {
+                    id,
+                    scenario: run.scenario.clone(),
+                    params,
+                    set_params: set_params.into_iter().collect(),
+                    timeout: run.timeout.unwrap_or(self.timeout),
+                    expect: run.expect.clone(),
+                });
+            }
+        }
+        Ok(cases)
+    }
+}
+
+/// Why a suite could not be expanded into cases.
+#[derive(Debug, Error)]
+pub enum ExpandError {
+    /// A combination of parameters was refused.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// Too many cases.
+    #[error(
+        "the suite expands to {cases} cases, more than the limit of {limit}; shrink the matrices"
+    )]
+    TooMany {
+        /// How many.
+        cases: usize,
+        /// [`MAX_CASES`].
+        limit: usize,
+    },
+}
+
+/// Every combination of the matrix values, first parameter varying slowest.
+fn product(matrix: &[(String, Vec<Value>)]) -> Vec<Vec<(String, Value)>> {
+    matrix
+        .iter()
+        .fold(vec![Vec::new()], |combos, (name, values)| {
+            combos
+                .into_iter()
+                .flat_map(|combo| {
+                    values.iter().map(move |value| {
+                        let mut next = combo.clone();
+                        next.push((name.clone(), value.clone()));
+                        next
+                    })
+                })
+                .collect()
+        })
+}
+
+/// `label/scenario[k=v,k=v]`, naming only the parameters that were set.
+fn case_id(run: &SuiteRun, set_params: &[(String, Value)]) -> String {
+    let mut id = match &run.label {
+        Some(label) => format!("{label}/{}", run.scenario),
+        None => run.scenario.clone(),
+    };
+    if !set_params.is_empty() {
+        let parts: Vec<String> = set_params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect();
+        id = format!("{id}[{}]", parts.join(","));
+    }
+    id
+}
+
+/// A parameter value as written on the command line: strings bare, lists joined by `,`.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn timeout_from(seconds: &Spanned<u64>) -> Result<Duration, String> {
+    match *seconds.get_ref() {
+        0 => Err("timeout_s must be at least 1 second".to_string()),
+        s if s > 3600 => Err(format!(
+            "timeout_s is {s}; the most allowed is 3600 (one hour)"
+        )),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_expands_first_parameter_slowest() {
+        let matrix = vec![
+            ("a".to_string(), vec![Value::from(1), Value::from(2)]),
+            ("b".to_string(), vec![Value::from(false), Value::from(true)]),
+        ];
+        let combos = product(&matrix);
+        assert_eq!(combos.len(), 4);
+        assert_eq!(
+            combos[1],
+            vec![
+                ("a".to_string(), Value::from(1)),
+                ("b".to_string(), Value::from(true))
+            ]
+        );
+        assert_eq!(product(&[]).len(), 1, "no matrix is one case with defaults");
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+}
