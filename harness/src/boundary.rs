@@ -56,11 +56,7 @@ impl BoundaryMap {
                 let left_in_unit = source_lens[unit] - offset_in_unit;
                 let take = wanted.min(left_in_unit);
                 if take > 0 {
-                    pieces.push(Piece {
-                        unit,
-                        start: offset_in_unit,
-                        end: offset_in_unit + take,
-                    });
+                    pieces.push(Piece { unit, start: offset_in_unit, end: offset_in_unit + take });
                 }
                 wanted -= take;
                 offset_in_unit += take;
@@ -76,10 +72,7 @@ impl BoundaryMap {
 
     /// Target units holding bytes of more than one source unit: the "sticky" reads.
     pub fn sticky_targets(&self) -> usize {
-        self.targets
-            .iter()
-            .filter(|pieces| pieces.len() > 1)
-            .count()
+        self.targets.iter().filter(|pieces| pieces.len() > 1).count()
     }
 
     /// Source units whose bytes are spread over more than one target unit: the messages
@@ -132,10 +125,7 @@ mod tests {
     #[test]
     fn one_read_holding_everything_is_one_sticky_read_and_no_split() {
         let map = BoundaryMap::compute(&[7, 5, 5], &[17]);
-        assert_eq!(
-            map.describe(0, "msg"),
-            "msg0[0..7] + msg1[0..5] + msg2[0..5]"
-        );
+        assert_eq!(map.describe(0, "msg"), "msg0[0..7] + msg1[0..5] + msg2[0..5]");
         assert_eq!(map.sticky_targets(), 1);
         assert_eq!(map.split_sources(), 0);
     }
@@ -177,8 +167,6 @@ mod tests {
             });
             covered == expected && contiguous
         }
-        quickcheck::QuickCheck::new()
-            .tests(1000)
-            .quickcheck(prop as fn(Vec<u8>, Vec<u8>) -> bool);
+        quickcheck::QuickCheck::new().tests(1000).quickcheck(prop as fn(Vec<u8>, Vec<u8>) -> bool);
     }
 }

@@ -68,14 +68,8 @@ pub enum CompareOp {
 
 impl CompareOp {
     /// Every operator, in the order error messages list them.
-    pub const ALL: [CompareOp; 6] = [
-        CompareOp::Lt,
-        CompareOp::Le,
-        CompareOp::Gt,
-        CompareOp::Ge,
-        CompareOp::Eq,
-        CompareOp::Ne,
-    ];
+    pub const ALL: [CompareOp; 6] =
+        [CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge, CompareOp::Eq, CompareOp::Ne];
 
     /// The operator as written.
     pub fn symbol(self) -> &'static str {
@@ -112,16 +106,10 @@ impl FromStr for CompareOp {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CompareOp::ALL
-            .into_iter()
-            .find(|op| op.symbol() == s)
-            .ok_or_else(|| {
-                let valid: Vec<_> = CompareOp::ALL.iter().map(|op| op.symbol()).collect();
-                format!(
-                    "unknown operator `{s}`; valid operators: {}",
-                    valid.join(" ")
-                )
-            })
+        CompareOp::ALL.into_iter().find(|op| op.symbol() == s).ok_or_else(|| {
+            let valid: Vec<_> = CompareOp::ALL.iter().map(|op| op.symbol()).collect();
+            format!("unknown operator `{s}`; valid operators: {}", valid.join(" "))
+        })
     }
 }
 
@@ -139,12 +127,7 @@ pub struct Threshold {
 impl Threshold {
     /// Judges the threshold against a case's metrics. A missing metric fails the check.
     pub fn evaluate(&self, metrics: &[Metric]) -> Check {
-        let name = format!(
-            "expect {} {} {}",
-            self.metric,
-            self.op,
-            format_number(self.value)
-        );
+        let name = format!("expect {} {} {}", self.metric, self.op, format_number(self.value));
         let expected = format!("{} {} {}", self.metric, self.op, format_number(self.value));
         match metrics.iter().find(|m| m.name == self.metric) {
             Some(metric) => {
@@ -152,12 +135,7 @@ impl Threshold {
                 Check::new(
                     name,
                     expected,
-                    format!(
-                        "{} = {}{}",
-                        self.metric,
-                        format_number(metric.value),
-                        metric.unit.suffix()
-                    ),
+                    format!("{} = {}{}", self.metric, format_number(metric.value), metric.unit.suffix()),
                     passed,
                     if passed {
                         "threshold from the suite file holds"
@@ -193,40 +171,23 @@ mod tests {
     use crate::report::Unit;
 
     fn metrics() -> Vec<Metric> {
-        vec![Metric {
-            name: "split_messages".into(),
-            value: 3.0,
-            unit: Unit::Count,
-            key: true,
-        }]
+        vec![Metric { name: "split_messages".into(), value: 3.0, unit: Unit::Count, key: true }]
     }
 
     #[test]
     fn thresholds_pass_and_fail_on_the_metric_value() {
-        let pass = Threshold {
-            metric: "split_messages".into(),
-            op: CompareOp::Ge,
-            value: 1.0,
-        };
+        let pass = Threshold { metric: "split_messages".into(), op: CompareOp::Ge, value: 1.0 };
         let check = pass.evaluate(&metrics());
         assert!(check.passed);
         assert_eq!(check.name, "expect split_messages >= 1");
         assert_eq!(check.observed, "split_messages = 3");
-        let fail = Threshold {
-            metric: "split_messages".into(),
-            op: CompareOp::Lt,
-            value: 1.0,
-        };
+        let fail = Threshold { metric: "split_messages".into(), op: CompareOp::Lt, value: 1.0 };
         assert!(!fail.evaluate(&metrics()).passed);
     }
 
     #[test]
     fn a_missing_metric_fails() {
-        let t = Threshold {
-            metric: "nope".into(),
-            op: CompareOp::Eq,
-            value: 0.0,
-        };
+        let t = Threshold { metric: "nope".into(), op: CompareOp::Eq, value: 0.0 };
         let check = t.evaluate(&metrics());
         assert!(!check.passed);
         assert_eq!(check.observed, "metric not produced");

@@ -11,9 +11,7 @@ pub fn kernel_release() -> String {
 
 /// Logical CPUs this process may use.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// `time` as RFC 3339 in UTC, to the second.

@@ -51,10 +51,7 @@ impl ParamKind {
             ParamKind::Bool => "bool (true or false)".to_string(),
             ParamKind::Integer { min, max } => format!("integer in {min}..={max}"),
             ParamKind::Choice { options } => format!("one of {}", options.join(", ")),
-            ParamKind::StringList {
-                min_items,
-                max_items,
-            } => {
+            ParamKind::StringList { min_items, max_items } => {
                 format!("list of {min_items}..={max_items} strings")
             }
         }
@@ -126,17 +123,12 @@ impl ParamSpec {
             return text
                 .split(';')
                 .map(|alternative| {
-                    let items = alternative
-                        .split(',')
-                        .map(|item| Value::String(item.to_string()))
-                        .collect();
+                    let items = alternative.split(',').map(|item| Value::String(item.to_string())).collect();
                     self.check(Value::Array(items))
                 })
                 .collect();
         }
-        text.split(',')
-            .map(|word| self.check(self.parse_word(word.trim())))
-            .collect()
+        text.split(',').map(|word| self.check(self.parse_word(word.trim()))).collect()
     }
 
     /// Converts a suite-file value into one or more values (an array makes a matrix).
@@ -146,9 +138,7 @@ impl ParamSpec {
     pub fn from_toml(&self, value: &toml::Value) -> Result<Vec<Value>, ParamError> {
         let json = toml_to_json(value);
         let alternatives = match (&json, self.kind.is_list()) {
-            (Value::Array(items), true)
-                if items.iter().all(Value::is_array) && !items.is_empty() =>
-            {
+            (Value::Array(items), true) if items.iter().all(Value::is_array) && !items.is_empty() => {
                 items.clone()
             }
             (Value::Array(items), false) => items.clone(),
@@ -171,23 +161,12 @@ impl ParamSpec {
                 n.as_u64().is_some_and(|n| (*min..=*max).contains(&n))
             }
             (ParamKind::Choice { options }, Value::String(s)) => options.contains(&s.as_str()),
-            (
-                ParamKind::StringList {
-                    min_items,
-                    max_items,
-                },
-                Value::Array(items),
-            ) => {
-                (*min_items..=*max_items).contains(&items.len())
-                    && items.iter().all(Value::is_string)
+            (ParamKind::StringList { min_items, max_items }, Value::Array(items)) => {
+                (*min_items..=*max_items).contains(&items.len()) && items.iter().all(Value::is_string)
             }
             _ => false,
         };
-        if valid {
-            Ok(value)
-        } else {
-            Err(self.bad(&value))
-        }
+        if valid { Ok(value) } else { Err(self.bad(&value)) }
     }
 
     /// A word from the command line as a typed value; anything unparsable stays a string
@@ -199,13 +178,10 @@ impl ParamSpec {
                 "false" => Value::Bool(false),
                 _ => Value::String(word.to_string()),
             },
-            ParamKind::Integer { .. } => word
-                .parse::<u64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::String(word.to_string())),
-            ParamKind::Choice { .. } | ParamKind::StringList { .. } => {
-                Value::String(word.to_string())
+            ParamKind::Integer { .. } => {
+                word.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(word.to_string()))
             }
+            ParamKind::Choice { .. } | ParamKind::StringList { .. } => Value::String(word.to_string()),
         }
     }
 
@@ -234,14 +210,11 @@ pub fn find_spec<'a>(
     specs: &'a [ParamSpec],
     name: &str,
 ) -> Result<&'a ParamSpec, ParamError> {
-    specs
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| ParamError::Unknown {
-            scenario: scenario.to_string(),
-            name: name.to_string(),
-            valid: specs.iter().map(|s| s.name.to_string()).collect(),
-        })
+    specs.iter().find(|s| s.name == name).ok_or_else(|| ParamError::Unknown {
+        scenario: scenario.to_string(),
+        name: name.to_string(),
+        valid: specs.iter().map(|s| s.name.to_string()).collect(),
+    })
 }
 
 /// Splits a `--set KEY=VALUE` argument.
@@ -264,12 +237,9 @@ pub fn toml_to_json(value: &toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(items) => Value::Array(items.iter().map(toml_to_json).collect()),
-        toml::Value::Table(table) => Value::Object(
-            table
-                .iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
+        toml::Value::Table(table) => {
+            Value::Object(table.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect())
+        }
     }
 }
 
@@ -280,51 +250,28 @@ mod tests {
 
     const READ_SIZE: ParamSpec = ParamSpec {
         name: "read_size",
-        kind: ParamKind::Integer {
-            min: 1,
-            max: 1 << 20,
-        },
+        kind: ParamKind::Integer { min: 1, max: 1 << 20 },
         unit: Some("bytes"),
         doc: "",
     };
-    const NODELAY: ParamSpec = ParamSpec {
-        name: "nodelay",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "",
-    };
+    const NODELAY: ParamSpec = ParamSpec { name: "nodelay", kind: ParamKind::Bool, unit: None, doc: "" };
     const MESSAGES: ParamSpec = ParamSpec {
         name: "messages",
-        kind: ParamKind::StringList {
-            min_items: 1,
-            max_items: 1000,
-        },
+        kind: ParamKind::StringList { min_items: 1, max_items: 1000 },
         unit: None,
         doc: "",
     };
 
     #[test]
     fn cli_lists_become_matrices() {
-        assert_eq!(
-            READ_SIZE.parse_cli("5,1024").unwrap(),
-            vec![json!(5), json!(1024)]
-        );
-        assert_eq!(
-            NODELAY.parse_cli("false, true").unwrap(),
-            vec![json!(false), json!(true)]
-        );
+        assert_eq!(READ_SIZE.parse_cli("5,1024").unwrap(), vec![json!(5), json!(1024)]);
+        assert_eq!(NODELAY.parse_cli("false, true").unwrap(), vec![json!(false), json!(true)]);
     }
 
     #[test]
     fn cli_list_parameters_split_alternatives_on_semicolons() {
-        assert_eq!(
-            MESSAGES.parse_cli("ab,cd").unwrap(),
-            vec![json!(["ab", "cd"])]
-        );
-        assert_eq!(
-            MESSAGES.parse_cli("a;b,c").unwrap(),
-            vec![json!(["a"]), json!(["b", "c"])]
-        );
+        assert_eq!(MESSAGES.parse_cli("ab,cd").unwrap(), vec![json!(["ab", "cd"])]);
+        assert_eq!(MESSAGES.parse_cli("a;b,c").unwrap(), vec![json!(["a"]), json!(["b", "c"])]);
     }
 
     #[test]
@@ -335,10 +282,7 @@ mod tests {
             "bad value `0` for parameter `read_size`: expected integer in 1..=1048576 (bytes)"
         );
         let err = NODELAY.parse_cli("yes").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "bad value `yes` for parameter `nodelay`: expected bool (true or false)"
-        );
+        assert_eq!(err.to_string(), "bad value `yes` for parameter `nodelay`: expected bool (true or false)");
         assert!(READ_SIZE.parse_cli("abc").is_err());
         assert!(READ_SIZE.parse_cli("-5").is_err());
     }
@@ -346,19 +290,11 @@ mod tests {
     #[test]
     fn toml_arrays_are_matrices_except_for_single_lists() {
         let v: toml::Value = toml::from_str::<toml::Table>("x = [5, 1024]").unwrap()["x"].clone();
-        assert_eq!(
-            READ_SIZE.from_toml(&v).unwrap(),
-            vec![json!(5), json!(1024)]
-        );
-        let v: toml::Value =
-            toml::from_str::<toml::Table>("x = [\"a\", \"b\"]").unwrap()["x"].clone();
+        assert_eq!(READ_SIZE.from_toml(&v).unwrap(), vec![json!(5), json!(1024)]);
+        let v: toml::Value = toml::from_str::<toml::Table>("x = [\"a\", \"b\"]").unwrap()["x"].clone();
         assert_eq!(MESSAGES.from_toml(&v).unwrap(), vec![json!(["a", "b"])]);
-        let v: toml::Value =
-            toml::from_str::<toml::Table>("x = [[\"a\"], [\"b\"]]").unwrap()["x"].clone();
-        assert_eq!(
-            MESSAGES.from_toml(&v).unwrap(),
-            vec![json!(["a"]), json!(["b"])]
-        );
+        let v: toml::Value = toml::from_str::<toml::Table>("x = [[\"a\"], [\"b\"]]").unwrap()["x"].clone();
+        assert_eq!(MESSAGES.from_toml(&v).unwrap(), vec![json!(["a"]), json!(["b"])]);
         let v: toml::Value = toml::from_str::<toml::Table>("x = []").unwrap()["x"].clone();
         assert!(READ_SIZE.from_toml(&v).is_err());
     }

@@ -260,10 +260,7 @@ mod tests {
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),
-                ScenarioInfo {
-                    summary: "s".into(),
-                    explanation: "e".into(),
-                },
+                ScenarioInfo { summary: "s".into(), explanation: "e".into() },
             )]),
             cases: vec![CaseResult {
                 id: "tcp-coalescing[read_size=5]".into(),
@@ -273,34 +270,15 @@ mod tests {
                 seed: 7,
                 status: CaseStatus::Passed,
                 duration_ms: 52.25,
-                metrics: vec![Metric {
-                    name: "reads".into(),
-                    value: 4.0,
-                    unit: Unit::Count,
-                    key: true,
-                }],
+                metrics: vec![Metric { name: "reads".into(), value: 4.0, unit: Unit::Count, key: true }],
                 observations: Observations {
                     stream: Some(StreamTrace {
-                        writes: vec![IoEvent {
-                            at_us: 1.5,
-                            len: 7,
-                            text: "1234567".into(),
-                        }],
-                        reads: vec![IoEvent {
-                            at_us: 50_001.0,
-                            len: 5,
-                            text: "12345".into(),
-                        }],
+                        writes: vec![IoEvent { at_us: 1.5, len: 7, text: "1234567".into() }],
+                        reads: vec![IoEvent { at_us: 50_001.0, len: 5, text: "12345".into() }],
                         boundary_map: BoundaryMap::compute(&[7], &[5]),
                     }),
                 },
-                checks: vec![Check::new(
-                    "stream_intact",
-                    "identical",
-                    "identical",
-                    true,
-                    "ok",
-                )],
+                checks: vec![Check::new("stream_intact", "identical", "identical", true, "ok")],
                 error: None,
             }],
         }
@@ -324,15 +302,7 @@ mod tests {
         let mut failed = report.cases[0].clone();
         failed.status = CaseStatus::Failed;
         report.cases.push(failed);
-        assert_eq!(
-            report.tally(),
-            Tally {
-                passed: 1,
-                failed: 1,
-                errors: 0,
-                timed_out: 0
-            }
-        );
+        assert_eq!(report.tally(), Tally { passed: 1, failed: 1, errors: 0, timed_out: 0 });
         assert!(!report.all_passed());
     }
 }

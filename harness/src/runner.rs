@@ -67,11 +67,7 @@ pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Resu
     let outcome: Result<CaseOutcome, (CaseStatus, String)> = match registry.get(&case.scenario) {
         Err(e) => Err((CaseStatus::Error, e.to_string())),
         Ok(scenario) => {
-            let ctx = CaseContext {
-                case_id: case.id.clone(),
-                seed,
-                timeout: case.timeout,
-            };
+            let ctx = CaseContext { case_id: case.id.clone(), seed, timeout: case.timeout };
             let future = scenario.run(case.params.clone(), ctx);
             runtime.block_on(async {
                 let task = tokio::spawn(future);
@@ -108,9 +104,7 @@ pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Resu
     match outcome {
         Ok(outcome) => {
             result.checks = outcome.checks;
-            result
-                .checks
-                .extend(case.expect.iter().map(|t| t.evaluate(&outcome.metrics)));
+            result.checks.extend(case.expect.iter().map(|t| t.evaluate(&outcome.metrics)));
             result.metrics = outcome.metrics;
             result.observations = outcome.observations;
             if result.checks.iter().any(|c| !c.passed) {
@@ -126,10 +120,7 @@ pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Resu
 }
 
 fn timed_out_message(timeout: Duration) -> String {
-    format!(
-        "timed out after {} s (raise it with timeout_s in the suite or --timeout)",
-        timeout.as_secs()
-    )
+    format!("timed out after {} s (raise it with timeout_s in the suite or --timeout)", timeout.as_secs())
 }
 
 fn panic_message(join: tokio::task::JoinError) -> String {

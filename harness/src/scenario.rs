@@ -81,23 +81,13 @@ pub struct CaseOutcome {
 impl CaseOutcome {
     /// Adds a metric.
     pub fn metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric {
-            name: name.to_string(),
-            value,
-            unit,
-            key: false,
-        });
+        self.metrics.push(Metric { name: name.to_string(), value, unit, key: false });
         self
     }
 
     /// Adds a metric that summarises the case in tables.
     pub fn key_metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric {
-            name: name.to_string(),
-            value,
-            unit,
-            key: true,
-        });
+        self.metrics.push(Metric { name: name.to_string(), value, unit, key: true });
         self
     }
 }
@@ -126,10 +116,7 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, context: impl Into<String>) -> Result<T, CaseError> {
-        self.map_err(|source| CaseError::Io {
-            context: context.into(),
-            source,
-        })
+        self.map_err(|source| CaseError::Io { context: context.into(), source })
     }
 }
 
@@ -162,10 +149,8 @@ struct Erased<S>(PhantomData<fn() -> S>);
 impl<S: Scenario> Erased<S> {
     fn typed(params: &ParamMap) -> Result<S::Params, ParamError> {
         let object = Value::Object(params.clone().into_iter().collect());
-        serde_json::from_value(object).map_err(|e| ParamError::Invalid {
-            scenario: S::NAME.to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_value(object)
+            .map_err(|e| ParamError::Invalid { scenario: S::NAME.to_string(), reason: e.to_string() })
     }
 }
 
@@ -199,10 +184,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn validate(&self, params: &ParamMap) -> Result<(), ParamError> {
         let typed = Self::typed(params)?;
-        S::validate(&typed).map_err(|reason| ParamError::Invalid {
-            scenario: S::NAME.to_string(),
-            reason,
-        })
+        S::validate(&typed).map_err(|reason| ParamError::Invalid { scenario: S::NAME.to_string(), reason })
     }
 
     fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture {
@@ -246,11 +228,9 @@ impl Registry {
     /// # Errors
     /// [`UnknownScenario`] listing the valid names.
     pub fn get(&self, name: &str) -> Result<&dyn DynScenario, UnknownScenario> {
-        self.iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| UnknownScenario {
-                name: name.to_string(),
-                valid: self.iter().map(|s| s.name().to_string()).collect(),
-            })
+        self.iter().find(|s| s.name() == name).ok_or_else(|| UnknownScenario {
+            name: name.to_string(),
+            valid: self.iter().map(|s| s.name().to_string()).collect(),
+        })
     }
 }

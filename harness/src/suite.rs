@@ -144,10 +144,8 @@ impl Suite {
     /// [`SuiteError`] with the file, line and column of the first mistake.
     pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
-            path: display.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SuiteError::Read { path: display.clone(), source })?;
         Suite::parse(&text, &display, registry)
     }
 
@@ -158,22 +156,14 @@ impl Suite {
     pub fn parse(text: &str, origin: &str, registry: &Registry) -> Result<Suite, SuiteError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_column(text, span.start);
-            SuiteError::Invalid {
-                path: origin.to_string(),
-                line,
-                column,
-                message,
-            }
+            SuiteError::Invalid { path: origin.to_string(), line, column, message }
         };
         let file: SuiteFile = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             at(e.span().unwrap_or(0..0), message)
         })?;
         if file.run.is_empty() {
-            return Err(at(
-                0..0,
-                "the suite has no [[run]] entries; add at least one".to_string(),
-            ));
+            return Err(at(0..0, "the suite has no [[run]] entries; add at least one".to_string()));
         }
         let timeout = match file.timeout_s {
             Some(t) => timeout_from(&t).map_err(|m| at(t.span(), m))?,
@@ -181,27 +171,20 @@ impl Suite {
         };
         let mut runs = Vec::with_capacity(file.run.len());
         for run in file.run {
-            let scenario = registry
-                .get(run.scenario.get_ref())
-                .map_err(|e| at(run.scenario.span(), e.to_string()))?;
+            let scenario =
+                registry.get(run.scenario.get_ref()).map_err(|e| at(run.scenario.span(), e.to_string()))?;
             let mut params: Vec<_> = run.params.into_iter().collect();
             params.sort_by_key(|(key, _)| key.span().start); // file order
             let mut matrix = Vec::with_capacity(params.len());
             for (key, value) in params {
                 let spec = find_spec(scenario.name(), scenario.params(), key.get_ref())
                     .map_err(|e| at(key.span(), e.to_string()))?;
-                let values = spec
-                    .from_toml(value.get_ref())
-                    .map_err(|e| at(value.span(), e.to_string()))?;
+                let values = spec.from_toml(value.get_ref()).map_err(|e| at(value.span(), e.to_string()))?;
                 matrix.push((key.into_inner(), values));
             }
             let mut expect = Vec::with_capacity(run.expect.len());
             for e in run.expect {
-                if !scenario
-                    .metrics()
-                    .iter()
-                    .any(|m| m.name == e.metric.get_ref())
-                {
+                if !scenario.metrics().iter().any(|m| m.name == e.metric.get_ref()) {
                     let valid: Vec<_> = scenario.metrics().iter().map(|m| m.name).collect();
                     let message = format!(
                         "unknown metric `{}` for scenario `{}`; valid metrics: {}",
@@ -212,11 +195,7 @@ impl Suite {
                     return Err(at(e.metric.span(), message));
                 }
                 let op: CompareOp = e.op.get_ref().parse().map_err(|m| at(e.op.span(), m))?;
-                expect.push(Threshold {
-                    metric: e.metric.into_inner(),
-                    op,
-                    value: e.value,
-                });
+                expect.push(Threshold { metric: e.metric.into_inner(), op, value: e.value });
             }
             let timeout = match run.timeout_s {
                 Some(t) => Some(timeout_from(&t).map_err(|m| at(t.span(), m))?),
@@ -230,11 +209,7 @@ impl Suite {
                 expect,
             });
         }
-        Ok(Suite {
-            name: file.name.unwrap_or_else(|| origin.to_string()),
-            timeout,
-            runs,
-        })
+        Ok(Suite { name: file.name.unwrap_or_else(|| origin.to_string()), timeout, runs })
     }
 
     /// A suite running each named scenario once with its defaults.
@@ -257,11 +232,7 @@ impl Suite {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Suite {
-            name: "command line".to_string(),
-            timeout: DEFAULT_CASE_TIMEOUT,
-            runs,
-        })
+        Ok(Suite { name: "command line".to_string(), timeout: DEFAULT_CASE_TIMEOUT, runs })
     }
 
     /// Applies `--set KEY=VALUE` arguments to every run whose scenario has parameter
@@ -277,10 +248,7 @@ impl Suite {
             for run in &mut self.runs {
                 let scenario = registry
                     .get(&run.scenario)
-                    .map_err(|e| ParamError::Invalid {
-                        scenario: e.name.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| ParamError::Invalid { scenario: e.name.clone(), reason: e.to_string() })?;
                 let spec = match find_spec(scenario.name(), scenario.params(), key) {
                     Ok(spec) => spec,
                     Err(e) => {
@@ -321,27 +289,16 @@ impl Suite {
         let total: usize = self
             .runs
             .iter()
-            .map(|run| {
-                run.matrix
-                    .iter()
-                    .map(|(_, values)| values.len())
-                    .product::<usize>()
-            })
+            .map(|run| run.matrix.iter().map(|(_, values)| values.len()).product::<usize>())
             .sum();
         if total > MAX_CASES {
-            return Err(ExpandError::TooMany {
-                cases: total,
-                limit: MAX_CASES,
-            });
+            return Err(ExpandError::TooMany { cases: total, limit: MAX_CASES });
         }
         let mut cases: Vec<CaseSpec> = Vec::with_capacity(total);
         let mut id_counts = BTreeMap::<String, usize>::new();
         for run in &self.runs {
             let scenario = registry.get(&run.scenario).map_err(|e| {
-                ExpandError::Param(ParamError::Invalid {
-                    scenario: e.name.clone(),
-                    reason: e.to_string(),
-                })
+                ExpandError::Param(ParamError::Invalid { scenario: e.name.clone(), reason: e.to_string() })
             })?;
             for set_params in product(&run.matrix) {
                 let mut params = scenario.defaults();
@@ -374,9 +331,7 @@ pub enum ExpandError {
     #[error(transparent)]
     Param(#[from] ParamError),
     /// Too many cases.
-    #[error(
-        "the suite expands to {cases} cases, more than the limit of {limit}; shrink the matrices"
-    )]
+    #[error("the suite expands to {cases} cases, more than the limit of {limit}; shrink the matrices")]
     TooMany {
         /// How many.
         cases: usize,
@@ -387,20 +342,18 @@ pub enum ExpandError {
 
 /// Every combination of the matrix values, first parameter varying slowest.
 fn product(matrix: &[(String, Vec<Value>)]) -> Vec<Vec<(String, Value)>> {
-    matrix
-        .iter()
-        .fold(vec![Vec::new()], |combos, (name, values)| {
-            combos
-                .into_iter()
-                .flat_map(|combo| {
-                    values.iter().map(move |value| {
-                        let mut next = combo.clone();
-                        next.push((name.clone(), value.clone()));
-                        next
-                    })
+    matrix.iter().fold(vec![Vec::new()], |combos, (name, values)| {
+        combos
+            .into_iter()
+            .flat_map(|combo| {
+                values.iter().map(move |value| {
+                    let mut next = combo.clone();
+                    next.push((name.clone(), value.clone()));
+                    next
                 })
-                .collect()
-        })
+            })
+            .collect()
+    })
 }
 
 /// `label/scenario[k=v,k=v]`, naming only the parameters that were set.
@@ -410,10 +363,7 @@ fn case_id(run: &SuiteRun, set_params: &[(String, Value)]) -> String {
         None => run.scenario.clone(),
     };
     if !set_params.is_empty() {
-        let parts: Vec<String> = set_params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_text(v)))
-            .collect();
+        let parts: Vec<String> = set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect();
         id = format!("{id}[{}]", parts.join(","));
     }
     id
@@ -431,9 +381,7 @@ pub fn value_text(value: &Value) -> String {
 fn timeout_from(seconds: &Spanned<u64>) -> Result<Duration, String> {
     match *seconds.get_ref() {
         0 => Err("timeout_s must be at least 1 second".to_string()),
-        s if s > 3600 => Err(format!(
-            "timeout_s is {s}; the most allowed is 3600 (one hour)"
-        )),
+        s if s > 3600 => Err(format!("timeout_s is {s}; the most allowed is 3600 (one hour)")),
         s => Ok(Duration::from_secs(s)),
     }
 }
@@ -458,13 +406,7 @@ mod tests {
         ];
         let combos = product(&matrix);
         assert_eq!(combos.len(), 4);
-        assert_eq!(
-            combos[1],
-            vec![
-                ("a".to_string(), Value::from(1)),
-                ("b".to_string(), Value::from(true))
-            ]
-        );
+        assert_eq!(combos[1], vec![("a".to_string(), Value::from(1)), ("b".to_string(), Value::from(true))]);
         assert_eq!(product(&[]).len(), 1, "no matrix is one case with defaults");
     }
 
