@@ -1,1 +1,55 @@
-fn main() {}
+//! The `socklab` command: argument parsing and wiring; the work happens in the harness,
+//! scenarios and reports crates.
+
+mod catalog;
+mod cli;
+mod progress;
+mod run;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// How a command ended, as an exit code.
+pub enum Outcome {
+    /// Exit 0: every check passed.
+    Passed,
+    /// Exit 1: a check failed, or a case did not finish.
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // usage errors exit 2
+    match dispatch(&cli) {
+        Ok(Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<Outcome> {
+    let registry = socklab_scenarios::registry();
+    match &cli.command {
+        Command::List(args) => {
+            let text = if args.json { catalog::list_json(&registry) } else { catalog::list_text(&registry) };
+            print!("{text}");
+            if args.json {
+                println!();
+            }
+        }
+        Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
+        Command::Run(args) => return run::run(args, &registry),
+        Command::Report(args) => {
+            let report = socklab_reports::load_report(&args.dir)?;
+            socklab_reports::write_report(&args.dir, &report)?;
+            println!("re-rendered {}/ (report.md, junit.xml) from report.json", args.dir.display());
+        }
+    }
+    Ok(Outcome::Passed)
+}

@@ -1,1 +1,55 @@
+//! Renderers for socklab's report model, and the report folder they write.
+//!
+//! Every renderer reads only [`socklab_harness::report::Report`]: `report.json` is the
+//! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
+//! ([`markdown`]), `junit.xml` one test case per check ([`junit`]). [`folder`] writes them
+//! all into a report folder atomically.
 
+pub mod folder;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+
+use socklab_harness::report::Report;
+use thiserror::Error;
+
+pub use folder::{load_report, write_report};
+
+/// A renderer that failed.
+#[derive(Debug, Error)]
+pub enum RenderError {
+    /// The JSON model could not be written or read.
+    #[error("report.json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A template failed to render.
+    #[error("{file}: template error: {source}")]
+    Template {
+        /// The output file being rendered.
+        file: &'static str,
+        /// What minijinja said.
+        source: minijinja::Error,
+    },
+    /// The JUnit XML could not be serialised.
+    #[error("junit.xml: {0}")]
+    Junit(#[from] quick_junit::SerializeError),
+}
+
+/// One rendered file of a report folder.
+pub struct RenderedFile {
+    /// Name inside the folder.
+    pub name: &'static str,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+/// Renders every file of a report folder.
+///
+/// # Errors
+/// [`RenderError`] naming the file that failed.
+pub fn render_all(report: &Report) -> Result<Vec<RenderedFile>, RenderError> {
+    Ok(vec![
+        RenderedFile { name: "report.json", bytes: json::render(report)?.into_bytes() },
+        RenderedFile { name: "report.md", bytes: markdown::render(report)?.into_bytes() },
+        RenderedFile { name: "junit.xml", bytes: junit::render(report)?.into_bytes() },
+    ])
+}

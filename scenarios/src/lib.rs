@@ -1,1 +1,19 @@
+//! socklab's scenarios — one file each — and the built-in suites.
+//!
+//! Each scenario is a unit struct implementing [`socklab_harness::scenario::Scenario`];
+//! [`registry`] lists them all for the runner and the CLI.
 
+use socklab_harness::scenario::Registry;
+
+pub mod tcp_coalescing;
+
+/// The suite `socklab run` runs when given nothing else.
+pub const DEFAULT_SUITE: &str = include_str!("../suites/default.toml");
+
+/// The fast suite CI runs.
+pub const CI_SUITE: &str = include_str!("../suites/ci.toml");
+
+/// Every scenario socklab knows.
+pub fn registry() -> Registry {
+    Registry::default().with::<tcp_coalescing::TcpCoalescing>()
+}

@@ -1,0 +1,132 @@
+//! Report folders, written atomically.
+//!
+//! A run renders every file into a temporary sibling folder (`.NAME.tmp-PID`), then swaps
+//! it into place with one `renameat2(RENAME_EXCHANGE)`, so readers see either the whole
+//! previous report or the whole new one — never half of each — and a crash mid-write
+//! leaves the previous report untouched. Only an existing folder that is empty or holds a
+//! `report.json` is ever replaced: pointing `--out` at a folder of other files is an
+//! error, not a deletion.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use socklab_harness::report::Report;
+use thiserror::Error;
+
+use crate::{RenderError, json, render_all};
+
+/// Why a report folder could not be written or read.
+#[derive(Debug, Error)]
+pub enum FolderError {
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The target exists and is not a report folder.
+    #[error(
+        "refusing to replace {0}: it exists and is not a socklab report folder (no report.json); choose another --out"
+    )]
+    NotAReport(PathBuf),
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// `report.json` is not a report this version reads.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: json::ParseError,
+    },
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FolderError + 'a {
+    move |source| FolderError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Renders `report` and puts the files in folder `out`, replacing an earlier report there
+/// in one step.
+///
+/// # Errors
+/// [`FolderError`] naming the path and what failed; the previous report, if any, is left
+/// as it was.
+pub fn write_report(out: &Path, report: &Report) -> Result<(), FolderError> {
+    let files = render_all(report)?;
+    ensure_replaceable(out)?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io_error("create folder", &parent))?;
+    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io_error("remove stale folder", &staging))?;
+    }
+    let result = stage_and_swap(&staging, out, &files);
+    if staging.exists() {
+        // Either the half-written new report (on failure) or the old one (after a swap).
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn stage_and_swap(staging: &Path, out: &Path, files: &[crate::RenderedFile]) -> Result<(), FolderError> {
+    fs::create_dir(staging).map_err(io_error("create folder", staging))?;
+    for file in files {
+        let path = staging.join(file.name);
+        fs::write(&path, &file.bytes).map_err(io_error("write", &path))?;
+    }
+    if out.exists() {
+        match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            // Filesystems without RENAME_EXCHANGE: move the old folder aside first.
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                let aside = staging.with_extension("old");
+                fs::rename(out, &aside).map_err(io_error("move aside", out))?;
+                if let Err(e) = fs::rename(staging, out) {
+                    let _ = fs::rename(&aside, out);
+                    return Err(io_error("rename into place", out)(e));
+                }
+                let _ = fs::remove_dir_all(&aside);
+                return Ok(());
+            }
+            Err(e) => return Err(io_error("swap into place", out)(e.into())),
+        }
+    }
+    fs::rename(staging, out).map_err(io_error("rename into place", out))
+}
+
+/// An existing `out` must be a folder that is empty or holds a report.
+fn ensure_replaceable(out: &Path) -> Result<(), FolderError> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        return Err(FolderError::NotAReport(out.to_path_buf()));
+    }
+    let mut entries = fs::read_dir(out).map_err(io_error("read folder", out))?;
+    if entries.next().is_none() || out.join("report.json").is_file() {
+        Ok(())
+    } else {
+        Err(FolderError::NotAReport(out.to_path_buf()))
+    }
+}
+
+/// Reads `DIR/report.json`.
+///
+/// # Errors
+/// [`FolderError`] when the file is missing or not a report this version reads.
+pub fn load_report(dir: &Path) -> Result<Report, FolderError> {
+    let path = dir.join("report.json");
+    let text = fs::read_to_string(&path).map_err(io_error("read", &path))?;
+    json::parse(&text).map_err(|source| FolderError::Parse { path, source })
+}

@@ -1,0 +1,43 @@
+//! `report.json`: the report model as pretty-printed JSON.
+
+use socklab_harness::report::{Report, SCHEMA_VERSION};
+
+use crate::RenderError;
+
+/// The model as JSON, ending in a newline.
+///
+/// # Errors
+/// Only if serialisation fails, which the model's types do not allow in practice.
+pub fn render(report: &Report) -> Result<String, RenderError> {
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Why a `report.json` could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, or not a report.
+    #[error("not a socklab report: {0}")]
+    Invalid(#[from] serde_json::Error),
+    /// Written by a socklab with another schema.
+    #[error("report schema version {found}; this socklab reads version {SCHEMA_VERSION}")]
+    Version {
+        /// The version in the file.
+        found: u64,
+    },
+}
+
+/// Reads a report back, checking the schema version first so an old or new file gets a
+/// clear message rather than a missing-field error.
+///
+/// # Errors
+/// [`ParseError`] when the text is not a report this version can read.
+pub fn parse(text: &str) -> Result<Report, ParseError> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let found = value.get("schema_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if found != u64::from(SCHEMA_VERSION) {
+        return Err(ParseError::Version { found });
+    }
+    Ok(serde_json::from_value(value)?)
+}

@@ -1,0 +1,332 @@
+//! `tcp-coalescing`: the sticky-packet demonstration.
+//!
+//! A client writes a few small messages back to back over loopback TCP; a reference
+//! server reads them with `recv(read_size)`. TCP delivers a byte stream, not messages, so
+//! the reads cut the stream wherever the buffer and the timing say: with the defaults,
+//! `1234567`, `abcde`, `hhhhh` come back as `12345`, `67abc`, `dehhh`, `hh`.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socklab_harness::boundary::BoundaryMap;
+use socklab_harness::check::Check;
+use socklab_harness::net::bytes_queued;
+use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::report::{IoEvent, MetricSpec, Observations, StreamTrace, Unit};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::text::printable;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The scenario; see the module docs.
+pub struct TcpCoalescing;
+
+/// Round trips a `warm` connection makes before the messages, enough for Linux to leave
+/// its quick-ACK mode and start delaying ACKs.
+const WARM_ROUND_TRIPS: usize = 5;
+const PING: &[u8; 4] = b"ping";
+const PONG: &[u8; 4] = b"pong";
+
+/// Largest read size and largest total of message bytes the scenario accepts.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// Parameters of `tcp-coalescing`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Messages the client writes back to back, one `write` each.
+    pub messages: Vec<String>,
+    /// Buffer size of each server `recv`, in bytes.
+    pub read_size: u64,
+    /// How long the server waits before its first read, in milliseconds; 0 reads as
+    /// data arrives.
+    pub read_delay_ms: u64,
+    /// Client sets `TCP_NODELAY` (Nagle's algorithm off).
+    pub nodelay: bool,
+    /// Make request/reply round trips first, so the connection is in delayed-ACK mode.
+    pub warm: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            messages: vec!["1234567".into(), "abcde".into(), "hhhhh".into()],
+            read_size: 5,
+            read_delay_ms: 50,
+            nodelay: false,
+            warm: false,
+        }
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "messages",
+        kind: ParamKind::StringList { min_items: 1, max_items: 1000 },
+        unit: None,
+        doc: "messages the client writes back to back, one write() each",
+    },
+    ParamSpec {
+        name: "read_size",
+        kind: ParamKind::Integer { min: 1, max: MAX_BYTES },
+        unit: Some("bytes"),
+        doc: "buffer size of each server recv()",
+    },
+    ParamSpec {
+        name: "read_delay_ms",
+        kind: ParamKind::Integer { min: 0, max: 10_000 },
+        unit: Some("ms"),
+        doc: "server waits this long before its first read; 0 reads as data arrives",
+    },
+    ParamSpec {
+        name: "nodelay",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "client sets TCP_NODELAY (Nagle's algorithm off)",
+    },
+    ParamSpec {
+        name: "warm",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "5 request/reply round trips first, so the connection delays its ACKs",
+    },
+];
+
+const METRICS: &[MetricSpec] = &[
+    MetricSpec { name: "writes", unit: Unit::Count, doc: "application writes (one per message)" },
+    MetricSpec { name: "reads", unit: Unit::Count, doc: "server recv() calls that returned data" },
+    MetricSpec { name: "bytes", unit: Unit::Bytes, doc: "bytes written by the client" },
+    MetricSpec {
+        name: "sticky_reads",
+        unit: Unit::Count,
+        doc: "reads holding bytes of more than one message",
+    },
+    MetricSpec { name: "split_messages", unit: Unit::Count, doc: "messages spread over more than one read" },
+    MetricSpec {
+        name: "queued_at_first_read",
+        unit: Unit::Bytes,
+        doc: "bytes waiting in the server's receive buffer just before its first read (FIONREAD)",
+    },
+    MetricSpec {
+        name: "last_read_at",
+        unit: Unit::Micros,
+        doc: "time from the first write to the last read",
+    },
+];
+
+impl Scenario for TcpCoalescing {
+    type Params = Params;
+
+    const NAME: &'static str = "tcp-coalescing";
+    const SUMMARY: &'static str =
+        "small writes glued together or split apart by the reads: the sticky-packet problem";
+    const EXPLANATION: &'static str = "\
+What it shows: a client writes a few small messages back to back over TCP, and the server \
+reads them with recv(read_size). The reads do not come back one per message. With the \
+defaults, the writes 1234567, abcde, hhhhh come back as 12345, 67abc, dehhh, hh: one read \
+holds the end of one message and the start of the next (a \"sticky\" read), and messages are \
+split across reads.
+
+Why it happens: TCP carries a byte stream, not messages. The kernel keeps no record of where \
+one write ended and the next began; a recv() returns whatever bytes are queued, up to the \
+buffer size. When the server reads late (read_delay_ms), every byte is already queued, so \
+the reads are exactly the read_size chunking of the stream. When it reads as data arrives \
+(read_delay_ms = 0), the cuts depend on timing and on how the sender's kernel grouped the \
+bytes into segments: Nagle's algorithm holds a small write back while earlier data is \
+unacknowledged, then sends it together with whatever followed. On a fresh loopback \
+connection Linux acknowledges at once (quick-ACK mode), so Nagle rarely merges anything; \
+after a few request/reply round trips (warm = true) the receiver delays its ACKs by up to \
+40 ms and Nagle merges the held writes into one segment.
+
+What fixes it: never assume one recv() per send(). Frame the messages: a length prefix \
+(u32 big-endian length, then the bytes), a delimiter that cannot occur in the payload, or \
+fixed-size records, and read until a whole frame is buffered. TCP_NODELAY changes when \
+segments leave, not where the reads cut: it is no substitute for framing.";
+    const PARAMS: &'static [ParamSpec] = PARAMS;
+    const METRICS: &'static [MetricSpec] = METRICS;
+
+    fn validate(params: &Params) -> Result<(), String> {
+        let total: usize = params.messages.iter().map(String::len).sum();
+        if total == 0 {
+            return Err("messages are all empty; give at least one non-empty message".into());
+        }
+        if total as u64 > MAX_BYTES {
+            return Err(format!("messages total {total} bytes; the most allowed is {MAX_BYTES}"));
+        }
+        Ok(())
+    }
+
+    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+        let addr = listener.local_addr().context("read the bound address")?;
+        let clock = Instant::now();
+        let server = tokio::spawn(serve(listener, params.clone(), clock));
+        let writes = drive_client(addr, &params, clock).await?;
+        let reads = server.await.map_err(|e| CaseError::Protocol(format!("server task failed: {e}")))??;
+        Ok(outcome(&params, &writes, &reads))
+    }
+}
+
+/// One write or read as recorded: when, and the bytes.
+struct Recorded {
+    at: Duration,
+    bytes: Vec<u8>,
+}
+
+impl Recorded {
+    fn event(&self) -> IoEvent {
+        IoEvent { at_us: self.at.as_secs_f64() * 1e6, len: self.bytes.len(), text: printable(&self.bytes) }
+    }
+}
+
+/// What the server saw.
+struct ServerReads {
+    reads: Vec<Recorded>,
+    queued_at_first_read: usize,
+}
+
+/// The client: optional warm-up round trips, then one write per message, then EOF.
+async fn drive_client(
+    addr: std::net::SocketAddr,
+    params: &Params,
+    clock: Instant,
+) -> Result<Vec<Recorded>, CaseError> {
+    let mut stream = TcpStream::connect(addr).await.context(format!("connect to {addr}"))?;
+    stream.set_nodelay(params.nodelay).context("set TCP_NODELAY")?;
+    if params.warm {
+        let mut reply = [0u8; PONG.len()];
+        for _ in 0..WARM_ROUND_TRIPS {
+            stream.write_all(PING).await.context("write warm-up ping")?;
+            stream.read_exact(&mut reply).await.context("read warm-up pong")?;
+        }
+    }
+    let mut writes = Vec::with_capacity(params.messages.len());
+    for message in &params.messages {
+        // One write() per message: a short write would make two application writes.
+        let written = stream.write(message.as_bytes()).await.context("write a message")?;
+        if written != message.len() {
+            return Err(CaseError::Protocol(format!(
+                "write() took {written} of {} bytes; the messages must fit the send buffer",
+                message.len()
+            )));
+        }
+        writes.push(Recorded { at: clock.elapsed(), bytes: message.as_bytes().to_vec() });
+    }
+    stream.shutdown().await.context("shut down the client's sending side")?;
+    // Wait for the server to finish reading and close, so timings are not cut short.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.context("wait for the server to close")?;
+    Ok(writes)
+}
+
+/// The reference server: answers warm-up pings, waits `read_delay_ms`, then reads with
+/// `recv(read_size)` until EOF.
+async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<ServerReads, CaseError> {
+    let (mut stream, peer) = listener.accept().await.context("accept the client")?;
+    if params.warm {
+        let mut ping = [0u8; PING.len()];
+        for _ in 0..WARM_ROUND_TRIPS {
+            stream.read_exact(&mut ping).await.context(format!("read warm-up ping from {peer}"))?;
+            stream.write_all(PONG).await.context(format!("write warm-up pong to {peer}"))?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(params.read_delay_ms)).await;
+    let queued_at_first_read = bytes_queued(&stream).context("FIONREAD on the server socket")?;
+    let expected: usize = params.messages.iter().map(String::len).sum();
+    let mut buf = vec![0u8; params.read_size as usize];
+    let mut reads = Vec::new();
+    let mut received = 0;
+    // Each read returns at least one byte, so the loop ends after `expected` reads at
+    // most, plus the read that sees EOF; anything more is a misbehaving peer.
+    loop {
+        let n = stream.read(&mut buf).await.context(format!("read from {peer}"))?;
+        if n == 0 {
+            break;
+        }
+        received += n;
+        if received > expected {
+            return Err(CaseError::Protocol(format!(
+                "{peer} sent {received} bytes, more than the {expected} the messages hold"
+            )));
+        }
+        reads.push(Recorded { at: clock.elapsed(), bytes: buf[..n].to_vec() });
+    }
+    Ok(ServerReads { reads, queued_at_first_read })
+}
+
+/// Metrics, observations and checks from what both ends recorded.
+fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOutcome {
+    let write_lens: Vec<usize> = writes.iter().map(|w| w.bytes.len()).collect();
+    let read_lens: Vec<usize> = server.reads.iter().map(|r| r.bytes.len()).collect();
+    let map = BoundaryMap::compute(&write_lens, &read_lens);
+    let sent: Vec<u8> = writes.iter().flat_map(|w| w.bytes.iter().copied()).collect();
+    let received: Vec<u8> = server.reads.iter().flat_map(|r| r.bytes.iter().copied()).collect();
+
+    let mut outcome = CaseOutcome::default();
+    outcome
+        .key_metric("writes", writes.len() as f64, Unit::Count)
+        .key_metric("reads", server.reads.len() as f64, Unit::Count)
+        .metric("bytes", sent.len() as f64, Unit::Bytes)
+        .key_metric("sticky_reads", map.sticky_targets() as f64, Unit::Count)
+        .key_metric("split_messages", map.split_sources() as f64, Unit::Count)
+        .metric("queued_at_first_read", server.queued_at_first_read as f64, Unit::Bytes);
+    if let (Some(first), Some(last)) = (writes.first(), server.reads.last()) {
+        outcome.metric("last_read_at", last.at.saturating_sub(first.at).as_secs_f64() * 1e6, Unit::Micros);
+    }
+
+    outcome.checks.push(stream_intact(&sent, &received));
+    if params.read_delay_ms > 0 {
+        outcome.checks.push(read_size_chunking(params, &sent, server));
+    }
+    outcome.observations = Observations {
+        stream: Some(StreamTrace {
+            writes: writes.iter().map(Recorded::event).collect(),
+            reads: server.reads.iter().map(Recorded::event).collect(),
+            boundary_map: map,
+        }),
+    };
+    outcome
+}
+
+/// The bytes read, in order, are the bytes written.
+fn stream_intact(sent: &[u8], received: &[u8]) -> Check {
+    let observed = if sent == received {
+        format!("{} bytes, identical", received.len())
+    } else {
+        let first_difference =
+            sent.iter().zip(received).position(|(a, b)| a != b).unwrap_or(sent.len().min(received.len()));
+        format!("{} of {} bytes; first difference at byte {first_difference}", received.len(), sent.len())
+    };
+    Check::new(
+        "stream_intact",
+        format!("{} bytes, identical to what was written", sent.len()),
+        observed,
+        sent == received,
+        "TCP keeps the bytes and their order; only the boundaries between messages are lost",
+    )
+}
+
+/// With every byte queued before the first read, the reads are exactly the `read_size`
+/// chunking of the stream.
+fn read_size_chunking(params: &Params, sent: &[u8], server: &ServerReads) -> Check {
+    let expected: Vec<String> = sent.chunks(params.read_size as usize).map(printable).collect();
+    let observed: Vec<String> = server.reads.iter().map(|r| printable(&r.bytes)).collect();
+    let passed = expected == observed;
+    let explanation = if passed {
+        format!(
+            "all {} bytes were queued before the first read, so each recv({}) returned a full buffer \
+             regardless of where the messages began and ended",
+            sent.len(),
+            params.read_size
+        )
+    } else {
+        format!(
+            "only {} of {} bytes were queued {} ms in, so recv() returned what had arrived; \
+             a larger read_delay_ms waits for the rest",
+            server.queued_at_first_read,
+            sent.len(),
+            params.read_delay_ms
+        )
+    };
+    Check::new("read_size_chunking", expected.join(" | "), observed.join(" | "), passed, explanation)
+}

@@ -1,0 +1,129 @@
+//! `socklab run`: builds the suite, runs its cases, writes the report folder, and prints
+//! a summary with a replay command for each case that did not pass.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use socklab_harness::host;
+use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo};
+use socklab_harness::runner::run_cases;
+use socklab_harness::scenario::Registry;
+use socklab_harness::seed::fresh_run_seed;
+use socklab_harness::suite::{Suite, value_text};
+
+use crate::Outcome;
+use crate::cli::RunArgs;
+use crate::progress::CaseProgress;
+
+/// Runs what `args` asks for. Configuration errors return `Err` (exit code 2).
+pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
+    let mut suite = build_suite(args, registry)?;
+    suite.apply_sets(&args.sets, registry)?;
+    if let Some(seconds) = args.timeout {
+        suite.override_timeout(Duration::from_secs(seconds));
+    }
+    let cases = suite.expand(registry)?;
+    let seed = args.seed.unwrap_or_else(fresh_run_seed);
+
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let progress = CaseProgress::for_stderr();
+    let results = run_cases(registry, &cases, seed, &progress).context("start the case runtime")?;
+    progress.finish();
+
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            socklab_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_revision: option_env!("SOCKLAB_GIT_REVISION").map(String::from),
+            kernel: host::kernel_release(),
+            cpu_count: host::cpu_count(),
+            started_at: host::rfc3339(started_at),
+            duration_s: clock.elapsed().as_secs_f64(),
+            seed,
+            command_line: std::env::args().collect(),
+            suite: suite.name.clone(),
+        },
+        scenarios: scenario_infos(&results, registry),
+        cases: results,
+    };
+    socklab_reports::write_report(&args.out, &report)
+        .with_context(|| format!("write the report to {}", args.out.display()))?;
+    print_summary(&report, args);
+    Ok(if report.all_passed() { Outcome::Passed } else { Outcome::Failed })
+}
+
+fn build_suite(args: &RunArgs, registry: &Registry) -> Result<Suite> {
+    let Some(path) = &args.suite else {
+        if args.scenarios.is_empty() {
+            return Ok(Suite::parse(socklab_scenarios::DEFAULT_SUITE, "default", registry)?);
+        }
+        return Ok(Suite::from_scenarios(&args.scenarios, registry)?);
+    };
+    let mut suite = Suite::load(path, registry)?;
+    if !args.scenarios.is_empty() {
+        for name in &args.scenarios {
+            registry.get(name)?;
+        }
+        suite.runs.retain(|run| args.scenarios.contains(&run.scenario));
+        anyhow::ensure!(
+            !suite.runs.is_empty(),
+            "{} has no runs of {}; its scenarios: {}",
+            path.display(),
+            args.scenarios.join(", "),
+            suite.runs.iter().map(|r| r.scenario.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(suite)
+}
+
+fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<String, ScenarioInfo> {
+    results
+        .iter()
+        .filter_map(|case| registry.get(&case.scenario).ok())
+        .map(|s| {
+            (
+                s.name().to_string(),
+                ScenarioInfo { summary: s.summary().into(), explanation: s.explanation().into() },
+            )
+        })
+        .collect()
+}
+
+fn print_summary(report: &Report, args: &RunArgs) {
+    let tally = report.tally();
+    println!(
+        "{} cases: {} passed, {} failed, {} errors, {} timed out (seed {})",
+        report.cases.len(),
+        tally.passed,
+        tally.failed,
+        tally.errors,
+        tally.timed_out,
+        report.run.seed
+    );
+    for case in report.cases.iter().filter(|c| c.status != CaseStatus::Passed) {
+        println!("{} {}", case.status.word(), case.id);
+        println!("  replay: {}", replay_command(case, report.run.seed));
+    }
+    println!("report: {}/ (report.json, report.md, junit.xml)", args.out.display());
+}
+
+/// The command that runs `case` alone with the same case seed.
+fn replay_command(case: &CaseResult, run_seed: u64) -> String {
+    let mut words = vec!["socklab".to_string(), "run".to_string(), case.scenario.clone()];
+    for (key, value) in &case.set_params {
+        words.push("--set".into());
+        words.push(shell_quote(&format!("{key}={}", value_text(value))));
+    }
+    words.push(format!("--seed {run_seed}"));
+    words.join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    if word.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,=/:".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
