@@ -94,8 +94,9 @@ fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<Strin
 fn print_summary(report: &Report, args: &RunArgs) {
     let tally = report.tally();
     println!(
-        "{} cases: {} passed, {} failed, {} errors, {} timed out (seed {})",
+        "{} {}: {} passed, {} failed, {} errors, {} timed out (seed {})",
         report.cases.len(),
+        if report.cases.len() == 1 { "case" } else { "cases" },
         tally.passed,
         tally.failed,
         tally.errors,

@@ -1,0 +1,208 @@
+//! The engine end to end with test scenarios: suite parsing and its error positions,
+//! matrix expansion with `--set`, thresholds, timeouts and panics.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use socklab_harness::check::Check;
+use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::report::{CaseStatus, MetricSpec, Unit};
+use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
+use socklab_harness::suite::{Suite, SuiteError};
+
+/// Echoes its parameters as metrics; sleeps or panics on request.
+struct Probe;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ProbeParams {
+    size: u64,
+    fast: bool,
+    behaviour: String,
+}
+
+impl Scenario for Probe {
+    type Params = ProbeParams;
+    const NAME: &'static str = "probe";
+    const SUMMARY: &'static str = "test scenario";
+    const EXPLANATION: &'static str = "test scenario";
+    const PARAMS: &'static [ParamSpec] = &[
+        ParamSpec {
+            name: "size",
+            kind: ParamKind::Integer { min: 0, max: 100 },
+            unit: Some("bytes"),
+            doc: "",
+        },
+        ParamSpec { name: "fast", kind: ParamKind::Bool, unit: None, doc: "" },
+        ParamSpec {
+            name: "behaviour",
+            kind: ParamKind::Choice { options: &["", "hang", "panic", "fail"] },
+            unit: None,
+            doc: "",
+        },
+    ];
+    const METRICS: &'static [MetricSpec] = &[MetricSpec { name: "size", unit: Unit::Bytes, doc: "" }];
+
+    fn validate(params: &ProbeParams) -> Result<(), String> {
+        if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }
+    }
+
+    async fn run(params: ProbeParams, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+        match params.behaviour.as_str() {
+            "hang" => tokio::time::sleep(Duration::from_secs(3600)).await,
+            "panic" => panic!("probe asked to panic"),
+            "fail" => return Err(CaseError::Protocol("probe asked to fail".into())),
+            _ => {}
+        }
+        let mut outcome = CaseOutcome::default();
+        outcome.metric("size", params.size as f64, Unit::Bytes);
+        outcome.checks.push(Check::new("always", "true", "true", true, "always passes"));
+        Ok(outcome)
+    }
+}
+
+fn registry() -> Registry {
+    Registry::default().with::<Probe>()
+}
+
+fn invalid(text: &str) -> (usize, usize, String) {
+    match Suite::parse(text, "suite.toml", &registry()) {
+        Err(SuiteError::Invalid { line, column, message, .. }) => (line, column, message),
+        other => panic!("expected a position error, got {other:?}"),
+    }
+}
+
+#[test]
+fn matrices_expand_to_every_combination_in_file_order() {
+    let suite = Suite::parse(
+        "[[run]]\nscenario = \"probe\"\n[run.params]\nsize = [1, 2, 3]\nfast = [false, true]\n",
+        "suite.toml",
+        &registry(),
+    )
+    .unwrap();
+    let cases = suite.expand(&registry()).unwrap();
+    assert_eq!(cases.len(), 6);
+    assert_eq!(cases[0].id, "probe[size=1,fast=false]");
+    assert_eq!(cases[5].id, "probe[size=3,fast=true]");
+    assert_eq!(cases[0].params["behaviour"], "", "defaults fill unset parameters");
+}
+
+#[test]
+fn set_lists_replace_suite_values_and_become_matrices() {
+    let mut suite =
+        Suite::parse("[[run]]\nscenario = \"probe\"\n[run.params]\nsize = [1, 2, 3]\n", "s", &registry())
+            .unwrap();
+    suite.apply_sets(&["size=7,8".to_string(), "fast=true".to_string()], &registry()).unwrap();
+    let ids: Vec<_> = suite.expand(&registry()).unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["probe[size=7,fast=true]", "probe[size=8,fast=true]"]);
+}
+
+#[test]
+fn set_errors_name_what_is_valid() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    let err = suite.apply_sets(&["sise=1".to_string()], &registry()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown parameter `sise` for scenario `probe`; valid parameters: size, fast, behaviour"
+    );
+    let err = suite.apply_sets(&["size=101".to_string()], &registry()).unwrap_err();
+    assert_eq!(err.to_string(), "bad value `101` for parameter `size`: expected integer in 0..=100 (bytes)");
+    let err = suite.apply_sets(&["behaviour=sing".to_string()], &registry()).unwrap_err();
+    assert!(err.to_string().contains("expected one of , hang, panic, fail"), "{err}");
+}
+
+#[test]
+fn scenario_validation_refuses_bad_combinations_before_running() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    suite.apply_sets(&["size=60".to_string(), "fast=true".to_string()], &registry()).unwrap();
+    let err = suite.expand(&registry()).unwrap_err();
+    assert_eq!(err.to_string(), "invalid parameters for `probe`: fast probes take size <= 50");
+}
+
+#[test]
+fn unknown_scenarios_list_the_valid_ones() {
+    let err = Suite::from_scenarios(&["nope".to_string()], &registry()).unwrap_err();
+    assert_eq!(err.to_string(), "unknown scenario `nope`; valid scenarios: probe");
+}
+
+#[test]
+fn suite_errors_carry_line_and_column() {
+    let (line, column, message) = invalid("[[run]]\nscenario = \"prob\"\n");
+    assert_eq!((line, column), (2, 12));
+    assert_eq!(message, "unknown scenario `prob`; valid scenarios: probe");
+
+    let (line, column, message) = invalid("[[run]]\nscenario = \"probe\"\n[run.params]\nsise = 1\n");
+    assert_eq!((line, column), (4, 1));
+    assert!(message.starts_with("unknown parameter `sise`"), "{message}");
+
+    let (line, column, message) = invalid("[[run]]\nscenario = \"probe\"\n[run.params]\nsize = [1, 200]\n");
+    assert_eq!((line, column), (4, 8));
+    assert!(message.contains("bad value `200`"), "{message}");
+
+    let (line, _, message) = invalid("[[run]]\nscenario = \"probe\"\nsize = 3\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("unknown field `size`"), "{message}");
+
+    let (line, column, _) = invalid("[[run]]\nscenario = \"probe\n");
+    assert_eq!((line, column), (2, 18), "TOML syntax errors point at the mistake");
+
+    let (line, column, message) = invalid(
+        "[[run]]\nscenario = \"probe\"\n[[run.expect]]\nmetric = \"sizes\"\nop = \">=\"\nvalue = 1\n",
+    );
+    assert_eq!((line, column), (4, 10));
+    assert_eq!(message, "unknown metric `sizes` for scenario `probe`; valid metrics: size");
+
+    let (line, column, message) =
+        invalid("[[run]]\nscenario = \"probe\"\n[[run.expect]]\nmetric = \"size\"\nop = \"=>\"\nvalue = 1\n");
+    assert_eq!((line, column), (5, 6));
+    assert!(message.starts_with("unknown operator `=>`"), "{message}");
+
+    let (_, _, message) = invalid("name = \"empty\"\n");
+    assert!(message.contains("no [[run]] entries"), "{message}");
+}
+
+#[test]
+fn thresholds_become_checks_and_fail_cases() {
+    let suite = Suite::parse(
+        "[[run]]\nscenario = \"probe\"\n[run.params]\nsize = [5, 50]\n\
+         [[run.expect]]\nmetric = \"size\"\nop = \"<\"\nvalue = 10\n",
+        "s",
+        &registry(),
+    )
+    .unwrap();
+    let cases = suite.expand(&registry()).unwrap();
+    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    assert_eq!(results[0].status, CaseStatus::Passed);
+    assert_eq!(results[1].status, CaseStatus::Failed);
+    let failed = results[1].checks.iter().find(|c| !c.passed).unwrap();
+    assert_eq!(failed.name, "expect size < 10");
+    assert_eq!(failed.observed, "size = 50B");
+}
+
+#[test]
+fn a_hung_case_times_out_and_the_run_goes_on() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    suite.apply_sets(&["behaviour=hang,,panic,fail".to_string()], &registry()).unwrap();
+    suite.override_timeout(Duration::from_secs(1));
+    let cases = suite.expand(&registry()).unwrap();
+    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [CaseStatus::TimedOut, CaseStatus::Passed, CaseStatus::Error, CaseStatus::Error]);
+    assert!(results[0].error.as_deref().unwrap().starts_with("timed out after 1 s"));
+    assert_eq!(results[2].error.as_deref(), Some("scenario panicked: probe asked to panic"));
+    assert_eq!(results[3].error.as_deref(), Some("probe asked to fail"));
+}
+
+#[test]
+fn case_seeds_follow_the_run_seed_and_parameters() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    suite.apply_sets(&["size=1,2".to_string()], &registry()).unwrap();
+    let cases = suite.expand(&registry()).unwrap();
+    let a = run_cases(&registry(), &cases, 7, &Silent).unwrap();
+    let b = run_cases(&registry(), &cases[1..], 7, &Silent).unwrap();
+    let c = run_cases(&registry(), &cases, 8, &Silent).unwrap();
+    assert_eq!(a[1].seed, b[0].seed, "a case's seed does not depend on its position");
+    assert_ne!(a[0].seed, a[1].seed);
+    assert_ne!(a[0].seed, c[0].seed);
+}

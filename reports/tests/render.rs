@@ -1,0 +1,171 @@
+//! Renderers and report folders, from a fixed report model.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use serde_json::Value;
+use socklab_harness::boundary::BoundaryMap;
+use socklab_harness::check::Check;
+use socklab_harness::report::{
+    CaseResult, CaseStatus, IoEvent, Metric, Observations, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo,
+    StreamTrace, Unit,
+};
+use socklab_reports::{folder::FolderError, json, junit, load_report, markdown, write_report};
+
+fn event(at_us: f64, text: &str) -> IoEvent {
+    IoEvent { at_us, len: text.len(), text: text.to_string() }
+}
+
+fn case(id: &str, status: CaseStatus) -> CaseResult {
+    CaseResult {
+        id: id.to_string(),
+        scenario: "tcp-coalescing".into(),
+        params: BTreeMap::from([("read_size".to_string(), Value::from(5))]),
+        set_params: BTreeMap::from([("read_size".to_string(), Value::from(5))]),
+        seed: 99,
+        status,
+        duration_ms: 51.5,
+        metrics: vec![Metric { name: "sticky_reads".into(), value: 2.0, unit: Unit::Count, key: true }],
+        observations: Observations::default(),
+        checks: Vec::new(),
+        error: None,
+    }
+}
+
+fn sample() -> Report {
+    let mut classic = case("tcp-coalescing[read_size=5]", CaseStatus::Passed);
+    classic.observations.stream = Some(StreamTrace {
+        writes: vec![event(1.0, "1234567"), event(2.0, "abcde"), event(3.0, "hhhhh")],
+        reads: vec![
+            event(50_001.0, "12345"),
+            event(50_002.0, "67abc"),
+            event(50_003.0, "dehhh"),
+            event(50_004.0, "hh"),
+        ],
+        boundary_map: BoundaryMap::compute(&[7, 5, 5], &[5, 5, 5, 2]),
+    });
+    classic.checks.push(Check::new("stream_intact", "17 bytes", "17 bytes", true, "ok"));
+    let mut failed = case("tcp-coalescing[read_size=5]#2", CaseStatus::Failed);
+    failed.checks.push(Check::new(
+        "expect sticky_reads == 3",
+        "sticky_reads == 3",
+        "sticky_reads = 2",
+        false,
+        "threshold does not hold",
+    ));
+    let mut broken = case("tcp-coalescing[read_size=5]#3", CaseStatus::TimedOut);
+    broken.error = Some("timed out after 1 s".into());
+    Report {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            socklab_version: "0.1.0".into(),
+            git_revision: None,
+            kernel: "6.1".into(),
+            cpu_count: 2,
+            started_at: "2026-11-21T00:00:00Z".into(),
+            duration_s: 0.2,
+            seed: 5,
+            command_line: vec!["socklab".into()],
+            suite: "default".into(),
+        },
+        scenarios: BTreeMap::from([(
+            "tcp-coalescing".to_string(),
+            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into() },
+        )]),
+        cases: vec![classic, failed, broken],
+    }
+}
+
+#[test]
+fn markdown_has_the_summary_table_and_the_boundary_map() {
+    let md = markdown::render(&sample()).unwrap();
+    assert!(md.contains("**some checks failed** — 1 passed, 1 failed, 0 errors, 1 timed out."), "{md}");
+    assert!(
+        md.contains("| ✅ | `tcp-coalescing[read_size=5]` | read_size=5 | sticky_reads 2 | 1/1 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ❌ | `tcp-coalescing[read_size=5]#2` | read_size=5 | sticky_reads 2 | 0/1 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ⚠️ | `tcp-coalescing[read_size=5]#3` | read_size=5 | sticky_reads 2 | timeout |"),
+        "{md}"
+    );
+    assert!(md.contains("| 1 | 50.002 | 5 | `67abc` | msg0[5..7] + msg1[0..3] |"), "{md}");
+    assert!(md.contains("3 writes came back as 4 reads; 2 reads held bytes of more than one message; 3 messages arrived in pieces."));
+    assert!(md.contains("❌ fail — threshold does not hold"));
+    assert!(md.contains("> **TIMEOUT**: timed out after 1 s"));
+    assert!(md.ends_with('\n'));
+}
+
+#[test]
+fn junit_has_one_test_case_per_check_and_the_observed_value_on_failure() {
+    let xml = junit::render(&sample()).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert!(
+        xml.contains(r#"<testsuites name="socklab" tests="3" skipped="0" failures="1" errors="1""#),
+        "{xml}"
+    );
+    assert!(xml.contains("expected sticky_reads == 3; observed sticky_reads = 2"), "{xml}");
+    assert!(xml.contains(r#"type="timeout""#), "{xml}");
+}
+
+#[test]
+fn json_round_trips_and_refuses_other_schema_versions() {
+    let report = sample();
+    let text = json::render(&report).unwrap();
+    assert_eq!(json::parse(&text).unwrap(), report);
+    let other = text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
+    assert_eq!(
+        json::parse(&other).unwrap_err().to_string(),
+        "report schema version 99; this socklab reads version 1"
+    );
+    assert!(json::parse("{}").is_err());
+}
+
+#[test]
+fn a_report_folder_is_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("socklab-report");
+    let mut report = sample();
+    write_report(&out, &report).unwrap();
+    fs::write(out.join("stale.txt"), "from the previous run").unwrap();
+    report.run.seed = 6;
+    write_report(&out, &report).unwrap();
+    assert_eq!(load_report(&out).unwrap().run.seed, 6);
+    assert!(!out.join("stale.txt").exists(), "the new report replaces the folder, not merges into it");
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["socklab-report"], "no staging folders left behind");
+    let mut files: Vec<_> =
+        fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, ["junit.xml", "report.json", "report.md"]);
+}
+
+#[test]
+fn a_folder_of_other_files_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("precious.txt"), "keep me").unwrap();
+    let err = write_report(dir.path(), &sample()).unwrap_err();
+    assert!(matches!(err, FolderError::NotAReport(_)), "{err}");
+    assert!(err.to_string().contains("is not a socklab report folder"));
+    assert_eq!(fs::read_to_string(dir.path().join("precious.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn an_empty_folder_is_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("empty");
+    fs::create_dir(&out).unwrap();
+    write_report(&out, &sample()).unwrap();
+    assert!(out.join("report.json").is_file());
+}
+
+#[test]
+fn loading_a_missing_report_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_report(dir.path()).unwrap_err();
+    assert!(err.to_string().starts_with("read "), "{err}");
+    assert!(err.to_string().contains("report.json"), "{err}");
+}

@@ -1,0 +1,92 @@
+//! `tcp-coalescing` over real loopback TCP.
+
+use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::suite::Suite;
+use socklab_scenarios::registry;
+
+fn run(sets: &[&str]) -> Vec<CaseResult> {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["tcp-coalescing".to_string()], &registry).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    suite.apply_sets(&sets, &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    run_cases(&registry, &cases, 42, &Silent).unwrap()
+}
+
+fn reads(case: &CaseResult) -> Vec<String> {
+    case.observations.stream.as_ref().unwrap().reads.iter().map(|r| r.text.clone()).collect()
+}
+
+fn metric(case: &CaseResult, name: &str) -> f64 {
+    case.metric(name).unwrap_or_else(|| panic!("no metric {name}")).value
+}
+
+#[test]
+fn the_classic_case_reads_back_as_read_size_chunks() {
+    let cases = run(&[]);
+    let case = &cases[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{case:#?}");
+    assert_eq!(reads(case), ["12345", "67abc", "dehhh", "hh"]);
+    assert_eq!(metric(case, "writes"), 3.0);
+    assert_eq!(metric(case, "reads"), 4.0);
+    assert_eq!(metric(case, "sticky_reads"), 2.0);
+    assert_eq!(metric(case, "split_messages"), 3.0);
+    assert_eq!(metric(case, "queued_at_first_read"), 17.0);
+    let map = &case.observations.stream.as_ref().unwrap().boundary_map;
+    assert_eq!(map.describe(1, "msg"), "msg0[5..7] + msg1[0..3]");
+    assert!(case.checks.iter().all(|c| c.passed));
+    assert_eq!(case.checks.len(), 2);
+}
+
+#[test]
+fn nagle_and_warmth_do_not_change_a_late_reader_s_chunks() {
+    for case in run(&["nodelay=false,true", "warm=false,true"]) {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:#?}", case.id, case.checks);
+        assert_eq!(reads(&case), ["12345", "67abc", "dehhh", "hh"], "{}", case.id);
+    }
+}
+
+#[test]
+fn a_large_read_size_returns_everything_in_one_sticky_read() {
+    let case = &run(&["read_size=1024"])[0];
+    assert_eq!(reads(case), ["1234567abcdehhhhh"]);
+    assert_eq!(metric(case, "sticky_reads"), 1.0);
+    assert_eq!(metric(case, "split_messages"), 0.0);
+}
+
+#[test]
+fn reading_as_data_arrives_keeps_the_stream_intact() {
+    let case = &run(&["read_delay_ms=0", "read_size=3"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{case:#?}");
+    assert_eq!(reads(case).concat(), "1234567abcdehhhhh");
+    assert!(reads(case).iter().all(|r| r.len() <= 3));
+    assert_eq!(case.checks.len(), 1, "no chunking check when reading as data arrives");
+}
+
+#[test]
+fn binary_messages_are_shown_escaped() {
+    let case = &run(&["messages=a\tb,c", "read_size=2"])[0];
+    assert_eq!(reads(case), ["a\\t", "bc"]);
+}
+
+#[test]
+fn empty_messages_are_refused_before_running() {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["tcp-coalescing".to_string()], &registry).unwrap();
+    suite.apply_sets(&["messages=,".to_string()], &registry).unwrap();
+    let err = suite.expand(&registry).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid parameters for `tcp-coalescing`: messages are all empty; give at least one non-empty message"
+    );
+}
+
+#[test]
+fn built_in_suites_parse_and_expand() {
+    let registry = registry();
+    let default = Suite::parse(socklab_scenarios::DEFAULT_SUITE, "default", &registry).unwrap();
+    assert_eq!(default.expand(&registry).unwrap().len(), 8);
+    let ci = Suite::parse(socklab_scenarios::CI_SUITE, "ci", &registry).unwrap();
+    assert!(!ci.expand(&registry).unwrap().is_empty());
+}

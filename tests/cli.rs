@@ -1,0 +1,240 @@
+//! The `socklab` command: exit codes, error messages, and the report folder it writes.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn socklab() -> Command {
+    let mut cmd = Command::cargo_bin("socklab").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A suite file in a temporary folder.
+fn suite(dir: &Path, text: &str) -> String {
+    let path = dir.join("suite.toml");
+    fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn list_shows_every_scenario_with_parameters() {
+    socklab()
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("tcp-coalescing"))
+        .stdout(predicate::str::contains("read_size       integer in 1..=1048576, bytes; default 5"));
+}
+
+#[test]
+fn list_json_is_machine_readable() {
+    let out = socklab().args(["list", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scenario = &list[0];
+    assert_eq!(scenario["name"], "tcp-coalescing");
+    let read_size = scenario["params"].as_array().unwrap().iter().find(|p| p["name"] == "read_size").unwrap();
+    assert_eq!(read_size["default"], 5);
+    assert_eq!(read_size["unit"], "bytes");
+    assert_eq!(read_size["type"], "integer");
+    assert_eq!(read_size["max"], 1_048_576);
+}
+
+#[test]
+fn explain_prints_the_explanation() {
+    socklab()
+        .args(["explain", "tcp-coalescing"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Why it happens"))
+        .stdout(predicate::str::contains("What fixes it"));
+}
+
+#[test]
+fn run_writes_json_markdown_and_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab()
+        .args(["run", "tcp-coalescing", "--seed", "7", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 case: 1 passed, 0 failed"))
+        .stderr(predicate::str::contains("[1/1] PASS tcp-coalescing"));
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["run"]["seed"], 7);
+    assert_eq!(report["cases"].as_array().unwrap().len(), 1);
+    let reads: Vec<_> = report["cases"][0]["observations"]["stream"]["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reads, ["12345", "67abc", "dehhh", "hh"]);
+    let junit = fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 2);
+    assert!(fs::read_to_string(out.join("report.md")).unwrap().contains("msg0[5..7] + msg1[0..3]"));
+}
+
+#[test]
+fn set_lists_become_a_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=5,1024", "--set", "nodelay=true", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let report = read_json(&out.join("report.json"));
+    let ids: Vec<_> = report["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["tcp-coalescing[read_size=5,nodelay=true]", "tcp-coalescing[read_size=1024,nodelay=true]"]
+    );
+}
+
+#[test]
+fn unknown_scenario_exits_2_and_lists_the_valid_ones() {
+    socklab()
+        .args(["run", "no-such-scenario"])
+        .assert()
+        .code(2)
+        .stderr("error: unknown scenario `no-such-scenario`; valid scenarios: tcp-coalescing\n");
+    socklab().args(["explain", "nope"]).assert().code(2).stderr(predicate::str::contains("valid scenarios"));
+}
+
+#[test]
+fn unknown_parameter_exits_2_and_lists_the_valid_ones() {
+    socklab().args(["run", "tcp-coalescing", "--set", "readsize=5"]).assert().code(2).stderr(
+        "error: unknown parameter `readsize` for scenario `tcp-coalescing`; \
+         valid parameters: messages, read_size, read_delay_ms, nodelay, warm\n",
+    );
+}
+
+#[test]
+fn bad_value_exits_2_with_the_expected_type() {
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=0"])
+        .assert()
+        .code(2)
+        .stderr("error: bad value `0` for parameter `read_size`: expected integer in 1..=1048576 (bytes)\n");
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "nodelay=maybe"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected bool (true or false)"));
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "nodelay"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected KEY=VALUE"));
+}
+
+#[test]
+fn suite_errors_exit_2_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path =
+        suite(dir.path(), "[[run]]\nscenario = \"tcp-coalescing\"\n[run.params]\nread_size = [5, \"x\"]\n");
+    socklab().args(["run", "--suite", &path]).assert().code(2).stderr(format!(
+        "error: {path}:4:13: bad value `x` for parameter `read_size`: expected integer in 1..=1048576 (bytes)\n"
+    ));
+    let path = suite(dir.path(), "[[run]\nscenario = 1\n");
+    socklab()
+        .args(["run", "--suite", &path])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(format!("error: {path}:1:")));
+    socklab()
+        .args(["run", "--suite", "/nonexistent/suite.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: cannot read suite file /nonexistent/suite.toml:"));
+}
+
+#[test]
+fn a_failing_threshold_exits_1_and_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let path = suite(
+        dir.path(),
+        "[[run]]\nscenario = \"tcp-coalescing\"\n[[run.expect]]\nmetric = \"sticky_reads\"\nop = \"==\"\nvalue = 0\n",
+    );
+    socklab()
+        .args(["run", "--suite", &path, "--seed", "3", "--out"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL tcp-coalescing"))
+        .stdout(predicate::str::contains("replay: socklab run tcp-coalescing --seed 3"))
+        .stderr(predicate::str::contains(
+            "expect sticky_reads == 0: expected sticky_reads == 0, observed sticky_reads = 2",
+        ));
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["cases"][0]["status"], "failed");
+    let junit = fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("observed sticky_reads = 2"), "{junit}");
+}
+
+#[test]
+fn a_report_folder_survives_a_run_that_fails_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab().args(["run", "tcp-coalescing", "--seed", "11", "--out"]).arg(&out).assert().success();
+    socklab().args(["run", "tcp-coalescing", "--set", "read_size=0", "--out"]).arg(&out).assert().code(2);
+    assert_eq!(read_json(&out.join("report.json"))["run"]["seed"], 11);
+}
+
+#[test]
+fn run_refuses_to_replace_a_folder_that_is_not_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    socklab()
+        .args(["run", "tcp-coalescing", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a socklab report folder"));
+    assert_eq!(fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+}
+
+#[test]
+fn report_re_renders_from_report_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab().args(["run", "tcp-coalescing", "--out"]).arg(&out).assert().success();
+    fs::remove_file(out.join("report.md")).unwrap();
+    socklab().arg("report").arg(&out).assert().success();
+    assert!(fs::read_to_string(out.join("report.md")).unwrap().contains("# socklab report"));
+    socklab()
+        .arg("report")
+        .arg(dir.path().join("missing"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("report.json"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    socklab().arg("frobnicate").assert().code(2);
+    socklab().args(["run", "--timeout", "0"]).assert().code(2);
+}
+
+#[test]
+fn a_scenario_filter_on_a_suite_without_it_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(dir.path(), "[[run]]\nscenario = \"tcp-coalescing\"\n");
+    socklab()
+        .args(["run", "--suite", &path, "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown scenario `nope`"));
+}
