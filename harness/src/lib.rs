@@ -12,6 +12,7 @@
 
 pub mod boundary;
 pub mod check;
+pub mod framing;
 pub mod host;
 pub mod net;
 pub mod params;

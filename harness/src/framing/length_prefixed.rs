@@ -1,0 +1,322 @@
+//! Frames preceded by a fixed-width length field.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::FramingError;
+
+/// Default maximum payload length: 8 MiB.
+const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
+
+/// Width of a length field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderWidth {
+    /// 1 byte.
+    U8,
+    /// 2 bytes.
+    U16,
+    /// 4 bytes.
+    U32,
+    /// 8 bytes.
+    U64,
+}
+
+impl HeaderWidth {
+    /// The width in bytes.
+    pub fn bytes(self) -> usize {
+        match self {
+            HeaderWidth::U8 => 1,
+            HeaderWidth::U16 => 2,
+            HeaderWidth::U32 => 4,
+            HeaderWidth::U64 => 8,
+        }
+    }
+}
+
+/// Byte order of a length field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endian {
+    /// Most significant byte first: network order, Python `struct` `!` / `>`.
+    Big,
+    /// Least significant byte first: x86 and ARM native order, Python `struct` `<`.
+    Little,
+}
+
+/// Frames preceded by their payload length in a 1, 2, 4 or 8 byte field.
+///
+/// ```text
+/// +----------------------+---------------------+
+/// | length (W bytes)     | payload (length B)  |
+/// +----------------------+---------------------+
+/// u32be: 00 00 00 05  68 65 6c 6c 6f   = "hello"
+/// ```
+///
+/// The length counts the payload only. Presets: [`u32_be`](Self::u32_be) (network
+/// order, Python `struct.pack('!I', n)`) and [`python_native_i32`](Self::python_native_i32)
+/// (Python `struct.pack('i', n)`: a signed 32-bit little-endian integer on x86 and ARM).
+/// With a signed field a negative length is [`FramingError::InvalidHeader`].
+///
+/// Defaults: maximum payload 8 MiB (capped further by what the field can hold). The
+/// decoder checks the length against the maximum **before** reserving any memory and
+/// returns [`FramingError::FrameTooLarge`]; it then skips the announced payload without
+/// buffering it, so decoding can go on. A complete frame is cut out of the read buffer
+/// without copying. The encoder rejects payloads over the maximum. End of stream inside
+/// a frame is [`FramingError::Truncated`]. After `InvalidHeader` the stream cannot be
+/// resynchronised, and every later call returns the error again.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use socklab_harness::framing::LengthPrefixedCodec;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = LengthPrefixedCodec::u32_be();
+/// let mut wire = BytesMut::new();
+/// codec.encode("hello", &mut wire).unwrap();
+/// assert_eq!(&wire[..], b"\x00\x00\x00\x05hello");
+/// assert_eq!(codec.decode(&mut wire).unwrap().unwrap(), "hello");
+/// assert_eq!(codec.decode(&mut wire).unwrap(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LengthPrefixedCodec {
+    width: HeaderWidth,
+    endian: Endian,
+    signed: bool,
+    max_frame_len: usize,
+    state: State,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Waiting for a length field.
+    Head,
+    /// The length field has been consumed; waiting for this many payload bytes.
+    Data(usize),
+    /// Skipping the rest of an oversized frame that was already reported.
+    Skip(u64),
+    /// An invalid header was seen; the stream position is lost.
+    Failed(String),
+}
+
+impl LengthPrefixedCodec {
+    /// Unsigned lengths of the given width and byte order, payloads of at most 8 MiB.
+    pub fn new(width: HeaderWidth, endian: Endian) -> Self {
+        LengthPrefixedCodec { width, endian, signed: false, max_frame_len: DEFAULT_MAX_FRAME_LEN, state: State::Head }
+    }
+
+    /// 4-byte big-endian unsigned length: network order, Python `struct.pack('!I', n)`.
+    pub fn u32_be() -> Self {
+        Self::new(HeaderWidth::U32, Endian::Big)
+    }
+
+    /// 4-byte little-endian unsigned length.
+    pub fn u32_le() -> Self {
+        Self::new(HeaderWidth::U32, Endian::Little)
+    }
+
+    /// 2-byte big-endian unsigned length (payloads up to 65,535 bytes).
+    pub fn u16_be() -> Self {
+        Self::new(HeaderWidth::U16, Endian::Big)
+    }
+
+    /// 4-byte little-endian **signed** length: what Python's `struct.pack('i', n)`
+    /// produces on x86 and ARM hosts, as many tutorial servers send it.
+    pub fn python_native_i32() -> Self {
+        Self::new(HeaderWidth::U32, Endian::Little).signed(true)
+    }
+
+    /// Treats the length field as a signed integer (negative lengths become
+    /// [`FramingError::InvalidHeader`]); default unsigned.
+    pub fn signed(mut self, signed: bool) -> Self {
+        self.signed = signed;
+        self
+    }
+
+    /// Sets the maximum payload length in bytes; default 8 MiB. The effective maximum is
+    /// also capped by the largest length the field can hold.
+    pub fn max_frame_len(mut self, max_frame_len: usize) -> Self {
+        self.max_frame_len = max_frame_len;
+        self
+    }
+
+    /// The largest payload this codec accepts, in bytes.
+    pub fn effective_max_frame_len(&self) -> u64 {
+        let bits = self.width.bytes() as u32 * 8 - u32::from(self.signed);
+        let field_max = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        (self.max_frame_len as u64).min(field_max)
+    }
+
+    /// Size of the length field, in bytes.
+    pub fn header_len(&self) -> usize {
+        self.width.bytes()
+    }
+
+    /// Reads a length field of `self.width` bytes from the front of `head`.
+    fn read_len(&self, head: &[u8]) -> Result<u64, FramingError> {
+        let mut raw = [0u8; 8];
+        let w = self.width.bytes();
+        let value = match self.endian {
+            Endian::Big => {
+                raw[8 - w..].copy_from_slice(&head[..w]);
+                u64::from_be_bytes(raw)
+            }
+            Endian::Little => {
+                raw[..w].copy_from_slice(&head[..w]);
+                u64::from_le_bytes(raw)
+            }
+        };
+        if self.signed && value >> (w * 8 - 1) & 1 == 1 {
+            // Sign-extend only to report the value.
+            let shift = 64 - w as u32 * 8;
+            let negative = ((value << shift) as i64) >> shift;
+            return Err(FramingError::invalid_header(format!("negative length {negative}")));
+        }
+        Ok(value)
+    }
+}
+
+impl Decoder for LengthPrefixedCodec {
+    type Item = Bytes;
+    type Error = FramingError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        loop {
+            match self.state {
+                State::Head => {
+                    let header_len = self.width.bytes();
+                    if src.len() < header_len {
+                        return Ok(None);
+                    }
+                    let len = match self.read_len(src) {
+                        Ok(len) => len,
+                        Err(err) => {
+                            self.state = State::Failed(err.to_string());
+                            return Err(err);
+                        }
+                    };
+                    let max = self.effective_max_frame_len();
+                    src.advance(header_len);
+                    if len > max {
+                        self.state = State::Skip(len);
+                        return Err(FramingError::FrameTooLarge { len, max });
+                    }
+                    // `len <= max_frame_len`, a usize, so this cannot truncate.
+                    let len = len as usize;
+                    if src.len() >= len {
+                        return Ok(Some(src.split_to(len).freeze()));
+                    }
+                    src.reserve(len - src.len());
+                    self.state = State::Data(len);
+                    return Ok(None);
+                }
+                State::Data(len) => {
+                    if src.len() < len {
+                        return Ok(None);
+                    }
+                    self.state = State::Head;
+                    return Ok(Some(src.split_to(len).freeze()));
+                }
+                State::Skip(remaining) => {
+                    let n = remaining.min(src.len() as u64);
+                    src.advance(n as usize);
+                    if n < remaining {
+                        self.state = State::Skip(remaining - n);
+                        return Ok(None);
+                    }
+                    self.state = State::Head;
+                }
+                State::Failed(ref reason) => return Err(FramingError::invalid_header(reason.clone())),
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        let header_len = self.width.bytes() as u64;
+        let got = src.len() as u64;
+        let truncated = match self.state {
+            State::Head if got > 0 => FramingError::Truncated { expected: header_len, got },
+            State::Data(len) => FramingError::Truncated { expected: header_len + len as u64, got: header_len + got },
+            _ => return Ok(None),
+        };
+        src.clear();
+        self.state = State::Head;
+        Err(truncated)
+    }
+}
+
+impl<T: AsRef<[u8]>> Encoder<T> for LengthPrefixedCodec {
+    type Error = FramingError;
+
+    fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
+        let payload = item.as_ref();
+        let len = payload.len() as u64;
+        let max = self.effective_max_frame_len();
+        if len > max {
+            return Err(FramingError::FrameTooLarge { len, max });
+        }
+        let w = self.width.bytes();
+        dst.reserve(w + payload.len());
+        match self.endian {
+            Endian::Big => dst.put_slice(&len.to_be_bytes()[8 - w..]),
+            Endian::Little => dst.put_slice(&len.to_le_bytes()[..w]),
+        }
+        dst.put_slice(payload);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_width_and_byte_order() {
+        let cases: [(LengthPrefixedCodec, &[u8]); 5] = [
+            (LengthPrefixedCodec::new(HeaderWidth::U8, Endian::Big), b"\x02hi"),
+            (LengthPrefixedCodec::u16_be(), b"\x00\x02hi"),
+            (LengthPrefixedCodec::new(HeaderWidth::U16, Endian::Little), b"\x02\x00hi"),
+            (LengthPrefixedCodec::python_native_i32(), b"\x02\x00\x00\x00hi"),
+            (LengthPrefixedCodec::new(HeaderWidth::U64, Endian::Big), b"\x00\x00\x00\x00\x00\x00\x00\x02hi"),
+        ];
+        for (mut codec, wire) in cases {
+            let mut buf = BytesMut::from(wire);
+            assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "hi");
+            let mut out = BytesMut::new();
+            codec.encode("hi", &mut out).unwrap();
+            assert_eq!(&out[..], wire);
+        }
+    }
+
+    #[test]
+    fn a_negative_signed_length_is_an_invalid_header() {
+        let mut codec = LengthPrefixedCodec::python_native_i32();
+        let mut buf = BytesMut::from(&b"\xff\xff\xff\xffxyz"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("negative length -1"), "{err}");
+        assert!(matches!(codec.decode(&mut buf), Err(FramingError::InvalidHeader { .. })));
+    }
+
+    #[test]
+    fn an_oversized_frame_is_skipped_without_buffering_it() {
+        let mut codec = LengthPrefixedCodec::u16_be().max_frame_len(3);
+        let mut buf = BytesMut::from(&b"\x00\x05abc"[..]);
+        assert!(matches!(codec.decode(&mut buf), Err(FramingError::FrameTooLarge { len: 5, max: 3 })));
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+        buf.extend_from_slice(b"de\x00\x02ok");
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
+    }
+
+    #[test]
+    fn the_field_width_caps_the_maximum() {
+        let mut codec = LengthPrefixedCodec::new(HeaderWidth::U8, Endian::Big);
+        assert_eq!(codec.effective_max_frame_len(), 255);
+        assert!(matches!(
+            codec.encode(vec![0u8; 256], &mut BytesMut::new()),
+            Err(FramingError::FrameTooLarge { len: 256, max: 255 })
+        ));
+        assert_eq!(LengthPrefixedCodec::python_native_i32().max_frame_len(usize::MAX).effective_max_frame_len(), i32::MAX as u64);
+    }
+}
