@@ -101,10 +101,7 @@ mod tests {
         let mut codec = FixedSizeCodec::new(4);
         let mut buf = BytesMut::from(&b"abcdef"[..]);
         assert_eq!(codec.decode_eof(&mut buf).unwrap().unwrap(), "abcd");
-        assert!(matches!(
-            codec.decode_eof(&mut buf),
-            Err(FramingError::Truncated { expected: 4, got: 2 })
-        ));
+        assert!(matches!(codec.decode_eof(&mut buf), Err(FramingError::Truncated { expected: 4, got: 2 })));
         assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
     }
 }

@@ -285,7 +285,9 @@ mod tests {
 
     #[test]
     fn a_header_without_a_valid_size_is_an_invalid_header() {
-        for json in [r#"{"name": "a"}"#, r#"{"size": -1}"#, r#"{"size": "3"}"#, r#"{"size": 1.5}"#, "[1]", "{"] {
+        for json in
+            [r#"{"name": "a"}"#, r#"{"size": -1}"#, r#"{"size": "3"}"#, r#"{"size": 1.5}"#, "[1]", "{"]
+        {
             let mut buf = frame_with_header(json, b"abc");
             let mut codec = JsonHeaderCodec::new();
             assert!(matches!(codec.decode(&mut buf), Err(FramingError::InvalidHeader { .. })), "{json}");

@@ -100,7 +100,13 @@ enum State {
 impl LengthPrefixedCodec {
     /// Unsigned lengths of the given width and byte order, payloads of at most 8 MiB.
     pub fn new(width: HeaderWidth, endian: Endian) -> Self {
-        LengthPrefixedCodec { width, endian, signed: false, max_frame_len: DEFAULT_MAX_FRAME_LEN, state: State::Head }
+        LengthPrefixedCodec {
+            width,
+            endian,
+            signed: false,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            state: State::Head,
+        }
     }
 
     /// 4-byte big-endian unsigned length: network order, Python `struct.pack('!I', n)`.
@@ -237,7 +243,9 @@ impl Decoder for LengthPrefixedCodec {
         let got = src.len() as u64;
         let truncated = match self.state {
             State::Head if got > 0 => FramingError::Truncated { expected: header_len, got },
-            State::Data(len) => FramingError::Truncated { expected: header_len + len as u64, got: header_len + got },
+            State::Data(len) => {
+                FramingError::Truncated { expected: header_len + len as u64, got: header_len + got }
+            }
             _ => return Ok(None),
         };
         src.clear();
@@ -317,6 +325,9 @@ mod tests {
             codec.encode(vec![0u8; 256], &mut BytesMut::new()),
             Err(FramingError::FrameTooLarge { len: 256, max: 255 })
         ));
-        assert_eq!(LengthPrefixedCodec::python_native_i32().max_frame_len(usize::MAX).effective_max_frame_len(), i32::MAX as u64);
+        assert_eq!(
+            LengthPrefixedCodec::python_native_i32().max_frame_len(usize::MAX).effective_max_frame_len(),
+            i32::MAX as u64
+        );
     }
 }

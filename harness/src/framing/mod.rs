@@ -308,7 +308,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_names_and_lists_the_valid_ones() {
-        for bad in ["", "u8be", "u24be", "u32", "fixed:0", "fixed:", "fixed:+4", "fixed:07", "LINE", "x32be"] {
+        for bad in ["", "u8be", "u24be", "u32", "fixed:0", "fixed:", "fixed:+4", "fixed:07", "LINE", "x32be"]
+        {
             let err = bad.parse::<FramingStrategy>().unwrap_err();
             assert!(err.to_string().contains("json-header"), "{bad}: {err}");
         }

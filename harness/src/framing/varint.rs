@@ -78,7 +78,10 @@ fn read_varint(src: &[u8]) -> Result<Varint, FramingError> {
         value |= group << (7 * i);
         if byte & 0x80 == 0 {
             if byte == 0 && i > 0 {
-                return Err(FramingError::invalid_header(format!("overlong varint: {} bytes for {value}", i + 1)));
+                return Err(FramingError::invalid_header(format!(
+                    "overlong varint: {} bytes for {value}",
+                    i + 1
+                )));
             }
             return Ok(Varint::Complete(value, i + 1));
         }
@@ -231,7 +234,12 @@ mod tests {
 
     #[test]
     fn rejects_overlong_and_overflowing_varints() {
-        for wire in [&[0x80, 0x00][..], &[0x81, 0x80, 0x00], &[0xff; 10], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]] {
+        for wire in [
+            &[0x80, 0x00][..],
+            &[0x81, 0x80, 0x00],
+            &[0xff; 10],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+        ] {
             let mut codec = VarintCodec::new();
             let mut buf = BytesMut::from(wire);
             assert!(matches!(codec.decode(&mut buf), Err(FramingError::InvalidHeader { .. })), "{wire:x?}");
