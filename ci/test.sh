@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test entry point for CI and for people: the README's test command, then the CI
+# suite through the release binary, checking its exit code and its report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# CI runs as root: tests that need packet capture or namespaces must run, not skip.
+export SOCKLAB_REQUIRE_PRIVILEGED=1
+export CARGO_TERM_COLOR=never NO_COLOR=1
+
+command -v cargo >/dev/null || { echo "ci/test.sh: cargo not found; install Rust (rustup) first" >&2; exit 2; }
+cargo --version
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+echo "== CI suite"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+status=0
+cargo run --release --quiet -- run --suite scenarios/suites/ci.toml --out "$out/report" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "ci/test.sh: the CI suite exited $status (1 = a check failed, 2 = configuration error)" >&2
+  [ -f "$out/report/report.md" ] && cat "$out/report/report.md" >&2
+  exit 1
+fi
+for file in report.json report.md junit.xml; do
+  [ -s "$out/report/$file" ] || { echo "ci/test.sh: the CI suite wrote no $file" >&2; exit 1; }
+done
+# The summary table, for the CI log.
+sed -n '/^## Summary/,/^## /p' "$out/report/report.md" | sed '$d'
+echo "ci/test.sh: all passed"
