@@ -16,6 +16,7 @@ pub mod framing;
 pub mod host;
 pub mod net;
 pub mod params;
+pub mod privilege;
 pub mod report;
 pub mod runner;
 pub mod scenario;

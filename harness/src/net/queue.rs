@@ -1,4 +1,4 @@
-//! Socket facts the kernel knows and the application usually does not.
+//! Queue lengths: how many bytes wait in a socket buffer.
 
 use std::io;
 use std::os::fd::AsFd;
