@@ -14,6 +14,7 @@ pub mod boundary;
 pub mod check;
 pub mod framing;
 pub mod host;
+pub mod metrics;
 pub mod net;
 pub mod params;
 pub mod privilege;

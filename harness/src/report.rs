@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::boundary::BoundaryMap;
 use crate::check::Check;
+use crate::metrics::{LatencySummary, ThroughputSummary};
 
 /// Version of the `report.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -182,6 +183,15 @@ pub enum Unit {
     /// Milliseconds.
     #[serde(rename = "ms")]
     Millis,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
+    /// Bytes per second.
+    #[serde(rename = "bytes/s")]
+    BytesPerSec,
+    /// Messages (or other events) per second.
+    #[serde(rename = "1/s")]
+    PerSec,
 }
 
 impl Unit {
@@ -192,6 +202,9 @@ impl Unit {
             Unit::Bytes => "B",
             Unit::Micros => "µs",
             Unit::Millis => "ms",
+            Unit::Seconds => "s",
+            Unit::BytesPerSec => "B/s",
+            Unit::PerSec => "/s",
         }
     }
 }
@@ -215,6 +228,23 @@ pub struct Observations {
     /// Application writes and reads of a stream, and how they line up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamTrace>,
+    /// A latency distribution, with the histogram for later merging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyObservation>,
+    /// Throughput of a transfer, with its per-interval series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputSummary>,
+}
+
+/// A latency distribution as measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyObservation {
+    /// What was timed, e.g. `round trip, from intended send time`.
+    pub of: String,
+    /// Percentiles and moments.
+    pub summary: LatencySummary,
+    /// The HdrHistogram V2 encoding in base64 (see [`crate::metrics::LatencyRecorder::from_base64`]).
+    pub histogram: String,
 }
 
 /// A byte stream seen from the application on both ends.
@@ -277,6 +307,7 @@ mod tests {
                         reads: vec![IoEvent { at_us: 50_001.0, len: 5, text: "12345".into() }],
                         boundary_map: BoundaryMap::compute(&[7], &[5]),
                     }),
+                    ..Observations::default()
                 },
                 checks: vec![Check::new("stream_intact", "identical", "identical", true, "ok")],
                 error: None,

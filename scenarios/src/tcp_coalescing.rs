@@ -12,7 +12,7 @@ use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::check::Check;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{IoEvent, MetricSpec, Observations, StreamTrace, Unit};
+use socklab_harness::report::{IoEvent, MetricSpec, StreamTrace, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -278,13 +278,11 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
     if params.read_delay_ms > 0 {
         outcome.checks.push(read_size_chunking(params, &sent, server));
     }
-    outcome.observations = Observations {
-        stream: Some(StreamTrace {
-            writes: writes.iter().map(Recorded::event).collect(),
-            reads: server.reads.iter().map(Recorded::event).collect(),
-            boundary_map: map,
-        }),
-    };
+    outcome.observations.stream = Some(StreamTrace {
+        writes: writes.iter().map(Recorded::event).collect(),
+        reads: server.reads.iter().map(Recorded::event).collect(),
+        boundary_map: map,
+    });
     outcome
 }
 

@@ -1,0 +1,11 @@
+//! Measurement: latency histograms (HdrHistogram), throughput with a per-interval series,
+//! and CPU time. Each turns into report metrics with units and, where a later analysis
+//! needs the raw data, into an observation (histograms travel as HdrHistogram V2, base64).
+
+mod cpu;
+mod latency;
+mod throughput;
+
+pub use cpu::CpuTime;
+pub use latency::{HistogramError, LatencyRecorder, LatencySummary};
+pub use throughput::{Interval, ThroughputMeter, ThroughputSummary};
