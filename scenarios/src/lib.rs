@@ -6,6 +6,8 @@
 use socklab_harness::scenario::Registry;
 
 pub mod tcp_coalescing;
+pub mod udp_early_send;
+pub mod udp_truncation;
 
 /// The suite `socklab run` runs when given nothing else.
 pub const DEFAULT_SUITE: &str = include_str!("../suites/default.toml");
@@ -15,5 +17,8 @@ pub const CI_SUITE: &str = include_str!("../suites/ci.toml");
 
 /// Every scenario socklab knows.
 pub fn registry() -> Registry {
-    Registry::default().with::<tcp_coalescing::TcpCoalescing>()
+    Registry::default()
+        .with::<tcp_coalescing::TcpCoalescing>()
+        .with::<udp_early_send::UdpEarlySend>()
+        .with::<udp_truncation::UdpTruncation>()
 }

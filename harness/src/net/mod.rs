@@ -1,6 +1,19 @@
 //! Socket facts and settings the kernel knows and the application usually does not:
 //! queue lengths, socket options, kernel counters, network namespaces.
 
+mod buffers;
+mod netns;
 mod queue;
+mod snmp;
+mod udp;
 
+pub use buffers::{
+    BufferSize, RMEM_MAX_PATH, WMEM_MAX_PATH, read_sysctl_u64, recv_buffer, rmem_max, send_buffer,
+    set_recv_buffer, set_send_buffer, wmem_max,
+};
+pub use netns::{NetnsError, PrivateNetns};
 pub use queue::bytes_queued;
+pub use snmp::{
+    SnmpError, THREAD_SNMP_PATH, UdpCounters, parse_udp, read_udp_counters, read_udp_counters_from,
+};
+pub use udp::{Datagram, MAX_UDP_PAYLOAD_V4, enable_rxq_ovfl, errno_name, error_name, recv_datagram};

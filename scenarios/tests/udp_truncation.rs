@@ -1,0 +1,67 @@
+//! `udp-truncation` over real loopback UDP: truncation, the lost rest, the size limit.
+
+use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::suite::Suite;
+use socklab_scenarios::registry;
+
+fn run(sets: &[&str]) -> Vec<CaseResult> {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["udp-truncation".to_string()], &registry).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    suite.apply_sets(&sets, &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    run_cases(&registry, &cases, 42, &Silent).unwrap()
+}
+
+fn metric(case: &CaseResult, name: &str) -> f64 {
+    case.metric(name).unwrap_or_else(|| panic!("{}: no metric {name}", case.id)).value
+}
+
+#[test]
+fn a_small_buffer_truncates_and_the_rest_is_gone() {
+    let case = &run(&[])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:#?}", case.checks);
+    assert_eq!(metric(case, "truncated_reads"), 3.0);
+    assert_eq!(metric(case, "bytes_read"), 300.0);
+    assert_eq!(metric(case, "bytes_discarded"), 2700.0);
+    assert_eq!(metric(case, "reported_len"), 1000.0);
+    assert_eq!(metric(case, "left_queued"), 0.0);
+    assert_eq!(metric(case, "tcp_rest_bytes"), 900.0);
+    let names: Vec<&str> = case.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["truncated_to_read_size", "next_read_is_next_datagram", "ipv4_size_limit", "tcp_continues"]
+    );
+}
+
+#[test]
+fn the_ipv4_limit_is_65507_bytes() {
+    let case = &run(&["size=65507", "read_size=65507", "count=1"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:#?}", case.checks);
+    assert_eq!(metric(case, "truncated_reads"), 0.0);
+    assert_eq!(metric(case, "max_payload_sent"), 65507.0);
+    let limit = case.checks.iter().find(|c| c.name == "ipv4_size_limit").unwrap();
+    assert!(limit.observed.contains("failed with EMSGSIZE"), "{}", limit.observed);
+}
+
+#[test]
+fn a_buffer_as_large_as_the_datagram_gets_it_whole() {
+    for case in run(&["size=1,512", "read_size=512,2048"]) {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:#?}", case.id, case.checks);
+        assert_eq!(metric(&case, "bytes_discarded"), 0.0);
+    }
+}
+
+#[test]
+fn impossible_sizes_are_refused_before_running() {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["udp-truncation".to_string()], &registry).unwrap();
+    for (set, expected) in [
+        ("read_size=0", "bad value `0` for parameter `read_size`: expected integer in 1..=65507 (bytes)"),
+        ("size=65508", "bad value `65508` for parameter `size`: expected integer in 1..=65507 (bytes)"),
+    ] {
+        let err = suite.apply_sets(&[set.to_string()], &registry).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+}
