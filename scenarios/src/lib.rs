@@ -5,8 +5,10 @@
 
 use socklab_harness::scenario::Registry;
 
+pub mod recv_buffer;
 pub mod tcp_coalescing;
 pub mod udp_early_send;
+pub mod udp_rcvbuf_overflow;
 pub mod udp_truncation;
 
 /// The suite `socklab run` runs when given nothing else.
@@ -20,5 +22,7 @@ pub fn registry() -> Registry {
     Registry::default()
         .with::<tcp_coalescing::TcpCoalescing>()
         .with::<udp_early_send::UdpEarlySend>()
+        .with::<udp_rcvbuf_overflow::UdpRcvbufOverflow>()
         .with::<udp_truncation::UdpTruncation>()
+        .with::<recv_buffer::RecvBuffer>()
 }

@@ -1,0 +1,52 @@
+//! `recv-buffer` over real loopback TCP: every byte arrives, and read size drives syscalls.
+
+use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::suite::Suite;
+use socklab_scenarios::registry;
+
+fn run(sets: &[&str]) -> Vec<CaseResult> {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["recv-buffer".to_string()], &registry).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    suite.apply_sets(&sets, &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    run_cases(&registry, &cases, 42, &Silent).unwrap()
+}
+
+fn metric(case: &CaseResult, name: &str) -> f64 {
+    case.metric(name).unwrap_or_else(|| panic!("{}: no metric {name}", case.id)).value
+}
+
+#[test]
+fn every_byte_arrives_whatever_the_read_size() {
+    let cases = run(&["bytes=262144", "read_size=1,1024,65536"]);
+    for case in &cases {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:#?}", case.id, case.checks);
+        assert!(metric(case, "bytes_per_read_max") <= case.params["read_size"].as_f64().unwrap());
+    }
+    // A 1-byte read makes one syscall per byte: exactly 1 MiB of reads per MiB.
+    assert_eq!(metric(&cases[0], "reads_per_mib"), 1_048_576.0);
+    assert!(metric(&cases[0], "reads") > metric(&cases[1], "reads"));
+    assert!(metric(&cases[1], "reads") >= metric(&cases[2], "reads"));
+}
+
+#[test]
+fn buffer_sizes_are_reported_as_the_kernel_applied_them() {
+    let case = &run(&["bytes=1048576", "rcvbuf=65536", "sndbuf=65536"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:#?}", case.checks);
+    let expected = 2.0 * 65536f64.min(metric(case, "rmem_max"));
+    assert_eq!(metric(case, "rcvbuf_effective"), expected, "doubled, and locked: no autotuning");
+    assert_eq!(metric(case, "sndbuf_effective"), 2.0 * 65536f64.min(metric(case, "wmem_max")));
+}
+
+#[test]
+fn a_zero_read_size_is_refused_before_running() {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["recv-buffer".to_string()], &registry).unwrap();
+    let err = suite.apply_sets(&["read_size=0".to_string()], &registry).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad value `0` for parameter `read_size`: expected integer in 1..=16777216 (bytes)"
+    );
+}
