@@ -59,7 +59,8 @@ impl JsonFrame {
 /// before memory is reserved ([`FramingError::FrameTooLarge`]). A header that is not a
 /// JSON object, or whose `size` is missing or not a non-negative integer, is
 /// [`FramingError::InvalidHeader`]. After an oversized or invalid header the body length
-/// is unknown and the stream cannot be resynchronised: every later call returns an error.
+/// is unknown and the stream cannot be resynchronised: every later call returns an
+/// error and discards what is buffered.
 /// An oversized body is skipped unbuffered and decoding goes on. The body is cut out of
 /// the read buffer without copying.
 ///
@@ -206,7 +207,11 @@ impl Decoder for JsonHeaderCodec {
                     }
                     self.state = State::Head;
                 }
-                State::Failed(ref reason) => return Err(FramingError::invalid_header(reason.clone())),
+                State::Failed(ref reason) => {
+                    // Nothing after a lost frame boundary can be decoded; do not let it pile up.
+                    src.clear();
+                    return Err(FramingError::invalid_header(reason.clone()));
+                }
             }
         }
     }

@@ -62,7 +62,8 @@ pub enum Endian {
 /// buffering it, so decoding can go on. A complete frame is cut out of the read buffer
 /// without copying. The encoder rejects payloads over the maximum. End of stream inside
 /// a frame is [`FramingError::Truncated`]. After `InvalidHeader` the stream cannot be
-/// resynchronised, and every later call returns the error again.
+/// resynchronised, and every later call returns the error again
+/// and discards what is buffered.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -82,6 +83,8 @@ pub struct LengthPrefixedCodec {
     endian: Endian,
     signed: bool,
     max_frame_len: usize,
+    /// `max_frame_len` capped by what the field can hold; kept up to date by the builders.
+    limit: u64,
     state: State,
 }
 
@@ -105,8 +108,10 @@ impl LengthPrefixedCodec {
             endian,
             signed: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            limit: 0,
             state: State::Head,
         }
+        .with_limit()
     }
 
     /// 4-byte big-endian unsigned length: network order, Python `struct.pack('!I', n)`.
@@ -134,21 +139,26 @@ impl LengthPrefixedCodec {
     /// [`FramingError::InvalidHeader`]); default unsigned.
     pub fn signed(mut self, signed: bool) -> Self {
         self.signed = signed;
-        self
+        self.with_limit()
     }
 
     /// Sets the maximum payload length in bytes; default 8 MiB. The effective maximum is
     /// also capped by the largest length the field can hold.
     pub fn max_frame_len(mut self, max_frame_len: usize) -> Self {
         self.max_frame_len = max_frame_len;
-        self
+        self.with_limit()
     }
 
     /// The largest payload this codec accepts, in bytes.
     pub fn effective_max_frame_len(&self) -> u64 {
+        self.limit
+    }
+
+    fn with_limit(mut self) -> Self {
         let bits = self.width.bytes() as u32 * 8 - u32::from(self.signed);
         let field_max = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-        (self.max_frame_len as u64).min(field_max)
+        self.limit = (self.max_frame_len as u64).min(field_max);
+        self
     }
 
     /// Size of the length field, in bytes.
@@ -156,21 +166,28 @@ impl LengthPrefixedCodec {
         self.width.bytes()
     }
 
-    /// Reads a length field of `self.width` bytes from the front of `head`.
+    /// Reads a length field of `self.width` bytes from the front of `head`, which holds
+    /// at least that many bytes.
+    #[inline]
     fn read_len(&self, head: &[u8]) -> Result<u64, FramingError> {
-        let mut raw = [0u8; 8];
-        let w = self.width.bytes();
-        let value = match self.endian {
-            Endian::Big => {
-                raw[8 - w..].copy_from_slice(&head[..w]);
-                u64::from_be_bytes(raw)
-            }
-            Endian::Little => {
-                raw[..w].copy_from_slice(&head[..w]);
-                u64::from_le_bytes(raw)
-            }
+        // One fixed-size load per width: a variable-length copy here costs a memcpy call
+        // per frame, which is most of the per-frame budget for small messages.
+        fn field<const N: usize>(head: &[u8]) -> [u8; N] {
+            let mut field = [0u8; N];
+            field.copy_from_slice(&head[..N]);
+            field
+        }
+        let value = match (self.width, self.endian) {
+            (HeaderWidth::U8, _) => u64::from(head[0]),
+            (HeaderWidth::U16, Endian::Big) => u64::from(u16::from_be_bytes(field(head))),
+            (HeaderWidth::U16, Endian::Little) => u64::from(u16::from_le_bytes(field(head))),
+            (HeaderWidth::U32, Endian::Big) => u64::from(u32::from_be_bytes(field(head))),
+            (HeaderWidth::U32, Endian::Little) => u64::from(u32::from_le_bytes(field(head))),
+            (HeaderWidth::U64, Endian::Big) => u64::from_be_bytes(field(head)),
+            (HeaderWidth::U64, Endian::Little) => u64::from_le_bytes(field(head)),
         };
-        if self.signed && value >> (w * 8 - 1) & 1 == 1 {
+        let w = self.width.bytes();
+        if self.signed && (value >> (w * 8 - 1)) & 1 == 1 {
             // Sign-extend only to report the value.
             let shift = 64 - w as u32 * 8;
             let negative = ((value << shift) as i64) >> shift;
@@ -199,7 +216,7 @@ impl Decoder for LengthPrefixedCodec {
                             return Err(err);
                         }
                     };
-                    let max = self.effective_max_frame_len();
+                    let max = self.limit;
                     src.advance(header_len);
                     if len > max {
                         self.state = State::Skip(len);
@@ -230,7 +247,11 @@ impl Decoder for LengthPrefixedCodec {
                     }
                     self.state = State::Head;
                 }
-                State::Failed(ref reason) => return Err(FramingError::invalid_header(reason.clone())),
+                State::Failed(ref reason) => {
+                    // Nothing after a lost frame boundary can be decoded; do not let it pile up.
+                    src.clear();
+                    return Err(FramingError::invalid_header(reason.clone()));
+                }
             }
         }
     }
@@ -260,15 +281,20 @@ impl<T: AsRef<[u8]>> Encoder<T> for LengthPrefixedCodec {
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
         let payload = item.as_ref();
         let len = payload.len() as u64;
-        let max = self.effective_max_frame_len();
+        let max = self.limit;
         if len > max {
             return Err(FramingError::FrameTooLarge { len, max });
         }
-        let w = self.width.bytes();
-        dst.reserve(w + payload.len());
-        match self.endian {
-            Endian::Big => dst.put_slice(&len.to_be_bytes()[8 - w..]),
-            Endian::Little => dst.put_slice(&len.to_le_bytes()[..w]),
+        dst.reserve(self.width.bytes() + payload.len());
+        // `len <= limit`, which the field width caps, so the narrowing casts are exact.
+        match (self.width, self.endian) {
+            (HeaderWidth::U8, _) => dst.put_u8(len as u8),
+            (HeaderWidth::U16, Endian::Big) => dst.put_u16(len as u16),
+            (HeaderWidth::U16, Endian::Little) => dst.put_u16_le(len as u16),
+            (HeaderWidth::U32, Endian::Big) => dst.put_u32(len as u32),
+            (HeaderWidth::U32, Endian::Little) => dst.put_u32_le(len as u32),
+            (HeaderWidth::U64, Endian::Big) => dst.put_u64(len),
+            (HeaderWidth::U64, Endian::Little) => dst.put_u64_le(len),
         }
         dst.put_slice(payload);
         Ok(())

@@ -26,9 +26,10 @@ const MAX_VARINT_LEN: usize = 10;
 /// Defaults: maximum payload 8 MiB. The decoder rejects overlong encodings (a length
 /// written with more bytes than it needs, such as `80 00` for 0) and lengths that do not
 /// fit a u64 with [`FramingError::InvalidHeader`], after which every call returns that
-/// error again. A length over the maximum is [`FramingError::FrameTooLarge`], raised
-/// before any memory is reserved; the oversized payload is then skipped unbuffered. End
-/// of stream inside a frame is [`FramingError::Truncated`].
+/// error again and discards what is buffered. A length over the maximum is
+/// [`FramingError::FrameTooLarge`], raised before any memory is reserved; the oversized
+/// payload is then skipped unbuffered. End of stream inside a frame is
+/// [`FramingError::Truncated`].
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -163,7 +164,11 @@ impl Decoder for VarintCodec {
                     }
                     self.state = State::Head;
                 }
-                State::Failed(ref reason) => return Err(FramingError::invalid_header(reason.clone())),
+                State::Failed(ref reason) => {
+                    // Nothing after a lost frame boundary can be decoded; do not let it pile up.
+                    src.clear();
+                    return Err(FramingError::invalid_header(reason.clone()));
+                }
             }
         }
     }
