@@ -11,6 +11,7 @@
 //! handed to the runner through a [`scenario::Registry`].
 
 pub mod boundary;
+pub mod capture;
 pub mod check;
 pub mod framing;
 pub mod host;

@@ -16,6 +16,20 @@ use crate::metrics::{LatencySummary, ThroughputSummary};
 /// Version of the `report.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Path of a case's file inside the report folder: `cases/<case>/<name>`, where `<case>`
+/// is the case id with every character outside `[A-Za-z0-9._=,+-]` replaced by `_`, and
+/// a hash of the id appended so that two ids never share a folder.
+pub fn case_file(case_id: &str, name: &str) -> String {
+    let safe: String = case_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._=,+-".contains(c) { c } else { '_' })
+        .take(100)
+        .collect();
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let hash = case_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("cases/{}-{hash:08x}/{name}", safe.trim_matches('_'))
+}
+
 /// One run of socklab: metadata, the scenarios involved, and every case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -234,6 +248,121 @@ pub struct Observations {
     /// Throughput of a transfer, with its per-interval series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<ThroughputSummary>,
+    /// Packets on the wire, or why they could not be captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureObservation>,
+}
+
+/// Whether a case's packets were captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureStatus {
+    /// Packets were captured; see [`CaptureObservation::packets`].
+    Captured,
+    /// Capture could not run; [`CaptureObservation::detail`] says why.
+    Unavailable,
+}
+
+/// What packet capture saw during a case (see `socklab_harness::capture`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureObservation {
+    /// Whether capture ran.
+    pub status: CaptureStatus,
+    /// How it was captured (`lo, port 40312, outgoing copies ignored`), or why it was not
+    /// (`needs CAP_NET_RAW (run as root or setcap ...)`).
+    pub detail: String,
+    /// Every TCP/UDP packet of the case, in capture order, one per packet (loopback's
+    /// second copy of each frame removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<WirePacket>,
+    /// Packets seen but not listed in `packets` (the list is capped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub packets_left_out: u64,
+    /// Packets the kernel dropped because the capture socket's buffer was full.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_drops: u64,
+    /// The pcap file of the case, relative to the report folder
+    /// (`cases/<case>/capture.pcap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<String>,
+}
+
+impl CaptureObservation {
+    /// Capture did not run, for `reason`.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        CaptureObservation {
+            status: CaptureStatus::Unavailable,
+            detail: reason.into(),
+            packets: Vec::new(),
+            packets_left_out: 0,
+            kernel_drops: 0,
+            pcap: None,
+        }
+    }
+
+    /// One line for reports: `capture: lo, port 40312, 14 packets` or
+    /// `capture: unavailable — needs CAP_NET_RAW (...)`.
+    pub fn line(&self) -> String {
+        match self.status {
+            CaptureStatus::Captured => format!("capture: {}", self.detail),
+            CaptureStatus::Unavailable => format!("capture: unavailable — {}", self.detail),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Which way a packet went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the side that connected (or sent first) to the listening side.
+    ClientToServer,
+    /// From the listening side back.
+    ServerToClient,
+}
+
+/// Transport protocol of a captured packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// TCP segment.
+    Tcp,
+    /// UDP datagram.
+    Udp,
+}
+
+/// One captured TCP segment or UDP datagram.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WirePacket {
+    /// When the capture read it, in microseconds since the case started.
+    pub at_us: f64,
+    /// Which way it went.
+    pub dir: Direction,
+    /// TCP or UDP.
+    pub proto: Transport,
+    /// Port of the client end, which tells the connections (or UDP flows) apart.
+    pub client_port: u16,
+    /// TCP flags as in tcpdump (`S`, `S.`, `.`, `P.`, `F.`, `R`); empty for UDP.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub flags: String,
+    /// Sequence number relative to the sender's initial one (0 for the SYN, so the first
+    /// payload byte is 1), as Wireshark shows it; 0 for UDP.
+    #[serde(default)]
+    pub seq: u32,
+    /// Acknowledgement number relative to the other side's initial sequence number.
+    #[serde(default)]
+    pub ack: u32,
+    /// Advertised window as sent (not scaled).
+    #[serde(default)]
+    pub window: u16,
+    /// Payload bytes.
+    pub len: usize,
+    /// The payload in printable form (see [`crate::text::printable`]) when it is short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// A latency distribution as measured.
@@ -247,8 +376,9 @@ pub struct LatencyObservation {
     pub histogram: String,
 }
 
-/// A byte stream seen from the application on both ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A byte stream seen from the application on both ends and, where capture ran, on the
+/// wire between them: the three layers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamTrace {
     /// Each application write (a message), in order.
     pub writes: Vec<IoEvent>,
@@ -256,6 +386,16 @@ pub struct StreamTrace {
     pub reads: Vec<IoEvent>,
     /// For each read, which byte ranges of which writes it returned.
     pub boundary_map: BoundaryMap,
+    /// Each TCP segment that carried bytes of the writes, in stream order (retransmitted
+    /// bytes left out); empty when capture did not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<IoEvent>,
+    /// For each segment, which byte ranges of which writes it carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_map: Option<BoundaryMap>,
+    /// For each read, which byte ranges of which segments it returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_segment_map: Option<BoundaryMap>,
 }
 
 /// One write or read.
@@ -306,6 +446,7 @@ mod tests {
                         writes: vec![IoEvent { at_us: 1.5, len: 7, text: "1234567".into() }],
                         reads: vec![IoEvent { at_us: 50_001.0, len: 5, text: "12345".into() }],
                         boundary_map: BoundaryMap::compute(&[7], &[5]),
+                        ..StreamTrace::default()
                     }),
                     ..Observations::default()
                 },
@@ -325,6 +466,17 @@ mod tests {
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["cases"][0]["metrics"][0]["unit"], "count");
         assert_eq!(value["cases"][0]["status"], "passed");
+    }
+
+    #[test]
+    fn case_files_have_safe_distinct_names() {
+        let a = case_file("tcp-coalescing[read_size=5,nodelay=true]", "capture.pcap");
+        assert!(a.starts_with("cases/tcp-coalescing_read_size=5,nodelay=true-"), "{a}");
+        assert!(a.ends_with("/capture.pcap"));
+        assert_ne!(case_file("a[x]", "f"), case_file("a(x)", "f"));
+        let hostile = case_file("../../etc", "f");
+        assert_eq!(hostile.split('/').count(), 3, "{hostile}");
+        assert!(hostile.split('/').all(|part| part != ".." && part != "."), "{hostile}");
     }
 
     #[test]

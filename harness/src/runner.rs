@@ -9,7 +9,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::report::{CaseResult, CaseStatus, Observations};
-use crate::scenario::{CaseContext, CaseOutcome, Registry};
+use crate::scenario::{Artifact, CaseContext, CaseOutcome, Registry};
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
 
@@ -40,15 +40,39 @@ pub fn run_cases(
     run_seed: u64,
     progress: &dyn Progress,
 ) -> io::Result<Vec<CaseResult>> {
+    let finished = run_cases_with_artifacts(registry, cases, run_seed, progress)?;
+    Ok(finished.into_iter().map(|f| f.result).collect())
+}
+
+/// A finished case: its result, and the files it made for the report folder.
+#[derive(Debug, Clone)]
+pub struct FinishedCase {
+    /// What goes into `report.json`.
+    pub result: CaseResult,
+    /// Files beside it (`cases/<case>/capture.pcap`).
+    pub artifacts: Vec<Artifact>,
+}
+
+/// [`run_cases`], keeping the files each case made (packet captures) for the report
+/// folder.
+///
+/// # Errors
+/// As [`run_cases`].
+pub fn run_cases_with_artifacts(
+    registry: &Registry,
+    cases: &[CaseSpec],
+    run_seed: u64,
+    progress: &dyn Progress,
+) -> io::Result<Vec<FinishedCase>> {
     progress.run_started(cases.len());
-    let mut results = Vec::with_capacity(cases.len());
+    let mut finished = Vec::with_capacity(cases.len());
     for (index, case) in cases.iter().enumerate() {
         progress.case_started(index, case);
-        let result = run_case(registry, case, run_seed)?;
-        progress.case_finished(index, &result);
-        results.push(result);
+        let case = run_one(registry, case, run_seed)?;
+        progress.case_finished(index, &case.result);
+        finished.push(case);
     }
-    Ok(results)
+    Ok(finished)
 }
 
 /// Runs one case on a fresh runtime.
@@ -56,6 +80,10 @@ pub fn run_cases(
 /// # Errors
 /// Only when the runtime cannot be built.
 pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<CaseResult> {
+    run_one(registry, case, run_seed).map(|f| f.result)
+}
+
+fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<FinishedCase> {
     let params_text = serde_json::to_string(&case.params).unwrap_or_default();
     let seed = case_seed(run_seed, &format!("{}{params_text}", case.scenario));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,8 +129,10 @@ pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Resu
         checks: Vec::new(),
         error: None,
     };
+    let mut artifacts = Vec::new();
     match outcome {
         Ok(outcome) => {
+            artifacts = outcome.artifacts;
             result.checks = outcome.checks;
             result.checks.extend(case.expect.iter().map(|t| t.evaluate(&outcome.metrics)));
             result.metrics = outcome.metrics;
@@ -116,7 +146,7 @@ pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Resu
             result.error = Some(message);
         }
     }
-    Ok(result)
+    Ok(FinishedCase { result, artifacts })
 }
 
 fn timed_out_message(timeout: Duration) -> String {

@@ -76,6 +76,18 @@ pub struct CaseOutcome {
     pub observations: Observations,
     /// The scenario's own checks.
     pub checks: Vec<Check>,
+    /// Files for the report folder (a capture's pcap), beside `report.json`.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A file a case produced for the report folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Path inside the report folder, from [`crate::report::case_file`]:
+    /// `cases/<case>/capture.pcap`.
+    pub path: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
 }
 
 impl CaseOutcome {

@@ -43,6 +43,7 @@ fn sample() -> Report {
             event(50_004.0, "hh"),
         ],
         boundary_map: BoundaryMap::compute(&[7, 5, 5], &[5, 5, 5, 2]),
+        ..StreamTrace::default()
     });
     classic.checks.push(Check::new("stream_intact", "17 bytes", "17 bytes", true, "ok"));
     let mut failed = case("tcp-coalescing[read_size=5]#2", CaseStatus::Failed);

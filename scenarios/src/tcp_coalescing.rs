@@ -282,6 +282,7 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
         writes: writes.iter().map(Recorded::event).collect(),
         reads: server.reads.iter().map(Recorded::event).collect(),
         boundary_map: map,
+        ..StreamTrace::default()
     });
     outcome
 }
