@@ -81,11 +81,11 @@ mod framing {
         }
     }
 
+    /// An encoded stream and the byte range of each frame in it.
+    type Encoded = (BytesMut, Vec<(usize, usize)>);
+
     /// Encodes every item; returns the stream and where each frame starts and ends.
-    fn encode_all<C: Encoder<I>, I: Clone>(
-        codec: &mut C,
-        items: &[I],
-    ) -> Result<(BytesMut, Vec<(usize, usize)>), C::Error> {
+    fn encode_all<C: Encoder<I>, I: Clone>(codec: &mut C, items: &[I]) -> Result<Encoded, C::Error> {
         let mut stream = BytesMut::new();
         let mut frames = Vec::new();
         for item in items {
