@@ -51,10 +51,13 @@ pub fn drive<D>(
     };
     for chunk in input.stream.chunks(input.read_size) {
         buf.extend_from_slice(chunk);
+        // Keep decoding after errors, as a caller that skips bad frames would: an error
+        // may leave bytes the next call consumes (an oversized body to skip).
         for _ in 0..bound {
             match decoder.decode(&mut buf) {
                 Ok(Some(item)) => check(&item),
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(_) => {}
             }
         }
         assert!(
