@@ -46,9 +46,11 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
         Command::Run(args) => return run::run(args, &registry),
         Command::Report(args) => {
-            let report = socklab_reports::load_report(&args.dir)?;
-            socklab_reports::write_report(&args.dir, &report)?;
-            println!("re-rendered {}/ (report.md, junit.xml) from report.json", args.dir.display());
+            socklab_reports::rerender_report(&args.dir)?;
+            println!(
+                "re-rendered {}/ (index.html, report.md, junit.xml) from report.json; cases/ kept",
+                args.dir.display()
+            );
         }
     }
     Ok(Outcome::Passed)

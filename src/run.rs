@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use socklab_harness::host;
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo};
-use socklab_harness::runner::run_cases;
+use socklab_harness::runner::run_cases_with_artifacts;
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
 use socklab_harness::suite::{Suite, value_text};
@@ -29,8 +29,15 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let progress = CaseProgress::for_stderr();
-    let results = run_cases(registry, &cases, seed, &progress).context("start the case runtime")?;
+    let finished =
+        run_cases_with_artifacts(registry, &cases, seed, &progress).context("start the case runtime")?;
     progress.finish();
+    let mut artifacts = Vec::new();
+    let mut results = Vec::with_capacity(finished.len());
+    for case in finished {
+        artifacts.extend(case.artifacts);
+        results.push(case.result);
+    }
 
     let report = Report {
         schema_version: SCHEMA_VERSION,
@@ -48,9 +55,9 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
         scenarios: scenario_infos(&results, registry),
         cases: results,
     };
-    socklab_reports::write_report(&args.out, &report)
+    socklab_reports::write_report_with(&args.out, &report, &artifacts)
         .with_context(|| format!("write the report to {}", args.out.display()))?;
-    print_summary(&report, args);
+    print_summary(&report, args, artifacts.len());
     Ok(if report.all_passed() { Outcome::Passed } else { Outcome::Failed })
 }
 
@@ -91,7 +98,7 @@ fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<Strin
         .collect()
 }
 
-fn print_summary(report: &Report, args: &RunArgs) {
+fn print_summary(report: &Report, args: &RunArgs, artifacts: usize) {
     let tally = report.tally();
     println!(
         "{} {}: {} passed, {} failed, {} errors, {} timed out (seed {})",
@@ -107,7 +114,9 @@ fn print_summary(report: &Report, args: &RunArgs) {
         println!("{} {}", case.status.word(), case.id);
         println!("  replay: {}", replay_command(case, report.run.seed));
     }
-    println!("report: {}/ (report.json, report.md, junit.xml)", args.out.display());
+    let captures =
+        if artifacts > 0 { format!(", {artifacts} capture.pcap under cases/") } else { String::new() };
+    println!("report: {}/ (index.html, report.json, report.md, junit.xml{captures})", args.out.display());
 }
 
 /// The command that runs `case` alone with the same case seed.

@@ -6,13 +6,20 @@
 //! leaves the previous report untouched. Only an existing folder that is empty or holds a
 //! `report.json` is ever replaced: pointing `--out` at a folder of other files is an
 //! error, not a deletion.
+//!
+//! Per-case files (`cases/<case>/capture.pcap`) go into the staging folder with the
+//! rendered ones, so they are swapped in together. Re-rendering an existing report
+//! ([`rerender_report`]) has no new case files: it hard-links (or, across filesystems,
+//! copies) the old folder's `cases/` into the staging folder first, so the swap keeps
+//! them.
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use socklab_harness::report::Report;
+use socklab_harness::scenario::Artifact;
 use thiserror::Error;
 
 use crate::{RenderError, json, render_all};
@@ -35,6 +42,9 @@ pub enum FolderError {
         "refusing to replace {0}: it exists and is not a socklab report folder (no report.json); choose another --out"
     )]
     NotAReport(PathBuf),
+    /// A case file's path is not a plain relative path under `cases/`.
+    #[error("refusing to write case file `{0}`: not a relative path under cases/")]
+    BadArtifactPath(String),
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -59,6 +69,43 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// [`FolderError`] naming the path and what failed; the previous report, if any, is left
 /// as it was.
 pub fn write_report(out: &Path, report: &Report) -> Result<(), FolderError> {
+    write_report_with(out, report, &[])
+}
+
+/// [`write_report`] plus the files the cases made (`cases/<case>/capture.pcap`), written
+/// into the folder before it is swapped in.
+///
+/// # Errors
+/// As [`write_report`]; [`FolderError::BadArtifactPath`] for a path that is not a plain
+/// relative path under `cases/`.
+pub fn write_report_with(out: &Path, report: &Report, artifacts: &[Artifact]) -> Result<(), FolderError> {
+    for artifact in artifacts {
+        check_artifact_path(&artifact.path)?;
+    }
+    write_folder(out, report, Extra::Artifacts(artifacts))
+}
+
+/// Re-renders the report in folder `dir` from its `report.json`, keeping its `cases/`
+/// files, and swaps the result into place. Returns the report it read.
+///
+/// # Errors
+/// [`FolderError`] when `report.json` cannot be read or the folder cannot be written;
+/// the folder is left as it was.
+pub fn rerender_report(dir: &Path) -> Result<Report, FolderError> {
+    let report = load_report(dir)?;
+    write_folder(dir, &report, Extra::KeepCases(dir))?;
+    Ok(report)
+}
+
+/// What goes into the staging folder besides the rendered files.
+enum Extra<'a> {
+    /// New case files.
+    Artifacts(&'a [Artifact]),
+    /// The case files of the report folder being replaced.
+    KeepCases(&'a Path),
+}
+
+fn write_folder(out: &Path, report: &Report, extra: Extra<'_>) -> Result<(), FolderError> {
     let files = render_all(report)?;
     ensure_replaceable(out)?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
@@ -71,7 +118,7 @@ pub fn write_report(out: &Path, report: &Report) -> Result<(), FolderError> {
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_error("remove stale folder", &staging))?;
     }
-    let result = stage_and_swap(&staging, out, &files);
+    let result = stage_and_swap(&staging, out, &files, &extra);
     if staging.exists() {
         // Either the half-written new report (on failure) or the old one (after a swap).
         let _ = fs::remove_dir_all(&staging);
@@ -79,11 +126,33 @@ pub fn write_report(out: &Path, report: &Report) -> Result<(), FolderError> {
     result
 }
 
-fn stage_and_swap(staging: &Path, out: &Path, files: &[crate::RenderedFile]) -> Result<(), FolderError> {
+fn stage_and_swap(
+    staging: &Path,
+    out: &Path,
+    files: &[crate::RenderedFile],
+    extra: &Extra<'_>,
+) -> Result<(), FolderError> {
     fs::create_dir(staging).map_err(io_error("create folder", staging))?;
     for file in files {
         let path = staging.join(file.name);
         fs::write(&path, &file.bytes).map_err(io_error("write", &path))?;
+    }
+    match extra {
+        Extra::Artifacts(artifacts) => {
+            for artifact in *artifacts {
+                let path = staging.join(&artifact.path);
+                if let Some(folder) = path.parent() {
+                    fs::create_dir_all(folder).map_err(io_error("create folder", folder))?;
+                }
+                fs::write(&path, &artifact.bytes).map_err(io_error("write", &path))?;
+            }
+        }
+        Extra::KeepCases(dir) => {
+            let cases = dir.join(CASES_DIR);
+            if cases.is_dir() {
+                link_tree(&cases, &staging.join(CASES_DIR))?;
+            }
+        }
     }
     if out.exists() {
         match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
@@ -103,6 +172,38 @@ fn stage_and_swap(staging: &Path, out: &Path, files: &[crate::RenderedFile]) -> 
         }
     }
     fs::rename(staging, out).map_err(io_error("rename into place", out))
+}
+
+/// The folder of per-case files inside a report folder.
+const CASES_DIR: &str = "cases";
+
+/// An artifact path must be relative, under `cases/`, with plain components only.
+fn check_artifact_path(path: &str) -> Result<(), FolderError> {
+    let components: Vec<Component<'_>> = Path::new(path).components().collect();
+    let plain = components.iter().all(|c| matches!(c, Component::Normal(_)));
+    let under_cases = components.first() == Some(&Component::Normal(CASES_DIR.as_ref()));
+    if plain && under_cases && components.len() >= 2 {
+        Ok(())
+    } else {
+        Err(FolderError::BadArtifactPath(path.to_string()))
+    }
+}
+
+/// Recreates folder `from` at `to`, hard-linking each file (copying where links fail,
+/// e.g. across filesystems). Symbolic links and other special files are skipped.
+fn link_tree(from: &Path, to: &Path) -> Result<(), FolderError> {
+    fs::create_dir_all(to).map_err(io_error("create folder", to))?;
+    for entry in fs::read_dir(from).map_err(io_error("read folder", from))? {
+        let entry = entry.map_err(io_error("read folder", from))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io_error("read file type", &source))?;
+        if kind.is_dir() {
+            link_tree(&source, &target)?;
+        } else if kind.is_file() && fs::hard_link(&source, &target).is_err() {
+            fs::copy(&source, &target).map_err(io_error("copy", &source))?;
+        }
+    }
+    Ok(())
 }
 
 /// An existing `out` must be a folder that is empty or holds a report.

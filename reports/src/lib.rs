@@ -13,7 +13,7 @@ pub mod markdown;
 use socklab_harness::report::Report;
 use thiserror::Error;
 
-pub use folder::{load_report, write_report};
+pub use folder::{load_report, rerender_report, write_report, write_report_with};
 
 /// A renderer that failed.
 #[derive(Debug, Error)]

@@ -5,6 +5,7 @@
 
 use socklab_harness::scenario::Registry;
 
+pub mod nagle_delayed_ack;
 pub mod recv_buffer;
 pub mod tcp_coalescing;
 pub mod udp_early_send;
@@ -21,6 +22,7 @@ pub const CI_SUITE: &str = include_str!("../suites/ci.toml");
 pub fn registry() -> Registry {
     Registry::default()
         .with::<tcp_coalescing::TcpCoalescing>()
+        .with::<nagle_delayed_ack::NagleDelayedAck>()
         .with::<udp_early_send::UdpEarlySend>()
         .with::<udp_rcvbuf_overflow::UdpRcvbufOverflow>()
         .with::<udp_truncation::UdpTruncation>()

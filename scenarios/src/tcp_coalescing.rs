@@ -4,15 +4,21 @@
 //! server reads them with `recv(read_size)`. TCP delivers a byte stream, not messages, so
 //! the reads cut the stream wherever the buffer and the timing say: with the defaults,
 //! `1234567`, `abcde`, `hhhhh` come back as `12345`, `67abc`, `dehhh`, `hh`.
+//!
+//! Where packet capture is permitted the case also records the segments between them,
+//! so the report joins three layers: which writes each segment carried (a warm
+//! connection with Nagle on merges the last two writes into one segment; a cold one
+//! sends three) and which segments each read returned.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
+use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{IoEvent, MetricSpec, StreamTrace, Unit};
+use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,6 +114,21 @@ const METRICS: &[MetricSpec] = &[
         doc: "bytes waiting in the server's receive buffer just before its first read (FIONREAD)",
     },
     MetricSpec {
+        name: "segments",
+        unit: Unit::Count,
+        doc: "TCP segments that carried the messages' bytes (from the capture; absent without it)",
+    },
+    MetricSpec {
+        name: "segments_per_write",
+        unit: Unit::Count,
+        doc: "segments divided by writes: below 1 when writes were merged on the wire",
+    },
+    MetricSpec {
+        name: "coalesced_segments",
+        unit: Unit::Count,
+        doc: "segments carrying bytes of more than one write (Nagle or a late sender merged them)",
+    },
+    MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
         doc: "time from the first write to the last read",
@@ -136,7 +157,9 @@ bytes into segments: Nagle's algorithm holds a small write back while earlier da
 unacknowledged, then sends it together with whatever followed. On a fresh loopback \
 connection Linux acknowledges at once (quick-ACK mode), so Nagle rarely merges anything; \
 after a few request/reply round trips (warm = true) the receiver delays its ACKs by up to \
-40 ms and Nagle merges the held writes into one segment.
+40 ms and Nagle merges the held writes into one segment. The capture shows it: cold, \
+three writes leave as three segments; warm, as two, the second carrying bytes of two writes \
+(coalesced_segments = 1). Either way the late reader's chunks are the same.
 
 What fixes it: never assume one recv() per send(). Frame the messages: a length prefix \
 (u32 big-endian length, then the bytes), a delimiter that cannot occur in the payload, or \
@@ -156,14 +179,19 @@ segments leave, not where the reads cut: it is no substitute for framing.";
         Ok(())
     }
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: Params, ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
+        // Before connect, so the handshake is in; finished after both ends closed.
+        let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
         let server = tokio::spawn(serve(listener, params.clone(), clock));
         let writes = drive_client(addr, &params, clock).await?;
         let reads = server.await.map_err(|e| CaseError::Protocol(format!("server task failed: {e}")))??;
-        Ok(outcome(&params, &writes, &reads))
+        let wire = capture.finish(&ctx.case_id).await;
+        let mut outcome = outcome(&params, &writes, &reads);
+        add_wire_layer(&mut outcome, &params, wire);
+        Ok(outcome)
     }
 }
 
@@ -285,6 +313,31 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
         ..StreamTrace::default()
     });
     outcome
+}
+
+/// The third layer: which writes each segment carried and which segments each read
+/// returned, from the capture; or the reason there is no capture.
+fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureResult) {
+    outcome.artifacts.extend(wire.artifact);
+    outcome.observations.capture = Some(wire.observation);
+    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+        return;
+    };
+    let warm_up_bytes = if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 };
+    let segments = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes).segments;
+    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
+    let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
+    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
+    let segment_map = BoundaryMap::compute(&write_lens, &segment_lens);
+    let coalesced = segment_map.sticky_targets();
+    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
+    stream.segment_map = Some(segment_map);
+    stream.segments = segments;
+    let (segments, writes) = (segment_lens.len() as f64, write_lens.len().max(1) as f64);
+    outcome
+        .key_metric("segments", segments, Unit::Count)
+        .metric("segments_per_write", segments / writes, Unit::Count)
+        .key_metric("coalesced_segments", coalesced as f64, Unit::Count);
 }
 
 /// The bytes read, in order, are the bytes written.

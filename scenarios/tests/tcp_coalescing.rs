@@ -1,6 +1,7 @@
 //! `tcp-coalescing` over real loopback TCP.
 
-use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus};
 use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
@@ -91,4 +92,32 @@ fn built_in_suites_parse_and_expand() {
     assert_eq!(tcp, 8);
     let ci = Suite::parse(socklab_scenarios::CI_SUITE, "ci", &registry).unwrap();
     assert!(!ci.expand(&registry).unwrap().is_empty());
+}
+
+#[test]
+fn the_wire_layer_joins_writes_segments_and_reads() {
+    if !test_may_use(Capability::NetRaw, "the_wire_layer_joins_writes_segments_and_reads") {
+        return;
+    }
+    for case in run(&["nodelay=false,true", "warm=false,true"]) {
+        let capture = case.observations.capture.as_ref().unwrap();
+        assert_eq!(capture.status, CaptureStatus::Captured, "{}", capture.detail);
+        assert!(capture.pcap.as_deref().is_some_and(|p| p.ends_with("capture.pcap")));
+        let stream = case.observations.stream.as_ref().unwrap();
+        let segment_bytes: usize = stream.segments.iter().map(|s| s.len).sum();
+        assert_eq!(segment_bytes, 17, "{}: every message byte on the wire once", case.id);
+        let segments = metric(&case, "segments");
+        let coalesced = metric(&case, "coalesced_segments");
+        assert!((1.0..=3.0).contains(&segments), "{}: {segments}", case.id);
+        let map = stream.segment_map.as_ref().unwrap();
+        assert_eq!(map.targets.len(), stream.segments.len());
+        assert_eq!(stream.read_segment_map.as_ref().unwrap().targets.len(), stream.reads.len());
+        if case.id.contains("nodelay=true") {
+            // Nothing holds a write back: one segment per write.
+            assert_eq!((segments, coalesced), (3.0, 0.0), "{}", case.id);
+        } else if case.id.contains("warm=true") {
+            // The delayed ACK keeps the header unacknowledged; Nagle merges the rest.
+            assert!(segments <= 2.0 && coalesced >= 1.0, "{}: {segments} segments", case.id);
+        }
+    }
 }

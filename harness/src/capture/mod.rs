@@ -373,3 +373,61 @@ fn read_frames(
     captured.kernel_drops = kernel_drops(fd);
     captured
 }
+
+/// Capture for one case that degrades instead of failing: when capture cannot start the
+/// case runs on and its report says why (`capture: unavailable — needs CAP_NET_RAW ...`).
+pub enum CaseCapture {
+    /// Capturing.
+    Running(Capture),
+    /// Not capturing, for this reason.
+    Unavailable(String),
+}
+
+/// What a case's capture produced: the report observation, the pcap artifact, and the
+/// packets for the scenario's own analysis (empty when capture was unavailable).
+pub struct CaseCaptureResult {
+    /// For `observations.capture`.
+    pub observation: CaptureObservation,
+    /// For `CaseOutcome::artifacts`.
+    pub artifact: Option<Artifact>,
+    /// The packets, when capture ran.
+    pub packets: Option<Vec<WirePacket>>,
+}
+
+impl CaseCapture {
+    /// Starts capturing, or records why not.
+    pub fn start(config: CaptureConfig, clock: Instant) -> Self {
+        match Capture::start(config, clock) {
+            Ok(capture) => CaseCapture::Running(capture),
+            Err(e) => CaseCapture::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Stops capturing (off the async threads: stopping waits for the linger time) and
+    /// returns the report parts for case `case_id`.
+    pub async fn finish(self, case_id: &str) -> CaseCaptureResult {
+        let capture = match self {
+            CaseCapture::Unavailable(reason) => {
+                return CaseCaptureResult {
+                    observation: CaptureObservation::unavailable(reason),
+                    artifact: None,
+                    packets: None,
+                };
+            }
+            CaseCapture::Running(capture) => capture,
+        };
+        let captured = match tokio::task::spawn_blocking(move || capture.finish()).await {
+            Ok(captured) => captured,
+            Err(e) => {
+                return CaseCaptureResult {
+                    observation: CaptureObservation::unavailable(format!("the capture thread failed: {e}")),
+                    artifact: None,
+                    packets: None,
+                };
+            }
+        };
+        let packets = captured.packets.clone();
+        let (observation, artifact) = captured.into_report_parts(case_id);
+        CaseCaptureResult { observation, artifact, packets: Some(packets) }
+    }
+}

@@ -5,6 +5,7 @@ mod buffers;
 mod netns;
 mod queue;
 mod snmp;
+mod tcp;
 mod udp;
 
 pub use buffers::{
@@ -13,6 +14,7 @@ pub use buffers::{
 };
 pub use netns::{NetnsError, PrivateNetns};
 pub use queue::bytes_queued;
+pub use tcp::{set_cork, set_quickack};
 pub use snmp::{
     SnmpError, THREAD_SNMP_PATH, UdpCounters, parse_udp, read_udp_counters, read_udp_counters_from,
 };

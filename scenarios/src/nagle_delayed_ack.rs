@@ -1,0 +1,428 @@
+//! `nagle-delayed-ack`: the ~40 ms write-write-read stall, and the four ways out of it.
+//!
+//! On a warm loopback connection the client sends each request as two writes — a small
+//! header, then the body — and waits for the reply; the server replies once it has read
+//! both. With Nagle's algorithm on, the body waits for the ACK of the header, and the
+//! server, having nothing to send yet, delays that ACK: every round trip takes the
+//! delayed-ACK timer (~40 ms on Linux). The variants each remove one side of the
+//! deadlock: `nodelay` (TCP_NODELAY), `writev` (one vectored write), `cork` (TCP_CORK
+//! around the two writes), `quickack` (the server sets TCP_QUICKACK before each read).
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socklab_harness::boundary::BoundaryMap;
+use socklab_harness::capture::{CaptureConfig, CaseCapture, stream_segments};
+use socklab_harness::check::{Check, format_number};
+use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
+use socklab_harness::net::{set_cork, set_quickack};
+use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::report::{
+    Direction, IoEvent, LatencyObservation, MetricSpec, StreamTrace, Unit, WirePacket,
+};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::text::printable;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The scenario; see the module docs.
+pub struct NagleDelayedAck;
+
+/// Round trips before the measured ones, so the server's kernel has left quick-ACK mode
+/// and delays its ACKs, as on any long-lived connection.
+const WARM_ROUND_TRIPS: usize = 5;
+const PING: &[u8; 4] = b"ping";
+const PONG: &[u8; 4] = b"pong";
+const REPLY: &[u8; 2] = b"ok";
+/// Round trips whose writes, segments and reads go into the report's timeline.
+const TRACED_ROUND_TRIPS: usize = 3;
+/// A gap before the second segment this long or longer is a delayed-ACK stall (the
+/// Linux timer is 40 ms; anything without it is well under a millisecond on loopback).
+const STALL_GAP: Duration = Duration::from_millis(20);
+/// The `default` variant must stall at least this long at the median...
+const STALL_P50_MIN: Duration = Duration::from_millis(30);
+/// ...and every fix must stay under this.
+const FIXED_P50_MAX: Duration = Duration::from_millis(5);
+
+/// How the client sends each header + body, or what the server does about ACKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Two writes, Nagle on, server ACKs as it likes: the stall.
+    Default,
+    /// Client sets TCP_NODELAY: the body leaves without waiting for the ACK.
+    Nodelay,
+    /// One `writev` of header and body: one small write, nothing for Nagle to hold.
+    Writev,
+    /// TCP_CORK on, two writes, cork off: the kernel sends both as one segment.
+    Cork,
+    /// Server sets TCP_QUICKACK before each read: the header's ACK is not delayed.
+    Quickack,
+}
+
+/// Parameters of `nagle-delayed-ack`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Which variant runs.
+    pub variant: Variant,
+    /// Measured round trips.
+    pub round_trips: u64,
+    /// Bytes of each request's first write (the header).
+    pub header_bytes: u64,
+    /// Bytes of each request's second write (the body).
+    pub body_bytes: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { variant: Variant::Default, round_trips: 20, header_bytes: 8, body_bytes: 100 }
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "variant",
+        kind: ParamKind::Choice { options: &["default", "nodelay", "writev", "cork", "quickack"] },
+        unit: None,
+        doc: "default = two writes with Nagle on; the others are the fixes",
+    },
+    ParamSpec {
+        name: "round_trips",
+        kind: ParamKind::Integer { min: 1, max: 10_000 },
+        unit: None,
+        doc: "measured request/reply round trips (the default variant costs ~40 ms each)",
+    },
+    ParamSpec {
+        name: "header_bytes",
+        kind: ParamKind::Integer { min: 1, max: 1024 },
+        unit: Some("bytes"),
+        doc: "size of each request's first write",
+    },
+    ParamSpec {
+        name: "body_bytes",
+        kind: ParamKind::Integer { min: 1, max: 1024 },
+        unit: Some("bytes"),
+        doc: "size of each request's second write",
+    },
+];
+
+const METRICS: &[MetricSpec] = &[
+    MetricSpec { name: "round_trips", unit: Unit::Count, doc: "measured round trips" },
+    MetricSpec { name: "rtt_p50", unit: Unit::Millis, doc: "median round trip, first write to reply read" },
+    MetricSpec { name: "rtt_p90", unit: Unit::Millis, doc: "90th percentile round trip" },
+    MetricSpec { name: "rtt_p99", unit: Unit::Millis, doc: "99th percentile round trip" },
+    MetricSpec { name: "rtt_max", unit: Unit::Millis, doc: "slowest round trip" },
+    MetricSpec {
+        name: "second_segment_gap_p50",
+        unit: Unit::Millis,
+        doc: "median time on the wire between a request's first segment and the segment with its last byte (0 when one segment carried it); from the capture",
+    },
+    MetricSpec {
+        name: "stalled_requests",
+        unit: Unit::Count,
+        doc: "requests whose last segment left 20 ms or more after the first; from the capture",
+    },
+    MetricSpec {
+        name: "segments_per_request",
+        unit: Unit::Count,
+        doc: "data segments per request (2 = header and body apart, 1 = together); from the capture",
+    },
+];
+
+impl Scenario for NagleDelayedAck {
+    type Params = Params;
+
+    const NAME: &'static str = "nagle-delayed-ack";
+    const SUMMARY: &'static str = "the ~40 ms write-write-read stall (Nagle + delayed ACK), and TCP_NODELAY, writev, TCP_CORK, TCP_QUICKACK";
+    const EXPLANATION: &'static str = "\
+What it shows: a client sends each request as two writes, a small header and then the body, \
+and waits for the reply; the server replies once it has both. On a warm connection with \
+default settings every round trip takes about 40 ms, although loopback moves the bytes in \
+microseconds. The capture shows why: the header leaves at once as one segment; the body \
+does not follow. The next thing on the wire is the server's bare ACK of the header, about \
+40 ms later, and the body's segment leaves right after it. The gap before the second \
+segment is the whole stall.
+
+Why it happens: two good rules meet. Nagle's algorithm (on by default) holds back a small \
+write while earlier data is unacknowledged, hoping to send it together with more. The \
+receiver's delayed ACK holds back the acknowledgement, hoping to send it with a reply \
+(Linux waits up to 40 ms once a connection looks interactive, which is why the scenario \
+warms the connection first). The server cannot reply before it has the body; the client \
+will not send the body before the header is acknowledged. Each waits for the other until \
+the delayed-ACK timer fires.
+
+What fixes it: give Nagle nothing to hold or take the ACK delay away. writev (or building \
+the request in one buffer) sends header and body in one write and usually one segment; \
+TCP_CORK around the two writes does the same inside the kernel; TCP_NODELAY lets the small \
+body leave at once (two segments, no wait); TCP_QUICKACK on the server acknowledges the \
+header at once (it is not sticky: set it before each read). The first two also save a \
+segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.";
+    const PARAMS: &'static [ParamSpec] = PARAMS;
+    const METRICS: &'static [MetricSpec] = METRICS;
+
+    async fn run(params: Params, ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+        let addr = listener.local_addr().context("read the bound address")?;
+        let clock = Instant::now();
+        let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
+        let server = tokio::spawn(serve(listener, params.clone(), clock));
+        let client = drive_client(addr, &params, clock).await?;
+        let reads = server.await.map_err(|e| CaseError::Protocol(format!("server task failed: {e}")))??;
+        let wire = capture.finish(&ctx.case_id).await;
+
+        let mut outcome = CaseOutcome::default();
+        let summary = client.latency.summary();
+        outcome
+            .metric("round_trips", summary.count as f64, Unit::Count)
+            .key_metric("rtt_p50", ms(summary.p50_ns), Unit::Millis)
+            .metric("rtt_p90", ms(summary.p90_ns), Unit::Millis)
+            .key_metric("rtt_p99", ms(summary.p99_ns), Unit::Millis)
+            .metric("rtt_max", ms(summary.max_ns), Unit::Millis);
+        outcome.checks.push(p50_check(params.variant, &summary));
+        outcome.observations.latency = Some(LatencyObservation {
+            of: "round trip: first write of the request to the reply read, per request".into(),
+            summary,
+            histogram: client.latency.to_base64(),
+        });
+        let request_len = (params.header_bytes + params.body_bytes) as usize;
+        let mut trace = StreamTrace {
+            boundary_map: BoundaryMap::compute(
+                &client.writes.iter().map(|w| w.len).collect::<Vec<_>>(),
+                &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
+            ),
+            writes: client.writes,
+            reads,
+            ..StreamTrace::default()
+        };
+        if let Some(packets) = &wire.packets {
+            wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
+            let skip = WARM_ROUND_TRIPS * PING.len();
+            let mut segments = stream_segments(packets, Direction::ClientToServer, None, skip).segments;
+            cut_to(&mut segments, TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len);
+            let write_lens: Vec<usize> = trace.writes.iter().map(|w| w.len).collect();
+            let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
+            let read_lens: Vec<usize> = trace.reads.iter().map(|r| r.len).collect();
+            trace.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
+            trace.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
+            trace.segments = segments;
+        }
+        outcome.observations.stream = Some(trace);
+        outcome.observations.capture = Some(wire.observation);
+        outcome.artifacts.extend(wire.artifact);
+        Ok(outcome)
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// What the client measured, and its first requests' writes for the timeline.
+struct ClientRun {
+    latency: LatencyRecorder,
+    writes: Vec<IoEvent>,
+}
+
+fn event(clock: Instant, bytes: &[u8]) -> IoEvent {
+    IoEvent { at_us: clock.elapsed().as_secs_f64() * 1e6, len: bytes.len(), text: printable(bytes) }
+}
+
+/// Header `H` + index, padded with `h`; body `b`s. Printable, so the timeline shows it.
+fn request(index: usize, params: &Params) -> (Vec<u8>, Vec<u8>) {
+    let mut header = format!("H{index}:").into_bytes();
+    header.resize(params.header_bytes as usize, b'h');
+    (header, vec![b'b'; params.body_bytes as usize])
+}
+
+async fn drive_client(addr: SocketAddr, params: &Params, clock: Instant) -> Result<ClientRun, CaseError> {
+    let mut stream = TcpStream::connect(addr).await.context(format!("connect to {addr}"))?;
+    let mut pong = [0u8; PONG.len()];
+    for _ in 0..WARM_ROUND_TRIPS {
+        stream.write_all(PING).await.context("write warm-up ping")?;
+        stream.read_exact(&mut pong).await.context("read warm-up pong")?;
+    }
+    if params.variant == Variant::Nodelay {
+        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+    }
+    let mut latency = LatencyRecorder::new();
+    let mut writes = Vec::new();
+    let mut reply = [0u8; REPLY.len()];
+    for index in 0..params.round_trips as usize {
+        let (header, body) = request(index, params);
+        let started = Instant::now();
+        match params.variant {
+            Variant::Writev => {
+                let total = header.len() + body.len();
+                let slices = [IoSlice::new(&header), IoSlice::new(&body)];
+                let written = stream.write_vectored(&slices).await.context("writev the request")?;
+                if written != total {
+                    return Err(CaseError::Protocol(format!("writev took {written} of {total} bytes")));
+                }
+            }
+            Variant::Cork => {
+                set_cork(&stream, true).context("set TCP_CORK")?;
+                stream.write_all(&header).await.context("write the header")?;
+                stream.write_all(&body).await.context("write the body")?;
+                set_cork(&stream, false).context("clear TCP_CORK")?;
+            }
+            Variant::Default | Variant::Nodelay | Variant::Quickack => {
+                stream.write_all(&header).await.context("write the header")?;
+                stream.write_all(&body).await.context("write the body")?;
+            }
+        }
+        if index < TRACED_ROUND_TRIPS {
+            if params.variant == Variant::Writev {
+                writes.push(event(clock, &[header.as_slice(), body.as_slice()].concat()));
+            } else {
+                writes.push(event(clock, &header));
+                writes.push(event(clock, &body));
+            }
+        }
+        stream.read_exact(&mut reply).await.context("read the reply")?;
+        latency.record(started.elapsed());
+    }
+    stream.shutdown().await.context("shut down the client's sending side")?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.context("wait for the server to close")?;
+    Ok(ClientRun { latency, writes })
+}
+
+/// The reference server: answers warm-up pings, then for each request reads until it
+/// has header and body, and replies.
+async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<Vec<IoEvent>, CaseError> {
+    let (mut stream, peer) = listener.accept().await.context("accept the client")?;
+    let mut ping = [0u8; PING.len()];
+    for _ in 0..WARM_ROUND_TRIPS {
+        stream.read_exact(&mut ping).await.context(format!("read warm-up ping from {peer}"))?;
+        stream.write_all(PONG).await.context(format!("write warm-up pong to {peer}"))?;
+    }
+    let request_len = (params.header_bytes + params.body_bytes) as usize;
+    let mut buf = vec![0u8; request_len];
+    let mut reads = Vec::new();
+    for index in 0..params.round_trips as usize {
+        let mut have = 0;
+        // Each read returns at least one byte, so this ends after request_len reads.
+        while have < request_len {
+            if params.variant == Variant::Quickack {
+                set_quickack(&stream, true).context("set TCP_QUICKACK")?;
+            }
+            let n = stream.read(&mut buf[have..]).await.context(format!("read a request from {peer}"))?;
+            if n == 0 {
+                return Err(CaseError::Protocol(format!(
+                    "{peer} closed after {index} requests and {have} bytes"
+                )));
+            }
+            if index < TRACED_ROUND_TRIPS {
+                reads.push(event(clock, &buf[have..have + n]));
+            }
+            have += n;
+        }
+        stream.write_all(REPLY).await.context(format!("write the reply to {peer}"))?;
+    }
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.context(format!("wait for {peer} to close"))?;
+    Ok(reads)
+}
+
+/// Shortens `segments` to the first `limit` stream bytes.
+fn cut_to(segments: &mut Vec<IoEvent>, limit: usize) {
+    let mut total = 0;
+    segments.retain_mut(|segment| {
+        if total >= limit {
+            return false;
+        }
+        if total + segment.len > limit {
+            segment.len = limit - total;
+            segment.text.clear();
+        }
+        total += segment.len;
+        true
+    });
+}
+
+/// The wire evidence: per request, the gap between its first segment and the segment
+/// carrying its last byte.
+fn wire_metrics(outcome: &mut CaseOutcome, packets: &[WirePacket], round_trips: usize, request_len: usize) {
+    let skip = WARM_ROUND_TRIPS * PING.len();
+    let segments = stream_segments(packets, Direction::ClientToServer, None, skip).segments;
+    let mut offset = 0usize;
+    let mut per_request: Vec<(f64, f64, usize)> = vec![(f64::NAN, f64::NAN, 0); round_trips];
+    for segment in &segments {
+        let (first, last) = (offset / request_len, (offset + segment.len - 1) / request_len);
+        for slot in per_request.iter_mut().take(last + 1).skip(first) {
+            if slot.0.is_nan() {
+                slot.0 = segment.at_us;
+            }
+            slot.1 = segment.at_us;
+            slot.2 += 1;
+        }
+        offset += segment.len;
+    }
+    let mut gaps = LatencyRecorder::new();
+    let mut stalled = 0;
+    let mut counted = 0;
+    let mut segment_count = 0;
+    for &(first, last, count) in per_request.iter().filter(|r| !r.0.is_nan()) {
+        let gap = Duration::from_secs_f64(((last - first) / 1e6).max(0.0));
+        gaps.record(gap);
+        stalled += usize::from(gap >= STALL_GAP);
+        counted += 1;
+        segment_count += count;
+    }
+    if counted == 0 {
+        return;
+    }
+    outcome
+        .key_metric("second_segment_gap_p50", ms(gaps.summary().p50_ns), Unit::Millis)
+        .metric("stalled_requests", stalled as f64, Unit::Count)
+        .metric("segments_per_request", segment_count as f64 / counted as f64, Unit::Count);
+}
+
+/// The stall shows for `default` and is gone for every fix.
+fn p50_check(variant: Variant, summary: &LatencySummary) -> Check {
+    let p50 = Duration::from_nanos(summary.p50_ns);
+    let observed = format!("p50 {} ms over {} round trips", format_number(ms(summary.p50_ns)), summary.count);
+    if variant == Variant::Default {
+        Check::new(
+            "stall_shows",
+            format!("p50 >= {} ms", STALL_P50_MIN.as_millis()),
+            observed,
+            p50 >= STALL_P50_MIN,
+            "with Nagle on and delayed ACKs, each request waits for the delayed-ACK timer (~40 ms on Linux)",
+        )
+    } else {
+        Check::new(
+            "stall_fixed",
+            format!("p50 < {} ms", FIXED_P50_MAX.as_millis()),
+            observed,
+            p50 < FIXED_P50_MAX,
+            "without the write-write-read deadlock a loopback round trip takes well under a millisecond",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_the_first_bytes() {
+        let mut segments = vec![
+            IoEvent { at_us: 0.0, len: 8, text: "H0:hhhhh".into() },
+            IoEvent { at_us: 1.0, len: 10, text: "bbbbbbbbbb".into() },
+        ];
+        cut_to(&mut segments, 12);
+        assert_eq!(segments.iter().map(|s| s.len).collect::<Vec<_>>(), [8, 4]);
+        assert!(segments[1].text.is_empty());
+    }
+
+    #[test]
+    fn requests_are_printable_and_sized() {
+        let (header, body) = request(12, &Params::default());
+        assert_eq!(header, b"H12:hhhh");
+        assert_eq!(body.len(), 100);
+    }
+}
