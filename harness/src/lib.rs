@@ -18,6 +18,7 @@ pub mod host;
 pub mod metrics;
 pub mod net;
 pub mod params;
+pub mod peer;
 pub mod privilege;
 pub mod report;
 pub mod runner;

@@ -1,0 +1,445 @@
+//! Clients that drive a server and measure it: ping-pong, pipelined, bulk and open-loop
+//! workloads over TCP, for every framing strategy.
+//!
+//! Every message is a self-checking [`payload`](super::payload): the client verifies each
+//! reply (length, sequence number, checksum) and counts intact, corrupted and
+//! out-of-order ones. Replies are matched to requests by bytes, not by frames, so raw
+//! (unframed) streams — where a "message" is whatever one read returns — are measured too,
+//! and show how many reads held something other than exactly one message.
+//!
+//! Every workload is bounded by a duration and a message count, and every wait for the
+//! server by `reply_timeout`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::PeerError;
+use super::behaviour::{Behaviour, Mode};
+use super::codec::MessageCodec;
+use super::payload::{self, Verdict};
+use crate::framing::{FramingStrategy, stop_and_wait};
+use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary};
+
+/// Bytes of messages a writer batches into one `write`.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What a client does. `Default`: ping-pong with 64-byte `u32be` messages for 1 s.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// How the client drives the server.
+    pub mode: Mode,
+    /// How messages are framed.
+    pub framing: FramingStrategy,
+    /// Payload size of every message, in bytes (at least 16: sequence number and checksum).
+    pub message_size: usize,
+    /// How long to send for.
+    pub duration: Duration,
+    /// Most messages to send.
+    pub max_messages: u64,
+    /// `pipelined`: most messages outstanding.
+    pub window: usize,
+    /// `open-loop`: messages per second.
+    pub rate_per_s: f64,
+    /// What the server does: `echo` or `echo-upper` (replies verified), `sink` (no replies).
+    pub server: Behaviour,
+    /// Seed of the payload filler.
+    pub seed: u64,
+    /// Longest wait for the server at any point.
+    pub reply_timeout: Duration,
+    /// Set TCP_NODELAY on the client socket.
+    pub nodelay: bool,
+    /// Largest frame accepted from the server, in bytes.
+    pub max_frame_len: usize,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            mode: Mode::PingPong,
+            framing: crate::peer::ServerConfig::default().framing,
+            message_size: 64,
+            duration: Duration::from_secs(1),
+            max_messages: 10_000_000,
+            window: 16,
+            rate_per_s: 1000.0,
+            server: Behaviour::Echo,
+            seed: 0,
+            reply_timeout: Duration::from_secs(5),
+            nodelay: true,
+            max_frame_len: 8 << 20,
+        }
+    }
+}
+
+/// What a workload measured.
+#[derive(Debug, Clone)]
+pub struct WorkloadResult {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages whose reply bytes all arrived.
+    pub replied: u64,
+    /// Received frames that verified.
+    pub intact: u64,
+    /// Received frames that did not verify (for `raw`: reads that were not exactly one
+    /// message).
+    pub corrupted: u64,
+    /// Intact frames that arrived out of sequence.
+    pub out_of_order: u64,
+    /// Round trips (from the intended send time, for open-loop).
+    pub latency: LatencyRecorder,
+    /// Reply bytes per interval (sent bytes for bulk).
+    pub throughput: ThroughputSummary,
+    /// From the first send to the last reply (or, for bulk, to the server's close).
+    pub elapsed: Duration,
+    /// `open-loop`: the rate asked for, messages per second.
+    pub target_rate: Option<f64>,
+    /// Messages sent per second of sending.
+    pub achieved_rate: f64,
+}
+
+/// Runs `workload` against the server at `addr`.
+///
+/// # Errors
+/// [`PeerError`] when connecting fails, the server goes silent for `reply_timeout`,
+/// closes while replies are due, or sends a frame the codec refuses.
+pub async fn run_workload(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
+    let stream = TcpStream::connect(addr).await.map_err(|source| PeerError::Connect { addr, source })?;
+    stream.set_nodelay(workload.nodelay)?;
+    let replies = workload.server != Behaviour::Sink;
+    if workload.mode == Mode::Bulk && replies {
+        return Err(PeerError::Unsupported(format!(
+            "bulk mode sends one way, into a sink, not to {}",
+            workload.server
+        )));
+    }
+    if workload.mode != Mode::Bulk && !replies {
+        return Err(PeerError::Unsupported(format!(
+            "{} mode needs replies; a sink sends none",
+            workload.mode
+        )));
+    }
+    match MessageCodec::new(workload.framing, workload.max_frame_len) {
+        None => stop_and_wait_workload(stream, addr, workload).await,
+        Some(codec) if workload.mode == Mode::Bulk => bulk(stream, addr, codec, workload).await,
+        Some(codec) => request_reply(stream, addr, codec, workload).await,
+    }
+}
+
+/// Tells intact from corrupted replies and completed requests from pending ones.
+struct ReplyTracker {
+    size: u64,
+    upper: bool,
+    seed: u64,
+    bytes: u64,
+    replied: u64,
+    intact: u64,
+    corrupted: u64,
+    out_of_order: u64,
+    next_seq: u32,
+}
+
+impl ReplyTracker {
+    fn new(workload: &Workload) -> Self {
+        ReplyTracker {
+            size: workload.message_size.max(payload::MIN_PAYLOAD) as u64,
+            upper: workload.server == Behaviour::EchoUpper,
+            seed: workload.seed,
+            bytes: 0,
+            replied: 0,
+            intact: 0,
+            corrupted: 0,
+            out_of_order: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// Judges one received frame; returns how many requests it completed.
+    fn on_frame(&mut self, frame: &[u8]) -> u64 {
+        let size = self.size as usize;
+        let verdict = if self.upper {
+            payload::verify_upper(frame, size, self.seed)
+        } else {
+            payload::verify(frame, size)
+        };
+        match verdict {
+            Verdict::Intact(seq) => {
+                self.intact += 1;
+                if seq != self.next_seq {
+                    self.out_of_order += 1;
+                }
+                self.next_seq = seq.wrapping_add(1);
+            }
+            Verdict::Corrupted => self.corrupted += 1,
+        }
+        self.bytes += frame.len() as u64;
+        let completed = self.bytes / self.size - self.replied;
+        self.replied += completed;
+        completed
+    }
+}
+
+/// Reads until the codec yields a frame; `None` at a clean end of stream.
+async fn next_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    codec: &mut MessageCodec,
+    buf: &mut BytesMut,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Option<Bytes>, PeerError> {
+    loop {
+        if let Some(frame) = codec.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        let read = tokio::time::timeout(timeout, reader.read_buf(buf))
+            .await
+            .map_err(|_| PeerError::Timeout { addr, timeout_ms: timeout.as_millis() as u64 })??;
+        if read == 0 {
+            return Ok(codec.decode_eof(buf)?);
+        }
+    }
+}
+
+/// Ping-pong, pipelined and open-loop: a writer sends paced messages, a reader matches
+/// replies to their send times.
+async fn request_reply(
+    stream: TcpStream,
+    addr: SocketAddr,
+    mut codec: MessageCodec,
+    workload: &Workload,
+) -> Result<WorkloadResult, PeerError> {
+    let (mut reader, mut writer) = stream.into_split();
+    let window = match workload.mode {
+        Mode::PingPong => Some(1),
+        Mode::Pipelined => Some(workload.window.max(1)),
+        _ => None,
+    };
+    let permits = window.map(|n| Arc::new(Semaphore::new(n)));
+    let (times_tx, mut times_rx) = mpsc::unbounded_channel::<Instant>();
+    let start = Instant::now();
+
+    let writer_permits = permits.clone();
+    let send_workload = workload.clone();
+    let mut send_codec = MessageCodec::new(workload.framing, workload.max_frame_len)
+        .ok_or_else(|| PeerError::Unsupported("stop-and-wait has no codec".into()))?;
+    let sender = tokio::spawn(async move {
+        let w = send_workload;
+        let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+        let mut message = BytesMut::with_capacity(w.message_size);
+        let mut seq: u64 = 0;
+        while seq < w.max_messages && start.elapsed() < w.duration {
+            // Wait for the first message of the batch: a window slot, or its intended time.
+            let stamp = match &writer_permits {
+                Some(permits) => {
+                    let Ok(permit) = permits.acquire().await else { break };
+                    permit.forget();
+                    Instant::now()
+                }
+                None => {
+                    let intended = start + Duration::from_secs_f64(seq as f64 / w.rate_per_s);
+                    tokio::time::sleep_until(intended.into()).await;
+                    intended
+                }
+            };
+            loop {
+                message.clear();
+                payload::write(&mut message, seq as u32, w.message_size, w.seed);
+                send_codec.encode(&message[..], &mut batch)?;
+                let _ = times_tx.send(stamp);
+                seq += 1;
+                // Batch further messages that may go now: more free window slots, or
+                // (open-loop, running behind) messages whose intended time has passed.
+                let more = seq < w.max_messages
+                    && batch.len() < WRITE_BATCH
+                    && match &writer_permits {
+                        Some(permits) => permits.try_acquire().map(|p| p.forget()).is_ok(),
+                        None => start + Duration::from_secs_f64(seq as f64 / w.rate_per_s) <= Instant::now(),
+                    };
+                if !more {
+                    break;
+                }
+            }
+            writer.write_all(&batch).await?;
+            batch.clear();
+        }
+        let sent_for = start.elapsed();
+        writer.shutdown().await?;
+        Ok::<_, PeerError>((seq, sent_for))
+    });
+
+    let mut tracker = ReplyTracker::new(workload);
+    let mut latency = LatencyRecorder::new();
+    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut send_times = VecDeque::new();
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH);
+    let timeout = workload.reply_timeout;
+    let read_result = async {
+        while let Some(frame) = next_frame(&mut reader, &mut codec, &mut buf, addr, timeout).await? {
+            let now = Instant::now();
+            let completed = tracker.on_frame(&frame);
+            meter.record(frame.len() as u64, completed);
+            for _ in 0..completed {
+                while send_times.is_empty() {
+                    match times_rx.recv().await {
+                        Some(t) => send_times.push_back(t),
+                        None => break,
+                    }
+                }
+                if let Some(sent_at) = send_times.pop_front() {
+                    latency.record(now.saturating_duration_since(sent_at));
+                }
+                if let Some(permits) = &permits {
+                    permits.add_permits(1);
+                }
+            }
+        }
+        Ok::<_, PeerError>(())
+    }
+    .await;
+    let elapsed = start.elapsed();
+    if let Err(e) = read_result {
+        sender.abort(); // it may be waiting for a window slot that will never free
+        return Err(e);
+    }
+    let (sent, sent_for) =
+        sender.await.map_err(|e| PeerError::Unsupported(format!("writer task failed: {e}")))??;
+    if tracker.replied < sent {
+        let pending = (sent - tracker.replied) * tracker.size;
+        return Err(PeerError::Closed { addr, pending });
+    }
+    Ok(WorkloadResult {
+        sent,
+        replied: tracker.replied,
+        intact: tracker.intact,
+        corrupted: tracker.corrupted,
+        out_of_order: tracker.out_of_order,
+        latency,
+        throughput: meter.summary(),
+        elapsed,
+        target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
+        achieved_rate: rate(sent, sent_for),
+    })
+}
+
+/// Bulk: one-way batches into a sink for the duration, then waits for the sink to close.
+async fn bulk(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    mut codec: MessageCodec,
+    workload: &Workload,
+) -> Result<WorkloadResult, PeerError> {
+    let start = Instant::now();
+    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH + workload.message_size + 16);
+    let mut message = BytesMut::with_capacity(workload.message_size);
+    let mut seq: u64 = 0;
+    while seq < workload.max_messages && start.elapsed() < workload.duration {
+        let mut in_batch = 0;
+        while batch.len() < WRITE_BATCH && seq < workload.max_messages {
+            message.clear();
+            payload::write(&mut message, seq as u32, workload.message_size, workload.seed);
+            codec.encode(&message[..], &mut batch)?;
+            seq += 1;
+            in_batch += 1;
+        }
+        stream.write_all(&batch).await?;
+        meter.record((message.len() * in_batch) as u64, in_batch as u64);
+        batch.clear();
+    }
+    let sent_for = start.elapsed();
+    stream.shutdown().await?;
+    // The sink closes once it has read everything: that is when the transfer is done.
+    let mut rest = [0u8; 1024];
+    loop {
+        let read =
+            tokio::time::timeout(workload.reply_timeout, stream.read(&mut rest)).await.map_err(|_| {
+                PeerError::Timeout { addr, timeout_ms: workload.reply_timeout.as_millis() as u64 }
+            })??;
+        if read == 0 {
+            break;
+        }
+    }
+    Ok(WorkloadResult {
+        sent: seq,
+        replied: 0,
+        intact: 0,
+        corrupted: 0,
+        out_of_order: 0,
+        latency: LatencyRecorder::new(),
+        throughput: meter.summary(),
+        elapsed: start.elapsed(),
+        target_rate: None,
+        achieved_rate: rate(seq, sent_for),
+    })
+}
+
+/// Stop-and-wait: every message waits for the receiver's ACK before its body, so
+/// windows and rates collapse to one message at a time; open-loop still times from the
+/// intended send time.
+async fn stop_and_wait_workload(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    workload: &Workload,
+) -> Result<WorkloadResult, PeerError> {
+    let timeout_error = || PeerError::Timeout { addr, timeout_ms: workload.reply_timeout.as_millis() as u64 };
+    let mut tracker = ReplyTracker::new(workload);
+    let mut latency = LatencyRecorder::new();
+    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut message = BytesMut::with_capacity(workload.message_size);
+    let start = Instant::now();
+    let mut seq: u64 = 0;
+    while seq < workload.max_messages && start.elapsed() < workload.duration {
+        let sent_at = if workload.mode == Mode::OpenLoop {
+            let intended = start + Duration::from_secs_f64(seq as f64 / workload.rate_per_s);
+            tokio::time::sleep_until(intended.into()).await;
+            intended
+        } else {
+            Instant::now()
+        };
+        message.clear();
+        payload::write(&mut message, seq as u32, workload.message_size, workload.seed);
+        tokio::time::timeout(workload.reply_timeout, stop_and_wait::send(&mut stream, &message))
+            .await
+            .map_err(|_| timeout_error())??;
+        seq += 1;
+        if workload.mode == Mode::Bulk {
+            meter.record(message.len() as u64, 1);
+            continue;
+        }
+        let reply = tokio::time::timeout(
+            workload.reply_timeout,
+            stop_and_wait::recv(&mut stream, workload.max_frame_len),
+        )
+        .await
+        .map_err(|_| timeout_error())??
+        .ok_or(PeerError::Closed { addr, pending: message.len() as u64 })?;
+        let completed = tracker.on_frame(&reply);
+        meter.record(reply.len() as u64, completed);
+        latency.record(sent_at.elapsed());
+    }
+    let sent_for = start.elapsed();
+    stream.shutdown().await?;
+    Ok(WorkloadResult {
+        sent: seq,
+        replied: tracker.replied,
+        intact: tracker.intact,
+        corrupted: tracker.corrupted,
+        out_of_order: tracker.out_of_order,
+        latency,
+        throughput: meter.summary(),
+        elapsed: start.elapsed(),
+        target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
+        achieved_rate: rate(seq, sent_for),
+    })
+}
+
+fn rate(count: u64, over: Duration) -> f64 {
+    if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
+}

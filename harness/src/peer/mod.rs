@@ -1,0 +1,74 @@
+//! Reference peers: servers and clients that speak every framing strategy over TCP (and
+//! servers over UDP), to run scenarios against and to measure with.
+//!
+//! - [`server`]: echo / echo-upper / sink / source servers, built with tokio, a thread per
+//!   connection, or one client at a time ([`Flavour`]).
+//! - [`client`]: workloads — ping-pong, pipelined, bulk, open-loop — that record latency
+//!   in an HdrHistogram and throughput per interval.
+//! - [`payload`]: self-checking messages (sequence number + checksum), so every receiver
+//!   verifies order and integrity.
+//! - [`MessageCodec`]: one codec type for every framing strategy.
+
+pub mod behaviour;
+pub mod client;
+mod codec;
+pub mod payload;
+pub mod server;
+
+use std::io;
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+pub use behaviour::{Behaviour, Flavour, Mode, Transport, UnknownName};
+pub use client::{Workload, WorkloadResult, run_workload};
+pub use codec::MessageCodec;
+pub use server::{Server, ServerConfig, ServerStats};
+
+use crate::framing::FramingError;
+
+/// What can go wrong between peers.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why (e.g. address in use).
+        source: io::Error,
+    },
+    /// Connecting to a server failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The server.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A frame could not be decoded or encoded.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    /// The peer did not answer in time.
+    #[error("no reply from {addr} within {timeout_ms} ms")]
+    Timeout {
+        /// The silent peer.
+        addr: SocketAddr,
+        /// How long we waited.
+        timeout_ms: u64,
+    },
+    /// The peer closed the connection while a reply was due.
+    #[error("{addr} closed the connection with {pending} bytes of replies still due")]
+    Closed {
+        /// The peer.
+        addr: SocketAddr,
+        /// Bytes of replies not received.
+        pending: u64,
+    },
+    /// A combination the peers do not support.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Any other socket error.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
