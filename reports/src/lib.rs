@@ -2,13 +2,17 @@
 //!
 //! Every renderer reads only [`socklab_harness::report::Report`]: `report.json` is the
 //! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
-//! ([`markdown`]), `junit.xml` one test case per check ([`junit`]). [`folder`] writes them
+//! ([`markdown`]), `index.html` a self-contained page with SVG charts and timelines
+//! ([`html`], [`charts`]), `junit.xml` one test case per check ([`junit`]). [`folder`] writes them
 //! all into a report folder atomically.
 
+pub mod charts;
 pub mod folder;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod sweep;
 
 use socklab_harness::report::Report;
 use thiserror::Error;
@@ -50,6 +54,16 @@ pub fn render_all(report: &Report) -> Result<Vec<RenderedFile>, RenderError> {
     Ok(vec![
         RenderedFile { name: "report.json", bytes: json::render(report)?.into_bytes() },
         RenderedFile { name: "report.md", bytes: markdown::render(report)?.into_bytes() },
+        RenderedFile { name: "index.html", bytes: html::render(report)?.into_bytes() },
         RenderedFile { name: "junit.xml", bytes: junit::render(report)?.into_bytes() },
     ])
+}
+
+/// A metric as tables show it: `4`, `12.5 ms`, `830.2 MiB/s`.
+pub(crate) fn metric_text(metric: &socklab_harness::report::Metric) -> String {
+    let value = socklab_harness::check::format_number(metric.value);
+    match metric.unit.suffix() {
+        "" => value,
+        suffix => format!("{value} {suffix}"),
+    }
 }

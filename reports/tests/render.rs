@@ -71,7 +71,7 @@ fn sample() -> Report {
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),
-            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into() },
+            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into(), table: None },
         )]),
         cases: vec![classic, failed, broken],
     }
@@ -141,7 +141,7 @@ fn a_report_folder_is_replaced_whole() {
     let mut files: Vec<_> =
         fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    assert_eq!(files, ["junit.xml", "report.json", "report.md"]);
+    assert_eq!(files, ["index.html", "junit.xml", "report.json", "report.md"]);
 }
 
 #[test]

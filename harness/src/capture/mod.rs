@@ -113,7 +113,8 @@ pub enum CaptureError {
 /// One frame as captured: wall-clock time (for pcap), case time, the bytes.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// Wall-clock time the capture thread read it.
+    /// Wall-clock time the kernel received it (`SIOCGSTAMPNS`), or when the capture
+    /// thread read it where the kernel gives no time.
     pub wall: SystemTime,
     /// Microseconds since the case clock started.
     pub at_us: f64,
@@ -297,6 +298,23 @@ fn set_int_option(socket: &OwnedFd, level: i32, name: i32, value: i32) -> io::Re
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// `SIOCGSTAMPNS` (`linux/sockios.h`, the `_OLD` number with a native `timespec` on
+/// 64-bit and the one every kernel since 2.6.22 answers).
+const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+
+/// The kernel's receive time of the last frame read from `fd`: taken when the frame
+/// reached the packet socket, so it does not include the capture thread's own delay.
+fn kernel_timestamp(fd: i32) -> Option<SystemTime> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: SIOCGSTAMPNS writes one timespec into the live `ts`.
+    let rc = unsafe { libc::ioctl(fd, SIOCGSTAMPNS as _, &mut ts as *mut libc::timespec) };
+    if rc != 0 || ts.tv_sec <= 0 {
+        return None;
+    }
+    let since_epoch = Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?);
+    Some(SystemTime::UNIX_EPOCH + since_epoch)
+}
+
 /// Frames the kernel dropped since the last call (`PACKET_STATISTICS` resets on read).
 fn kernel_drops(fd: i32) -> u64 {
     let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
@@ -324,6 +342,7 @@ fn read_frames(
     stop: &AtomicBool,
 ) -> Captured {
     let started = Instant::now();
+    let wall_at_start = SystemTime::now();
     let mut captured = Captured {
         interface: config.interface.clone(),
         server_ports: config.server_ports.clone(),
@@ -365,10 +384,19 @@ fn read_frames(
             captured.left_out += 1;
             continue;
         }
-        let at_us = last_match.saturating_duration_since(clock).as_secs_f64() * 1e6;
+        // Kernel time when there is one (the thread may read a frame a while after it
+        // arrived), placed on the case clock through the wall clock read at the start.
+        let wall = kernel_timestamp(fd).unwrap_or_else(SystemTime::now);
+        let since_start = match wall.duration_since(wall_at_start) {
+            Ok(later) => started.saturating_duration_since(clock).as_secs_f64() + later.as_secs_f64(),
+            Err(earlier) => {
+                started.saturating_duration_since(clock).as_secs_f64() - earlier.duration().as_secs_f64()
+            }
+        };
+        let at_us = since_start.max(0.0) * 1e6;
         frame_bytes += frame.len();
         captured.packets.push(numbering.record(&decoded, at_us));
-        captured.frames.push(Frame { wall: SystemTime::now(), at_us, bytes: frame.to_vec() });
+        captured.frames.push(Frame { wall, at_us, bytes: frame.to_vec() });
     }
     captured.kernel_drops = kernel_drops(fd);
     captured

@@ -1,0 +1,293 @@
+//! `index.html`: one self-contained page for people — summary, then per scenario its
+//! explanation, charts (latency percentiles, metrics against a swept parameter) and per
+//! case the story in plain words, the checks, the three-lane timeline and a link to the
+//! case's capture.
+//!
+//! The page comes from `templates/index.html.j2` (minijinja, HTML autoescaping on); this
+//! module prepares a view of the report for it. Charts are SVG strings from [`charts`],
+//! inserted as they are; every other value is escaped by the template. No CSS, script or
+//! font is loaded from anywhere: the page works offline and from a CI artifact.
+//!
+//! [`charts`]: crate::charts
+
+use minijinja::Environment;
+use serde::Serialize;
+use socklab_harness::check::{Check, format_number};
+use socklab_harness::report::{
+    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, StreamTrace, Tally,
+};
+use socklab_harness::suite::value_text;
+
+use crate::RenderError;
+use crate::charts;
+
+const TEMPLATE: &str = include_str!("../templates/index.html.j2");
+
+/// The report as an HTML page.
+///
+/// # Errors
+/// [`RenderError::Template`] if the template fails.
+pub fn render(report: &Report) -> Result<String, RenderError> {
+    let template_error = |source| RenderError::Template { file: "index.html", source };
+    let mut env = Environment::new();
+    // The name ends in .html, so minijinja escapes every value unless marked safe.
+    env.add_template("index.html", TEMPLATE).map_err(template_error)?;
+    let page = Page::new(report);
+    env.get_template("index.html")
+        .and_then(|t| t.render(minijinja::value::Serde(&page)))
+        .map_err(template_error)
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    run: &'a RunInfo,
+    duration_s: String,
+    tally: Tally,
+    all_passed: bool,
+    rows: Vec<Row>,
+    sections: Vec<Section<'a>>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    anchor: String,
+    case: String,
+    status: &'static str,
+    class: &'static str,
+    params: String,
+    metrics: String,
+    checks: String,
+}
+
+#[derive(Serialize)]
+struct Section<'a> {
+    scenario: &'a str,
+    summary: &'a str,
+    paragraphs: Vec<&'a str>,
+    charts: Vec<Chart>,
+    cases: Vec<CaseView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Chart {
+    title: String,
+    svg: String,
+}
+
+#[derive(Serialize)]
+struct CaseView<'a> {
+    anchor: String,
+    id: &'a str,
+    status: &'static str,
+    class: &'static str,
+    seed: u64,
+    duration_ms: String,
+    params: String,
+    error: Option<&'a str>,
+    story: Vec<String>,
+    checks: &'a [Check],
+    metrics: Vec<(String, String)>,
+    capture: Option<String>,
+    pcap: Option<&'a str>,
+    timeline: Option<String>,
+}
+
+impl<'a> Page<'a> {
+    fn new(report: &'a Report) -> Self {
+        let sections = report
+            .scenarios
+            .iter()
+            .filter_map(|(name, info)| {
+                let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
+                (!cases.is_empty()).then(|| Section {
+                    scenario: name,
+                    summary: &info.summary,
+                    paragraphs: info
+                        .explanation
+                        .split("\n\n")
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .collect(),
+                    charts: section_charts(&cases),
+                    cases: cases.iter().map(|c| CaseView::new(c)).collect(),
+                })
+            })
+            .collect();
+        Page {
+            run: &report.run,
+            duration_s: format!("{:.1}", report.run.duration_s),
+            tally: report.tally(),
+            all_passed: report.all_passed(),
+            rows: report.cases.iter().map(Row::new).collect(),
+            sections,
+        }
+    }
+}
+
+fn section_charts(cases: &[&CaseResult]) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    let latency: Vec<(String, _)> = cases
+        .iter()
+        .filter_map(|c| c.observations.latency.as_ref().map(|l| (short_label(c), l.summary)))
+        .collect();
+    if let Some(svg) = charts::latency_chart(&latency) {
+        charts.push(Chart { title: "Latency percentiles".into(), svg });
+    }
+    charts.extend(charts::sweep_charts(cases).into_iter().map(|c| Chart { title: c.title, svg: c.svg }));
+    charts
+}
+
+/// The parameters set for a case, or its id when none were.
+fn short_label(case: &CaseResult) -> String {
+    let params = params_text(case);
+    if params.is_empty() { case.id.clone() } else { params }
+}
+
+impl Row {
+    fn new(case: &CaseResult) -> Self {
+        let passed = case.checks.iter().filter(|c| c.passed).count();
+        Row {
+            anchor: anchor(&case.id),
+            case: case.id.clone(),
+            status: case.status.word(),
+            class: class(case.status),
+            params: params_text(case),
+            metrics: case
+                .metrics
+                .iter()
+                .filter(|m| m.key)
+                .map(|m| format!("{} {}", m.name, metric_value(m)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            checks: match &case.error {
+                Some(_) => case.status.word().to_lowercase(),
+                None => format!("{passed}/{}", case.checks.len()),
+            },
+        }
+    }
+}
+
+impl<'a> CaseView<'a> {
+    fn new(case: &'a CaseResult) -> Self {
+        let capture = case.observations.capture.as_ref();
+        let segments_note = capture.map(CaptureObservation::line).unwrap_or_else(|| "no capture".into());
+        CaseView {
+            anchor: anchor(&case.id),
+            id: &case.id,
+            status: case.status.word(),
+            class: class(case.status),
+            seed: case.seed,
+            duration_ms: format_number((case.duration_ms * 10.0).round() / 10.0),
+            params: params_text(case),
+            error: case.error.as_deref(),
+            story: story(case),
+            checks: &case.checks,
+            metrics: case.metrics.iter().map(|m| (m.name.clone(), metric_value(m))).collect(),
+            capture: capture.map(CaptureObservation::line),
+            pcap: capture.and_then(|c| c.pcap.as_deref()),
+            timeline: case.observations.stream.as_ref().and_then(|t| charts::timeline(t, &segments_note)),
+        }
+    }
+}
+
+/// The case in plain words, from its data.
+fn story(case: &CaseResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(trace) = &case.observations.stream {
+        lines.push(stream_story(case, trace));
+    }
+    if let Some(latency) = &case.observations.latency {
+        let s = &latency.summary;
+        lines.push(format!(
+            "Median round trip {} ms, p99 {} ms, slowest {} ms over {} ({}).",
+            ms(s.p50_ns),
+            ms(s.p99_ns),
+            ms(s.max_ns),
+            plural(s.count as usize, "sample"),
+            latency.of
+        ));
+    }
+    if let Some(capture) = &case.observations.capture
+        && capture.status == CaptureStatus::Captured
+    {
+        let data = capture.packets.iter().filter(|p| p.len > 0).count();
+        let acks = capture.packets.iter().filter(|p| p.len == 0 && p.flags == ".").count();
+        lines.push(format!(
+            "On the wire: {} in all, {} carrying data, {} bare ACKs.",
+            plural(capture.packets.len() + capture.packets_left_out as usize, "packet"),
+            data,
+            acks
+        ));
+    }
+    lines
+}
+
+/// "3 writes left as 2 segments (1 carried bytes of more than one write); recv(5)
+/// returned 4 reads; 2 reads held bytes of more than one message."
+fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
+    let writes = plural(trace.writes.len(), "write");
+    let mut text = if trace.segments.is_empty() {
+        writes
+    } else {
+        let mut t = format!("{writes} left as {}", plural(trace.segments.len(), "segment"));
+        let merged = trace.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
+        if merged > 0 {
+            t += &format!(" ({merged} carried bytes of more than one write)");
+        }
+        t
+    };
+    let reads = plural(trace.reads.len(), "read");
+    match case.params.get("read_size") {
+        Some(size) => text += &format!("; recv({}) returned {reads}", value_text(size)),
+        None => text += &format!("; the reader made {reads}"),
+    }
+    let sticky = trace.boundary_map.sticky_targets();
+    if sticky > 0 {
+        text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));
+    }
+    let split = trace.boundary_map.split_sources();
+    if split > 0 {
+        text += &format!("; {} arrived in pieces", plural(split, "message"));
+    }
+    if sticky == 0 && split == 0 {
+        text += "; every read held exactly one whole message";
+    }
+    text + "."
+}
+
+fn ms(ns: u64) -> String {
+    format_number((ns as f64 / 1e4).round() / 100.0)
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+fn params_text(case: &CaseResult) -> String {
+    case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
+}
+
+fn metric_value(metric: &Metric) -> String {
+    let value = format_number((metric.value * 1000.0).round() / 1000.0);
+    match metric.unit.suffix() {
+        "" => value,
+        suffix => format!("{value} {suffix}"),
+    }
+}
+
+fn class(status: CaseStatus) -> &'static str {
+    match status {
+        CaseStatus::Passed => "pass",
+        CaseStatus::Failed => "fail",
+        CaseStatus::Error | CaseStatus::TimedOut => "error",
+    }
+}
+
+/// An HTML id from a case id: letters, digits and `-` only.
+fn anchor(id: &str) -> String {
+    let mut out = String::from("case-");
+    for c in id.chars() {
+        out.push(if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' });
+    }
+    out
+}

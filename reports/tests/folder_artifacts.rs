@@ -1,0 +1,78 @@
+//! Per-case files in report folders: written with the run, kept by a re-render,
+//! replaced by the next run, and never written outside `cases/`.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use socklab_harness::report::{Report, RunInfo, SCHEMA_VERSION};
+use socklab_harness::scenario::Artifact;
+use socklab_reports::folder::FolderError;
+use socklab_reports::{load_report, rerender_report, write_report, write_report_with};
+
+fn report(seed: u64) -> Report {
+    Report {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            socklab_version: "0.1.0".into(),
+            git_revision: None,
+            kernel: "6.1".into(),
+            cpu_count: 2,
+            started_at: "2026-11-21T00:00:00Z".into(),
+            duration_s: 0.1,
+            seed,
+            command_line: vec!["socklab".into()],
+            suite: "default".into(),
+        },
+        scenarios: BTreeMap::new(),
+        cases: Vec::new(),
+    }
+}
+
+fn pcap(case: &str, bytes: &[u8]) -> Artifact {
+    Artifact { path: format!("cases/{case}/capture.pcap"), bytes: bytes.to_vec() }
+}
+
+#[test]
+fn a_run_writes_case_files_and_a_rerender_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    write_report_with(&out, &report(1), &[pcap("a", b"first"), pcap("b", b"second")]).unwrap();
+    assert_eq!(fs::read(out.join("cases/a/capture.pcap")).unwrap(), b"first");
+    assert!(out.join("index.html").is_file());
+
+    fs::remove_file(out.join("report.md")).unwrap();
+    let again = rerender_report(&out).unwrap();
+    assert_eq!(again.run.seed, 1);
+    assert!(out.join("report.md").is_file(), "re-rendered");
+    assert_eq!(fs::read(out.join("cases/a/capture.pcap")).unwrap(), b"first", "kept");
+    assert_eq!(fs::read(out.join("cases/b/capture.pcap")).unwrap(), b"second", "kept");
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["r"], "no staging folders left behind");
+}
+
+#[test]
+fn a_new_run_replaces_the_old_case_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    write_report_with(&out, &report(1), &[pcap("old", b"x")]).unwrap();
+    write_report_with(&out, &report(2), &[pcap("new", b"y")]).unwrap();
+    assert!(!out.join("cases/old").exists());
+    assert_eq!(fs::read(out.join("cases/new/capture.pcap")).unwrap(), b"y");
+    write_report(&out, &report(3)).unwrap();
+    assert!(!out.join("cases").exists(), "a run without captures leaves none behind");
+    assert_eq!(load_report(&out).unwrap().run.seed, 3);
+}
+
+#[test]
+fn case_files_outside_cases_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    write_report(&out, &report(1)).unwrap();
+    for bad in ["../escape.pcap", "/tmp/abs.pcap", "cases/../../x", "report.json", "cases"] {
+        let err =
+            write_report_with(&out, &report(2), &[Artifact { path: bad.into(), bytes: vec![] }]).unwrap_err();
+        assert!(matches!(err, FolderError::BadArtifactPath(_)), "{bad}: {err}");
+    }
+    assert_eq!(load_report(&out).unwrap().run.seed, 1, "the previous report is untouched");
+    assert!(!dir.path().join("escape.pcap").exists());
+}
