@@ -71,7 +71,7 @@ fn sample() -> Report {
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),
-            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into(), table: None },
+            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into() },
         )]),
         cases: vec![classic, failed, broken],
     }
