@@ -89,12 +89,7 @@ fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<Strin
     results
         .iter()
         .filter_map(|case| registry.get(&case.scenario).ok())
-        .map(|s| {
-            (
-                s.name().to_string(),
-                ScenarioInfo { summary: s.summary().into(), explanation: s.explanation().into() },
-            )
-        })
+        .map(|s| (s.name().to_string(), s.info()))
         .collect()
 }
 

@@ -107,6 +107,22 @@ pub struct ScenarioInfo {
     pub summary: String,
     /// What it shows, why it happens, what fixes it.
     pub explanation: String,
+    /// How to present a sweep of this scenario as a table, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<SweepTable>,
+}
+
+/// A sweep presented as a table: one row per value of parameter `rows`, one column per
+/// value of parameter `columns`, each cell the `cells` metrics of the matching case.
+/// Cases that differ in other parameters get a table each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepTable {
+    /// Parameter whose values label the rows.
+    pub rows: String,
+    /// Parameter whose values label the columns.
+    pub columns: String,
+    /// Metrics shown in each cell, in order.
+    pub cells: Vec<String>,
 }
 
 /// How a case ended.
@@ -206,6 +222,9 @@ pub enum Unit {
     /// Messages (or other events) per second.
     #[serde(rename = "1/s")]
     PerSec,
+    /// Mebibytes (2^20 bytes) per second.
+    #[serde(rename = "MiB/s")]
+    MibPerSec,
 }
 
 impl Unit {
@@ -219,6 +238,7 @@ impl Unit {
             Unit::Seconds => "s",
             Unit::BytesPerSec => "B/s",
             Unit::PerSec => "/s",
+            Unit::MibPerSec => "MiB/s",
         }
     }
 }
@@ -431,7 +451,7 @@ mod tests {
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),
-                ScenarioInfo { summary: "s".into(), explanation: "e".into() },
+                ScenarioInfo { summary: "s".into(), explanation: "e".into(), table: None },
             )]),
             cases: vec![CaseResult {
                 id: "tcp-coalescing[read_size=5]".into(),

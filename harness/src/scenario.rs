@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::check::Check;
 use crate::params::{ParamError, ParamSpec};
-use crate::report::{Metric, MetricSpec, Observations, Unit};
+use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 
 /// Parameter values by name.
 pub type ParamMap = BTreeMap<String, Value>;
@@ -42,6 +42,8 @@ pub trait Scenario: Send + Sync + 'static {
     const PARAMS: &'static [ParamSpec];
     /// The metrics every run produces.
     const METRICS: &'static [MetricSpec];
+    /// How reports present a sweep of this scenario as a table; `None` for no table.
+    const TABLE: Option<TableSpec> = None;
 
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
     /// longer than a limit set by another parameter). Returns the reason in one line.
@@ -54,6 +56,17 @@ pub trait Scenario: Send + Sync + 'static {
         params: Self::Params,
         ctx: CaseContext,
     ) -> impl Future<Output = Result<CaseOutcome, CaseError>> + Send;
+}
+
+/// A sweep table a scenario declares; see [`SweepTable`].
+#[derive(Debug, Clone, Copy)]
+pub struct TableSpec {
+    /// Parameter whose values label the rows.
+    pub rows: &'static str,
+    /// Parameter whose values label the columns.
+    pub columns: &'static str,
+    /// Metrics shown in each cell.
+    pub cells: &'static [&'static str],
 }
 
 /// What the runner hands a case besides its parameters.
@@ -146,6 +159,8 @@ pub trait DynScenario: Send + Sync {
     fn metrics(&self) -> &'static [MetricSpec];
     /// The default value of every parameter.
     fn defaults(&self) -> ParamMap;
+    /// What reports say about the scenario: summary, explanation, sweep table.
+    fn info(&self) -> ScenarioInfo;
     /// Checks a full parameter map (defaults merged with what was set) as the typed
     /// struct, including [`Scenario::validate`].
     ///
@@ -191,6 +206,18 @@ impl<S: Scenario> DynScenario for Erased<S> {
         match serde_json::to_value(S::Params::default()) {
             Ok(Value::Object(map)) => map.into_iter().collect(),
             _ => ParamMap::new(),
+        }
+    }
+
+    fn info(&self) -> ScenarioInfo {
+        ScenarioInfo {
+            summary: S::SUMMARY.to_string(),
+            explanation: S::EXPLANATION.to_string(),
+            table: S::TABLE.map(|t| SweepTable {
+                rows: t.rows.to_string(),
+                columns: t.columns.to_string(),
+                cells: t.cells.iter().map(|c| c.to_string()).collect(),
+            }),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod sweep;
 
 use socklab_harness::report::Report;
 use thiserror::Error;
@@ -56,4 +57,13 @@ pub fn render_all(report: &Report) -> Result<Vec<RenderedFile>, RenderError> {
         RenderedFile { name: "index.html", bytes: html::render(report)?.into_bytes() },
         RenderedFile { name: "junit.xml", bytes: junit::render(report)?.into_bytes() },
     ])
+}
+
+/// A metric as tables show it: `4`, `12.5 ms`, `830.2 MiB/s`.
+pub(crate) fn metric_text(metric: &socklab_harness::report::Metric) -> String {
+    let value = socklab_harness::check::format_number(metric.value);
+    match metric.unit.suffix() {
+        "" => value,
+        suffix => format!("{value} {suffix}"),
+    }
 }

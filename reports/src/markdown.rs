@@ -8,10 +8,11 @@
 use minijinja::{Environment, syntax::SyntaxConfig};
 use serde::Serialize;
 use socklab_harness::check::{Check, format_number};
-use socklab_harness::report::{CaseResult, CaseStatus, Metric, Report, RunInfo, StreamTrace, Tally};
+use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 use socklab_harness::suite::value_text;
 
-use crate::RenderError;
+use crate::sweep::{Table, sweep_tables};
+use crate::{RenderError, metric_text};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 
@@ -64,6 +65,7 @@ struct Section<'a> {
     scenario: &'a str,
     summary: &'a str,
     explanation: &'a str,
+    tables: Vec<Table>,
     cases: Vec<CaseView<'a>>,
 }
 
@@ -104,13 +106,14 @@ impl<'a> Page<'a> {
             .scenarios
             .iter()
             .filter_map(|(name, info)| {
-                let cases: Vec<_> =
-                    report.cases.iter().filter(|c| &c.scenario == name).map(CaseView::new).collect();
-                (!cases.is_empty()).then_some(Section {
+                let results: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
+                let tables = info.table.as_ref().map(|spec| sweep_tables(&results, spec)).unwrap_or_default();
+                (!results.is_empty()).then_some(Section {
                     scenario: name,
                     summary: &info.summary,
                     explanation: &info.explanation,
-                    cases,
+                    tables,
+                    cases: results.into_iter().map(CaseView::new).collect(),
                 })
             })
             .collect();
@@ -127,12 +130,8 @@ impl<'a> Page<'a> {
 
 impl SummaryRow {
     fn new(case: &CaseResult) -> Self {
-        let key: Vec<String> = case
-            .metrics
-            .iter()
-            .filter(|m| m.key)
-            .map(|m| format!("{} {}", m.name, metric_value(m)))
-            .collect();
+        let key: Vec<String> =
+            case.metrics.iter().filter(|m| m.key).map(|m| format!("{} {}", m.name, metric_text(m))).collect();
         let passed = case.checks.iter().filter(|c| c.passed).count();
         let checks = match &case.error {
             Some(_) => case.status.word().to_lowercase(),
@@ -163,7 +162,7 @@ impl<'a> CaseView<'a> {
             metrics: case
                 .metrics
                 .iter()
-                .map(|m| MetricView { name: &m.name, value: metric_value(m) })
+                .map(|m| MetricView { name: &m.name, value: metric_text(m) })
                 .collect(),
             checks: &case.checks,
             writes: stream.map(write_rows).unwrap_or_default(),
@@ -227,15 +226,6 @@ fn plural(n: usize, noun: &str) -> String {
 
 fn params_text(case: &CaseResult) -> String {
     case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
-}
-
-fn metric_value(metric: &Metric) -> String {
-    let suffix = metric.unit.suffix();
-    if suffix.is_empty() {
-        format_number(metric.value)
-    } else {
-        format!("{} {suffix}", format_number(metric.value))
-    }
 }
 
 fn icon(status: CaseStatus) -> &'static str {

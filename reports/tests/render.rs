@@ -71,7 +71,11 @@ fn sample() -> Report {
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),
-            ScenarioInfo { summary: "sticky packets".into(), explanation: "Why.\n\nFix.".into() },
+            ScenarioInfo {
+                summary: "sticky packets".into(),
+                explanation: "Why.\n\nFix.".into(),
+                table: None,
+            },
         )]),
         cases: vec![classic, failed, broken],
     }

@@ -5,6 +5,7 @@
 
 use socklab_harness::scenario::Registry;
 
+pub mod framing_throughput;
 pub mod nagle_delayed_ack;
 pub mod recv_buffer;
 pub mod tcp_coalescing;
@@ -27,4 +28,5 @@ pub fn registry() -> Registry {
         .with::<udp_rcvbuf_overflow::UdpRcvbufOverflow>()
         .with::<udp_truncation::UdpTruncation>()
         .with::<recv_buffer::RecvBuffer>()
+        .with::<framing_throughput::FramingThroughput>()
 }

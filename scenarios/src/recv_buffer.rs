@@ -84,7 +84,7 @@ const PARAMS: &[ParamSpec] = &[
 
 const METRICS: &[MetricSpec] = &[
     MetricSpec { name: "throughput", unit: Unit::BytesPerSec, doc: "bytes delivered per second of transfer" },
-    MetricSpec { name: "throughput_mib_s", unit: Unit::Count, doc: "the same in MiB/s" },
+    MetricSpec { name: "throughput_mib_s", unit: Unit::MibPerSec, doc: "the same in MiB/s" },
     MetricSpec { name: "reads", unit: Unit::Count, doc: "read() calls that returned data" },
     MetricSpec { name: "reads_per_mib", unit: Unit::Count, doc: "read() calls per MiB delivered (syscalls)" },
     MetricSpec { name: "bytes_per_read_mean", unit: Unit::Bytes, doc: "mean bytes a read returned" },
@@ -268,7 +268,7 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let mut outcome = CaseOutcome::default();
     outcome
         .metric("throughput", throughput.round(), Unit::BytesPerSec)
-        .key_metric("throughput_mib_s", (throughput / MIB * 10.0).round() / 10.0, Unit::Count)
+        .key_metric("throughput_mib_s", (throughput / MIB * 10.0).round() / 10.0, Unit::MibPerSec)
         .metric("reads", s.reads as f64, Unit::Count)
         .key_metric("reads_per_mib", (s.reads as f64 / mib).round(), Unit::Count)
         .key_metric("bytes_per_read_mean", (s.received as f64 / s.reads.max(1) as f64).round(), Unit::Bytes)

@@ -354,18 +354,7 @@ async fn bulk(
         batch.clear();
     }
     let sent_for = start.elapsed();
-    stream.shutdown().await?;
-    // The sink closes once it has read everything: that is when the transfer is done.
-    let mut rest = [0u8; 1024];
-    loop {
-        let read =
-            tokio::time::timeout(workload.reply_timeout, stream.read(&mut rest)).await.map_err(|_| {
-                PeerError::Timeout { addr, timeout_ms: workload.reply_timeout.as_millis() as u64 }
-            })??;
-        if read == 0 {
-            break;
-        }
-    }
+    finish_one_way(&mut stream, addr, workload.reply_timeout).await?;
     Ok(WorkloadResult {
         sent: seq,
         replied: 0,
@@ -425,7 +414,11 @@ async fn stop_and_wait_workload(
         latency.record(sent_at.elapsed());
     }
     let sent_for = start.elapsed();
-    stream.shutdown().await?;
+    if workload.mode == Mode::Bulk {
+        finish_one_way(&mut stream, addr, workload.reply_timeout).await?;
+    } else {
+        stream.shutdown().await?;
+    }
     Ok(WorkloadResult {
         sent: seq,
         replied: tracker.replied,
@@ -438,6 +431,25 @@ async fn stop_and_wait_workload(
         target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
         achieved_rate: rate(seq, sent_for),
     })
+}
+
+/// Ends a one-way transfer: shuts down the sending side, then waits for the sink to
+/// close, which it does once it has read everything — the moment the transfer is done.
+async fn finish_one_way(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(), PeerError> {
+    stream.shutdown().await?;
+    let mut rest = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout(timeout, stream.read(&mut rest))
+            .await
+            .map_err(|_| PeerError::Timeout { addr, timeout_ms: timeout.as_millis() as u64 })??;
+        if read == 0 {
+            return Ok(());
+        }
+    }
 }
 
 fn rate(count: u64, over: Duration) -> f64 {

@@ -1,0 +1,78 @@
+//! `framing-throughput` on loopback: every strategy delivers intact, raw shows the glue.
+
+use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::suite::Suite;
+use socklab_scenarios::registry;
+
+fn run(sets: &[&str]) -> Vec<CaseResult> {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    suite.apply_sets(&sets, &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    run_cases(&registry, &cases, 42, &Silent).unwrap()
+}
+
+fn metric(case: &CaseResult, name: &str) -> f64 {
+    case.metric(name).unwrap_or_else(|| panic!("{}: no metric {name}", case.id)).value
+}
+
+#[test]
+fn every_strategy_delivers_every_message_in_every_mode() {
+    let cases = run(&[
+        "framing=line,cobs,u32be,u16be,varint,json-header,fixed,stop-and-wait",
+        "mode=ping-pong,pipelined,bulk,open-loop",
+        "message_size=200",
+        "duration_ms=30",
+    ]);
+    assert_eq!(cases.len(), 32);
+    for case in &cases {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:?}", case.id, case.error, case.checks);
+        assert_eq!(case.checks[0].name, "every_message_intact_in_order");
+        assert!(metric(case, "sent") > 0.0, "{}", case.id);
+        assert_eq!(metric(case, "delivered"), metric(case, "sent"), "{}", case.id);
+        assert!(metric(case, "throughput_mib_s") > 0.0, "{}", case.id);
+    }
+    let open_loop = cases.iter().find(|c| c.id.contains("mode=open-loop")).unwrap();
+    assert!(open_loop.observations.latency.as_ref().unwrap().of.contains("intended send time"));
+    let bulk = cases.iter().find(|c| c.id.contains("mode=bulk")).unwrap();
+    assert!(bulk.metric("rtt_p50").is_none(), "bulk has no round trips");
+}
+
+#[test]
+fn every_server_flavour_serves_the_workload() {
+    for case in run(&["flavour=tokio,threaded,sequential", "mode=pipelined,bulk", "duration_ms=30"]) {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?}", case.id, case.checks);
+    }
+}
+
+#[test]
+fn raw_keeps_the_bytes_but_glues_or_cuts_the_messages() {
+    let case = &run(&["framing=raw", "message_size=16384", "window=32", "duration_ms=100"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?}", case.checks);
+    assert_eq!(case.checks[0].name, "stream_bytes_intact");
+    assert!(metric(case, "corrupted") > 0.0, "16 KiB messages through 64 KiB reads cannot all line up");
+}
+
+#[test]
+fn ping_pong_reports_round_trip_percentiles_with_histogram() {
+    let case = &run(&["mode=ping-pong", "message_size=64", "duration_ms=50"])[0];
+    let (p50, p99) = (metric(case, "rtt_p50"), metric(case, "rtt_p99"));
+    assert!(p50 > 0.0 && p50 <= p99, "{p50} {p99}");
+    let latency = case.observations.latency.as_ref().unwrap();
+    let back = socklab_harness::metrics::LatencyRecorder::from_base64(&latency.histogram).unwrap();
+    assert_eq!(back.count(), metric(case, "sent") as u64);
+}
+
+#[test]
+fn a_frame_too_large_for_the_header_is_refused_before_running() {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();
+    suite.apply_sets(&["framing=u16be".to_string(), "message_size=65536".to_string()], &registry).unwrap();
+    let err = suite.expand(&registry).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid parameters for `framing-throughput`: u16be carries at most 65535 bytes per frame; message_size is 65536"
+    );
+}
