@@ -1,8 +1,11 @@
 //! The command line: subcommands and their arguments (clap derive).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use socklab_harness::framing::FramingStrategy;
+use socklab_harness::peer::{Behaviour, Flavour, Transport};
 
 /// socklab — exact experiments about socket behaviour, with reports for people and CI.
 ///
@@ -30,10 +33,16 @@ pub enum Command {
     /// With no arguments, runs the built-in default suite. With scenario names, runs each
     /// once with its defaults (change them with --set). With --suite, runs a suite file.
     Run(RunArgs),
-    /// Re-render report.md and junit.xml from DIR/report.json.
+    /// Re-render index.html, report.md and junit.xml from DIR/report.json (cases/ files are kept).
     Report(ReportArgs),
     /// Explain a scenario in plain words: what it shows, why it happens, what fixes it.
     Explain(ExplainArgs),
+    /// Run a reference server until Ctrl-C, to point your own clients at.
+    ///
+    /// Prints the address it bound (port 0 lets the OS choose), serves every client with
+    /// the chosen framing and behaviour, logs each connection it closes for bad input, and
+    /// prints its counters when stopped.
+    Serve(ServeArgs),
 }
 
 /// Arguments of `socklab list`.
@@ -81,6 +90,41 @@ pub struct ReportArgs {
     /// A report folder written by `socklab run`.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// Arguments of `socklab serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Framing: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, varint, json-header,
+    /// fixed:N, stop-and-wait.
+    #[arg(long, default_value = "u32be")]
+    pub framing: FramingStrategy,
+
+    /// What to do with each message: echo, echo-upper, sink (count and verify), source
+    /// (send messages until the client leaves).
+    #[arg(long, default_value = "echo")]
+    pub behaviour: Behaviour,
+
+    /// How to serve: tokio (async), threaded (a thread per connection), sequential (one
+    /// client at a time).
+    #[arg(long, default_value = "tokio")]
+    pub flavour: Flavour,
+
+    /// tcp, or udp (each datagram holds whole frames).
+    #[arg(long, default_value = "tcp")]
+    pub transport: Transport,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// Largest frame accepted, in bytes; a bigger one closes that connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub max_frame: usize,
+
+    /// source: payload bytes per message sent (at least 16).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=(1 << 20)))]
+    pub source_size: u64,
 }
 
 /// Arguments of `socklab explain`.

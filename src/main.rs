@@ -5,6 +5,7 @@ mod catalog;
 mod cli;
 mod progress;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         }
         Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
         Command::Run(args) => return run::run(args, &registry),
+        Command::Serve(args) => serve::serve(args)?,
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;
             println!(

@@ -1,0 +1,51 @@
+//! `socklab serve`: a reference server in the foreground until Ctrl-C.
+
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+use socklab_harness::peer::{Server, ServerConfig};
+
+use crate::cli::ServeArgs;
+
+/// Starts the server, prints its address, waits for Ctrl-C, prints its counters.
+pub fn serve(args: &ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).without_time().init();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
+    runtime.block_on(async {
+        let config = ServerConfig {
+            transport: args.transport,
+            flavour: args.flavour,
+            behaviour: args.behaviour,
+            framing: args.framing,
+            listen: args.listen,
+            max_frame_len: args.max_frame,
+            source_message_size: args.source_size as usize,
+            ..ServerConfig::default()
+        };
+        let server = Server::start(config)?;
+        println!(
+            "listening on {} ({}, {}, {}, {}); Ctrl-C stops",
+            server.addr(),
+            args.transport,
+            args.framing,
+            args.behaviour,
+            args.flavour
+        );
+        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        let stats = server.stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        println!(
+            "stopped: {} connections, {} messages, {} bytes, {} intact, {} corrupted, {} out of order, \
+             {} connections closed for errors",
+            load(&stats.connections),
+            load(&stats.messages),
+            load(&stats.bytes),
+            load(&stats.intact),
+            load(&stats.corrupted),
+            load(&stats.out_of_order),
+            load(&stats.closed_with_error)
+        );
+        Ok(())
+    })
+}
