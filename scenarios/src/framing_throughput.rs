@@ -210,7 +210,6 @@ server together.";
             window: params.window as usize,
             rate_per_s: params.rate as f64,
             server: behaviour,
-            seed: ctx.seed,
             reply_timeout: Duration::from_secs(5).min(ctx.timeout),
             nodelay: params.nodelay,
             ..Workload::default()

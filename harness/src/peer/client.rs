@@ -29,7 +29,7 @@ use crate::framing::{FramingStrategy, stop_and_wait};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary};
 
 /// Bytes of messages a writer batches into one `write`.
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// What a client does. `Default`: ping-pong with 64-byte `u32be` messages for 1 s.
 #[derive(Debug, Clone)]
@@ -50,8 +50,6 @@ pub struct Workload {
     pub rate_per_s: f64,
     /// What the server does: `echo` or `echo-upper` (replies verified), `sink` (no replies).
     pub server: Behaviour,
-    /// Seed of the payload filler.
-    pub seed: u64,
     /// Longest wait for the server at any point.
     pub reply_timeout: Duration,
     /// Set TCP_NODELAY on the client socket.
@@ -71,7 +69,6 @@ impl Default for Workload {
             window: 16,
             rate_per_s: 1000.0,
             server: Behaviour::Echo,
-            seed: 0,
             reply_timeout: Duration::from_secs(5),
             nodelay: true,
             max_frame_len: 8 << 20,
@@ -137,7 +134,6 @@ pub async fn run_workload(addr: SocketAddr, workload: &Workload) -> Result<Workl
 struct ReplyTracker {
     size: u64,
     upper: bool,
-    seed: u64,
     bytes: u64,
     replied: u64,
     intact: u64,
@@ -151,7 +147,6 @@ impl ReplyTracker {
         ReplyTracker {
             size: workload.message_size.max(payload::MIN_PAYLOAD) as u64,
             upper: workload.server == Behaviour::EchoUpper,
-            seed: workload.seed,
             bytes: 0,
             replied: 0,
             intact: 0,
@@ -164,11 +159,8 @@ impl ReplyTracker {
     /// Judges one received frame; returns how many requests it completed.
     fn on_frame(&mut self, frame: &[u8]) -> u64 {
         let size = self.size as usize;
-        let verdict = if self.upper {
-            payload::verify_upper(frame, size, self.seed)
-        } else {
-            payload::verify(frame, size)
-        };
+        let verdict =
+            if self.upper { payload::verify_upper(frame, size) } else { payload::verify(frame, size) };
         match verdict {
             Verdict::Intact(seq) => {
                 self.intact += 1;
@@ -232,7 +224,8 @@ async fn request_reply(
     let sender = tokio::spawn(async move {
         let w = send_workload;
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-        let mut message = BytesMut::with_capacity(w.message_size);
+        let mut message = BytesMut::new();
+        payload::write(&mut message, 0, w.message_size);
         let mut seq: u64 = 0;
         while seq < w.max_messages && start.elapsed() < w.duration {
             // Wait for the first message of the batch: a window slot, or its intended time.
@@ -249,8 +242,7 @@ async fn request_reply(
                 }
             };
             loop {
-                message.clear();
-                payload::write(&mut message, seq as u32, w.message_size, w.seed);
+                payload::renumber(&mut message, seq as u32);
                 send_codec.encode(&message[..], &mut batch)?;
                 let _ = times_tx.send(stamp);
                 seq += 1;
@@ -338,13 +330,13 @@ async fn bulk(
     let start = Instant::now();
     let mut meter = ThroughputMeter::start(Duration::from_millis(100));
     let mut batch = BytesMut::with_capacity(WRITE_BATCH + workload.message_size + 16);
-    let mut message = BytesMut::with_capacity(workload.message_size);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, workload.message_size);
     let mut seq: u64 = 0;
     while seq < workload.max_messages && start.elapsed() < workload.duration {
         let mut in_batch = 0;
         while batch.len() < WRITE_BATCH && seq < workload.max_messages {
-            message.clear();
-            payload::write(&mut message, seq as u32, workload.message_size, workload.seed);
+            payload::renumber(&mut message, seq as u32);
             codec.encode(&message[..], &mut batch)?;
             seq += 1;
             in_batch += 1;
@@ -381,7 +373,8 @@ async fn stop_and_wait_workload(
     let mut tracker = ReplyTracker::new(workload);
     let mut latency = LatencyRecorder::new();
     let mut meter = ThroughputMeter::start(Duration::from_millis(100));
-    let mut message = BytesMut::with_capacity(workload.message_size);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, workload.message_size);
     let start = Instant::now();
     let mut seq: u64 = 0;
     while seq < workload.max_messages && start.elapsed() < workload.duration {
@@ -392,8 +385,7 @@ async fn stop_and_wait_workload(
         } else {
             Instant::now()
         };
-        message.clear();
-        payload::write(&mut message, seq as u32, workload.message_size, workload.seed);
+        payload::renumber(&mut message, seq as u32);
         tokio::time::timeout(workload.reply_timeout, stop_and_wait::send(&mut stream, &message))
             .await
             .map_err(|_| timeout_error())??;

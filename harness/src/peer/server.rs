@@ -33,7 +33,7 @@ pub const POLL: Duration = Duration::from_millis(100);
 const KEPT_ERRORS: usize = 100;
 
 /// Size of each socket read, in bytes.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A reference server's settings. `Default` is a tokio TCP echo server with `u32be`
 /// framing on `127.0.0.1:0`.
@@ -256,7 +256,7 @@ impl Session {
         let mut message = BytesMut::new();
         while self.write_buf.len() < READ_CHUNK && *sent < config.source_max_messages {
             message.clear();
-            payload::write(&mut message, *sent as u32, config.source_message_size, 0);
+            payload::write(&mut message, *sent as u32, config.source_message_size);
             self.codec.encode(&message[..], &mut self.write_buf)?;
             *sent += 1;
         }
