@@ -17,6 +17,10 @@ pub struct Table {
     pub title: String,
     /// The parameter labelling rows.
     pub row_param: String,
+    /// The parameter labelling columns.
+    pub column_param: String,
+    /// The metrics each cell shows, in order.
+    pub cells: Vec<String>,
     /// Column labels: values of the column parameter.
     pub columns: Vec<String>,
     /// Rows, in the order their values first appear.
@@ -53,8 +57,14 @@ pub fn sweep_tables(cases: &[&CaseResult], spec: &SweepTable) -> Vec<Table> {
             Some(i) => i,
             None => {
                 let title = others(&case.set_params);
-                let table =
-                    Table { title, row_param: spec.rows.clone(), columns: Vec::new(), rows: Vec::new() };
+                let table = Table {
+                    title,
+                    row_param: spec.rows.clone(),
+                    column_param: spec.columns.clone(),
+                    cells: spec.cells.clone(),
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                };
                 tables.push((group, table, Vec::new()));
                 tables.len() - 1
             }

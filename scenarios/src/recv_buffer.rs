@@ -17,7 +17,7 @@ use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{recv_buffer, rmem_max, send_buffer, set_recv_buffer, set_send_buffer, wmem_max};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
-use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 
 /// The scenario; see the module docs.
 pub struct RecvBuffer;
@@ -130,6 +130,11 @@ leave the buffer sizes to autotuning unless a measurement shows otherwise; when 
 them, read back the effective value.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
+    const TABLE: Option<TableSpec> = Some(TableSpec {
+        rows: "read_size",
+        columns: "rcvbuf",
+        cells: &["throughput_mib_s", "reads_per_mib", "cpu_s_per_gib"],
+    });
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
         tokio::task::spawn_blocking(move || experiment(&params).map(|m| outcome(&params, &m)))

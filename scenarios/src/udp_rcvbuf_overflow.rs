@@ -22,7 +22,7 @@ use socklab_harness::net::{
 };
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
-use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 
 /// The scenario; see the module docs.
 pub struct UdpRcvbufOverflow;
@@ -162,6 +162,11 @@ acknowledgements; and watch the counters (SO_RXQ_OVFL per socket, RcvbufErrors p
 drops are seen rather than guessed.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
+    const TABLE: Option<TableSpec> = Some(TableSpec {
+        rows: "rcvbuf",
+        columns: "size",
+        cells: &["rcvbuf_effective", "delivered", "drops_seq_gaps", "drops_rxq_ovfl", "drops_snmp"],
+    });
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
         let measured = tokio::task::spawn_blocking(move || run_somewhere(&params).map(|m| (params, m)))
