@@ -20,6 +20,7 @@ use socklab_harness::suite::value_text;
 
 use crate::RenderError;
 use crate::charts;
+use crate::sweep::{Table, sweep_tables};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
 
@@ -64,6 +65,7 @@ struct Section<'a> {
     scenario: &'a str,
     summary: &'a str,
     paragraphs: Vec<&'a str>,
+    tables: Vec<Table>,
     charts: Vec<Chart>,
     cases: Vec<CaseView<'a>>,
 }
@@ -108,6 +110,7 @@ impl<'a> Page<'a> {
                         .map(str::trim)
                         .filter(|p| !p.is_empty())
                         .collect(),
+                    tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
                     charts: section_charts(&cases),
                     cases: cases.iter().map(|c| CaseView::new(c)).collect(),
                 })

@@ -1,0 +1,129 @@
+//! `index.html` from a fixed report model: the structure a reader relies on, checked
+//! element by element (not pixels).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use socklab_harness::boundary::BoundaryMap;
+use socklab_harness::check::Check;
+use socklab_harness::metrics::LatencyRecorder;
+use socklab_harness::report::{
+    CaseResult, CaseStatus, IoEvent, LatencyObservation, Metric, Observations, Report, RunInfo,
+    SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, Unit,
+};
+use socklab_reports::html;
+
+fn case(id: &str, scenario: &str, params: &[(&str, Value)], status: CaseStatus) -> CaseResult {
+    let params: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    CaseResult {
+        id: id.into(),
+        scenario: scenario.into(),
+        set_params: params.clone(),
+        params,
+        seed: 3,
+        status,
+        duration_ms: 10.0,
+        metrics: vec![Metric {
+            name: "throughput_mib_s".into(),
+            value: 812.5,
+            unit: Unit::MibPerSec,
+            key: true,
+        }],
+        observations: Observations::default(),
+        checks: vec![Check::new("intact", "all", "all <b>", status == CaseStatus::Passed, "why <i>")],
+        error: None,
+    }
+}
+
+fn report() -> Report {
+    let event = |at_us: f64, text: &str| IoEvent { at_us, len: text.len(), text: text.into() };
+    let mut sticky = case("tcp-coalescing", "tcp-coalescing", &[], CaseStatus::Passed);
+    sticky.observations.stream = Some(StreamTrace {
+        writes: vec![event(1.0, "1234567"), event(2.0, "abcde"), event(3.0, "hhhhh")],
+        reads: vec![event(50.0, "12345"), event(51.0, "67abc"), event(52.0, "dehhh"), event(53.0, "hh")],
+        boundary_map: BoundaryMap::compute(&[7, 5, 5], &[5, 5, 5, 2]),
+        ..StreamTrace::default()
+    });
+    let mut recorder = LatencyRecorder::new();
+    (1..=100).for_each(|us| recorder.record_ns(us * 1_000));
+    let mut cases = vec![sticky];
+    for (framing, size) in [("u32be", 16), ("u32be", 256), ("line", 16), ("line", 256)] {
+        let mut c = case(
+            &format!("framing-throughput[framing={framing},message_size={size}]"),
+            "framing-throughput",
+            &[("framing", Value::from(framing)), ("message_size", Value::from(size))],
+            if framing == "line" && size == 256 { CaseStatus::Failed } else { CaseStatus::Passed },
+        );
+        c.observations.latency = Some(LatencyObservation {
+            of: "round trip".into(),
+            summary: recorder.summary(),
+            histogram: recorder.to_base64(),
+        });
+        cases.push(c);
+    }
+    let info = |summary: &str, table| ScenarioInfo {
+        summary: summary.into(),
+        explanation: "What it shows: <glue>.\n\nWhy: streams.".into(),
+        table,
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            socklab_version: "0.1.0".into(),
+            git_revision: Some("abc".into()),
+            kernel: "6.1".into(),
+            cpu_count: 2,
+            started_at: "2026-11-21T00:00:00Z".into(),
+            duration_s: 1.0,
+            seed: 9,
+            command_line: vec!["socklab".into(), "run".into()],
+            suite: "default".into(),
+        },
+        scenarios: BTreeMap::from([
+            ("tcp-coalescing".to_string(), info("sticky packets", None)),
+            (
+                "framing-throughput".to_string(),
+                info(
+                    "framing strategies",
+                    Some(SweepTable {
+                        rows: "framing".into(),
+                        columns: "message_size".into(),
+                        cells: vec!["throughput_mib_s".into()],
+                    }),
+                ),
+            ),
+        ]),
+        cases,
+    }
+}
+
+#[test]
+fn the_page_has_every_part_a_reader_needs() {
+    let page = html::render(&report()).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") || page.starts_with("<!doctype html>"), "{}", &page[..40]);
+    assert!(page.contains("Some checks failed — 4 passed, 1 failed, 0 errors, 0 timed out"));
+    // One summary row and one article per case, each linked.
+    assert_eq!(page.matches("<article class=\"case").count(), 5);
+    assert_eq!(page.matches("<a href=\"#").count(), 5);
+    // A section per scenario, with its explanation paragraphs, escaped.
+    assert!(page.contains("id=\"scenario-tcp-coalescing\""));
+    assert!(page.contains("id=\"scenario-framing-throughput\""));
+    assert!(page.contains("What it shows: &lt;glue&gt;."));
+    assert!(page.contains("all &lt;b&gt;") && !page.contains("all <b>"), "values are escaped");
+    // The sweep as a table: strategy rows, size columns.
+    assert!(page.contains("<th>framing ↓ message_size →</th><th>16</th><th>256</th>"), "sweep table header");
+    assert!(page.contains("<td>812.5 MiB&#x2f;s ❌</td>"), "a failed case is marked in its cell");
+    // Charts and the timeline are inline SVG.
+    assert!(page.contains("<figcaption>Latency percentiles</figcaption><svg"));
+    assert!(page.matches("<svg").count() >= 3, "latency chart, sweep chart, timeline");
+    assert!(page.contains("<div class=\"timeline\"><svg"));
+    assert!(page.contains("3 writes"), "the story in plain words");
+}
+
+#[test]
+fn the_page_is_self_contained() {
+    let page = html::render(&report()).unwrap();
+    for external in ["<script", "<link", "src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!page.contains(external), "the page must not load {external}");
+    }
+}
