@@ -17,6 +17,11 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Every registered scenario, comma-separated, as error messages list them.
+fn scenario_names() -> String {
+    socklab_scenarios::registry().iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}
+
 /// A suite file in a temporary folder.
 fn suite(dir: &Path, text: &str) -> String {
     let path = dir.join("suite.toml");
@@ -108,7 +113,7 @@ fn unknown_scenario_exits_2_and_lists_the_valid_ones() {
         .args(["run", "no-such-scenario"])
         .assert()
         .code(2)
-        .stderr("error: unknown scenario `no-such-scenario`; valid scenarios: tcp-coalescing\n");
+        .stderr(format!("error: unknown scenario `no-such-scenario`; valid scenarios: {}\n", scenario_names()));
     socklab().args(["explain", "nope"]).assert().code(2).stderr(predicate::str::contains("valid scenarios"));
 }
 
