@@ -1,26 +1,20 @@
 //! `tcp-coalescing` over real loopback TCP.
 
+mod common;
+
 use socklab_harness::privilege::{Capability, test_may_use};
 use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus};
-use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
+use common::metric;
+
 fn run(sets: &[&str]) -> Vec<CaseResult> {
-    let registry = registry();
-    let mut suite = Suite::from_scenarios(&["tcp-coalescing".to_string()], &registry).unwrap();
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    suite.apply_sets(&sets, &registry).unwrap();
-    let cases = suite.expand(&registry).unwrap();
-    run_cases(&registry, &cases, 42, &Silent).unwrap()
+    common::run("tcp-coalescing", sets)
 }
 
 fn reads(case: &CaseResult) -> Vec<String> {
     case.observations.stream.as_ref().unwrap().reads.iter().map(|r| r.text.clone()).collect()
-}
-
-fn metric(case: &CaseResult, name: &str) -> f64 {
-    case.metric(name).unwrap_or_else(|| panic!("no metric {name}")).value
 }
 
 #[test]

@@ -1,21 +1,15 @@
 //! `udp-truncation` over real loopback UDP: truncation, the lost rest, the size limit.
 
+mod common;
+
 use socklab_harness::report::{CaseResult, CaseStatus};
-use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
-fn run(sets: &[&str]) -> Vec<CaseResult> {
-    let registry = registry();
-    let mut suite = Suite::from_scenarios(&["udp-truncation".to_string()], &registry).unwrap();
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    suite.apply_sets(&sets, &registry).unwrap();
-    let cases = suite.expand(&registry).unwrap();
-    run_cases(&registry, &cases, 42, &Silent).unwrap()
-}
+use common::metric;
 
-fn metric(case: &CaseResult, name: &str) -> f64 {
-    case.metric(name).unwrap_or_else(|| panic!("{}: no metric {name}", case.id)).value
+fn run(sets: &[&str]) -> Vec<CaseResult> {
+    common::run("udp-truncation", sets)
 }
 
 #[test]
