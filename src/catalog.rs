@@ -27,6 +27,10 @@ pub fn list_text(registry: &Registry) -> String {
             let _ = writeln!(out, "    {:<16}{kind}; default {default}", spec.name);
             let _ = writeln!(out, "    {:<16}{}", "", spec.doc);
         }
+        if !scenario.sweep().is_empty() {
+            let sweep: Vec<String> = scenario.sweep().iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(out, "  run alone, it sweeps: {} (--set replaces)", sweep.join("  "));
+        }
         let _ = writeln!(out, "  metrics:");
         for metric in scenario.metrics() {
             let _ = writeln!(out, "    {:<24}{:<8}{}", metric.name, unit_name(metric), metric.doc);
@@ -46,6 +50,8 @@ struct ScenarioJson<'a> {
     name: &'a str,
     summary: &'a str,
     params: Vec<ParamJson<'a>>,
+    /// What `socklab run NAME` sweeps when not told otherwise, as `--set` arguments.
+    sweep: Vec<String>,
     metrics: &'a [MetricSpec],
 }
 
@@ -73,6 +79,7 @@ fn scenario_json(scenario: &dyn DynScenario) -> ScenarioJson<'_> {
             .iter()
             .map(|spec| ParamJson { spec, default: defaults.get(spec.name).cloned().unwrap_or(Value::Null) })
             .collect(),
+        sweep: scenario.sweep().iter().map(|(k, v)| format!("{k}={v}")).collect(),
         metrics: scenario.metrics(),
     }
 }

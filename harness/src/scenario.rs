@@ -44,6 +44,10 @@ pub trait Scenario: Send + Sync + 'static {
     const METRICS: &'static [MetricSpec];
     /// How reports present a sweep of this scenario as a table; `None` for no table.
     const TABLE: Option<TableSpec> = None;
+    /// The matrix `socklab run NAME` sweeps when the command line does not set these
+    /// parameters, in `--set` syntax (`("message_size", "16,256")`): what running the
+    /// scenario alone should show. Suite files are not affected. Default: none.
+    const SWEEP: &'static [(&'static str, &'static str)] = &[];
 
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
     /// longer than a limit set by another parameter). Returns the reason in one line.
@@ -161,6 +165,8 @@ pub trait DynScenario: Send + Sync {
     fn defaults(&self) -> ParamMap;
     /// What reports say about the scenario: summary, explanation, sweep table.
     fn info(&self) -> ScenarioInfo;
+    /// See [`Scenario::SWEEP`].
+    fn sweep(&self) -> &'static [(&'static str, &'static str)];
     /// Checks a full parameter map (defaults merged with what was set) as the typed
     /// struct, including [`Scenario::validate`].
     ///
@@ -207,6 +213,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
             Ok(Value::Object(map)) => map.into_iter().collect(),
             _ => ParamMap::new(),
         }
+    }
+
+    fn sweep(&self) -> &'static [(&'static str, &'static str)] {
+        S::SWEEP
     }
 
     fn info(&self) -> ScenarioInfo {

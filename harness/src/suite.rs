@@ -30,7 +30,7 @@ use toml::Spanned;
 
 use crate::check::{CompareOp, Threshold};
 use crate::params::{ParamError, find_spec, split_set};
-use crate::scenario::{ParamMap, Registry};
+use crate::scenario::{DynScenario, ParamMap, Registry};
 
 /// How long a case may run when neither the suite nor the command line says.
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -212,7 +212,8 @@ impl Suite {
         Ok(Suite { name: file.name.unwrap_or_else(|| origin.to_string()), timeout, runs })
     }
 
-    /// A suite running each named scenario once with its defaults.
+    /// A suite running each named scenario with its defaults: once, or over the scenario's
+    /// own sweep ([`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP)) where it has one.
     ///
     /// # Errors
     /// An unknown name, with the valid ones.
@@ -226,7 +227,7 @@ impl Suite {
                 registry.get(name).map(|s| SuiteRun {
                     scenario: s.name().to_string(),
                     label: None,
-                    matrix: Vec::new(),
+                    matrix: sweep_matrix(s),
                     timeout: None,
                     expect: Vec::new(),
                 })
@@ -338,6 +339,20 @@ pub enum ExpandError {
         /// [`MAX_CASES`].
         limit: usize,
     },
+}
+
+/// A scenario's [`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP) as a matrix. The
+/// sweep is the scenario's own constant; entries that do not parse are left out (each
+/// scenario's tests check that its sweep parses).
+fn sweep_matrix(scenario: &dyn DynScenario) -> Vec<(String, Vec<Value>)> {
+    scenario
+        .sweep()
+        .iter()
+        .filter_map(|(name, text)| {
+            let spec = find_spec(scenario.name(), scenario.params(), name).ok()?;
+            Some((name.to_string(), spec.parse_cli(text).ok()?))
+        })
+        .collect()
 }
 
 /// Every combination of the matrix values, first parameter varying slowest.

@@ -54,7 +54,7 @@ impl Default for Params {
             message_size: 256,
             mode: "pipelined".into(),
             flavour: "tokio".into(),
-            duration_ms: 200,
+            duration_ms: 100,
             max_messages: 1_000_000,
             window: 16,
             rate: 5_000,
@@ -182,6 +182,10 @@ server together.";
         columns: "message_size",
         cells: &["throughput_mib_s", "rtt_p50", "rtt_p99"],
     });
+    const SWEEP: &'static [(&'static str, &'static str)] = &[
+        ("framing", "raw,line,cobs,u32be,u32le,varint,json-header,fixed,stop-and-wait"),
+        ("message_size", "16,256,4096,65536"),
+    ];
 
     fn validate(params: &Params) -> Result<(), String> {
         let (strategy, _, _) = params.parsed()?;

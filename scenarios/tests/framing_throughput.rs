@@ -36,7 +36,13 @@ fn every_strategy_delivers_every_message_in_every_mode() {
 
 #[test]
 fn every_server_flavour_serves_the_workload() {
-    for case in run(&["flavour=tokio,threaded,sequential", "mode=pipelined,bulk", "duration_ms=30"]) {
+    for case in run(&[
+        "flavour=tokio,threaded,sequential",
+        "mode=pipelined,bulk",
+        "framing=u32be",
+        "message_size=256",
+        "duration_ms=30",
+    ]) {
         assert_eq!(case.status, CaseStatus::Passed, "{}: {:?}", case.id, case.checks);
     }
 }
@@ -51,12 +57,21 @@ fn raw_keeps_the_bytes_but_glues_or_cuts_the_messages() {
 
 #[test]
 fn ping_pong_reports_round_trip_percentiles_with_histogram() {
-    let case = &run(&["mode=ping-pong", "message_size=64", "duration_ms=50"])[0];
+    let case = &run(&["framing=u32be", "mode=ping-pong", "message_size=64", "duration_ms=50"])[0];
     let (p50, p99) = (metric(case, "rtt_p50"), metric(case, "rtt_p99"));
     assert!(p50 > 0.0 && p50 <= p99, "{p50} {p99}");
     let latency = case.observations.latency.as_ref().unwrap();
     let back = socklab_harness::metrics::LatencyRecorder::from_base64(&latency.histogram).unwrap();
     assert_eq!(back.count(), metric(case, "sent") as u64);
+}
+
+#[test]
+fn run_alone_it_compares_every_strategy_at_every_size() {
+    let registry = registry();
+    let suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    assert_eq!(cases.len(), 9 * 4, "9 strategies x 4 sizes, each sweep entry parsed");
+    assert_eq!(cases[0].id, "framing-throughput[framing=raw,message_size=16]");
 }
 
 #[test]
