@@ -299,7 +299,7 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
         .key_metric("split_messages", map.split_sources() as f64, Unit::Count)
         .metric("queued_at_first_read", server.queued_at_first_read as f64, Unit::Bytes);
     if let (Some(first), Some(last)) = (writes.first(), server.reads.last()) {
-        outcome.metric("last_read_at", last.at.saturating_sub(first.at).as_secs_f64() * 1e6, Unit::Micros);
+        outcome.metric("last_read_at", last.at.saturating_sub(first.at).as_micros() as f64, Unit::Micros);
     }
 
     outcome.checks.push(stream_intact(&sent, &received));
