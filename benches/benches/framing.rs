@@ -8,7 +8,7 @@
 //! in **payload bytes** for every entry, so that headers and delimiters count as cost, not
 //! as throughput, and entries in a group compare directly.
 //!
-//! Run: `cargo bench -p socklab-benches --bench codecs` (add `-- --quick` for a fast pass).
+//! Run: `cargo bench -p socklab-benches --bench framing` (add `-- --quick` for a fast pass).
 
 use std::hint::black_box;
 use std::time::Duration;
