@@ -21,7 +21,7 @@ use socklab_harness::metrics::LatencySummary;
 use socklab_harness::report::{CaseResult, IoEvent, StreamTrace, Unit};
 
 /// Line and band colours, one per case or per write (cycled).
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -30,6 +30,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 const FONT: &str = "sans-serif";
 /// plotters writes `font-size` as size / 1.24; these give 13 px and 11 px text.

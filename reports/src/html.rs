@@ -24,6 +24,9 @@ use crate::sweep::{Table, sweep_tables};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
 
+/// Most cases drawn in one latency chart.
+const MAX_LATENCY_LINES: usize = 10;
+
 /// The report as an HTML page.
 ///
 /// # Errors
@@ -133,8 +136,14 @@ fn section_charts(cases: &[&CaseResult]) -> Vec<Chart> {
         .iter()
         .filter_map(|c| c.observations.latency.as_ref().map(|l| (short_label(c), l.summary)))
         .collect();
-    if let Some(svg) = charts::latency_chart(&latency) {
-        charts.push(Chart { title: "Latency percentiles".into(), svg });
+    // Past a handful of lines the legend hides the plot; the sweep table has every case.
+    let title = if latency.len() > MAX_LATENCY_LINES {
+        format!("Latency percentiles (first {MAX_LATENCY_LINES} of {} cases)", latency.len())
+    } else {
+        "Latency percentiles".to_string()
+    };
+    if let Some(svg) = charts::latency_chart(&latency[..latency.len().min(MAX_LATENCY_LINES)]) {
+        charts.push(Chart { title, svg });
     }
     charts.extend(charts::sweep_charts(cases).into_iter().map(|c| Chart { title: c.title, svg: c.svg }));
     charts
