@@ -109,11 +109,10 @@ fn set_lists_become_a_matrix() {
 
 #[test]
 fn unknown_scenario_exits_2_and_lists_the_valid_ones() {
-    socklab()
-        .args(["run", "no-such-scenario"])
-        .assert()
-        .code(2)
-        .stderr(format!("error: unknown scenario `no-such-scenario`; valid scenarios: {}\n", scenario_names()));
+    socklab().args(["run", "no-such-scenario"]).assert().code(2).stderr(format!(
+        "error: unknown scenario `no-such-scenario`; valid scenarios: {}\n",
+        scenario_names()
+    ));
     socklab().args(["explain", "nope"]).assert().code(2).stderr(predicate::str::contains("valid scenarios"));
 }
 

@@ -14,8 +14,8 @@ pub use buffers::{
 };
 pub use netns::{NetnsError, PrivateNetns};
 pub use queue::bytes_queued;
-pub use tcp::{set_cork, set_quickack};
 pub use snmp::{
     SnmpError, THREAD_SNMP_PATH, UdpCounters, parse_udp, read_udp_counters, read_udp_counters_from,
 };
+pub use tcp::{set_cork, set_quickack};
 pub use udp::{Datagram, MAX_UDP_PAYLOAD_V4, enable_rxq_ovfl, errno_name, error_name, recv_datagram};
