@@ -4,8 +4,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::FramingError;
 use super::length_prefixed::Endian;
+use super::{FramingError, lost_boundary, skip_reported};
 
 /// Default maximum JSON header length: 64 KiB.
 const DEFAULT_MAX_HEADER_LEN: usize = 64 * 1024;
@@ -198,20 +198,14 @@ impl Decoder for JsonHeaderCodec {
                     };
                     return Ok(Some(JsonFrame { header, body: src.split_to(size).freeze() }));
                 }
-                State::Skip(remaining) => {
-                    let n = remaining.min(src.len() as u64);
-                    src.advance(n as usize);
-                    if n < remaining {
-                        self.state = State::Skip(remaining - n);
+                State::Skip(remaining) => match skip_reported(src, remaining) {
+                    0 => self.state = State::Head,
+                    left => {
+                        self.state = State::Skip(left);
                         return Ok(None);
                     }
-                    self.state = State::Head;
-                }
-                State::Failed(ref reason) => {
-                    // Nothing after a lost frame boundary can be decoded; do not let it pile up.
-                    src.clear();
-                    return Err(FramingError::invalid_header(reason.clone()));
-                }
+                },
+                State::Failed(ref reason) => return Err(lost_boundary(src, reason)),
             }
         }
     }

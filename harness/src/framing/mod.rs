@@ -36,6 +36,8 @@ use std::fmt;
 use std::io;
 use std::str::FromStr;
 
+use bytes::{Buf, BytesMut};
+
 mod cobs;
 mod delimited;
 mod fixed;
@@ -111,6 +113,22 @@ impl FramingError {
     pub(crate) fn invalid_header(reason: impl Into<String>) -> Self {
         FramingError::InvalidHeader { reason: reason.into() }
     }
+}
+
+/// Skips up to `remaining` bytes of an oversized frame whose error was already returned;
+/// returns how many are still to skip (0: the next frame starts here). Shared by the
+/// codecs that announce lengths, so none of them buffers a hostile frame.
+pub(crate) fn skip_reported(src: &mut BytesMut, remaining: u64) -> u64 {
+    let n = remaining.min(src.len() as u64);
+    src.advance(n as usize);
+    remaining - n
+}
+
+/// The error a length-announcing codec keeps returning once it has lost the frame
+/// boundary; what is buffered is dropped, since nothing after it can be decoded.
+pub(crate) fn lost_boundary(src: &mut BytesMut, reason: &str) -> FramingError {
+    src.clear();
+    FramingError::invalid_header(reason)
 }
 
 /// A framing strategy by name, as suites and the command line spell it.

@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::FramingError;
+use super::{FramingError, lost_boundary, skip_reported};
 
 /// Default maximum payload length: 8 MiB.
 const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
@@ -155,20 +155,14 @@ impl Decoder for VarintCodec {
                     self.state = State::Head;
                     return Ok(Some(src.split_to(len).freeze()));
                 }
-                State::Skip(remaining) => {
-                    let n = remaining.min(src.len() as u64);
-                    src.advance(n as usize);
-                    if n < remaining {
-                        self.state = State::Skip(remaining - n);
+                State::Skip(remaining) => match skip_reported(src, remaining) {
+                    0 => self.state = State::Head,
+                    left => {
+                        self.state = State::Skip(left);
                         return Ok(None);
                     }
-                    self.state = State::Head;
-                }
-                State::Failed(ref reason) => {
-                    // Nothing after a lost frame boundary can be decoded; do not let it pile up.
-                    src.clear();
-                    return Err(FramingError::invalid_header(reason.clone()));
-                }
+                },
+                State::Failed(ref reason) => return Err(lost_boundary(src, reason)),
             }
         }
     }
