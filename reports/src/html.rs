@@ -18,9 +18,9 @@ use socklab_harness::report::{
 };
 use socklab_harness::suite::value_text;
 
-use crate::RenderError;
 use crate::charts;
 use crate::sweep::{Table, sweep_tables};
+use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
 
@@ -32,14 +32,8 @@ const MAX_LATENCY_LINES: usize = 10;
 /// # Errors
 /// [`RenderError::Template`] if the template fails.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let template_error = |source| RenderError::Template { file: "index.html", source };
-    let mut env = Environment::new();
     // The name ends in .html, so minijinja escapes every value unless marked safe.
-    env.add_template("index.html", TEMPLATE).map_err(template_error)?;
-    let page = Page::new(report);
-    env.get_template("index.html")
-        .and_then(|t| t.render(minijinja::value::Serde(&page)))
-        .map_err(template_error)
+    render_template(Environment::new(), "index.html", TEMPLATE, &Page::new(report))
 }
 
 #[derive(Serialize)]

@@ -67,3 +67,16 @@ pub(crate) fn metric_text(metric: &socklab_harness::report::Metric) -> String {
         suffix => format!("{value} {suffix}"),
     }
 }
+
+/// Renders `page` through `template` as output file `file`, in `env` (which holds the
+/// syntax and filters the template needs).
+pub(crate) fn render_template<T: serde::Serialize>(
+    mut env: minijinja::Environment<'_>,
+    file: &'static str,
+    template: &'static str,
+    page: &T,
+) -> Result<String, RenderError> {
+    let template_error = |source| RenderError::Template { file, source };
+    env.add_template(file, template).map_err(template_error)?;
+    env.get_template(file).and_then(|t| t.render(minijinja::value::Serde(page))).map_err(template_error)
+}

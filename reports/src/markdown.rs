@@ -12,7 +12,7 @@ use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTra
 use socklab_harness::suite::value_text;
 
 use crate::sweep::{Table, sweep_tables};
-use crate::{RenderError, metric_text};
+use crate::{RenderError, metric_text, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 
@@ -33,11 +33,7 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
     );
     env.add_filter("cell", cell);
     env.add_filter("code", code);
-    env.add_template("report.md", TEMPLATE).map_err(template_error)?;
-    let page = Page::new(report);
-    env.get_template("report.md")
-        .and_then(|t| t.render(minijinja::value::Serde(&page)))
-        .map_err(template_error)
+    render_template(env, "report.md", TEMPLATE, &Page::new(report))
 }
 
 /// What the template shows.
