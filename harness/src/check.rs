@@ -43,6 +43,21 @@ impl Check {
     }
 }
 
+impl Check {
+    /// A failed check for a case that measured nothing this check could judge (0
+    /// messages, 0 samples, 0 reads): `what` says what was missing. A check never passes
+    /// on an empty outcome.
+    pub fn nothing_to_judge(name: impl Into<String>, expected: impl Into<String>, what: &str) -> Self {
+        Check::new(
+            name,
+            expected,
+            format!("nothing to judge: {what}"),
+            false,
+            "the case measured nothing this check could judge, so it cannot pass",
+        )
+    }
+}
+
 /// A comparison operator of a threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareOp {

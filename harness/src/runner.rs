@@ -9,7 +9,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::report::{CaseResult, CaseStatus, Observations};
-use crate::scenario::{Artifact, CaseContext, CaseOutcome, Registry};
+use crate::scenario::{Artifact, CaseContext, CaseError, CaseOutcome, Registry};
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
 
@@ -103,7 +103,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
                 match tokio::time::timeout(case.timeout, task).await {
                     Ok(Ok(Ok(outcome))) => Ok(outcome),
                     Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
-                    Ok(Err(join)) => Err((CaseStatus::Error, panic_message(join))),
+                    Ok(Err(join)) => Err((CaseStatus::Error, CaseError::task("scenario", join).to_string())),
                     Err(_) => {
                         abort.abort();
                         Err((CaseStatus::TimedOut, timed_out_message(case.timeout)))
@@ -151,17 +151,4 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
 
 fn timed_out_message(timeout: Duration) -> String {
     format!("timed out after {} s (raise it with timeout_s in the suite or --timeout)", timeout.as_secs())
-}
-
-fn panic_message(join: tokio::task::JoinError) -> String {
-    if !join.is_panic() {
-        return "case was cancelled".to_string();
-    }
-    let payload = join.into_panic();
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    format!("scenario panicked: {text}")
 }

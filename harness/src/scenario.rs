@@ -1,9 +1,16 @@
 //! The `Scenario` trait every experiment implements, and the registry the runner reads.
 //!
 //! A scenario is a unit struct implementing [`Scenario`]: typed parameters (a serde struct
-//! with defaults), their [`ParamSpec`]s, its metrics, words that explain it, and an async
-//! `run`. The runner sees scenarios through the object-safe [`DynScenario`], which
-//! [`Registry::with`] builds, so it works with parameter maps rather than types.
+//! with defaults), their [`ParamSpec`]s, its metrics, words that explain it, an async
+//! `run` that measures, and a pure `evaluate` that turns the measurement into metrics,
+//! observations and checks. The runner sees scenarios through the object-safe
+//! [`DynScenario`], which [`Registry::with`] builds, so it works with parameter maps
+//! rather than types.
+//!
+//! Measuring and judging are apart so that judging can be tested on its own: handed a
+//! measurement of nothing ([`Scenario::Measured`]'s `Default`: no message sent, no
+//! sample, no read), every check of every scenario must fail. A check that passes on
+//! nothing would let a case that never ran look like a case that worked.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +26,7 @@ use thiserror::Error;
 
 use crate::check::Check;
 use crate::params::{ParamError, ParamSpec};
+use crate::peer::PeerError;
 use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 
 /// Parameter values by name.
@@ -30,7 +38,11 @@ pub type CaseFuture = Pin<Box<dyn Future<Output = Result<CaseOutcome, CaseError>
 /// An experiment about socket behaviour.
 pub trait Scenario: Send + Sync + 'static {
     /// Typed parameters; `Default` gives the documented defaults.
-    type Params: Serialize + DeserializeOwned + Default + Send + 'static;
+    type Params: Serialize + DeserializeOwned + Default + Clone + Send + 'static;
+    /// What one case measured, before any verdict. `Default` must be a case that
+    /// measured nothing — no message sent, no sample, no read — on which
+    /// [`Scenario::evaluate`] fails every check.
+    type Measured: Default + Send + 'static;
 
     /// Name used on the command line and in suites, `kebab-case`.
     const NAME: &'static str;
@@ -55,11 +67,17 @@ pub trait Scenario: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Runs one case. The runner enforces the timeout by dropping the future.
+    /// Runs one case and returns what it measured. The runner enforces the timeout by
+    /// dropping the future.
     fn run(
         params: Self::Params,
         ctx: CaseContext,
-    ) -> impl Future<Output = Result<CaseOutcome, CaseError>> + Send;
+    ) -> impl Future<Output = Result<Self::Measured, CaseError>> + Send;
+
+    /// Metrics, observations, artifacts and checks from what [`Scenario::run`] measured;
+    /// no I/O. Checks judge against what `params` asked for, not against what was
+    /// measured alone, so that nothing measured fails them.
+    fn evaluate(params: &Self::Params, measured: Self::Measured) -> CaseOutcome;
 }
 
 /// A sweep table a scenario declares; see [`SweepTable`].
@@ -132,9 +150,42 @@ pub enum CaseError {
         /// The error.
         source: io::Error,
     },
-    /// A peer did something the scenario cannot go on from.
+    /// A reference peer (server or client workload) failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// Parameters that passed validation could not be read as the scenario's type.
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// A task or thread of the case panicked or was cancelled.
+    #[error("{task} {what}")]
+    Task {
+        /// Which one (`the server task`).
+        task: &'static str,
+        /// What happened: `panicked: <message>` or `was cancelled`.
+        what: String,
+    },
+    /// A peer did something the scenario cannot go on from (more bytes than were sent,
+    /// a missing reply).
     #[error("{0}")]
     Protocol(String),
+}
+
+impl CaseError {
+    /// A task that panicked or was cancelled, from its join error.
+    pub fn task(task: &'static str, error: tokio::task::JoinError) -> Self {
+        let what = if error.is_panic() {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            format!("panicked: {message}")
+        } else {
+            "was cancelled".to_string()
+        };
+        CaseError::Task { task, what }
+    }
 }
 
 /// Adds context to I/O errors: `socket.connect(addr).await.context("connect")?`.
@@ -173,8 +224,15 @@ pub trait DynScenario: Send + Sync {
     /// # Errors
     /// [`ParamError::Invalid`] with the scenario's reason.
     fn validate(&self, params: &ParamMap) -> Result<(), ParamError>;
-    /// Starts a case. Parameters must have passed [`DynScenario::validate`].
+    /// Starts a case: measures, then evaluates. Parameters must have passed
+    /// [`DynScenario::validate`].
     fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture;
+    /// [`Scenario::evaluate`] on a measurement of nothing, for the contract test that no
+    /// check passes when there was nothing to judge.
+    ///
+    /// # Errors
+    /// [`ParamError::Invalid`] when `params` do not deserialize.
+    fn evaluate_nothing(&self, params: &ParamMap) -> Result<CaseOutcome, ParamError>;
 }
 
 struct Erased<S>(PhantomData<fn() -> S>);
@@ -238,9 +296,16 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture {
         match Self::typed(&params) {
-            Ok(typed) => Box::pin(S::run(typed, ctx)),
-            Err(e) => Box::pin(std::future::ready(Err(CaseError::Protocol(e.to_string())))),
+            Ok(typed) => Box::pin(async move {
+                let measured = S::run(typed.clone(), ctx).await?;
+                Ok(S::evaluate(&typed, measured))
+            }),
+            Err(e) => Box::pin(std::future::ready(Err(CaseError::Params(e)))),
         }
+    }
+
+    fn evaluate_nothing(&self, params: &ParamMap) -> Result<CaseOutcome, ParamError> {
+        Ok(S::evaluate(&Self::typed(params)?, S::Measured::default()))
     }
 }
 

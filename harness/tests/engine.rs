@@ -24,6 +24,7 @@ struct ProbeParams {
 
 impl Scenario for Probe {
     type Params = ProbeParams;
+    type Measured = Option<u64>;
     const NAME: &'static str = "probe";
     const SUMMARY: &'static str = "test scenario";
     const EXPLANATION: &'static str = "test scenario";
@@ -48,17 +49,23 @@ impl Scenario for Probe {
         if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }
     }
 
-    async fn run(params: ProbeParams, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: ProbeParams, _ctx: CaseContext) -> Result<Option<u64>, CaseError> {
         match params.behaviour.as_str() {
             "hang" => tokio::time::sleep(Duration::from_secs(3600)).await,
             "panic" => panic!("probe asked to panic"),
             "fail" => return Err(CaseError::Protocol("probe asked to fail".into())),
             _ => {}
         }
+        Ok(Some(params.size))
+    }
+
+    fn evaluate(_params: &ProbeParams, size: Option<u64>) -> CaseOutcome {
         let mut outcome = CaseOutcome::default();
-        outcome.metric("size", params.size as f64, Unit::Bytes);
-        outcome.checks.push(Check::new("always", "true", "true", true, "always passes"));
-        Ok(outcome)
+        if let Some(size) = size {
+            outcome.metric("size", size as f64, Unit::Bytes);
+        }
+        outcome.checks.push(Check::new("ran", "measured", format!("{size:?}"), size.is_some(), "it ran"));
+        outcome
     }
 }
 

@@ -37,6 +37,34 @@ fn workload(mode: Mode, framing: &str, size: usize, server: Behaviour) -> Worklo
     }
 }
 
+/// A sending window that is over before the sender starts (here: zero long) still sends
+/// one message, in every mode, so a case always has traffic to judge. Before the fix the
+/// window was timed from before the sender task was spawned, and a late start sent
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_over_before_the_sender_starts_still_sends_one_message() {
+    for (mode, behaviour) in [
+        (Mode::PingPong, Behaviour::Echo),
+        (Mode::Pipelined, Behaviour::Echo),
+        (Mode::OpenLoop, Behaviour::Echo),
+        (Mode::Bulk, Behaviour::Sink),
+    ] {
+        for framing in ["u32be", "stop-and-wait"] {
+            let server = server(Flavour::Tokio, behaviour, framing);
+            let what = format!("{mode} {framing}");
+            let zero = Workload { duration: Duration::ZERO, ..workload(mode, framing, 100, behaviour) };
+            let result = run_workload(server.addr(), &zero).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            // Pipelined mode batches a whole window into its first write.
+            assert!(result.sent >= 1, "{what}: sent nothing");
+            if behaviour == Behaviour::Echo {
+                let n = result.sent;
+                assert_eq!((result.replied, result.intact, result.latency.count()), (n, n, n), "{what}");
+                assert!(result.elapsed > Duration::ZERO, "{what}: elapsed {:?}", result.elapsed);
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_flavour_and_reply_behaviour_round_trips_every_strategy() {
     let strategies =

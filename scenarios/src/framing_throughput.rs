@@ -150,6 +150,7 @@ impl Params {
 
 impl Scenario for FramingThroughput {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "framing-throughput";
     const SUMMARY: &'static str =
@@ -200,11 +201,10 @@ server together.";
         Ok(())
     }
 
-    async fn run(params: Params, ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let (framing, mode, flavour) = params.parsed().map_err(CaseError::Protocol)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
-        let server = Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })
-            .map_err(|e| CaseError::Protocol(e.to_string()))?;
+        let server = Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })?;
         let workload = Workload {
             mode,
             framing,
@@ -219,8 +219,7 @@ server together.";
             ..Workload::default()
         };
         let cpu_before = CpuTime::now();
-        let result =
-            run_workload(server.addr(), &workload).await.map_err(|e| CaseError::Protocol(e.to_string()))?;
+        let result = run_workload(server.addr(), &workload).await?;
         let cpu = CpuTime::now().since(cpu_before);
         let stats = server.stats();
         let load =
@@ -243,11 +242,35 @@ server together.";
                 bytes: result.throughput.bytes,
             }
         };
-        Ok(outcome(&params, framing, mode, &result, &delivery, cpu))
+        Ok(Measured { result, delivery, cpu })
+    }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        match params.parsed() {
+            Ok((framing, mode, _)) => {
+                outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu)
+            }
+            // Parameters passed validation before the case ran, so this is a bug; say so.
+            Err(reason) => {
+                let mut outcome = CaseOutcome::default();
+                outcome.checks.push(Check::nothing_to_judge("params_parse", "valid parameters", &reason));
+                outcome
+            }
+        }
     }
 }
 
+/// What a case measured: the client's workload result, what the receiving end verified,
+/// the process's CPU time.
+#[derive(Default)]
+pub struct Measured {
+    result: WorkloadResult,
+    delivery: Delivery,
+    cpu: CpuTime,
+}
+
 /// What arrived, as verified by whichever end received it.
+#[derive(Default)]
 struct Delivery {
     delivered: u64,
     intact: u64,
@@ -273,7 +296,7 @@ fn outcome(
         .metric("delivered", delivery.delivered as f64, Unit::Count)
         .key_metric("corrupted", delivery.corrupted as f64, Unit::Count)
         .metric("out_of_order", delivery.out_of_order as f64, Unit::Count);
-    if mode != Mode::Bulk {
+    if mode != Mode::Bulk && result.latency.count() > 0 {
         let s = result.latency.summary();
         outcome
             .key_metric("rtt_p50", micros(s.p50_ns), Unit::Micros)
@@ -300,13 +323,18 @@ fn outcome(
     outcome
 }
 
-/// Every real framing: every message delivered, intact, in order.
+/// Every real framing: messages were sent, and every one was delivered, intact, in order.
 fn messages_intact(result: &WorkloadResult, d: &Delivery) -> Check {
+    let name = "every_message_intact_in_order";
+    let expected = format!("{} of {} intact, 0 corrupted, 0 out of order", result.sent, result.sent);
+    if result.sent == 0 {
+        return Check::nothing_to_judge(name, "at least one message sent, all intact", "0 messages sent");
+    }
     let passed =
         d.delivered == result.sent && d.intact == result.sent && d.corrupted == 0 && d.out_of_order == 0;
     Check::new(
-        "every_message_intact_in_order",
-        format!("{} of {} intact, 0 corrupted, 0 out of order", result.sent, result.sent),
+        name,
+        expected,
         format!("{} intact, {} corrupted, {} out of order", d.intact, d.corrupted, d.out_of_order),
         passed,
         if passed {
@@ -317,12 +345,20 @@ fn messages_intact(result: &WorkloadResult, d: &Delivery) -> Check {
     )
 }
 
-/// Raw: the bytes all arrive; how many "messages" (reads) were not whole messages is
-/// reported in `corrupted`.
+/// Raw: bytes were sent and all arrived; how many "messages" (reads) were not whole
+/// messages is reported in `corrupted`.
 fn bytes_intact(params: &Params, result: &WorkloadResult, d: &Delivery) -> Check {
+    let name = "stream_bytes_intact";
+    if result.sent == 0 {
+        return Check::nothing_to_judge(
+            name,
+            "at least one message sent, every byte delivered",
+            "0 messages sent",
+        );
+    }
     let expected = result.sent * params.message_size;
     Check::new(
-        "stream_bytes_intact",
+        name,
         format!("{expected} bytes"),
         format!(
             "{} bytes; {} of {} reads were not exactly one message",

@@ -103,6 +103,7 @@ const METRICS: &[MetricSpec] = &[
 
 impl Scenario for RecvBuffer {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "recv-buffer";
     const SUMMARY: &'static str =
@@ -136,10 +137,14 @@ them, read back the effective value.";
         cells: &["throughput_mib_s", "reads_per_mib", "cpu_s_per_gib"],
     });
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
-        tokio::task::spawn_blocking(move || experiment(&params).map(|m| outcome(&params, &m)))
+    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
+        tokio::task::spawn_blocking(move || experiment(&params))
             .await
-            .map_err(|e| CaseError::Protocol(format!("transfer threads failed: {e}")))?
+            .map_err(|e| CaseError::task("the transfer threads", e))?
+    }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        outcome(params, &measured)
     }
 }
 
@@ -156,6 +161,7 @@ fn fill(buf: &mut [u8], offset: u64) {
 }
 
 /// What the server saw.
+#[derive(Default)]
 struct ServerSide {
     received: u64,
     reads: u64,
@@ -165,7 +171,9 @@ struct ServerSide {
     elapsed_at_eof: Duration,
 }
 
-struct Measured {
+/// What a case measured at both ends.
+#[derive(Default)]
+pub struct Measured {
     server: ServerSide,
     sndbuf_effective: usize,
     cpu: Duration,
@@ -187,7 +195,7 @@ fn experiment(params: &Params) -> Result<Measured, CaseError> {
         .local_addr()
         .context("read the bound address")?
         .as_socket()
-        .ok_or_else(|| CaseError::Protocol("listener has no IP address".into()))?;
+        .ok_or_else(|| CaseError::Protocol("the listener has no IP address".into()))?;
     let listener: std::net::TcpListener = listener.into();
 
     let client =
@@ -216,7 +224,9 @@ fn experiment(params: &Params) -> Result<Measured, CaseError> {
         offset += n as u64;
     }
     client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
-    let server = reader.join().map_err(|_| CaseError::Protocol("the server thread panicked".into()))??;
+    let server = reader
+        .join()
+        .map_err(|_| CaseError::Task { task: "the server thread", what: "panicked".into() })??;
     let cpu = CpuTime::now().since(cpu_before).total();
     let sndbuf_effective = send_buffer(&client).context("read SO_SNDBUF")?;
     Ok(Measured {

@@ -137,6 +137,7 @@ const METRICS: &[MetricSpec] = &[
 
 impl Scenario for TcpCoalescing {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "tcp-coalescing";
     const SUMMARY: &'static str =
@@ -179,7 +180,7 @@ segments leave, not where the reads cut: it is no substitute for framing.";
         Ok(())
     }
 
-    async fn run(params: Params, ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
@@ -187,12 +188,26 @@ segments leave, not where the reads cut: it is no substitute for framing.";
         let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
         let server = tokio::spawn(serve(listener, params.clone(), clock));
         let writes = drive_client(addr, &params, clock).await?;
-        let reads = server.await.map_err(|e| CaseError::Protocol(format!("server task failed: {e}")))??;
-        let wire = capture.finish(&ctx.case_id).await;
-        let mut outcome = outcome(&params, &writes, &reads);
-        add_wire_layer(&mut outcome, &params, wire);
-        Ok(outcome)
+        let server = server.await.map_err(|e| CaseError::task("the server task", e))??;
+        let wire = Some(capture.finish(&ctx.case_id).await);
+        Ok(Measured { writes, server, wire })
     }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        let mut outcome = outcome(params, &measured.writes, &measured.server);
+        if let Some(wire) = measured.wire {
+            add_wire_layer(&mut outcome, params, wire);
+        }
+        outcome
+    }
+}
+
+/// What a case recorded: the client's writes, the server's reads, the capture.
+#[derive(Default)]
+pub struct Measured {
+    writes: Vec<Recorded>,
+    server: ServerReads,
+    wire: Option<CaseCaptureResult>,
 }
 
 /// One write or read as recorded: when, and the bytes.
@@ -208,6 +223,7 @@ impl Recorded {
 }
 
 /// What the server saw.
+#[derive(Default)]
 struct ServerReads {
     reads: Vec<Recorded>,
     queued_at_first_read: usize,
@@ -287,14 +303,15 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
     let write_lens: Vec<usize> = writes.iter().map(|w| w.bytes.len()).collect();
     let read_lens: Vec<usize> = server.reads.iter().map(|r| r.bytes.len()).collect();
     let map = BoundaryMap::compute(&write_lens, &read_lens);
-    let sent: Vec<u8> = writes.iter().flat_map(|w| w.bytes.iter().copied()).collect();
+    // Judged against what the parameters asked to send, so a case that wrote nothing fails.
+    let sent: Vec<u8> = params.messages.concat().into_bytes();
     let received: Vec<u8> = server.reads.iter().flat_map(|r| r.bytes.iter().copied()).collect();
 
     let mut outcome = CaseOutcome::default();
     outcome
         .key_metric("writes", writes.len() as f64, Unit::Count)
         .key_metric("reads", server.reads.len() as f64, Unit::Count)
-        .metric("bytes", sent.len() as f64, Unit::Bytes)
+        .metric("bytes", write_lens.iter().sum::<usize>() as f64, Unit::Bytes)
         .key_metric("sticky_reads", map.sticky_targets() as f64, Unit::Count)
         .key_metric("split_messages", map.split_sources() as f64, Unit::Count)
         .metric("queued_at_first_read", server.queued_at_first_read as f64, Unit::Bytes);

@@ -160,6 +160,7 @@ const METRICS: &[MetricSpec] = &[
 
 impl Scenario for UdpEarlySend {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "udp-early-send";
     const SUMMARY: &'static str =
@@ -195,7 +196,7 @@ plainly when nobody listens.";
         Ok(())
     }
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
         let start = Instant::now();
         let sender = UdpSocket::bind("127.0.0.1:0").await.context("bind the sender to 127.0.0.1:0")?;
         let sender_addr = sender.local_addr().context("read the sender's address")?;
@@ -220,11 +221,21 @@ plainly when nobody listens.";
         let mut send = Sender::new(sender, target, params.socket);
         let sent = drive_sender(&params, &mut send, start, early_done_tx, bound_rx).await;
         let _ = done_tx.send(());
-        let received =
-            receiver.await.map_err(|e| CaseError::Protocol(format!("receiver task failed: {e}")))??;
+        let received = receiver.await.map_err(|e| CaseError::task("the receiver task", e))??;
         sent?;
-        Ok(outcome(&params, &send, &received))
+        Ok(Measured { sent: send.record, received })
     }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        outcome(params, &measured.sent, &measured.received)
+    }
+}
+
+/// What a case recorded at both ends.
+#[derive(Default)]
+pub struct Measured {
+    sent: SendRecord,
+    received: Received,
 }
 
 /// In-process coordination between the two ends, standing for "time passes": the
@@ -235,11 +246,17 @@ struct Signals {
     sender_done: oneshot::Receiver<()>,
 }
 
-/// The sending end and what it recorded.
+/// The sending end.
 struct Sender {
     socket: UdpSocket,
     target: SocketAddr,
     mode: SocketMode,
+    record: SendRecord,
+}
+
+/// What the sending end recorded.
+#[derive(Default)]
+struct SendRecord {
     sent_ok: u64,
     retransmits: u64,
     /// Sequence numbers with at least one successful send.
@@ -249,15 +266,7 @@ struct Sender {
 
 impl Sender {
     fn new(socket: UdpSocket, target: SocketAddr, mode: SocketMode) -> Self {
-        Sender {
-            socket,
-            target,
-            mode,
-            sent_ok: 0,
-            retransmits: 0,
-            left: BTreeSet::new(),
-            errors: BTreeMap::new(),
-        }
+        Sender { socket, target, mode, record: SendRecord::default() }
     }
 
     /// Sends datagram `seq`; a failed send is counted by errno, never fatal.
@@ -269,10 +278,10 @@ impl Sender {
         };
         match result {
             Ok(_) => {
-                self.sent_ok += 1;
-                self.left.insert(seq);
+                self.record.sent_ok += 1;
+                self.record.left.insert(seq);
             }
-            Err(e) => *self.errors.entry(error_name(&e)).or_default() += 1,
+            Err(e) => *self.record.errors.entry(error_name(&e)).or_default() += 1,
         }
     }
 
@@ -293,7 +302,7 @@ impl Sender {
                     }
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => *self.errors.entry(format!("recv {}", error_name(&e))).or_default() += 1,
+                Ok(Err(e)) => *self.record.errors.entry(format!("recv {}", error_name(&e))).or_default() += 1,
             }
         }
         None
@@ -376,13 +385,14 @@ async fn retransmit(params: &Params, send: &mut Sender, bound: &mut oneshot::Rec
         let missing: Vec<u64> =
             (0..attempted).filter(|s| !acked.contains(s)).take(RESEND_PER_ROUND).collect();
         for seq in missing {
-            send.retransmits += 1;
+            send.record.retransmits += 1;
             send.send(seq).await;
         }
     }
 }
 
 /// What the receiver got.
+#[derive(Default)]
 struct Received {
     /// Deliveries per sequence number.
     seen: BTreeMap<u64, u64>,
@@ -462,7 +472,7 @@ fn decode(bytes: &[u8]) -> Option<(u8, u64)> {
     Some((bytes[0], seq))
 }
 
-fn outcome(params: &Params, send: &Sender, received: &Received) -> CaseOutcome {
+fn outcome(params: &Params, send: &SendRecord, received: &Received) -> CaseOutcome {
     let total = params.before + params.after;
     let delivered = received.seen.len() as u64;
     let lost_before = (0..params.before).filter(|s| !received.seen.contains_key(s)).count() as u64;
@@ -493,17 +503,22 @@ fn outcome(params: &Params, send: &Sender, received: &Received) -> CaseOutcome {
     } else {
         send.errors.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
     };
+    // Datagrams that left the sender (a send call succeeded), early and late.
+    let left_early = send.left.range(..params.before).count() as u64;
+    let left_late = send.left.range(params.before..total).count() as u64;
     match params.mitigation {
         Mitigation::None => {
-            outcome.checks.push(Check::new(
-                "pre_bind_lost",
-                format!("all {} early datagrams lost", params.before),
-                format!("{lost_before} of {} lost", params.before),
-                lost_before == params.before,
-                "no socket was bound to the port, so each early datagram was dropped on arrival",
-            ));
+            if params.before > 0 {
+                outcome.checks.push(Check::new(
+                    "pre_bind_lost",
+                    format!("early datagrams sent, all {} lost", params.before),
+                    format!("{left_early} sent, {lost_before} of {} lost", params.before),
+                    left_early >= 1 && lost_before == params.before,
+                    "no socket was bound to the port, so each early datagram was dropped on arrival",
+                ));
+            }
             match params.socket {
-                SocketMode::Unconnected => outcome.checks.push(Check::new(
+                SocketMode::Unconnected if params.after > 0 => outcome.checks.push(Check::new(
                     "post_bind_delivered",
                     format!("all {} later datagrams delivered", params.after),
                     format!(
@@ -514,17 +529,20 @@ fn outcome(params: &Params, send: &Sender, received: &Received) -> CaseOutcome {
                     lost_after == 0,
                     "on loopback nothing is lost once a socket is bound and reading",
                 )),
+                SocketMode::Unconnected => {}
                 SocketMode::Connected => {
                     let post_sent_lost = (params.before..total)
                         .filter(|s| send.left.contains(s) && !received.seen.contains_key(s))
                         .count();
-                    outcome.checks.push(Check::new(
-                        "post_bind_sent_delivered",
-                        "every later datagram whose send succeeded was delivered",
-                        format!("{post_sent_lost} sent but not delivered"),
-                        post_sent_lost == 0,
-                        "on loopback nothing that left a connected socket after the bind is lost",
-                    ));
+                    if params.after > 0 {
+                        outcome.checks.push(Check::new(
+                            "post_bind_sent_delivered",
+                            "later datagrams sent, every one whose send succeeded delivered",
+                            format!("{left_late} sent, {post_sent_lost} of them not delivered"),
+                            left_late >= 1 && post_sent_lost == 0,
+                            "on loopback nothing that left a connected socket after the bind is lost",
+                        ));
+                    }
                     if params.before >= 1 && total >= 2 {
                         outcome.checks.push(Check::new(
                             "econnrefused_seen",

@@ -130,6 +130,7 @@ const METRICS: &[MetricSpec] = &[
 
 impl Scenario for UdpRcvbufOverflow {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "udp-rcvbuf-overflow";
     const SUMMARY: &'static str =
@@ -168,26 +169,30 @@ drops are seen rather than guessed.";
         cells: &["rcvbuf_effective", "delivered", "drops_seq_gaps", "drops_rxq_ovfl", "drops_snmp"],
     });
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
-        let measured = tokio::task::spawn_blocking(move || run_somewhere(&params).map(|m| (params, m)))
+    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
+        tokio::task::spawn_blocking(move || run_somewhere(&params))
             .await
-            .map_err(|e| CaseError::Protocol(format!("experiment thread failed: {e}")))?;
-        let (params, measured) = measured?;
-        Ok(outcome(&params, &measured))
+            .map_err(|e| CaseError::task("the experiment thread", e))?
+    }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        outcome(params, &measured)
     }
 }
 
 /// Where the case ran, for the report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum Scope {
     /// A private network namespace: the kernel counter is this case's alone.
+    #[default]
     Private,
     /// The host's namespace, and why.
     SystemWide(String),
 }
 
 /// Everything the experiment measured.
-struct Measured {
+#[derive(Default)]
+pub struct Measured {
     scope: Scope,
     rcvbuf: BufferSize,
     rmem_max: u64,
@@ -343,31 +348,43 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let counts = format!("gaps {gaps}, SO_RXQ_OVFL {}, RcvbufErrors {snmp}", m.ovfl);
     let send_note =
         if m.send_errors > 0 { format!("; {} sends failed", m.send_errors) } else { String::new() };
+    // The burst must have gone out and something must have been read, or there is
+    // nothing for three counters to agree about.
+    let burst = format!("{} of {} sent, {} delivered", m.sent, params.count, m.delivered);
+    let judged = m.sent == params.count && m.delivered >= 1;
     let check = match &m.scope {
         Scope::Private => Check::new(
             "counts_agree",
-            "gaps = SO_RXQ_OVFL = RcvbufErrors (exact: private network namespace)",
-            format!("{counts}{send_note}"),
-            gaps == m.ovfl && m.ovfl == snmp,
+            format!(
+                "all {} sent; gaps = SO_RXQ_OVFL = RcvbufErrors (exact: private network namespace)",
+                params.count
+            ),
+            format!("{burst}; {counts}{send_note}"),
+            judged && gaps == m.ovfl && m.ovfl == snmp,
             "three independent counters of the same drops; in its own namespace nothing else adds to RcvbufErrors",
         ),
         Scope::SystemWide(reason) => Check::new(
             "counts_agree",
-            "gaps = SO_RXQ_OVFL; RcvbufErrors >= them (system-wide, approximate)",
-            format!("{counts}{send_note}; RcvbufErrors is system-wide, approximate: {reason}"),
-            gaps == m.ovfl && snmp >= gaps,
+            format!(
+                "all {} sent; gaps = SO_RXQ_OVFL; RcvbufErrors >= them (system-wide, approximate)",
+                params.count
+            ),
+            format!("{burst}; {counts}{send_note}; RcvbufErrors is system-wide, approximate: {reason}"),
+            judged && gaps == m.ovfl && snmp >= gaps,
             "the socket's counters agree exactly; the kernel counter also counts other processes' drops",
         ),
     };
     outcome.checks.push(check);
 
-    let predicted = BufferSize::predicted(m.rcvbuf.requested, m.rmem_max);
+    let predicted = BufferSize::predicted(params.rcvbuf as usize, m.rmem_max);
     // Below a few KiB the kernel's floor (SOCK_MIN_RCVBUF) wins over the doubling rule.
-    let ok = m.rcvbuf.effective as u64 == predicted
-        || (predicted < 8192 && m.rcvbuf.effective as u64 >= predicted);
+    let ok = m.rmem_max > 0
+        && m.rcvbuf.effective > 0
+        && (m.rcvbuf.effective as u64 == predicted
+            || (predicted < 8192 && m.rcvbuf.effective as u64 >= predicted));
     outcome.checks.push(Check::new(
         "rcvbuf_doubled_and_capped",
-        format!("effective = 2 × min({}, rmem_max {}) = {predicted}", m.rcvbuf.requested, m.rmem_max),
+        format!("effective = 2 × min({}, rmem_max {}) = {predicted}", params.rcvbuf, m.rmem_max),
         format!("effective {}", m.rcvbuf.effective),
         ok,
         "Linux doubles SO_RCVBUF for bookkeeping overhead after capping the request at net.core.rmem_max",

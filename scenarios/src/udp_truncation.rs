@@ -98,6 +98,7 @@ const METRICS: &[MetricSpec] = &[
 
 impl Scenario for UdpTruncation {
     type Params = Params;
+    type Measured = Measured;
 
     const NAME: &'static str = "udp-truncation";
     const SUMMARY: &'static str =
@@ -124,11 +125,33 @@ not fragmented on real networks.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<CaseOutcome, CaseError> {
+    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
         tokio::task::spawn_blocking(move || experiment(&params))
             .await
-            .map_err(|e| CaseError::Protocol(format!("experiment thread failed: {e}")))?
+            .map_err(|e| CaseError::task("the experiment thread", e))?
     }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        outcome(params, &measured)
+    }
+}
+
+/// Everything the experiment recorded.
+#[derive(Default)]
+pub struct Measured {
+    /// One per datagram received, in order.
+    reads: Vec<Read1>,
+    /// Datagrams still queued after `count` receives.
+    left_queued: u64,
+    /// The send of a datagram one byte over the IPv4 limit.
+    over: Option<std::io::Result<usize>>,
+    /// Bytes the send of a datagram of exactly the limit took.
+    max: usize,
+    /// That datagram as received.
+    big_read: Datagram,
+    /// TCP's contrast: bytes after the first read, and whether they continue at the cut.
+    tcp_rest: usize,
+    tcp_continues: bool,
 }
 
 /// Byte `j` of datagram `i`: distinct per datagram, so a read shows which one it holds.
@@ -146,7 +169,7 @@ struct Read1 {
     starts_expected: bool,
 }
 
-fn experiment(params: &Params) -> Result<CaseOutcome, CaseError> {
+fn experiment(params: &Params) -> Result<Measured, CaseError> {
     let size = params.size as usize;
     let read_size = params.read_size as usize;
     let receiver = UdpSocket::bind("127.0.0.1:0").context("bind the receiver to 127.0.0.1:0")?;
@@ -179,8 +202,8 @@ fn experiment(params: &Params) -> Result<CaseOutcome, CaseError> {
     let mut big = vec![0u8; MAX_UDP_PAYLOAD_V4];
     let big_read = recv_datagram(&receiver, &mut big, 0).context("receive the 65507-byte datagram")?;
 
-    let tcp_rest = tcp_contrast(size, read_size)?;
-    Ok(outcome(params, &reads, left_queued, over, max, big_read, tcp_rest))
+    let (tcp_rest, tcp_continues) = tcp_contrast(size, read_size)?;
+    Ok(Measured { reads, left_queued, over: Some(over), max, big_read, tcp_rest, tcp_continues })
 }
 
 /// Writes `size` bytes over loopback TCP, reads `read_size`, then the rest: returns how
@@ -203,15 +226,9 @@ fn tcp_contrast(size: usize, read_size: usize) -> Result<(usize, bool), CaseErro
     Ok((rest.len(), continues))
 }
 
-fn outcome(
-    params: &Params,
-    reads: &[Read1],
-    left_queued: u64,
-    over: std::io::Result<usize>,
-    max: usize,
-    big_read: Datagram,
-    (tcp_rest, tcp_continues): (usize, bool),
-) -> CaseOutcome {
+fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
+    let (reads, over, big_read) = (&m.reads, &m.over, m.big_read);
+    let (left_queued, max, tcp_rest, tcp_continues) = (m.left_queued, m.max, m.tcp_rest, m.tcp_continues);
     let size = params.size as usize;
     let read_size = params.read_size as usize;
     let truncated = reads.iter().filter(|r| r.datagram.truncated).count();
@@ -237,9 +254,10 @@ fn outcome(
         .collect();
     let observed = format!("copied/real per receive: {}", each.join(", "));
     if read_size < size {
-        let ok = reads
-            .iter()
-            .all(|r| r.datagram.truncated && r.datagram.copied == read_size && r.datagram.len == size);
+        let ok = reads.len() as u64 == params.count
+            && reads
+                .iter()
+                .all(|r| r.datagram.truncated && r.datagram.copied == read_size && r.datagram.len == size);
         outcome.checks.push(Check::new(
             "truncated_to_read_size",
             format!("each receive: {read_size} of {size} bytes, MSG_TRUNC set"),
@@ -248,7 +266,8 @@ fn outcome(
             "a receive copies what fits and flags the datagram as truncated; MSG_TRUNC gives its real length",
         ));
     } else {
-        let ok = reads.iter().all(|r| !r.datagram.truncated && r.datagram.copied == size);
+        let ok = reads.len() as u64 == params.count
+            && reads.iter().all(|r| !r.datagram.truncated && r.datagram.copied == size);
         outcome.checks.push(Check::new(
             "whole_datagrams",
             format!("each receive: all {size} bytes, no MSG_TRUNC"),
@@ -262,14 +281,16 @@ fn outcome(
         "next_read_is_next_datagram",
         format!("receive i holds the start of datagram i for all {}; none left queued", params.count),
         format!("{starts} of {} matched; {left_queued} left queued", reads.len()),
-        starts == reads.len() && left_queued == 0,
+        reads.len() as u64 == params.count && starts == reads.len() && left_queued == 0,
         "one receive takes one whole datagram off the queue; the cut-off bytes are not returned later",
     ));
-    let over_text = match &over {
-        Ok(n) => format!("65508-byte send succeeded ({n} bytes)"),
-        Err(e) => format!("65508-byte send failed with {}", error_name(e)),
+    let over_text = match over {
+        None => "65508-byte send not tried".to_string(),
+        Some(Ok(n)) => format!("65508-byte send succeeded ({n} bytes)"),
+        Some(Err(e)) => format!("65508-byte send failed with {}", error_name(e)),
     };
-    let over_refused = over.as_ref().err().and_then(std::io::Error::raw_os_error) == Some(libc::EMSGSIZE);
+    let over_refused = over.as_ref().and_then(|o| o.as_ref().err()).and_then(std::io::Error::raw_os_error)
+        == Some(libc::EMSGSIZE);
     let max_whole = max == MAX_UDP_PAYLOAD_V4 && big_read.len == MAX_UDP_PAYLOAD_V4 && !big_read.truncated;
     outcome.checks.push(Check::new(
         "ipv4_size_limit",

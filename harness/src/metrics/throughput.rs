@@ -26,7 +26,7 @@ pub struct Interval {
 }
 
 /// Throughput of a whole transfer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThroughputSummary {
     /// Bytes delivered.
     pub bytes: u64,

@@ -19,7 +19,7 @@ pub const RMEM_MAX_PATH: &str = "/proc/sys/net/core/rmem_max";
 pub const WMEM_MAX_PATH: &str = "/proc/sys/net/core/wmem_max";
 
 /// A buffer size request and the kernel's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BufferSize {
     /// Bytes given to `setsockopt`.
     pub requested: usize,

@@ -20,7 +20,7 @@ const SO_RXQ_OVFL: libc::c_int = 40;
 pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 
 /// One datagram as [`recv_datagram`] saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Datagram {
     /// Bytes copied into the buffer.
     pub copied: usize,

@@ -77,7 +77,7 @@ impl Default for Workload {
 }
 
 /// What a workload measured.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkloadResult {
     /// Messages sent.
     pub sent: u64,
@@ -215,7 +215,6 @@ async fn request_reply(
     };
     let permits = window.map(|n| Arc::new(Semaphore::new(n)));
     let (times_tx, mut times_rx) = mpsc::unbounded_channel::<Instant>();
-    let start = Instant::now();
 
     let writer_permits = permits.clone();
     let send_workload = workload.clone();
@@ -226,8 +225,11 @@ async fn request_reply(
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
         let mut message = BytesMut::new();
         payload::write(&mut message, 0, w.message_size);
+        // The sending window starts when this task does, however late the runtime
+        // schedules it, and always holds at least one message.
+        let start = Instant::now();
         let mut seq: u64 = 0;
-        while seq < w.max_messages && start.elapsed() < w.duration {
+        while seq < w.max_messages && (seq == 0 || start.elapsed() < w.duration) {
             // Wait for the first message of the batch: a window slot, or its intended time.
             let stamp = match &writer_permits {
                 Some(permits) => {
@@ -263,7 +265,7 @@ async fn request_reply(
         }
         let sent_for = start.elapsed();
         writer.shutdown().await?;
-        Ok::<_, PeerError>((seq, sent_for))
+        Ok::<_, PeerError>((seq, start, sent_for))
     });
 
     let mut tracker = ReplyTracker::new(workload);
@@ -272,9 +274,11 @@ async fn request_reply(
     let mut send_times = VecDeque::new();
     let mut buf = BytesMut::with_capacity(WRITE_BATCH);
     let timeout = workload.reply_timeout;
+    let mut last_reply_at = None;
     let read_result = async {
         while let Some(frame) = next_frame(&mut reader, &mut codec, &mut buf, addr, timeout).await? {
             let now = Instant::now();
+            last_reply_at = Some(now);
             let completed = tracker.on_frame(&frame);
             meter.record(frame.len() as u64, completed);
             for _ in 0..completed {
@@ -295,13 +299,12 @@ async fn request_reply(
         Ok::<_, PeerError>(())
     }
     .await;
-    let elapsed = start.elapsed();
     if let Err(e) = read_result {
         sender.abort(); // it may be waiting for a window slot that will never free
         return Err(e);
     }
-    let (sent, sent_for) =
-        sender.await.map_err(|e| PeerError::Unsupported(format!("writer task failed: {e}")))??;
+    let (sent, start, sent_for) = sender.await.map_err(|e| PeerError::Task(e.to_string()))??;
+    let elapsed = last_reply_at.map_or(Duration::ZERO, |at| at.saturating_duration_since(start));
     if tracker.replied < sent {
         let pending = (sent - tracker.replied) * tracker.size;
         return Err(PeerError::Closed { addr, pending });
@@ -333,7 +336,7 @@ async fn bulk(
     let mut message = BytesMut::new();
     payload::write(&mut message, 0, workload.message_size);
     let mut seq: u64 = 0;
-    while seq < workload.max_messages && start.elapsed() < workload.duration {
+    while seq < workload.max_messages && (seq == 0 || start.elapsed() < workload.duration) {
         let mut in_batch = 0;
         while batch.len() < WRITE_BATCH && seq < workload.max_messages {
             payload::renumber(&mut message, seq as u32);
@@ -377,7 +380,7 @@ async fn stop_and_wait_workload(
     payload::write(&mut message, 0, workload.message_size);
     let start = Instant::now();
     let mut seq: u64 = 0;
-    while seq < workload.max_messages && start.elapsed() < workload.duration {
+    while seq < workload.max_messages && (seq == 0 || start.elapsed() < workload.duration) {
         let sent_at = if workload.mode == Mode::OpenLoop {
             let intended = start + Duration::from_secs_f64(seq as f64 / workload.rate_per_s);
             tokio::time::sleep_until(intended.into()).await;

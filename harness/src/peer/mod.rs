@@ -65,6 +65,9 @@ pub enum PeerError {
         /// Bytes of replies not received.
         pending: u64,
     },
+    /// A task of the workload panicked or was cancelled.
+    #[error("the writer task failed: {0}")]
+    Task(String),
     /// A combination the peers do not support.
     #[error("unsupported: {0}")]
     Unsupported(String),
