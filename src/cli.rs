@@ -66,9 +66,20 @@ pub struct RunArgs {
     pub suite: Option<PathBuf>,
 
     /// Set a parameter: --set read_size=5. A comma list makes a matrix (read_size=5,1024
-    /// runs both); for list parameters separate alternatives with ';'. Repeatable.
+    /// runs both); for list parameters separate alternatives with ';'. Repeatable. A
+    /// scenario given a --set runs exactly the matrix set, without its built-in sweep.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+
+    /// Keep each scenario's built-in sweep (see `socklab list`) even where --set applies;
+    /// the --set values replace only the parameters they name.
+    #[arg(long)]
+    pub sweep: bool,
+
+    /// Run only the case with this id (as reports and replay commands print it, e.g.
+    /// 'tcp-coalescing[read_size=5]'), with its suite's thresholds and timeout. Repeatable.
+    #[arg(long = "case", value_name = "ID")]
+    pub cases: Vec<String>,
 
     /// Folder for the report; replaced atomically, never left half-written.
     #[arg(long, value_name = "DIR", default_value = "socklab-report")]

@@ -10,7 +10,7 @@ use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, SCHEMA_VE
 use socklab_harness::runner::run_cases_with_artifacts;
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
-use socklab_harness::suite::{Suite, value_text};
+use socklab_harness::suite::{Suite, select_cases, value_text};
 
 use crate::Outcome;
 use crate::cli::RunArgs;
@@ -19,11 +19,25 @@ use crate::progress::CaseProgress;
 /// Runs what `args` asks for. Configuration errors return `Err` (exit code 2).
 pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     let mut suite = build_suite(args, registry)?;
+    suite.keep_sweep = args.sweep;
+    let swept: Vec<Vec<String>> = suite.runs.iter().map(|run| run.sweep.clone()).collect();
     suite.apply_sets(&args.sets, registry)?;
+    for (run, before) in suite.runs.iter().zip(&swept) {
+        if !args.sweep && !before.is_empty() && run.sweep.is_empty() {
+            eprintln!(
+                "note: {}: --set given, so its built-in sweep of {} is off (--sweep keeps it)",
+                run.scenario,
+                before.join(", ")
+            );
+        }
+    }
     if let Some(seconds) = args.timeout {
         suite.override_timeout(Duration::from_secs(seconds));
     }
-    let cases = suite.expand(registry)?;
+    let mut cases = suite.expand(registry)?;
+    if !args.cases.is_empty() {
+        cases = select_cases(cases, &args.cases)?;
+    }
     let seed = args.seed.unwrap_or_else(fresh_run_seed);
 
     let started_at = SystemTime::now();
@@ -107,19 +121,43 @@ fn print_summary(report: &Report, args: &RunArgs, artifacts: usize) {
     );
     for case in report.cases.iter().filter(|c| c.status != CaseStatus::Passed) {
         println!("{} {}", case.status.word(), case.id);
-        println!("  replay: {}", replay_command(case, report.run.seed));
+        println!("  replay: {}", replay_command(case, args, report.run.seed));
     }
     let captures =
         if artifacts > 0 { format!(", {artifacts} capture.pcap under cases/") } else { String::new() };
     println!("report: {}/ (index.html, report.json, report.md, junit.xml{captures})", args.out.display());
 }
 
-/// The command that runs `case` alone with the same case seed.
-fn replay_command(case: &CaseResult, run_seed: u64) -> String {
-    let mut words = vec!["socklab".to_string(), "run".to_string(), case.scenario.clone()];
-    for (key, value) in &case.set_params {
-        words.push("--set".into());
-        words.push(shell_quote(&format!("{key}={}", value_text(value))));
+/// The command that runs `case` alone, as it ran: the same seed, thresholds and timeout.
+/// A suite run (a file, or the default suite) is selected again with the same `--set`
+/// arguments and narrowed with `--case`; a scenario run sets every parameter the case
+/// had set, which runs exactly that case (a `--set` turns a built-in sweep off).
+fn replay_command(case: &CaseResult, args: &RunArgs, run_seed: u64) -> String {
+    let mut words = vec!["socklab".to_string(), "run".to_string()];
+    let from_suite = args.suite.is_some() || args.scenarios.is_empty();
+    if from_suite {
+        if let Some(path) = &args.suite {
+            words.push("--suite".into());
+            words.push(shell_quote(&path.display().to_string()));
+        }
+        for set in &args.sets {
+            words.push("--set".into());
+            words.push(shell_quote(set));
+        }
+        if args.sweep {
+            words.push("--sweep".into());
+        }
+        words.push("--case".into());
+        words.push(shell_quote(&case.id));
+    } else {
+        words.push(case.scenario.clone());
+        for (key, value) in &case.set_params {
+            words.push("--set".into());
+            words.push(shell_quote(&format!("{key}={}", value_text(value))));
+        }
+    }
+    if let Some(seconds) = args.timeout {
+        words.push(format!("--timeout {seconds}"));
     }
     words.push(format!("--seed {run_seed}"));
     words.join(" ")

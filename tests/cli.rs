@@ -178,7 +178,9 @@ fn a_failing_threshold_exits_1_and_still_writes_the_report() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("FAIL tcp-coalescing"))
-        .stdout(predicate::str::contains("replay: socklab run tcp-coalescing --seed 3"))
+        .stdout(predicate::str::contains(format!(
+            "replay: socklab run --suite {path} --case tcp-coalescing --seed 3"
+        )))
         .stderr(predicate::str::contains(
             "expect sticky_reads == 0: expected sticky_reads == 0, observed sticky_reads = 2",
         ));

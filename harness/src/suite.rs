@@ -47,6 +47,9 @@ pub struct Suite {
     pub timeout: Duration,
     /// The runs, in file order.
     pub runs: Vec<SuiteRun>,
+    /// Keep a run's built-in sweep when `--set` applies to it (`--sweep`); by default a
+    /// set parameter turns the sweep off, so `--set` runs exactly the matrix it names.
+    pub keep_sweep: bool,
 }
 
 /// One `[[run]]`: a scenario with a parameter matrix and thresholds.
@@ -62,6 +65,9 @@ pub struct SuiteRun {
     pub timeout: Option<Duration>,
     /// Thresholds checked on every case.
     pub expect: Vec<Threshold>,
+    /// Names of the `matrix` entries that came from the scenario's built-in sweep
+    /// ([`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP)); empty in suite files.
+    pub sweep: Vec<String>,
 }
 
 /// One point of a matrix: what the runner executes.
@@ -207,13 +213,16 @@ impl Suite {
                 matrix,
                 timeout,
                 expect,
+                sweep: Vec::new(),
             });
         }
-        Ok(Suite { name: file.name.unwrap_or_else(|| origin.to_string()), timeout, runs })
+        Ok(Suite { name: file.name.unwrap_or_else(|| origin.to_string()), timeout, runs, keep_sweep: false })
     }
 
     /// A suite running each named scenario with its defaults: once, or over the scenario's
     /// own sweep ([`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP)) where it has one.
+    /// A `--set` that applies to a scenario later turns its sweep off
+    /// ([`Suite::apply_sets`]) unless [`Suite::keep_sweep`] is set.
     ///
     /// # Errors
     /// An unknown name, with the valid ones.
@@ -224,20 +233,27 @@ impl Suite {
         let runs = names
             .iter()
             .map(|name| {
-                registry.get(name).map(|s| SuiteRun {
-                    scenario: s.name().to_string(),
-                    label: None,
-                    matrix: sweep_matrix(s),
-                    timeout: None,
-                    expect: Vec::new(),
+                registry.get(name).map(|s| {
+                    let matrix = sweep_matrix(s);
+                    let sweep = matrix.iter().map(|(name, _)| name.clone()).collect();
+                    SuiteRun {
+                        scenario: s.name().to_string(),
+                        label: None,
+                        matrix,
+                        timeout: None,
+                        expect: Vec::new(),
+                        sweep,
+                    }
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Suite { name: "command line".to_string(), timeout: DEFAULT_CASE_TIMEOUT, runs })
+        Ok(Suite { name: "command line".to_string(), timeout: DEFAULT_CASE_TIMEOUT, runs, keep_sweep: false })
     }
 
     /// Applies `--set KEY=VALUE` arguments to every run whose scenario has parameter
-    /// `KEY`, replacing what the suite set.
+    /// `KEY`, replacing what the suite set. A run it applies to loses its built-in sweep
+    /// (unless [`Suite::keep_sweep`]): a parameter the user sets is never swept, and
+    /// nothing else is swept behind their back.
     ///
     /// # Errors
     /// A malformed argument, a bad value, or a key no run's scenario has.
@@ -258,6 +274,11 @@ impl Suite {
                     }
                 };
                 let values = spec.parse_cli(text)?;
+                if !self.keep_sweep {
+                    let sweep = std::mem::take(&mut run.sweep);
+                    run.matrix.retain(|(name, _)| !sweep.contains(name));
+                }
+                run.sweep.retain(|name| name != key);
                 match run.matrix.iter_mut().find(|(name, _)| name == key) {
                     Some(entry) => entry.1 = values,
                     None => run.matrix.push((key.to_string(), values)),
@@ -323,6 +344,28 @@ impl Suite {
         }
         Ok(cases)
     }
+}
+
+/// Keeps only the cases named in `ids` (exact case ids, as reports and replay commands
+/// print them), in run order.
+///
+/// # Errors
+/// [`UnknownCase`] for the first id no case has, listing the ids there are.
+pub fn select_cases(cases: Vec<CaseSpec>, ids: &[String]) -> Result<Vec<CaseSpec>, UnknownCase> {
+    if let Some(missing) = ids.iter().find(|id| !cases.iter().any(|c| &&c.id == id)) {
+        return Err(UnknownCase { id: missing.clone(), valid: cases.into_iter().map(|c| c.id).collect() });
+    }
+    Ok(cases.into_iter().filter(|c| ids.contains(&c.id)).collect())
+}
+
+/// A `--case` id that the run does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown case `{id}`; this run's {} cases: {}", valid.len(), valid.join(", "))]
+pub struct UnknownCase {
+    /// The id that was given.
+    pub id: String,
+    /// Every case id of the run.
+    pub valid: Vec<String>,
 }
 
 /// Why a suite could not be expanded into cases.

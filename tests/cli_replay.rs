@@ -1,0 +1,163 @@
+//! Running exactly the cases asked for: `--set` turns a built-in sweep off (`--sweep`
+//! keeps it), `--case` picks cases by id, and the replay command printed for a case that
+//! did not pass runs that case again, with its thresholds and timeout, and nothing more.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn socklab() -> Command {
+    let mut cmd = Command::cargo_bin("socklab").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn cases(report_dir: &Path) -> Vec<Value> {
+    let report: Value =
+        serde_json::from_str(&fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    report["cases"].as_array().unwrap().clone()
+}
+
+/// The words of the `replay:` line of `stdout`, split as a POSIX shell would split
+/// socklab's quoting (single quotes only), without the leading `socklab`.
+fn replay_words(stdout: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .unwrap_or_else(|| panic!("no replay line in:\n{stdout}"));
+    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            _ => (word, any) = (word + &c.to_string(), true),
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    assert_eq!(words.first().map(String::as_str), Some("socklab"), "{line}");
+    words.remove(0);
+    words
+}
+
+#[test]
+fn a_set_parameter_turns_the_builtin_sweep_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab()
+        .args(["run", "framing-throughput", "--set", "duration_ms=10", "--set", "message_size=64", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "note: framing-throughput: --set given, so its built-in sweep of framing, message_size is off",
+        ));
+    let ran = cases(&out);
+    assert_eq!(ran.len(), 1, "one case, not the sweep");
+    assert_eq!(ran[0]["params"]["framing"], "u32be", "unset parameters keep their defaults");
+}
+
+#[test]
+fn sweep_keeps_the_builtin_sweep_beside_set_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    socklab()
+        .args([
+            "run",
+            "framing-throughput",
+            "--sweep",
+            "--set",
+            "duration_ms=10",
+            "--set",
+            "framing=u32be,line",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let ran = cases(&out);
+    assert_eq!(ran.len(), 2 * 4, "2 framings set × the sweep's 4 message sizes");
+    assert!(ran.iter().all(|c| c["params"]["duration_ms"] == 10));
+}
+
+#[test]
+fn replay_of_a_suite_case_reproduces_it_with_its_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.toml");
+    fs::write(
+        &suite,
+        "[[run]]\nscenario = \"tcp-coalescing\"\n[run.params]\nread_size = [5, 1024]\nread_delay_ms = 20\n\
+         [[run.expect]]\nmetric = \"reads\"\nop = \"<\"\nvalue = 2\n",
+    )
+    .unwrap();
+    let first = dir.path().join("first");
+    let output = socklab()
+        .args(["run", "--seed", "9", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "read_size 5 makes 4 reads");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let words = replay_words(&stdout);
+    assert!(
+        words.windows(2).any(|w| w == ["--case", "tcp-coalescing[read_size=5,read_delay_ms=20]"]),
+        "{words:?}"
+    );
+
+    let again = dir.path().join("again");
+    socklab().args(&words).arg("--out").arg(&again).assert().code(1);
+    let ran = cases(&again);
+    assert_eq!(ran.len(), 1, "the failing case alone");
+    let first_case = cases(&first).into_iter().find(|c| c["id"] == ran[0]["id"]).unwrap();
+    assert_eq!(ran[0]["seed"], first_case["seed"], "same case seed");
+    let threshold =
+        ran[0]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "expect reads < 2").unwrap();
+    assert_eq!(threshold["passed"], false, "the suite's threshold is checked again");
+}
+
+#[test]
+fn replay_of_a_timed_out_case_keeps_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default variant stalls ~40 ms per round trip: 200 of them outlast 1 s.
+    let sets = ["--set", "round_trips=200"];
+    let output = socklab()
+        .args(["run", "nagle-delayed-ack", "--timeout", "1", "--seed", "3"])
+        .args(sets)
+        .arg("--out")
+        .arg(dir.path().join("first"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("TIMEOUT nagle-delayed-ack[round_trips=200]"), "{stdout}");
+    let words = replay_words(&stdout);
+    assert!(words.windows(2).any(|w| w == ["--timeout", "1"]), "{words:?}");
+    let again = dir.path().join("again");
+    socklab().args(&words).arg("--out").arg(&again).assert().code(1);
+    let ran = cases(&again);
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0]["status"], "timed_out");
+}
+
+#[test]
+fn an_unknown_case_id_lists_the_valid_ones() {
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=5,1024", "--case", "tcp-coalescing[read_size=6]"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "error: unknown case `tcp-coalescing[read_size=6]`; this run's 2 cases: \
+             tcp-coalescing[read_size=5], tcp-coalescing[read_size=1024]\n",
+        ));
+}
