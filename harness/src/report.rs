@@ -225,6 +225,9 @@ pub enum Unit {
     /// Mebibytes (2^20 bytes) per second.
     #[serde(rename = "MiB/s")]
     MibPerSec,
+    /// Percent (of a value the metric's doc names).
+    #[serde(rename = "%")]
+    Percent,
 }
 
 impl Unit {
@@ -239,6 +242,7 @@ impl Unit {
             Unit::BytesPerSec => "B/s",
             Unit::PerSec => "/s",
             Unit::MibPerSec => "MiB/s",
+            Unit::Percent => "%",
         }
     }
 }

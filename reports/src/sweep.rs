@@ -85,6 +85,9 @@ pub fn sweep_tables(cases: &[&CaseResult], spec: &SweepTable) -> Vec<Table> {
             if table.rows.len() < 2 && table.columns.len() < 2 {
                 return None;
             }
+            // The header names only metrics some case of this table has (a scenario may
+            // name its metrics by mode: `rtt_p50` in one table, `reply_p50` in another).
+            table.cells.retain(|name| entries.iter().any(|(_, _, case)| case.metric(name).is_some()));
             for row in &mut table.rows {
                 row.cells = table
                     .columns

@@ -69,3 +69,19 @@ fn a_single_case_makes_no_table() {
     let spec = SweepTable { rows: "framing".into(), columns: "message_size".into(), cells: vec![] };
     assert!(sweep_tables(&refs, &spec).is_empty());
 }
+
+#[test]
+fn the_header_names_only_metrics_the_tables_cases_have() {
+    let cases = [
+        case("u32be", 16, "pipelined", 10.0, CaseStatus::Passed),
+        case("line", 16, "pipelined", 9.0, CaseStatus::Passed),
+    ];
+    let refs: Vec<&CaseResult> = cases.iter().collect();
+    let spec = SweepTable {
+        rows: "framing".into(),
+        columns: "message_size".into(),
+        cells: vec!["throughput_mib_s".into(), "reply_p50".into(), "rtt_p50".into()],
+    };
+    let tables = sweep_tables(&refs, &spec);
+    assert_eq!(tables[0].cells, ["throughput_mib_s", "rtt_p50"], "no case has reply_p50");
+}

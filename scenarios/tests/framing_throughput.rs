@@ -34,6 +34,36 @@ fn every_strategy_delivers_every_message_in_every_mode() {
     assert!(bulk.metric("rtt_p50").is_none(), "bulk has no round trips");
 }
 
+/// Latency is named by what it measures: a round trip only with one message
+/// outstanding; write-to-reply time (queueing included) with a window; response time
+/// from the intended send time in open loop. No mode reports another's name.
+#[test]
+fn latency_is_named_by_what_it_measures_in_each_mode() {
+    let cases = run(&["framing=u32be,stop-and-wait", "mode=ping-pong,pipelined,open-loop", "duration_ms=20"]);
+    let names = |case: &CaseResult| -> Vec<&str> {
+        ["rtt_p50", "reply_p50", "response_p50"].into_iter().filter(|n| case.metric(n).is_some()).collect()
+    };
+    for case in &cases {
+        let expected = match (case.params["framing"].as_str(), case.params["mode"].as_str()) {
+            (_, Some("ping-pong")) | (Some("stop-and-wait"), Some("pipelined")) => "rtt_p50",
+            (_, Some("pipelined")) => "reply_p50",
+            _ => "response_p50",
+        };
+        assert_eq!(names(case), [expected], "{}", case.id);
+        let of = &case.observations.latency.as_ref().unwrap().of;
+        assert_eq!(of.contains("queueing"), expected == "reply_p50", "{}: {of}", case.id);
+    }
+}
+
+#[test]
+fn throughput_spread_comes_from_the_cases_intervals() {
+    let case = &run(&["framing=u32be", "mode=bulk", "duration_ms=200"])[0];
+    let ci = metric(case, "throughput_ci95");
+    assert!(ci.is_finite() && ci >= 0.0, "{ci}");
+    let intervals = case.observations.throughput.as_ref().unwrap().intervals.len();
+    assert!(intervals >= 5, "a 200 ms case has ~10 intervals of 20 ms, got {intervals}");
+}
+
 #[test]
 fn every_server_flavour_serves_the_workload() {
     for case in run(&[

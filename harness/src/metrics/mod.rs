@@ -8,4 +8,4 @@ mod throughput;
 
 pub use cpu::CpuTime;
 pub use latency::{HistogramError, LatencyRecorder, LatencySummary};
-pub use throughput::{Interval, ThroughputMeter, ThroughputSummary};
+pub use throughput::{Interval, IntervalSpread, ThroughputMeter, ThroughputSummary, interval_for};

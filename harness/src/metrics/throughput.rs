@@ -44,6 +44,69 @@ pub struct ThroughputSummary {
     pub interval_s: f64,
 }
 
+/// How much the rate varied from interval to interval within one transfer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalSpread {
+    /// Full intervals judged (the last, partial one is left out).
+    pub intervals: usize,
+    /// Mean bytes per second over those intervals.
+    pub mean_bytes_per_s: f64,
+    /// Their sample standard deviation, as a fraction of the mean.
+    pub relative_stdev: f64,
+    /// Half width of the 95% confidence interval of the mean (Student's t), as a
+    /// fraction of the mean. It treats intervals as independent samples, which
+    /// neighbouring intervals are not quite, so read it as a lower bound on the noise.
+    pub ci95_relative: f64,
+}
+
+impl ThroughputSummary {
+    /// The spread of the per-interval byte rates; `None` with fewer than 3 full
+    /// intervals or nothing delivered, where there is no spread to speak of.
+    pub fn interval_spread(&self) -> Option<IntervalSpread> {
+        let full = self.intervals.len().checked_sub(1)?;
+        if full < 3 || self.interval_s <= 0.0 {
+            return None;
+        }
+        let rates: Vec<f64> =
+            self.intervals[..full].iter().map(|i| i.bytes as f64 / self.interval_s).collect();
+        let n = rates.len() as f64;
+        let mean = rates.iter().sum::<f64>() / n;
+        if mean <= 0.0 {
+            return None;
+        }
+        let variance = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let stdev = variance.sqrt();
+        Some(IntervalSpread {
+            intervals: full,
+            mean_bytes_per_s: mean,
+            relative_stdev: stdev / mean,
+            ci95_relative: student_t95(full - 1) * stdev / n.sqrt() / mean,
+        })
+    }
+}
+
+/// The two-sided 95% quantile of Student's t with `df` degrees of freedom (`df` ≥ 1).
+fn student_t95(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        31..=60 => 2.000,
+        61..=120 => 1.980,
+        _ => 1.960,
+    }
+}
+
+/// Interval length for a meter over a transfer of about `duration`: a tenth of it, so
+/// the spread has ten samples, between 5 ms and 100 ms.
+pub fn interval_for(duration: Duration) -> Duration {
+    (duration / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
+}
+
 impl ThroughputMeter {
     /// A meter starting now, with intervals of `interval` (at least 1 ms).
     pub fn start(interval: Duration) -> Self {
@@ -107,5 +170,34 @@ mod tests {
         assert_eq!(s.intervals[1].bytes, 0, "a stall shows as an empty interval");
         assert!((s.bytes_per_s - 10_000.0).abs() < 1e-6);
         assert!((s.intervals[5].start_s - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spread_comes_from_full_intervals_only() {
+        let mut meter = ThroughputMeter::start(Duration::from_millis(10));
+        for (k, bytes) in [1000, 1200, 800, 1000, 5].into_iter().enumerate() {
+            meter.record_at(Duration::from_millis(10 * k as u64 + 1), bytes, 1);
+        }
+        let spread = meter.summary().interval_spread().unwrap();
+        assert_eq!(spread.intervals, 4, "the partial last interval is left out");
+        assert!((spread.mean_bytes_per_s - 100_000.0).abs() < 1e-6);
+        // Sample stdev of 1000, 1200, 800, 1000 is 163.3; t(3) = 3.182; / sqrt(4) / 1000.
+        assert!((spread.relative_stdev - 0.1633).abs() < 1e-3, "{spread:?}");
+        assert!((spread.ci95_relative - 3.182 * 0.1633 / 2.0).abs() < 1e-3, "{spread:?}");
+    }
+
+    #[test]
+    fn no_spread_without_enough_intervals_or_bytes() {
+        let mut meter = ThroughputMeter::start(Duration::from_millis(10));
+        meter.record_at(Duration::from_millis(15), 100, 1);
+        assert_eq!(meter.summary().interval_spread(), None);
+        assert_eq!(ThroughputSummary::default().interval_spread(), None);
+    }
+
+    #[test]
+    fn intervals_are_a_tenth_of_the_transfer_within_bounds() {
+        assert_eq!(interval_for(Duration::from_millis(500)), Duration::from_millis(50));
+        assert_eq!(interval_for(Duration::from_millis(10)), Duration::from_millis(5));
+        assert_eq!(interval_for(Duration::from_secs(30)), Duration::from_millis(100));
     }
 }

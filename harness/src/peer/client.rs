@@ -26,7 +26,7 @@ use super::behaviour::{Behaviour, Mode};
 use super::codec::MessageCodec;
 use super::payload::{self, Verdict};
 use crate::framing::{FramingStrategy, stop_and_wait};
-use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary};
+use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary, interval_for};
 
 /// Bytes of messages a writer batches into one `write`.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -270,7 +270,7 @@ async fn request_reply(
 
     let mut tracker = ReplyTracker::new(workload);
     let mut latency = LatencyRecorder::new();
-    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut meter = ThroughputMeter::start(interval_for(workload.duration));
     let mut send_times = VecDeque::new();
     let mut buf = BytesMut::with_capacity(WRITE_BATCH);
     let timeout = workload.reply_timeout;
@@ -331,7 +331,7 @@ async fn bulk(
     workload: &Workload,
 ) -> Result<WorkloadResult, PeerError> {
     let start = Instant::now();
-    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut meter = ThroughputMeter::start(interval_for(workload.duration));
     let mut batch = BytesMut::with_capacity(WRITE_BATCH + workload.message_size + 16);
     let mut message = BytesMut::new();
     payload::write(&mut message, 0, workload.message_size);
@@ -375,7 +375,7 @@ async fn stop_and_wait_workload(
     let timeout_error = || PeerError::Timeout { addr, timeout_ms: workload.reply_timeout.as_millis() as u64 };
     let mut tracker = ReplyTracker::new(workload);
     let mut latency = LatencyRecorder::new();
-    let mut meter = ThroughputMeter::start(Duration::from_millis(100));
+    let mut meter = ThroughputMeter::start(interval_for(workload.duration));
     let mut message = BytesMut::new();
     payload::write(&mut message, 0, workload.message_size);
     let start = Instant::now();
