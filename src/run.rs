@@ -38,6 +38,8 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     if !args.cases.is_empty() {
         cases = select_cases(cases, &args.cases)?;
     }
+    // Before any case runs: a run must never end in a report it cannot write.
+    socklab_reports::check_out(&args.out)?;
     let seed = args.seed.unwrap_or_else(fresh_run_seed);
 
     let started_at = SystemTime::now();

@@ -3,9 +3,16 @@
 //! A run renders every file into a temporary sibling folder (`.NAME.tmp-PID`), then swaps
 //! it into place with one `renameat2(RENAME_EXCHANGE)`, so readers see either the whole
 //! previous report or the whole new one — never half of each — and a crash mid-write
-//! leaves the previous report untouched. Only an existing folder that is empty or holds a
-//! `report.json` is ever replaced: pointing `--out` at a folder of other files is an
-//! error, not a deletion.
+//! leaves the previous report untouched.
+//!
+//! **Only socklab's own folders are ever replaced.** An existing `--out` must be empty,
+//! or hold a report socklab wrote — recognised by the [`MARKER`] file every report folder
+//! gets (or, for folders written before the marker existed, a `report.json` that parses
+//! as socklab's report model) — and nothing else: no file or folder socklab does not
+//! write. Anything else is refused before a case runs ([`check_out`]), with nothing
+//! touched. A `--out` that is a symbolic link updates the folder it points to; the link
+//! stays. A run killed while staging leaves its `.NAME.tmp-PID` folder behind; the next
+//! write removes such folders whose process is gone, and only those.
 //!
 //! Per-case files (`cases/<case>/capture.pcap`) go into the staging folder with the
 //! rendered ones, so they are swapped in together. Re-rendering an existing report
@@ -18,7 +25,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
-use socklab_harness::report::Report;
+use socklab_harness::report::{Report, SCHEMA_VERSION};
 use socklab_harness::scenario::Artifact;
 use thiserror::Error;
 
@@ -37,11 +44,23 @@ pub enum FolderError {
         /// Why.
         source: io::Error,
     },
-    /// The target exists and is not a report folder.
+    /// The target exists and is not a report folder socklab wrote.
     #[error(
-        "refusing to replace {0}: it exists and is not a socklab report folder (no report.json); choose another --out"
+        "refusing to replace {0}: it exists and is not a socklab report folder (no {MARKER} marker or socklab \
+         report.json); choose another --out, or an empty or new folder"
     )]
     NotAReport(PathBuf),
+    /// The target is a socklab report folder holding things socklab did not write.
+    #[error(
+        "refusing to replace {path}: it holds `{foreign}`, which socklab did not write; move it out, or choose \
+         another --out"
+    )]
+    ForeignFile {
+        /// The report folder.
+        path: PathBuf,
+        /// The first entry socklab does not write.
+        foreign: String,
+    },
     /// A case file's path is not a plain relative path under `cases/`.
     #[error("refusing to write case file `{0}`: not a relative path under cases/")]
     BadArtifactPath(String),
@@ -60,6 +79,43 @@ pub enum FolderError {
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FolderError + 'a {
     move |source| FolderError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// The file every report folder gets, naming the tool and the schema version: what
+/// marks a folder as socklab's to replace.
+pub const MARKER: &str = ".socklab-report";
+
+/// Everything socklab writes into a report folder.
+const OWN_ENTRIES: &[&str] = &[MARKER, "report.json", "report.md", "index.html", "junit.xml", CASES_DIR];
+
+/// Checks, before anything runs, that a report can be written to `out`: it is new, an
+/// empty folder, or a socklab report folder holding only what socklab writes. Returns the
+/// folder the report will go to (the target of `out` when it is a symbolic link).
+///
+/// # Errors
+/// [`FolderError::NotAReport`] or [`FolderError::ForeignFile`] naming what is wrong;
+/// nothing is touched.
+pub fn check_out(out: &Path) -> Result<PathBuf, FolderError> {
+    let target = resolve_link(out)?;
+    ensure_replaceable(&target)?;
+    Ok(target)
+}
+
+/// `path`, or where it points when it is a symbolic link (followed to the end).
+fn resolve_link(path: &Path) -> Result<PathBuf, FolderError> {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(path.to_path_buf());
+    }
+    match fs::canonicalize(path) {
+        Ok(target) => Ok(target),
+        // A dangling link: its target does not exist yet; write there.
+        Err(_) => {
+            let target = fs::read_link(path).map_err(io_error("read link", path))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            Ok(if target.is_absolute() { target } else { base.join(target) })
+        }
+    }
 }
 
 /// Renders `report` and puts the files in folder `out`, replacing an earlier report there
@@ -107,13 +163,14 @@ enum Extra<'a> {
 
 fn write_folder(out: &Path, report: &Report, extra: Extra<'_>) -> Result<(), FolderError> {
     let files = render_all(report)?;
-    ensure_replaceable(out)?;
+    let out = &check_out(out)?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(io_error("create folder", &parent))?;
+    remove_stale_staging(&parent, &name);
     let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_error("remove stale folder", &staging))?;
@@ -133,6 +190,9 @@ fn stage_and_swap(
     extra: &Extra<'_>,
 ) -> Result<(), FolderError> {
     fs::create_dir(staging).map_err(io_error("create folder", staging))?;
+    let marker = staging.join(MARKER);
+    let marker_text = format!("{{\"generator\": \"socklab\", \"schema_version\": {}}}\n", SCHEMA_VERSION);
+    fs::write(&marker, marker_text).map_err(io_error("write", &marker))?;
     for file in files {
         let path = staging.join(file.name);
         fs::write(&path, &file.bytes).map_err(io_error("write", &path))?;
@@ -206,7 +266,8 @@ fn link_tree(from: &Path, to: &Path) -> Result<(), FolderError> {
     Ok(())
 }
 
-/// An existing `out` must be a folder that is empty or holds a report.
+/// An existing `out` must be a folder that is empty, or a socklab report folder holding
+/// nothing socklab does not write.
 fn ensure_replaceable(out: &Path) -> Result<(), FolderError> {
     if !out.exists() {
         return Ok(());
@@ -214,11 +275,39 @@ fn ensure_replaceable(out: &Path) -> Result<(), FolderError> {
     if !out.is_dir() {
         return Err(FolderError::NotAReport(out.to_path_buf()));
     }
-    let mut entries = fs::read_dir(out).map_err(io_error("read folder", out))?;
-    if entries.next().is_none() || out.join("report.json").is_file() {
-        Ok(())
-    } else {
-        Err(FolderError::NotAReport(out.to_path_buf()))
+    let mut names = Vec::new();
+    for entry in fs::read_dir(out).map_err(io_error("read folder", out))? {
+        names.push(entry.map_err(io_error("read folder", out))?.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let socklabs = out.join(MARKER).is_file() || load_report(out).is_ok();
+    if !socklabs {
+        return Err(FolderError::NotAReport(out.to_path_buf()));
+    }
+    names.sort();
+    match names.into_iter().find(|name| !OWN_ENTRIES.contains(&name.as_str())) {
+        Some(foreign) => Err(FolderError::ForeignFile { path: out.to_path_buf(), foreign }),
+        None => Ok(()),
+    }
+}
+
+/// Removes `.NAME.tmp-PID` folders in `parent` left by runs that were killed while
+/// staging: those whose process no longer exists. A live process's folder is left alone,
+/// and so is anything that does not match the pattern exactly.
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 

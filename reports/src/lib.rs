@@ -17,7 +17,7 @@ pub mod sweep;
 use socklab_harness::report::Report;
 use thiserror::Error;
 
-pub use folder::{load_report, rerender_report, write_report, write_report_with};
+pub use folder::{check_out, load_report, rerender_report, write_report, write_report_with};
 
 /// A renderer that failed.
 #[derive(Debug, Error)]
