@@ -24,6 +24,10 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             ..ServerConfig::default()
         };
         let server = Server::start(config)?;
+        // Registered before the address is printed: a client may send SIGINT as soon
+        // as it reads the address.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listen for Ctrl-C")?;
         println!(
             "listening on {} ({}, {}, {}, {}); Ctrl-C stops",
             server.addr(),
@@ -32,7 +36,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             args.behaviour,
             args.flavour
         );
-        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        interrupt.recv().await;
         let stats = server.stats();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         println!(

@@ -135,17 +135,18 @@ fn a_report_folder_is_replaced_whole() {
     let out = dir.path().join("socklab-report");
     let mut report = sample();
     write_report(&out, &report).unwrap();
-    fs::write(out.join("stale.txt"), "from the previous run").unwrap();
+    fs::create_dir_all(out.join("cases/old")).unwrap();
+    fs::write(out.join("cases/old/capture.pcap"), "from the previous run").unwrap();
     report.run.seed = 6;
     write_report(&out, &report).unwrap();
     assert_eq!(load_report(&out).unwrap().run.seed, 6);
-    assert!(!out.join("stale.txt").exists(), "the new report replaces the folder, not merges into it");
+    assert!(!out.join("cases").exists(), "the new report replaces the folder, not merges into it");
     let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["socklab-report"], "no staging folders left behind");
     let mut files: Vec<_> =
         fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    assert_eq!(files, ["index.html", "junit.xml", "report.json", "report.md"]);
+    assert_eq!(files, [".socklab-report", "index.html", "junit.xml", "report.json", "report.md"]);
 }
 
 #[test]
