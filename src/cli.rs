@@ -129,9 +129,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
-    /// Largest frame accepted, in bytes; a bigger one closes that connection.
+    /// Largest frame accepted, in bytes (1..=1 GiB), for every framing, fixed:N
+    /// included; a bigger one closes that connection.
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     pub max_frame: usize,
+
+    /// Close a connection that moves no byte for this many seconds (a client that sends
+    /// half a frame and goes silent, or stops reading).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
+
+    /// Most bytes of unfinished frames held across all connections; the connection that
+    /// would exceed it is closed (load shed, logged).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_buffered: usize,
 
     /// source: payload bytes per message sent (at least 16).
     #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=(1 << 20)))]

@@ -1,6 +1,8 @@
 //! `socklab serve`: a reference server in the foreground until Ctrl-C.
 
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use socklab_harness::peer::{Server, ServerConfig};
@@ -9,7 +11,15 @@ use crate::cli::ServeArgs;
 
 /// Starts the server, prints its address, waits for Ctrl-C, prints its counters.
 pub fn serve(args: &ServeArgs) -> Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).without_time().init();
+    // Colour only on a terminal, and never with NO_COLOR set: logs are often piped.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .init();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     runtime.block_on(async {
@@ -21,6 +31,8 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             listen: args.listen,
             max_frame_len: args.max_frame,
             source_message_size: args.source_size as usize,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_buffered_bytes: args.max_buffered,
             ..ServerConfig::default()
         };
         let server = Server::start(config)?;
@@ -41,14 +53,15 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         println!(
             "stopped: {} connections, {} messages, {} bytes, {} intact, {} corrupted, {} out of order, \
-             {} connections closed for errors",
+             {} connections closed for errors, {} warnings left out of the log",
             load(&stats.connections),
             load(&stats.messages),
             load(&stats.bytes),
             load(&stats.intact),
             load(&stats.corrupted),
             load(&stats.out_of_order),
-            load(&stats.closed_with_error)
+            load(&stats.closed_with_error),
+            load(&stats.warnings_suppressed)
         );
         Ok(())
     })

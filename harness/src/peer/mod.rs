@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use behaviour::{Behaviour, Flavour, Mode, Transport, UnknownName};
 pub use client::{Workload, WorkloadResult, run_workload};
 pub use codec::MessageCodec;
-pub use server::{Server, ServerConfig, ServerStats};
+pub use server::{ConfigError, MAX_FRAME_LIMIT, Server, ServerConfig, ServerStats};
 
 use crate::framing::FramingError;
 
@@ -65,6 +65,26 @@ pub enum PeerError {
         /// Bytes of replies not received.
         pending: u64,
     },
+    /// The connection moved no byte for the server's idle timeout.
+    #[error("idle for {idle_s} s (--idle-timeout)")]
+    Idle {
+        /// The idle timeout, in seconds.
+        idle_s: f64,
+    },
+    /// Holding this connection's unfinished frame would take the bytes held across all
+    /// connections past the cap: the connection is closed to shed load.
+    #[error(
+        "load shed: {buffered} bytes of unfinished frames held across connections, over the cap of {cap} (--max-buffered)"
+    )]
+    LoadShed {
+        /// Bytes held with this connection's.
+        buffered: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The server's settings cannot work.
+    #[error(transparent)]
+    Config(#[from] server::ConfigError),
     /// A task of the workload panicked or was cancelled.
     #[error("the writer task failed: {0}")]
     Task(String),

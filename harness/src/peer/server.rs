@@ -6,28 +6,56 @@
 //! (kept in [`ServerStats::errors`] too) and the server goes on serving others. Stopping
 //! the [`Server`] (or dropping it) ends every loop it started; each loop also checks a
 //! stop flag at least every [`POLL`] so none outlives it.
+//!
+//! Everything a client can make it hold is bounded: a frame by
+//! [`ServerConfig::max_frame_len`] (at most [`MAX_FRAME_LIMIT`], checked at start-up), the
+//! bytes held across all connections by [`ServerConfig::max_buffered_bytes`] (the
+//! connection that would exceed it is closed: load shed, logged), and a connection's
+//! silence by [`ServerConfig::idle_timeout`], in every flavour and framing. Errors that
+//! repeat — accept failing on `EMFILE`, a flood of garbage datagrams — back off (1 ms
+//! doubling to 1 s, as tokio's and hyper's accept loops do) instead of spinning, and are
+//! logged at most a few times a second with a count of the rest.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::io::AllowStdIo;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Flavour, Transport};
 use super::codec::MessageCodec;
 use super::payload::{self, Verdict};
-use crate::framing::{FramingError, FramingStrategy, stop_and_wait};
+use crate::framing::{FramingError, FramingStrategy, HeaderWidth, stop_and_wait};
 
 /// How often blocking loops wake to check whether the server was stopped.
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// The largest `max_frame_len` a server accepts: a frame is held whole in memory, and a
+/// limit a machine could not hold is a configuration mistake, not something to try.
+pub const MAX_FRAME_LIMIT: usize = 1 << 30;
+
+/// Largest UDP payload over IPv4: a datagram holds whole frames, so no frame is larger.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Distinct UDP peers remembered for [`ServerStats::connections`]; past this, new peers
+/// are no longer counted (the count says "at least").
+const MAX_UDP_PEERS: usize = 65_536;
+
+/// Log lines of one kind allowed per [`LOG_WINDOW`] before the rest are counted instead.
+const LOG_BURST: u32 = 5;
+/// The window of [`LOG_BURST`].
+const LOG_WINDOW: Duration = Duration::from_secs(1);
+/// First and longest pause after an error that may repeat at once (accept, receive).
+const BACKOFF_MIN: Duration = Duration::from_millis(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Most errors [`ServerStats::errors`] keeps.
 const KEPT_ERRORS: usize = 100;
@@ -58,6 +86,13 @@ pub struct ServerConfig {
     /// Pause once for this long after this many messages (for tests of latency under a
     /// stall). Default: never.
     pub stall: Option<(u64, Duration)>,
+    /// A connection that moves no byte in either direction for this long is closed
+    /// (default 60 s). This bounds what one silent client holds: a thread in the
+    /// threaded flavour, the whole server in the sequential one.
+    pub idle_timeout: Duration,
+    /// Most bytes of unfinished frames held across all connections (default 64 MiB); the
+    /// connection whose bytes would exceed it is closed with a logged reason.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -76,14 +111,112 @@ impl Default for ServerConfig {
             source_message_size: 1024,
             source_max_messages: 10_000_000,
             stall: None,
+            idle_timeout: Duration::from_secs(60),
+            max_buffered_bytes: 64 << 20,
         }
+    }
+}
+
+/// A server configuration that cannot work, found before anything is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// `max_frame_len` is 0 or above [`MAX_FRAME_LIMIT`].
+    #[error("--max-frame {max} is out of range: valid is 1..={MAX_FRAME_LIMIT} bytes (1 GiB)")]
+    MaxFrame {
+        /// The value given.
+        max: usize,
+    },
+    /// `fixed:N` records larger than the frame limit.
+    #[error(
+        "fixed:{size} records are larger than --max-frame {max}; raise --max-frame or use smaller records"
+    )]
+    FixedOverMaxFrame {
+        /// N.
+        size: usize,
+        /// The frame limit.
+        max: usize,
+    },
+    /// A framing that needs a byte stream, over UDP.
+    #[error("{0} needs a byte stream (it waits for an ACK between header and body); use --transport tcp")]
+    NeedsStream(FramingStrategy),
+    /// UDP datagrams cannot hold frames as large as asked.
+    #[error("over UDP a frame must fit one datagram ({MAX_DATAGRAM} bytes); fixed:{0} does not")]
+    TooLargeForUdp(usize),
+    /// `source` messages that the framing's length field cannot announce.
+    #[error("--source-size {size} does not fit {framing}, which carries at most {most} bytes per frame")]
+    SourceTooLarge {
+        /// The message size.
+        size: usize,
+        /// The framing.
+        framing: FramingStrategy,
+        /// Its largest payload.
+        most: usize,
+    },
+    /// Idle timeout of zero.
+    #[error("--idle-timeout must be at least 1 second")]
+    IdleTimeout,
+}
+
+impl ServerConfig {
+    /// Checks the settings against each other and against what a machine can hold.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_frame_len == 0 || self.max_frame_len > MAX_FRAME_LIMIT {
+            return Err(ConfigError::MaxFrame { max: self.max_frame_len });
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(ConfigError::IdleTimeout);
+        }
+        if let FramingStrategy::FixedSize(size) = self.framing {
+            if size > self.max_frame_len {
+                return Err(ConfigError::FixedOverMaxFrame { size, max: self.max_frame_len });
+            }
+            if self.transport == Transport::Udp && size > MAX_DATAGRAM {
+                return Err(ConfigError::TooLargeForUdp(size));
+            }
+        }
+        if self.transport == Transport::Udp && self.framing == FramingStrategy::StopAndWait {
+            return Err(ConfigError::NeedsStream(self.framing));
+        }
+        if self.behaviour == Behaviour::Source {
+            let most = match self.framing {
+                FramingStrategy::LengthPrefixed { width: HeaderWidth::U8, signed, .. } => {
+                    if signed {
+                        127
+                    } else {
+                        255
+                    }
+                }
+                FramingStrategy::LengthPrefixed { width: HeaderWidth::U16, signed, .. } => {
+                    if signed {
+                        32_767
+                    } else {
+                        65_535
+                    }
+                }
+                FramingStrategy::FixedSize(n) => n,
+                _ => self.max_frame_len,
+            };
+            let size = self.source_message_size;
+            if size > most || size > self.max_frame_len {
+                return Err(ConfigError::SourceTooLarge {
+                    size,
+                    framing: self.framing,
+                    most: most.min(self.max_frame_len),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
 /// Counters a server keeps while it runs.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Connections accepted (TCP) or peers seen (UDP: datagrams are counted instead).
+    /// Connections accepted (TCP), or distinct peers seen (UDP, at least: counting stops
+    /// at 65,536 peers).
     pub connections: AtomicU64,
     /// Messages received.
     pub messages: AtomicU64,
@@ -95,10 +228,52 @@ pub struct ServerStats {
     pub corrupted: AtomicU64,
     /// `sink`: intact messages whose sequence number was not the next expected one.
     pub out_of_order: AtomicU64,
-    /// Connections closed because of an error (garbage, oversized frame, reset).
+    /// Connections closed because of an error (garbage, oversized frame, reset, idle,
+    /// load shed).
     pub closed_with_error: AtomicU64,
+    /// Bytes of unfinished frames held across all connections right now.
+    pub buffered_bytes: AtomicU64,
+    /// Errors that were not logged one by one because they came too fast (counted in
+    /// the next line that is logged).
+    pub warnings_suppressed: AtomicU64,
     stalled: AtomicBool,
     errors: Mutex<Vec<String>>,
+    log: Mutex<LogThrottle>,
+    udp_peers: Mutex<HashSet<SocketAddr>>,
+}
+
+/// At most [`LOG_BURST`] lines per [`LOG_WINDOW`]; the rest are counted and reported
+/// with the first line of the next window.
+#[derive(Debug)]
+struct LogThrottle {
+    window_start: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        LogThrottle { window_start: Instant::now(), logged: 0, suppressed: 0 }
+    }
+}
+
+/// Pauses between attempts of an operation that failed and may fail again at once.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::ZERO)
+    }
+
+    /// The pause before the next attempt: 1 ms, doubling to 1 s.
+    fn next(&mut self) -> Duration {
+        self.0 = (self.0 * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.0
+    }
+
+    fn reset(&mut self) {
+        self.0 = Duration::ZERO;
+    }
 }
 
 impl ServerStats {
@@ -110,12 +285,42 @@ impl ServerStats {
     fn connection_failed(&self, peer: SocketAddr, error: &PeerError) {
         self.closed_with_error.fetch_add(1, Ordering::Relaxed);
         let line = format!("closed connection from {peer}: {error}");
-        tracing::warn!("{line}");
+        self.warn(&line);
         if let Ok(mut errors) = self.errors.lock() {
             if errors.len() == KEPT_ERRORS {
                 errors.remove(0);
             }
             errors.push(line);
+        }
+    }
+
+    /// Logs `line` as a warning, unless more than [`LOG_BURST`] came in this window:
+    /// then counts it, and the next line logged says how many were left out.
+    fn warn(&self, line: &str) {
+        let Ok(mut log) = self.log.lock() else { return };
+        if log.window_start.elapsed() >= LOG_WINDOW {
+            log.window_start = Instant::now();
+            log.logged = 0;
+        }
+        if log.logged >= LOG_BURST {
+            log.suppressed += 1;
+            self.warnings_suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        log.logged += 1;
+        match std::mem::take(&mut log.suppressed) {
+            0 => tracing::warn!("{line}"),
+            n => tracing::warn!("{line} (and {n} more warnings left out since the last one logged)"),
+        }
+    }
+
+    /// Counts a UDP peer the first time it is seen.
+    fn saw_udp_peer(&self, peer: SocketAddr) {
+        if let Ok(mut peers) = self.udp_peers.lock()
+            && peers.len() < MAX_UDP_PEERS
+            && peers.insert(peer)
+        {
+            self.connections.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -140,8 +345,11 @@ impl Server {
     /// others start threads of their own.
     ///
     /// # Errors
-    /// [`PeerError::Bind`] when the address cannot be bound (e.g. the port is in use).
+    /// [`PeerError::Config`] for settings that cannot work (see
+    /// [`ServerConfig::validate`]); [`PeerError::Bind`] when the address cannot be bound
+    /// (e.g. the port is in use).
     pub fn start(config: ServerConfig) -> Result<Server, PeerError> {
+        config.validate()?;
         let listen = config.listen;
         let bind_error = |source| PeerError::Bind { addr: listen, source };
         let stats = Arc::new(ServerStats::default());
@@ -217,37 +425,64 @@ impl Drop for Server {
 }
 
 /// The part of serving a connection that does not depend on how bytes move: decoding
-/// frames from the read buffer and queueing replies in the write buffer.
+/// frames from the read buffer, queueing replies in the write buffer, and accounting for
+/// the bytes of unfinished frames it holds against the server-wide cap.
 struct Session {
     codec: MessageCodec,
     read_buf: BytesMut,
     write_buf: BytesMut,
     expected_seq: u32,
+    stats: Arc<ServerStats>,
+    /// Bytes of `read_buf` counted in [`ServerStats::buffered_bytes`].
+    accounted: usize,
 }
 
 impl Session {
-    fn new(codec: MessageCodec) -> Self {
+    fn new(codec: MessageCodec, stats: Arc<ServerStats>) -> Self {
         Session {
             codec,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: BytesMut::new(),
             expected_seq: 0,
+            stats,
+            accounted: 0,
         }
     }
 
-    /// Handles every complete frame in the read buffer (every remaining byte at EOF).
-    fn drain(&mut self, config: &ServerConfig, stats: &ServerStats, eof: bool) -> Result<(), FramingError> {
+    /// Handles every complete frame in the read buffer (every remaining byte at EOF),
+    /// then counts what is left (an unfinished frame) against the server-wide cap.
+    fn drain(&mut self, config: &ServerConfig, eof: bool) -> Result<(), PeerError> {
         loop {
             let frame = if eof {
                 self.codec.decode_eof(&mut self.read_buf)?
             } else {
                 self.codec.decode(&mut self.read_buf)?
             };
-            let Some(frame) = frame else { return Ok(()) };
-            if let Some(reply) = handle_message(frame, config, stats, &mut self.expected_seq) {
+            let Some(frame) = frame else { break };
+            if let Some(reply) = handle_message(frame, config, &self.stats, &mut self.expected_seq) {
                 self.codec.encode(&reply[..], &mut self.write_buf)?;
             }
         }
+        self.account(config.max_buffered_bytes)
+    }
+
+    /// Updates this connection's share of [`ServerStats::buffered_bytes`]; refuses to
+    /// grow it past `cap`.
+    fn account(&mut self, cap: usize) -> Result<(), PeerError> {
+        let held = self.read_buf.len();
+        let total = if held >= self.accounted {
+            self.stats.buffered_bytes.fetch_add((held - self.accounted) as u64, Ordering::Relaxed)
+                + (held - self.accounted) as u64
+        } else {
+            self.stats.buffered_bytes.fetch_sub((self.accounted - held) as u64, Ordering::Relaxed)
+                - (self.accounted - held) as u64
+        };
+        let grew = held > self.accounted;
+        self.accounted = held;
+        if grew && total > cap as u64 {
+            return Err(PeerError::LoadShed { buffered: total, cap: cap as u64 });
+        }
+        Ok(())
     }
 
     /// `source`: queues the next batch of messages, up to about one read chunk; false
@@ -261,6 +496,12 @@ impl Session {
             *sent += 1;
         }
         Ok(!self.write_buf.is_empty())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stats.buffered_bytes.fetch_sub(self.accounted as u64, Ordering::Relaxed);
     }
 }
 
@@ -300,8 +541,19 @@ async fn tokio_accept_loop(
     config: Arc<ServerConfig>,
     stats: Arc<ServerStats>,
 ) {
+    let mut backoff = Backoff::new();
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and friends repeat at once while the backlog is full: pause.
+                let pause = backoff.next();
+                stats.warn(&format!("accept failed: {e}; retrying in {} ms", pause.as_millis()));
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        backoff.reset();
         stats.connections.fetch_add(1, Ordering::Relaxed);
         let (config, stats) = (config.clone(), stats.clone());
         tokio::spawn(async move {
@@ -312,29 +564,39 @@ async fn tokio_accept_loop(
     }
 }
 
+/// Runs `io` unless the connection stays silent for the idle timeout.
+async fn within_idle<T>(
+    idle: Duration,
+    io: impl std::future::Future<Output = Result<T, PeerError>>,
+) -> Result<T, PeerError> {
+    tokio::time::timeout(idle, io).await.map_err(|_| PeerError::Idle { idle_s: idle.as_secs_f64() })?
+}
+
 async fn tokio_connection(
     mut stream: tokio::net::TcpStream,
     config: &ServerConfig,
-    stats: &ServerStats,
+    stats: &Arc<ServerStats>,
 ) -> Result<(), PeerError> {
     let _ = stream.set_nodelay(true);
     let Some(codec) = MessageCodec::new(config.framing, config.max_frame_len) else {
         return serve_stop_and_wait(&mut stream, config, stats).await;
     };
-    let mut session = Session::new(codec);
+    let idle = config.idle_timeout;
+    let mut session = Session::new(codec, stats.clone());
     if config.behaviour == Behaviour::Source {
         let mut sent = 0;
         while session.queue_source_batch(config, &mut sent)? {
-            stream.write_all(&session.write_buf).await?;
+            within_idle(idle, async { Ok(stream.write_all(&session.write_buf).await?) }).await?;
             session.write_buf.clear();
         }
         return Ok(());
     }
     loop {
-        let eof = stream.read_buf(&mut session.read_buf).await? == 0;
-        session.drain(config, stats, eof)?;
+        let read = within_idle(idle, async { Ok(stream.read_buf(&mut session.read_buf).await?) }).await?;
+        let eof = read == 0;
+        session.drain(config, eof)?;
         if !session.write_buf.is_empty() {
-            stream.write_all(&session.write_buf).await?;
+            within_idle(idle, async { Ok(stream.write_all(&session.write_buf).await?) }).await?;
             session.write_buf.clear();
         }
         if let Some(pause) = stats.stall_due(config) {
@@ -346,22 +608,35 @@ async fn tokio_connection(
     }
 }
 
-/// Serves one stop-and-wait connection over any async stream until the peer leaves.
-async fn serve_stop_and_wait<S>(
-    stream: &mut S,
+/// Serves one stop-and-wait connection until the peer leaves or stays silent for the
+/// idle timeout (a header sent, then nothing, is silence too).
+async fn serve_stop_and_wait(
+    stream: &mut tokio::net::TcpStream,
     config: &ServerConfig,
     stats: &ServerStats,
-) -> Result<(), PeerError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+) -> Result<(), PeerError> {
+    let idle = config.idle_timeout;
     let mut expected_seq = 0;
-    while let Some(message) = stop_and_wait::recv(stream, config.max_frame_len).await? {
+    loop {
+        let received =
+            within_idle(idle, async { Ok(stop_and_wait::recv(stream, config.max_frame_len).await?) });
+        let Some(message) = received.await? else { return Ok(()) };
         if let Some(reply) = handle_message(message, config, stats, &mut expected_seq) {
-            stop_and_wait::send(stream, &reply).await?;
+            within_idle(idle, async { Ok(stop_and_wait::send(stream, &reply).await?) }).await?;
         }
     }
-    Ok(())
+}
+
+/// Sleeps in slices of at most [`POLL`] until `pause` is over or the server stops.
+fn sleep_unless_stopped(pause: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + pause;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(POLL));
+    }
 }
 
 fn blocking_accept_loop(
@@ -371,6 +646,7 @@ fn blocking_accept_loop(
     stats: Arc<ServerStats>,
     stop: Arc<AtomicBool>,
 ) {
+    let mut backoff = Backoff::new();
     while !stop.load(Ordering::Relaxed) {
         // Wait for a client at most POLL, so a stop is noticed without a busy loop.
         let mut ready = [PollFd::new(&listener, PollFlags::IN)];
@@ -378,7 +654,17 @@ fn blocking_accept_loop(
         if !matches!(poll(&mut ready, Some(&poll_timeout)), Ok(n) if n > 0) {
             continue;
         }
-        let Ok((stream, peer)) = listener.accept() else { continue };
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                let pause = backoff.next();
+                stats.warn(&format!("accept failed: {e}; retrying in {} ms", pause.as_millis()));
+                sleep_unless_stopped(pause, &stop);
+                continue;
+            }
+        };
+        backoff.reset();
         stats.connections.fetch_add(1, Ordering::Relaxed);
         let (config, stats, stop) = (config.clone(), stats.clone(), stop.clone());
         let serve = move || {
@@ -394,41 +680,57 @@ fn blocking_accept_loop(
     }
 }
 
+/// Whether a blocking socket call ended on its timeout rather than an error.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 fn blocking_connection(
     mut stream: TcpStream,
     config: &ServerConfig,
-    stats: &ServerStats,
+    stats: &Arc<ServerStats>,
     stop: &AtomicBool,
 ) -> Result<(), PeerError> {
     stream.set_nonblocking(false)?;
     let _ = stream.set_nodelay(true);
+    let idle = config.idle_timeout;
     let Some(codec) = MessageCodec::new(config.framing, config.max_frame_len) else {
-        // The stop-and-wait helpers are async; AllowStdIo runs them over the blocking
-        // socket without a runtime, so there is one implementation of the protocol.
-        let mut stream = AllowStdIo::new(stream).compat();
-        return futures_executor::block_on(serve_stop_and_wait(&mut stream, config, stats));
+        return blocking_stop_and_wait(stream, config, stats, stop);
     };
     stream.set_read_timeout(Some(POLL))?;
-    let mut session = Session::new(codec);
+    // A client that stops reading blocks a write; after the idle timeout it is closed.
+    stream.set_write_timeout(Some(idle))?;
+    let idle_error = || PeerError::Idle { idle_s: idle.as_secs_f64() };
+    let write = |stream: &mut TcpStream, bytes: &[u8]| {
+        stream.write_all(bytes).map_err(|e| if timed_out(&e) { idle_error() } else { e.into() })
+    };
+    let mut session = Session::new(codec, stats.clone());
     if config.behaviour == Behaviour::Source {
         let mut sent = 0;
         while !stop.load(Ordering::Relaxed) && session.queue_source_batch(config, &mut sent)? {
-            stream.write_all(&session.write_buf)?;
+            write(&mut stream, &session.write_buf)?;
             session.write_buf.clear();
         }
         return Ok(());
     }
     let mut chunk = vec![0u8; READ_CHUNK];
+    let mut last_byte_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) if timed_out(&e) => {
+                if last_byte_at.elapsed() >= idle {
+                    return Err(idle_error());
+                }
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
+        last_byte_at = Instant::now();
         session.read_buf.extend_from_slice(&chunk[..n]);
-        session.drain(config, stats, n == 0)?;
+        session.drain(config, n == 0)?;
         if !session.write_buf.is_empty() {
-            stream.write_all(&session.write_buf)?;
+            write(&mut stream, &session.write_buf)?;
             session.write_buf.clear();
         }
         if let Some(pause) = stats.stall_due(config) {
@@ -439,6 +741,30 @@ fn blocking_connection(
         }
     }
     Ok(())
+}
+
+/// Stop-and-wait on a connection thread: the one async implementation of the protocol,
+/// on a runtime of the thread's own, ended by the idle timeout or the server's stop flag.
+fn blocking_stop_and_wait(
+    stream: TcpStream,
+    config: &ServerConfig,
+    stats: &ServerStats,
+    stop: &AtomicBool,
+) -> Result<(), PeerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        stream.set_nonblocking(true)?;
+        let mut stream = tokio::net::TcpStream::from_std(stream)?;
+        let stopped = async {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        tokio::select! {
+            served = serve_stop_and_wait(&mut stream, config, stats) => served,
+            () = stopped => Ok(()),
+        }
+    })
 }
 
 /// Decodes one datagram's frames and returns the reply datagram, if any.
@@ -467,8 +793,19 @@ fn udp_reply(
 async fn tokio_udp_loop(socket: tokio::net::UdpSocket, config: Arc<ServerConfig>, stats: Arc<ServerStats>) {
     let mut buf = vec![0u8; 65_536];
     let mut expected_seq = 0;
+    let mut backoff = Backoff::new();
     loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                let pause = backoff.next();
+                stats.warn(&format!("receive failed: {e}; retrying in {} ms", pause.as_millis()));
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        stats.saw_udp_peer(peer);
         match udp_reply(&buf[..n], &config, &stats, &mut expected_seq) {
             Ok(Some(reply)) => {
                 let _ = socket.send_to(&reply, peer).await;
@@ -487,8 +824,20 @@ fn blocking_udp_loop(
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut expected_seq = 0;
+    let mut backoff = Backoff::new();
     while !stop.load(Ordering::Relaxed) {
-        let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            Err(e) if timed_out(&e) => continue,
+            Err(e) => {
+                let pause = backoff.next();
+                stats.warn(&format!("receive failed: {e}; retrying in {} ms", pause.as_millis()));
+                sleep_unless_stopped(pause, &stop);
+                continue;
+            }
+        };
+        backoff.reset();
+        stats.saw_udp_peer(peer);
         match udp_reply(&buf[..n], &config, &stats, &mut expected_seq) {
             Ok(Some(reply)) => {
                 let _ = socket.send_to(&reply, peer);
