@@ -3,13 +3,19 @@
 //!
 //! Cases run one at a time so they do not disturb each other's measurements. Each gets a
 //! fresh tokio runtime that is shut down after it, so a case that timed out or failed
-//! cannot leave tasks or sockets behind that disturb the next one.
+//! cannot leave tasks or sockets behind that disturb the next one. A case that times out
+//! has its future dropped and its [`Cancel`] flag raised, which its blocking work
+//! (threads, `spawn_blocking`) checks; the runner waits up to [`STOP_GRACE`] for that
+//! work to end, and says in the case's error if it did not.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use crate::report::{CaseResult, CaseStatus, Observations};
-use crate::scenario::{Artifact, CaseContext, CaseError, CaseOutcome, Registry};
+use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
+
+/// How long the runner waits, after a case ends, for its blocking work to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
 
@@ -92,10 +98,12 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         .thread_name("socklab-case")
         .build()?;
     let started = Instant::now();
+    let cancel = Cancel::new();
     let outcome: Result<CaseOutcome, (CaseStatus, String)> = match registry.get(&case.scenario) {
         Err(e) => Err((CaseStatus::Error, e.to_string())),
         Ok(scenario) => {
-            let ctx = CaseContext { case_id: case.id.clone(), seed, timeout: case.timeout };
+            let ctx =
+                CaseContext { case_id: case.id.clone(), seed, timeout: case.timeout, cancel: cancel.clone() };
             let future = scenario.run(case.params.clone(), ctx);
             runtime.block_on(async {
                 let task = tokio::spawn(future);
@@ -105,6 +113,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
                     Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
                     Ok(Err(join)) => Err((CaseStatus::Error, CaseError::task("scenario", join).to_string())),
                     Err(_) => {
+                        cancel.cancel();
                         abort.abort();
                         Err((CaseStatus::TimedOut, timed_out_message(case.timeout)))
                     }
@@ -112,9 +121,22 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
             })
         }
     };
-    // Ends every task the case left behind; blocking threads are left to finish alone.
-    runtime.shutdown_background();
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Ends every task the case left behind, and waits for its blocking work to see the
+    // cancel flag; work still running after that would disturb the next case.
+    cancel.cancel();
+    let stopping = Instant::now();
+    runtime.shutdown_timeout(STOP_GRACE);
+    let outcome = match outcome {
+        Err((status, message)) if stopping.elapsed() >= STOP_GRACE => Err((
+            status,
+            format!(
+                "{message}; its blocking work was still running {} s later, so later cases share the CPU with it",
+                STOP_GRACE.as_secs()
+            ),
+        )),
+        other => other,
+    };
 
     let mut result = CaseResult {
         id: case.id.clone(),

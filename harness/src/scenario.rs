@@ -17,6 +17,8 @@ use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -100,6 +102,44 @@ pub struct CaseContext {
     pub seed: u64,
     /// How long the case may take in all.
     pub timeout: Duration,
+    /// Set by the runner when the case timed out. Async work is dropped with its future;
+    /// blocking work (threads, `spawn_blocking`) must look at this between system calls
+    /// and stop, with socket timeouts short enough (≤ [`Cancel::CHECK_EVERY`]) that no
+    /// call blocks much longer.
+    pub cancel: Cancel,
+}
+
+/// A flag the runner raises when a case's time is up; cheap to check in a loop.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// The longest a blocking call of a case should wait before looking at the flag
+    /// again, so the case stops within about this long of its timeout.
+    pub const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+    /// A flag not raised.
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Raises the flag.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the case's time is up.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(CaseError::Cancelled)` once the flag is raised: `cancel.check()?` in a loop.
+    ///
+    /// # Errors
+    /// [`CaseError::Cancelled`] after [`Cancel::cancel`].
+    pub fn check(&self) -> Result<(), CaseError> {
+        if self.is_cancelled() { Err(CaseError::Cancelled) } else { Ok(()) }
+    }
 }
 
 /// What a case produced when it ran to the end.
@@ -164,6 +204,9 @@ pub enum CaseError {
         /// What happened: `panicked: <message>` or `was cancelled`.
         what: String,
     },
+    /// The runner cancelled the case (its timeout passed) while blocking work ran.
+    #[error("cancelled: the case's time was up")]
+    Cancelled,
     /// A peer did something the scenario cannot go on from (more bytes than were sent,
     /// a missing reply).
     #[error("{0}")]

@@ -1,7 +1,7 @@
 //! The engine end to end with test scenarios: suite parsing and its error positions,
 //! matrix expansion with `--set`, thresholds, timeouts and panics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
@@ -38,7 +38,7 @@ impl Scenario for Probe {
         ParamSpec { name: "fast", kind: ParamKind::Bool, unit: None, doc: "" },
         ParamSpec {
             name: "behaviour",
-            kind: ParamKind::Choice { options: &["", "hang", "panic", "fail"] },
+            kind: ParamKind::Choice { options: &["", "hang", "panic", "fail", "spin", "stubborn"] },
             unit: None,
             doc: "",
         },
@@ -49,9 +49,28 @@ impl Scenario for Probe {
         if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }
     }
 
-    async fn run(params: ProbeParams, _ctx: CaseContext) -> Result<Option<u64>, CaseError> {
+    async fn run(params: ProbeParams, ctx: CaseContext) -> Result<Option<u64>, CaseError> {
         match params.behaviour.as_str() {
             "hang" => tokio::time::sleep(Duration::from_secs(3600)).await,
+            // Blocking work that looks at the cancel flag, as scenarios' must.
+            "spin" => {
+                let cancel = ctx.cancel.clone();
+                tokio::task::spawn_blocking(move || {
+                    let until = Instant::now() + Duration::from_secs(60);
+                    while Instant::now() < until {
+                        cancel.check()?;
+                    }
+                    Ok::<_, CaseError>(())
+                })
+                .await
+                .map_err(|e| CaseError::task("the spinning thread", e))??;
+            }
+            // Blocking work that ignores it, longer than the timeout and the grace.
+            "stubborn" => {
+                tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(3500)))
+                    .await
+                    .map_err(|e| CaseError::task("the spinning thread", e))?;
+            }
             "panic" => panic!("probe asked to panic"),
             "fail" => return Err(CaseError::Protocol("probe asked to fail".into())),
             _ => {}
@@ -212,4 +231,39 @@ fn case_seeds_follow_the_run_seed_and_parameters() {
     assert_eq!(a[1].seed, b[0].seed, "a case's seed does not depend on its position");
     assert_ne!(a[0].seed, a[1].seed);
     assert_ne!(a[0].seed, c[0].seed);
+}
+
+/// Process CPU time so far (user + system), from getrusage.
+fn process_cpu() -> Duration {
+    socklab_harness::metrics::CpuTime::now().total()
+}
+
+/// A timed-out case's blocking work stops: CPU use returns to idle right after the
+/// timeout. Before, a blocking thread kept a core busy until the process exited.
+#[test]
+fn a_timed_out_case_stops_its_blocking_work() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    suite.apply_sets(&["behaviour=spin".to_string()], &registry()).unwrap();
+    suite.override_timeout(Duration::from_secs(1));
+    let cases = suite.expand(&registry()).unwrap();
+    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    assert_eq!(results[0].status, CaseStatus::TimedOut);
+    assert!(!results[0].error.as_deref().unwrap().contains("still running"), "{:?}", results[0].error);
+    let before = process_cpu();
+    std::thread::sleep(Duration::from_millis(500));
+    let used = process_cpu() - before;
+    assert!(used < Duration::from_millis(200), "{used:?} of CPU in 500 ms after the timeout: still spinning");
+}
+
+/// Blocking work that ignores the cancel flag is reported, not hidden.
+#[test]
+fn blocking_work_that_outlives_its_case_is_reported() {
+    let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
+    suite.apply_sets(&["behaviour=stubborn".to_string()], &registry()).unwrap();
+    suite.override_timeout(Duration::from_secs(1));
+    let cases = suite.expand(&registry()).unwrap();
+    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    assert_eq!(results[0].status, CaseStatus::TimedOut);
+    let error = results[0].error.as_deref().unwrap();
+    assert!(error.contains("its blocking work was still running 2 s later"), "{error}");
 }

@@ -171,8 +171,16 @@ const METRICS: &[MetricSpec] = &[
     },
     MetricSpec { name: "response_max", unit: Unit::Micros, doc: "open-loop: slowest response time" },
     MetricSpec { name: "achieved_rate", unit: Unit::PerSec, doc: "messages sent per second of sending" },
-    MetricSpec { name: "cpu_user_ms", unit: Unit::Millis, doc: "user CPU time of client and server" },
-    MetricSpec { name: "cpu_sys_ms", unit: Unit::Millis, doc: "system CPU time of client and server" },
+    MetricSpec {
+        name: "cpu_user_ms",
+        unit: Unit::Millis,
+        doc: "user CPU time of the whole socklab process during the workload: this case's client and server (earlier cases' work is stopped first)",
+    },
+    MetricSpec {
+        name: "cpu_sys_ms",
+        unit: Unit::Millis,
+        doc: "system CPU time of the whole socklab process during the workload, as cpu_user_ms",
+    },
 ];
 
 impl Params {
