@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use socklab_harness::framing::{
+use socklab_framing::{
     CobsCodec, DelimitedCodec, FixedSizeCodec, JsonFrame, JsonHeaderCodec, LengthPrefixedCodec, RawCodec,
     VarintCodec,
 };

@@ -3,7 +3,7 @@
 //! chosen so that it occurs in fuzzer input.
 
 use libfuzzer_sys::fuzz_target;
-use socklab_harness::framing::DelimitedCodec;
+use socklab_framing::DelimitedCodec;
 
 fuzz_target!(|data: &[u8]| {
     let Some(input) = socklab_fuzz::split(data) else { return };

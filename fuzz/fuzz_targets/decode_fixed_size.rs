@@ -2,7 +2,7 @@
 //! Fixed size: every record is exactly the record length, whatever the reads.
 
 use libfuzzer_sys::fuzz_target;
-use socklab_harness::framing::FixedSizeCodec;
+use socklab_framing::FixedSizeCodec;
 
 fuzz_target!(|data: &[u8]| {
     let Some(input) = socklab_fuzz::split(data) else { return };

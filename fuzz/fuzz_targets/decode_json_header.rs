@@ -3,7 +3,7 @@
 //! no body exceeds the limit.
 
 use libfuzzer_sys::fuzz_target;
-use socklab_harness::framing::JsonHeaderCodec;
+use socklab_framing::JsonHeaderCodec;
 
 fuzz_target!(|data: &[u8]| {
     let Some(input) = socklab_fuzz::split(data) else { return };

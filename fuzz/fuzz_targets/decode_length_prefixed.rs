@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use socklab_harness::framing::{Endian, HeaderWidth, LengthPrefixedCodec};
+use socklab_framing::{Endian, HeaderWidth, LengthPrefixedCodec};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {

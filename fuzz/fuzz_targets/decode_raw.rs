@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use socklab_harness::framing::RawCodec;
+use socklab_framing::RawCodec;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,7 +9,7 @@
 //! one read plus a small header allowance.
 
 use bytes::BytesMut;
-use socklab_harness::framing::FramingError;
+use socklab_framing::FramingError;
 use tokio_util::codec::Decoder;
 
 /// An input split into its parts.

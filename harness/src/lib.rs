@@ -13,7 +13,6 @@
 pub mod boundary;
 pub mod capture;
 pub mod check;
-pub mod framing;
 pub mod host;
 pub mod metrics;
 pub mod net;
@@ -26,3 +25,7 @@ pub mod scenario;
 pub mod seed;
 pub mod suite;
 pub mod text;
+
+/// The framing codecs, from their own crate (`socklab-framing`), where users can depend on
+/// them without the rest of the harness.
+pub use socklab_framing as framing;

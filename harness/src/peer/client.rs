@@ -23,8 +23,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Mode};
-use super::codec::MessageCodec;
 use super::payload::{self, Verdict};
+use crate::framing::MessageCodec;
 use crate::framing::{FramingStrategy, stop_and_wait};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary, interval_for};
 

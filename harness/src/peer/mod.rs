@@ -7,11 +7,10 @@
 //!   in an HdrHistogram and throughput per interval.
 //! - [`payload`]: self-checking messages (sequence number + checksum), so every receiver
 //!   verifies order and integrity.
-//! - [`MessageCodec`]: one codec type for every framing strategy.
+//! - [`MessageCodec`]: one codec type for every framing strategy (from `socklab-framing`).
 
 pub mod behaviour;
 pub mod client;
-mod codec;
 pub mod payload;
 pub mod server;
 
@@ -22,8 +21,8 @@ use thiserror::Error;
 
 pub use behaviour::{Behaviour, Flavour, Mode, Transport, UnknownName};
 pub use client::{Workload, WorkloadResult, run_workload};
-pub use codec::MessageCodec;
 pub use server::{ConfigError, MAX_FRAME_LIMIT, Server, ServerConfig, ServerStats};
+pub use socklab_framing::MessageCodec;
 
 use crate::framing::FramingError;
 

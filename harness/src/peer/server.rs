@@ -31,8 +31,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Flavour, Transport};
-use super::codec::MessageCodec;
 use super::payload::{self, Verdict};
+use crate::framing::MessageCodec;
 use crate::framing::{FramingError, FramingStrategy, HeaderWidth, stop_and_wait};
 
 /// How often blocking loops wake to check whether the server was stopped.

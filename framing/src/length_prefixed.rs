@@ -67,7 +67,7 @@ pub enum Endian {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::LengthPrefixedCodec;
+/// use socklab_framing::LengthPrefixedCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = LengthPrefixedCodec::u32_be();

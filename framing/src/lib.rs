@@ -1,4 +1,9 @@
-//! Framing: how a byte stream is cut back into the messages that were written into it.
+//! socklab-framing: how a byte stream is cut back into the messages that were written
+//! into it — the codecs socklab benchmarks, usable on their own.
+//!
+//! This crate depends on `bytes`, `tokio-util` (codecs), `tokio` (I/O traits, for the
+//! stop-and-wait protocol), `memchr`, `serde_json` and `thiserror` only, so it can go into
+//! a `Framed` without building socklab's packet capture or report renderers.
 //!
 //! TCP delivers bytes, not messages: three `write`s can arrive as two `read`s, or as
 //! four (the "sticky packet" problem). A framing strategy puts enough structure into the
@@ -31,6 +36,7 @@
 //!
 //! [`FramingStrategy`] names a strategy as a string (`u32be`, `fixed:64`, …) for suites
 //! and the command line; its `Display` output parses back to the same value.
+//! [`MessageCodec`] is one codec over every strategy, chosen at run time from that name.
 
 use std::fmt;
 use std::io;
@@ -43,6 +49,7 @@ mod delimited;
 mod fixed;
 mod json_header;
 mod length_prefixed;
+mod message_codec;
 mod raw;
 pub mod stop_and_wait;
 mod varint;
@@ -52,6 +59,7 @@ pub use delimited::DelimitedCodec;
 pub use fixed::FixedSizeCodec;
 pub use json_header::{JsonFrame, JsonHeaderCodec};
 pub use length_prefixed::{Endian, HeaderWidth, LengthPrefixedCodec};
+pub use message_codec::MessageCodec;
 pub use raw::RawCodec;
 pub use varint::VarintCodec;
 
@@ -146,7 +154,7 @@ pub(crate) fn lost_boundary(src: &mut BytesMut, reason: &str) -> FramingError {
 /// | `stop-and-wait` | the [`stop_and_wait`] protocol |
 ///
 /// ```
-/// use socklab_harness::framing::FramingStrategy;
+/// use socklab_framing::FramingStrategy;
 ///
 /// let s: FramingStrategy = "fixed:64".parse().unwrap();
 /// assert_eq!(s, FramingStrategy::FixedSize(64));

@@ -19,7 +19,7 @@ use super::FramingError;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::RawCodec;
+/// use socklab_framing::RawCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = RawCodec;

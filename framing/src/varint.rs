@@ -33,7 +33,7 @@ const MAX_VARINT_LEN: usize = 10;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::VarintCodec;
+/// use socklab_framing::VarintCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = VarintCodec::new();

@@ -38,7 +38,7 @@ fn max_encoded_len(len: usize) -> usize {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::CobsCodec;
+/// use socklab_framing::CobsCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = CobsCodec::new();

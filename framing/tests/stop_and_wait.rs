@@ -4,8 +4,8 @@
 mod framing {
     use std::time::Duration;
 
-    use socklab_harness::framing::FramingError;
-    use socklab_harness::framing::stop_and_wait::{self, ACK};
+    use socklab_framing::FramingError;
+    use socklab_framing::stop_and_wait::{self, ACK};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 

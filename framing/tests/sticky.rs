@@ -10,7 +10,7 @@ mod framing {
 
     use bytes::Bytes;
     use futures_util::{SinkExt, StreamExt};
-    use socklab_harness::framing::{
+    use socklab_framing::{
         CobsCodec, DelimitedCodec, FixedSizeCodec, FramingError, JsonFrame, JsonHeaderCodec,
         LengthPrefixedCodec, RawCodec, VarintCodec,
     };

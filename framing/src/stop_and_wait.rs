@@ -14,7 +14,7 @@
 //! ```
 //!
 //! ```
-//! use socklab_harness::framing::stop_and_wait;
+//! use socklab_framing::stop_and_wait;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let (mut client, mut server) = tokio::io::duplex(64);

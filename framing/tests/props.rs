@@ -10,7 +10,7 @@ mod framing {
 
     use bytes::{Bytes, BytesMut};
     use quickcheck::{QuickCheck, TestResult};
-    use socklab_harness::framing::{
+    use socklab_framing::{
         CobsCodec, DelimitedCodec, Endian, FixedSizeCodec, FramingError, HeaderWidth, JsonFrame,
         JsonHeaderCodec, LengthPrefixedCodec, RawCodec, VarintCodec,
     };

@@ -18,7 +18,7 @@ use super::FramingError;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::FixedSizeCodec;
+/// use socklab_framing::FixedSizeCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = FixedSizeCodec::new(4);

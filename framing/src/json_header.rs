@@ -66,7 +66,7 @@ impl JsonFrame {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::{JsonFrame, JsonHeaderCodec};
+/// use socklab_framing::{JsonFrame, JsonHeaderCodec};
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = JsonHeaderCodec::new();

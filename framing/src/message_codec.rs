@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::framing::{
+use crate::{
     CobsCodec, DelimitedCodec, FixedSizeCodec, FramingError, FramingStrategy, JsonFrame, JsonHeaderCodec,
     LengthPrefixedCodec, RawCodec, VarintCodec,
 };

@@ -34,7 +34,7 @@ const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use socklab_harness::framing::DelimitedCodec;
+/// use socklab_framing::DelimitedCodec;
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = DelimitedCodec::new();
