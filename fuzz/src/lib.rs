@@ -3,10 +3,18 @@
 //! Every target reads its input as: byte 0 = read size (1..=256 bytes per simulated
 //! `read`), byte 1 = a configuration byte the target interprets (a limit, a header
 //! width), the rest = the byte stream. The driver feeds the stream to the decoder read
-//! by read, keeps calling it after errors (bounded, so a decoder that stays failed
-//! cannot hang the fuzzer), signals end of stream, and checks that no decoded frame is
-//! longer than the limit and that the read buffer never holds more than the limit plus
-//! one read plus a small header allowance.
+//! by read, keeps calling it after errors while they make progress (an error that
+//! consumed bytes, such as skipping an oversized body, may let the next call decode; two
+//! errors in a row that consume nothing mean the decoder is stuck until more bytes come,
+//! so retrying is wasted work), signals end of stream, and checks:
+//!
+//! - no decoded frame is longer than the limit;
+//! - every frame decoded consumes at least one byte (a decoder that yields frames
+//!   without consuming would loop forever in a caller);
+//! - the read buffer never holds more than the limit plus one read plus a small header
+//!   allowance, and its **capacity** (what is allocated, which a hostile length prefix
+//!   could inflate by reserving before checking the limit) never exceeds twice that plus
+//!   a little for the allocator's rounding.
 
 use bytes::BytesMut;
 use socklab_framing::FramingError;
@@ -44,32 +52,40 @@ pub fn drive<D>(
     D: Decoder<Error = FramingError>,
 {
     let mut buf = BytesMut::new();
-    let bound = input.stream.len() + 2;
     let check = |item: &D::Item| {
         let len = frame_len(item);
         assert!(len <= max, "decoded a frame of {len} bytes, limit {max}");
     };
+    let held_bound = max.saturating_add(input.read_size).saturating_add(slack);
+    let capacity_bound = held_bound.saturating_mul(2).saturating_add(1024);
     for chunk in input.stream.chunks(input.read_size) {
         buf.extend_from_slice(chunk);
-        // Keep decoding after errors, as a caller that skips bad frames would: an error
-        // may leave bytes the next call consumes (an oversized body to skip).
-        for _ in 0..bound {
-            match decoder.decode(&mut buf) {
-                Ok(Some(item)) => check(&item),
-                Ok(None) => break,
-                Err(_) => {}
-            }
-        }
-        assert!(
-            buf.len() <= max.saturating_add(input.read_size).saturating_add(slack),
-            "buffer holds {} bytes, limit {max}",
-            buf.len()
-        );
+        decode_while_progressing(&mut buf, |b| decoder.decode(b), &check);
+        assert!(buf.len() <= held_bound, "buffer holds {} bytes, limit {max}", buf.len());
+        assert!(buf.capacity() <= capacity_bound, "buffer capacity {} bytes, limit {max}", buf.capacity());
     }
-    for _ in 0..bound {
-        match decoder.decode_eof(&mut buf) {
-            Ok(Some(item)) => check(&item),
-            Ok(None) | Err(_) => break,
+    decode_while_progressing(&mut buf, |b| decoder.decode_eof(b), &check);
+}
+
+/// Calls `decode` until it needs more bytes, or fails twice in a row without consuming
+/// any; checks every frame and that each consumed bytes.
+fn decode_while_progressing<T>(
+    buf: &mut BytesMut,
+    mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, FramingError>,
+    check: &impl Fn(&T),
+) {
+    let mut stuck = 0;
+    while stuck < 2 {
+        let before = buf.len();
+        match decode(buf) {
+            Ok(Some(item)) => {
+                check(&item);
+                assert!(buf.len() < before, "a frame was decoded without consuming a byte");
+                stuck = 0;
+            }
+            Ok(None) => return,
+            Err(_) if buf.len() < before => stuck = 0,
+            Err(_) => stuck += 1,
         }
     }
 }
