@@ -357,8 +357,8 @@ pub enum Transport {
 /// One captured TCP segment or UDP datagram.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WirePacket {
-    /// When the kernel handed it to the capture (`SIOCGSTAMPNS`), in microseconds since
-    /// the case started.
+    /// The kernel's receive time of the frame (as tcpdump records it), placed on the
+    /// case clock: microseconds since the case started.
     pub at_us: f64,
     /// Which way it went.
     pub dir: Direction,
@@ -419,10 +419,21 @@ pub struct StreamTrace {
     pub read_segment_map: Option<BoundaryMap>,
 }
 
-/// One write or read.
+/// One write, segment or read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IoEvent {
-    /// When the call returned, in microseconds since the case started.
+    /// When it happened, in microseconds since the case started, on the case clock
+    /// (`CLOCK_MONOTONIC`):
+    ///
+    /// - a **write**: when the call was made. On loopback the kernel sends and delivers
+    ///   the segment inside the `write()` call, so a write timed at its return would come
+    ///   after its own segment.
+    /// - a **read**: when the call returned with the bytes.
+    /// - a **segment**: the kernel's receive time of its frame (see
+    ///   [`WirePacket::at_us`]).
+    ///
+    /// So a segment never comes before a write whose bytes it carries, nor a read before
+    /// a segment whose bytes it returns.
     pub at_us: f64,
     /// Bytes written or read.
     pub len: usize,

@@ -200,8 +200,10 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         if let Some(packets) = &wire.packets {
             wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
             let skip = WARM_ROUND_TRIPS * PING.len();
-            let mut segments = stream_segments(packets, Direction::ClientToServer, None, skip).segments;
-            cut_to(&mut segments, TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len);
+            let wire = stream_segments(packets, Direction::ClientToServer, None, skip);
+            let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
+            let mut segments = wire.segments;
+            cut_to(&mut segments, traced_bytes);
             let write_lens: Vec<usize> = trace.writes.iter().map(|w| w.len).collect();
             let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
             let read_lens: Vec<usize> = trace.reads.iter().map(|r| r.len).collect();
@@ -226,8 +228,10 @@ struct ClientRun {
     writes: Vec<IoEvent>,
 }
 
-fn event(clock: Instant, bytes: &[u8]) -> IoEvent {
-    IoEvent { at_us: clock.elapsed().as_secs_f64() * 1e6, len: bytes.len(), text: printable(bytes) }
+/// The event of a write whose call was made at `at` (on the case clock), or of a read
+/// that returned at `at`; see `IoEvent::at_us`.
+fn event(at: Duration, bytes: &[u8]) -> IoEvent {
+    IoEvent { at_us: at.as_secs_f64() * 1e6, len: bytes.len(), text: printable(bytes) }
 }
 
 /// Header `H` + index, padded with `h`; body `b`s. Printable, so the timeline shows it.
@@ -253,10 +257,14 @@ async fn drive_client(addr: SocketAddr, params: &Params, clock: Instant) -> Resu
     for index in 0..params.round_trips as usize {
         let (header, body) = request(index, params);
         let started = Instant::now();
+        // Each write is timed when its call is made: on loopback a segment leaves inside
+        // the call that sends it.
+        let mut timed = Vec::with_capacity(2);
         match params.variant {
             Variant::Writev => {
                 let total = header.len() + body.len();
                 let slices = [IoSlice::new(&header), IoSlice::new(&body)];
+                timed.push((clock.elapsed(), [header.as_slice(), body.as_slice()].concat()));
                 let written = stream.write_vectored(&slices).await.context("writev the request")?;
                 if written != total {
                     return Err(CaseError::Protocol(format!("writev took {written} of {total} bytes")));
@@ -264,22 +272,21 @@ async fn drive_client(addr: SocketAddr, params: &Params, clock: Instant) -> Resu
             }
             Variant::Cork => {
                 set_cork(&stream, true).context("set TCP_CORK")?;
+                timed.push((clock.elapsed(), header.clone()));
                 stream.write_all(&header).await.context("write the header")?;
+                timed.push((clock.elapsed(), body.clone()));
                 stream.write_all(&body).await.context("write the body")?;
                 set_cork(&stream, false).context("clear TCP_CORK")?;
             }
             Variant::Default | Variant::Nodelay | Variant::Quickack => {
+                timed.push((clock.elapsed(), header.clone()));
                 stream.write_all(&header).await.context("write the header")?;
+                timed.push((clock.elapsed(), body.clone()));
                 stream.write_all(&body).await.context("write the body")?;
             }
         }
         if index < TRACED_ROUND_TRIPS {
-            if params.variant == Variant::Writev {
-                writes.push(event(clock, &[header.as_slice(), body.as_slice()].concat()));
-            } else {
-                writes.push(event(clock, &header));
-                writes.push(event(clock, &body));
-            }
+            writes.extend(timed.iter().map(|(at, bytes)| event(*at, bytes)));
         }
         stream.read_exact(&mut reply).await.context("read the reply")?;
         latency.record(started.elapsed());
@@ -316,7 +323,7 @@ async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<
                 )));
             }
             if index < TRACED_ROUND_TRIPS {
-                reads.push(event(clock, &buf[have..have + n]));
+                reads.push(event(clock.elapsed(), &buf[have..have + n]));
             }
             have += n;
         }

@@ -131,7 +131,7 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
-        doc: "time from the first write to the last read",
+        doc: "time from the first write call to the last read's return",
     },
 ];
 
@@ -195,7 +195,8 @@ segments leave, not where the reads cut: it is no substitute for framing.";
     }
 }
 
-/// One write or read as recorded: when, and the bytes.
+/// One write or read as recorded: when (a write when its call was made, a read when its
+/// call returned; see `IoEvent::at_us`), and the bytes.
 struct Recorded {
     at: Duration,
     bytes: Vec<u8>,
@@ -230,6 +231,8 @@ async fn drive_client(
     }
     let mut writes = Vec::with_capacity(params.messages.len());
     for message in &params.messages {
+        // Timed when the call is made: on loopback the segment leaves inside it.
+        let at = clock.elapsed();
         // One write() per message: a short write would make two application writes.
         let written = stream.write(message.as_bytes()).await.context("write a message")?;
         if written != message.len() {
@@ -238,7 +241,7 @@ async fn drive_client(
                 message.len()
             )));
         }
-        writes.push(Recorded { at: clock.elapsed(), bytes: message.as_bytes().to_vec() });
+        writes.push(Recorded { at, bytes: message.as_bytes().to_vec() });
     }
     stream.shutdown().await.context("shut down the client's sending side")?;
     // Wait for the server to finish reading and close, so timings are not cut short.

@@ -7,7 +7,7 @@ use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
-use common::metric;
+use common::{drawn_out_of_order, metric};
 
 fn run(sets: &[&str]) -> Vec<CaseResult> {
     common::run("tcp-coalescing", sets)
@@ -114,4 +114,25 @@ fn the_wire_layer_joins_writes_segments_and_reads() {
             assert!(segments <= 2.0 && coalesced >= 1.0, "{}: {segments} segments", case.id);
         }
     }
+}
+
+#[test]
+fn no_segment_is_drawn_before_the_write_that_produced_it() {
+    if !test_may_use(Capability::NetRaw, "no_segment_is_drawn_before_the_write_that_produced_it") {
+        return;
+    }
+    // Cold and warm, Nagle on and off, a late reader and one reading as data arrives:
+    // 8 cases, 4 times over.
+    let mut problems = Vec::new();
+    let mut cases = 0;
+    for _ in 0..4 {
+        for case in run(&["nodelay=false,true", "warm=false,true", "read_delay_ms=0,50"]) {
+            let stream = case.observations.stream.as_ref().unwrap();
+            assert!(!stream.segments.is_empty(), "{}: no segments", case.id);
+            problems.extend(drawn_out_of_order(stream).into_iter().map(|p| format!("{}: {p}", case.id)));
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 32);
+    assert!(problems.is_empty(), "{} out of order:\n{}", problems.len(), problems.join("\n"));
 }
