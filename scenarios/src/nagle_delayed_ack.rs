@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::capture::{CaptureConfig, CaseCapture, stream_segments};
+use socklab_harness::capture::{CaptureConfig, CaseCapture, retransmitted_segments, stream_segments};
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{
-    Direction, IoEvent, LatencyObservation, MetricSpec, StreamTrace, Unit, WirePacket,
+    Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, Unit, WirePacket,
 };
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -130,6 +130,11 @@ const METRICS: &[MetricSpec] = &[
         unit: Unit::Count,
         doc: "data segments per request (2 = header and body apart, 1 = together); from the capture",
     },
+    MetricSpec {
+        name: "retransmitted_segments",
+        unit: Unit::Count,
+        doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
+    },
 ];
 
 impl Scenario for NagleDelayedAck {
@@ -199,11 +204,13 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         };
         if let Some(packets) = &wire.packets {
             wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
+            outcome.metric("retransmitted_segments", retransmitted_segments(packets) as f64, Unit::Count);
             let skip = WARM_ROUND_TRIPS * PING.len();
             let wire = stream_segments(packets, Direction::ClientToServer, None, skip);
             let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
             let mut segments = wire.segments;
             cut_to(&mut segments, traced_bytes);
+            trace.retransmissions = retransmissions_within(wire.retransmissions, traced_bytes);
             let write_lens: Vec<usize> = trace.writes.iter().map(|w| w.len).collect();
             let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
             let read_lens: Vec<usize> = trace.reads.iter().map(|r| r.len).collect();
@@ -348,6 +355,14 @@ fn cut_to(segments: &mut Vec<IoEvent>, limit: usize) {
         total += segment.len;
         true
     });
+}
+
+/// The retransmissions that repeated bytes of the first `limit` stream bytes.
+fn retransmissions_within(
+    retransmissions: Vec<RetransmittedSegment>,
+    limit: usize,
+) -> Vec<RetransmittedSegment> {
+    retransmissions.into_iter().filter(|r| r.start < limit).collect()
 }
 
 /// The wire evidence: per request, the gap between its first segment and the segment

@@ -50,7 +50,7 @@ use crate::scenario::Artifact;
 use clock::ClockLink;
 pub use decode::{Decoded, decode_frame};
 use ring::Ring;
-pub use stream::{StreamSegments, stream_segments};
+pub use stream::{StreamSegments, retransmitted_segments, stream_segments};
 
 /// How long one wait for frames lasts before the thread looks at the stop flag again.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -167,6 +167,10 @@ impl Captured {
         );
         if self.kernel_drops > 0 {
             detail += &format!("; the kernel dropped {} frames", self.kernel_drops);
+        }
+        if self.left_out > 0 {
+            detail +=
+                &format!("; {} packets over the capture's limits are counted but not listed", self.left_out);
         }
         if let Some(step) = self.wall_clock_step_us {
             detail += &format!(

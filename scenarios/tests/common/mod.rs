@@ -24,8 +24,8 @@ pub fn metric(case: &CaseResult, name: &str) -> f64 {
 }
 
 /// Every place a stream case's timeline would draw an effect before its cause: a
-/// segment before a write whose bytes it carried, a read before a segment whose bytes it
-/// returned. Empty when the three lanes are in causal order.
+/// segment (or a retransmission) before a write whose bytes it carried, a read before a
+/// segment whose bytes it returned. Empty when the three lanes are in causal order.
 #[allow(dead_code)] // only the stream scenarios' tests use it
 pub fn drawn_out_of_order(trace: &socklab_harness::report::StreamTrace) -> Vec<String> {
     let mut problems = Vec::new();
@@ -49,6 +49,20 @@ pub fn drawn_out_of_order(trace: &socklab_harness::report::StreamTrace) -> Vec<S
                 }
             }
         }
+    }
+    let mut write_start = 0;
+    for (w, write) in trace.writes.iter().enumerate() {
+        let write_end = write_start + write.len;
+        for (r, repeat) in trace.retransmissions.iter().enumerate() {
+            let overlaps = repeat.start < write_end && write_start < repeat.start + repeat.len;
+            if overlaps && repeat.at_us < write.at_us {
+                problems.push(format!(
+                    "retransmission {r} at {:.1} µs comes before write {w} at {:.1} µs, whose bytes it repeats",
+                    repeat.at_us, write.at_us
+                ));
+            }
+        }
+        write_start = write_end;
     }
     problems
 }
