@@ -361,8 +361,8 @@ pub enum Transport {
 /// One captured TCP segment or UDP datagram.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WirePacket {
-    /// When the kernel handed it to the capture (`SIOCGSTAMPNS`), in microseconds since
-    /// the case started.
+    /// The kernel's receive time of the frame (as tcpdump records it), placed on the
+    /// case clock: microseconds since the case started.
     pub at_us: f64,
     /// Which way it went.
     pub dir: Direction,
@@ -411,10 +411,16 @@ pub struct StreamTrace {
     pub reads: Vec<IoEvent>,
     /// For each read, which byte ranges of which writes it returned.
     pub boundary_map: BoundaryMap,
-    /// Each TCP segment that carried bytes of the writes, in stream order (retransmitted
-    /// bytes left out); empty when capture did not run.
+    /// Each TCP segment that carried bytes of the writes for the first time, in stream
+    /// order, `len` counting those new bytes; empty when capture did not run. Segments
+    /// that repeated bytes are in `retransmissions`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<IoEvent>,
+    /// Each TCP segment that carried bytes of the writes sent before (a retransmission
+    /// or a tail-loss probe), in capture order. Absent in reports written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retransmissions: Vec<RetransmittedSegment>,
     /// For each segment, which byte ranges of which writes it carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_map: Option<BoundaryMap>,
@@ -423,14 +429,46 @@ pub struct StreamTrace {
     pub read_segment_map: Option<BoundaryMap>,
 }
 
-/// One write or read.
+/// One write, segment or read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IoEvent {
-    /// When the call returned, in microseconds since the case started.
+    /// When it happened, in microseconds since the case started, on the case clock
+    /// (`CLOCK_MONOTONIC`):
+    ///
+    /// - a **write**: when the call was made. On loopback the kernel sends and delivers
+    ///   the segment inside the `write()` call, so a write timed at its return would come
+    ///   after its own segment.
+    /// - a **read**: when the call returned with the bytes.
+    /// - a **segment**: the kernel's receive time of its frame (see
+    ///   [`WirePacket::at_us`]).
+    ///
+    /// So a segment never comes before a write whose bytes it carries, nor a read before
+    /// a segment whose bytes it returns.
     pub at_us: f64,
     /// Bytes written or read.
     pub len: usize,
     /// The bytes in printable form (see [`crate::text::printable`]).
+    pub text: String,
+}
+
+/// A TCP segment that carried stream bytes sent before: a retransmission (after a
+/// timeout or duplicate ACKs) or a tail-loss probe (the last segment sent again when no
+/// ACK came within about two round trips).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetransmittedSegment {
+    /// The kernel's receive time of its frame, in microseconds since the case started
+    /// (as [`WirePacket::at_us`]).
+    pub at_us: f64,
+    /// Stream offset of its first byte, counted like the writes' bytes (0 is the first
+    /// byte of the first write).
+    pub start: usize,
+    /// Stream bytes it carried, from `start`.
+    pub len: usize,
+    /// How many of them were sent before; less than `len` when it also carried new
+    /// bytes, which are then in [`StreamTrace::segments`] too.
+    pub repeated: usize,
+    /// The bytes in printable form, when short.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
 }
 
@@ -491,6 +529,30 @@ mod tests {
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["cases"][0]["metrics"][0]["unit"], "count");
         assert_eq!(value["cases"][0]["status"], "passed");
+    }
+
+    #[test]
+    fn a_trace_written_before_retransmissions_were_recorded_still_loads() {
+        let old = r#"{"writes":[{"at_us":1.5,"len":2,"text":"ab"}],"reads":[{"at_us":9.0,"len":2,"text":"ab"}],
+            "boundary_map":{"targets":[[{"unit":0,"start":0,"end":2}]]},
+            "segments":[{"at_us":2.0,"len":2,"text":"ab"}]}"#;
+        let trace: StreamTrace = serde_json::from_str(old).unwrap();
+        assert!(trace.retransmissions.is_empty());
+        assert_eq!(trace.segments.len(), 1);
+        // And a trace without retransmissions writes no such field.
+        assert!(!serde_json::to_string(&trace).unwrap().contains("retransmissions"));
+        let with = StreamTrace {
+            retransmissions: vec![RetransmittedSegment {
+                at_us: 3.0,
+                start: 0,
+                len: 2,
+                repeated: 2,
+                text: "ab".into(),
+            }],
+            ..trace
+        };
+        let back: StreamTrace = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
     }
 
     #[test]

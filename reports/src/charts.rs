@@ -6,7 +6,8 @@
 //!   key metric against that parameter, one line per combination of the others.
 //! - [`timeline`]: the three lanes of a stream case — writes, segments, reads — in time
 //!   order, boxes labelled with stream byte ranges, bands showing where each write's bytes
-//!   went.
+//!   went; segments sent again (retransmissions, tail-loss probes) drawn in the segment
+//!   lane with a red outline and `↻`.
 //!
 //! plotters is built without font features: its SVG backend writes `<text>` elements and
 //! the browser picks the font, so nothing depends on fonts installed where socklab runs.
@@ -289,16 +290,23 @@ struct Unit3 {
     end: usize,
     at_us: f64,
     text: String,
+    /// A segment that repeated bytes sent before: drawn marked, without bands (the
+    /// bands follow each byte's first transmission).
+    retransmitted: bool,
 }
 
 const LANES: [&str; 3] = ["writes", "segments", "reads"];
 const LANE_TOP: [i32; 3] = [48, 168, 288];
 const BOX_H: i32 = 58;
+/// Outline and label colour of retransmitted segments.
+const RETRANSMITTED: RGBColor = RGBColor(200, 30, 30);
 const LEFT: i32 = 92;
 const COLUMN: i32 = 84;
 
 /// The three-lane timeline of a stream case. `segments_note` is shown in the segments
-/// lane when the trace has no segments (capture unavailable, say).
+/// lane when the trace has no segments (capture unavailable, say). Every segment of the
+/// trace is drawn, retransmissions included; a lane longer than 40 units is cut and the
+/// footer says so.
 pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
     let lanes: [&[IoEvent]; 3] = [&trace.writes, &trace.segments, &trace.reads];
     let mut units = Vec::new();
@@ -317,9 +325,25 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                 end: offset + event.len,
                 at_us: event.at_us,
                 text: event.text.clone(),
+                retransmitted: false,
             });
             offset += event.len;
         }
+    }
+    for (index, repeat) in trace.retransmissions.iter().enumerate() {
+        if index >= MAX_LANE_UNITS {
+            cut = true;
+            break;
+        }
+        units.push(Unit3 {
+            lane: 1,
+            index,
+            start: repeat.start,
+            end: repeat.start + repeat.len,
+            at_us: repeat.at_us,
+            text: repeat.text.clone(),
+            retransmitted: true,
+        });
     }
     if units.is_empty() {
         return None;
@@ -361,11 +385,12 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
         }
         // Bands between adjacent shown lanes: each shared stream byte range, split by
         // the write it came from, coloured by that write.
-        let shown: Vec<usize> = (0..3).filter(|&l| units.iter().any(|u| u.lane == l)).collect();
+        let banded = |lane: usize| units.iter().filter(move |u| u.lane == lane && !u.retransmitted);
+        let shown: Vec<usize> = (0..3).filter(|&l| banded(l).next().is_some()).collect();
         for pair in shown.windows(2) {
             let (upper, lower) = (pair[0], pair[1]);
-            for a in units.iter().filter(|u| u.lane == upper) {
-                for b in units.iter().filter(|u| u.lane == lower) {
+            for a in banded(upper) {
+                for b in banded(lower) {
                     let (s, e) = (a.start.max(b.start), a.end.min(b.end));
                     if s >= e {
                         continue;
@@ -403,9 +428,13 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                     .ok()?;
                 }
             }
-            root.draw(&Rectangle::new([(x0, y0), (x1, y0 + BOX_H)], RGBColor(60, 60, 60).stroke_width(1)))
-                .ok()?;
-            let name = ["w", "s", "r"][unit.lane];
+            let outline = if unit.retransmitted {
+                RETRANSMITTED.stroke_width(2)
+            } else {
+                RGBColor(60, 60, 60).stroke_width(1)
+            };
+            root.draw(&Rectangle::new([(x0, y0), (x1, y0 + BOX_H)], outline)).ok()?;
+            let name = if unit.retransmitted { "↻" } else { ["w", "s", "r"][unit.lane] };
             let cx = (x0 + x1) / 2;
             let centered = |size| {
                 text(size).pos(plotters::style::text_anchor::Pos::new(
@@ -413,10 +442,12 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                     plotters::style::text_anchor::VPos::Top,
                 ))
             };
+            let label = centered(SMALL);
+            let label = if unit.retransmitted { label.color(&RETRANSMITTED) } else { label };
             root.draw(&Text::new(
                 format!("{name}{} [{}..{})", unit.index, unit.start, unit.end),
                 (cx, y0 + 5),
-                centered(SMALL),
+                label,
             ))
             .ok()?;
             root.draw(&Text::new(
@@ -448,13 +479,16 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                 .ok()?;
             }
         }
-        let footer = if cut {
+        let mut footer = if cut {
             format!(
                 "time runs left to right, one column per event; first {MAX_LANE_UNITS} of each lane shown"
             )
         } else {
             "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went".to_string()
         };
+        if !trace.retransmissions.is_empty() {
+            footer += "; ↻ = a segment sent again (retransmission or tail-loss probe)";
+        }
         root.draw(&Text::new(footer, (8, height - 18), text(SMALL).color(&grey))).ok()
     })
 }
@@ -472,6 +506,7 @@ fn clip(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use socklab_harness::boundary::BoundaryMap;
+    use socklab_harness::report::RetransmittedSegment;
 
     fn event(at_us: f64, text: &str) -> IoEvent {
         IoEvent { at_us, len: text.len(), text: text.to_string() }
@@ -498,6 +533,41 @@ mod tests {
         assert!(svg.contains("a&lt;b&gt;&amp;") && !svg.contains("a<b>"));
         assert!(svg.contains("+50 ms"), "the gap before the reads is marked");
         assert!(svg.contains("<polygon"), "bands between lanes");
+    }
+
+    #[test]
+    fn a_retransmitted_segment_is_drawn_marked_in_the_segment_lane() {
+        let trace = StreamTrace {
+            writes: vec![event(1.0, "1234567"), event(2.0, "abcde"), event(3.0, "hhhhh")],
+            segments: vec![event(1.5, "1234567"), event(3.5, "abcdehhhhh")],
+            reads: vec![event(50_000.0, "1234567abcdehhhhh")],
+            boundary_map: BoundaryMap::compute(&[7, 5, 5], &[17]),
+            ..StreamTrace::default()
+        };
+        let without = timeline(&trace, "").unwrap();
+        let with = timeline(
+            &StreamTrace {
+                retransmissions: vec![RetransmittedSegment {
+                    at_us: 7_000.0,
+                    start: 7,
+                    len: 10,
+                    repeated: 10,
+                    text: "abcdehhhhh".into(),
+                }],
+                ..trace
+            },
+            "",
+        )
+        .unwrap();
+        assert!(with.contains("↻0 [7..17)"), "the probe has its own box: {with}");
+        assert!(with.contains("retransmission or tail-loss probe"), "and the footer says what it is");
+        assert!(with.contains("+7 ms"), "at its own time");
+        assert_eq!(
+            with.matches("<polygon").count(),
+            without.matches("<polygon").count(),
+            "no bands of its own"
+        );
+        assert!(!without.contains('↻'));
     }
 
     #[test]

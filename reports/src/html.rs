@@ -12,6 +12,7 @@
 
 use minijinja::Environment;
 use serde::Serialize;
+use socklab_harness::capture::retransmitted_segments;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{
     CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, StreamTrace, Tally,
@@ -218,12 +219,23 @@ fn story(case: &CaseResult) -> Vec<String> {
     {
         let data = capture.packets.iter().filter(|p| p.len > 0).count();
         let acks = capture.packets.iter().filter(|p| p.len == 0 && p.flags == ".").count();
-        lines.push(format!(
-            "On the wire: {} in all, {} carrying data, {} bare ACKs.",
+        let mut line = format!(
+            "On the wire: {} in all, {} carrying data, {} bare ACKs",
             plural(capture.packets.len() + capture.packets_left_out as usize, "packet"),
             data,
             acks
-        ));
+        );
+        let again = retransmitted_segments(&capture.packets);
+        if again > 0 {
+            line += &format!(", {again} sent again (retransmissions or tail-loss probes)");
+        }
+        if capture.packets_left_out > 0 {
+            line += &format!(
+                "; {} of them over the capture's limits are counted but not listed",
+                capture.packets_left_out
+            );
+        }
+        lines.push(line + ".");
     }
     lines
 }
@@ -239,6 +251,9 @@ fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
         let merged = trace.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
         if merged > 0 {
             t += &format!(" ({merged} carried bytes of more than one write)");
+        }
+        if !trace.retransmissions.is_empty() {
+            t += &format!(", and {} sent again", plural(trace.retransmissions.len(), "segment"));
         }
         t
     };

@@ -8,8 +8,9 @@ use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::check::Check;
 use socklab_harness::metrics::LatencyRecorder;
 use socklab_harness::report::{
-    CaseResult, CaseStatus, IoEvent, LatencyObservation, Metric, Observations, Report, RunInfo,
-    SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, Unit,
+    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Direction, IoEvent, LatencyObservation,
+    Metric, Observations, Report, RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace,
+    SweepTable, Transport, Unit, WirePacket,
 };
 use socklab_reports::html;
 
@@ -126,4 +127,49 @@ fn the_page_is_self_contained() {
     for external in ["<script", "<link", "src=\"http", "href=\"http", "@import", "url(http"] {
         assert!(!page.contains(external), "the page must not load {external}");
     }
+}
+
+#[test]
+fn a_retransmission_is_told_drawn_and_counted_and_a_capped_list_says_so() {
+    let mut report = report();
+    let packet = |at_us: f64, flags: &str, seq: u32, payload: &str| WirePacket {
+        at_us,
+        dir: Direction::ClientToServer,
+        proto: Transport::Tcp,
+        client_port: 40_000,
+        flags: flags.into(),
+        seq,
+        ack: 1,
+        window: 100,
+        len: payload.len(),
+        payload: Some(payload.into()),
+    };
+    let sticky = &mut report.cases[0];
+    sticky.observations.capture = Some(CaptureObservation {
+        packets: vec![
+            packet(1.5, "P.", 1, "1234567"),
+            packet(2.5, "P.", 8, "abcdehhhhh"),
+            packet(7_000.0, "P.", 8, "abcdehhhhh"), // the tail-loss probe
+        ],
+        packets_left_out: 2,
+        ..CaptureObservation::unavailable("")
+    });
+    sticky.observations.capture.as_mut().unwrap().status = CaptureStatus::Captured;
+    let stream = sticky.observations.stream.as_mut().unwrap();
+    stream.segments = vec![
+        IoEvent { at_us: 1.5, len: 7, text: "1234567".into() },
+        IoEvent { at_us: 2.5, len: 10, text: "abcdehhhhh".into() },
+    ];
+    stream.retransmissions = vec![RetransmittedSegment {
+        at_us: 7_000.0,
+        start: 7,
+        len: 10,
+        repeated: 10,
+        text: "abcdehhhhh".into(),
+    }];
+    let page = html::render(&report).unwrap();
+    assert!(page.contains("3 writes left as 2 segments, and 1 segment sent again"), "the story tells it");
+    assert!(page.contains("5 packets in all, 3 carrying data, 0 bare ACKs, 1 sent again"), "and counts it");
+    assert!(page.contains("2 of them over the capture&#x27;s limits are counted but not listed"));
+    assert!(page.contains("↻0 [7..17)"), "the timeline draws it");
 }

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
+use socklab_harness::capture::{
+    CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
+};
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{
-    Direction, IoEvent, LatencyObservation, MetricSpec, StreamTrace, Unit, WirePacket,
+    Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, Unit, WirePacket,
 };
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -130,6 +132,11 @@ const METRICS: &[MetricSpec] = &[
         unit: Unit::Count,
         doc: "data segments per request (2 = header and body apart, 1 = together); from the capture",
     },
+    MetricSpec {
+        name: "retransmitted_segments",
+        unit: Unit::Count,
+        doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
+    },
 ];
 
 impl Scenario for NagleDelayedAck {
@@ -210,9 +217,13 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         };
         if let Some(packets) = &wire.packets {
             wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
+            outcome.metric("retransmitted_segments", retransmitted_segments(packets) as f64, Unit::Count);
             let skip = WARM_ROUND_TRIPS * PING.len();
-            let mut segments = stream_segments(packets, Direction::ClientToServer, None, skip).segments;
-            cut_to(&mut segments, TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len);
+            let client_stream = stream_segments(packets, Direction::ClientToServer, None, skip);
+            let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
+            let mut segments = client_stream.segments;
+            cut_to(&mut segments, traced_bytes);
+            trace.retransmissions = retransmissions_within(client_stream.retransmissions, traced_bytes);
             let write_lens: Vec<usize> = trace.writes.iter().map(|w| w.len).collect();
             let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
             let read_lens: Vec<usize> = trace.reads.iter().map(|r| r.len).collect();
@@ -247,8 +258,10 @@ struct ClientRun {
     writes: Vec<IoEvent>,
 }
 
-fn event(clock: Instant, bytes: &[u8]) -> IoEvent {
-    IoEvent { at_us: clock.elapsed().as_secs_f64() * 1e6, len: bytes.len(), text: printable(bytes) }
+/// The event of a write whose call was made at `at` (on the case clock), or of a read
+/// that returned at `at`; see `IoEvent::at_us`.
+fn event(at: Duration, bytes: &[u8]) -> IoEvent {
+    IoEvent { at_us: at.as_secs_f64() * 1e6, len: bytes.len(), text: printable(bytes) }
 }
 
 /// Header `H` + index, padded with `h`; body `b`s. Printable, so the timeline shows it.
@@ -274,10 +287,14 @@ async fn drive_client(addr: SocketAddr, params: &Params, clock: Instant) -> Resu
     for index in 0..params.round_trips as usize {
         let (header, body) = request(index, params);
         let started = Instant::now();
+        // Each write is timed when its call is made: on loopback a segment leaves inside
+        // the call that sends it.
+        let mut timed = Vec::with_capacity(2);
         match params.variant {
             Variant::Writev => {
                 let total = header.len() + body.len();
                 let slices = [IoSlice::new(&header), IoSlice::new(&body)];
+                timed.push((clock.elapsed(), [header.as_slice(), body.as_slice()].concat()));
                 let written = stream.write_vectored(&slices).await.context("writev the request")?;
                 if written != total {
                     return Err(CaseError::Protocol(format!("writev took {written} of {total} bytes")));
@@ -285,22 +302,21 @@ async fn drive_client(addr: SocketAddr, params: &Params, clock: Instant) -> Resu
             }
             Variant::Cork => {
                 set_cork(&stream, true).context("set TCP_CORK")?;
+                timed.push((clock.elapsed(), header.clone()));
                 stream.write_all(&header).await.context("write the header")?;
+                timed.push((clock.elapsed(), body.clone()));
                 stream.write_all(&body).await.context("write the body")?;
                 set_cork(&stream, false).context("clear TCP_CORK")?;
             }
             Variant::Default | Variant::Nodelay | Variant::Quickack => {
+                timed.push((clock.elapsed(), header.clone()));
                 stream.write_all(&header).await.context("write the header")?;
+                timed.push((clock.elapsed(), body.clone()));
                 stream.write_all(&body).await.context("write the body")?;
             }
         }
         if index < TRACED_ROUND_TRIPS {
-            if params.variant == Variant::Writev {
-                writes.push(event(clock, &[header.as_slice(), body.as_slice()].concat()));
-            } else {
-                writes.push(event(clock, &header));
-                writes.push(event(clock, &body));
-            }
+            writes.extend(timed.iter().map(|(at, bytes)| event(*at, bytes)));
         }
         stream.read_exact(&mut reply).await.context("read the reply")?;
         latency.record(started.elapsed());
@@ -337,7 +353,7 @@ async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<
                 )));
             }
             if index < TRACED_ROUND_TRIPS {
-                reads.push(event(clock, &buf[have..have + n]));
+                reads.push(event(clock.elapsed(), &buf[have..have + n]));
             }
             have += n;
         }
@@ -362,6 +378,14 @@ fn cut_to(segments: &mut Vec<IoEvent>, limit: usize) {
         total += segment.len;
         true
     });
+}
+
+/// The retransmissions that repeated bytes of the first `limit` stream bytes.
+fn retransmissions_within(
+    retransmissions: Vec<RetransmittedSegment>,
+    limit: usize,
+) -> Vec<RetransmittedSegment> {
+    retransmissions.into_iter().filter(|r| r.start < limit).collect()
 }
 
 /// The wire evidence: per request, the gap between its first segment and the segment

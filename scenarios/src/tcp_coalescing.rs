@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
+use socklab_harness::capture::{
+    CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
+};
 use socklab_harness::check::Check;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -116,7 +118,7 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "segments",
         unit: Unit::Count,
-        doc: "TCP segments that carried the messages' bytes (from the capture; absent without it)",
+        doc: "TCP segments that carried the messages' bytes for the first time (from the capture; absent without it); repeats are in retransmitted_segments",
     },
     MetricSpec {
         name: "segments_per_write",
@@ -129,9 +131,14 @@ const METRICS: &[MetricSpec] = &[
         doc: "segments carrying bytes of more than one write (Nagle or a late sender merged them)",
     },
     MetricSpec {
+        name: "retransmitted_segments",
+        unit: Unit::Count,
+        doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
+    },
+    MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
-        doc: "time from the first write to the last read",
+        doc: "time from the first write call to the last read's return",
     },
 ];
 
@@ -160,7 +167,10 @@ connection Linux acknowledges at once (quick-ACK mode), so Nagle rarely merges a
 after a few request/reply round trips (warm = true) the receiver delays its ACKs by up to \
 40 ms and Nagle merges the held writes into one segment. The capture shows it: cold, \
 three writes leave as three segments; warm, as two, the second carrying bytes of two writes \
-(coalesced_segments = 1). Either way the late reader's chunks are the same.
+(coalesced_segments = 1). Either way the late reader's chunks are the same. A warm \
+connection often shows one more packet: while the receiver holds its ACK back, the sender \
+sends its last segment (or its FIN) again a few milliseconds later, a tail-loss probe, not \
+a loss. The capture counts it (retransmitted_segments) and the timeline marks it.
 
 What fixes it: never assume one recv() per send(). Frame the messages: a length prefix \
 (u32 big-endian length, then the bytes), a delimiter that cannot occur in the payload, or \
@@ -210,7 +220,8 @@ pub struct Measured {
     wire: Option<CaseCaptureResult>,
 }
 
-/// One write or read as recorded: when, and the bytes.
+/// One write or read as recorded: when (a write when its call was made, a read when its
+/// call returned; see `IoEvent::at_us`), and the bytes.
 struct Recorded {
     at: Duration,
     bytes: Vec<u8>,
@@ -246,6 +257,8 @@ async fn drive_client(
     }
     let mut writes = Vec::with_capacity(params.messages.len());
     for message in &params.messages {
+        // Timed when the call is made: on loopback the segment leaves inside it.
+        let at = clock.elapsed();
         // One write() per message: a short write would make two application writes.
         let written = stream.write(message.as_bytes()).await.context("write a message")?;
         if written != message.len() {
@@ -254,7 +267,7 @@ async fn drive_client(
                 message.len()
             )));
         }
-        writes.push(Recorded { at: clock.elapsed(), bytes: message.as_bytes().to_vec() });
+        writes.push(Recorded { at, bytes: message.as_bytes().to_vec() });
     }
     stream.shutdown().await.context("shut down the client's sending side")?;
     // Wait for the server to finish reading and close, so timings are not cut short.
@@ -341,7 +354,8 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
         return;
     };
     let warm_up_bytes = if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 };
-    let segments = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes).segments;
+    let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes);
+    let segments = wire.segments;
     let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
     let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
     let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
@@ -350,11 +364,13 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
     stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
     stream.segment_map = Some(segment_map);
     stream.segments = segments;
+    stream.retransmissions = wire.retransmissions;
     let (segments, writes) = (segment_lens.len() as f64, write_lens.len().max(1) as f64);
     outcome
         .key_metric("segments", segments, Unit::Count)
         .metric("segments_per_write", segments / writes, Unit::Count)
-        .key_metric("coalesced_segments", coalesced as f64, Unit::Count);
+        .key_metric("coalesced_segments", coalesced as f64, Unit::Count)
+        .metric("retransmitted_segments", retransmitted_segments(&packets) as f64, Unit::Count);
 }
 
 /// The bytes read, in order, are the bytes written.

@@ -9,7 +9,7 @@ use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
-use common::metric;
+use common::{drawn_out_of_order, metric};
 
 fn run(sets: &[&str]) -> Vec<CaseResult> {
     common::run("nagle-delayed-ack", sets)
@@ -38,13 +38,15 @@ fn the_capture_shows_the_gap_before_the_second_segment() {
     if !test_may_use(Capability::NetRaw, "the_capture_shows_the_gap_before_the_second_segment") {
         return;
     }
-    let cases = run(&["variant=default,writev,nodelay", "round_trips=5"]);
+    let cases = run(&["variant=default,writev,nodelay,cork,quickack", "round_trips=5"]);
     let (default, writev, nodelay) = (&cases[0], &cases[1], &cases[2]);
     for case in &cases {
         let capture = case.observations.capture.as_ref().unwrap();
         assert_eq!(capture.status, CaptureStatus::Captured, "{}", capture.detail);
         let stream = case.observations.stream.as_ref().unwrap();
         assert!(!stream.segments.is_empty() && stream.segment_map.is_some());
+        let problems = drawn_out_of_order(stream);
+        assert!(problems.is_empty(), "{}: {}", case.id, problems.join("\n"));
     }
     // Default: header and body leave as two segments ~40 ms apart, every request.
     assert!(metric(default, "second_segment_gap_p50") >= 30.0);

@@ -3,11 +3,11 @@
 mod common;
 
 use socklab_harness::privilege::{Capability, test_may_use};
-use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus};
+use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus, Direction};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
-use common::metric;
+use common::{drawn_out_of_order, metric};
 
 fn run(sets: &[&str]) -> Vec<CaseResult> {
     common::run("tcp-coalescing", sets)
@@ -103,6 +103,20 @@ fn the_wire_layer_joins_writes_segments_and_reads() {
         let segments = metric(&case, "segments");
         let coalesced = metric(&case, "coalesced_segments");
         assert!((1.0..=3.0).contains(&segments), "{}: {segments}", case.id);
+        // Every data packet of the messages is in the segment lane, first transmission or
+        // repeat (a tail-loss probe is common on a warm connection).
+        let warm_up_bytes = if case.id.contains("warm=true") { 20 } else { 0 };
+        for packet in capture
+            .packets
+            .iter()
+            .filter(|p| p.dir == Direction::ClientToServer && p.len > 0 && p.seq as usize > warm_up_bytes)
+        {
+            let drawn =
+                stream.segments.iter().map(|s| s.at_us).chain(stream.retransmissions.iter().map(|r| r.at_us));
+            assert!(drawn.into_iter().any(|at| at == packet.at_us), "{}: {packet:?} is not drawn", case.id);
+        }
+        let repeats = metric(&case, "retransmitted_segments");
+        assert!(repeats >= stream.retransmissions.len() as f64, "{}: {repeats}", case.id);
         let map = stream.segment_map.as_ref().unwrap();
         assert_eq!(map.targets.len(), stream.segments.len());
         assert_eq!(stream.read_segment_map.as_ref().unwrap().targets.len(), stream.reads.len());
@@ -114,4 +128,25 @@ fn the_wire_layer_joins_writes_segments_and_reads() {
             assert!(segments <= 2.0 && coalesced >= 1.0, "{}: {segments} segments", case.id);
         }
     }
+}
+
+#[test]
+fn no_segment_is_drawn_before_the_write_that_produced_it() {
+    if !test_may_use(Capability::NetRaw, "no_segment_is_drawn_before_the_write_that_produced_it") {
+        return;
+    }
+    // Cold and warm, Nagle on and off, a late reader and one reading as data arrives:
+    // 8 cases, 4 times over.
+    let mut problems = Vec::new();
+    let mut cases = 0;
+    for _ in 0..4 {
+        for case in run(&["nodelay=false,true", "warm=false,true", "read_delay_ms=0,50"]) {
+            let stream = case.observations.stream.as_ref().unwrap();
+            assert!(!stream.segments.is_empty(), "{}: no segments", case.id);
+            problems.extend(drawn_out_of_order(stream).into_iter().map(|p| format!("{}: {p}", case.id)));
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 32);
+    assert!(problems.is_empty(), "{} out of order:\n{}", problems.len(), problems.join("\n"));
 }

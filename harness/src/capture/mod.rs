@@ -1,11 +1,20 @@
 //! Packet capture: the wire layer between the application's writes and reads.
 //!
-//! A [`Capture`] opens a Linux packet socket (`AF_PACKET`, through pnet's datalink
-//! channel) on an interface — `lo` for loopback cases — before the case connects, reads
-//! frames on a thread of its own, keeps those whose TCP or UDP port is one of the case's,
-//! and stops after the case has closed its sockets ([`Capture::finish`]). Each frame is
-//! decoded with pnet's packet types ([`decode`]) into our own small record,
-//! [`WirePacket`], and kept whole for the pcap file ([`pcap`]).
+//! A [`Capture`] opens a Linux packet socket (`AF_PACKET`) on an interface — `lo` for
+//! loopback cases — before the case connects, reads frames through a memory-mapped
+//! `TPACKET_V3` ring (module `ring`) on a thread of its own, keeps those whose TCP or UDP
+//! port is one of the case's, and stops after the case has closed its sockets
+//! ([`Capture::finish`]). Each frame is decoded with pnet's packet types ([`decode`]) into
+//! our own small record, [`WirePacket`], and kept whole for the pcap file ([`pcap`]).
+//!
+//! **Packet times are the kernel's.** Every frame carries the kernel's receive time
+//! (`CLOCK_REALTIME`), taken when the frame entered the receive path or was delivered to
+//! the ring, never when the capture thread read it; it goes into the pcap file as it is,
+//! and onto the case clock (the `Instant` the case times its writes and reads from) for
+//! [`WirePacket::at_us`] (module `clock`). On loopback a segment is sent and received
+//! inside the sender's `write()` call, so its time lies between the call and its return;
+//! cases stamp a write when the call is made (see [`IoEvent::at_us`]), so a segment never
+//! comes before the write that produced it.
 //!
 //! **Loopback shows every frame twice.** A packet socket on `lo` sees each frame once
 //! as it leaves (`PACKET_OUTGOING`) and once as it comes back in (`PACKET_HOST`). The
@@ -18,34 +27,35 @@
 //! runs on ([`CaptureObservation::unavailable`]).
 //!
 //! [`CaptureObservation::unavailable`]: crate::report::CaptureObservation::unavailable
+//! [`IoEvent::at_us`]: crate::report::IoEvent::at_us
 
+mod clock;
 pub mod decode;
 pub mod pcap;
+mod ring;
 pub mod stream;
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use pnet_datalink::{Channel, Config, DataLinkReceiver, NetworkInterface};
 use thiserror::Error;
 
 use crate::privilege::Capability;
 use crate::report::{CaptureObservation, CaptureStatus, WirePacket};
 use crate::scenario::Artifact;
 
+use clock::ClockLink;
 pub use decode::{Decoded, decode_frame};
-pub use stream::{StreamSegments, stream_segments};
+use ring::Ring;
+pub use stream::{StreamSegments, retransmitted_segments, stream_segments};
 
-/// Frames longer than this are cut (loopback's MTU is 65536; headers add 14 + 60 + 60).
-const READ_BUFFER_BYTES: usize = 65536 + 256;
-/// How long one read waits before the thread looks at the stop flag again.
+/// How long one wait for frames lasts before the thread looks at the stop flag again.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
-/// Kernel buffer of the packet socket: room for a burst while the thread is descheduled.
-const SOCKET_BUFFER_BYTES: usize = 8 << 20;
+/// A wall-clock step larger than this during a capture is reported with its packets.
+const CLOCK_STEP_REPORTED_US: f64 = 100.0;
 
 /// What to capture and how much.
 #[derive(Debug, Clone)]
@@ -113,10 +123,10 @@ pub enum CaptureError {
 /// One frame as captured: wall-clock time (for pcap), case time, the bytes.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// Wall-clock time the kernel received it (`SIOCGSTAMPNS`), or when the capture
-    /// thread read it where the kernel gives no time.
+    /// Wall-clock time (`CLOCK_REALTIME`) the kernel received it, from the ring: the
+    /// same time tcpdump would record.
     pub wall: SystemTime,
-    /// Microseconds since the case clock started.
+    /// `wall` on the case clock: microseconds since the case clock started.
     pub at_us: f64,
     /// The frame, Ethernet header first (loopback has one with zero addresses).
     pub bytes: Vec<u8>,
@@ -139,6 +149,10 @@ pub struct Captured {
     pub kernel_drops: u64,
     /// Every frame read, any port.
     pub frames_read: u64,
+    /// How far the wall clock was stepped against the case clock during the capture, in
+    /// microseconds, when more than 100 µs (packet times on the case clock may be off by
+    /// up to that much; pcap times are the kernel's either way).
+    pub wall_clock_step_us: Option<f64>,
 }
 
 impl Captured {
@@ -153,6 +167,15 @@ impl Captured {
         );
         if self.kernel_drops > 0 {
             detail += &format!("; the kernel dropped {} frames", self.kernel_drops);
+        }
+        if self.left_out > 0 {
+            detail +=
+                &format!("; {} packets over the capture's limits are counted but not listed", self.left_out);
+        }
+        if let Some(step) = self.wall_clock_step_us {
+            detail += &format!(
+                "; the wall clock was stepped by {step:.0} µs during the capture, so packet times may be off by as much"
+            );
         }
         CaptureObservation {
             status: CaptureStatus::Captured,
@@ -198,34 +221,12 @@ impl Capture {
         if !Capability::NetRaw.held() {
             return Err(CaptureError::Unprivileged);
         }
-        let interface = find_interface(&config.interface)?;
-        let socket = packet_socket(&config.interface, config.ignore_outgoing)?;
-        let fd = socket.as_raw_fd();
-        let pnet_config = Config {
-            read_buffer_size: READ_BUFFER_BYTES,
-            read_timeout: Some(POLL_INTERVAL),
-            socket_fd: Some(fd),
-            promiscuous: false,
-            ..Config::default()
-        };
-        // pnet owns the descriptor from here on and closes it with the channel.
-        std::mem::forget(socket);
-        let receiver = match pnet_datalink::channel(&interface, pnet_config) {
-            Ok(Channel::Ethernet(_sender, receiver)) => receiver,
-            Ok(_) => unreachable!("linux datalink channels are Ethernet"),
-            Err(source) => {
-                return Err(CaptureError::Io {
-                    action: "bind packet socket",
-                    interface: config.interface,
-                    source,
-                });
-            }
-        };
+        let ring = Ring::open(&config.interface, config.ignore_outgoing)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("socklab-capture".into())
-            .spawn(move || read_frames(receiver, fd, &config, clock, &thread_stop))
+            .spawn(move || read_frames(ring, &config, clock, &thread_stop))
             .map_err(|source| CaptureError::Io {
                 action: "start capture thread",
                 interface: String::new(),
@@ -251,98 +252,10 @@ impl Drop for Capture {
     }
 }
 
-fn find_interface(name: &str) -> Result<NetworkInterface, CaptureError> {
-    pnet_datalink::interfaces()
-        .into_iter()
-        .find(|i| i.name == name)
-        .ok_or_else(|| CaptureError::NoInterface(name.to_string()))
-}
-
-/// An `AF_PACKET` raw socket for every protocol, with outgoing copies ignored and a
-/// large buffer.
-fn packet_socket(interface: &str, ignore_outgoing: bool) -> Result<OwnedFd, CaptureError> {
-    let io = |action| {
-        let interface = interface.to_string();
-        move |source| CaptureError::Io { action, interface, source }
-    };
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2); the result is checked before it is wrapped.
-    let raw =
-        unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(protocol)) };
-    if raw < 0 {
-        return Err(io("open packet socket")(io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    if ignore_outgoing {
-        set_int_option(&socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)
-            .map_err(CaptureError::NoIgnoreOutgoing)?;
-    }
-    // A failure here only makes drops more likely; PACKET_STATISTICS reports them.
-    let _ = set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER_BYTES as i32)
-        .or_else(|_| set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER_BYTES as i32));
-    Ok(socket)
-}
-
-fn set_int_option(socket: &OwnedFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: the option value is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-}
-
-/// `SIOCGSTAMPNS` (`linux/sockios.h`, the `_OLD` number with a native `timespec` on
-/// 64-bit and the one every kernel since 2.6.22 answers).
-const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
-
-/// The kernel's receive time of the last frame read from `fd`: taken when the frame
-/// reached the packet socket, so it does not include the capture thread's own delay.
-fn kernel_timestamp(fd: i32) -> Option<SystemTime> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: SIOCGSTAMPNS writes one timespec into the live `ts`.
-    let rc = unsafe { libc::ioctl(fd, SIOCGSTAMPNS as _, &mut ts as *mut libc::timespec) };
-    if rc != 0 || ts.tv_sec <= 0 {
-        return None;
-    }
-    let since_epoch = Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?);
-    Some(SystemTime::UNIX_EPOCH + since_epoch)
-}
-
-/// Frames the kernel dropped since the last call (`PACKET_STATISTICS` resets on read).
-fn kernel_drops(fd: i32) -> u64 {
-    let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
-    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: `stats` is a live tpacket_stats and `len` its size; `fd` is owned by the
-    // receiver, which is alive while this thread runs.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            (&mut stats as *mut libc::tpacket_stats).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 { u64::from(stats.tp_drops) } else { 0 }
-}
-
 /// The capture thread: reads until stopped and quiet, or until `max_duration`.
-fn read_frames(
-    mut receiver: Box<dyn DataLinkReceiver>,
-    fd: i32,
-    config: &CaptureConfig,
-    clock: Instant,
-    stop: &AtomicBool,
-) -> Captured {
+fn read_frames(mut ring: Ring, config: &CaptureConfig, clock: Instant, stop: &AtomicBool) -> Captured {
     let started = Instant::now();
-    let wall_at_start = SystemTime::now();
+    let link = ClockLink::now(clock);
     let mut captured = Captured {
         interface: config.interface.clone(),
         server_ports: config.server_ports.clone(),
@@ -369,36 +282,30 @@ fn read_frames(
                 break;
             }
         }
-        let frame = match receiver.next() {
-            Ok(frame) => frame,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::Interrupted => {
-                continue;
+        let read = ring.next_block(POLL_INTERVAL, |frame| {
+            captured.frames_read += 1;
+            let Some(decoded) = decode_frame(frame.bytes, &config.server_ports) else { return };
+            last_match = Instant::now();
+            if captured.packets.len() >= config.max_packets
+                || frame_bytes + frame.bytes.len() > config.max_frame_bytes
+            {
+                captured.left_out += 1;
+                return;
             }
+            let at_us = link.case_us(frame.wall);
+            frame_bytes += frame.bytes.len();
+            captured.packets.push(numbering.record(&decoded, at_us));
+            captured.frames.push(Frame { wall: frame.wall, at_us, bytes: frame.bytes.to_vec() });
+        });
+        match read {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
-        };
-        captured.frames_read += 1;
-        let Some(decoded) = decode_frame(frame, &config.server_ports) else { continue };
-        last_match = Instant::now();
-        if captured.packets.len() >= config.max_packets || frame_bytes + frame.len() > config.max_frame_bytes
-        {
-            captured.left_out += 1;
-            continue;
         }
-        // Kernel time when there is one (the thread may read a frame a while after it
-        // arrived), placed on the case clock through the wall clock read at the start.
-        let wall = kernel_timestamp(fd).unwrap_or_else(SystemTime::now);
-        let since_start = match wall.duration_since(wall_at_start) {
-            Ok(later) => started.saturating_duration_since(clock).as_secs_f64() + later.as_secs_f64(),
-            Err(earlier) => {
-                started.saturating_duration_since(clock).as_secs_f64() - earlier.duration().as_secs_f64()
-            }
-        };
-        let at_us = since_start.max(0.0) * 1e6;
-        frame_bytes += frame.len();
-        captured.packets.push(numbering.record(&decoded, at_us));
-        captured.frames.push(Frame { wall, at_us, bytes: frame.to_vec() });
     }
-    captured.kernel_drops = kernel_drops(fd);
+    let step = link.step_us(&ClockLink::now(clock));
+    captured.wall_clock_step_us = (step.abs() > CLOCK_STEP_REPORTED_US).then_some(step);
+    captured.kernel_drops = ring.drops();
     captured
 }
 

@@ -1,10 +1,11 @@
-//! pcap export: captured frames as a classic pcap file (Ethernet link type, microsecond
-//! timestamps), which `tcpdump -r` and Wireshark open.
+//! pcap export: captured frames as a classic pcap file (Ethernet link type, nanosecond
+//! timestamps: the kernel's receive times as they are, the format tcpdump writes with
+//! `--time-stamp-precision=nano`), which `tcpdump -r` and Wireshark open.
 
 use std::time::UNIX_EPOCH;
 
-use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
 
 use super::Frame;
 
@@ -16,7 +17,12 @@ pub const SNAPLEN: u32 = 262_144;
 /// # Errors
 /// [`pcap_file::PcapError`] when a frame cannot be written (longer than [`SNAPLEN`]).
 pub fn to_pcap(frames: &[Frame]) -> Result<Vec<u8>, pcap_file::PcapError> {
-    let header = PcapHeader { snaplen: SNAPLEN, datalink: DataLink::ETHERNET, ..PcapHeader::default() };
+    let header = PcapHeader {
+        snaplen: SNAPLEN,
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
     let mut writer = PcapWriter::with_header(Vec::new(), header)?;
     for frame in frames {
         let timestamp = frame.wall.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -34,7 +40,7 @@ mod tests {
 
     #[test]
     fn frames_read_back_with_their_bytes_and_times() {
-        let wall = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
         let frames = vec![
             Frame { wall, at_us: 0.0, bytes: vec![1, 2, 3] },
             Frame { wall: wall + Duration::from_micros(5), at_us: 5.0, bytes: vec![0; 70_000] },
@@ -42,9 +48,10 @@ mod tests {
         let bytes = to_pcap(&frames).unwrap();
         let mut reader = PcapReader::new(&bytes[..]).unwrap();
         assert_eq!(reader.header().datalink, DataLink::ETHERNET);
+        assert_eq!(reader.header().ts_resolution, TsResolution::NanoSecond);
         let first = reader.next_packet().unwrap().unwrap();
         assert_eq!(first.data.as_ref(), [1, 2, 3]);
-        assert_eq!(first.timestamp, Duration::from_micros(1_700_000_000_123_456));
+        assert_eq!(first.timestamp, Duration::from_nanos(1_700_000_000_123_456_789), "to the nanosecond");
         let second = reader.next_packet().unwrap().unwrap();
         assert_eq!(second.data.len(), 70_000);
         assert!(reader.next_packet().is_none());

@@ -22,3 +22,47 @@ pub fn run(scenario: &str, sets: &[&str]) -> Vec<CaseResult> {
 pub fn metric(case: &CaseResult, name: &str) -> f64 {
     case.metric(name).unwrap_or_else(|| panic!("{}: no metric {name}", case.id)).value
 }
+
+/// Every place a stream case's timeline would draw an effect before its cause: a
+/// segment (or a retransmission) before a write whose bytes it carried, a read before a
+/// segment whose bytes it returned. Empty when the three lanes are in causal order.
+#[allow(dead_code)] // only the stream scenarios' tests use it
+pub fn drawn_out_of_order(trace: &socklab_harness::report::StreamTrace) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pairs = [
+        ("write", &trace.writes, "segment", &trace.segments, trace.segment_map.as_ref()),
+        ("segment", &trace.segments, "read", &trace.reads, trace.read_segment_map.as_ref()),
+    ];
+    for (cause_name, causes, effect_name, effects, map) in pairs {
+        let Some(map) = map else { continue };
+        for (e, pieces) in map.targets.iter().enumerate() {
+            for piece in pieces {
+                let (cause, effect) = (&causes[piece.unit], &effects[e]);
+                if effect.at_us < cause.at_us {
+                    problems.push(format!(
+                        "{effect_name} {e} at {:.1} µs comes {:.1} µs before {cause_name} {} at {:.1} µs, whose bytes it holds",
+                        effect.at_us,
+                        cause.at_us - effect.at_us,
+                        piece.unit,
+                        cause.at_us
+                    ));
+                }
+            }
+        }
+    }
+    let mut write_start = 0;
+    for (w, write) in trace.writes.iter().enumerate() {
+        let write_end = write_start + write.len;
+        for (r, repeat) in trace.retransmissions.iter().enumerate() {
+            let overlaps = repeat.start < write_end && write_start < repeat.start + repeat.len;
+            if overlaps && repeat.at_us < write.at_us {
+                problems.push(format!(
+                    "retransmission {r} at {:.1} µs comes before write {w} at {:.1} µs, whose bytes it repeats",
+                    repeat.at_us, write.at_us
+                ));
+            }
+        }
+        write_start = write_end;
+    }
+    problems
+}
