@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use socklab_harness::framing::FramingStrategy;
 use socklab_harness::peer::{Behaviour, Flavour, Transport};
+use socklab_harness::target::{CommandTemplate, Target, TargetError, parse_target};
 
 /// socklab — exact experiments about socket behaviour, with reports for people and CI.
 ///
@@ -90,9 +91,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Run against a server that is already running at ADDR (IP:PORT) instead of
+    /// socklab's reference peer. Only scenarios that talk to a server over the network
+    /// take a target (framing-throughput, server-conformance); others are refused.
+    #[arg(long, value_name = "ADDR", value_parser = parse_target, conflicts_with = "target_cmd")]
+    pub target: Option<Target>,
+
+    /// Run against a server socklab starts for each case with `sh -c CMD`, {port} replaced
+    /// by a free port; socklab waits until it listens, stops it afterwards (SIGTERM, then
+    /// SIGKILL), and reports its exit status, output tail and CPU time.
+    #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
+    pub target_cmd: Option<Target>,
+
     /// Per-case timeout in seconds, overriding the suite's (1..=3600).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
+}
+
+fn parse_target_cmd(text: &str) -> Result<Target, TargetError> {
+    CommandTemplate::new(text).map(Target::Command)
 }
 
 /// Arguments of `socklab report`.

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use socklab_harness::host;
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo};
-use socklab_harness::runner::run_cases_with_artifacts;
+use socklab_harness::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases_with_artifacts};
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
-use socklab_harness::suite::{Suite, select_cases, value_text};
+use socklab_harness::suite::{CaseSpec, Suite, select_cases, value_text};
+use socklab_harness::target::{Target, TargetProcess};
 
 use crate::Outcome;
 use crate::cli::RunArgs;
@@ -34,10 +35,14 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     if let Some(seconds) = args.timeout {
         suite.override_timeout(Duration::from_secs(seconds));
     }
+    if let Some(target) = args.target.clone().or_else(|| args.target_cmd.clone()) {
+        suite.override_target(target);
+    }
     let mut cases = suite.expand(registry)?;
     if !args.cases.is_empty() {
         cases = select_cases(cases, &args.cases)?;
     }
+    try_target_commands(&cases)?;
     // Before any case runs: a run must never end in a report it cannot write.
     socklab_reports::check_out(&args.out)?;
     let seed = args.seed.unwrap_or_else(fresh_run_seed);
@@ -75,6 +80,22 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
         .with_context(|| format!("write the report to {}", args.out.display()))?;
     print_summary(&report, args, artifacts.len());
     Ok(if report.all_passed() { Outcome::Passed } else { Outcome::Failed })
+}
+
+/// Starts each `--target-cmd` of the run once, before any case: a command that exits at
+/// once or never listens is a configuration error (exit 2), not a failure per case.
+fn try_target_commands(cases: &[CaseSpec]) -> Result<()> {
+    let mut tried = Vec::new();
+    for case in cases {
+        if let Target::Command(command) = &case.target
+            && !tried.contains(&command)
+        {
+            let process = TargetProcess::start(command, TARGET_READY_TIMEOUT)?;
+            process.stop(TARGET_STOP_GRACE);
+            tried.push(command);
+        }
+    }
+    Ok(())
 }
 
 fn build_suite(args: &RunArgs, registry: &Registry) -> Result<Suite> {
@@ -157,6 +178,13 @@ fn replay_command(case: &CaseResult, args: &RunArgs, run_seed: u64) -> String {
             words.push("--set".into());
             words.push(shell_quote(&format!("{key}={}", value_text(value))));
         }
+    }
+    match args.target.as_ref().or(args.target_cmd.as_ref()) {
+        Some(Target::Addr(addr)) => words.push(format!("--target {addr}")),
+        Some(Target::Command(command)) => {
+            words.push(format!("--target-cmd {}", shell_quote(command.as_str())))
+        }
+        Some(Target::Reference) | None => {}
     }
     if let Some(seconds) = args.timeout {
         words.push(format!("--timeout {seconds}"));

@@ -9,7 +9,8 @@ use socklab_harness::peer::{Server, ServerConfig};
 
 use crate::cli::ServeArgs;
 
-/// Starts the server, prints its address, waits for Ctrl-C, prints its counters.
+/// Starts the server, prints its address, waits for Ctrl-C (or SIGTERM), prints its
+/// counters.
 pub fn serve(args: &ServeArgs) -> Result<()> {
     // Colour only on a terminal, and never with NO_COLOR set: logs are often piped.
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -36,10 +37,11 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             ..ServerConfig::default()
         };
         let server = Server::start(config)?;
-        // Registered before the address is printed: a client may send SIGINT as soon
-        // as it reads the address.
-        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .context("listen for Ctrl-C")?;
+        // Registered before the address is printed: a client may stop the server as soon
+        // as it reads the address. SIGTERM too, which is how `--target-cmd` stops it.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listen for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
         println!(
             "listening on {} ({}, {}, {}, {}); Ctrl-C stops",
             server.addr(),
@@ -48,7 +50,10 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             args.behaviour,
             args.flavour
         );
-        interrupt.recv().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
         let stats = server.stats();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         println!(

@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod suite;
+pub mod target;
 pub mod text;
 
 /// The framing codecs, from their own crate (`socklab-framing`), where users can depend on

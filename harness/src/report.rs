@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::boundary::BoundaryMap;
 use crate::check::Check;
 use crate::metrics::{LatencySummary, ThroughputSummary};
+pub use crate::target::TargetRecord;
 
 /// Version of the `report.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -176,6 +177,19 @@ pub struct CaseResult {
     pub checks: Vec<Check>,
     /// Why the case did not run to the end, when it did not.
     pub error: Option<String>,
+    /// What played the server, when it was not socklab's reference peer in process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<CaseTarget>,
+}
+
+/// The external server a case ran against (`--target`, `--target-cmd`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseTarget {
+    /// Where the client connected.
+    pub addr: String,
+    /// The command socklab started for the case, and what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<TargetRecord>,
 }
 
 impl CaseResult {
@@ -515,6 +529,7 @@ mod tests {
                 },
                 checks: vec![Check::new("stream_intact", "identical", "identical", true, "ok")],
                 error: None,
+                target: None,
             }],
         }
     }

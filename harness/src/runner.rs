@@ -9,15 +9,21 @@
 //! work to end, and says in the case's error if it did not.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::report::{CaseResult, CaseStatus, Observations};
+use crate::report::{CaseResult, CaseStatus, CaseTarget, Observations};
 use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
 
 /// How long the runner waits, after a case ends, for its blocking work to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a `--target-cmd` has to start listening (or the case timeout, if shorter).
+pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
+pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
+use crate::target::{ExternalTarget, Target, TargetError, TargetProcess};
 
 /// What a run reports as it goes. Every method does nothing by default, so a front end
 /// implements only what it shows.
@@ -99,11 +105,18 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         .build()?;
     let started = Instant::now();
     let cancel = Cancel::new();
-    let outcome: Result<CaseOutcome, (CaseStatus, String)> = match registry.get(&case.scenario) {
-        Err(e) => Err((CaseStatus::Error, e.to_string())),
-        Ok(scenario) => {
-            let ctx =
-                CaseContext { case_id: case.id.clone(), seed, timeout: case.timeout, cancel: cancel.clone() };
+    let target = start_target(&case.target, case.timeout);
+    let outcome: Result<CaseOutcome, (CaseStatus, String)> = match (registry.get(&case.scenario), &target) {
+        (Err(e), _) => Err((CaseStatus::Error, e.to_string())),
+        (_, Err(e)) => Err((CaseStatus::Error, e.to_string())),
+        (Ok(scenario), Ok(target)) => {
+            let ctx = CaseContext {
+                case_id: case.id.clone(),
+                seed,
+                timeout: case.timeout,
+                target: target.clone(),
+                cancel: cancel.clone(),
+            };
             let future = scenario.run(case.params.clone(), ctx);
             runtime.block_on(async {
                 let task = tokio::spawn(future);
@@ -137,6 +150,10 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         )),
         other => other,
     };
+    let target = target.ok().flatten().map(|external| CaseTarget {
+        addr: external.addr.to_string(),
+        process: external.process.map(|process| process.stop(TARGET_STOP_GRACE)),
+    });
 
     let mut result = CaseResult {
         id: case.id.clone(),
@@ -150,6 +167,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
+        target,
     };
     let mut artifacts = Vec::new();
     match outcome {
@@ -169,6 +187,19 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         }
     }
     Ok(FinishedCase { result, artifacts })
+}
+
+/// The external server of a case: the address given, or a command started now and
+/// ready; `None` for the reference peers.
+fn start_target(target: &Target, case_timeout: Duration) -> Result<Option<ExternalTarget>, TargetError> {
+    match target {
+        Target::Reference => Ok(None),
+        Target::Addr(addr) => Ok(Some(ExternalTarget { addr: *addr, process: None })),
+        Target::Command(command) => {
+            let process = TargetProcess::start(command, TARGET_READY_TIMEOUT.min(case_timeout))?;
+            Ok(Some(ExternalTarget { addr: process.addr(), process: Some(Arc::new(process)) }))
+        }
+    }
 }
 
 fn timed_out_message(timeout: Duration) -> String {

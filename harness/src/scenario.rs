@@ -30,6 +30,7 @@ use crate::check::Check;
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
 use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
+use crate::target::ExternalTarget;
 
 /// Parameter values by name.
 pub type ParamMap = BTreeMap<String, Value>;
@@ -63,9 +64,22 @@ pub trait Scenario: Send + Sync + 'static {
     /// scenario alone should show. Suite files are not affected. Default: none.
     const SWEEP: &'static [(&'static str, &'static str)] = &[];
 
+    /// Whether the scenario can run against an external server (`--target`,
+    /// `--target-cmd`), which it then finds in [`CaseContext::target`]. Default: no —
+    /// the scenario needs its own server (to record its reads, say), and a run that
+    /// gives it a target is refused before anything runs.
+    const EXTERNAL_TARGET: bool = false;
+
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
     /// longer than a limit set by another parameter). Returns the reason in one line.
     fn validate(_params: &Self::Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Checks parameters for a run against an external target (only called when
+    /// [`Scenario::EXTERNAL_TARGET`] is true): a mode that needs the reference peer's
+    /// own counters, say. Returns the reason in one line.
+    fn validate_target(_params: &Self::Params) -> Result<(), String> {
         Ok(())
     }
 
@@ -102,6 +116,8 @@ pub struct CaseContext {
     pub seed: u64,
     /// How long the case may take in all.
     pub timeout: Duration,
+    /// The external server to run against; `None` for the reference peers.
+    pub target: Option<ExternalTarget>,
     /// Set by the runner when the case timed out. Async work is dropped with its future;
     /// blocking work (threads, `spawn_blocking`) must look at this between system calls
     /// and stop, with socket timeouts short enough (≤ [`Cancel::CHECK_EVERY`]) that no
@@ -261,6 +277,13 @@ pub trait DynScenario: Send + Sync {
     fn info(&self) -> ScenarioInfo;
     /// See [`Scenario::SWEEP`].
     fn sweep(&self) -> &'static [(&'static str, &'static str)];
+    /// See [`Scenario::EXTERNAL_TARGET`].
+    fn external_target(&self) -> bool;
+    /// [`Scenario::validate_target`] on a full parameter map.
+    ///
+    /// # Errors
+    /// [`ParamError::Invalid`] with the scenario's reason.
+    fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError>;
     /// Checks a full parameter map (defaults merged with what was set) as the typed
     /// struct, including [`Scenario::validate`].
     ///
@@ -318,6 +341,16 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn sweep(&self) -> &'static [(&'static str, &'static str)] {
         S::SWEEP
+    }
+
+    fn external_target(&self) -> bool {
+        S::EXTERNAL_TARGET
+    }
+
+    fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {
+        let typed = Self::typed(params)?;
+        S::validate_target(&typed)
+            .map_err(|reason| ParamError::Invalid { scenario: S::NAME.to_string(), reason })
     }
 
     fn info(&self) -> ScenarioInfo {

@@ -31,6 +31,7 @@ use toml::Spanned;
 use crate::check::{CompareOp, Threshold};
 use crate::params::{ParamError, find_spec, split_set};
 use crate::scenario::{DynScenario, ParamMap, Registry};
+use crate::target::{CommandTemplate, Target, parse_target};
 
 /// How long a case may run when neither the suite nor the command line says.
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +51,8 @@ pub struct Suite {
     /// Keep a run's built-in sweep when `--set` applies to it (`--sweep`); by default a
     /// set parameter turns the sweep off, so `--set` runs exactly the matrix it names.
     pub keep_sweep: bool,
+    /// What plays the server for runs that do not name their own target.
+    pub target: Target,
 }
 
 /// One `[[run]]`: a scenario with a parameter matrix and thresholds.
@@ -68,6 +71,8 @@ pub struct SuiteRun {
     /// Names of the `matrix` entries that came from the scenario's built-in sweep
     /// ([`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP)); empty in suite files.
     pub sweep: Vec<String>,
+    /// This run's own target, if it names one.
+    pub target: Option<Target>,
 }
 
 /// One point of a matrix: what the runner executes.
@@ -85,6 +90,8 @@ pub struct CaseSpec {
     pub timeout: Duration,
     /// Thresholds to check after it ran.
     pub expect: Vec<Threshold>,
+    /// What plays the server.
+    pub target: Target,
 }
 
 /// A suite file that cannot be used.
@@ -119,6 +126,8 @@ struct SuiteFile {
     #[allow(dead_code)] // documentation for readers of the file
     description: Option<String>,
     timeout_s: Option<Spanned<u64>>,
+    target: Option<Spanned<String>>,
+    target_cmd: Option<Spanned<String>>,
     #[serde(default)]
     run: Vec<RunFile>,
 }
@@ -129,6 +138,8 @@ struct RunFile {
     scenario: Spanned<String>,
     label: Option<String>,
     timeout_s: Option<Spanned<u64>>,
+    target: Option<Spanned<String>>,
+    target_cmd: Option<Spanned<String>>,
     #[serde(default)]
     params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
@@ -175,6 +186,9 @@ impl Suite {
             Some(t) => timeout_from(&t).map_err(|m| at(t.span(), m))?,
             None => DEFAULT_CASE_TIMEOUT,
         };
+        let suite_target = target_from(file.target.as_ref(), file.target_cmd.as_ref())
+            .map_err(|(span, m)| at(span, m))?
+            .unwrap_or_default();
         let mut runs = Vec::with_capacity(file.run.len());
         for run in file.run {
             let scenario =
@@ -207,6 +221,8 @@ impl Suite {
                 Some(t) => Some(timeout_from(&t).map_err(|m| at(t.span(), m))?),
                 None => None,
             };
+            let target =
+                target_from(run.target.as_ref(), run.target_cmd.as_ref()).map_err(|(span, m)| at(span, m))?;
             runs.push(SuiteRun {
                 scenario: scenario.name().to_string(),
                 label: run.label,
@@ -214,9 +230,16 @@ impl Suite {
                 timeout,
                 expect,
                 sweep: Vec::new(),
+                target,
             });
         }
-        Ok(Suite { name: file.name.unwrap_or_else(|| origin.to_string()), timeout, runs, keep_sweep: false })
+        Ok(Suite {
+            name: file.name.unwrap_or_else(|| origin.to_string()),
+            timeout,
+            runs,
+            keep_sweep: false,
+            target: suite_target,
+        })
     }
 
     /// A suite running each named scenario with its defaults: once, or over the scenario's
@@ -243,11 +266,18 @@ impl Suite {
                         timeout: None,
                         expect: Vec::new(),
                         sweep,
+                        target: None,
                     }
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Suite { name: "command line".to_string(), timeout: DEFAULT_CASE_TIMEOUT, runs, keep_sweep: false })
+        Ok(Suite {
+            name: "command line".to_string(),
+            timeout: DEFAULT_CASE_TIMEOUT,
+            runs,
+            keep_sweep: false,
+            target: Target::Reference,
+        })
     }
 
     /// Applies `--set KEY=VALUE` arguments to every run whose scenario has parameter
@@ -294,6 +324,14 @@ impl Suite {
         Ok(())
     }
 
+    /// Sets the target of every run (`--target`, `--target-cmd`).
+    pub fn override_target(&mut self, target: Target) {
+        self.target = target;
+        for run in &mut self.runs {
+            run.target = None;
+        }
+    }
+
     /// Sets the per-case timeout of every run.
     pub fn override_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
@@ -322,10 +360,23 @@ impl Suite {
             let scenario = registry.get(&run.scenario).map_err(|e| {
                 ExpandError::Param(ParamError::Invalid { scenario: e.name.clone(), reason: e.to_string() })
             })?;
+            let target = run.target.clone().unwrap_or_else(|| self.target.clone());
+            if target.is_external() && !scenario.external_target() {
+                let supported =
+                    registry.iter().filter(|s| s.external_target()).map(|s| s.name()).collect::<Vec<_>>();
+                return Err(ExpandError::TargetUnsupported {
+                    scenario: scenario.name().to_string(),
+                    target: target.to_string(),
+                    supported: supported.join(", "),
+                });
+            }
             for set_params in product(&run.matrix) {
                 let mut params = scenario.defaults();
                 params.extend(set_params.iter().map(|(k, v)| (k.clone(), v.clone())));
                 scenario.validate(&params).map_err(ExpandError::Param)?;
+                if target.is_external() {
+                    scenario.validate_target(&params).map_err(ExpandError::Param)?;
+                }
                 let mut id = case_id(run, &set_params);
                 let seen = id_counts.entry(id.clone()).or_insert(0);
                 *seen += 1;
@@ -339,6 +390,7 @@ impl Suite {
                     set_params: set_params.into_iter().collect(),
                     timeout: run.timeout.unwrap_or(self.timeout),
                     expect: run.expect.clone(),
+                    target: target.clone(),
                 });
             }
         }
@@ -374,6 +426,19 @@ pub enum ExpandError {
     /// A combination of parameters was refused.
     #[error(transparent)]
     Param(#[from] ParamError),
+    /// A scenario that needs its own server was given an external one.
+    #[error(
+        "{scenario} cannot run against {target}: it needs socklab's own server (to record what the server side \
+         saw); scenarios that take a target: {supported}"
+    )]
+    TargetUnsupported {
+        /// The scenario.
+        scenario: String,
+        /// The target, in words.
+        target: String,
+        /// Scenarios that can.
+        supported: String,
+    },
     /// Too many cases.
     #[error("the suite expands to {cases} cases, more than the limit of {limit}; shrink the matrices")]
     TooMany {
@@ -433,6 +498,24 @@ pub fn value_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
+    }
+}
+
+/// A target from a suite's `target` (an address) or `target_cmd` (a command with
+/// `{port}`); an error carries the span of the value at fault.
+fn target_from(
+    addr: Option<&Spanned<String>>,
+    command: Option<&Spanned<String>>,
+) -> Result<Option<Target>, (std::ops::Range<usize>, String)> {
+    match (addr, command) {
+        (None, None) => Ok(None),
+        (Some(_), Some(c)) => {
+            Err((c.span(), "give either target (an address) or target_cmd, not both".to_string()))
+        }
+        (Some(a), None) => parse_target(a.get_ref()).map(Some).map_err(|e| (a.span(), e.to_string())),
+        (None, Some(c)) => CommandTemplate::new(c.get_ref())
+            .map(|t| Some(Target::Command(t)))
+            .map_err(|e| (c.span(), e.to_string())),
     }
 }
 

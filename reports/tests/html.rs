@@ -33,6 +33,7 @@ fn case(id: &str, scenario: &str, params: &[(&str, Value)], status: CaseStatus) 
         observations: Observations::default(),
         checks: vec![Check::new("intact", "all", "all <b>", status == CaseStatus::Passed, "why <i>")],
         error: None,
+        target: None,
     }
 }
 

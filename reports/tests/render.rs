@@ -29,6 +29,7 @@ fn case(id: &str, status: CaseStatus) -> CaseResult {
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
+        target: None,
     }
 }
 

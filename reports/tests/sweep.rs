@@ -27,6 +27,7 @@ fn case(framing: &str, size: u64, mode: &str, mib_s: f64, status: CaseStatus) ->
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
+        target: None,
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Params {
     pub window: u64,
     /// `open-loop`: messages per second.
     pub rate: u64,
-    /// TCP_NODELAY on both ends.
+    /// See the `nodelay` entry of [`PARAMS`] (the one place that says what it does).
     pub nodelay: bool,
 }
 
@@ -112,7 +112,12 @@ const PARAMS: &[ParamSpec] = &[
         unit: Some("messages/s"),
         doc: "open-loop: messages per second; latency counts from each intended send time",
     },
-    ParamSpec { name: "nodelay", kind: ParamKind::Bool, unit: None, doc: "TCP_NODELAY on the client" },
+    ParamSpec {
+        name: "nodelay",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
+    },
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -175,6 +180,11 @@ const METRICS: &[MetricSpec] = &[
         name: "cpu_user_ms",
         unit: Unit::Millis,
         doc: "user CPU time of the whole socklab process during the workload: this case's client and server (earlier cases' work is stopped first)",
+    },
+    MetricSpec {
+        name: "target_cpu_ms",
+        unit: Unit::Millis,
+        doc: "CPU time (user + system) of a --target-cmd server's processes during the workload; absent otherwise",
     },
     MetricSpec {
         name: "cpu_sys_ms",
@@ -254,6 +264,17 @@ server together.";
         ("message_size", "16,256,4096,65536"),
     ];
 
+    const EXTERNAL_TARGET: bool = true;
+
+    fn validate_target(params: &Params) -> Result<(), String> {
+        if params.mode == "bulk" {
+            return Err("bulk mode counts delivery at socklab's own sink; against a target use ping-pong, \
+                        pipelined or open-loop (the target must echo each frame back)"
+                .into());
+        }
+        Ok(())
+    }
+
     fn validate(params: &Params) -> Result<(), String> {
         let (strategy, _, _) = params.parsed()?;
         if let FramingStrategy::LengthPrefixed { width: HeaderWidth::U16, .. } = strategy {
@@ -270,7 +291,18 @@ server together.";
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let (framing, mode, flavour) = params.parsed().map_err(CaseError::Protocol)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
-        let server = Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })?;
+        // The reference server, unless the case runs against a target (which must echo).
+        let server = match &ctx.target {
+            Some(_) => None,
+            None => {
+                Some(Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })?)
+            }
+        };
+        let addr = match (&server, &ctx.target) {
+            (Some(server), _) => server.addr(),
+            (None, Some(target)) => target.addr,
+            (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
+        };
         let workload = Workload {
             mode,
             framing,
@@ -284,14 +316,18 @@ server together.";
             nodelay: params.nodelay,
             ..Workload::default()
         };
+        let target_process = ctx.target.as_ref().and_then(|t| t.process.clone());
+        let target_cpu_before = target_process.as_ref().map(|p| p.cpu_since_ready());
         let cpu_before = CpuTime::now();
-        let result = run_workload(server.addr(), &workload).await?;
+        let result = run_workload(addr, &workload).await?;
         let cpu = CpuTime::now().since(cpu_before);
-        let stats = server.stats();
+        let target_cpu =
+            target_process.zip(target_cpu_before).map(|(p, before)| p.cpu_since_ready() - before);
         let load =
             |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
         // Bulk is verified by the sink; the other modes by the client, reply by reply.
-        let delivery = if mode == Mode::Bulk {
+        let delivery = if let (Mode::Bulk, Some(server)) = (mode, &server) {
+            let stats = server.stats();
             Delivery {
                 delivered: load(&stats.bytes) / params.message_size,
                 intact: load(&stats.intact),
@@ -308,13 +344,18 @@ server together.";
                 bytes: result.throughput.bytes,
             }
         };
-        Ok(Measured { result, delivery, cpu })
+        Ok(Measured { result, delivery, cpu, target_cpu })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
         match params.parsed() {
             Ok((framing, mode, _)) => {
-                outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu)
+                let mut outcome =
+                    outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu);
+                if let Some(cpu) = measured.target_cpu {
+                    outcome.metric("target_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
+                }
+                outcome
             }
             // Parameters passed validation before the case ran, so this is a bug; say so.
             Err(reason) => {
@@ -333,6 +374,8 @@ pub struct Measured {
     result: WorkloadResult,
     delivery: Delivery,
     cpu: CpuTime,
+    /// CPU time of a `--target-cmd` server's processes during the workload.
+    target_cpu: Option<Duration>,
 }
 
 /// What arrived, as verified by whichever end received it.

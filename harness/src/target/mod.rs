@@ -1,0 +1,148 @@
+//! Targets: what plays the server role of a case.
+//!
+//! By default a scenario runs socklab's own reference server in process
+//! ([`Target::Reference`]). A team testing its own server points socklab at it:
+//!
+//! - [`Target::Addr`] (`--target 127.0.0.1:9000`): a server that is already running;
+//! - [`Target::Command`] (`--target-cmd 'python3 server.py {port}'`): a command socklab
+//!   starts for each case, with `{port}` replaced by a free port, waits for until the
+//!   port accepts connections, and stops afterwards ([`process`]).
+//!
+//! Only scenarios that talk to a server over the network can use an external target
+//! ([`crate::scenario::Scenario::EXTERNAL_TARGET`]); the others are refused with one
+//! line before anything runs, never quietly run against the reference peer.
+
+pub mod process;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use process::{TargetProcess, TargetRecord};
+
+/// The placeholder a `--target-cmd` must contain.
+pub const PORT_PLACEHOLDER: &str = "{port}";
+
+/// What plays the server role of a case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Target {
+    /// socklab's reference peers, in the same process as the client.
+    #[default]
+    Reference,
+    /// A server already running at this address.
+    Addr(SocketAddr),
+    /// A command started for each case; see [`CommandTemplate`].
+    Command(CommandTemplate),
+}
+
+impl Target {
+    /// Whether something other than the reference peers plays the server.
+    pub fn is_external(&self) -> bool {
+        !matches!(self, Target::Reference)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Reference => f.write_str("reference peer (in process)"),
+            Target::Addr(addr) => write!(f, "{addr} (a server in another process)"),
+            Target::Command(command) => write!(f, "command `{}` (started per case)", command.0),
+        }
+    }
+}
+
+/// A shell command with a [`PORT_PLACEHOLDER`], run with `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandTemplate(String);
+
+impl CommandTemplate {
+    /// Checks that `command` has the port placeholder.
+    ///
+    /// # Errors
+    /// [`TargetError::NoPortPlaceholder`].
+    pub fn new(command: &str) -> Result<Self, TargetError> {
+        if command.contains(PORT_PLACEHOLDER) {
+            Ok(CommandTemplate(command.to_string()))
+        } else {
+            Err(TargetError::NoPortPlaceholder(command.to_string()))
+        }
+    }
+
+    /// The command with `{port}` replaced.
+    pub fn with_port(&self, port: u16) -> String {
+        self.0.replace(PORT_PLACEHOLDER, &port.to_string())
+    }
+
+    /// The command as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A target given on the command line or in a suite that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TargetError {
+    /// Not an `IP:PORT` address.
+    #[error("cannot parse target address `{0}`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+    BadAddr(String),
+    /// A command without `{port}`.
+    #[error(
+        "--target-cmd `{0}` has no {{port}}: socklab picks a free port and puts it there, e.g. 'python3 server.py {{port}}'"
+    )]
+    NoPortPlaceholder(String),
+    /// Both an address and a command.
+    #[error("give either --target ADDR or --target-cmd CMD, not both")]
+    Both,
+    /// The command could not be started or never accepted connections.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Parses `IP:PORT` (or `reference`).
+///
+/// # Errors
+/// [`TargetError::BadAddr`] with an example of what is valid.
+pub fn parse_target(text: &str) -> Result<Target, TargetError> {
+    if text == "reference" {
+        return Ok(Target::Reference);
+    }
+    text.parse::<SocketAddr>().map(Target::Addr).map_err(|_| TargetError::BadAddr(text.to_string()))
+}
+
+/// The external server a case runs against, as the scenario sees it.
+#[derive(Debug, Clone)]
+pub struct ExternalTarget {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The process socklab started for this case, when it started one (for its CPU time).
+    pub process: Option<Arc<TargetProcess>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_or_say_what_is_valid() {
+        assert_eq!(parse_target("127.0.0.1:9000").unwrap(), Target::Addr("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(parse_target("[::1]:80").unwrap(), Target::Addr("[::1]:80".parse().unwrap()));
+        assert_eq!(parse_target("reference").unwrap(), Target::Reference);
+        let err = parse_target("localhost").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot parse target address `localhost`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000"
+        );
+    }
+
+    #[test]
+    fn commands_need_the_port_placeholder() {
+        let command = CommandTemplate::new("python3 s.py {port} --port={port}").unwrap();
+        assert_eq!(command.with_port(4000), "python3 s.py 4000 --port=4000");
+        let err = CommandTemplate::new("python3 s.py").unwrap_err();
+        assert!(err.to_string().starts_with("--target-cmd `python3 s.py` has no {port}"), "{err}");
+    }
+}
