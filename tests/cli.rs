@@ -36,7 +36,25 @@ fn list_shows_every_scenario_with_parameters() {
         .assert()
         .success()
         .stdout(predicate::str::contains("tcp-coalescing"))
-        .stdout(predicate::str::contains("read_size       integer in 1..=1048576, bytes; default 5"));
+        .stdout(predicate::str::contains("read_size          integer in 1..=1048576, bytes; default 5"));
+}
+
+#[test]
+fn list_keeps_every_name_apart_from_its_type_and_unit() {
+    let out = socklab().arg("list").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("    receiver_delay_ms  integer in 0..=5000, ms; default 10\n"), "{text}");
+    assert!(text.contains("    send_errors_econnrefused  count    send calls that failed with ECONNREFUSED\n"));
+    for scenario in socklab_scenarios::registry().iter() {
+        let names = scenario.params().iter().map(|p| p.name).chain(scenario.metrics().iter().map(|m| m.name));
+        for name in names {
+            let line = format!("\n    {name}  ");
+            assert!(text.contains(&line), "{}: `{name}` runs into the next column", scenario.name());
+        }
+    }
+    for line in text.lines() {
+        assert!(line.chars().count() <= 88 || !line.starts_with("    "), "too wide: {line}");
+    }
 }
 
 #[test]
