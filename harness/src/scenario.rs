@@ -122,15 +122,18 @@ impl CaseOutcome {
 }
 
 /// Why a case could not run to the end.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum CaseError {
     /// A socket or file operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done (`connect to 127.0.0.1:40312`).
         context: String,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A peer did something the scenario cannot go on from.
     #[error("{0}")]
@@ -145,7 +148,7 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, context: impl Into<String>) -> Result<T, CaseError> {
-        self.map_err(|source| CaseError::Io { context: context.into(), source })
+        self.map_err(|error| CaseError::Io { context: context.into(), error })
     }
 }
 

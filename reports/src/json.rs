@@ -9,17 +9,20 @@ use crate::RenderError;
 /// # Errors
 /// Only if serialisation fails, which the model's types do not allow in practice.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let mut text = serde_json::to_string_pretty(report)?;
+    let mut text = serde_json::to_string_pretty(report).map_err(RenderError::Json)?;
     text.push('\n');
     Ok(text)
 }
 
 /// Why a `report.json` could not be read back.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON, or not a report.
     #[error("not a socklab report: {0}")]
-    Invalid(#[from] serde_json::Error),
+    Invalid(serde_json::Error),
     /// Written by a socklab with another schema.
     #[error("report schema version {found}; this socklab reads version {SCHEMA_VERSION}")]
     Version {
@@ -34,10 +37,10 @@ pub enum ParseError {
 /// # Errors
 /// [`ParseError`] when the text is not a report this version can read.
 pub fn parse(text: &str) -> Result<Report, ParseError> {
-    let value: serde_json::Value = serde_json::from_str(text)?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(ParseError::Invalid)?;
     let found = value.get("schema_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if found != u64::from(SCHEMA_VERSION) {
         return Err(ParseError::Version { found });
     }
-    Ok(serde_json::from_value(value)?)
+    serde_json::from_value(value).map_err(ParseError::Invalid)
 }

@@ -21,7 +21,7 @@ const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 /// # Errors
 /// [`RenderError::Template`] if the template fails.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let template_error = |source| RenderError::Template { file: "report.md", source };
+    let template_error = |error| RenderError::Template { file: "report.md", error };
     let mut env = Environment::new();
     env.set_syntax(
         SyntaxConfig::builder()

@@ -86,6 +86,9 @@ impl CaptureConfig {
 }
 
 /// Why capture could not start.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum CaptureError {
     /// The process lacks `CAP_NET_RAW`.
@@ -99,14 +102,14 @@ pub enum CaptureError {
     #[error("the kernel lacks PACKET_IGNORE_OUTGOING (Linux 4.20+): {0}")]
     NoIgnoreOutgoing(io::Error),
     /// A socket call failed.
-    #[error("{action} on {interface}: {source}")]
+    #[error("{action} on {interface}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The interface.
         interface: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -213,11 +216,11 @@ impl Capture {
         let receiver = match pnet_datalink::channel(&interface, pnet_config) {
             Ok(Channel::Ethernet(_sender, receiver)) => receiver,
             Ok(_) => unreachable!("linux datalink channels are Ethernet"),
-            Err(source) => {
+            Err(error) => {
                 return Err(CaptureError::Io {
                     action: "bind packet socket",
                     interface: config.interface,
-                    source,
+                    error,
                 });
             }
         };
@@ -226,10 +229,10 @@ impl Capture {
         let thread = std::thread::Builder::new()
             .name("socklab-capture".into())
             .spawn(move || read_frames(receiver, fd, &config, clock, &thread_stop))
-            .map_err(|source| CaptureError::Io {
+            .map_err(|error| CaptureError::Io {
                 action: "start capture thread",
                 interface: String::new(),
-                source,
+                error,
             })?;
         Ok(Capture { stop, thread: Some(thread) })
     }
@@ -263,7 +266,7 @@ fn find_interface(name: &str) -> Result<NetworkInterface, CaptureError> {
 fn packet_socket(interface: &str, ignore_outgoing: bool) -> Result<OwnedFd, CaptureError> {
     let io = |action| {
         let interface = interface.to_string();
-        move |source| CaptureError::Io { action, interface, source }
+        move |error| CaptureError::Io { action, interface, error }
     };
     let protocol = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2); the result is checked before it is wrapped.

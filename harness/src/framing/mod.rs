@@ -58,7 +58,9 @@ pub use varint::VarintCodec;
 /// Everything that can go wrong while framing or unframing, for every codec.
 ///
 /// Each variant carries the numbers needed to understand it; no variant hides inside an
-/// [`io::Error`] that callers would have to downcast.
+/// [`io::Error`] that callers would have to downcast. [`FramingError::Io`]'s message
+/// includes the I/O error, so `source()` is `None`: a chain printer such as anyhow's
+/// `{:#}` shows the cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     /// A frame (or a frame header) is longer than the configured limit. Raised by the
@@ -106,7 +108,13 @@ pub enum FramingError {
     },
     /// The underlying reader or writer failed.
     #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for FramingError {
+    fn from(error: io::Error) -> Self {
+        FramingError::Io(error)
+    }
 }
 
 impl FramingError {

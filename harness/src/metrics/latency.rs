@@ -47,11 +47,14 @@ pub struct LatencySummary {
 }
 
 /// A serialised histogram that could not be read back.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum HistogramError {
     /// Not base64.
     #[error("histogram is not valid base64: {0}")]
-    Base64(#[from] base64::DecodeError),
+    Base64(base64::DecodeError),
     /// Not an HdrHistogram V2 encoding.
     #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
     Decode(String),
@@ -144,7 +147,7 @@ impl LatencyRecorder {
     /// # Errors
     /// [`HistogramError`] when the text is not a V2 histogram in base64.
     pub fn from_base64(text: &str) -> Result<Self, HistogramError> {
-        let bytes = BASE64.decode(text.trim())?;
+        let bytes = BASE64.decode(text.trim()).map_err(HistogramError::Base64)?;
         let decoded: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;

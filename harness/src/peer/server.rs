@@ -143,7 +143,7 @@ impl Server {
     /// [`PeerError::Bind`] when the address cannot be bound (e.g. the port is in use).
     pub fn start(config: ServerConfig) -> Result<Server, PeerError> {
         let listen = config.listen;
-        let bind_error = |source| PeerError::Bind { addr: listen, source };
+        let bind_error = |error| PeerError::Bind { addr: listen, error };
         let stats = Arc::new(ServerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let config = Arc::new(config);
