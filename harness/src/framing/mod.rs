@@ -189,6 +189,31 @@ pub enum FramingStrategy {
 }
 
 impl FramingStrategy {
+    /// Every name [`FromStr`] accepts except `fixed:N` (records of N bytes, any N >= 1),
+    /// in the order documentation and error messages list them.
+    pub const NAMES: &'static [&'static str] = &[
+        "raw",
+        "line",
+        "cobs",
+        "u8",
+        "i8",
+        "u16be",
+        "u16le",
+        "i16be",
+        "i16le",
+        "u32be",
+        "u32le",
+        "i32be",
+        "i32le",
+        "u64be",
+        "u64le",
+        "i64be",
+        "i64le",
+        "varint",
+        "json-header",
+        "stop-and-wait",
+    ];
+
     /// One example of every strategy, in the order documentation lists them.
     pub const EXAMPLES: [FramingStrategy; 10] = [
         FramingStrategy::Raw,
@@ -244,9 +269,8 @@ impl fmt::Display for FramingStrategy {
 /// A string that names no framing strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown framing strategy {input:?}: expected one of raw, line, cobs, u8, u16be, u16le, u32be, \
-     u32le, u64be, u64le, i16be, i16le, i32be, i32le, i64be, i64le, varint, json-header, fixed:N \
-     (N >= 1), stop-and-wait"
+    "unknown framing strategy {input:?}: expected one of {}, fixed:N (N >= 1)",
+    FramingStrategy::NAMES.join(", ")
 )]
 pub struct UnknownStrategy {
     /// The string as given.
@@ -322,13 +346,31 @@ mod tests {
     }
 
     #[test]
-    fn every_length_prefix_round_trips() {
-        for name in [
-            "u8", "i8", "u16be", "u16le", "u32be", "u32le", "u64be", "u64le", "i16be", "i16le", "i32be",
-            "i32le", "i64be", "i64le",
-        ] {
+    fn every_name_parses_and_round_trips() {
+        for name in FramingStrategy::NAMES {
             let s: FramingStrategy = name.parse().unwrap();
-            assert_eq!(s.to_string(), name);
+            assert_eq!(s.to_string(), *name);
+        }
+        // Every example's name is listed (fixed:N apart).
+        for s in FramingStrategy::EXAMPLES {
+            let name = s.to_string();
+            assert!(FramingStrategy::NAMES.contains(&name.as_str()) || name.starts_with("fixed:"), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_width_sign_and_byte_order_has_a_name() {
+        for width in ["8", "16", "32", "64"] {
+            for sign in ["u", "i"] {
+                let orders: &[&str] = if width == "8" { &[""] } else { &["be", "le"] };
+                for order in orders {
+                    let name = format!("{sign}{width}{order}");
+                    assert!(
+                        FramingStrategy::NAMES.contains(&name.as_str()),
+                        "{name} is parsed but not listed"
+                    );
+                }
+            }
         }
     }
 
