@@ -20,6 +20,7 @@ use socklab_harness::suite::value_text;
 
 use crate::charts;
 use crate::sweep::{Table, sweep_tables};
+use crate::view::{ScenarioCases, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
@@ -93,24 +94,15 @@ struct CaseView<'a> {
 
 impl<'a> Page<'a> {
     fn new(report: &'a Report) -> Self {
-        let sections = report
-            .scenarios
-            .iter()
-            .filter_map(|(name, info)| {
-                let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
-                (!cases.is_empty()).then(|| Section {
-                    scenario: name,
-                    summary: &info.summary,
-                    paragraphs: info
-                        .explanation
-                        .split("\n\n")
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .collect(),
-                    tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
-                    charts: section_charts(&cases),
-                    cases: cases.iter().map(|c| CaseView::new(c)).collect(),
-                })
+        let sections = scenarios_in_run_order(report)
+            .into_iter()
+            .map(|ScenarioCases { name, info, cases }| Section {
+                scenario: name,
+                summary: &info.summary,
+                paragraphs: info.explanation.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect(),
+                tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
+                charts: section_charts(&cases),
+                cases: cases.iter().map(|c| CaseView::new(c)).collect(),
             })
             .collect();
         Page {
@@ -263,14 +255,6 @@ fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
 
 fn ms(ns: u64) -> String {
     format_number((ns as f64 / 1e4).round() / 100.0)
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-fn params_text(case: &CaseResult) -> String {
-    case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
 }
 
 fn metric_value(metric: &Metric) -> String {

@@ -13,6 +13,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod sweep;
+mod view;
 
 use socklab_harness::report::Report;
 use thiserror::Error;

@@ -9,9 +9,9 @@ use minijinja::{Environment, syntax::SyntaxConfig};
 use serde::Serialize;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
-use socklab_harness::suite::value_text;
 
 use crate::sweep::{Table, sweep_tables};
+use crate::view::{ScenarioCases, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, metric_text, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
@@ -98,19 +98,14 @@ struct EventRow {
 
 impl<'a> Page<'a> {
     fn new(report: &'a Report) -> Self {
-        let sections = report
-            .scenarios
-            .iter()
-            .filter_map(|(name, info)| {
-                let results: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
-                let tables = info.table.as_ref().map(|spec| sweep_tables(&results, spec)).unwrap_or_default();
-                (!results.is_empty()).then_some(Section {
-                    scenario: name,
-                    summary: &info.summary,
-                    explanation: &info.explanation,
-                    tables,
-                    cases: results.into_iter().map(CaseView::new).collect(),
-                })
+        let sections = scenarios_in_run_order(report)
+            .into_iter()
+            .map(|ScenarioCases { name, info, cases }| Section {
+                scenario: name,
+                summary: &info.summary,
+                explanation: &info.explanation,
+                tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
+                cases: cases.into_iter().map(CaseView::new).collect(),
             })
             .collect();
         Page {
@@ -214,14 +209,6 @@ fn read_rows(trace: &StreamTrace) -> Vec<EventRow> {
             holds: trace.boundary_map.describe(i, "msg"),
         })
         .collect()
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-fn params_text(case: &CaseResult) -> String {
-    case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
 }
 
 fn icon(status: CaseStatus) -> &'static str {

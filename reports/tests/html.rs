@@ -127,3 +127,20 @@ fn the_page_is_self_contained() {
         assert!(!page.contains(external), "the page must not load {external}");
     }
 }
+
+#[test]
+fn sections_follow_the_run_order_not_the_alphabet() {
+    // tcp-coalescing ran first; the scenario map sorts framing-throughput first.
+    let report = report();
+    assert!(report.scenarios.keys().next().unwrap() == "framing-throughput");
+    let page = html::render(&report).unwrap();
+    let (tcp, framing) = (
+        page.find("id=\"scenario-tcp-coalescing\"").unwrap(),
+        page.find("id=\"scenario-framing-throughput\"").unwrap(),
+    );
+    assert!(tcp < framing, "index.html: sections in run order");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    let (tcp, framing) =
+        (md.find("\n## tcp-coalescing\n").unwrap(), md.find("\n## framing-throughput\n").unwrap());
+    assert!(tcp < framing, "report.md: sections in run order");
+}
