@@ -417,6 +417,34 @@ pub struct StreamTrace {
     /// For each read, which byte ranges of which segments it returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_segment_map: Option<BoundaryMap>,
+    /// Set when the trace holds only the start of what the case did (the first 3 of 20
+    /// requests); absent when it holds everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<TraceExcerpt>,
+}
+
+/// How much of a case a [`StreamTrace`] holds, so no report shows part of a run as the
+/// whole of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceExcerpt {
+    /// How many the trace holds, counted from the first.
+    pub shown: usize,
+    /// How many the case did.
+    pub total: usize,
+    /// What was counted, plural: `requests`.
+    pub unit: String,
+}
+
+impl TraceExcerpt {
+    /// `Some` when `shown` is less than `total`.
+    pub fn first(shown: usize, total: usize, unit: &str) -> Option<Self> {
+        (shown < total).then(|| TraceExcerpt { shown, total, unit: unit.to_string() })
+    }
+
+    /// `first 3 of 20 requests`.
+    pub fn describe(&self) -> String {
+        format!("first {} of {} {}", self.shown, self.total, self.unit)
+    }
 }
 
 /// One write or read.

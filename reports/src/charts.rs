@@ -37,8 +37,8 @@ const FONT: &str = "sans-serif";
 /// plotters writes `font-size` as size / 1.24; these give 13 px and 11 px text.
 const TEXT: f64 = 16.0;
 const SMALL: f64 = 13.6;
-/// Units shown per timeline lane at most.
-const MAX_LANE_UNITS: usize = 40;
+/// Events shown per timeline lane at most; [`shown_note`] says when a lane has more.
+pub const MAX_LANE_UNITS: usize = 40;
 
 fn color(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
@@ -298,16 +298,16 @@ const LEFT: i32 = 92;
 const COLUMN: i32 = 84;
 
 /// The three-lane timeline of a stream case. `segments_note` is shown in the segments
-/// lane when the trace has no segments (capture unavailable, say).
+/// lane when the trace has no segments (capture unavailable, say). When the trace holds
+/// only part of the case, or a lane is cut at [`MAX_LANE_UNITS`], a line under the lanes
+/// says what is shown ([`shown_note`]).
 pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
     let lanes: [&[IoEvent]; 3] = [&trace.writes, &trace.segments, &trace.reads];
     let mut units = Vec::new();
-    let mut cut = false;
     for (lane, events) in lanes.iter().enumerate() {
         let mut offset = 0;
         for (index, event) in events.iter().enumerate() {
             if index >= MAX_LANE_UNITS {
-                cut = true;
                 break;
             }
             units.push(Unit3 {
@@ -335,7 +335,8 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
     let write_ranges: Vec<(usize, usize)> =
         units.iter().filter(|u| u.lane == 0).map(|u| (u.start, u.end)).collect();
     let width = (LEFT + COLUMN * units.len() as i32 + 24).max(720);
-    let height = 400;
+    let note = shown_note(trace);
+    let height = if note.is_some() { 418 } else { 400 };
     svg((width as u32, height as u32), |root| {
         let text = |size: f64| TextStyle::from((FONT, size).into_font()).color(&BLACK);
         let grey = RGBColor(110, 110, 110);
@@ -437,7 +438,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             let gap_us = units[pair[1]].at_us - units[pair[0]].at_us;
             if gap_us >= 1_000.0 {
                 let x = LEFT + column[pair[1]] * COLUMN;
-                for y in (30..(height - 24)).step_by(8) {
+                for y in (30..376).step_by(8) {
                     root.draw(&PathElement::new(vec![(x, y), (x, y + 4)], RGBColor(170, 170, 170))).ok()?;
                 }
                 root.draw(&Text::new(
@@ -448,15 +449,27 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                 .ok()?;
             }
         }
-        let footer = if cut {
-            format!(
-                "time runs left to right, one column per event; first {MAX_LANE_UNITS} of each lane shown"
-            )
-        } else {
-            "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went".to_string()
-        };
+        if let Some(note) = &note {
+            root.draw(&Text::new(note.clone(), (8, 382), text(SMALL).color(&RGBColor(160, 40, 20)))).ok()?;
+        }
+        let footer = "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went";
         root.draw(&Text::new(footer, (8, height - 18), text(SMALL).color(&grey))).ok()
     })
+}
+
+/// What part of the case a timeline shows, when not all of it: `Shown: the first 3 of 20
+/// requests` (the trace is an excerpt), `the first 40 of 57 reads` (a lane was cut).
+pub fn shown_note(trace: &StreamTrace) -> Option<String> {
+    let lanes: [(&[IoEvent], &str); 3] =
+        [(&trace.writes, "writes"), (&trace.segments, "segments"), (&trace.reads, "reads")];
+    let mut parts: Vec<String> = trace.excerpt.iter().map(|e| format!("the {}", e.describe())).collect();
+    parts.extend(
+        lanes
+            .iter()
+            .filter(|(events, _)| events.len() > MAX_LANE_UNITS)
+            .map(|(events, name)| format!("the first {MAX_LANE_UNITS} of {} {name}", events.len())),
+    );
+    (!parts.is_empty()).then(|| format!("Shown: {}.", parts.join("; ")))
 }
 
 /// At most `max` characters, with `…` when cut.
@@ -472,6 +485,7 @@ fn clip(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use socklab_harness::boundary::BoundaryMap;
+    use socklab_harness::report::TraceExcerpt;
 
     fn event(at_us: f64, text: &str) -> IoEvent {
         IoEvent { at_us, len: text.len(), text: text.to_string() }
@@ -498,6 +512,26 @@ mod tests {
         assert!(svg.contains("a&lt;b&gt;&amp;") && !svg.contains("a<b>"));
         assert!(svg.contains("+50 ms"), "the gap before the reads is marked");
         assert!(svg.contains("<polygon"), "bands between lanes");
+    }
+
+    #[test]
+    fn a_timeline_of_part_of_a_case_says_which_part() {
+        let trace = StreamTrace {
+            writes: vec![event(1.0, "hdr"), event(2.0, "body")],
+            reads: vec![event(3.0, "hdrbody")],
+            excerpt: TraceExcerpt::first(3, 20, "requests"),
+            ..StreamTrace::default()
+        };
+        let svg = timeline(&trace, "").unwrap();
+        assert!(svg.contains("Shown: the first 3 of 20 requests."), "{svg}");
+        let long = StreamTrace {
+            writes: vec![event(1.0, &"x".repeat(57))],
+            reads: (0..57).map(|i| event(2.0 + f64::from(i), "x")).collect(),
+            ..StreamTrace::default()
+        };
+        assert!(timeline(&long, "").unwrap().contains("Shown: the first 40 of 57 reads."));
+        let whole = StreamTrace { writes: vec![event(1.0, "ab")], ..StreamTrace::default() };
+        assert!(!timeline(&whole, "").unwrap().contains("Shown:"), "a whole trace needs no note");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use socklab_harness::suite::value_text;
 
 use crate::charts;
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, params_text, plural, scenarios_in_run_order};
+use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
@@ -224,7 +224,8 @@ fn story(case: &CaseResult) -> Vec<String> {
 /// returned 4 reads; 2 reads held bytes of more than one message."
 fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
     let writes = plural(trace.writes.len(), "write");
-    let mut text = if trace.segments.is_empty() {
+    let mut text = excerpt_prefix(trace);
+    text += &if trace.segments.is_empty() {
         writes
     } else {
         let mut t = format!("{writes} left as {}", plural(trace.segments.len(), "segment"));

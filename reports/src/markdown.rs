@@ -11,7 +11,7 @@ use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, params_text, plural, scenarios_in_run_order};
+use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, metric_text, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
@@ -75,6 +75,8 @@ struct CaseView<'a> {
     params: String,
     error: Option<&'a str>,
     story: Option<String>,
+    /// `the first 3 of 20 requests`, when the trace holds only those.
+    excerpt: Option<String>,
     metrics: Vec<MetricView<'a>>,
     checks: &'a [Check],
     writes: Vec<EventRow>,
@@ -150,6 +152,7 @@ impl<'a> CaseView<'a> {
             params: params_text(case),
             error: case.error.as_deref(),
             story: stream.map(story),
+            excerpt: stream.and_then(|t| t.excerpt.as_ref()).map(|e| e.describe()),
             metrics: case
                 .metrics
                 .iter()
@@ -166,7 +169,8 @@ impl<'a> CaseView<'a> {
 fn story(trace: &StreamTrace) -> String {
     let map = &trace.boundary_map;
     let (writes, reads) = (trace.writes.len(), trace.reads.len());
-    let mut text = format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
+    let mut text = excerpt_prefix(trace);
+    text += &format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
     let sticky = map.sticky_targets();
     if sticky > 0 {
         text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));

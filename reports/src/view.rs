@@ -1,7 +1,7 @@
 //! What both pages (`index.html` and `report.md`) derive from the report the same way:
 //! the scenario sections in run order, and the small texts they share.
 
-use socklab_harness::report::{CaseResult, Report, ScenarioInfo};
+use socklab_harness::report::{CaseResult, Report, ScenarioInfo, StreamTrace};
 use socklab_harness::suite::value_text;
 
 /// One scenario's section: its description and its cases, in run order.
@@ -35,6 +35,12 @@ pub(crate) fn scenarios_in_run_order(report: &Report) -> Vec<ScenarioCases<'_>> 
 /// The parameters set for a case: `read_size=5, nodelay=true`.
 pub(crate) fn params_text(case: &CaseResult) -> String {
     case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
+}
+
+/// `The first 3 of 20 requests: ` when the trace holds only those, else nothing: what
+/// a story of the trace starts with, so it never passes part of a run off as all of it.
+pub(crate) fn excerpt_prefix(trace: &StreamTrace) -> String {
+    trace.excerpt.as_ref().map(|e| format!("The {}: ", e.describe())).unwrap_or_default()
 }
 
 /// `1 write`, `3 writes`.

@@ -9,7 +9,7 @@ use socklab_harness::check::Check;
 use socklab_harness::metrics::LatencyRecorder;
 use socklab_harness::report::{
     CaseResult, CaseStatus, IoEvent, LatencyObservation, Metric, Observations, Report, RunInfo,
-    SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, Unit,
+    SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, TraceExcerpt, Unit,
 };
 use socklab_reports::html;
 
@@ -46,7 +46,20 @@ fn report() -> Report {
     });
     let mut recorder = LatencyRecorder::new();
     (1..=100).for_each(|us| recorder.record_ns(us * 1_000));
-    let mut cases = vec![sticky];
+    let mut nagle = case(
+        "nagle-delayed-ack[round_trips=20]",
+        "nagle-delayed-ack",
+        &[("round_trips", Value::from(20))],
+        CaseStatus::Passed,
+    );
+    nagle.observations.stream = Some(StreamTrace {
+        writes: vec![event(1.0, "H0"), event(2.0, "body0"), event(40_000.0, "H1"), event(40_001.0, "body1")],
+        reads: vec![event(3.0, "H0body0"), event(40_003.0, "H1body1")],
+        boundary_map: BoundaryMap::compute(&[2, 5, 2, 5], &[7, 7]),
+        excerpt: TraceExcerpt::first(2, 20, "requests"),
+        ..StreamTrace::default()
+    });
+    let mut cases = vec![sticky, nagle];
     for (framing, size) in [("u32be", 16), ("u32be", 256), ("line", 16), ("line", 256)] {
         let mut c = case(
             &format!("framing-throughput[framing={framing},message_size={size}]"),
@@ -81,6 +94,7 @@ fn report() -> Report {
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),
+            ("nagle-delayed-ack".to_string(), info("the write-write-read stall", None)),
             (
                 "framing-throughput".to_string(),
                 info(
@@ -101,10 +115,10 @@ fn report() -> Report {
 fn the_page_has_every_part_a_reader_needs() {
     let page = html::render(&report()).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") || page.starts_with("<!doctype html>"), "{}", &page[..40]);
-    assert!(page.contains("Some checks failed — 4 passed, 1 failed, 0 errors, 0 timed out"));
+    assert!(page.contains("Some checks failed — 5 passed, 1 failed, 0 errors, 0 timed out"));
     // One summary row and one article per case, each linked.
-    assert_eq!(page.matches("<article class=\"case").count(), 5);
-    assert_eq!(page.matches("<a href=\"#").count(), 5);
+    assert_eq!(page.matches("<article class=\"case").count(), 6);
+    assert_eq!(page.matches("<a href=\"#").count(), 6);
     // A section per scenario, with its explanation paragraphs, escaped.
     assert!(page.contains("id=\"scenario-tcp-coalescing\""));
     assert!(page.contains("id=\"scenario-framing-throughput\""));
@@ -118,6 +132,17 @@ fn the_page_has_every_part_a_reader_needs() {
     assert!(page.matches("<svg").count() >= 3, "latency chart, sweep chart, timeline");
     assert!(page.contains("<div class=\"timeline\"><svg"));
     assert!(page.contains("3 writes"), "the story in plain words");
+}
+
+#[test]
+fn a_trace_of_the_first_requests_says_so_in_story_and_timeline() {
+    let report = report();
+    let page = html::render(&report).unwrap();
+    assert!(page.contains("<p>The first 2 of 20 requests: 4 writes; the reader made 2 reads;"), "story");
+    assert!(page.contains("Shown: the first 2 of 20 requests."), "timeline note");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    assert!(md.contains("The first 2 of 20 requests: 4 writes came back as 2 reads;"), "{md}");
+    assert!(md.contains("each read returned (first 2 of 20 requests):"), "{md}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{
-    Direction, IoEvent, LatencyObservation, MetricSpec, StreamTrace, Unit, WirePacket,
+    Direction, IoEvent, LatencyObservation, MetricSpec, StreamTrace, TraceExcerpt, Unit, WirePacket,
 };
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -195,6 +195,7 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
             ),
             writes: client.writes,
             reads,
+            excerpt: TraceExcerpt::first(TRACED_ROUND_TRIPS, params.round_trips as usize, "requests"),
             ..StreamTrace::default()
         };
         if let Some(packets) = &wire.packets {
