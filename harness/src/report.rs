@@ -101,7 +101,7 @@ pub struct RunInfo {
 }
 
 /// What a scenario is about, copied into the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     /// One line.
     pub summary: String,
@@ -110,6 +110,9 @@ pub struct ScenarioInfo {
     /// How to present a sweep of this scenario as a table, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<SweepTable>,
+    /// The unit of each parameter that has one (`read_size`: `bytes`), for chart axes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_units: BTreeMap<String, String>,
 }
 
 /// A sweep presented as a table: one row per value of parameter `rows`, one column per
@@ -479,7 +482,7 @@ mod tests {
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),
-                ScenarioInfo { summary: "s".into(), explanation: "e".into(), table: None },
+                ScenarioInfo { summary: "s".into(), explanation: "e".into(), ..ScenarioInfo::default() },
             )]),
             cases: vec![CaseResult {
                 id: "tcp-coalescing[read_size=5]".into(),

@@ -231,6 +231,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
                 columns: t.columns.to_string(),
                 cells: t.cells.iter().map(|c| c.to_string()).collect(),
             }),
+            param_units: S::PARAMS
+                .iter()
+                .filter_map(|p| p.unit.map(|unit| (p.name.to_string(), unit.to_string())))
+                .collect(),
         }
     }
 

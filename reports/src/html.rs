@@ -14,19 +14,18 @@ use minijinja::Environment;
 use serde::Serialize;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{
-    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, StreamTrace, Tally,
+    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, ScenarioInfo,
+    StreamTrace, Tally,
 };
 use socklab_harness::suite::value_text;
 
 use crate::charts;
+use crate::figures::{self, ChartFigure};
 use crate::sweep::{Table, sweep_tables};
 use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
-
-/// Most cases drawn in one latency chart.
-const MAX_LATENCY_LINES: usize = 10;
 
 /// The report as an HTML page.
 ///
@@ -64,14 +63,8 @@ struct Section<'a> {
     summary: &'a str,
     paragraphs: Vec<&'a str>,
     tables: Vec<Table>,
-    charts: Vec<Chart>,
+    charts: Vec<ChartFigure>,
     cases: Vec<CaseView<'a>>,
-}
-
-#[derive(Serialize)]
-struct Chart {
-    title: String,
-    svg: String,
 }
 
 #[derive(Serialize)]
@@ -101,7 +94,7 @@ impl<'a> Page<'a> {
                 summary: &info.summary,
                 paragraphs: info.explanation.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect(),
                 tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
-                charts: section_charts(&cases),
+                charts: section_charts(&cases, info),
                 cases: cases.iter().map(|c| CaseView::new(c)).collect(),
             })
             .collect();
@@ -116,29 +109,11 @@ impl<'a> Page<'a> {
     }
 }
 
-fn section_charts(cases: &[&CaseResult]) -> Vec<Chart> {
-    let mut charts = Vec::new();
-    let latency: Vec<(String, _)> = cases
-        .iter()
-        .filter_map(|c| c.observations.latency.as_ref().map(|l| (short_label(c), l.summary)))
-        .collect();
-    // Past a handful of lines the legend hides the plot; the sweep table has every case.
-    let title = if latency.len() > MAX_LATENCY_LINES {
-        format!("Latency percentiles (first {MAX_LATENCY_LINES} of {} cases)", latency.len())
-    } else {
-        "Latency percentiles".to_string()
-    };
-    if let Some(svg) = charts::latency_chart(&latency[..latency.len().min(MAX_LATENCY_LINES)]) {
-        charts.push(Chart { title, svg });
-    }
-    charts.extend(charts::sweep_charts(cases).into_iter().map(|c| Chart { title: c.title, svg: c.svg }));
+/// The latency figures, then one figure per swept parameter.
+fn section_charts(cases: &[&CaseResult], info: &ScenarioInfo) -> Vec<ChartFigure> {
+    let mut charts = figures::latency_figures(cases);
+    charts.extend(figures::sweep_figures(cases, &info.param_units));
     charts
-}
-
-/// The parameters set for a case, or its id when none were.
-fn short_label(case: &CaseResult) -> String {
-    let params = params_text(case);
-    if params.is_empty() { case.id.clone() } else { params }
 }
 
 impl Row {

@@ -78,6 +78,7 @@ fn report() -> Report {
         summary: summary.into(),
         explanation: "What it shows: <glue>.\n\nWhy: streams.".into(),
         table,
+        param_units: BTreeMap::from([("message_size".to_string(), "bytes".to_string())]),
     };
     Report {
         schema_version: SCHEMA_VERSION,
@@ -128,7 +129,7 @@ fn the_page_has_every_part_a_reader_needs() {
     assert!(page.contains("<th>framing ↓ message_size →</th><th>16</th><th>256</th>"), "sweep table header");
     assert!(page.contains("<td>812.5 MiB&#x2f;s ❌</td>"), "a failed case is marked in its cell");
     // Charts and the timeline are inline SVG.
-    assert!(page.contains("<figcaption>Latency percentiles</figcaption><svg"));
+    assert!(page.contains("<figcaption>Latency by percentile (µs, log scale) — round trip</figcaption><svg"));
     assert!(page.matches("<svg").count() >= 3, "latency chart, sweep chart, timeline");
     assert!(page.contains("<div class=\"timeline\"><svg"));
     assert!(page.contains("3 writes"), "the story in plain words");

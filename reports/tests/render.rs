@@ -74,7 +74,7 @@ fn sample() -> Report {
             ScenarioInfo {
                 summary: "sticky packets".into(),
                 explanation: "Why.\n\nFix.".into(),
-                table: None,
+                ..ScenarioInfo::default()
             },
         )]),
         cases: vec![classic, failed, broken],
