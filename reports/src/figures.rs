@@ -272,13 +272,15 @@ fn sweep_dimension(param: &str, lines: &[SweepLine<'_>], unit: Option<&String>) 
         append_constants(&mut title, &split.constants);
         append_part(&mut title, "lines", part, MAX_LINES, lines.len());
         let note = (!same.is_empty()).then(|| format!("Same in every case: {}.", same.join(", ")));
+        // Three panels a row; four as two by two rather than three and one.
+        let columns = if panels.len() == 4 { 2 } else { 3 };
         let svg = (!panels.is_empty()).then(|| {
             draw(&Figure {
                 panels,
                 x: x.axis.clone(),
                 legend_title: legend_title.clone(),
                 series: chunk.iter().map(|&i| labels[i].clone()).collect(),
-                columns: 3,
+                columns,
                 panel_height: 260,
             })
         });

@@ -62,22 +62,26 @@ impl Axis {
     }
 
     /// Which tick labels fit along `pixels` without running into each other: each
-    /// needs `room(label)` pixels between its centre and the previous shown one's. One
-    /// flag per tick, in order.
+    /// needs `room(label)` pixels around its centre. On a log axis powers of ten are
+    /// placed first, then the rest, each from low to high. One flag per tick, in order.
     fn labels_that_fit(&self, pixels: i32, room: impl Fn(&str) -> i32) -> Vec<bool> {
         let (low, high) = (self.coordinate(self.range.0), self.coordinate(self.range.1));
         let at =
             |v: f64| (self.coordinate(v) - low) / (high - low).max(f64::MIN_POSITIVE) * f64::from(pixels);
+        let power_of_ten = |v: f64| self.log && v.log10().fract().abs() < 1e-9;
         let mut order: Vec<usize> = (0..self.ticks.len()).collect();
-        order.sort_by(|&a, &b| self.ticks[a].0.total_cmp(&self.ticks[b].0));
+        order.sort_by(|&a, &b| {
+            let (a, b) = (self.ticks[a].0, self.ticks[b].0);
+            power_of_ten(b).cmp(&power_of_ten(a)).then(a.total_cmp(&b))
+        });
         let mut shown = vec![false; self.ticks.len()];
-        let mut last: Option<(f64, i32)> = None;
+        let mut placed: Vec<(f64, i32)> = Vec::new();
         for i in order {
             let (value, label) = &self.ticks[i];
             let (pixel, half) = (at(*value), room(label) / 2);
-            if last.is_none_or(|(p, h)| pixel - p >= f64::from(h + half)) {
+            if placed.iter().all(|&(p, h)| (pixel - p).abs() >= f64::from(h + half)) {
                 shown[i] = true;
-                last = Some((pixel, half));
+                placed.push((pixel, half));
             }
         }
         shown
@@ -408,6 +412,22 @@ mod tests {
         };
         let shown = axis.labels_that_fit(260, |_| 40);
         assert_eq!(shown, [true, true, true, true, false, true]);
+        // On a log axis the powers of ten keep their labels before 2s and 5s do.
+        let decades = Axis {
+            label: "MiB/s".into(),
+            log: true,
+            range: (0.2, 2000.0),
+            ticks: [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+                .iter()
+                .map(|&v| (v, format!("{v}")))
+                .collect(),
+        };
+        let shown = decades.labels_that_fit(180, |_| 16);
+        for (i, (v, _)) in decades.ticks.iter().enumerate() {
+            if v.log10().fract() == 0.0 {
+                assert!(shown[i], "{v} is a power of ten");
+            }
+        }
         assert!(axis.labels_that_fit(2600, |_| 40).iter().all(|&s| s), "a wide axis shows them all");
     }
 
