@@ -1,9 +1,9 @@
 //! Inline SVG charts for `index.html`, drawn with plotters' SVG backend into strings:
-//! the style every chart shares (palette, fonts, [`svg`]), and the [`timeline`] — the
-//! three lanes of a stream case (writes, segments, reads) in time order, boxes labelled
-//! with stream byte ranges, bands showing where each write's bytes went. The section
-//! charts (latency percentiles, metrics against a swept parameter) are in
-//! [`figures`](crate::figures).
+//! the style every chart shares (palette, fonts, the SVG drawing area), and the
+//! [`timeline`] — the three lanes of a stream case (writes, segments, reads) in time
+//! order, boxes labelled with stream byte ranges, bands showing where each write's bytes
+//! went. The section charts (latency percentiles, metrics against a swept parameter) are
+//! in [`figures`](crate::figures).
 //!
 //! plotters is built without font features: its SVG backend writes `<text>` elements and
 //! the browser picks the font, so nothing depends on fonts installed where socklab runs.

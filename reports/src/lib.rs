@@ -3,8 +3,8 @@
 //! Every renderer reads only [`socklab_harness::report::Report`]: `report.json` is the
 //! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
 //! ([`markdown`]), `index.html` a self-contained page with SVG charts and timelines
-//! ([`html`], [`charts`], [`figures`], [`panels`]), `junit.xml` one test case per check ([`junit`]). [`folder`] writes them
-//! all into a report folder atomically.
+//! ([`html`], [`charts`], [`figures`], [`panels`]), `junit.xml` one test case per check
+//! ([`junit`]). [`folder`] writes them all into a report folder atomically.
 
 pub mod charts;
 pub mod figures;
