@@ -236,13 +236,16 @@ fn a_report_folder_survives_a_run_that_fails_to_start() {
 fn run_refuses_to_replace_a_folder_that_is_not_a_report() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-    // The case runs first (its progress line comes before), then the report is refused.
-    socklab().args(["run", "tcp-coalescing", "--out"]).arg(dir.path()).assert().code(2).stderr(
-        predicate::str::ends_with(format!(
-            "\nerror: refusing to replace {}: it exists and is not a socklab report folder (no report.json); \
-             choose another --out\n",
-            dir.path().display()
-        )),
+    let out = socklab().args(["run", "tcp-coalescing", "--out"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(error.starts_with(&format!("error: refusing to replace {}: ", dir.path().display())), "{error}");
+    assert!(error.contains("is not a socklab report folder"), "{error}");
+    assert_eq!(
+        error.matches(&dir.path().display().to_string()).count(),
+        1,
+        "the folder is named once: {error}"
     );
     assert_eq!(fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
 }

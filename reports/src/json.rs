@@ -9,7 +9,7 @@ use crate::RenderError;
 /// # Errors
 /// Only if serialisation fails, which the model's types do not allow in practice.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let mut text = serde_json::to_string_pretty(report).map_err(RenderError::Json)?;
+    let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
     Ok(text)
 }
@@ -31,16 +31,22 @@ pub enum ParseError {
     },
 }
 
+impl From<serde_json::Error> for ParseError {
+    fn from(error: serde_json::Error) -> Self {
+        ParseError::Invalid(error)
+    }
+}
+
 /// Reads a report back, checking the schema version first so an old or new file gets a
 /// clear message rather than a missing-field error.
 ///
 /// # Errors
 /// [`ParseError`] when the text is not a report this version can read.
 pub fn parse(text: &str) -> Result<Report, ParseError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(ParseError::Invalid)?;
+    let value: serde_json::Value = serde_json::from_str(text)?;
     let found = value.get("schema_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if found != u64::from(SCHEMA_VERSION) {
         return Err(ParseError::Version { found });
     }
-    serde_json::from_value(value).map_err(ParseError::Invalid)
+    Ok(serde_json::from_value(value)?)
 }

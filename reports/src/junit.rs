@@ -47,5 +47,5 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
         }
         junit.add_test_suite(suite);
     }
-    junit.to_string().map_err(RenderError::Junit)
+    Ok(junit.to_string()?)
 }

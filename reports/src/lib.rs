@@ -44,6 +44,18 @@ pub enum RenderError {
     Junit(quick_junit::SerializeError),
 }
 
+impl From<serde_json::Error> for RenderError {
+    fn from(error: serde_json::Error) -> Self {
+        RenderError::Json(error)
+    }
+}
+
+impl From<quick_junit::SerializeError> for RenderError {
+    fn from(error: quick_junit::SerializeError) -> Self {
+        RenderError::Junit(error)
+    }
+}
+
 /// One rendered file of a report folder.
 pub struct RenderedFile {
     /// Name inside the folder.

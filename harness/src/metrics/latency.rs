@@ -60,6 +60,12 @@ pub enum HistogramError {
     Decode(String),
 }
 
+impl From<base64::DecodeError> for HistogramError {
+    fn from(error: base64::DecodeError) -> Self {
+        HistogramError::Base64(error)
+    }
+}
+
 impl Default for LatencyRecorder {
     fn default() -> Self {
         Self::new()
@@ -147,7 +153,7 @@ impl LatencyRecorder {
     /// # Errors
     /// [`HistogramError`] when the text is not a V2 histogram in base64.
     pub fn from_base64(text: &str) -> Result<Self, HistogramError> {
-        let bytes = BASE64.decode(text.trim()).map_err(HistogramError::Base64)?;
+        let bytes = BASE64.decode(text.trim())?;
         let decoded: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
