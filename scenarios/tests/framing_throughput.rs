@@ -99,7 +99,7 @@ fn it_accepts_every_strategy_socklab_serve_knows() {
 fn every_strategy_of_the_parser_delivers_through_the_peers() {
     use socklab_harness::framing::FramingStrategy;
     let framings = format!("framing={},fixed", FramingStrategy::NAMES.join(","));
-    let cases = run(&[&framings, "mode=ping-pong,pipelined", "message_size=100", "duration_ms=20"]);
+    let cases = run(&[&framings, "mode=ping-pong,pipelined", "message_size=100", "duration_ms=50"]);
     assert_eq!(cases.len(), 2 * (FramingStrategy::NAMES.len() + 1));
     for case in &cases {
         assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:?}", case.id, case.error, case.checks);
