@@ -11,8 +11,10 @@ use socklab_harness::suite::value_text;
 
 const WIDTH: usize = 88;
 
-/// The catalogue as text: each scenario, its parameters and its metrics.
+/// The catalogue as text: each scenario, its parameters and its metrics, in columns
+/// shared by every scenario (a name never runs into its type, however long).
 pub fn list_text(registry: &Registry) -> String {
+    let columns = Columns::of(registry);
     let mut out = String::new();
     for scenario in registry.iter() {
         let defaults = scenario.defaults();
@@ -24,8 +26,13 @@ pub fn list_text(registry: &Registry) -> String {
                 Some(unit) => format!("{}, {unit}", spec.kind.describe()),
                 None => spec.kind.describe(),
             };
-            let _ = writeln!(out, "    {:<16}{kind}; default {default}", spec.name);
-            let _ = writeln!(out, "    {:<16}{}", "", spec.doc);
+            let indent = 4 + columns.param;
+            out += &columns.wrap(
+                &format!("    {:<w$}", spec.name, w = columns.param),
+                indent,
+                &format!("{kind}; default {default}"),
+            );
+            out += &columns.wrap(&" ".repeat(indent), indent, spec.doc);
         }
         if !scenario.sweep().is_empty() {
             let sweep: Vec<String> = scenario.sweep().iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -33,12 +40,51 @@ pub fn list_text(registry: &Registry) -> String {
         }
         let _ = writeln!(out, "  metrics:");
         for metric in scenario.metrics() {
-            let _ = writeln!(out, "    {:<24}{:<8}{}", metric.name, unit_name(metric), metric.doc);
+            let head = format!(
+                "    {:<m$}{:<u$}",
+                metric.name,
+                unit_name(metric),
+                m = columns.metric,
+                u = columns.unit
+            );
+            out += &columns.wrap(&head, 4 + columns.metric + columns.unit, metric.doc);
         }
         out.push('\n');
     }
     out + "Run one with `socklab run NAME`, change a parameter with `--set KEY=VALUE`, \
            read more with `socklab explain NAME`.\n"
+}
+
+/// Widths of the name columns: the longest name in the registry plus a gap of two.
+struct Columns {
+    param: usize,
+    metric: usize,
+    unit: usize,
+}
+
+impl Columns {
+    const GAP: usize = 2;
+
+    fn of(registry: &Registry) -> Self {
+        let widest = |names: &mut dyn Iterator<Item = usize>| names.max().unwrap_or(0) + Self::GAP;
+        Columns {
+            param: widest(&mut registry.iter().flat_map(|s| s.params()).map(|p| p.name.chars().count())),
+            metric: widest(&mut registry.iter().flat_map(|s| s.metrics()).map(|m| m.name.chars().count())),
+            unit: widest(
+                &mut registry.iter().flat_map(|s| s.metrics()).map(|m| unit_name(m).chars().count()),
+            ),
+        }
+    }
+
+    /// `head` then `text`, wrapped to the terminal width with continuation lines indented
+    /// to the text column.
+    fn wrap(&self, head: &str, indent: usize, text: &str) -> String {
+        let continuation = " ".repeat(indent);
+        let options = textwrap::Options::new(WIDTH.max(indent + 24))
+            .initial_indent(head)
+            .subsequent_indent(&continuation);
+        textwrap::fill(text, options) + "\n"
+    }
 }
 
 fn unit_name(metric: &MetricSpec) -> String {

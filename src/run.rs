@@ -76,8 +76,8 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
         scenarios: scenario_infos(&results, registry),
         cases: results,
     };
-    socklab_reports::write_report_with(&args.out, &report, &artifacts)
-        .with_context(|| format!("write the report to {}", args.out.display()))?;
+    // Every FolderError names the path it failed on; a context would name it twice.
+    socklab_reports::write_report_with(&args.out, &report, &artifacts)?;
     print_summary(&report, args, artifacts.len());
     Ok(if report.all_passed() { Outcome::Passed } else { Outcome::Failed })
 }

@@ -36,7 +36,27 @@ fn list_shows_every_scenario_with_parameters() {
         .assert()
         .success()
         .stdout(predicate::str::contains("tcp-coalescing"))
-        .stdout(predicate::str::contains("read_size       integer in 1..=1048576, bytes; default 5"));
+        .stdout(predicate::str::contains("read_size          integer in 1..=1048576, bytes; default 5"));
+}
+
+#[test]
+fn list_keeps_every_name_apart_from_its_type_and_unit() {
+    let out = socklab().arg("list").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("    receiver_delay_ms  integer in 0..=5000, ms; default 10\n"), "{text}");
+    assert!(
+        text.contains("    send_errors_econnrefused  count    send calls that failed with ECONNREFUSED\n")
+    );
+    for scenario in socklab_scenarios::registry().iter() {
+        let names = scenario.params().iter().map(|p| p.name).chain(scenario.metrics().iter().map(|m| m.name));
+        for name in names {
+            let line = format!("\n    {name}  ");
+            assert!(text.contains(&line), "{}: `{name}` runs into the next column", scenario.name());
+        }
+    }
+    for line in text.lines() {
+        assert!(line.chars().count() <= 88 || !line.starts_with("    "), "too wide: {line}");
+    }
 }
 
 #[test]
@@ -157,11 +177,26 @@ fn suite_errors_exit_2_with_file_line_and_column() {
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with(format!("error: {path}:1:")));
+}
+
+#[test]
+fn errors_name_their_cause_once() {
     socklab()
-        .args(["run", "--suite", "/nonexistent/suite.toml"])
+        .args(["run", "--suite", "/nonexistent.toml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::starts_with("error: cannot read suite file /nonexistent/suite.toml:"));
+        .stderr("error: cannot read suite file /nonexistent.toml: No such file or directory (os error 2)\n");
+    socklab()
+        .args(["report", "/nonexistent"])
+        .assert()
+        .code(2)
+        .stderr("error: cannot read /nonexistent/report.json: No such file or directory (os error 2)\n");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("report.json"), "{").unwrap();
+    socklab().arg("report").arg(dir.path()).assert().code(2).stderr(format!(
+        "error: {}: not a socklab report: EOF while parsing an object at line 1 column 1\n",
+        dir.path().join("report.json").display()
+    ));
 }
 
 #[test]
@@ -203,12 +238,17 @@ fn a_report_folder_survives_a_run_that_fails_to_start() {
 fn run_refuses_to_replace_a_folder_that_is_not_a_report() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-    socklab()
-        .args(["run", "tcp-coalescing", "--out"])
-        .arg(dir.path())
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("is not a socklab report folder"));
+    let out = socklab().args(["run", "tcp-coalescing", "--out"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(error.starts_with(&format!("error: refusing to replace {}: ", dir.path().display())), "{error}");
+    assert!(error.contains("is not a socklab report folder"), "{error}");
+    assert_eq!(
+        error.matches(&dir.path().display().to_string()).count(),
+        1,
+        "the folder is named once: {error}"
+    );
     assert_eq!(fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
 }
 

@@ -66,7 +66,9 @@ pub use varint::VarintCodec;
 /// Everything that can go wrong while framing or unframing, for every codec.
 ///
 /// Each variant carries the numbers needed to understand it; no variant hides inside an
-/// [`io::Error`] that callers would have to downcast.
+/// [`io::Error`] that callers would have to downcast. [`FramingError::Io`]'s message
+/// includes the I/O error, so `source()` is `None`: a chain printer such as anyhow's
+/// `{:#}` shows the cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     /// A frame (or a frame header) is longer than the configured limit. Raised by the
@@ -114,7 +116,13 @@ pub enum FramingError {
     },
     /// The underlying reader or writer failed.
     #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for FramingError {
+    fn from(error: io::Error) -> Self {
+        FramingError::Io(error)
+    }
 }
 
 impl FramingError {
@@ -189,6 +197,31 @@ pub enum FramingStrategy {
 }
 
 impl FramingStrategy {
+    /// Every name [`FromStr`] accepts except `fixed:N` (records of N bytes, any N >= 1),
+    /// in the order documentation and error messages list them.
+    pub const NAMES: &'static [&'static str] = &[
+        "raw",
+        "line",
+        "cobs",
+        "u8",
+        "i8",
+        "u16be",
+        "u16le",
+        "i16be",
+        "i16le",
+        "u32be",
+        "u32le",
+        "i32be",
+        "i32le",
+        "u64be",
+        "u64le",
+        "i64be",
+        "i64le",
+        "varint",
+        "json-header",
+        "stop-and-wait",
+    ];
+
     /// One example of every strategy, in the order documentation lists them.
     pub const EXAMPLES: [FramingStrategy; 10] = [
         FramingStrategy::Raw,
@@ -244,9 +277,8 @@ impl fmt::Display for FramingStrategy {
 /// A string that names no framing strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown framing strategy {input:?}: expected one of raw, line, cobs, u8, u16be, u16le, u32be, \
-     u32le, u64be, u64le, i16be, i16le, i32be, i32le, i64be, i64le, varint, json-header, fixed:N \
-     (N >= 1), stop-and-wait"
+    "unknown framing strategy {input:?}: expected one of {}, fixed:N (N >= 1)",
+    FramingStrategy::NAMES.join(", ")
 )]
 pub struct UnknownStrategy {
     /// The string as given.
@@ -322,13 +354,31 @@ mod tests {
     }
 
     #[test]
-    fn every_length_prefix_round_trips() {
-        for name in [
-            "u8", "i8", "u16be", "u16le", "u32be", "u32le", "u64be", "u64le", "i16be", "i16le", "i32be",
-            "i32le", "i64be", "i64le",
-        ] {
+    fn every_name_parses_and_round_trips() {
+        for name in FramingStrategy::NAMES {
             let s: FramingStrategy = name.parse().unwrap();
-            assert_eq!(s.to_string(), name);
+            assert_eq!(s.to_string(), *name);
+        }
+        // Every example's name is listed (fixed:N apart).
+        for s in FramingStrategy::EXAMPLES {
+            let name = s.to_string();
+            assert!(FramingStrategy::NAMES.contains(&name.as_str()) || name.starts_with("fixed:"), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_width_sign_and_byte_order_has_a_name() {
+        for width in ["8", "16", "32", "64"] {
+            for sign in ["u", "i"] {
+                let orders: &[&str] = if width == "8" { &[""] } else { &["be", "le"] };
+                for order in orders {
+                    let name = format!("{sign}{width}{order}");
+                    assert!(
+                        FramingStrategy::NAMES.contains(&name.as_str()),
+                        "{name} is parsed but not listed"
+                    );
+                }
+            }
         }
     }
 

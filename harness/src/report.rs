@@ -102,7 +102,7 @@ pub struct RunInfo {
 }
 
 /// What a scenario is about, copied into the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     /// One line.
     pub summary: String,
@@ -111,6 +111,9 @@ pub struct ScenarioInfo {
     /// How to present a sweep of this scenario as a table, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<SweepTable>,
+    /// The unit of each parameter that has one (`read_size`: `bytes`), for chart axes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_units: BTreeMap<String, String>,
 }
 
 /// A sweep presented as a table: one row per value of parameter `rows`, one column per
@@ -441,6 +444,34 @@ pub struct StreamTrace {
     /// For each read, which byte ranges of which segments it returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_segment_map: Option<BoundaryMap>,
+    /// Set when the trace holds only the start of what the case did (the first 3 of 20
+    /// requests); absent when it holds everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<TraceExcerpt>,
+}
+
+/// How much of a case a [`StreamTrace`] holds, so no report shows part of a run as the
+/// whole of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceExcerpt {
+    /// How many the trace holds, counted from the first.
+    pub shown: usize,
+    /// How many the case did.
+    pub total: usize,
+    /// What was counted, plural: `requests`.
+    pub unit: String,
+}
+
+impl TraceExcerpt {
+    /// `Some` when `shown` is less than `total`.
+    pub fn first(shown: usize, total: usize, unit: &str) -> Option<Self> {
+        (shown < total).then(|| TraceExcerpt { shown, total, unit: unit.to_string() })
+    }
+
+    /// `first 3 of 20 requests`.
+    pub fn describe(&self) -> String {
+        format!("first {} of {} {}", self.shown, self.total, self.unit)
+    }
 }
 
 /// One write, segment or read.
@@ -507,7 +538,7 @@ mod tests {
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),
-                ScenarioInfo { summary: "s".into(), explanation: "e".into(), table: None },
+                ScenarioInfo { summary: "s".into(), explanation: "e".into(), ..ScenarioInfo::default() },
             )]),
             cases: vec![CaseResult {
                 id: "tcp-coalescing[read_size=5]".into(),

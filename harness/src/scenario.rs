@@ -196,15 +196,18 @@ impl CaseOutcome {
 }
 
 /// Why a case could not run to the end.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum CaseError {
     /// A socket or file operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done (`connect to 127.0.0.1:40312`).
         context: String,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A reference peer (server or client workload) failed.
     #[error(transparent)]
@@ -255,7 +258,7 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, context: impl Into<String>) -> Result<T, CaseError> {
-        self.map_err(|source| CaseError::Io { context: context.into(), source })
+        self.map_err(|error| CaseError::Io { context: context.into(), error })
     }
 }
 
@@ -362,6 +365,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
                 columns: t.columns.to_string(),
                 cells: t.cells.iter().map(|c| c.to_string()).collect(),
             }),
+            param_units: S::PARAMS
+                .iter()
+                .filter_map(|p| p.unit.map(|unit| (p.name.to_string(), unit.to_string())))
+                .collect(),
         }
     }
 

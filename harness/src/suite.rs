@@ -95,15 +95,18 @@ pub struct CaseSpec {
 }
 
 /// A suite file that cannot be used.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum SuiteError {
     /// The file could not be read.
-    #[error("cannot read suite file {path}: {source}")]
+    #[error("cannot read suite file {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is not valid TOML, or not a valid suite.
     #[error("{path}:{line}:{column}: {message}")]
@@ -162,7 +165,7 @@ impl Suite {
     pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
         let display = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|source| SuiteError::Read { path: display.clone(), source })?;
+            .map_err(|error| SuiteError::Read { path: display.clone(), error })?;
         Suite::parse(&text, &display, registry)
     }
 

@@ -32,17 +32,20 @@ use thiserror::Error;
 use crate::{RenderError, json, render_all};
 
 /// Why a report folder could not be written or read.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum FolderError {
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("cannot {action} {path}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// On which path.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The target exists and is not a report folder socklab wrote.
     #[error(
@@ -68,17 +71,17 @@ pub enum FolderError {
     #[error(transparent)]
     Render(#[from] RenderError),
     /// `report.json` is not a report this version reads.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: json::ParseError,
+        error: json::ParseError,
     },
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FolderError + 'a {
-    move |source| FolderError::Io { action, path: path.to_path_buf(), source }
+    move |error| FolderError::Io { action, path: path.to_path_buf(), error }
 }
 
 /// The file every report folder gets, naming the tool and the schema version: what
@@ -318,5 +321,5 @@ fn remove_stale_staging(parent: &Path, name: &str) {
 pub fn load_report(dir: &Path) -> Result<Report, FolderError> {
     let path = dir.join("report.json");
     let text = fs::read_to_string(&path).map_err(io_error("read", &path))?;
-    json::parse(&text).map_err(|source| FolderError::Parse { path, source })
+    json::parse(&text).map_err(|error| FolderError::Parse { path, error })
 }

@@ -15,18 +15,18 @@ use serde::Serialize;
 use socklab_harness::capture::retransmitted_segments;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{
-    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, StreamTrace, Tally,
+    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, ScenarioInfo,
+    StreamTrace, Tally,
 };
 use socklab_harness::suite::value_text;
 
 use crate::charts;
+use crate::figures::{self, ChartFigure};
 use crate::sweep::{Table, sweep_tables};
+use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
-
-/// Most cases drawn in one latency chart.
-const MAX_LATENCY_LINES: usize = 10;
 
 /// The report as an HTML page.
 ///
@@ -64,14 +64,8 @@ struct Section<'a> {
     summary: &'a str,
     paragraphs: Vec<&'a str>,
     tables: Vec<Table>,
-    charts: Vec<Chart>,
+    charts: Vec<ChartFigure>,
     cases: Vec<CaseView<'a>>,
-}
-
-#[derive(Serialize)]
-struct Chart {
-    title: String,
-    svg: String,
 }
 
 #[derive(Serialize)]
@@ -94,24 +88,15 @@ struct CaseView<'a> {
 
 impl<'a> Page<'a> {
     fn new(report: &'a Report) -> Self {
-        let sections = report
-            .scenarios
-            .iter()
-            .filter_map(|(name, info)| {
-                let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
-                (!cases.is_empty()).then(|| Section {
-                    scenario: name,
-                    summary: &info.summary,
-                    paragraphs: info
-                        .explanation
-                        .split("\n\n")
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .collect(),
-                    tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
-                    charts: section_charts(&cases),
-                    cases: cases.iter().map(|c| CaseView::new(c)).collect(),
-                })
+        let sections = scenarios_in_run_order(report)
+            .into_iter()
+            .map(|ScenarioCases { name, info, cases }| Section {
+                scenario: name,
+                summary: &info.summary,
+                paragraphs: info.explanation.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect(),
+                tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
+                charts: section_charts(&cases, info),
+                cases: cases.iter().map(|c| CaseView::new(c)).collect(),
             })
             .collect();
         Page {
@@ -125,29 +110,11 @@ impl<'a> Page<'a> {
     }
 }
 
-fn section_charts(cases: &[&CaseResult]) -> Vec<Chart> {
-    let mut charts = Vec::new();
-    let latency: Vec<(String, _)> = cases
-        .iter()
-        .filter_map(|c| c.observations.latency.as_ref().map(|l| (short_label(c), l.summary)))
-        .collect();
-    // Past a handful of lines the legend hides the plot; the sweep table has every case.
-    let title = if latency.len() > MAX_LATENCY_LINES {
-        format!("Latency percentiles (first {MAX_LATENCY_LINES} of {} cases)", latency.len())
-    } else {
-        "Latency percentiles".to_string()
-    };
-    if let Some(svg) = charts::latency_chart(&latency[..latency.len().min(MAX_LATENCY_LINES)]) {
-        charts.push(Chart { title, svg });
-    }
-    charts.extend(charts::sweep_charts(cases).into_iter().map(|c| Chart { title: c.title, svg: c.svg }));
+/// The latency figures, then one figure per swept parameter.
+fn section_charts(cases: &[&CaseResult], info: &ScenarioInfo) -> Vec<ChartFigure> {
+    let mut charts = figures::latency_figures(cases);
+    charts.extend(figures::sweep_figures(cases, &info.param_units));
     charts
-}
-
-/// The parameters set for a case, or its id when none were.
-fn short_label(case: &CaseResult) -> String {
-    let params = params_text(case);
-    if params.is_empty() { case.id.clone() } else { params }
 }
 
 impl Row {
@@ -244,7 +211,8 @@ fn story(case: &CaseResult) -> Vec<String> {
 /// returned 4 reads; 2 reads held bytes of more than one message."
 fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
     let writes = plural(trace.writes.len(), "write");
-    let mut text = if trace.segments.is_empty() {
+    let mut text = excerpt_prefix(trace);
+    text += &if trace.segments.is_empty() {
         writes
     } else {
         let mut t = format!("{writes} left as {}", plural(trace.segments.len(), "segment"));
@@ -278,14 +246,6 @@ fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
 
 fn ms(ns: u64) -> String {
     format_number((ns as f64 / 1e4).round() / 100.0)
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-fn params_text(case: &CaseResult) -> String {
-    case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
 }
 
 fn metric_value(metric: &Metric) -> String {

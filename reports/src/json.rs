@@ -15,17 +15,26 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
 }
 
 /// Why a `report.json` could not be read back.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON, or not a report.
     #[error("not a socklab report: {0}")]
-    Invalid(#[from] serde_json::Error),
+    Invalid(serde_json::Error),
     /// Written by a socklab with another schema.
     #[error("report schema version {found}; this socklab reads version {SCHEMA_VERSION}")]
     Version {
         /// The version in the file.
         found: u64,
     },
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(error: serde_json::Error) -> Self {
+        ParseError::Invalid(error)
+    }
 }
 
 /// Reads a report back, checking the schema version first so an old or new file gets a

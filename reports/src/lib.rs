@@ -3,16 +3,19 @@
 //! Every renderer reads only [`socklab_harness::report::Report`]: `report.json` is the
 //! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
 //! ([`markdown`]), `index.html` a self-contained page with SVG charts and timelines
-//! ([`html`], [`charts`]), `junit.xml` one test case per check ([`junit`]). [`folder`] writes them
-//! all into a report folder atomically.
+//! ([`html`], [`charts`], [`figures`], [`panels`]), `junit.xml` one test case per check
+//! ([`junit`]). [`folder`] writes them all into a report folder atomically.
 
 pub mod charts;
+pub mod figures;
 pub mod folder;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod panels;
 pub mod sweep;
+mod view;
 
 use socklab_harness::report::Report;
 use thiserror::Error;
@@ -20,22 +23,37 @@ use thiserror::Error;
 pub use folder::{check_out, load_report, rerender_report, write_report, write_report_with};
 
 /// A renderer that failed.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum RenderError {
     /// The JSON model could not be written or read.
     #[error("report.json: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A template failed to render.
-    #[error("{file}: template error: {source}")]
+    #[error("{file}: template error: {error}")]
     Template {
         /// The output file being rendered.
         file: &'static str,
         /// What minijinja said.
-        source: minijinja::Error,
+        error: minijinja::Error,
     },
     /// The JUnit XML could not be serialised.
     #[error("junit.xml: {0}")]
-    Junit(#[from] quick_junit::SerializeError),
+    Junit(quick_junit::SerializeError),
+}
+
+impl From<serde_json::Error> for RenderError {
+    fn from(error: serde_json::Error) -> Self {
+        RenderError::Json(error)
+    }
+}
+
+impl From<quick_junit::SerializeError> for RenderError {
+    fn from(error: quick_junit::SerializeError) -> Self {
+        RenderError::Junit(error)
+    }
 }
 
 /// One rendered file of a report folder.
@@ -76,7 +94,7 @@ pub(crate) fn render_template<T: serde::Serialize>(
     template: &'static str,
     page: &T,
 ) -> Result<String, RenderError> {
-    let template_error = |source| RenderError::Template { file, source };
+    let template_error = |error| RenderError::Template { file, error };
     env.add_template(file, template).map_err(template_error)?;
     env.get_template(file).and_then(|t| t.render(minijinja::value::Serde(page))).map_err(template_error)
 }

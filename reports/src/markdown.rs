@@ -9,9 +9,9 @@ use minijinja::{Environment, syntax::SyntaxConfig};
 use serde::Serialize;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
-use socklab_harness::suite::value_text;
 
 use crate::sweep::{Table, sweep_tables};
+use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
 use crate::{RenderError, metric_text, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
@@ -21,7 +21,7 @@ const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 /// # Errors
 /// [`RenderError::Template`] if the template fails.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let template_error = |source| RenderError::Template { file: "report.md", source };
+    let template_error = |error| RenderError::Template { file: "report.md", error };
     let mut env = Environment::new();
     env.set_syntax(
         SyntaxConfig::builder()
@@ -75,6 +75,8 @@ struct CaseView<'a> {
     params: String,
     error: Option<&'a str>,
     story: Option<String>,
+    /// `the first 3 of 20 requests`, when the trace holds only those.
+    excerpt: Option<String>,
     metrics: Vec<MetricView<'a>>,
     checks: &'a [Check],
     writes: Vec<EventRow>,
@@ -98,19 +100,14 @@ struct EventRow {
 
 impl<'a> Page<'a> {
     fn new(report: &'a Report) -> Self {
-        let sections = report
-            .scenarios
-            .iter()
-            .filter_map(|(name, info)| {
-                let results: Vec<&CaseResult> = report.cases.iter().filter(|c| &c.scenario == name).collect();
-                let tables = info.table.as_ref().map(|spec| sweep_tables(&results, spec)).unwrap_or_default();
-                (!results.is_empty()).then_some(Section {
-                    scenario: name,
-                    summary: &info.summary,
-                    explanation: &info.explanation,
-                    tables,
-                    cases: results.into_iter().map(CaseView::new).collect(),
-                })
+        let sections = scenarios_in_run_order(report)
+            .into_iter()
+            .map(|ScenarioCases { name, info, cases }| Section {
+                scenario: name,
+                summary: &info.summary,
+                explanation: &info.explanation,
+                tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
+                cases: cases.into_iter().map(CaseView::new).collect(),
             })
             .collect();
         Page {
@@ -155,6 +152,7 @@ impl<'a> CaseView<'a> {
             params: params_text(case),
             error: case.error.as_deref(),
             story: stream.map(story),
+            excerpt: stream.and_then(|t| t.excerpt.as_ref()).map(|e| e.describe()),
             metrics: case
                 .metrics
                 .iter()
@@ -171,7 +169,8 @@ impl<'a> CaseView<'a> {
 fn story(trace: &StreamTrace) -> String {
     let map = &trace.boundary_map;
     let (writes, reads) = (trace.writes.len(), trace.reads.len());
-    let mut text = format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
+    let mut text = excerpt_prefix(trace);
+    text += &format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
     let sticky = map.sticky_targets();
     if sticky > 0 {
         text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));
@@ -214,14 +213,6 @@ fn read_rows(trace: &StreamTrace) -> Vec<EventRow> {
             holds: trace.boundary_map.describe(i, "msg"),
         })
         .collect()
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-fn params_text(case: &CaseResult) -> String {
-    case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
 }
 
 fn icon(status: CaseStatus) -> &'static str {

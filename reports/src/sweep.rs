@@ -39,7 +39,9 @@ pub struct TableRow {
 /// The tables of `cases` (all of one scenario) under `spec`. Only cases with more than one
 /// row or column value make a table worth showing; others return nothing.
 pub fn sweep_tables(cases: &[&CaseResult], spec: &SweepTable) -> Vec<Table> {
-    let mut tables: Vec<(String, Table, Vec<(String, String, &CaseResult)>)> = Vec::new();
+    // Per table: the other parameters' values, the table, and (row, column, case) entries.
+    type Entries<'a> = Vec<(String, String, &'a CaseResult)>;
+    let mut tables: Vec<(String, Table, Entries<'_>)> = Vec::new();
     for case in cases {
         let (Some(row), Some(column)) = (case.params.get(&spec.rows), case.params.get(&spec.columns)) else {
             continue;

@@ -10,7 +10,7 @@ use socklab_harness::metrics::LatencyRecorder;
 use socklab_harness::report::{
     CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Direction, IoEvent, LatencyObservation,
     Metric, Observations, Report, RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace,
-    SweepTable, Transport, Unit, WirePacket,
+    SweepTable, TraceExcerpt, Transport, Unit, WirePacket,
 };
 use socklab_reports::html;
 
@@ -48,7 +48,20 @@ fn report() -> Report {
     });
     let mut recorder = LatencyRecorder::new();
     (1..=100).for_each(|us| recorder.record_ns(us * 1_000));
-    let mut cases = vec![sticky];
+    let mut nagle = case(
+        "nagle-delayed-ack[round_trips=20]",
+        "nagle-delayed-ack",
+        &[("round_trips", Value::from(20))],
+        CaseStatus::Passed,
+    );
+    nagle.observations.stream = Some(StreamTrace {
+        writes: vec![event(1.0, "H0"), event(2.0, "body0"), event(40_000.0, "H1"), event(40_001.0, "body1")],
+        reads: vec![event(3.0, "H0body0"), event(40_003.0, "H1body1")],
+        boundary_map: BoundaryMap::compute(&[2, 5, 2, 5], &[7, 7]),
+        excerpt: TraceExcerpt::first(2, 20, "requests"),
+        ..StreamTrace::default()
+    });
+    let mut cases = vec![sticky, nagle];
     for (framing, size) in [("u32be", 16), ("u32be", 256), ("line", 16), ("line", 256)] {
         let mut c = case(
             &format!("framing-throughput[framing={framing},message_size={size}]"),
@@ -67,6 +80,7 @@ fn report() -> Report {
         summary: summary.into(),
         explanation: "What it shows: <glue>.\n\nWhy: streams.".into(),
         table,
+        param_units: BTreeMap::from([("message_size".to_string(), "bytes".to_string())]),
     };
     Report {
         schema_version: SCHEMA_VERSION,
@@ -83,6 +97,7 @@ fn report() -> Report {
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),
+            ("nagle-delayed-ack".to_string(), info("the write-write-read stall", None)),
             (
                 "framing-throughput".to_string(),
                 info(
@@ -103,10 +118,10 @@ fn report() -> Report {
 fn the_page_has_every_part_a_reader_needs() {
     let page = html::render(&report()).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") || page.starts_with("<!doctype html>"), "{}", &page[..40]);
-    assert!(page.contains("Some checks failed — 4 passed, 1 failed, 0 errors, 0 timed out"));
+    assert!(page.contains("Some checks failed — 5 passed, 1 failed, 0 errors, 0 timed out"));
     // One summary row and one article per case, each linked.
-    assert_eq!(page.matches("<article class=\"case").count(), 5);
-    assert_eq!(page.matches("<a href=\"#").count(), 5);
+    assert_eq!(page.matches("<article class=\"case").count(), 6);
+    assert_eq!(page.matches("<a href=\"#").count(), 6);
     // A section per scenario, with its explanation paragraphs, escaped.
     assert!(page.contains("id=\"scenario-tcp-coalescing\""));
     assert!(page.contains("id=\"scenario-framing-throughput\""));
@@ -116,10 +131,21 @@ fn the_page_has_every_part_a_reader_needs() {
     assert!(page.contains("<th>framing ↓ message_size →</th><th>16</th><th>256</th>"), "sweep table header");
     assert!(page.contains("<td>812.5 MiB&#x2f;s ❌</td>"), "a failed case is marked in its cell");
     // Charts and the timeline are inline SVG.
-    assert!(page.contains("<figcaption>Latency percentiles</figcaption><svg"));
+    assert!(page.contains("<figcaption>Latency by percentile (µs, log scale) — round trip</figcaption><svg"));
     assert!(page.matches("<svg").count() >= 3, "latency chart, sweep chart, timeline");
     assert!(page.contains("<div class=\"timeline\"><svg"));
     assert!(page.contains("3 writes"), "the story in plain words");
+}
+
+#[test]
+fn a_trace_of_the_first_requests_says_so_in_story_and_timeline() {
+    let report = report();
+    let page = html::render(&report).unwrap();
+    assert!(page.contains("<p>The first 2 of 20 requests: 4 writes; the reader made 2 reads;"), "story");
+    assert!(page.contains("Shown: the first 2 of 20 requests."), "timeline note");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    assert!(md.contains("The first 2 of 20 requests: 4 writes came back as 2 reads;"), "{md}");
+    assert!(md.contains("each read returned (first 2 of 20 requests):"), "{md}");
 }
 
 #[test]
@@ -173,4 +199,21 @@ fn a_retransmission_is_told_drawn_and_counted_and_a_capped_list_says_so() {
     assert!(page.contains("5 packets in all, 3 carrying data, 0 bare ACKs, 1 sent again"), "and counts it");
     assert!(page.contains("2 of them over the capture&#x27;s limits are counted but not listed"));
     assert!(page.contains("↻0 [7..17)"), "the timeline draws it");
+}
+
+#[test]
+fn sections_follow_the_run_order_not_the_alphabet() {
+    // tcp-coalescing ran first; the scenario map sorts framing-throughput first.
+    let report = report();
+    assert!(report.scenarios.keys().next().unwrap() == "framing-throughput");
+    let page = html::render(&report).unwrap();
+    let (tcp, framing) = (
+        page.find("id=\"scenario-tcp-coalescing\"").unwrap(),
+        page.find("id=\"scenario-framing-throughput\"").unwrap(),
+    );
+    assert!(tcp < framing, "index.html: sections in run order");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    let (tcp, framing) =
+        (md.find("\n## tcp-coalescing\n").unwrap(), md.find("\n## framing-throughput\n").unwrap());
+    assert!(tcp < framing, "report.md: sections in run order");
 }

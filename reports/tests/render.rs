@@ -75,7 +75,7 @@ fn sample() -> Report {
             ScenarioInfo {
                 summary: "sticky packets".into(),
                 explanation: "Why.\n\nFix.".into(),
-                table: None,
+                ..ScenarioInfo::default()
             },
         )]),
         cases: vec![classic, failed, broken],
@@ -173,6 +173,43 @@ fn an_empty_folder_is_filled() {
 fn loading_a_missing_report_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = load_report(dir.path()).unwrap_err();
-    assert!(err.to_string().starts_with("read "), "{err}");
+    assert!(err.to_string().starts_with("cannot read "), "{err}");
     assert!(err.to_string().contains("report.json"), "{err}");
+}
+
+/// The error and its sources joined by `: `, as the CLI prints them (anyhow's `{:#}`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text += &format!(": {c}");
+        cause = c.source();
+    }
+    text
+}
+
+#[test]
+fn folder_errors_show_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = load_report(&dir.path().join("nope")).unwrap_err();
+    assert_eq!(
+        chain(&missing),
+        format!(
+            "cannot read {}: No such file or directory (os error 2)",
+            dir.path().join("nope/report.json").display()
+        )
+    );
+    fs::write(dir.path().join("report.json"), "{").unwrap();
+    let invalid = load_report(dir.path()).unwrap_err();
+    let printed = chain(&invalid);
+    assert_eq!(printed, invalid.to_string(), "the message already holds the cause");
+    assert_eq!(printed.matches("EOF while parsing").count(), 1, "{printed}");
+    let json_error = serde_json::from_str::<Value>("[").unwrap_err();
+    let render = socklab_reports::RenderError::Json(json_error);
+    assert_eq!(chain(&render), render.to_string());
+    let template = socklab_reports::RenderError::Template {
+        file: "index.html",
+        error: minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "x is undefined"),
+    };
+    assert_eq!(chain(&template).matches("x is undefined").count(), 1, "{}", chain(&template));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
-use socklab_harness::framing::{FramingStrategy, HeaderWidth};
+use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::{
@@ -18,9 +18,32 @@ use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario, T
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
 
-/// Framing names this scenario accepts; `fixed` means records of exactly `message_size`.
-const FRAMINGS: &[&str] =
-    &["raw", "line", "cobs", "u32be", "u32le", "u16be", "varint", "json-header", "fixed", "stop-and-wait"];
+/// Framing names this scenario accepts: every name of [`FramingStrategy::NAMES`] (what
+/// `socklab serve --framing` takes; a test keeps the two in step), and `fixed` for records
+/// of exactly `message_size` bytes (`fixed:N` elsewhere).
+pub const FRAMINGS: &[&str] = &[
+    "raw",
+    "line",
+    "cobs",
+    "u8",
+    "i8",
+    "u16be",
+    "u16le",
+    "i16be",
+    "i16le",
+    "u32be",
+    "u32le",
+    "i32be",
+    "i32le",
+    "u64be",
+    "u64le",
+    "i64be",
+    "i64le",
+    "varint",
+    "json-header",
+    "stop-and-wait",
+    "fixed",
+];
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Parameters of `framing-throughput`.
@@ -277,10 +300,12 @@ server together.";
 
     fn validate(params: &Params) -> Result<(), String> {
         let (strategy, _, _) = params.parsed()?;
-        if let FramingStrategy::LengthPrefixed { width: HeaderWidth::U16, .. } = strategy {
-            if params.message_size > u64::from(u16::MAX) {
+        if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
+            // What the length field can hold (u8: 255, i16: 32767, ...).
+            let most = LengthPrefixedCodec::new(width, endian).signed(signed).effective_max_frame_len();
+            if params.message_size > most {
                 return Err(format!(
-                    "{} carries at most 65535 bytes per frame; message_size is {}",
+                    "{} carries at most {most} bytes per frame; message_size is {}",
                     params.framing, params.message_size
                 ));
             }

@@ -22,7 +22,8 @@ use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{
-    Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, Unit, WirePacket,
+    Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, TraceExcerpt,
+    Unit, WirePacket,
 };
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -209,6 +210,7 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
             ),
             writes: client.writes,
             reads,
+            excerpt: TraceExcerpt::first(TRACED_ROUND_TRIPS, params.round_trips as usize, "requests"),
             ..StreamTrace::default()
         };
         let Some(wire) = wire else {

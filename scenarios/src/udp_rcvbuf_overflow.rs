@@ -322,7 +322,7 @@ fn read_all(
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Err(e) => return Err(CaseError::Io { context: "receive a datagram".into(), source: e }),
+            Err(e) => return Err(CaseError::Io { context: "receive a datagram".into(), error: e }),
         }
     }
     Ok(Read { delivered: seen.len() as u64, marker_drops })

@@ -115,3 +115,41 @@ fn a_frame_too_large_for_the_header_is_refused_before_running() {
         "invalid parameters for `framing-throughput`: u16be carries at most 65535 bytes per frame; message_size is 65536"
     );
 }
+
+#[test]
+fn it_accepts_every_strategy_socklab_serve_knows() {
+    use socklab_harness::framing::FramingStrategy;
+    use socklab_scenarios::framing_throughput::FRAMINGS;
+    let mut expected: Vec<&str> = FramingStrategy::NAMES.to_vec();
+    expected.push("fixed"); // fixed:N, with N = message_size
+    assert_eq!(FRAMINGS, expected.as_slice());
+}
+
+#[test]
+fn every_strategy_of_the_parser_delivers_through_the_peers() {
+    use socklab_harness::framing::FramingStrategy;
+    let framings = format!("framing={},fixed", FramingStrategy::NAMES.join(","));
+    let cases = run(&[&framings, "mode=ping-pong,pipelined", "message_size=100", "duration_ms=50"]);
+    assert_eq!(cases.len(), 2 * (FramingStrategy::NAMES.len() + 1));
+    for case in &cases {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:?}", case.id, case.error, case.checks);
+        assert!(metric(case, "sent") > 0.0, "{}", case.id);
+    }
+}
+
+#[test]
+fn a_message_too_large_for_a_narrow_length_field_is_refused() {
+    let registry = registry();
+    for (framing, size, most) in [("u8", 256, 255), ("i8", 128, 127), ("i16le", 32768, 32767)] {
+        let mut suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();
+        let sets = [format!("framing={framing}"), format!("message_size={size}")];
+        suite.apply_sets(&sets, &registry).unwrap();
+        assert_eq!(
+            suite.expand(&registry).unwrap_err().to_string(),
+            format!(
+                "invalid parameters for `framing-throughput`: {framing} carries at most {most} bytes per frame; \
+                 message_size is {size}"
+            )
+        );
+    }
+}

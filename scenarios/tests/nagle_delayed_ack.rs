@@ -34,6 +34,18 @@ fn the_default_stalls_and_every_fix_does_not() {
 }
 
 #[test]
+fn the_trace_says_it_holds_only_the_first_requests() {
+    let cases = run(&["variant=nodelay", "round_trips=2,20"]);
+    let (few, many) =
+        (cases[0].observations.stream.as_ref().unwrap(), cases[1].observations.stream.as_ref().unwrap());
+    assert_eq!(few.excerpt, None, "2 requests are all traced");
+    assert_eq!(few.writes.len(), 4);
+    let excerpt = many.excerpt.as_ref().expect("20 requests, 3 traced");
+    assert_eq!(excerpt.describe(), "first 3 of 20 requests");
+    assert_eq!(many.writes.len(), 6, "header and body of each traced request");
+}
+
+#[test]
 fn the_capture_shows_the_gap_before_the_second_segment() {
     if !test_may_use(Capability::NetRaw, "the_capture_shows_the_gap_before_the_second_segment") {
         return;

@@ -96,6 +96,9 @@ impl CaptureConfig {
 }
 
 /// Why capture could not start.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum CaptureError {
     /// The process lacks `CAP_NET_RAW`.
@@ -109,14 +112,14 @@ pub enum CaptureError {
     #[error("the kernel lacks PACKET_IGNORE_OUTGOING (Linux 4.20+): {0}")]
     NoIgnoreOutgoing(io::Error),
     /// A socket call failed.
-    #[error("{action} on {interface}: {source}")]
+    #[error("{action} on {interface}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The interface.
         interface: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -227,10 +230,10 @@ impl Capture {
         let thread = std::thread::Builder::new()
             .name("socklab-capture".into())
             .spawn(move || read_frames(ring, &config, clock, &thread_stop))
-            .map_err(|source| CaptureError::Io {
+            .map_err(|error| CaptureError::Io {
                 action: "start capture thread",
                 interface: String::new(),
-                source,
+                error,
             })?;
         Ok(Capture { stop, thread: Some(thread) })
     }

@@ -81,7 +81,7 @@ impl Ring {
     pub fn open(interface: &str, ignore_outgoing: bool) -> Result<Ring, CaptureError> {
         let io = |action| {
             let interface = interface.to_string();
-            move |source| CaptureError::Io { action, interface, source }
+            move |error| CaptureError::Io { action, interface, error }
         };
         let index = interface_index(interface)?;
         // SAFETY: plain socket(2); the result is checked before it is wrapped.

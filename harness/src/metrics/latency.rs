@@ -47,14 +47,23 @@ pub struct LatencySummary {
 }
 
 /// A serialised histogram that could not be read back.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum HistogramError {
     /// Not base64.
     #[error("histogram is not valid base64: {0}")]
-    Base64(#[from] base64::DecodeError),
+    Base64(base64::DecodeError),
     /// Not an HdrHistogram V2 encoding.
     #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
     Decode(String),
+}
+
+impl From<base64::DecodeError> for HistogramError {
+    fn from(error: base64::DecodeError) -> Self {
+        HistogramError::Base64(error)
+    }
 }
 
 impl Default for LatencyRecorder {

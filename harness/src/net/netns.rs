@@ -26,18 +26,21 @@ pub struct PrivateNetns {
 }
 
 /// Why a namespace could not be made or used.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum NetnsError {
     /// The process lacks `CAP_NET_ADMIN`.
     #[error("private network namespace unavailable: {0}")]
     NotPermitted(String),
     /// `unshare` or bringing `lo` up failed.
-    #[error("private network namespace: {context}: {source}")]
+    #[error("private network namespace: {context}: {error}")]
     Setup {
         /// The step that failed.
         context: &'static str,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The namespace thread ended (a job panicked).
     #[error("private network namespace thread ended unexpectedly")]
@@ -69,7 +72,7 @@ impl PrivateNetns {
                     }
                 }
             })
-            .map_err(|source| NetnsError::Setup { context: "spawn the namespace thread", source })?;
+            .map_err(|error| NetnsError::Setup { context: "spawn the namespace thread", error })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(PrivateNetns { jobs: Some(jobs), thread: Some(thread) }),
             Ok(Err(e)) => {
@@ -111,10 +114,10 @@ fn enter_new_netns() -> Result<(), NetnsError> {
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(NetnsError::Setup {
             context: "unshare(CLONE_NEWNET)",
-            source: io::Error::last_os_error(),
+            error: io::Error::last_os_error(),
         });
     }
-    set_loopback_up().map_err(|source| NetnsError::Setup { context: "bring lo up", source })
+    set_loopback_up().map_err(|error| NetnsError::Setup { context: "bring lo up", error })
 }
 
 /// `SIOCGIFFLAGS`/`SIOCSIFFLAGS` on `lo` through a socket of the current namespace.

@@ -48,15 +48,18 @@ impl UdpCounters {
 }
 
 /// Why the counters could not be read.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum SnmpError {
     /// The file could not be read.
-    #[error("read {path}: {source}")]
+    #[error("read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The text is not in the expected layout.
     #[error("{path}: {problem}")]
@@ -81,8 +84,8 @@ pub fn read_udp_counters() -> Result<UdpCounters, SnmpError> {
 /// # Errors
 /// [`SnmpError`] naming the file.
 pub fn read_udp_counters_from(path: &Path) -> Result<UdpCounters, SnmpError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SnmpError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|error| SnmpError::Read { path: path.to_path_buf(), error })?;
     parse_udp(&text).map_err(|problem| SnmpError::Format { path: path.to_path_buf(), problem })
 }
 

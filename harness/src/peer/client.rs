@@ -108,7 +108,7 @@ pub struct WorkloadResult {
 /// [`PeerError`] when connecting fails, the server goes silent for `reply_timeout`,
 /// closes while replies are due, or sends a frame the codec refuses.
 pub async fn run_workload(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
-    let stream = TcpStream::connect(addr).await.map_err(|source| PeerError::Connect { addr, source })?;
+    let stream = TcpStream::connect(addr).await.map_err(|error| PeerError::Connect { addr, error })?;
     stream.set_nodelay(workload.nodelay)?;
     let replies = workload.server != Behaviour::Sink;
     if workload.mode == Mode::Bulk && replies {

@@ -27,23 +27,26 @@ pub use socklab_framing::MessageCodec;
 use crate::framing::FramingError;
 
 /// What can go wrong between peers.
+///
+/// Messages include their cause, so `source()` is `None`: a chain printer such as
+/// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum PeerError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why (e.g. address in use).
-        source: io::Error,
+        error: io::Error,
     },
     /// Connecting to a server failed.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// The server.
         addr: SocketAddr,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// A frame could not be decoded or encoded.
     #[error(transparent)]
@@ -92,5 +95,11 @@ pub enum PeerError {
     Unsupported(String),
     /// Any other socket error.
     #[error("socket error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for PeerError {
+    fn from(error: io::Error) -> Self {
+        PeerError::Io(error)
+    }
 }

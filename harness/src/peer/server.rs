@@ -351,7 +351,7 @@ impl Server {
     pub fn start(config: ServerConfig) -> Result<Server, PeerError> {
         config.validate()?;
         let listen = config.listen;
-        let bind_error = |source| PeerError::Bind { addr: listen, source };
+        let bind_error = |error| PeerError::Bind { addr: listen, error };
         let stats = Arc::new(ServerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let config = Arc::new(config);
