@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Metric;
+use crate::metric::Metric;
 
 /// One verdict about a case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +183,7 @@ pub fn format_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Unit;
+    use crate::metric::Unit;
 
     fn metrics() -> Vec<Metric> {
         vec![Metric { name: "split_messages".into(), value: 3.0, unit: Unit::Count, key: true }]

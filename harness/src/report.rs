@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::boundary::BoundaryMap;
 use crate::check::Check;
+pub use crate::metric::{Metric, MetricSpec, Unit};
 use crate::metrics::{LatencySummary, ThroughputSummary};
 pub use crate::target::TargetRecord;
 
@@ -200,80 +201,6 @@ impl CaseResult {
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
     }
-}
-
-/// A measured value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    /// Name, `snake_case`, unique within a case.
-    pub name: String,
-    /// The value, in `unit`.
-    pub value: f64,
-    /// The unit.
-    pub unit: Unit,
-    /// True for the few metrics that summarise a case in tables.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub key: bool,
-}
-
-/// Units of metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    /// A number of things (reads, messages).
-    Count,
-    /// Bytes.
-    Bytes,
-    /// Microseconds.
-    #[serde(rename = "us")]
-    Micros,
-    /// Milliseconds.
-    #[serde(rename = "ms")]
-    Millis,
-    /// Seconds.
-    #[serde(rename = "s")]
-    Seconds,
-    /// Bytes per second.
-    #[serde(rename = "bytes/s")]
-    BytesPerSec,
-    /// Messages (or other events) per second.
-    #[serde(rename = "1/s")]
-    PerSec,
-    /// Mebibytes (2^20 bytes) per second.
-    #[serde(rename = "MiB/s")]
-    MibPerSec,
-    /// Percent (of a value the metric's doc names).
-    #[serde(rename = "%")]
-    Percent,
-}
-
-impl Unit {
-    /// The unit as written after a number; empty for counts.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Unit::Count => "",
-            Unit::Bytes => "B",
-            Unit::Micros => "µs",
-            Unit::Millis => "ms",
-            Unit::Seconds => "s",
-            Unit::BytesPerSec => "B/s",
-            Unit::PerSec => "/s",
-            Unit::MibPerSec => "MiB/s",
-            Unit::Percent => "%",
-        }
-    }
-}
-
-/// Declared metric of a scenario, shown by `socklab list` and checked against suite
-/// thresholds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct MetricSpec {
-    /// Name, as in [`Metric::name`].
-    pub name: &'static str,
-    /// Unit of its value.
-    pub unit: Unit,
-    /// What it counts or measures, in one line.
-    pub doc: &'static str,
 }
 
 /// What happened during a case, event by event. Each kind of observation is optional, so

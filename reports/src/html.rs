@@ -12,18 +12,15 @@
 
 use minijinja::Environment;
 use serde::Serialize;
-use socklab_harness::capture::retransmitted_segments;
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{
-    CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Metric, Report, RunInfo, ScenarioInfo,
-    StreamTrace, Tally,
+    CaptureObservation, CaseResult, CaseStatus, Report, RunInfo, ScenarioInfo, Tally,
 };
-use socklab_harness::suite::value_text;
 
 use crate::charts;
 use crate::figures::{self, ChartFigure};
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
+use crate::view::{ScenarioCases, case_story, metric_text, params_text, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
@@ -130,7 +127,7 @@ impl Row {
                 .metrics
                 .iter()
                 .filter(|m| m.key)
-                .map(|m| format!("{} {}", m.name, metric_value(m)))
+                .map(|m| format!("{} {}", m.name, metric_text(m)))
                 .collect::<Vec<_>>()
                 .join(", "),
             checks: match &case.error {
@@ -154,105 +151,13 @@ impl<'a> CaseView<'a> {
             duration_ms: format_number((case.duration_ms * 10.0).round() / 10.0),
             params: params_text(case),
             error: case.error.as_deref(),
-            story: story(case),
+            story: case_story(case),
             checks: &case.checks,
-            metrics: case.metrics.iter().map(|m| (m.name.clone(), metric_value(m))).collect(),
+            metrics: case.metrics.iter().map(|m| (m.name.clone(), metric_text(m))).collect(),
             capture: capture.map(CaptureObservation::line),
             pcap: capture.and_then(|c| c.pcap.as_deref()),
             timeline: case.observations.stream.as_ref().and_then(|t| charts::timeline(t, &segments_note)),
         }
-    }
-}
-
-/// The case in plain words, from its data.
-fn story(case: &CaseResult) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(trace) = &case.observations.stream {
-        lines.push(stream_story(case, trace));
-    }
-    if let Some(latency) = &case.observations.latency {
-        let s = &latency.summary;
-        lines.push(format!(
-            "Median round trip {} ms, p99 {} ms, slowest {} ms over {} ({}).",
-            ms(s.p50_ns),
-            ms(s.p99_ns),
-            ms(s.max_ns),
-            plural(s.count as usize, "sample"),
-            latency.of
-        ));
-    }
-    if let Some(capture) = &case.observations.capture
-        && capture.status == CaptureStatus::Captured
-    {
-        let data = capture.packets.iter().filter(|p| p.len > 0).count();
-        let acks = capture.packets.iter().filter(|p| p.len == 0 && p.flags == ".").count();
-        let mut line = format!(
-            "On the wire: {} in all, {} carrying data, {} bare ACKs",
-            plural(capture.packets.len() + capture.packets_left_out as usize, "packet"),
-            data,
-            acks
-        );
-        let again = retransmitted_segments(&capture.packets);
-        if again > 0 {
-            line += &format!(", {again} sent again (retransmissions or tail-loss probes)");
-        }
-        if capture.packets_left_out > 0 {
-            line += &format!(
-                "; {} of them over the capture's limits are counted but not listed",
-                capture.packets_left_out
-            );
-        }
-        lines.push(line + ".");
-    }
-    lines
-}
-
-/// "3 writes left as 2 segments (1 carried bytes of more than one write); recv(5)
-/// returned 4 reads; 2 reads held bytes of more than one message."
-fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
-    let writes = plural(trace.writes.len(), "write");
-    let mut text = excerpt_prefix(trace);
-    text += &if trace.segments.is_empty() {
-        writes
-    } else {
-        let mut t = format!("{writes} left as {}", plural(trace.segments.len(), "segment"));
-        let merged = trace.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
-        if merged > 0 {
-            t += &format!(" ({merged} carried bytes of more than one write)");
-        }
-        if !trace.retransmissions.is_empty() {
-            t += &format!(", and {} sent again", plural(trace.retransmissions.len(), "segment"));
-        }
-        t
-    };
-    let reads = plural(trace.reads.len(), "read");
-    match case.params.get("read_size") {
-        Some(size) => text += &format!("; recv({}) returned {reads}", value_text(size)),
-        None => text += &format!("; the reader made {reads}"),
-    }
-    let sticky = trace.boundary_map.sticky_targets();
-    if sticky > 0 {
-        text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));
-    }
-    let split = trace.boundary_map.split_sources();
-    if split > 0 {
-        text += &format!("; {} arrived in pieces", plural(split, "message"));
-    }
-    if sticky == 0 && split == 0 {
-        text += "; every read held exactly one whole message";
-    }
-    text + "."
-}
-
-fn ms(ns: u64) -> String {
-    format_number((ns as f64 / 1e4).round() / 100.0)
-}
-
-fn metric_value(metric: &Metric) -> String {
-    let value = format_number((metric.value * 1000.0).round() / 1000.0);
-    match metric.unit.suffix() {
-        "" => value,
-        suffix => format!("{value} {suffix}"),
     }
 }
 

@@ -77,15 +77,6 @@ pub fn render_all(report: &Report) -> Result<Vec<RenderedFile>, RenderError> {
     ])
 }
 
-/// A metric as tables show it: `4`, `12.5 ms`, `830.2 MiB/s`.
-pub(crate) fn metric_text(metric: &socklab_harness::report::Metric) -> String {
-    let value = socklab_harness::check::format_number(metric.value);
-    match metric.unit.suffix() {
-        "" => value,
-        suffix => format!("{value} {suffix}"),
-    }
-}
-
 /// Renders `page` through `template` as output file `file`, in `env` (which holds the
 /// syntax and filters the template needs).
 pub(crate) fn render_template<T: serde::Serialize>(

@@ -11,8 +11,8 @@ use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, excerpt_prefix, params_text, plural, scenarios_in_run_order};
-use crate::{RenderError, metric_text, render_template};
+use crate::view::{ScenarioCases, case_story, metric_text, params_text, scenarios_in_run_order};
+use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 
@@ -33,6 +33,13 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
     );
     env.add_filter("cell", cell);
     env.add_filter("code", code);
+    // Every value from the report is escaped, so text a peer or a server wrote (an error,
+    // a case id, an output tail) cannot become HTML, a link or an image in a PR comment.
+    env.set_formatter(|out, _state, value| {
+        let text = if value.is_safe() { value.to_string() } else { escape_text(&value.to_string()) };
+        out.write_str(&text)
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "report.md"))
+    });
     render_template(env, "report.md", TEMPLATE, &Page::new(report))
 }
 
@@ -151,7 +158,7 @@ impl<'a> CaseView<'a> {
             duration_ms: format_number(case.duration_ms),
             params: params_text(case),
             error: case.error.as_deref(),
-            story: stream.map(story),
+            story: Some(case_story(case).join(" ")).filter(|s| !s.is_empty()),
             excerpt: stream.and_then(|t| t.excerpt.as_ref()).map(|e| e.describe()),
             metrics: case
                 .metrics
@@ -163,26 +170,6 @@ impl<'a> CaseView<'a> {
             reads: stream.map(read_rows).unwrap_or_default(),
         }
     }
-}
-
-/// The stream case in one sentence: "3 writes came back as 4 reads; ...".
-fn story(trace: &StreamTrace) -> String {
-    let map = &trace.boundary_map;
-    let (writes, reads) = (trace.writes.len(), trace.reads.len());
-    let mut text = excerpt_prefix(trace);
-    text += &format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
-    let sticky = map.sticky_targets();
-    if sticky > 0 {
-        text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));
-    }
-    let split = map.split_sources();
-    if split > 0 {
-        text += &format!("; {} arrived in pieces", plural(split, "message"));
-    }
-    if sticky == 0 && split == 0 {
-        text += "; every read held exactly one whole message";
-    }
-    text + "."
 }
 
 fn write_rows(trace: &StreamTrace) -> Vec<EventRow> {
@@ -223,20 +210,53 @@ fn icon(status: CaseStatus) -> &'static str {
     }
 }
 
-/// Makes text safe inside a Markdown table cell.
-fn cell(text: String) -> String {
+/// Text from the report as Markdown shows it literally: HTML's `<`, `>`, `&` as entities
+/// (no tags, no autolinks), backticks escaped (no code spans), and the sequences that make
+/// a link or an image (`](`, `![`, `]:`) broken with a backslash. Brackets alone stay as
+/// they are, so `msg0[0..5]` reads the same in the file and on the page.
+fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('<', _) => out.push_str("&lt;"),
+            ('>', _) => out.push_str("&gt;"),
+            ('&', _) => out.push_str("&amp;"),
+            ('`', _) => out.push_str("\\`"),
+            ('!', Some('[')) => out.push_str("\\!"),
+            (']', Some('(' | ':')) => out.push_str("]\\"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Report text for a Markdown table cell: escaped ([`escape_text`]), pipes escaped and
+/// lines joined so the table keeps its columns; marked safe so it is not escaped again.
+fn cell(text: String) -> minijinja::Value {
+    minijinja::Value::from_safe_string(in_one_cell(&escape_text(&text)))
+}
+
+/// Escapes the table's column separator and joins lines.
+fn in_one_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 /// Wraps text in a code span whose fence is longer than any run of backticks inside it.
-fn code(text: String) -> String {
+/// Markdown shows a code span's content literally (no HTML, no links), so it is marked
+/// safe and not escaped again.
+fn code(text: String) -> minijinja::Value {
+    minijinja::Value::from_safe_string(code_span(&text))
+}
+
+fn code_span(text: &str) -> String {
     if text.is_empty() {
         return "(empty)".to_string();
     }
     let longest_run = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
-    cell(format!("{fence}{pad}{text}{pad}{fence}"))
+    in_one_cell(&format!("{fence}{pad}{text}{pad}{fence}"))
 }
 
 #[cfg(test)]
@@ -245,10 +265,20 @@ mod tests {
 
     #[test]
     fn code_spans_survive_backticks_and_pipes() {
-        assert_eq!(code("12345".into()), "`12345`");
-        assert_eq!(code("a`b".into()), "``a`b``");
-        assert_eq!(code("`x".into()), "`` `x ``");
-        assert_eq!(code("a|b".into()), "`a\\|b`");
-        assert_eq!(code(String::new()), "(empty)");
+        assert_eq!(code_span("12345"), "`12345`");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`x"), "`` `x ``");
+        assert_eq!(code_span("a|b"), "`a\\|b`");
+        assert_eq!(code_span(""), "(empty)");
+    }
+
+    #[test]
+    fn text_cannot_become_html_links_or_images() {
+        assert_eq!(escape_text("<img src=x onerror=alert(1)>"), "&lt;img src=x onerror=alert(1)&gt;");
+        assert_eq!(escape_text("![t](http://x/t.png) [a](b)"), "\\![t]\\(http://x/t.png) [a]\\(b)");
+        assert_eq!(escape_text("[r]: http://x"), "[r]\\: http://x");
+        assert_eq!(escape_text("msg0[0..5] + msg1[0..3]"), "msg0[0..5] + msg1[0..3]");
+        assert_eq!(escape_text("p50 < 5 ms & more"), "p50 &lt; 5 ms &amp; more");
+        assert_eq!(cell("a|<b>\nc".into()).to_string(), "a\\|&lt;b&gt; c", "escaped once, pipes kept apart");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use socklab_harness::report::{CaseResult, CaseStatus, SweepTable};
 use socklab_harness::suite::value_text;
 
-use crate::metric_text;
+use crate::view::metric_text;
 
 /// One table of a sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -99,7 +99,10 @@ fn markdown_has_the_summary_table_and_the_boundary_map() {
         "{md}"
     );
     assert!(md.contains("| 1 | 50.002 | 5 | `67abc` | msg0[5..7] + msg1[0..3] |"), "{md}");
-    assert!(md.contains("3 writes came back as 4 reads; 2 reads held bytes of more than one message; 3 messages arrived in pieces."));
+    assert!(
+        md.contains("3 writes; recv(5) returned 4 reads; 2 reads held bytes of more than one message; 3 messages arrived in pieces."),
+        "{md}"
+    );
     assert!(md.contains("❌ fail — threshold does not hold"));
     assert!(md.contains("> **TIMEOUT**: timed out after 1 s"));
     assert!(md.ends_with('\n'));
@@ -212,4 +215,19 @@ fn folder_errors_show_each_cause_once() {
         error: minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "x is undefined"),
     };
     assert_eq!(chain(&template).matches("x is undefined").count(), 1, "{}", chain(&template));
+}
+
+/// report.md goes into pull-request comments: text a peer or server wrote must not turn
+/// into HTML, an image or a link there. (It was copied in unescaped, while index.html
+/// escaped it.)
+#[test]
+fn markdown_escapes_what_peers_wrote() {
+    let mut report = sample();
+    report.cases[2].error =
+        Some("<img src=x onerror=alert(1)> ![t](http://tracker/t.png) [r]: http://x".into());
+    report.cases[0].checks[0].explanation = "<script>alert(1)</script>".into();
+    let md = markdown::render(&report).unwrap();
+    assert!(!md.contains("<img") && !md.contains("<script"), "{md}");
+    assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "{md}");
+    assert!(!md.contains("![t](") && !md.contains("[r]:"), "{md}");
 }
