@@ -27,6 +27,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::check::Check;
+use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
 use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
@@ -215,6 +216,12 @@ pub enum CaseError {
     /// Parameters that passed validation could not be read as the scenario's type.
     #[error(transparent)]
     Params(#[from] ParamError),
+    /// A private network namespace could not be made or used.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// Kernel counters (`/proc/net/snmp`) could not be read.
+    #[error(transparent)]
+    Counters(#[from] SnmpError),
     /// A task or thread of the case panicked or was cancelled.
     #[error("{task} {what}")]
     Task {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
 use socklab_harness::metrics::CpuTime;
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::{
     Behaviour, Flavour, Mode, Server, ServerConfig, Workload, WorkloadResult, run_workload,
 };
@@ -314,7 +314,9 @@ server together.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let (framing, mode, flavour) = params.parsed().map_err(CaseError::Protocol)?;
+        let (framing, mode, flavour) = params
+            .parsed()
+            .map_err(|reason| ParamError::Invalid { scenario: Self::NAME.to_string(), reason })?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
         // The reference server, unless the case runs against a target (which must echo).
         let server = match &ctx.target {

@@ -211,9 +211,7 @@ fn run_somewhere(params: &Params) -> Result<Measured, CaseError> {
         NetnsMode::Auto => match PrivateNetns::new() {
             Ok(netns) => {
                 let p = params.clone();
-                return netns
-                    .run(move || experiment(&p, Scope::Private))
-                    .map_err(|e| CaseError::Protocol(e.to_string()))?;
+                return netns.run(move || experiment(&p, Scope::Private)).map_err(CaseError::from)?;
             }
             Err(e) => e.to_string(),
         },
@@ -231,7 +229,7 @@ fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
     receiver.set_read_timeout(Some(RECV_TIMEOUT)).context("set a receive timeout")?;
     let sender = UdpSocket::bind("127.0.0.1:0").context("bind the sender to 127.0.0.1:0")?;
     sender.connect(addr).context(format!("connect the sender to {addr}"))?;
-    let snmp_before = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?;
+    let snmp_before = read_udp_counters()?;
 
     let burst_done = Arc::new(AtomicBool::new(false));
     let (drained_tx, drained_rx) = mpsc::channel();
@@ -269,8 +267,10 @@ fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
             }
         }
     }
-    let read = reader.join().map_err(|_| CaseError::Protocol("the reader thread panicked".into()))??;
-    let snmp = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?.since(&snmp_before);
+    let read = reader
+        .join()
+        .map_err(|_| CaseError::Task { task: "the reader thread", what: "panicked".into() })??;
+    let snmp = read_udp_counters()?.since(&snmp_before);
     let ovfl = read.marker_drops.ok_or_else(|| {
         CaseError::Protocol("the marker datagram never arrived, so SO_RXQ_OVFL could not be read".into())
     })?;
