@@ -66,6 +66,19 @@ impl Unit {
     }
 }
 
+/// Which way a metric gets better, for `socklab compare`: throughput up, latency and
+/// drops down; counts that describe what happened (reads, segments) neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// More is better (throughput, messages per second).
+    Higher,
+    /// Less is better (latency, CPU, drops, errors).
+    Lower,
+    /// Neither: a change is reported, never judged.
+    Neither,
+}
+
 /// Declared metric of a scenario, shown by `socklab list` and checked against suite
 /// thresholds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -74,6 +87,8 @@ pub struct MetricSpec {
     pub name: &'static str,
     /// Unit of its value.
     pub unit: Unit,
+    /// Which way is better, for comparisons between runs.
+    pub better: Better,
     /// What it counts or measures, in one line.
     pub doc: &'static str,
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{CaseStatus, MetricSpec, Unit};
 use socklab_harness::runner::{Silent, run_cases};
@@ -43,7 +44,8 @@ impl Scenario for Probe {
             doc: "",
         },
     ];
-    const METRICS: &'static [MetricSpec] = &[MetricSpec { name: "size", unit: Unit::Bytes, doc: "" }];
+    const METRICS: &'static [MetricSpec] =
+        &[MetricSpec { name: "size", unit: Unit::Bytes, better: Better::Neither, doc: "" }];
 
     fn validate(params: &ProbeParams) -> Result<(), String> {
         if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
+use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::{
@@ -144,74 +145,155 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "throughput_mib_s", unit: Unit::MibPerSec, doc: "payload delivered per second" },
-    MetricSpec { name: "messages_per_s", unit: Unit::PerSec, doc: "messages delivered per second" },
-    MetricSpec { name: "sent", unit: Unit::Count, doc: "messages the client sent" },
-    MetricSpec { name: "delivered", unit: Unit::Count, doc: "messages whose bytes all arrived" },
-    MetricSpec { name: "corrupted", unit: Unit::Count, doc: "received frames that failed verification" },
-    MetricSpec { name: "out_of_order", unit: Unit::Count, doc: "intact frames out of sequence" },
+    MetricSpec {
+        name: "throughput_mib_s",
+        unit: Unit::MibPerSec,
+        better: Better::Higher,
+        doc: "payload delivered per second",
+    },
+    MetricSpec {
+        name: "messages_per_s",
+        unit: Unit::PerSec,
+        better: Better::Higher,
+        doc: "messages delivered per second",
+    },
+    MetricSpec { name: "sent", unit: Unit::Count, better: Better::Neither, doc: "messages the client sent" },
+    MetricSpec {
+        name: "delivered",
+        unit: Unit::Count,
+        better: Better::Higher,
+        doc: "messages whose bytes all arrived",
+    },
+    MetricSpec {
+        name: "corrupted",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "received frames that failed verification",
+    },
+    MetricSpec {
+        name: "out_of_order",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "intact frames out of sequence",
+    },
     MetricSpec {
         name: "throughput_ci95",
         unit: Unit::Percent,
+        better: Better::Lower,
         doc: "± half width of the 95% interval of the mean throughput, from the case's ~10 intervals (absent under 3)",
     },
     MetricSpec {
         name: "rtt_p50",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "ping-pong: median round trip, one message outstanding",
     },
-    MetricSpec { name: "rtt_p90", unit: Unit::Micros, doc: "ping-pong: 90th percentile round trip" },
-    MetricSpec { name: "rtt_p99", unit: Unit::Micros, doc: "ping-pong: 99th percentile round trip" },
-    MetricSpec { name: "rtt_p999", unit: Unit::Micros, doc: "ping-pong: 99.9th percentile round trip" },
-    MetricSpec { name: "rtt_max", unit: Unit::Micros, doc: "ping-pong: slowest round trip" },
+    MetricSpec {
+        name: "rtt_p90",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "ping-pong: 90th percentile round trip",
+    },
+    MetricSpec {
+        name: "rtt_p99",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "ping-pong: 99th percentile round trip",
+    },
+    MetricSpec {
+        name: "rtt_p999",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "ping-pong: 99.9th percentile round trip",
+    },
+    MetricSpec {
+        name: "rtt_max",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "ping-pong: slowest round trip",
+    },
     MetricSpec {
         name: "reply_p50",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "pipelined: median time from a message's write to its reply with `window` outstanding (round trip + queueing)",
     },
     MetricSpec {
         name: "reply_p90",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "pipelined: 90th percentile write-to-reply time",
     },
     MetricSpec {
         name: "reply_p99",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "pipelined: 99th percentile write-to-reply time",
     },
     MetricSpec {
         name: "reply_p999",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "pipelined: 99.9th percentile write-to-reply time",
     },
-    MetricSpec { name: "reply_max", unit: Unit::Micros, doc: "pipelined: slowest write-to-reply time" },
+    MetricSpec {
+        name: "reply_max",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "pipelined: slowest write-to-reply time",
+    },
     MetricSpec {
         name: "response_p50",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "open-loop: median time from a message's intended send time to its reply (coordinated omission corrected)",
     },
-    MetricSpec { name: "response_p90", unit: Unit::Micros, doc: "open-loop: 90th percentile response time" },
-    MetricSpec { name: "response_p99", unit: Unit::Micros, doc: "open-loop: 99th percentile response time" },
+    MetricSpec {
+        name: "response_p90",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "open-loop: 90th percentile response time",
+    },
+    MetricSpec {
+        name: "response_p99",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "open-loop: 99th percentile response time",
+    },
     MetricSpec {
         name: "response_p999",
         unit: Unit::Micros,
+        better: Better::Lower,
         doc: "open-loop: 99.9th percentile response time",
     },
-    MetricSpec { name: "response_max", unit: Unit::Micros, doc: "open-loop: slowest response time" },
-    MetricSpec { name: "achieved_rate", unit: Unit::PerSec, doc: "messages sent per second of sending" },
+    MetricSpec {
+        name: "response_max",
+        unit: Unit::Micros,
+        better: Better::Lower,
+        doc: "open-loop: slowest response time",
+    },
+    MetricSpec {
+        name: "achieved_rate",
+        unit: Unit::PerSec,
+        better: Better::Higher,
+        doc: "messages sent per second of sending",
+    },
     MetricSpec {
         name: "cpu_user_ms",
         unit: Unit::Millis,
+        better: Better::Lower,
         doc: "user CPU time of the whole socklab process during the workload: this case's client and server (earlier cases' work is stopped first)",
     },
     MetricSpec {
         name: "target_cpu_ms",
         unit: Unit::Millis,
+        better: Better::Lower,
         doc: "CPU time (user + system) of a --target-cmd server's processes during the workload; absent otherwise",
     },
     MetricSpec {
         name: "cpu_sys_ms",
         unit: Unit::Millis,
+        better: Better::Lower,
         doc: "system CPU time of the whole socklab process during the workload, as cpu_user_ms",
     },
 ];

@@ -18,6 +18,7 @@ use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
 use socklab_harness::check::{Check, format_number};
+use socklab_harness::metric::Better;
 use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -113,29 +114,53 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "round_trips", unit: Unit::Count, doc: "measured round trips" },
-    MetricSpec { name: "rtt_p50", unit: Unit::Millis, doc: "median round trip, first write to reply read" },
-    MetricSpec { name: "rtt_p90", unit: Unit::Millis, doc: "90th percentile round trip" },
-    MetricSpec { name: "rtt_p99", unit: Unit::Millis, doc: "99th percentile round trip" },
-    MetricSpec { name: "rtt_max", unit: Unit::Millis, doc: "slowest round trip" },
+    MetricSpec {
+        name: "round_trips",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "measured round trips",
+    },
+    MetricSpec {
+        name: "rtt_p50",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "median round trip, first write to reply read",
+    },
+    MetricSpec {
+        name: "rtt_p90",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "90th percentile round trip",
+    },
+    MetricSpec {
+        name: "rtt_p99",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "99th percentile round trip",
+    },
+    MetricSpec { name: "rtt_max", unit: Unit::Millis, better: Better::Lower, doc: "slowest round trip" },
     MetricSpec {
         name: "second_segment_gap_p50",
         unit: Unit::Millis,
+        better: Better::Lower,
         doc: "median time on the wire between a request's first segment and the segment with its last byte (0 when one segment carried it); from the capture",
     },
     MetricSpec {
         name: "stalled_requests",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "requests whose last segment left 20 ms or more after the first; from the capture",
     },
     MetricSpec {
         name: "segments_per_request",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "data segments per request (2 = header and body apart, 1 = together); from the capture",
     },
     MetricSpec {
         name: "retransmitted_segments",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
     },
 ];

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{recv_buffer, rmem_max, send_buffer, set_recv_buffer, set_send_buffer, wmem_max};
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -83,22 +84,78 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "throughput", unit: Unit::BytesPerSec, doc: "bytes delivered per second of transfer" },
-    MetricSpec { name: "throughput_mib_s", unit: Unit::MibPerSec, doc: "the same in MiB/s" },
-    MetricSpec { name: "reads", unit: Unit::Count, doc: "read() calls that returned data" },
-    MetricSpec { name: "reads_per_mib", unit: Unit::Count, doc: "read() calls per MiB delivered (syscalls)" },
-    MetricSpec { name: "bytes_per_read_mean", unit: Unit::Bytes, doc: "mean bytes a read returned" },
-    MetricSpec { name: "bytes_per_read_max", unit: Unit::Bytes, doc: "most bytes one read returned" },
+    MetricSpec {
+        name: "throughput",
+        unit: Unit::BytesPerSec,
+        better: Better::Higher,
+        doc: "bytes delivered per second of transfer",
+    },
+    MetricSpec {
+        name: "throughput_mib_s",
+        unit: Unit::MibPerSec,
+        better: Better::Higher,
+        doc: "the same in MiB/s",
+    },
+    MetricSpec {
+        name: "reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "read() calls that returned data",
+    },
+    MetricSpec {
+        name: "reads_per_mib",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "read() calls per MiB delivered (syscalls)",
+    },
+    MetricSpec {
+        name: "bytes_per_read_mean",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "mean bytes a read returned",
+    },
+    MetricSpec {
+        name: "bytes_per_read_max",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "most bytes one read returned",
+    },
     MetricSpec {
         name: "cpu_s_per_gib",
         unit: Unit::Seconds,
+        better: Better::Lower,
         doc: "process CPU time (user + system, both ends) per GiB transferred",
     },
-    MetricSpec { name: "duration", unit: Unit::Millis, doc: "from connect to the last byte read" },
-    MetricSpec { name: "rcvbuf_effective", unit: Unit::Bytes, doc: "server SO_RCVBUF after the transfer" },
-    MetricSpec { name: "sndbuf_effective", unit: Unit::Bytes, doc: "client SO_SNDBUF after the transfer" },
-    MetricSpec { name: "rmem_max", unit: Unit::Bytes, doc: "net.core.rmem_max, the cap on SO_RCVBUF" },
-    MetricSpec { name: "wmem_max", unit: Unit::Bytes, doc: "net.core.wmem_max, the cap on SO_SNDBUF" },
+    MetricSpec {
+        name: "duration",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "from connect to the last byte read",
+    },
+    MetricSpec {
+        name: "rcvbuf_effective",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "server SO_RCVBUF after the transfer",
+    },
+    MetricSpec {
+        name: "sndbuf_effective",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "client SO_SNDBUF after the transfer",
+    },
+    MetricSpec {
+        name: "rmem_max",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "net.core.rmem_max, the cap on SO_RCVBUF",
+    },
+    MetricSpec {
+        name: "wmem_max",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "net.core.wmem_max, the cap on SO_SNDBUF",
+    },
 ];
 
 impl Scenario for RecvBuffer {

@@ -18,6 +18,7 @@ use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Unit};
@@ -101,43 +102,70 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "writes", unit: Unit::Count, doc: "application writes (one per message)" },
-    MetricSpec { name: "reads", unit: Unit::Count, doc: "server recv() calls that returned data" },
-    MetricSpec { name: "bytes", unit: Unit::Bytes, doc: "bytes written by the client" },
+    MetricSpec {
+        name: "writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "application writes (one per message)",
+    },
+    MetricSpec {
+        name: "reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "server recv() calls that returned data",
+    },
+    MetricSpec {
+        name: "bytes",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "bytes written by the client",
+    },
     MetricSpec {
         name: "sticky_reads",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "reads holding bytes of more than one message",
     },
-    MetricSpec { name: "split_messages", unit: Unit::Count, doc: "messages spread over more than one read" },
+    MetricSpec {
+        name: "split_messages",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "messages spread over more than one read",
+    },
     MetricSpec {
         name: "queued_at_first_read",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "bytes waiting in the server's receive buffer just before its first read (FIONREAD)",
     },
     MetricSpec {
         name: "segments",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "TCP segments that carried the messages' bytes for the first time (from the capture; absent without it); repeats are in retransmitted_segments",
     },
     MetricSpec {
         name: "segments_per_write",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "segments divided by writes: below 1 when writes were merged on the wire",
     },
     MetricSpec {
         name: "coalesced_segments",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "segments carrying bytes of more than one write (Nagle or a late sender merged them)",
     },
     MetricSpec {
         name: "retransmitted_segments",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
     },
     MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
+        better: Better::Neither,
         doc: "time from the first write call to the last read's return",
     },
 ];

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::net::error_name;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
@@ -125,37 +126,72 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "datagrams", unit: Unit::Count, doc: "distinct sequence numbers (before + after)" },
+    MetricSpec {
+        name: "datagrams",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "distinct sequence numbers (before + after)",
+    },
     MetricSpec {
         name: "sent",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "send calls that succeeded, retransmissions included",
     },
-    MetricSpec { name: "delivered", unit: Unit::Count, doc: "distinct sequence numbers the receiver got" },
+    MetricSpec {
+        name: "delivered",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "distinct sequence numbers the receiver got",
+    },
     MetricSpec {
         name: "lost_before_bind",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "sequence numbers of the early sends never delivered",
     },
     MetricSpec {
         name: "lost_after_bind",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "sequence numbers of the later sends never delivered",
     },
-    MetricSpec { name: "send_errors", unit: Unit::Count, doc: "send calls that failed, any errno" },
+    MetricSpec {
+        name: "send_errors",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "send calls that failed, any errno",
+    },
     MetricSpec {
         name: "send_errors_econnrefused",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "send calls that failed with ECONNREFUSED",
     },
     MetricSpec {
         name: "first_delivered_seq",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "lowest sequence number delivered (absent when none was)",
     },
-    MetricSpec { name: "duplicates", unit: Unit::Count, doc: "datagrams delivered more than once" },
-    MetricSpec { name: "retransmits", unit: Unit::Count, doc: "resends by the retransmit mitigation" },
-    MetricSpec { name: "bound_at", unit: Unit::Millis, doc: "when the receiver bound, since the start" },
+    MetricSpec {
+        name: "duplicates",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "datagrams delivered more than once",
+    },
+    MetricSpec {
+        name: "retransmits",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "resends by the retransmit mitigation",
+    },
+    MetricSpec {
+        name: "bound_at",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "when the receiver bound, since the start",
+    },
 ];
 
 impl Scenario for UdpEarlySend {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::net::{
     BufferSize, MAX_UDP_PAYLOAD_V4, PrivateNetns, UdpCounters, enable_rxq_ovfl, read_udp_counters,
     recv_datagram, rmem_max, set_recv_buffer,
@@ -100,32 +101,66 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "rcvbuf_requested", unit: Unit::Bytes, doc: "SO_RCVBUF asked for" },
+    MetricSpec {
+        name: "rcvbuf_requested",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "SO_RCVBUF asked for",
+    },
     MetricSpec {
         name: "rcvbuf_effective",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "SO_RCVBUF the kernel applied (getsockopt)",
     },
-    MetricSpec { name: "rmem_max", unit: Unit::Bytes, doc: "net.core.rmem_max, the cap on requests" },
-    MetricSpec { name: "sent", unit: Unit::Count, doc: "datagrams of the burst sent without error" },
-    MetricSpec { name: "delivered", unit: Unit::Count, doc: "distinct datagrams of the burst received" },
-    MetricSpec { name: "drops_seq_gaps", unit: Unit::Count, doc: "sent but never received (sequence gaps)" },
+    MetricSpec {
+        name: "rmem_max",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "net.core.rmem_max, the cap on requests",
+    },
+    MetricSpec {
+        name: "sent",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "datagrams of the burst sent without error",
+    },
+    MetricSpec {
+        name: "delivered",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "distinct datagrams of the burst received",
+    },
+    MetricSpec {
+        name: "drops_seq_gaps",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "sent but never received (sequence gaps)",
+    },
     MetricSpec {
         name: "drops_rxq_ovfl",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "the socket's drop counter, from SO_RXQ_OVFL on the marker after the burst",
     },
     MetricSpec {
         name: "drops_snmp",
         unit: Unit::Count,
+        better: Better::Lower,
         doc: "Udp: RcvbufErrors delta in /proc/net/snmp (exact in a private namespace)",
     },
     MetricSpec {
         name: "private_netns",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "1 when the case ran in its own network namespace, 0 when the kernel count is system-wide",
     },
-    MetricSpec { name: "burst", unit: Unit::Millis, doc: "how long the burst took to send" },
+    MetricSpec {
+        name: "burst",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "how long the burst took to send",
+    },
 ];
 
 impl Scenario for UdpRcvbufOverflow {

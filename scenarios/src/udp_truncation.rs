@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::metric::Better;
 use socklab_harness::net::{Datagram, MAX_UDP_PAYLOAD_V4, error_name, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
@@ -65,33 +66,53 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "datagrams", unit: Unit::Count, doc: "datagrams sent" },
-    MetricSpec { name: "truncated_reads", unit: Unit::Count, doc: "receives the kernel flagged MSG_TRUNC" },
-    MetricSpec { name: "bytes_sent", unit: Unit::Bytes, doc: "bytes in all datagrams" },
-    MetricSpec { name: "bytes_read", unit: Unit::Bytes, doc: "bytes the receives copied out" },
+    MetricSpec { name: "datagrams", unit: Unit::Count, better: Better::Neither, doc: "datagrams sent" },
+    MetricSpec {
+        name: "truncated_reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "receives the kernel flagged MSG_TRUNC",
+    },
+    MetricSpec {
+        name: "bytes_sent",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "bytes in all datagrams",
+    },
+    MetricSpec {
+        name: "bytes_read",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "bytes the receives copied out",
+    },
     MetricSpec {
         name: "bytes_discarded",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "bytes cut off by truncation, gone for good",
     },
     MetricSpec {
         name: "reported_len",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "real datagram length recvmsg(MSG_TRUNC) returned (the largest seen)",
     },
     MetricSpec {
         name: "left_queued",
         unit: Unit::Count,
+        better: Better::Neither,
         doc: "datagrams still queued after one receive per datagram (the cut-off rest is not one)",
     },
     MetricSpec {
         name: "tcp_rest_bytes",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "the same bytes over TCP: what the reads after the first returned",
     },
     MetricSpec {
         name: "max_payload_sent",
         unit: Unit::Bytes,
+        better: Better::Neither,
         doc: "the 65507-byte datagram sent and received whole",
     },
 ];
