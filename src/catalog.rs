@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::Value;
-use socklab_harness::params::ParamSpec;
 use socklab_harness::metric::Better;
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{DynScenario, Registry};
 use socklab_harness::suite::value_text;
@@ -37,7 +37,11 @@ pub fn list_text(registry: &Registry) -> String {
         }
         if !scenario.sweep().is_empty() {
             let sweep: Vec<String> = scenario.sweep().iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "  run alone, it sweeps: {} (--set turns it off, --sweep keeps it)", sweep.join("  "));
+            let _ = writeln!(
+                out,
+                "  run alone, it sweeps: {} (--set turns it off, --sweep keeps it)",
+                sweep.join("  ")
+            );
         }
         let _ = writeln!(out, "  metrics (↑ higher is better, ↓ lower is better, for socklab compare):");
         for metric in scenario.metrics() {

@@ -45,7 +45,8 @@ fn list_keeps_every_name_apart_from_its_type_and_unit() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("    receiver_delay_ms  integer in 0..=5000, ms; default 10\n"), "{text}");
     assert!(
-        text.contains("    send_errors_econnrefused  count    send calls that failed with ECONNREFUSED\n")
+        text.contains("    send_errors_econnrefused  count    ↓ send calls that failed with ECONNREFUSED\n"),
+        "{text}"
     );
     for scenario in socklab_scenarios::registry().iter() {
         let names = scenario.params().iter().map(|p| p.name).chain(scenario.metrics().iter().map(|m| m.name));
