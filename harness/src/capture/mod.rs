@@ -31,6 +31,7 @@
 
 mod clock;
 pub mod decode;
+mod filter;
 pub mod pcap;
 mod ring;
 pub mod stream;
@@ -224,7 +225,7 @@ impl Capture {
         if !Capability::NetRaw.held() {
             return Err(CaptureError::Unprivileged);
         }
-        let ring = Ring::open(&config.interface, config.ignore_outgoing)?;
+        let ring = Ring::open(&config.interface, config.ignore_outgoing, &config.server_ports)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

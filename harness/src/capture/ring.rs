@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::CaptureError;
+use super::filter::port_filter;
 
 /// Bytes per ring block: a multiple of any page size, and above the largest loopback
 /// frame (65 535 bytes of IP packet, 14 of Ethernet header) with its ring header.
@@ -72,13 +73,15 @@ impl Ring {
     /// dropped by the kernel when `ignore_outgoing` is set.
     ///
     /// The socket is opened for no protocol and bound to every protocol (`ETH_P_ALL`) on
-    /// `interface` only at the end, so no frame of another interface is ever queued.
+    /// `interface` only at the end, so no frame of another interface is ever queued; with
+    /// `ports`, a kernel filter ([`port_filter`]) keeps only TCP/UDP packets to or from
+    /// them, so other traffic neither fills the ring nor counts as its drops.
     ///
     /// # Errors
     /// [`CaptureError::NoInterface`] for an unknown interface,
     /// [`CaptureError::NoIgnoreOutgoing`] when the kernel lacks `PACKET_IGNORE_OUTGOING`,
     /// [`CaptureError::Io`] when a socket call fails.
-    pub fn open(interface: &str, ignore_outgoing: bool) -> Result<Ring, CaptureError> {
+    pub fn open(interface: &str, ignore_outgoing: bool, ports: &[u16]) -> Result<Ring, CaptureError> {
         let io = |action| {
             let interface = interface.to_string();
             move |error| CaptureError::Io { action, interface, error }
@@ -94,6 +97,13 @@ impl Ring {
         if ignore_outgoing {
             set_option(&socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)
                 .map_err(CaptureError::NoIgnoreOutgoing)?;
+        }
+        if !ports.is_empty() {
+            // Before the bind: from the first frame on, the kernel queues only the case's.
+            let mut program = port_filter(ports);
+            let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_mut_ptr() };
+            set_option(&socket, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+                .map_err(io("attach the port filter"))?;
         }
         set_option(
             &socket,
