@@ -103,6 +103,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
     pub target_cmd: Option<Target>,
 
+    /// Run every case N times (1..=1000), interleaved with the others; the report keeps
+    /// every sample, shows medians and their spread, and `socklab compare` tests
+    /// differences against the noise. Overrides the suite's `repeat`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: Option<u32>,
+
     /// Per-case timeout in seconds, overriding the suite's (1..=3600).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,

@@ -35,6 +35,9 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     if let Some(seconds) = args.timeout {
         suite.override_timeout(Duration::from_secs(seconds));
     }
+    if let Some(repeat) = args.repeat {
+        suite.override_repeat(repeat);
+    }
     if let Some(target) = args.target.clone().or_else(|| args.target_cmd.clone()) {
         suite.override_target(target);
     }
@@ -188,6 +191,9 @@ fn replay_command(case: &CaseResult, args: &RunArgs, run_seed: u64) -> String {
     }
     if let Some(seconds) = args.timeout {
         words.push(format!("--timeout {seconds}"));
+    }
+    if let Some(repeat) = args.repeat {
+        words.push(format!("--repeat {repeat}"));
     }
     words.push(format!("--seed {run_seed}"));
     words.join(" ")

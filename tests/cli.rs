@@ -96,7 +96,7 @@ fn run_writes_json_markdown_and_junit() {
         .stdout(predicate::str::contains("1 case: 1 passed, 0 failed"))
         .stderr(predicate::str::contains("[1/1] PASS tcp-coalescing"));
     let report = read_json(&out.join("report.json"));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["run"]["seed"], 7);
     assert_eq!(report["cases"].as_array().unwrap().len(), 1);
     let reads: Vec<_> = report["cases"][0]["observations"]["stream"]["reads"]

@@ -186,7 +186,13 @@ mod tests {
     use crate::metric::Unit;
 
     fn metrics() -> Vec<Metric> {
-        vec![Metric { name: "split_messages".into(), value: 3.0, unit: Unit::Count, key: true }]
+        vec![Metric {
+            name: "split_messages".into(),
+            value: 3.0,
+            unit: Unit::Count,
+            key: true,
+            samples: Vec::new(),
+        }]
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod net;
 pub mod params;
 pub mod peer;
 pub mod privilege;
+pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod scenario;

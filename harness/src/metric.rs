@@ -16,6 +16,10 @@ pub struct Metric {
     /// True for the few metrics that summarise a case in tables.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key: bool,
+    /// With `--repeat`: the value of every repeat, in run order (`value` is their
+    /// median). Empty for a case that ran once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 /// Units of metrics.

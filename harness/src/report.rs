@@ -15,8 +15,12 @@ pub use crate::metric::{Metric, MetricSpec, Unit};
 use crate::metrics::{LatencySummary, ThroughputSummary};
 pub use crate::target::TargetRecord;
 
-/// Version of the `report.json` layout.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the `report.json` layout. Version 2 added repeats (`CaseResult::repeats`,
+/// `Metric::samples`); version 1 files still load (every added field has a default).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest `report.json` layout this version reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// Path of a case's file inside the report folder: `cases/<case>/<name>`, where `<case>`
 /// is the case id with every character outside `[A-Za-z0-9._=,+-]` replaced by `_`, and
@@ -184,6 +188,17 @@ pub struct CaseResult {
     /// What played the server, when it was not socklab's reference peer in process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<CaseTarget>,
+    /// How many times the case ran (`--repeat`); metrics then hold medians and samples.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeats: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// The external server a case ran against (`--target`, `--target-cmd`).
@@ -475,7 +490,13 @@ mod tests {
                 seed: 7,
                 status: CaseStatus::Passed,
                 duration_ms: 52.25,
-                metrics: vec![Metric { name: "reads".into(), value: 4.0, unit: Unit::Count, key: true }],
+                metrics: vec![Metric {
+                    name: "reads".into(),
+                    value: 4.0,
+                    unit: Unit::Count,
+                    key: true,
+                    samples: Vec::new(),
+                }],
                 observations: Observations {
                     stream: Some(StreamTrace {
                         writes: vec![IoEvent { at_us: 1.5, len: 7, text: "1234567".into() }],
@@ -488,6 +509,7 @@ mod tests {
                 checks: vec![Check::new("stream_intact", "identical", "identical", true, "ok")],
                 error: None,
                 target: None,
+                repeats: 1,
             }],
         }
     }
@@ -499,7 +521,7 @@ mod tests {
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, report);
         let value: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["schema_version"], 2);
         assert_eq!(value["cases"][0]["metrics"][0]["unit"], "count");
         assert_eq!(value["cases"][0]["status"], "passed");
     }

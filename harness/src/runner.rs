@@ -21,6 +21,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
 pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
+use crate::repeat::merge_repeats;
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
 use crate::target::{ExternalTarget, Target, TargetError, TargetProcess};
@@ -68,6 +69,11 @@ pub struct FinishedCase {
 /// [`run_cases`], keeping the files each case made (packet captures) for the report
 /// folder.
 ///
+/// A case with [`CaseSpec::repeat`] above 1 runs that many times, interleaved with the
+/// other cases (A B C A B C …, not A A B B C C), so a slow drift of the machine spreads
+/// over every case instead of landing on one; its repeats are merged
+/// ([`merge_repeats`]) and the suite's thresholds judged on the medians.
+///
 /// # Errors
 /// As [`run_cases`].
 pub fn run_cases_with_artifacts(
@@ -76,15 +82,46 @@ pub fn run_cases_with_artifacts(
     run_seed: u64,
     progress: &dyn Progress,
 ) -> io::Result<Vec<FinishedCase>> {
-    progress.run_started(cases.len());
-    let mut finished = Vec::with_capacity(cases.len());
-    for (index, case) in cases.iter().enumerate() {
-        progress.case_started(index, case);
-        let case = run_one(registry, case, run_seed)?;
-        progress.case_finished(index, &case.result);
-        finished.push(case);
+    let total: usize = cases.iter().map(|c| c.repeat.max(1) as usize).sum();
+    progress.run_started(total);
+    let rounds = cases.iter().map(|c| c.repeat.max(1)).max().unwrap_or(1);
+    let mut repeats: Vec<Vec<FinishedCase>> = cases.iter().map(|_| Vec::new()).collect();
+    let mut index = 0;
+    for round in 0..rounds {
+        for (case, done) in cases.iter().zip(&mut repeats) {
+            if round >= case.repeat.max(1) {
+                continue;
+            }
+            progress.case_started(index, case);
+            let finished = run_one(registry, case, run_seed)?;
+            // What this run alone says, thresholds included (the report judges them
+            // again on the medians once every repeat has run).
+            let mut shown = judge_result_thresholds(case, finished.result.clone());
+            if case.repeat > 1 {
+                shown.id = format!("{} (repeat {} of {})", case.id, round + 1, case.repeat);
+            }
+            progress.case_finished(index, &shown);
+            done.push(finished);
+            index += 1;
+        }
     }
-    Ok(finished)
+    Ok(cases.iter().zip(repeats).map(|(case, done)| judge_thresholds(case, merge_repeats(done))).collect())
+}
+
+/// Adds the suite's thresholds, judged on the (merged) metrics, and the status they give.
+fn judge_thresholds(case: &CaseSpec, finished: FinishedCase) -> FinishedCase {
+    FinishedCase { result: judge_result_thresholds(case, finished.result), ..finished }
+}
+
+fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResult {
+    if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut) {
+        return result;
+    }
+    result.checks.extend(case.expect.iter().map(|t| t.evaluate(&result.metrics)));
+    if result.checks.iter().any(|c| !c.passed) {
+        result.status = CaseStatus::Failed;
+    }
+    result
 }
 
 /// Runs one case on a fresh runtime.
@@ -92,7 +129,7 @@ pub fn run_cases_with_artifacts(
 /// # Errors
 /// Only when the runtime cannot be built.
 pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<CaseResult> {
-    run_one(registry, case, run_seed).map(|f| f.result)
+    run_one(registry, case, run_seed).map(|f| judge_thresholds(case, f).result)
 }
 
 fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<FinishedCase> {
@@ -168,13 +205,13 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
         checks: Vec::new(),
         error: None,
         target,
+        repeats: 1,
     };
     let mut artifacts = Vec::new();
     match outcome {
         Ok(outcome) => {
             artifacts = outcome.artifacts;
             result.checks = outcome.checks;
-            result.checks.extend(case.expect.iter().map(|t| t.evaluate(&outcome.metrics)));
             result.metrics = outcome.metrics;
             result.observations = outcome.observations;
             if result.checks.iter().any(|c| !c.passed) {

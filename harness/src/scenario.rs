@@ -185,13 +185,13 @@ pub struct Artifact {
 impl CaseOutcome {
     /// Adds a metric.
     pub fn metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric { name: name.to_string(), value, unit, key: false });
+        self.metrics.push(Metric { name: name.to_string(), value, unit, key: false, samples: Vec::new() });
         self
     }
 
     /// Adds a metric that summarises the case in tables.
     pub fn key_metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric { name: name.to_string(), value, unit, key: true });
+        self.metrics.push(Metric { name: name.to_string(), value, unit, key: true, samples: Vec::new() });
         self
     }
 }

@@ -53,6 +53,8 @@ pub struct Suite {
     pub keep_sweep: bool,
     /// What plays the server for runs that do not name their own target.
     pub target: Target,
+    /// How many times each case runs, for runs that do not say (`repeat`, `--repeat`).
+    pub repeat: u32,
 }
 
 /// One `[[run]]`: a scenario with a parameter matrix and thresholds.
@@ -73,6 +75,8 @@ pub struct SuiteRun {
     pub sweep: Vec<String>,
     /// This run's own target, if it names one.
     pub target: Option<Target>,
+    /// This run's own repeat count, if it names one.
+    pub repeat: Option<u32>,
 }
 
 /// One point of a matrix: what the runner executes.
@@ -92,6 +96,8 @@ pub struct CaseSpec {
     pub expect: Vec<Threshold>,
     /// What plays the server.
     pub target: Target,
+    /// How many times it runs (1 unless repeated); the runner interleaves repeats.
+    pub repeat: u32,
 }
 
 /// A suite file that cannot be used.
@@ -131,6 +137,7 @@ struct SuiteFile {
     timeout_s: Option<Spanned<u64>>,
     target: Option<Spanned<String>>,
     target_cmd: Option<Spanned<String>>,
+    repeat: Option<Spanned<u64>>,
     #[serde(default)]
     run: Vec<RunFile>,
 }
@@ -143,6 +150,7 @@ struct RunFile {
     timeout_s: Option<Spanned<u64>>,
     target: Option<Spanned<String>>,
     target_cmd: Option<Spanned<String>>,
+    repeat: Option<Spanned<u64>>,
     #[serde(default)]
     params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
@@ -192,6 +200,10 @@ impl Suite {
         let suite_target = target_from(file.target.as_ref(), file.target_cmd.as_ref())
             .map_err(|(span, m)| at(span, m))?
             .unwrap_or_default();
+        let suite_repeat = match &file.repeat {
+            Some(r) => repeat_from(r).map_err(|m| at(r.span(), m))?,
+            None => 1,
+        };
         let mut runs = Vec::with_capacity(file.run.len());
         for run in file.run {
             let scenario =
@@ -226,6 +238,10 @@ impl Suite {
             };
             let target =
                 target_from(run.target.as_ref(), run.target_cmd.as_ref()).map_err(|(span, m)| at(span, m))?;
+            let repeat = match &run.repeat {
+                Some(r) => Some(repeat_from(r).map_err(|m| at(r.span(), m))?),
+                None => None,
+            };
             runs.push(SuiteRun {
                 scenario: scenario.name().to_string(),
                 label: run.label,
@@ -234,6 +250,7 @@ impl Suite {
                 expect,
                 sweep: Vec::new(),
                 target,
+                repeat,
             });
         }
         Ok(Suite {
@@ -242,6 +259,7 @@ impl Suite {
             runs,
             keep_sweep: false,
             target: suite_target,
+            repeat: suite_repeat,
         })
     }
 
@@ -270,6 +288,7 @@ impl Suite {
                         expect: Vec::new(),
                         sweep,
                         target: None,
+                        repeat: None,
                     }
                 })
             })
@@ -280,6 +299,7 @@ impl Suite {
             runs,
             keep_sweep: false,
             target: Target::Reference,
+            repeat: 1,
         })
     }
 
@@ -335,6 +355,14 @@ impl Suite {
         }
     }
 
+    /// Sets the repeat count of every run (`--repeat`).
+    pub fn override_repeat(&mut self, repeat: u32) {
+        self.repeat = repeat;
+        for run in &mut self.runs {
+            run.repeat = None;
+        }
+    }
+
     /// Sets the per-case timeout of every run.
     pub fn override_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
@@ -352,7 +380,10 @@ impl Suite {
         let total: usize = self
             .runs
             .iter()
-            .map(|run| run.matrix.iter().map(|(_, values)| values.len()).product::<usize>())
+            .map(|run| {
+                let repeat = run.repeat.unwrap_or(self.repeat) as usize;
+                run.matrix.iter().map(|(_, values)| values.len()).product::<usize>() * repeat
+            })
             .sum();
         if total > MAX_CASES {
             return Err(ExpandError::TooMany { cases: total, limit: MAX_CASES });
@@ -394,6 +425,7 @@ impl Suite {
                     timeout: run.timeout.unwrap_or(self.timeout),
                     expect: run.expect.clone(),
                     target: target.clone(),
+                    repeat: run.repeat.unwrap_or(self.repeat),
                 });
             }
         }
@@ -519,6 +551,16 @@ fn target_from(
         (None, Some(c)) => CommandTemplate::new(c.get_ref())
             .map(|t| Some(Target::Command(t)))
             .map_err(|e| (c.span(), e.to_string())),
+    }
+}
+
+/// Most repeats of one case.
+pub const MAX_REPEAT: u32 = 1000;
+
+fn repeat_from(repeat: &Spanned<u64>) -> Result<u32, String> {
+    match *repeat.get_ref() {
+        n @ 1..=1000 => Ok(n as u32),
+        n => Err(format!("repeat is {n}; valid is 1..={MAX_REPEAT}")),
     }
 }
 

@@ -269,3 +269,43 @@ fn blocking_work_that_outlives_its_case_is_reported() {
     let error = results[0].error.as_deref().unwrap();
     assert!(error.contains("its blocking work was still running 2 s later"), "{error}");
 }
+
+/// Records the order cases finish in.
+#[derive(Default)]
+struct Order(std::sync::Mutex<Vec<String>>);
+
+impl socklab_harness::runner::Progress for Order {
+    fn case_finished(&self, _index: usize, result: &socklab_harness::report::CaseResult) {
+        self.0.lock().unwrap().push(result.id.clone());
+    }
+}
+
+/// `--repeat 3` runs A B A B A B (interleaved), merges each case's repeats into one
+/// result with every sample kept, and judges thresholds on the medians.
+#[test]
+fn repeats_are_interleaved_and_merged_with_every_sample() {
+    let mut suite = Suite::parse(
+        "repeat = 3\n[[run]]\nscenario = \"probe\"\n[run.params]\nsize = [5, 50]\n\
+         [[run.expect]]\nmetric = \"size\"\nop = \"<\"\nvalue = 10\n",
+        "s",
+        &registry(),
+    )
+    .unwrap();
+    let cases = suite.expand(&registry()).unwrap();
+    assert!(cases.iter().all(|c| c.repeat == 3));
+    let order = Order::default();
+    let results = socklab_harness::runner::run_cases(&registry(), &cases, 1, &order).unwrap();
+    let finished = order.0.lock().unwrap().clone();
+    assert_eq!(finished[0], "probe[size=5] (repeat 1 of 3)");
+    assert_eq!(finished[1], "probe[size=50] (repeat 1 of 3)");
+    assert_eq!(finished[2], "probe[size=5] (repeat 2 of 3)");
+    assert_eq!(finished.len(), 6);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].repeats, 3);
+    assert_eq!(results[0].metric("size").unwrap().samples, [5.0, 5.0, 5.0]);
+    assert_eq!(results[0].status, CaseStatus::Passed);
+    assert_eq!(results[1].status, CaseStatus::Failed, "threshold judged on the median");
+    assert_eq!(results[1].checks.iter().filter(|c| c.name == "expect size < 10").count(), 1);
+    suite.override_repeat(1);
+    assert!(suite.expand(&registry()).unwrap().iter().all(|c| c.repeat == 1));
+}

@@ -1,6 +1,6 @@
 //! `report.json`: the report model as pretty-printed JSON.
 
-use socklab_harness::report::{Report, SCHEMA_VERSION};
+use socklab_harness::report::{OLDEST_SCHEMA_VERSION, Report, SCHEMA_VERSION};
 
 use crate::RenderError;
 
@@ -24,7 +24,9 @@ pub enum ParseError {
     #[error("not a socklab report: {0}")]
     Invalid(serde_json::Error),
     /// Written by a socklab with another schema.
-    #[error("report schema version {found}; this socklab reads version {SCHEMA_VERSION}")]
+    #[error(
+        "report schema version {found}; this socklab reads versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}"
+    )]
     Version {
         /// The version in the file.
         found: u64,
@@ -45,7 +47,7 @@ impl From<serde_json::Error> for ParseError {
 pub fn parse(text: &str) -> Result<Report, ParseError> {
     let value: serde_json::Value = serde_json::from_str(text)?;
     let found = value.get("schema_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    if found != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(OLDEST_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&found) {
         return Err(ParseError::Version { found });
     }
     Ok(serde_json::from_value(value)?)

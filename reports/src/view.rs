@@ -136,11 +136,33 @@ fn ms(ns: u64) -> String {
     format_number((ns as f64 / 1e4).round() / 100.0)
 }
 
-/// A metric as both pages show it: `4`, `12.5 ms`, `830.2 MiB/s` (at most 3 decimals).
+/// A metric as both pages show it: `4`, `12.5 ms`, `830.2 MiB/s` (at most 3 decimals);
+/// repeated, the median and the range of its repeats: `830.2 MiB/s [801.5–842 ×5]`.
 pub(crate) fn metric_text(metric: &Metric) -> String {
-    let value = format_number((metric.value * 1000.0).round() / 1000.0);
-    match metric.unit.suffix() {
-        "" => value,
-        suffix => format!("{value} {suffix}"),
+    let number = |v: f64| format_number((v * 1000.0).round() / 1000.0);
+    let value = match metric.unit.suffix() {
+        "" => number(metric.value),
+        suffix => format!("{} {suffix}", number(metric.value)),
+    };
+    if metric.samples.len() < 2 {
+        return value;
+    }
+    let min = metric.samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = metric.samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{value} [{}–{} ×{}]", number(min), number(max), metric.samples.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socklab_harness::report::Unit;
+
+    #[test]
+    fn repeated_metrics_show_their_median_and_range() {
+        let once =
+            Metric { name: "t".into(), value: 830.25, unit: Unit::MibPerSec, key: true, samples: vec![] };
+        assert_eq!(metric_text(&once), "830.25 MiB/s");
+        let repeated = Metric { value: 830.2, samples: vec![801.5, 830.2, 842.0], ..once };
+        assert_eq!(metric_text(&repeated), "830.2 MiB/s [801.5–842 ×3]");
     }
 }

@@ -28,12 +28,14 @@ fn case(scenario: &str, set: &[(&str, Value)], metrics: &[(&str, f64, Unit)]) ->
                 value: *value,
                 unit: *unit,
                 key: true,
+                samples: Vec::new(),
             })
             .collect(),
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
         target: None,
+        repeats: 1,
     }
 }
 

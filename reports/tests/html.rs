@@ -29,11 +29,13 @@ fn case(id: &str, scenario: &str, params: &[(&str, Value)], status: CaseStatus) 
             value: 812.5,
             unit: Unit::MibPerSec,
             key: true,
+            samples: Vec::new(),
         }],
         observations: Observations::default(),
         checks: vec![Check::new("intact", "all", "all <b>", status == CaseStatus::Passed, "why <i>")],
         error: None,
         target: None,
+        repeats: 1,
     }
 }
 

@@ -25,11 +25,18 @@ fn case(id: &str, status: CaseStatus) -> CaseResult {
         seed: 99,
         status,
         duration_ms: 51.5,
-        metrics: vec![Metric { name: "sticky_reads".into(), value: 2.0, unit: Unit::Count, key: true }],
+        metrics: vec![Metric {
+            name: "sticky_reads".into(),
+            value: 2.0,
+            unit: Unit::Count,
+            key: true,
+            samples: Vec::new(),
+        }],
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
         target: None,
+        repeats: 1,
     }
 }
 
@@ -125,12 +132,16 @@ fn json_round_trips_and_refuses_other_schema_versions() {
     let report = sample();
     let text = json::render(&report).unwrap();
     assert_eq!(json::parse(&text).unwrap(), report);
-    let other = text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
+    let other = text.replacen("\"schema_version\": 2", "\"schema_version\": 99", 1);
     assert_eq!(
         json::parse(&other).unwrap_err().to_string(),
-        "report schema version 99; this socklab reads version 1"
+        "report schema version 99; this socklab reads versions 1 to 2"
     );
     assert!(json::parse("{}").is_err());
+    // A version 1 report (before repeats) still loads, every case ran once.
+    let old = text.replacen("\"schema_version\": 2", "\"schema_version\": 1", 1);
+    let loaded = json::parse(&old).unwrap();
+    assert!(loaded.cases.iter().all(|c| c.repeats == 1 && c.metrics.iter().all(|m| m.samples.is_empty())));
 }
 
 #[test]

@@ -21,13 +21,26 @@ fn case(framing: &str, size: u64, mode: &str, mib_s: f64, status: CaseStatus) ->
         status,
         duration_ms: 1.0,
         metrics: vec![
-            Metric { name: "throughput_mib_s".into(), value: mib_s, unit: Unit::MibPerSec, key: true },
-            Metric { name: "rtt_p50".into(), value: 12.5, unit: Unit::Micros, key: true },
+            Metric {
+                name: "throughput_mib_s".into(),
+                value: mib_s,
+                unit: Unit::MibPerSec,
+                key: true,
+                samples: Vec::new(),
+            },
+            Metric {
+                name: "rtt_p50".into(),
+                value: 12.5,
+                unit: Unit::Micros,
+                key: true,
+                samples: Vec::new(),
+            },
         ],
         observations: Observations::default(),
         checks: Vec::new(),
         error: None,
         target: None,
+        repeats: 1,
     }
 }
 
