@@ -38,6 +38,12 @@ pub enum Command {
     Report(ReportArgs),
     /// Explain a scenario in plain words: what it shows, why it happens, what fixes it.
     Explain(ExplainArgs),
+    /// Compare a new run with a baseline: per case and metric, improved, regressed,
+    /// unchanged or noisy (Mann-Whitney on repeats, a plain threshold on single runs).
+    ///
+    /// Prints Markdown (for a pull-request comment or $GITHUB_STEP_SUMMARY) and one line
+    /// per regression on stderr. Exit 1 when --fail-on regression trips, 2 on bad input.
+    Compare(CompareArgs),
     /// Run a reference server until Ctrl-C, to point your own clients at.
     ///
     /// Prints the address it bound (port 0 lets the OS choose), serves every client with
@@ -170,6 +176,44 @@ pub struct ServeArgs {
     /// source: payload bytes per message sent (at least 16).
     #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=(1 << 20)))]
     pub source_size: u64,
+}
+
+/// Arguments of `socklab compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a report folder or its report.json.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+
+    /// The new run: a report folder or its report.json.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// Relative change below which a metric is unchanged, e.g. 5% (default: the new
+    /// run's suite [compare] threshold, else 5%). Per-metric thresholds of the suite stay.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub threshold: Option<f64>,
+
+    /// Exit 1 when a metric regressed or a check that passed now fails.
+    #[arg(long, value_name = "WHAT", default_value = "never")]
+    pub fail_on: FailOn,
+
+    /// Also write compare.md and compare.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// When `socklab compare` exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Never: report only.
+    Never,
+    /// When a metric regressed or a check broke.
+    Regression,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    socklab_harness::suite::percent_from(&toml::Value::String(text.to_string()))
 }
 
 /// Arguments of `socklab explain`.

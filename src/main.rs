@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod compare;
 mod progress;
 mod run;
 mod serve;
@@ -46,6 +47,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         }
         Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
         Command::Run(args) => return run::run(args, &registry),
+        Command::Compare(args) => return compare::run(args),
         Command::Serve(args) => serve::serve(args)?,
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;

@@ -75,6 +75,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
             seed,
             command_line: std::env::args().collect(),
             suite: suite.name.clone(),
+            compare: suite.compare.clone(),
         },
         scenarios: scenario_infos(&results, registry),
         cases: results,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::boundary::BoundaryMap;
 use crate::check::Check;
-pub use crate::metric::{Metric, MetricSpec, Unit};
+pub use crate::metric::{Better, Metric, MetricSpec, Unit};
 use crate::metrics::{LatencySummary, ThroughputSummary};
 pub use crate::target::TargetRecord;
 
@@ -104,6 +104,37 @@ pub struct RunInfo {
     pub command_line: Vec<String>,
     /// The suite that ran: a file path, `default`, or `command line`.
     pub suite: String,
+    /// How `socklab compare` judges this run against a baseline (the suite's
+    /// `[compare]` table).
+    #[serde(default, skip_serializing_if = "CompareSettings::is_default")]
+    pub compare: CompareSettings,
+}
+
+/// How much a metric must change before `socklab compare` calls it a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareSettings {
+    /// The relative change below which a metric is `unchanged`, in percent (default 5).
+    pub threshold_pct: f64,
+    /// Thresholds for particular metrics, in percent (`rtt_p99 = 25`), overriding it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Default for CompareSettings {
+    fn default() -> Self {
+        CompareSettings { threshold_pct: 5.0, metrics: BTreeMap::new() }
+    }
+}
+
+impl CompareSettings {
+    /// The threshold of `metric`, in percent.
+    pub fn threshold_of(&self, metric: &str) -> f64 {
+        self.metrics.get(metric).copied().unwrap_or(self.threshold_pct)
+    }
+
+    fn is_default(&self) -> bool {
+        *self == CompareSettings::default()
+    }
 }
 
 /// What a scenario is about, copied into the report.
@@ -119,6 +150,10 @@ pub struct ScenarioInfo {
     /// The unit of each parameter that has one (`read_size`: `bytes`), for chart axes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub param_units: BTreeMap<String, String>,
+    /// Which way each metric is better, from the scenario's declarations, so
+    /// `socklab compare` judges changes from report files alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub better: BTreeMap<String, Better>,
 }
 
 /// A sweep presented as a table: one row per value of parameter `rows`, one column per
@@ -477,6 +512,7 @@ mod tests {
                 seed: 42,
                 command_line: vec!["socklab".into(), "run".into()],
                 suite: "default".into(),
+                compare: Default::default(),
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),

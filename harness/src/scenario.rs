@@ -376,6 +376,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
                 .iter()
                 .filter_map(|p| p.unit.map(|unit| (p.name.to_string(), unit.to_string())))
                 .collect(),
+            better: S::METRICS.iter().map(|m| (m.name.to_string(), m.better)).collect(),
         }
     }
 

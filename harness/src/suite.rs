@@ -30,6 +30,7 @@ use toml::Spanned;
 
 use crate::check::{CompareOp, Threshold};
 use crate::params::{ParamError, find_spec, split_set};
+use crate::report::CompareSettings;
 use crate::scenario::{DynScenario, ParamMap, Registry};
 use crate::target::{CommandTemplate, Target, parse_target};
 
@@ -55,6 +56,8 @@ pub struct Suite {
     pub target: Target,
     /// How many times each case runs, for runs that do not say (`repeat`, `--repeat`).
     pub repeat: u32,
+    /// How `socklab compare` judges a run of this suite (`[compare]`).
+    pub compare: CompareSettings,
 }
 
 /// One `[[run]]`: a scenario with a parameter matrix and thresholds.
@@ -138,8 +141,18 @@ struct SuiteFile {
     target: Option<Spanned<String>>,
     target_cmd: Option<Spanned<String>>,
     repeat: Option<Spanned<u64>>,
+    compare: Option<CompareFile>,
     #[serde(default)]
     run: Vec<RunFile>,
+}
+
+/// `[compare]`: `threshold = "5%"`, and `[compare.metrics]` `rtt_p99 = "25%"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareFile {
+    threshold: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    metrics: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +217,32 @@ impl Suite {
             Some(r) => repeat_from(r).map_err(|m| at(r.span(), m))?,
             None => 1,
         };
+        let mut compare = CompareSettings::default();
+        if let Some(table) = &file.compare {
+            if let Some(t) = &table.threshold {
+                compare.threshold_pct = percent_from(t.get_ref()).map_err(|m| at(t.span(), m))?;
+            }
+            let mut known: Vec<&str> = Vec::new();
+            for run in &file.run {
+                if let Ok(scenario) = registry.get(run.scenario.get_ref()) {
+                    known.extend(scenario.metrics().iter().map(|m| m.name));
+                }
+            }
+            for (name, value) in &table.metrics {
+                if !known.contains(&name.get_ref().as_str()) {
+                    known.sort_unstable();
+                    known.dedup();
+                    let message = format!(
+                        "unknown metric `{}` in [compare.metrics]; the suite's metrics: {}",
+                        name.get_ref(),
+                        known.join(", ")
+                    );
+                    return Err(at(name.span(), message));
+                }
+                let pct = percent_from(value.get_ref()).map_err(|m| at(value.span(), m))?;
+                compare.metrics.insert(name.get_ref().clone(), pct);
+            }
+        }
         let mut runs = Vec::with_capacity(file.run.len());
         for run in file.run {
             let scenario =
@@ -260,6 +299,7 @@ impl Suite {
             keep_sweep: false,
             target: suite_target,
             repeat: suite_repeat,
+            compare,
         })
     }
 
@@ -300,6 +340,7 @@ impl Suite {
             keep_sweep: false,
             target: Target::Reference,
             repeat: 1,
+            compare: CompareSettings::default(),
         })
     }
 
@@ -551,6 +592,23 @@ fn target_from(
         (None, Some(c)) => CommandTemplate::new(c.get_ref())
             .map(|t| Some(Target::Command(t)))
             .map_err(|e| (c.span(), e.to_string())),
+    }
+}
+
+/// A percentage as a suite writes it: `"5%"`, `"2.5%"` or a plain number `5`.
+///
+/// # Errors
+/// Anything else, or a value outside `0 < p <= 1000`, with what is valid.
+pub fn percent_from(value: &toml::Value) -> Result<f64, String> {
+    let number = match value {
+        toml::Value::Integer(n) => Some(*n as f64),
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::String(s) => s.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(p) if p > 0.0 && p <= 1000.0 => Ok(p),
+        _ => Err(format!("bad percentage `{value}`: expected a number in 0..=1000, e.g. \"5%\" or 5")),
     }
 }
 

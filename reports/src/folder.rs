@@ -89,7 +89,8 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 pub const MARKER: &str = ".socklab-report";
 
 /// Everything socklab writes into a report folder.
-const OWN_ENTRIES: &[&str] = &[MARKER, "report.json", "report.md", "index.html", "junit.xml", CASES_DIR];
+const OWN_ENTRIES: &[&str] =
+    &[MARKER, "report.json", "report.md", "index.html", "junit.xml", "compare.md", "compare.json", CASES_DIR];
 
 /// Checks, before anything runs, that a report can be written to `out`: it is new, an
 /// empty folder, or a socklab report folder holding only what socklab writes. Returns the

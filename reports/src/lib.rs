@@ -7,6 +7,7 @@
 //! ([`junit`]). [`folder`] writes them all into a report folder atomically.
 
 pub mod charts;
+pub mod compare;
 pub mod figures;
 pub mod folder;
 pub mod html;

@@ -21,7 +21,17 @@ const TEMPLATE: &str = include_str!("../templates/report.md.j2");
 /// # Errors
 /// [`RenderError::Template`] if the template fails.
 pub fn render(report: &Report) -> Result<String, RenderError> {
-    let template_error = |error| RenderError::Template { file: "report.md", error };
+    render_template(environment("report.md")?, "report.md", TEMPLATE, &Page::new(report))
+}
+
+/// The template environment of every Markdown page socklab writes (`report.md`,
+/// `compare.md`): whitespace control, the `cell` and `code` filters, and escaping of
+/// every value.
+///
+/// # Errors
+/// [`RenderError::Template`] if the syntax cannot be set.
+pub(crate) fn environment(file: &'static str) -> Result<Environment<'static>, RenderError> {
+    let template_error = |error| RenderError::Template { file, error };
     let mut env = Environment::new();
     env.set_syntax(
         SyntaxConfig::builder()
@@ -38,9 +48,9 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
     env.set_formatter(|out, _state, value| {
         let text = if value.is_safe() { value.to_string() } else { escape_text(&value.to_string()) };
         out.write_str(&text)
-            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "report.md"))
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "a Markdown page"))
     });
-    render_template(env, "report.md", TEMPLATE, &Page::new(report))
+    Ok(env)
 }
 
 /// What the template shows.

@@ -22,6 +22,7 @@ fn report(seed: u64) -> Report {
             seed,
             command_line: vec!["socklab".into()],
             suite: "default".into(),
+            compare: Default::default(),
         },
         scenarios: BTreeMap::new(),
         cases: Vec::new(),

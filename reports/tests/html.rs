@@ -83,6 +83,7 @@ fn report() -> Report {
         explanation: "What it shows: <glue>.\n\nWhy: streams.".into(),
         table,
         param_units: BTreeMap::from([("message_size".to_string(), "bytes".to_string())]),
+        better: BTreeMap::new(),
     };
     Report {
         schema_version: SCHEMA_VERSION,
@@ -96,6 +97,7 @@ fn report() -> Report {
             seed: 9,
             command_line: vec!["socklab".into(), "run".into()],
             suite: "default".into(),
+            compare: Default::default(),
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),

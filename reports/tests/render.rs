@@ -76,6 +76,7 @@ fn sample() -> Report {
             seed: 5,
             command_line: vec!["socklab".into()],
             suite: "default".into(),
+            compare: Default::default(),
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),

@@ -1,0 +1,47 @@
+//! `socklab compare BASE NEW`: a baseline against a new run, metric by metric, with a
+//! verdict that respects noise; Markdown on stdout, `compare.json` and `compare.md` with
+//! `--out`, one line per regression on stderr, exit 1 when `--fail-on regression` trips.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use socklab_harness::report::Report;
+use socklab_reports::compare::{compare, render_markdown};
+
+use crate::Outcome;
+use crate::cli::{CompareArgs, FailOn};
+
+/// Compares the two reports `args` names.
+pub fn run(args: &CompareArgs) -> Result<Outcome> {
+    let base = load(&args.base)?;
+    let new = load(&args.new)?;
+    let name = |p: &Path| p.display().to_string();
+    let comparison = compare(&base, &name(&args.base), &new, &name(&args.new), args.threshold)?;
+    let threshold = args.threshold.unwrap_or(new.run.compare.threshold_pct);
+    let markdown = render_markdown(&comparison, threshold, &new.run.compare.metrics)?;
+    print!("{markdown}");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let json = serde_json::to_string_pretty(&comparison)? + "\n";
+        for (file, text) in [("compare.md", markdown.as_str()), ("compare.json", json.as_str())] {
+            let path = dir.join(file);
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    for line in comparison.regressions() {
+        eprintln!("regression: {line}");
+    }
+    Ok(match args.fail_on {
+        FailOn::Regression if comparison.regressed() => Outcome::Failed,
+        _ => Outcome::Passed,
+    })
+}
+
+/// A report from a report folder or a `report.json` file.
+fn load(path: &PathBuf) -> Result<Report> {
+    if path.is_dir() {
+        return Ok(socklab_reports::load_report(path)?);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    socklab_reports::json::parse(&text).with_context(|| path.display().to_string())
+}

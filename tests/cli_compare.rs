@@ -1,0 +1,140 @@
+//! `socklab compare BASE NEW`: verdicts, the regression gate's exit codes, one line per
+//! regression on stderr, compare.md/compare.json, and bad input.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn socklab() -> Command {
+    let mut cmd = Command::cargo_bin("socklab").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Rewrites every case of the report in `dir` to claim `key=value`, as if it had run
+/// with that parameter: a test-only relabel, so a deliberately slowed variant is
+/// compared as the same case.
+fn relabel(dir: &Path, key: &str, value: Value) {
+    let path = dir.join("report.json");
+    let mut report = read_json(&path);
+    for case in report["cases"].as_array_mut().unwrap() {
+        case["params"][key] = value.clone();
+        case["set_params"][key] = value.clone();
+    }
+    fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+}
+
+fn run(dir: &Path, name: &str, sets: &[&str]) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let mut cmd = socklab();
+    cmd.args(["run", "framing-throughput", "--repeat", "5", "--seed", "1", "--out"]).arg(&out);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    cmd.assert().success();
+    out
+}
+
+/// A window of 1 instead of 16 in pipelined mode is a real slowdown: caught as
+/// `regressed` with repeats on both sides, exit 1 under --fail-on regression, one line
+/// per regression on stderr; the same comparison the other way is an improvement.
+#[test]
+fn a_deliberately_slowed_variant_is_caught_as_regressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = ["mode=pipelined", "message_size=256", "duration_ms=150"];
+    let fast = run(dir.path(), "fast", &[&common[..], &["window=16"]].concat());
+    let slow = run(dir.path(), "slow", &[&common[..], &["window=1"]].concat());
+    relabel(&slow, "window", Value::from(16));
+
+    let out = dir.path().join("cmp");
+    let output = socklab()
+        .arg("compare")
+        .arg(&fast)
+        .arg(&slow)
+        .args(["--fail-on", "regression", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("# socklab compare\n\n**regressions**"), "{stdout}");
+    assert!(stderr.contains("throughput_mib_s regressed:"), "{stderr}");
+    assert!(stderr.lines().all(|l| l.starts_with("regression: ")), "{stderr}");
+    let json = read_json(&out.join("compare.json"));
+    let metrics = json["cases"][0]["metrics"].as_array().unwrap();
+    let throughput = metrics.iter().find(|m| m["metric"] == "throughput_mib_s").unwrap();
+    assert_eq!(throughput["verdict"], "regressed");
+    assert!(throughput["p_value"].as_f64().unwrap() < 0.01, "{throughput}");
+    assert_eq!(fs::read_to_string(out.join("compare.md")).unwrap(), stdout);
+
+    // The other way round its throughput is better (and its reply times worse: a wider
+    // window queues more, which is why latency has its own verdicts).
+    let back = dir.path().join("back");
+    socklab().arg("compare").arg(&slow).arg(&fast).arg("--out").arg(&back).assert().success();
+    let json = read_json(&back.join("compare.json"));
+    let metrics = json["cases"][0]["metrics"].as_array().unwrap();
+    let throughput = metrics.iter().find(|m| m["metric"] == "throughput_mib_s").unwrap();
+    assert_eq!(throughput["verdict"], "improved");
+}
+
+#[test]
+fn reports_that_share_no_case_are_bad_input_listing_what_each_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    socklab().args(["run", "tcp-coalescing", "--out"]).arg(&a).assert().success();
+    socklab().args(["run", "udp-truncation", "--out"]).arg(&b).assert().success();
+    socklab()
+        .arg("compare")
+        .arg(&a)
+        .arg(b.join("report.json"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the two reports share no case (same scenario and parameters);"))
+        .stderr(predicate::str::contains("holds: tcp-coalescing;"))
+        .stderr(predicate::str::contains("holds: udp-truncation"));
+    socklab()
+        .arg("compare")
+        .arg(&a)
+        .arg(dir.path().join("missing"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: cannot read"));
+    socklab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&a)
+        .args(["--threshold", "fast"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad percentage"));
+}
+
+/// The same report against itself: nothing regressed, nothing to gate on.
+#[test]
+fn a_run_against_itself_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=5,1024", "--out"])
+        .arg(&a)
+        .assert()
+        .success();
+    socklab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&a)
+        .args(["--fail-on", "regression"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("**no regressions** — 0 regressed, 0 improved, 0 noisy"))
+        .stdout(predicate::str::contains("2 cases compared"));
+}
