@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod probe;
 mod progress;
 mod run;
 mod serve;
@@ -47,6 +48,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
         Command::Run(args) => return run::run(args, &registry),
         Command::Serve(args) => serve::serve(args)?,
+        Command::Probe(args) => return probe::probe(args, &registry),
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;
             println!(
