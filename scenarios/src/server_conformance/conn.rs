@@ -1,7 +1,6 @@
 //! Client connections to the server under test: connecting with the socket options a
-//! check needs, sending messages in a chunking while reading replies (or one message
-//! whole), reading replies one at a time, reading a source, and asking whether a new
-//! client is served.
+//! check needs, sending messages in a chunking while reading replies, sending one
+//! message whole, and reading replies one at a time.
 //!
 //! Every wait is bounded by the reply timeout (the longest the server may stay silent
 //! while something is due) and every loop by a byte or message count, so a server that
@@ -15,13 +14,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use socklab_harness::framing::MessageCodec;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::peer::payload::{self, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep, timeout};
 use tokio_util::codec::Decoder;
 
-use super::wire::{ACK, Chunking, MAX_REPLY_FRAME, SplitMix, Wire, decode, expected_reply, message};
+use super::wire::{ACK, Chunking, MAX_REPLY_FRAME, SplitMix, Wire, decode, expected_reply};
 
 /// After the last expected reply byte, how long the client waits for anything extra.
 const LINGER: Duration = Duration::from_millis(100);
@@ -88,7 +86,8 @@ impl Peer {
         Ok(stream)
     }
 
-    fn now(&self) -> Duration {
+    /// Now on the case clock.
+    pub(crate) fn now(&self) -> Duration {
         self.clock.elapsed()
     }
 }
@@ -419,7 +418,7 @@ pub(crate) async fn recv_stop_and_wait(
 
 /// Runs a read or write within the reply timeout, mapping EOF, reset and silence to an
 /// [`End`].
-async fn io_within<T>(peer: &Peer, io: impl Future<Output = io::Result<T>>) -> Result<T, End> {
+pub(crate) async fn io_within<T>(peer: &Peer, io: impl Future<Output = io::Result<T>>) -> Result<T, End> {
     match timeout(peer.reply_timeout, io).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(End::Closed),
@@ -513,184 +512,4 @@ impl FrameReader {
             }
         }
     }
-}
-
-/// Reads `count` frames from a source server (or fewer, once their payloads reach
-/// `max_bytes`), each read at most `read_size` bytes, with `pause` before each read.
-pub(crate) async fn read_source(
-    peer: &Peer,
-    stream: &mut TcpStream,
-    count: usize,
-    max_bytes: usize,
-    read_size: usize,
-    pause: Duration,
-) -> Replies {
-    let enough = |replies: &Replies| {
-        replies.frames.len() >= count
-            || replies.frames.iter().map(|(_, f)| f.len()).sum::<usize>() >= max_bytes
-    };
-    if peer.wire.is_stop_and_wait() {
-        let mut frames = Vec::new();
-        let mut bytes = 0;
-        let pace = (!pause.is_zero()).then_some((read_size, pause));
-        let mut end = End::Complete;
-        let mut payload = 0;
-        while frames.len() < count && payload < max_bytes {
-            match recv_stop_and_wait(peer, stream, pace).await {
-                Ok(frame) => {
-                    bytes += frame.len() + 4;
-                    payload += frame.len();
-                    frames.push((peer.now(), frame));
-                }
-                Err(e) => {
-                    end = e;
-                    break;
-                }
-            }
-        }
-        return Replies { frames, trailing: 0, error: None, bytes, end };
-    }
-    let Some(mut codec) = peer.wire.codec() else { return Replies::default() };
-    let mut buffer = BytesMut::new();
-    let mut replies = Replies::default();
-    let mut buf = vec![0u8; read_size.max(1)];
-    // Each pass reads at least one byte or ends; frames are capped at MAX_REPLY_FRAME,
-    // so `count` frames take a bounded number of reads.
-    while !enough(&replies) {
-        if !pause.is_zero() {
-            sleep(pause).await;
-        }
-        let n = match io_within(peer, stream.read(&mut buf)).await {
-            Ok(0) => {
-                replies.end = End::Closed;
-                break;
-            }
-            Ok(n) => n,
-            Err(end) => {
-                replies.end = end;
-                break;
-            }
-        };
-        replies.bytes += n;
-        buffer.extend_from_slice(&buf[..n]);
-        loop {
-            match codec.decode(&mut buffer) {
-                Ok(Some(frame)) => replies.frames.push((peer.now(), frame)),
-                Ok(None) => break,
-                Err(e) => {
-                    replies.error = Some(e.to_string());
-                    replies.trailing = buffer.len();
-                    return replies;
-                }
-            }
-        }
-    }
-    replies.trailing = buffer.len();
-    replies
-}
-
-/// Source frames that are not intact payloads in sequence from 0: `(index, why)` of the
-/// first, and how many there are.
-pub(crate) fn source_problems(replies: &Replies) -> Option<(usize, String, usize)> {
-    let mut first = None;
-    let mut count = 0;
-    for (i, (_, frame)) in replies.frames.iter().enumerate() {
-        let why = match payload::verify(frame, frame.len()) {
-            Verdict::Intact(seq) if seq as usize == i => continue,
-            Verdict::Intact(seq) => format!("message {i} carries sequence number {seq}"),
-            Verdict::Corrupted => format!("message {i} ({} bytes) fails its checksum", frame.len()),
-        };
-        count += 1;
-        first.get_or_insert((i, why));
-    }
-    first.map(|(i, why)| (i, why, count))
-}
-
-/// Whether a new client is served, and how long that took.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Served {
-    /// Whether it was: correct replies (echo), a clean close after its half-close (sink),
-    /// or intact messages (source).
-    pub ok: bool,
-    /// From the connect call to the last thing it needed.
-    pub took: Duration,
-    /// What went wrong, in words, when it was not served.
-    pub problem: Option<String>,
-}
-
-/// A new client: connects, and sends `count` messages one at a time, each answered
-/// before the next (echo); sends them and half-closes, expecting a clean close (sink);
-/// or reads `count` messages (source).
-pub(crate) async fn fresh_client(peer: &Peer, count: usize, size: usize) -> Served {
-    let started = Instant::now();
-    let mut stream = match peer.connect(Options::default()).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            return Served {
-                ok: false,
-                took: started.elapsed(),
-                problem: Some(format!("cannot connect: {e}")),
-            };
-        }
-    };
-    let mut reader = FrameReader::new(peer.wire);
-    let problem = match peer.behaviour {
-        Behaviour::Echo | Behaviour::EchoUpper => {
-            let mut problem = None;
-            for seq in 0..count {
-                let sent = message(seq as u32, size);
-                let owed = expected_reply(peer.behaviour, &sent).unwrap_or_default();
-                if let Err(end) = send_message(peer, &mut stream, &sent).await {
-                    problem = Some(format!("while sending message {seq}, {}", end.words(peer.reply_timeout)));
-                    break;
-                }
-                match reader.reply(peer, &mut stream, owed.len()).await {
-                    Ok(reply) if reply == owed => {}
-                    Ok(_) => problem = Some(format!("a wrong reply to message {seq}")),
-                    Err(end) => {
-                        problem =
-                            Some(format!("no reply to message {seq}: {}", end.words(peer.reply_timeout)))
-                    }
-                }
-                if problem.is_some() {
-                    break;
-                }
-            }
-            problem
-        }
-        Behaviour::Sink => {
-            let mut problem = None;
-            for seq in 0..count {
-                if let Err(end) = send_message(peer, &mut stream, &message(seq as u32, size)).await {
-                    problem = Some(format!("while sending message {seq}, {}", end.words(peer.reply_timeout)));
-                    break;
-                }
-            }
-            if problem.is_none() {
-                let _ = stream.shutdown().await;
-                let mut byte = [0u8; 1];
-                problem = match io_within(peer, stream.read(&mut byte)).await {
-                    Ok(0) => None,
-                    Ok(_) => Some("a sink sent bytes back".to_string()),
-                    Err(end) => {
-                        Some(format!("no close after its half-close: {}", end.words(peer.reply_timeout)))
-                    }
-                };
-            }
-            problem
-        }
-        Behaviour::Source => {
-            let replies = read_source(peer, &mut stream, count, usize::MAX, 64 << 10, Duration::ZERO).await;
-            if replies.frames.len() < count {
-                Some(format!(
-                    "{} of {count} messages: {}",
-                    replies.frames.len(),
-                    replies.end.words(peer.reply_timeout)
-                ))
-            } else {
-                source_problems(&replies).map(|(_, why, _)| why)
-            }
-        }
-    };
-    Served { ok: problem.is_none(), took: started.elapsed(), problem }
 }

@@ -8,8 +8,9 @@
 //! TIME_WAIT. After a half-close, a read returning 0 is the server's FIN.
 //!
 //! With `--target-cmd` the check also measures the CPU time the server's process group
-//! used in that window (`/proc/PID/stat`, ticks of 10 ms): a server that loops on recv()
-//! returning 0 burns a whole core. A source never reads, so it cannot see the client
+//! used in that window (`/proc/PID/stat`, ticks of 10 ms), and how much of it the group
+//! was runnable (`/proc/PID/schedstat`): a server that loops on recv() returning 0 is
+//! runnable all the time and burns all the CPU it gets — a whole core on an idle machine. A source never reads, so it cannot see the client
 //! close; the client's close resets the connection (replies were unread), and the check
 //! asks that the server then neither spins nor stops serving.
 
@@ -25,7 +26,9 @@ use socklab_harness::target::TargetProcess;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::conn::{End, FrameReader, Options, Peer, Served, fresh_client, read_source, send_message};
+use super::conn::{End, FrameReader, Options, Peer, send_message};
+use super::fresh::{Served, fresh_client};
+use super::source::read_source;
 use super::wire::{expected_reply, message};
 use super::{Params, Setup, ms, secs};
 
@@ -33,11 +36,14 @@ use super::{Params, Setup, ms, secs};
 const POLL: Duration = Duration::from_millis(2);
 /// A window shorter than this says nothing about CPU use (the counters tick every 10 ms).
 const CPU_WINDOW_MIN: Duration = Duration::from_millis(200);
-/// More than this share of one core in the window is a spinning server. In the window
-/// the server has nothing to do: an idle one uses next to nothing (0–2%), one that loops
-/// on recv() returning 0 all the CPU it can get — a whole core on an idle machine, half
-/// of one when two busy processes share a core. 25% lies far from both.
-const SPIN_PERCENT: f64 = 25.0;
+/// In the window the server has nothing to do. One that blocks is runnable (running or
+/// queued to run, `/proc/PID/schedstat`) next to none of it; one that loops on recv()
+/// returning 0 all of it, whatever the load on the machine. More than half is a spin.
+const SPIN_RUNNABLE_PERCENT: f64 = 50.0;
+/// Where the kernel keeps no schedstat: more than this share of one core is a spin. An
+/// idle server uses 0–2%; a spinner all the CPU it gets (a whole core on an idle machine,
+/// a third of one at a load of 6 on 2 cores).
+const SPIN_CPU_PERCENT: f64 = 15.0;
 
 /// What the check measured.
 #[derive(Debug, Default)]
@@ -55,6 +61,8 @@ pub(crate) struct Measure {
     window: Duration,
     /// The target process's CPU time in the window (`--target-cmd` only).
     cpu: Option<Duration>,
+    /// Its time running or waiting to run in the window (`--target-cmd` only).
+    runnable: Option<Duration>,
     /// Source: whether a new client was served afterwards.
     after: Option<Served>,
     /// Whether the case got as far as closing.
@@ -111,6 +119,7 @@ pub(crate) async fn run(
         }
     }
     let cpu_before = process.map(TargetProcess::cpu_since_ready);
+    let runnable_before = process.and_then(TargetProcess::runnable_time);
     let closed_at = Instant::now();
     measure.closed = true;
     if params.half_close {
@@ -145,6 +154,10 @@ pub(crate) async fn run(
         measure.window = closed_at.elapsed();
     }
     measure.cpu = process.zip(cpu_before).map(|(p, before)| p.cpu_since_ready().saturating_sub(before));
+    measure.runnable = process
+        .and_then(TargetProcess::runnable_time)
+        .zip(runnable_before)
+        .map(|(after, before)| after.saturating_sub(before));
     if !measure.observable {
         measure.after = Some(fresh_client(peer, 1, setup.message_size).await);
     }
@@ -218,20 +231,33 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
         outcome.key_metric("close_after_ms", ms(after), Unit::Millis);
     }
     // A share of a window shorter than a few ticks of the CPU counters means nothing.
-    let percent = m
-        .cpu
-        .filter(|_| m.window >= CPU_WINDOW_MIN)
-        .map(|cpu| cpu.as_secs_f64() / m.window.as_secs_f64() * 100.0);
+    let share = |time: Option<Duration>| {
+        time.filter(|_| m.window >= CPU_WINDOW_MIN).map(|t| t.as_secs_f64() / m.window.as_secs_f64() * 100.0)
+    };
+    let (percent, runnable) = (share(m.cpu), share(m.runnable));
     if let Some(cpu) = m.cpu {
         outcome.metric("server_cpu_ms", ms(cpu), Unit::Millis);
     }
     if let Some(percent) = percent {
         outcome.key_metric("server_cpu_percent", percent.round(), Unit::Percent);
     }
-    let spun = percent.is_some_and(|p| p > SPIN_PERCENT);
-    let cpu_words = match (m.cpu, percent) {
-        (Some(cpu), Some(p)) => format!("{:.0} ms of CPU, {p:.0}% of a core", cpu.as_secs_f64() * 1e3),
-        (Some(cpu), None) => format!("{:.0} ms of CPU", cpu.as_secs_f64() * 1e3),
+    if let Some(runnable) = runnable {
+        outcome.metric("server_runnable_percent", runnable.round(), Unit::Percent);
+    }
+    let spun = match (runnable, percent) {
+        (Some(runnable), _) => runnable > SPIN_RUNNABLE_PERCENT,
+        (None, Some(percent)) => percent > SPIN_CPU_PERCENT,
+        (None, None) => false,
+    };
+    let cpu_words = match (m.cpu, percent, runnable) {
+        (Some(cpu), Some(p), Some(r)) => {
+            format!(
+                "{:.0} ms of CPU, {p:.0}% of a core; runnable {r:.0}% of the time",
+                cpu.as_secs_f64() * 1e3
+            )
+        }
+        (Some(cpu), Some(p), None) => format!("{:.0} ms of CPU, {p:.0}% of a core", cpu.as_secs_f64() * 1e3),
+        (Some(cpu), None, _) => format!("{:.0} ms of CPU", cpu.as_secs_f64() * 1e3),
         _ => "CPU not measured: only with --target-cmd".to_string(),
     };
     let window = format!("{:.1} s", m.window.as_secs_f64());

@@ -10,7 +10,8 @@ use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::conn::{Conversation, End, Options, Peer, Served, converse, fresh_client};
+use super::conn::{Conversation, End, Options, Peer, converse};
+use super::fresh::{Served, fresh_client};
 use super::replies::{judge, trace};
 use super::wire::{Chunking, expected_reply, message};
 use super::{Params, Setup, ms};
@@ -108,7 +109,8 @@ pub(crate) fn evaluate(
     let owed = [owed];
     let j = judge(&owed, replies, setup.wire.is_raw(), params.reply_timeout());
     if replies.frames.len() <= TRACE_FRAMES {
-        outcome.observations.stream = Some(trace(&owed, &conversation.message_at, replies));
+        outcome.observations.stream =
+            Some(trace(std::slice::from_ref(sent), &conversation.message_at, replies));
     }
     let first = replies.frames.first().map(|(_, f)| f);
     let answered_early = first.is_some_and(|f| f.len() < owed[0].len() && owed[0].starts_with(f));

@@ -5,16 +5,19 @@
 //!
 //! One scenario, one check per case, chosen by the `check` parameter (a suite sweeps it;
 //! `socklab probe` runs every check that applies). Each check is a module of its own that
-//! measures (`run`) and judges (`evaluate`); [`conn`] talks to the server, [`wire`] frames
-//! and cuts what is sent, [`replies`] maps what came back onto what was sent.
+//! measures (`run`) and judges (`evaluate`); [`conn`] talks to the server ([`source`]
+//! reads a source, [`fresh`] asks whether a new client is served), [`wire`] frames and
+//! cuts what is sent, [`replies`] maps what came back onto what was sent.
 
 mod concurrency;
 mod conn;
 mod eof;
+mod fresh;
 mod large_message;
 mod reassembly;
 mod replies;
 mod slow_reader;
+mod source;
 mod survival;
 mod wire;
 
@@ -316,7 +319,12 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "server_cpu_percent",
         unit: Unit::Percent,
-        doc: "eof: server_cpu_ms over the window (of 200 ms or more), in % of one core; above 25% the server spins",
+        doc: "eof: server_cpu_ms over the window (of 200 ms or more), in % of one core",
+    },
+    MetricSpec {
+        name: "server_runnable_percent",
+        unit: Unit::Percent,
+        doc: "eof: share of the window the --target-cmd processes were running or waiting to run (/proc/PID/schedstat); above 50% the server spins, whatever the machine's load",
     },
     MetricSpec { name: "reply_bytes_owed", unit: Unit::Bytes, doc: "slow-reader: reply payload bytes owed" },
     MetricSpec {

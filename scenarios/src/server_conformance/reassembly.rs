@@ -16,8 +16,9 @@ use socklab_harness::report::{Direction, Unit};
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::conn::{Conversation, End, Options, Peer, Replies, read_source, source_problems};
+use super::conn::{Conversation, End, Options, Peer, Replies};
 use super::replies::{judge, trace};
+use super::source::{read_source, source_problems};
 use super::wire::{Chunking, SplitMix, expected_reply, message};
 use super::{Params, Setup};
 
@@ -151,7 +152,7 @@ pub(crate) fn evaluate(
                         glued += j.glued;
                         split += j.split;
                         if trace_of.is_none() && !j.ok {
-                            trace_of = Some(trace(&owed, &conversation.message_at, replies));
+                            trace_of = Some(trace(&measure.messages, &conversation.message_at, replies));
                         }
                         Verdict { ok: j.ok, observed: j.observed, sentence: j.sentence }
                     }
@@ -165,7 +166,7 @@ pub(crate) fn evaluate(
     if let (None, Some(Ok(last))) = (&trace_of, measure.runs.last().map(|r| &r.conversation))
         && !owed.is_empty()
     {
-        trace_of = Some(trace(&owed, &last.message_at, &last.replies));
+        trace_of = Some(trace(&measure.messages, &last.message_at, &last.replies));
     }
     outcome.observations.stream = trace_of;
 
@@ -196,7 +197,14 @@ pub(crate) fn evaluate(
 
     let observed =
         verdicts.iter().map(|(name, v)| format!("{name}: {}", v.observed)).collect::<Vec<_>>().join("; ");
-    let (passed, sentence) = match (failed.first(), sink_problem) {
+    // The sentence comes from the failing chunking whose outcome depends least on timing:
+    // everything in one write reaches a server in one recv() whatever the load, while
+    // paced writes may be read together by a server that falls behind.
+    let headline = [Chunking::Merged, Chunking::ByteByByte, Chunking::HeaderCut]
+        .iter()
+        .find_map(|chunking| failed.iter().find(|(name, _)| *name == chunking.name()))
+        .or(failed.first());
+    let (passed, sentence) = match (headline, sink_problem) {
         (Some((name, verdict)), _) => (false, format!("{} (when sent as {name})", verdict.sentence)),
         (None, Some(problem)) => (false, format!("{problem}: it lost track of message boundaries")),
         (None, None) => (

@@ -186,15 +186,16 @@ fn locate(expected: &[Bytes], at: usize) -> (usize, usize) {
     (expected.len(), at - start)
 }
 
-/// The boundary map of what came back: the replies owed (one per message, timed when the
-/// message was first written) against the reply frames received.
-pub(crate) fn trace(expected: &[Bytes], message_at: &[Duration], replies: &Replies) -> StreamTrace {
+/// The boundary map of what came back: the messages sent (each timed when its first byte
+/// was written) against the reply frames received. An echo's replies are as long as its
+/// messages, so the map says which bytes of which messages each reply holds.
+pub(crate) fn trace(sent: &[Bytes], message_at: &[Duration], replies: &Replies) -> StreamTrace {
     let event = |at: Duration, bytes: &Bytes| IoEvent {
         at_us: at.as_secs_f64() * 1e6,
         len: bytes.len(),
         text: printable(bytes),
     };
-    let writes: Vec<IoEvent> = expected
+    let writes: Vec<IoEvent> = sent
         .iter()
         .enumerate()
         .map(|(i, e)| event(message_at.get(i).copied().unwrap_or_default(), e))

@@ -18,10 +18,11 @@ use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 
 use super::conn::{
-    Conversation, End, Options, Peer, Replies, read_source, recv_stop_and_wait, replies_from_reads,
-    send_message, source_problems, write_and_read,
+    Conversation, End, Options, Peer, Replies, recv_stop_and_wait, replies_from_reads, send_message,
+    write_and_read,
 };
 use super::replies::judge;
+use super::source::{read_source, source_problems};
 use super::wire::{bulk_message_size, expected_reply, message};
 use super::{Params, Setup, ms};
 

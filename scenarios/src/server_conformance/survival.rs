@@ -17,7 +17,8 @@ use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::conn::{Options, Peer, Served, fresh_client};
+use super::conn::{Options, Peer};
+use super::fresh::{Served, fresh_client};
 use super::wire::message;
 use super::{Params, Setup, Which, ms, secs};
 
