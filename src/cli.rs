@@ -50,6 +50,15 @@ pub enum Command {
     /// the chosen framing and behaviour, logs each connection it closes for bad input, and
     /// prints its counters when stopped.
     Serve(ServeArgs),
+    /// Test your own server: run every server-conformance check against it.
+    ///
+    /// Give the server as TARGET (IP:PORT, already running) or with --target-cmd (a
+    /// command socklab starts per check, {port} replaced by a free port), with its framing
+    /// and what it does with each message. Runs every check that applies (reassembly,
+    /// large-message, concurrency, eof and its half-close variant, slow-reader, reset,
+    /// hostile-length) as one suite and writes the usual report folder. Exit codes as for
+    /// run: 0 every check passed, 1 one failed, 2 bad input.
+    Probe(ProbeArgs),
 }
 
 /// Arguments of `socklab list`.
@@ -116,6 +125,51 @@ pub struct RunArgs {
     pub repeat: Option<u32>,
 
     /// Per-case timeout in seconds, overriding the suite's (1..=3600).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
+}
+
+/// Arguments of `socklab probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server to probe: IP:PORT of a server that is already running.
+    #[arg(
+        value_name = "TARGET",
+        value_parser = parse_target,
+        required_unless_present = "target_cmd",
+        conflicts_with = "target_cmd"
+    )]
+    pub target: Option<Target>,
+
+    /// Instead of TARGET: a command socklab starts for each check with `sh -c CMD`,
+    /// {port} replaced by a free port; socklab waits until it listens, stops it afterwards,
+    /// and measures its CPU (the eof check needs that to see a server spin).
+    #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
+    pub target_cmd: Option<Target>,
+
+    /// The server's framing: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, varint,
+    /// json-header, fixed:N, stop-and-wait.
+    #[arg(long, default_value = "u32be")]
+    pub framing: FramingStrategy,
+
+    /// What the server does with each message: echo, echo-upper, sink (reads, replies
+    /// nothing), source (sends messages, ignores input).
+    #[arg(long, default_value = "echo")]
+    pub behaviour: Behaviour,
+
+    /// Set a parameter of the checks: --set clients=4 (see `socklab list`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Folder for the report; replaced atomically, never left half-written.
+    #[arg(long, value_name = "DIR", default_value = "socklab-report")]
+    pub out: PathBuf,
+
+    /// Run seed (the random cuts of reassembly derive from it). Default: from the clock.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Per-check timeout in seconds (1..=3600; default 30).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
 }

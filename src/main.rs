@@ -4,6 +4,7 @@
 mod catalog;
 mod cli;
 mod compare;
+mod probe;
 mod progress;
 mod run;
 mod serve;
@@ -49,6 +50,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Run(args) => return run::run(args, &registry),
         Command::Compare(args) => return compare::run(args),
         Command::Serve(args) => serve::serve(args)?,
+        Command::Probe(args) => return probe::probe(args, &registry),
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;
             println!(

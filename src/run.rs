@@ -41,13 +41,22 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     if let Some(target) = args.target.clone().or_else(|| args.target_cmd.clone()) {
         suite.override_target(target);
     }
+    execute(&suite, args, registry)
+}
+
+/// Expands `suite` into cases, runs them, writes the report folder and prints the
+/// summary: everything of `socklab run` after the suite is built, which `socklab probe`
+/// shares. `args` gives `--case`, `--out` and `--seed`, and how a failing case is
+/// replayed (`socklab run` with these arguments). Configuration errors return `Err`
+/// (exit code 2).
+pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Outcome> {
     let mut cases = suite.expand(registry)?;
     if !args.cases.is_empty() {
         cases = select_cases(cases, &args.cases)?;
     }
-    try_target_commands(&cases)?;
     // Before any case runs: a run must never end in a report it cannot write.
     socklab_reports::check_out(&args.out)?;
+    try_target_commands(&cases)?;
     let seed = args.seed.unwrap_or_else(fresh_run_seed);
 
     let started_at = SystemTime::now();

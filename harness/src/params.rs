@@ -35,6 +35,12 @@ pub enum ParamKind {
         /// The valid words.
         options: &'static [&'static str],
     },
+    /// Free text that the scenario's own `validate` checks (a framing name such as
+    /// `u32be` or `fixed:64`, which no fixed list of choices can hold).
+    Text {
+        /// What the text must be, in words, for `socklab list` and error messages.
+        expected: &'static str,
+    },
     /// A list of strings (e.g. the messages a client writes).
     StringList {
         /// Fewest items allowed.
@@ -51,6 +57,7 @@ impl ParamKind {
             ParamKind::Bool => "bool (true or false)".to_string(),
             ParamKind::Integer { min, max } => format!("integer in {min}..={max}"),
             ParamKind::Choice { options } => format!("one of {}", options.join(", ")),
+            ParamKind::Text { expected } => expected.to_string(),
             ParamKind::StringList { min_items, max_items } => {
                 format!("list of {min_items}..={max_items} strings")
             }
@@ -161,6 +168,7 @@ impl ParamSpec {
                 n.as_u64().is_some_and(|n| (*min..=*max).contains(&n))
             }
             (ParamKind::Choice { options }, Value::String(s)) => options.contains(&s.as_str()),
+            (ParamKind::Text { .. }, Value::String(s)) => !s.is_empty(),
             (ParamKind::StringList { min_items, max_items }, Value::Array(items)) => {
                 (*min_items..=*max_items).contains(&items.len()) && items.iter().all(Value::is_string)
             }
@@ -181,7 +189,9 @@ impl ParamSpec {
             ParamKind::Integer { .. } => {
                 word.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(word.to_string()))
             }
-            ParamKind::Choice { .. } | ParamKind::StringList { .. } => Value::String(word.to_string()),
+            ParamKind::Choice { .. } | ParamKind::Text { .. } | ParamKind::StringList { .. } => {
+                Value::String(word.to_string())
+            }
         }
     }
 
@@ -297,6 +307,22 @@ mod tests {
         assert_eq!(MESSAGES.from_toml(&v).unwrap(), vec![json!(["a"]), json!(["b"])]);
         let v: toml::Value = toml::from_str::<toml::Table>("x = []").unwrap()["x"].clone();
         assert!(READ_SIZE.from_toml(&v).is_err());
+    }
+
+    #[test]
+    fn text_takes_any_non_empty_word_and_says_what_it_expects() {
+        const FRAMING: ParamSpec = ParamSpec {
+            name: "framing",
+            kind: ParamKind::Text { expected: "a framing strategy (u32be, line, fixed:N, ...)" },
+            unit: None,
+            doc: "",
+        };
+        assert_eq!(FRAMING.parse_cli("fixed:64,line").unwrap(), vec![json!("fixed:64"), json!("line")]);
+        let err = FRAMING.parse_cli("").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad value `` for parameter `framing`: expected a framing strategy (u32be, line, fixed:N, ...)"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use socklab_harness::scenario::Registry;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;
 pub mod recv_buffer;
+pub mod server_conformance;
 pub mod tcp_coalescing;
 pub mod udp_early_send;
 pub mod udp_rcvbuf_overflow;
@@ -29,4 +30,5 @@ pub fn registry() -> Registry {
         .with::<udp_truncation::UdpTruncation>()
         .with::<recv_buffer::RecvBuffer>()
         .with::<framing_throughput::FramingThroughput>()
+        .with::<server_conformance::ServerConformance>()
 }

@@ -137,6 +137,15 @@ impl TargetProcess {
         group_cpu(self.pgid).saturating_sub(self.cpu_at_ready)
     }
 
+    /// Time the group's live processes have spent running or waiting to run, from
+    /// `/proc/PID/schedstat`; `None` where the kernel does not keep it. Unlike CPU time
+    /// this does not depend on the machine's load: a process that spins is runnable all
+    /// the time (running, or queued behind others), one that blocks is not. Take the
+    /// difference of two readings; processes that exit in between drop out of the sum.
+    pub fn runnable_time(&self) -> Option<Duration> {
+        group_runnable(self.pgid)
+    }
+
     /// Whether the command (the shell it runs in) is still running.
     pub fn is_running(&self) -> bool {
         self.try_wait().is_none()
@@ -267,6 +276,29 @@ fn group_cpu(pgid: i32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / ticks_per_s)
 }
 
+/// Run + wait-on-runqueue time (the first two fields of `/proc/PID/schedstat`, in ns) of
+/// every live process in group `pgid`; `None` when no such file can be read.
+fn group_runnable(pgid: i32) -> Option<Duration> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let mut nanos = None;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        if rest.split(' ').nth(2).and_then(|p| p.parse::<i32>().ok()) != Some(pgid) {
+            continue;
+        }
+        let Ok(schedstat) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
+        let fields: Vec<u64> = schedstat.split_whitespace().take(2).filter_map(|f| f.parse().ok()).collect();
+        if fields.len() == 2 {
+            *nanos.get_or_insert(0u64) += fields[0] + fields[1];
+        }
+    }
+    nanos.map(Duration::from_nanos)
+}
+
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
     unsafe {
@@ -351,10 +383,12 @@ mod tests {
                       time.sleep(60)' {port}";
         let process = TargetProcess::start(&template(python), Duration::from_secs(10)).unwrap();
         assert!(std::net::TcpStream::connect(process.addr()).is_ok());
+        assert!(process.runnable_time().is_some(), "the group's schedstat is readable");
         let record = process.stop(Duration::from_secs(2));
         assert_eq!(record.exit, "killed by signal 15 (SIGTERM)");
         assert_eq!(record.stdout_tail, ["ready"]);
         assert!(record.cpu_ms >= 0.0);
+        assert_eq!(process.runnable_time(), None, "nothing of the group is left to read");
         assert!(!process.is_running());
     }
 }

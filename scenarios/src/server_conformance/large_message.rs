@@ -1,0 +1,194 @@
+//! `large-message`: one message of `large_size` bytes (1 MiB by default) in one write.
+//! An echo must come back as one whole reply; a server that answers after its first
+//! recv() is named by the size of that first answer. A sink must take it without a reply
+//! or a reset, and then serve a new client.
+
+use bytes::Bytes;
+use socklab_harness::check::Check;
+use socklab_harness::peer::Behaviour;
+use socklab_harness::report::Unit;
+use socklab_harness::scenario::CaseOutcome;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::conn::{Conversation, End, Options, Peer, converse};
+use super::fresh::{Served, fresh_client};
+use super::replies::{judge, trace};
+use super::wire::{Chunking, expected_reply, message};
+use super::{Params, Setup, ms};
+
+/// Most reply frames drawn in the report's boundary map.
+const TRACE_FRAMES: usize = 64;
+
+/// What the check measured.
+#[derive(Debug, Default)]
+pub(crate) struct Measure {
+    sent: Option<Bytes>,
+    conversation: Option<Result<Conversation, String>>,
+    /// Sink: whether a new client was served afterwards.
+    after: Option<Served>,
+}
+
+pub(crate) async fn run(params: &Params, peer: &Peer) -> Measure {
+    let sent = message(0, params.large_size as usize);
+    let conversation = match peer.connect(Options::default()).await {
+        Ok(mut stream) => {
+            let conversation = converse(
+                peer,
+                &mut stream,
+                std::slice::from_ref(&sent),
+                Chunking::Merged,
+                Default::default(),
+            )
+            .await;
+            if peer.behaviour == Behaviour::Sink {
+                let _ = stream.shutdown().await;
+                let mut byte = [0u8; 1];
+                let _ = tokio::time::timeout(peer.reply_timeout, stream.read(&mut byte)).await;
+            }
+            Ok(conversation)
+        }
+        Err(e) => Err(format!("cannot connect: {e}")),
+    };
+    let after = match peer.behaviour {
+        Behaviour::Sink => Some(fresh_client(peer, 1, 64).await),
+        _ => None,
+    };
+    Measure { sent: Some(sent), conversation: Some(conversation), after }
+}
+
+pub(crate) fn evaluate(
+    params: &Params,
+    setup: &Setup,
+    measure: Option<Measure>,
+    sink: Option<(u64, u64)>,
+    outcome: &mut CaseOutcome,
+) -> Check {
+    let name = "large_message";
+    let size = params.large_size;
+    let expected = match setup.behaviour {
+        Behaviour::Sink => {
+            format!("the {size}-byte message taken without a reply or a reset, then a new client served")
+        }
+        _ => format!("one whole reply to the {size}-byte message"),
+    };
+    let Some(measure) = measure else {
+        return Check::nothing_to_judge(name, expected, "no message was sent");
+    };
+    let (Some(sent), Some(conversation)) = (&measure.sent, &measure.conversation) else {
+        return Check::nothing_to_judge(name, expected, "no message was sent");
+    };
+    let conversation = match conversation {
+        Ok(conversation) => conversation,
+        Err(why) => return Check::new(name, expected, why.clone(), false, format!("a client {why}")),
+    };
+    let replies = &conversation.replies;
+    let reply_bytes: usize = replies.frames.iter().map(|(_, f)| f.len()).sum();
+    outcome.key_metric("replies_received", replies.frames.len() as f64, Unit::Count).metric(
+        "reply_bytes",
+        reply_bytes as f64,
+        Unit::Bytes,
+    );
+    if let (Some((at, first)), Some(&start)) = (replies.frames.first(), conversation.message_at.first()) {
+        outcome.key_metric("first_reply_bytes", first.len() as f64, Unit::Bytes).metric(
+            "first_reply_ms",
+            ms(at.saturating_sub(start)),
+            Unit::Millis,
+        );
+    }
+    let Some(owed) = expected_reply(setup.behaviour, sent) else {
+        // Raw framing has no boundaries for the reference sink to count messages by.
+        let sink = sink.filter(|_| !setup.wire.is_raw());
+        return sink_check(
+            Judged { name, expected, params },
+            measure.after.as_ref(),
+            conversation,
+            sink,
+            outcome,
+        );
+    };
+    let owed = [owed];
+    let j = judge(&owed, replies, setup.wire.is_raw(), params.reply_timeout());
+    if replies.frames.len() <= TRACE_FRAMES {
+        outcome.observations.stream =
+            Some(trace(std::slice::from_ref(sent), &conversation.message_at, replies));
+    }
+    let first = replies.frames.first().map(|(_, f)| f);
+    let answered_early = first.is_some_and(|f| f.len() < owed[0].len() && owed[0].starts_with(f));
+    let sentence = match (j.ok, first) {
+        (true, _) => format!(
+            "the {size}-byte message came back whole in one reply, {:.0} ms after it was sent",
+            replies.frames[0].0.saturating_sub(conversation.message_at[0]).as_secs_f64() * 1e3
+        ),
+        (false, Some(first)) if answered_early => {
+            format!("the server answered after {} bytes: it reads one recv() per message", first.len())
+        }
+        (false, _) => j.sentence.clone(),
+    };
+    let observed = format!(
+        "{} reply frames, {reply_bytes} of {} payload bytes; {}",
+        replies.frames.len(),
+        owed[0].len(),
+        j.observed
+    );
+    Check::new(name, expected, observed, j.ok, sentence)
+}
+
+/// What a verdict is about: the check's name, what it expects, the parameters.
+struct Judged<'a> {
+    name: &'a str,
+    expected: String,
+    params: &'a Params,
+}
+
+fn sink_check(
+    judged: Judged<'_>,
+    after: Option<&Served>,
+    conversation: &Conversation,
+    sink: Option<(u64, u64)>,
+    outcome: &mut CaseOutcome,
+) -> Check {
+    let Judged { name, expected, params } = judged;
+    let replies = &conversation.replies;
+    if let Some((intact, corrupted)) = sink {
+        outcome.metric("server_intact", intact as f64, Unit::Count).metric(
+            "server_corrupted",
+            corrupted as f64,
+            Unit::Count,
+        );
+    }
+    let Some(after) = after else {
+        return Check::nothing_to_judge(name, expected, "no new client was tried after the message");
+    };
+    outcome.metric("recovery_ms", ms(after.took), Unit::Millis);
+    // The reference sink counts the large message and the new client's one.
+    let counted_ok = sink.is_none_or(|(intact, corrupted)| intact == 2 && corrupted == 0);
+    let taken = replies.bytes == 0 && replies.end == End::Complete;
+    let passed = taken && after.ok && counted_ok;
+    let sentence = if !taken && replies.bytes > 0 {
+        format!("a sink sent {} bytes back: is the server's behaviour the one declared?", replies.bytes)
+    } else if !taken {
+        format!(
+            "while taking the {}-byte message, {}",
+            params.large_size,
+            replies.end.words(params.reply_timeout())
+        )
+    } else if !after.ok {
+        format!(
+            "after the {}-byte message a new client was not served: {}",
+            params.large_size,
+            after.problem.clone().unwrap_or_default()
+        )
+    } else if !counted_ok {
+        "the reference sink did not verify the message intact: it lost track of the message boundary"
+            .to_string()
+    } else {
+        format!("the server took the {}-byte message and then served a new client", params.large_size)
+    };
+    let observed = format!(
+        "{} bytes back, {}; new client {}",
+        replies.bytes,
+        replies.end.words(params.reply_timeout()),
+        if after.ok { "served" } else { "not served" }
+    );
+    Check::new(name, expected, observed, passed, sentence)
+}

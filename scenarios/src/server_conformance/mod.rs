@@ -1,0 +1,669 @@
+//! `server-conformance`: a server — socklab's reference, or your own (`--target`,
+//! `--target-cmd`, `socklab probe`) — under the situations that break hand-written
+//! servers: every chunking of its input, a large message, many clients at once, a client
+//! that closes, a slow reader, a reset, a hostile length prefix.
+//!
+//! One scenario, one check per case, chosen by the `check` parameter (a suite sweeps it;
+//! `socklab probe` runs every check that applies). Each check is a module of its own that
+//! measures (`run`) and judges (`evaluate`); [`conn`] talks to the server ([`source`]
+//! reads a source, [`fresh`] asks whether a new client is served), [`wire`] frames and
+//! cuts what is sent, [`replies`] maps what came back onto what was sent.
+
+mod concurrency;
+mod conn;
+mod eof;
+mod fresh;
+mod large_message;
+mod reassembly;
+mod replies;
+mod slow_reader;
+mod source;
+mod survival;
+mod wire;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socklab_harness::check::Check;
+use socklab_harness::framing::FramingStrategy;
+use socklab_harness::metric::Better;
+use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
+use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
+
+use conn::Peer;
+use wire::Wire;
+
+/// The scenario; see the module docs.
+pub struct ServerConformance;
+
+/// Every check, as the `check` parameter names it, in the order `socklab probe` runs them.
+pub const CHECKS: &[&str] =
+    &["reassembly", "large-message", "concurrency", "eof", "slow-reader", "reset", "hostile-length"];
+
+/// A check of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Reassembly,
+    LargeMessage,
+    Concurrency,
+    Eof,
+    SlowReader,
+    Reset,
+    HostileLength,
+}
+
+impl Which {
+    fn parse(name: &str) -> Result<Which, String> {
+        Ok(match name {
+            "reassembly" => Which::Reassembly,
+            "large-message" => Which::LargeMessage,
+            "concurrency" => Which::Concurrency,
+            "eof" => Which::Eof,
+            "slow-reader" => Which::SlowReader,
+            "reset" => Which::Reset,
+            "hostile-length" => Which::HostileLength,
+            other => return Err(format!("unknown check `{other}`; valid: {}", CHECKS.join(", "))),
+        })
+    }
+}
+
+/// Parameters of `server-conformance`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Which check the case runs.
+    pub check: String,
+    /// The server's framing: any strategy `socklab serve --framing` accepts.
+    pub framing: String,
+    /// What the server does with each message.
+    pub behaviour: String,
+    /// Flavour of the reference server (ignored against a target).
+    pub flavour: String,
+    /// Messages per conversation.
+    pub messages: u64,
+    /// Payload bytes per message.
+    pub message_size: u64,
+    /// `large-message`: payload bytes of the one large message.
+    pub large_size: u64,
+    /// `concurrency`: clients at once.
+    pub clients: u64,
+    /// `concurrency`: length of each client's session, in milliseconds.
+    pub session_ms: u64,
+    /// `reassembly`: pause between paced writes, in milliseconds.
+    pub gap_ms: u64,
+    /// `eof`: half-close (SHUT_WR) right after sending instead of closing after the last reply.
+    pub half_close: bool,
+    /// `eof`: how long to wait for the server to close its side, in milliseconds.
+    pub eof_timeout_ms: u64,
+    /// How long the server may stay silent while a reply is due, in milliseconds.
+    pub reply_timeout_ms: u64,
+    /// `slow-reader`: payload bytes sent (and owed back).
+    pub slow_bytes: u64,
+    /// `slow-reader`: the client's SO_RCVBUF, bytes requested.
+    pub slow_rcvbuf: u64,
+    /// `slow-reader`: pause before each small read, in milliseconds.
+    pub slow_read_pause_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            check: "reassembly".into(),
+            framing: "u32be".into(),
+            behaviour: "echo".into(),
+            flavour: "tokio".into(),
+            messages: 3,
+            message_size: 64,
+            large_size: 1 << 20,
+            clients: 8,
+            session_ms: 1000,
+            gap_ms: 2,
+            half_close: false,
+            eof_timeout_ms: 2000,
+            reply_timeout_ms: 2000,
+            slow_bytes: 1 << 20,
+            slow_rcvbuf: 4096,
+            slow_read_pause_ms: 1,
+        }
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "check",
+        kind: ParamKind::Choice { options: CHECKS },
+        unit: None,
+        doc: "which check the case runs (socklab probe runs every one that applies)",
+    },
+    ParamSpec {
+        name: "framing",
+        kind: ParamKind::Text {
+            expected: "a framing strategy: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, …, varint, json-header, fixed:N, stop-and-wait",
+        },
+        unit: None,
+        doc: "the server's framing, as socklab serve --framing names it",
+    },
+    ParamSpec {
+        name: "behaviour",
+        kind: ParamKind::Choice { options: Behaviour::NAMES },
+        unit: None,
+        doc: "what the server does with each message: echo, echo-upper, sink (reads, sends nothing), source (sends, ignores input)",
+    },
+    ParamSpec {
+        name: "flavour",
+        kind: ParamKind::Choice { options: Flavour::NAMES },
+        unit: None,
+        doc: "reference server only: tokio, threaded, sequential (fails concurrency by design)",
+    },
+    ParamSpec {
+        name: "messages",
+        kind: ParamKind::Integer { min: 1, max: 1000 },
+        unit: None,
+        doc: "messages per conversation (reassembly sends them in every chunking)",
+    },
+    ParamSpec {
+        name: "message_size",
+        kind: ParamKind::Integer { min: 16, max: 65_535 },
+        unit: Some("bytes"),
+        doc: "payload bytes per message (self-checking: sequence number, checksum, printable filler); fixed:N uses N",
+    },
+    ParamSpec {
+        name: "large_size",
+        kind: ParamKind::Integer { min: 16, max: 64 << 20 },
+        unit: Some("bytes"),
+        doc: "large-message: payload bytes of the one large message",
+    },
+    ParamSpec {
+        name: "clients",
+        kind: ParamKind::Integer { min: 2, max: 64 },
+        unit: None,
+        doc: "concurrency: clients connecting at once",
+    },
+    ParamSpec {
+        name: "session_ms",
+        kind: ParamKind::Integer { min: 100, max: 10_000 },
+        unit: Some("ms"),
+        doc: "concurrency: each client's session, 5 round trips with pauses between",
+    },
+    ParamSpec {
+        name: "gap_ms",
+        kind: ParamKind::Integer { min: 0, max: 100 },
+        unit: Some("ms"),
+        doc: "reassembly: pause between paced writes, so the server reads them apart",
+    },
+    ParamSpec {
+        name: "half_close",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "eof: shut down writing (SHUT_WR) right after sending, then read the replies, instead of closing after the last reply",
+    },
+    ParamSpec {
+        name: "eof_timeout_ms",
+        kind: ParamKind::Integer { min: 100, max: 60_000 },
+        unit: Some("ms"),
+        doc: "eof: how long the server has to close its side after the client's close",
+    },
+    ParamSpec {
+        name: "reply_timeout_ms",
+        kind: ParamKind::Integer { min: 100, max: 60_000 },
+        unit: Some("ms"),
+        doc: "how long the server may stay silent while a reply is due",
+    },
+    ParamSpec {
+        name: "slow_bytes",
+        kind: ParamKind::Integer { min: 1024, max: 64 << 20 },
+        unit: Some("bytes"),
+        doc: "slow-reader: payload bytes sent in 16 KiB messages, and owed back",
+    },
+    ParamSpec {
+        name: "slow_rcvbuf",
+        kind: ParamKind::Integer { min: 1024, max: 1 << 20 },
+        unit: Some("bytes"),
+        doc: "slow-reader: the client's SO_RCVBUF (Linux doubles it); the client also announces a 1 KiB MSS",
+    },
+    ParamSpec {
+        name: "slow_read_pause_ms",
+        kind: ParamKind::Integer { min: 0, max: 100 },
+        unit: Some("ms"),
+        doc: "slow-reader: pause before each 4 KiB read",
+    },
+];
+
+const METRICS: &[MetricSpec] = &[
+    MetricSpec {
+        name: "chunkings",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reassembly: chunkings sent, one connection each",
+    },
+    MetricSpec {
+        name: "chunkings_failed",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "reassembly: chunkings whose replies were not all whole and in order",
+    },
+    MetricSpec {
+        name: "replies_owed",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "replies the server owed, over the check",
+    },
+    MetricSpec {
+        name: "replies_received",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reply frames decoded, over the check",
+    },
+    MetricSpec {
+        name: "glued_replies",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "reply frames holding bytes of more than one message",
+    },
+    MetricSpec {
+        name: "split_replies",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "messages whose reply came back in pieces",
+    },
+    MetricSpec {
+        name: "one_byte_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reassembly: writes of the 1-byte-per-write chunking",
+    },
+    MetricSpec {
+        name: "one_byte_segments",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reassembly: TCP segments that carried them, from the capture (absent without it)",
+    },
+    MetricSpec {
+        name: "server_intact",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reference sink only: messages the server verified intact",
+    },
+    MetricSpec {
+        name: "server_corrupted",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "reference sink only: messages the server found damaged",
+    },
+    MetricSpec {
+        name: "first_reply_bytes",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "large-message: payload bytes of the first reply frame",
+    },
+    MetricSpec {
+        name: "reply_bytes",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "reply payload bytes received",
+    },
+    MetricSpec {
+        name: "first_reply_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "large-message: from the first byte written to the first reply frame",
+    },
+    MetricSpec {
+        name: "clients_served",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "concurrency: clients that got their first reply",
+    },
+    MetricSpec {
+        name: "max_wait_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "concurrency: longest wait from connecting to the first reply",
+    },
+    MetricSpec {
+        name: "median_wait_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "concurrency: median wait for the first reply",
+    },
+    MetricSpec {
+        name: "mean_session_ms",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "concurrency: mean session length, first reply to close",
+    },
+    MetricSpec {
+        name: "close_after_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "eof: from the client's close (or SHUT_WR) to the server's close; absent when it did not close in time",
+    },
+    MetricSpec {
+        name: "eof_window_ms",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "eof: the window the server's CPU was measured over",
+    },
+    MetricSpec {
+        name: "server_cpu_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "eof: CPU time (user + system) of the --target-cmd process group in the window; absent otherwise",
+    },
+    MetricSpec {
+        name: "server_cpu_percent",
+        unit: Unit::Percent,
+        better: Better::Lower,
+        doc: "eof: server_cpu_ms over the window (of 200 ms or more), in % of one core",
+    },
+    MetricSpec {
+        name: "server_runnable_percent",
+        unit: Unit::Percent,
+        better: Better::Lower,
+        doc: "eof: share of the window the --target-cmd processes were running or waiting to run (/proc/PID/schedstat); above 50% the server spins, whatever the machine's load",
+    },
+    MetricSpec {
+        name: "reply_bytes_owed",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "slow-reader: reply payload bytes owed",
+    },
+    MetricSpec {
+        name: "reply_bytes_lost",
+        unit: Unit::Bytes,
+        better: Better::Lower,
+        doc: "slow-reader: reply payload bytes owed that never arrived",
+    },
+    MetricSpec {
+        name: "slow_read_ms",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "slow-reader: how long the slow reading took",
+    },
+    MetricSpec {
+        name: "rcvbuf_effective",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "slow-reader: the client's SO_RCVBUF as the kernel set it",
+    },
+    MetricSpec {
+        name: "recovery_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "reset, hostile-length, eof (source): how long the new client took to be served",
+    },
+    MetricSpec {
+        name: "hostile_length",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "hostile-length: the length the prefix announced",
+    },
+    MetricSpec {
+        name: "hostile_closed_ms",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "hostile-length: how long until the server closed that connection; absent when it kept it open",
+    },
+    MetricSpec {
+        name: "target_running",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "1 when the --target-cmd process was still running at the end of the check, 0 when not; absent otherwise",
+    },
+];
+
+/// The parameters a case uses, parsed and checked.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    which: Which,
+    wire: Wire,
+    behaviour: Behaviour,
+    flavour: Flavour,
+    /// Payload bytes per message: `message_size`, or N for `fixed:N`.
+    message_size: usize,
+}
+
+impl Params {
+    fn setup(&self) -> Result<Setup, String> {
+        let strategy: FramingStrategy = self.framing.parse().map_err(|e| format!("{e}"))?;
+        let message_size = match strategy {
+            FramingStrategy::FixedSize(n) => n,
+            _ => self.message_size as usize,
+        };
+        Ok(Setup {
+            which: Which::parse(&self.check)?,
+            wire: Wire(strategy),
+            behaviour: self.behaviour.parse().map_err(|e| format!("{e}"))?,
+            flavour: self.flavour.parse().map_err(|e| format!("{e}"))?,
+            message_size,
+        })
+    }
+
+    fn reply_timeout(&self) -> Duration {
+        Duration::from_millis(self.reply_timeout_ms)
+    }
+
+    fn gap(&self) -> Duration {
+        Duration::from_millis(self.gap_ms)
+    }
+}
+
+impl Scenario for ServerConformance {
+    type Params = Params;
+    type Measured = Measured;
+
+    const NAME: &'static str = "server-conformance";
+    const SUMMARY: &'static str = "a server under every chunking, a large message, many clients, EOF, a slow reader, a reset, a hostile length";
+    const EXPLANATION: &'static str = "\
+What it shows: whether a server — socklab's reference, or your own with --target, --target-cmd \
+or socklab probe — copes with what TCP and clients really do. Each case runs one check, \
+with the server's framing and declared behaviour (echo, echo-upper, sink, source): \
+reassembly sends the messages in five chunkings (one write per message; all in one write; \
+one byte per write with TCP_NODELAY and a pause, confirmed as separate segments by the \
+capture where it runs; a cut inside each header; seeded random cuts that split and merge) \
+and checks every reply, in order, none missing or extra; large-message sends one large \
+message; concurrency connects several clients at once, each holding a session of five \
+round trips; eof closes (or half-closes) and times how long the server takes to close its \
+side, and with --target-cmd how much CPU it burns meanwhile; slow-reader reads the replies \
+slowly through a small receive buffer; reset resets a connection mid-message; \
+hostile-length announces a frame far above any sane size. After reset and hostile-length a \
+new client must be served.
+
+Why servers fail them: TCP delivers bytes, not messages. A server that treats each recv() \
+as one message answers glued or cut replies as soon as the chunking changes, and answers a \
+large message piece by piece. A server that serves one client at a time makes the others \
+wait a whole session each (socklab's sequential flavour does so on purpose, and fails \
+concurrency). recv() returning 0 means the client closed; a server that loops on it spins \
+a core. send() may take only part of a reply when the client reads slowly; a server that \
+ignores its return value loses the rest. A length prefix is input like any other: a server \
+that trusts it allocates gigabytes or waits forever.
+
+What to take from it: frame the stream and read until a whole frame is buffered; serve \
+clients concurrently; close on recv() returning 0; loop until send() has taken every byte; \
+check every length against a limit before allocating. Each failed check says in one \
+sentence what the server did, with the evidence beside it (the boundary map of what came \
+back, timings, CPU).";
+    const PARAMS: &'static [ParamSpec] = PARAMS;
+    const METRICS: &'static [MetricSpec] = METRICS;
+    const SWEEP: &'static [(&'static str, &'static str)] =
+        &[("check", "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length")];
+    const EXTERNAL_TARGET: bool = true;
+
+    fn validate(params: &Params) -> Result<(), String> {
+        let setup = params.setup()?;
+        let (wire, framing) = (setup.wire, &params.framing);
+        if setup.message_size < 16 {
+            return Err(format!(
+                "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
+                setup.message_size
+            ));
+        }
+        if let Some(most) = wire.max_payload()
+            && setup.message_size as u64 > most
+            && !matches!(wire.0, FramingStrategy::FixedSize(_))
+        {
+            return Err(format!(
+                "{framing} carries at most {most} bytes per frame; message_size is {}",
+                setup.message_size
+            ));
+        }
+        if wire.is_stop_and_wait() && setup.behaviour == Behaviour::Source {
+            return Err("stop-and-wait is request and reply: a source has no request to answer, so use a stream framing".into());
+        }
+        if wire.is_raw() && setup.behaviour == Behaviour::Source {
+            return Err(
+                "a source over raw framing has no boundaries to verify its messages by; use a framing".into(),
+            );
+        }
+        match setup.which {
+            Which::LargeMessage if setup.behaviour == Behaviour::Source => {
+                Err("large-message does not apply to a source, which chooses its own message size".into())
+            }
+            Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => {
+                Err(format!("large-message does not apply to {framing}: every record has the same size"))
+            }
+            Which::LargeMessage => match wire.max_payload() {
+                Some(most) if params.large_size > most => Err(format!(
+                    "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
+                    params.large_size
+                )),
+                _ => Ok(()),
+            },
+            Which::HostileLength if setup.behaviour == Behaviour::Source => {
+                Err("hostile-length does not apply to a source, which never reads what the client sends"
+                    .into())
+            }
+            Which::HostileLength if !wire.is_length_framing() => {
+                Err(format!("hostile-length does not apply to {framing}: it has no length prefix"))
+            }
+            Which::HostileLength if wire.is_narrow_length() => Err(format!(
+                "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
+                wire.max_payload().unwrap_or(0)
+            )),
+            Which::SlowReader if setup.behaviour == Behaviour::Sink => {
+                Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
+            }
+            Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
+                Err("eof with half_close does not apply to a source, which never reads and so never sees it"
+                    .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        let setup = params.setup().map_err(CaseError::Protocol)?;
+        let server = match &ctx.target {
+            Some(_) => None,
+            None => Some(Server::start(ServerConfig {
+                flavour: setup.flavour,
+                behaviour: setup.behaviour,
+                framing: setup.wire.0,
+                source_message_size: setup.message_size,
+                max_frame_len: (8usize << 20).max(params.large_size as usize + 1024),
+                ..ServerConfig::default()
+            })?),
+        };
+        let addr = match (&server, &ctx.target) {
+            (Some(server), _) => server.addr(),
+            (None, Some(target)) => target.addr,
+            (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
+        };
+        let peer = Peer {
+            addr,
+            wire: setup.wire,
+            behaviour: setup.behaviour,
+            reply_timeout: params.reply_timeout(),
+            clock: Instant::now(),
+        };
+        let process = ctx.target.as_ref().and_then(|t| t.process.clone());
+        let mut measured = Measured::default();
+        match setup.which {
+            Which::Reassembly => {
+                measured.reassembly =
+                    Some(reassembly::run(&params, &setup, &peer, ctx.seed, &ctx.case_id).await)
+            }
+            Which::LargeMessage => measured.large = Some(large_message::run(&params, &peer).await),
+            Which::Concurrency => measured.concurrency = Some(concurrency::run(&params, &setup, &peer).await),
+            Which::Eof => measured.eof = Some(eof::run(&params, &setup, &peer, process.as_deref()).await),
+            Which::SlowReader => measured.slow = Some(slow_reader::run(&params, &setup, &peer).await),
+            Which::Reset | Which::HostileLength => {
+                measured.survival = Some(survival::run(setup.which, &params, &setup, &peer).await)
+            }
+        }
+        if let Some(server) = &server
+            && setup.behaviour == Behaviour::Sink
+        {
+            let stats = server.stats();
+            measured.sink =
+                Some((stats.intact.load(Ordering::Relaxed), stats.corrupted.load(Ordering::Relaxed)));
+        }
+        measured.target_running = process.map(|p| p.is_running());
+        Ok(measured)
+    }
+
+    fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
+        let mut outcome = CaseOutcome::default();
+        let setup = match params.setup() {
+            Ok(setup) => setup,
+            // Parameters passed validation before the case ran, so this is a bug; say so.
+            Err(reason) => {
+                outcome.checks.push(Check::nothing_to_judge("params_parse", "valid parameters", &reason));
+                return outcome;
+            }
+        };
+        let check = match setup.which {
+            Which::Reassembly => {
+                reassembly::evaluate(params, &setup, measured.reassembly, measured.sink, &mut outcome)
+            }
+            Which::LargeMessage => {
+                large_message::evaluate(params, &setup, measured.large, measured.sink, &mut outcome)
+            }
+            Which::Concurrency => concurrency::evaluate(params, measured.concurrency, &mut outcome),
+            Which::Eof => eof::evaluate(params, measured.eof, &mut outcome),
+            Which::SlowReader => slow_reader::evaluate(params, &setup, measured.slow, &mut outcome),
+            Which::Reset | Which::HostileLength => survival::evaluate(
+                setup.which,
+                params,
+                &setup,
+                measured.survival,
+                measured.target_running,
+                &mut outcome,
+            ),
+        };
+        outcome.checks.insert(0, check);
+        if let Some(running) = measured.target_running {
+            outcome.metric("target_running", f64::from(u8::from(running)), Unit::Count);
+        }
+        outcome
+    }
+}
+
+/// What one case measured: the measure of the check it ran, and what the reference sink
+/// counted.
+#[derive(Default)]
+pub struct Measured {
+    reassembly: Option<reassembly::Measure>,
+    large: Option<large_message::Measure>,
+    concurrency: Option<concurrency::Measure>,
+    eof: Option<eof::Measure>,
+    slow: Option<slow_reader::Measure>,
+    survival: Option<survival::Measure>,
+    /// Reference sink only: messages it verified intact, and damaged.
+    sink: Option<(u64, u64)>,
+    /// Whether the `--target-cmd` process was running at the end.
+    target_running: Option<bool>,
+}
+
+/// Milliseconds, rounded to 0.1, for metrics.
+fn ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// Seconds in words: `1.02 s`.
+fn secs(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}

@@ -1,0 +1,306 @@
+//! `reassembly`: the same messages in five chunkings, one connection each; every reply
+//! must come back whole, in order, none missing or extra. A sink must take them all
+//! without a reset (the reference sink also counts them intact); a source's messages are
+//! read one byte at a time, a few bytes at a time and in large reads, and must all verify.
+//!
+//! Where capture runs (loopback, CAP_NET_RAW), it confirms that the 1-byte writes left
+//! as separate segments, so the server really received them apart.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
+use socklab_harness::check::Check;
+use socklab_harness::peer::Behaviour;
+use socklab_harness::report::{Direction, Unit};
+use socklab_harness::scenario::CaseOutcome;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::conn::{Conversation, End, Options, Peer, Replies};
+use super::replies::{judge, trace};
+use super::source::{read_source, source_problems};
+use super::wire::{Chunking, SplitMix, expected_reply, message};
+use super::{Params, Setup};
+
+/// What the check measured.
+#[derive(Default)]
+pub(crate) struct Measure {
+    /// The messages sent in every chunking.
+    messages: Vec<Bytes>,
+    /// One per chunking (echo, echo-upper, sink) or read size (source).
+    runs: Vec<Run>,
+    /// The capture, when it was attempted.
+    capture: Option<CaseCaptureResult>,
+    /// Client port of the 1-byte-per-write connection.
+    byte_port: Option<u16>,
+}
+
+/// One connection of the check.
+#[derive(Debug)]
+struct Run {
+    /// The chunking, or the read size, in words.
+    name: String,
+    /// What was written and what came back; `None` when the client could not connect.
+    conversation: Result<Conversation, String>,
+}
+
+/// Read sizes a source's messages are read with.
+fn source_read_sizes(seed: u64) -> [usize; 3] {
+    [64 << 10, 1, 2 + SplitMix(seed).below(15)]
+}
+
+pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, case_id: &str) -> Measure {
+    let capture = peer
+        .addr
+        .ip()
+        .is_loopback()
+        .then(|| CaseCapture::start(CaptureConfig::loopback(peer.addr.port()), peer.clock));
+    let messages: Vec<Bytes> = (0..params.messages).map(|i| message(i as u32, setup.message_size)).collect();
+    let mut measure = Measure { messages, ..Measure::default() };
+    if setup.behaviour == Behaviour::Source {
+        for read_size in source_read_sizes(seed) {
+            let name = format!("read {read_size} bytes at a time");
+            let conversation = match peer.connect(Options::default()).await {
+                Ok(mut stream) => {
+                    let replies = read_source(
+                        peer,
+                        &mut stream,
+                        measure.messages.len(),
+                        usize::MAX,
+                        read_size,
+                        Duration::ZERO,
+                    )
+                    .await;
+                    Ok(Conversation { replies, ..Conversation::default() })
+                }
+                Err(e) => Err(format!("cannot connect: {e}")),
+            };
+            measure.runs.push(Run { name, conversation });
+        }
+    } else {
+        for chunking in Chunking::all(seed) {
+            let conversation = match peer.connect(Options::default()).await {
+                Ok(mut stream) => {
+                    if chunking == Chunking::ByteByByte {
+                        measure.byte_port = stream.local_addr().ok().map(|a| a.port());
+                    }
+                    let conversation =
+                        super::conn::converse(peer, &mut stream, &measure.messages, chunking, params.gap())
+                            .await;
+                    if setup.behaviour == Behaviour::Sink {
+                        // Half-close and wait for the server's close, so it has read
+                        // everything before the next connection (and its counters are final).
+                        let _ = stream.shutdown().await;
+                        let mut byte = [0u8; 1];
+                        let _ = tokio::time::timeout(peer.reply_timeout, stream.read(&mut byte)).await;
+                    }
+                    Ok(conversation)
+                }
+                Err(e) => Err(format!("cannot connect: {e}")),
+            };
+            measure.runs.push(Run { name: chunking.name(), conversation });
+        }
+    }
+    if let Some(capture) = capture {
+        measure.capture = Some(capture.finish(case_id).await);
+    }
+    measure
+}
+
+/// A run's verdict: passed, what it showed in a few words, and a sentence.
+struct Verdict {
+    ok: bool,
+    observed: String,
+    sentence: String,
+}
+
+pub(crate) fn evaluate(
+    params: &Params,
+    setup: &Setup,
+    measure: Option<Measure>,
+    sink: Option<(u64, u64)>,
+    outcome: &mut CaseOutcome,
+) -> Check {
+    let name = "reassembly";
+    let expected = match setup.behaviour {
+        Behaviour::Echo | Behaviour::EchoUpper => format!(
+            "{} replies, whole and in order, none missing or extra, in each of 5 chunkings",
+            params.messages
+        ),
+        Behaviour::Sink => "every chunking taken without a reply or a reset".to_string(),
+        Behaviour::Source => {
+            format!("{} intact messages in sequence, whatever the read size", params.messages)
+        }
+    };
+    let Some(measure) = measure.filter(|m| !m.runs.is_empty() && !m.messages.is_empty()) else {
+        return Check::nothing_to_judge(name, expected, "no chunking was sent");
+    };
+    let owed: Vec<Bytes> =
+        measure.messages.iter().filter_map(|m| expected_reply(setup.behaviour, m)).collect();
+    let mut verdicts = Vec::new();
+    let (mut received, mut glued, mut split) = (0, 0, 0);
+    let mut trace_of = None;
+    for run in &measure.runs {
+        let verdict = match &run.conversation {
+            Err(why) => Verdict { ok: false, observed: why.clone(), sentence: format!("a client {why}") },
+            Ok(conversation) => {
+                let replies = &conversation.replies;
+                received += replies.frames.len();
+                match setup.behaviour {
+                    Behaviour::Echo | Behaviour::EchoUpper => {
+                        let j = judge(&owed, replies, setup.wire.is_raw(), params.reply_timeout());
+                        glued += j.glued;
+                        split += j.split;
+                        if trace_of.is_none() && !j.ok {
+                            trace_of = Some(trace(&measure.messages, &conversation.message_at, replies));
+                        }
+                        Verdict { ok: j.ok, observed: j.observed, sentence: j.sentence }
+                    }
+                    Behaviour::Sink => sink_verdict(replies, params),
+                    Behaviour::Source => source_verdict(replies, measure.messages.len(), params),
+                }
+            }
+        };
+        verdicts.push((run.name.clone(), verdict));
+    }
+    if let (None, Some(Ok(last))) = (&trace_of, measure.runs.last().map(|r| &r.conversation))
+        && !owed.is_empty()
+    {
+        trace_of = Some(trace(&measure.messages, &last.message_at, &last.replies));
+    }
+    outcome.observations.stream = trace_of;
+
+    let failed: Vec<&(String, Verdict)> = verdicts.iter().filter(|(_, v)| !v.ok).collect();
+    outcome
+        .key_metric("chunkings", verdicts.len() as f64, Unit::Count)
+        .key_metric("chunkings_failed", failed.len() as f64, Unit::Count)
+        .metric("replies_owed", (owed.len() * verdicts.len()) as f64, Unit::Count)
+        .metric("replies_received", received as f64, Unit::Count)
+        .metric("glued_replies", glued as f64, Unit::Count)
+        .metric("split_replies", split as f64, Unit::Count);
+    let mut sink_problem = None;
+    // Raw framing has no boundaries for the reference sink to verify messages by.
+    if let Some((intact, corrupted)) = sink.filter(|_| !setup.wire.is_raw()) {
+        outcome.metric("server_intact", intact as f64, Unit::Count).metric(
+            "server_corrupted",
+            corrupted as f64,
+            Unit::Count,
+        );
+        let sent = (measure.messages.len() * verdicts.len()) as u64;
+        if intact != sent || corrupted != 0 {
+            sink_problem = Some(format!(
+                "the reference sink verified {intact} of {sent} messages intact and {corrupted} damaged"
+            ));
+        }
+    }
+    add_capture(&measure, outcome);
+
+    let observed =
+        verdicts.iter().map(|(name, v)| format!("{name}: {}", v.observed)).collect::<Vec<_>>().join("; ");
+    // The sentence comes from the failing chunking whose outcome depends least on timing:
+    // everything in one write reaches a server in one recv() whatever the load, while
+    // paced writes may be read together by a server that falls behind.
+    let headline = [Chunking::Merged, Chunking::ByteByByte, Chunking::HeaderCut]
+        .iter()
+        .find_map(|chunking| failed.iter().find(|(name, _)| *name == chunking.name()))
+        .or(failed.first());
+    let (passed, sentence) = match (headline, sink_problem) {
+        (Some((name, verdict)), _) => (false, format!("{} (when sent as {name})", verdict.sentence)),
+        (None, Some(problem)) => (false, format!("{problem}: it lost track of message boundaries")),
+        (None, None) => (
+            true,
+            match setup.behaviour {
+                Behaviour::Source => "every message decoded and verified, whatever the read size".to_string(),
+                Behaviour::Sink => {
+                    "the server took every chunking without replying or resetting: it frames its input"
+                        .to_string()
+                }
+                _ => {
+                    "every reply came back whole and in order in every chunking: the server frames its input"
+                        .to_string()
+                }
+            },
+        ),
+    };
+    Check::new(name, expected, observed, passed, sentence)
+}
+
+fn sink_verdict(replies: &Replies, params: &Params) -> Verdict {
+    let ok = replies.bytes == 0 && replies.end == End::Complete;
+    let observed = if ok {
+        "no reply, no reset".to_string()
+    } else if replies.bytes > 0 {
+        format!("{} bytes came back from a sink", replies.bytes)
+    } else {
+        replies.end.words(params.reply_timeout())
+    };
+    let sentence = if replies.bytes > 0 {
+        format!("a sink sent {} bytes back: is the server's behaviour the one declared?", replies.bytes)
+    } else {
+        format!("while taking messages, {}", replies.end.words(params.reply_timeout()))
+    };
+    Verdict { ok, observed, sentence }
+}
+
+fn source_verdict(replies: &Replies, count: usize, params: &Params) -> Verdict {
+    if replies.frames.len() < count {
+        let why = replies.error.clone().unwrap_or_else(|| replies.end.words(params.reply_timeout()));
+        return Verdict {
+            ok: false,
+            observed: format!("{} of {count} messages", replies.frames.len()),
+            sentence: format!("only {} of {count} messages arrived: {why}", replies.frames.len()),
+        };
+    }
+    match source_problems(replies) {
+        None => Verdict { ok: true, observed: format!("{count} intact messages"), sentence: String::new() },
+        Some((_, why, bad)) => Verdict {
+            ok: false,
+            observed: format!("{bad} of {count} messages damaged or out of sequence"),
+            sentence: format!("{why}: the server's frames do not carry its messages whole"),
+        },
+    }
+}
+
+/// The capture's observation and pcap, and whether the 1-byte writes left as separate
+/// segments.
+fn add_capture(measure: &Measure, outcome: &mut CaseOutcome) {
+    let Some(capture) = &measure.capture else { return };
+    outcome.observations.capture = Some(capture.observation.clone());
+    outcome.artifacts.extend(capture.artifact.clone());
+    let byte_writes = measure
+        .runs
+        .iter()
+        .find(|r| r.name == Chunking::ByteByByte.name())
+        .and_then(|r| r.conversation.as_ref().ok())
+        .map(|c| c.writes.len());
+    let (Some(packets), Some(port), Some(writes)) = (&capture.packets, measure.byte_port, byte_writes) else {
+        return;
+    };
+    let segments = stream_segments(packets, Direction::ClientToServer, Some(port), 0).segments;
+    let one_byte = segments.iter().filter(|s| s.len == 1).count();
+    outcome.metric("one_byte_writes", writes as f64, Unit::Count).metric(
+        "one_byte_segments",
+        one_byte as f64,
+        Unit::Count,
+    );
+    // Every segment carried one byte: none merged two writes. (Fewer segments than
+    // writes means the capture missed some, which its observation counts.)
+    let passed = !segments.is_empty() && one_byte == segments.len();
+    let missed = if segments.len() < writes {
+        format!("; the capture missed {} (see its kernel drops)", writes - segments.len())
+    } else {
+        String::new()
+    };
+    outcome.checks.push(Check::new(
+        "one_byte_writes_left_apart",
+        format!("one byte per segment for the {writes} one-byte writes"),
+        format!("{} segments, {one_byte} of them one byte{missed}", segments.len()),
+        passed,
+        if passed {
+            "the capture confirms the server received the 1-byte writes as separate segments".to_string()
+        } else {
+            "the 1-byte writes were merged on the wire, so that chunking did not test what it says: raise gap_ms"
+                .to_string()
+        },
+    ));
+}

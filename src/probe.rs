@@ -1,0 +1,118 @@
+//! `socklab probe`: the server-conformance family against a user's server, as one suite
+//! built in memory, through the same run and report path as `socklab run`.
+//!
+//! Every check that applies to the framing and behaviour runs once (eof twice: a close
+//! and a half-close); the others are named on stderr with the reason. A failing case
+//! prints the `socklab run server-conformance --set ...` command that replays it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use socklab_harness::params::ParamError;
+use socklab_harness::scenario::{ParamMap, Registry};
+use socklab_harness::suite::{DEFAULT_CASE_TIMEOUT, Suite, SuiteRun};
+use socklab_scenarios::server_conformance::{CHECKS, ServerConformance};
+
+use socklab_harness::scenario::Scenario;
+
+use crate::Outcome;
+use crate::cli::{ProbeArgs, RunArgs};
+use crate::run;
+
+/// Runs every applicable check against the target of `args`.
+pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
+    let target =
+        args.target.clone().or_else(|| args.target_cmd.clone()).context("give a TARGET or --target-cmd")?;
+    let scenario = registry.get(ServerConformance::NAME)?;
+    let framing = Value::String(args.framing.to_string());
+    let behaviour = Value::String(args.behaviour.to_string());
+    // The parameters of one case, as the suite sets them, and whether the check applies.
+    let applies = |set: &[(&str, Value)]| -> Result<Vec<(String, Vec<Value>)>, String> {
+        let mut params: ParamMap = scenario.defaults();
+        params.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        scenario.validate(&params).and_then(|()| scenario.validate_target(&params)).map_err(|e| match e {
+            ParamError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        })?;
+        Ok(set.iter().map(|(k, v)| (k.to_string(), vec![v.clone()])).collect())
+    };
+    let mut checks = Vec::new();
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    for check in CHECKS {
+        let common =
+            [("check", Value::from(*check)), ("framing", framing.clone()), ("behaviour", behaviour.clone())];
+        match applies(&common) {
+            Ok(_) => checks.push(Value::from(*check)),
+            Err(reason) => skipped.push(reason),
+        }
+        if *check == "eof" {
+            let half =
+                [common[0].clone(), common[1].clone(), common[2].clone(), ("half_close", Value::Bool(true))];
+            match applies(&half) {
+                Ok(matrix) => runs.push(run_of(matrix)),
+                Err(reason) => skipped.push(reason),
+            }
+        }
+    }
+    if checks.is_empty() {
+        anyhow::bail!("no server-conformance check applies: {}", skipped.first().map_or("", String::as_str));
+    }
+    for reason in &skipped {
+        eprintln!("note: {reason}");
+    }
+    runs.insert(
+        0,
+        run_of(vec![
+            ("check".to_string(), checks),
+            ("framing".to_string(), vec![framing]),
+            ("behaviour".to_string(), vec![behaviour]),
+        ]),
+    );
+    let mut suite = Suite {
+        name: "probe".to_string(),
+        timeout: DEFAULT_CASE_TIMEOUT,
+        runs,
+        keep_sweep: false,
+        target: target.clone(),
+        repeat: 1,
+        compare: Default::default(),
+    };
+    suite.apply_sets(&args.sets, registry)?;
+    if let Some(seconds) = args.timeout {
+        suite.override_timeout(Duration::from_secs(seconds));
+    }
+    // The `socklab run` that replays each case: the scenario, with the case's parameters.
+    let (target, target_cmd) = match target {
+        socklab_harness::target::Target::Command(_) => (None, Some(target)),
+        other => (Some(other), None),
+    };
+    let run_args = RunArgs {
+        scenarios: vec![ServerConformance::NAME.to_string()],
+        suite: None,
+        sets: Vec::new(),
+        sweep: false,
+        cases: Vec::new(),
+        out: args.out.clone(),
+        seed: args.seed,
+        target,
+        target_cmd,
+        timeout: args.timeout,
+        repeat: None,
+    };
+    run::execute(&suite, &run_args, registry)
+}
+
+fn run_of(matrix: Vec<(String, Vec<Value>)>) -> SuiteRun {
+    SuiteRun {
+        scenario: ServerConformance::NAME.to_string(),
+        label: None,
+        matrix,
+        timeout: None,
+        expect: Vec::new(),
+        sweep: Vec::new(),
+        target: None,
+        repeat: None,
+    }
+}

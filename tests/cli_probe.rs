@@ -1,0 +1,177 @@
+//! `socklab probe`: the server-conformance family against a server in another process —
+//! a deliberately naive one (exit 1, the failing checks named in plain words) and
+//! `socklab serve` (exit 0) — and one-line errors, exit 2, for bad input.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+/// A line server that upper-cases each recv() and has the classic bugs.
+const NAIVE_SERVER: &str = include_str!("../scenarios/tests/fixtures/naive_line_server.py");
+
+fn socklab() -> Command {
+    let mut cmd = Command::cargo_bin("socklab").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// `socklab serve ARGS` in its own process, and the address it printed.
+fn serve(args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = StdCommand::cargo_bin("socklab")
+        .unwrap()
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line["listening on ".len()..].split_whitespace().next().unwrap().parse().unwrap();
+    (child, addr)
+}
+
+fn report(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// The first check of the case whose id names `check`.
+fn check_of<'a>(report: &'a Value, check: &str) -> &'a Value {
+    let case = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["params"]["check"] == check && c["params"]["half_close"] == false)
+        .unwrap_or_else(|| panic!("no {check} case in {report}"));
+    &case["checks"][0]
+}
+
+#[test]
+fn probing_a_naive_server_exits_1_and_names_the_failing_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("naive.py");
+    fs::write(&script, NAIVE_SERVER).unwrap();
+    let out = dir.path().join("r");
+    let output = socklab()
+        .args(["probe", "--target-cmd", &format!("python3 {} {{port}}", script.display())])
+        .args(["--framing", "line", "--behaviour", "echo-upper", "--seed", "7", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("note: hostile-length does not apply to line: it has no length prefix"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("7 cases: 2 passed, 5 failed"), "{stdout}");
+    for check in ["reassembly", "large-message", "eof", "slow-reader"] {
+        assert!(
+            stdout.contains(&format!(
+                "FAIL server-conformance[check={check},framing=line,behaviour=echo-upper]"
+            )),
+            "{check}: {stdout}"
+        );
+    }
+    // Each failing case prints the command that replays it alone.
+    assert!(
+        stdout.contains("replay: socklab run server-conformance --set behaviour=echo-upper --set check=eof")
+    );
+
+    let report = report(&out);
+    let sentence = |check: &str| check_of(&report, check)["explanation"].as_str().unwrap().to_string();
+    assert!(
+        sentence("reassembly")
+            .starts_with("replies 0–2 came back as one: the server treats each recv() as one message")
+    );
+    assert_eq!(
+        sentence("large-message"),
+        "the server answered after 1024 bytes: it reads one recv() per message"
+    );
+    assert!(
+        sentence("eof").ends_with("% CPU after the client closed: it ignores recv() returning 0"),
+        "{}",
+        sentence("eof")
+    );
+    assert!(
+        sentence("slow-reader").ends_with("the server ignores a partial send()"),
+        "{}",
+        sentence("slow-reader")
+    );
+    assert_eq!(check_of(&report, "concurrency")["passed"], true, "its select() loop serves clients together");
+    assert_eq!(check_of(&report, "reset")["passed"], true);
+    // The Markdown report carries the same sentences.
+    let markdown = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("the server answered after 1024 bytes: it reads one recv() per message"));
+}
+
+#[test]
+fn probing_socklab_serve_in_another_process_exits_0() {
+    let (mut server, addr) = serve(&["--framing", "line", "--behaviour", "echo-upper"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let output = socklab()
+        .args(["probe", &addr.to_string(), "--framing", "line", "--behaviour", "echo-upper", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("7 cases: 7 passed, 0 failed"), "{stdout}");
+    let report = report(&out);
+    assert_eq!(report["run"]["suite"], "probe");
+    for case in report["cases"].as_array().unwrap() {
+        assert_eq!(case["target"]["addr"], addr.to_string(), "{case}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_exit_2() {
+    let cases: [(&[&str], &str); 9] = [
+        (&[], "the following required arguments were not provided"),
+        (&["localhost"], "cannot parse target address `localhost`: expected IP:PORT"),
+        (&["127.0.0.1:9", "--framing", "u24be"], "unknown framing strategy \"u24be\""),
+        (
+            &["127.0.0.1:9", "--behaviour", "echo_upper"],
+            "unknown behaviour `echo_upper`; valid: echo, echo-upper, sink, source",
+        ),
+        (&["--target-cmd", "python3 server.py"], "has no {port}"),
+        (
+            &["--target-cmd", "echo boom >&2; exit 1 # {port}"],
+            "exited (exited with status 1) before listening on 127.0.0.1:",
+        ),
+        (&["127.0.0.1:9", "--target-cmd", "x {port}"], "cannot be used with"),
+        (
+            &["127.0.0.1:9", "--set", "clientz=3"],
+            "unknown parameter `clientz` for scenario `server-conformance`",
+        ),
+        (
+            &["127.0.0.1:9", "--framing", "fixed:8"],
+            "no server-conformance check applies: fixed:8 records are 8 bytes",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = socklab().arg("probe").args(args).output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                !l.trim().is_empty()
+                    && !l.starts_with("note:")
+                    && !l.starts_with("For more information")
+                    && !l.starts_with("Usage:")
+                    && !l.starts_with("  ")
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+    }
+}
