@@ -9,7 +9,7 @@ use socklab_harness::report::Report;
 use socklab_reports::compare::{compare, render_markdown};
 
 use crate::Outcome;
-use crate::cli::{CompareArgs, FailOn};
+use socklab::cli::{CompareArgs, FailOn};
 
 /// Compares the two reports `args` names.
 pub fn run(args: &CompareArgs) -> Result<Outcome> {

@@ -2,7 +2,7 @@
 //! scenarios and reports crates.
 
 mod catalog;
-mod cli;
+
 mod compare;
 mod probe;
 mod progress;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use socklab::cli::{Cli, Command};
 
 /// How a command ended, as an exit code.
 pub enum Outcome {

@@ -17,8 +17,8 @@ use socklab_scenarios::server_conformance::{CHECKS, ServerConformance};
 use socklab_harness::scenario::Scenario;
 
 use crate::Outcome;
-use crate::cli::{ProbeArgs, RunArgs};
 use crate::run;
+use socklab::cli::{ProbeArgs, RunArgs};
 
 /// Runs every applicable check against the target of `args`.
 pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {

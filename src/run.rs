@@ -14,8 +14,8 @@ use socklab_harness::suite::{CaseSpec, Suite, select_cases, value_text};
 use socklab_harness::target::{Target, TargetProcess};
 
 use crate::Outcome;
-use crate::cli::RunArgs;
 use crate::progress::CaseProgress;
+use socklab::cli::RunArgs;
 
 /// Runs what `args` asks for. Configuration errors return `Err` (exit code 2).
 pub fn run(args: &RunArgs, registry: &Registry) -> Result<Outcome> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use socklab_harness::peer::{Server, ServerConfig};
 
-use crate::cli::ServeArgs;
+use socklab::cli::ServeArgs;
 
 /// Starts the server, prints its address, waits for Ctrl-C (or SIGTERM), prints its
 /// counters.
