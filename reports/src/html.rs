@@ -107,9 +107,11 @@ impl<'a> Page<'a> {
     }
 }
 
-/// The latency figures, then one figure per swept parameter.
+/// The scenario's declared bar charts, the latency figures, then one figure per swept
+/// parameter.
 fn section_charts(cases: &[&CaseResult], info: &ScenarioInfo) -> Vec<ChartFigure> {
-    let mut charts = figures::latency_figures(cases);
+    let mut charts = figures::bar_figures(cases, &info.bars);
+    charts.extend(figures::latency_figures(cases));
     charts.extend(figures::sweep_figures(cases, &info.param_units));
     charts
 }

@@ -5,9 +5,13 @@
 
 use socklab_harness::scenario::Registry;
 
+pub mod addr_in_use;
+mod blocking;
+pub mod eof_handling;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;
 pub mod recv_buffer;
+pub mod sequential_server;
 pub mod tcp_coalescing;
 pub mod udp_early_send;
 pub mod udp_rcvbuf_overflow;
@@ -29,4 +33,7 @@ pub fn registry() -> Registry {
         .with::<udp_truncation::UdpTruncation>()
         .with::<recv_buffer::RecvBuffer>()
         .with::<framing_throughput::FramingThroughput>()
+        .with::<eof_handling::EofHandling>()
+        .with::<sequential_server::SequentialServer>()
+        .with::<addr_in_use::AddrInUse>()
 }
