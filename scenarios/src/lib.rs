@@ -7,7 +7,9 @@ use socklab_harness::scenario::Registry;
 
 pub mod addr_in_use;
 mod blocking;
+pub mod empty_send;
 pub mod eof_handling;
+pub mod file_transfer;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;
 pub mod recv_buffer;
@@ -36,4 +38,6 @@ pub fn registry() -> Registry {
         .with::<eof_handling::EofHandling>()
         .with::<sequential_server::SequentialServer>()
         .with::<addr_in_use::AddrInUse>()
+        .with::<file_transfer::FileTransfer>()
+        .with::<empty_send::EmptySend>()
 }

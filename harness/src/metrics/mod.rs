@@ -10,5 +10,5 @@ mod throughput;
 
 pub use cpu::CpuTime;
 pub use latency::{HistogramError, LatencyRecorder, LatencySummary};
-pub use thread_cpu::{ThreadCpu, current_tid, stat_cpu};
+pub use thread_cpu::{ThreadCpu, current_tid, own_cpu, stat_cpu};
 pub use throughput::{Interval, IntervalSpread, ThroughputMeter, ThroughputSummary, interval_for};

@@ -11,6 +11,9 @@
 //!   (1/100 s on Linux), what `top -H` and `ps -L` show.
 //!
 //! The two must agree to within a couple of ticks; the tests check it on a busy thread.
+//! schedstat is brought up to date when the thread is switched and at every scheduler
+//! tick, so a running thread's figure lags by at most a tick; a thread timing itself uses
+//! [`own_cpu`] instead.
 
 use std::io;
 use std::time::Duration;
@@ -19,6 +22,18 @@ use std::time::Duration;
 pub fn current_tid() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// CPU time of the calling thread so far (`CLOCK_THREAD_CPUTIME_ID`), exact to the
+/// moment of the call: for a thread timing itself, where schedstat would lag by up to a
+/// scheduler tick. Zero if the clock cannot be read.
+pub fn own_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
 /// What the scheduler recorded for one thread (`/proc/self/task/TID/schedstat`).
