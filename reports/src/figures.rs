@@ -156,45 +156,48 @@ pub fn bar_figures(cases: &[&CaseResult], bars: &[BarChart]) -> Vec<ChartFigure>
     bars.iter().flat_map(|bar| bar_chart(cases, bar)).collect()
 }
 
+/// What a bar chart draws: each case with its value in each group (if any), the group
+/// names, what the groups are, and the unit of every value.
+struct BarData<'a> {
+    members: Vec<(&'a CaseResult, Vec<Option<f64>>)>,
+    groups: Vec<String>,
+    x_label: String,
+    unit: Unit,
+}
+
 fn bar_chart(cases: &[&CaseResult], bar: &BarChart) -> Vec<ChartFigure> {
-    // (case, its values: one per group), and the group names.
-    let (members, groups, x_label, unit): (Vec<(&CaseResult, Vec<Option<f64>>)>, Vec<String>, String, Unit) =
-        match &bar.groups {
-            BarGroups::Param(param) => {
-                let with: Vec<(&CaseResult, f64, Unit)> = cases
-                    .iter()
-                    .filter_map(|c| c.metric(&bar.values).map(|m| (*c, m.value, m.unit)))
-                    .collect();
-                let Some(unit) = with.first().map(|(_, _, u)| *u) else { return Vec::new() };
-                let groups = distinct(with.iter().map(|(c, _, _)| param_text(&c.params, param)));
-                let members = with
-                    .iter()
-                    .map(|(c, v, _)| {
-                        let at = groups.iter().position(|g| *g == param_text(&c.params, param));
-                        (*c, groups.iter().enumerate().map(|(i, _)| (Some(i) == at).then_some(*v)).collect())
-                    })
-                    .collect();
-                (members, groups, param.clone(), unit)
-            }
-            BarGroups::Items => {
-                let with: Vec<(&CaseResult, &socklab_harness::report::ValueSeries)> = cases
-                    .iter()
-                    .filter_map(|c| {
-                        c.observations.series.iter().find(|s| s.name == bar.values).map(|s| (*c, s))
-                    })
-                    .filter(|(_, s)| !s.values.is_empty())
-                    .collect();
-                let Some((_, first)) = with.first() else { return Vec::new() };
-                let (unit, item) = (first.unit, first.item.clone());
-                let count = with.iter().map(|(_, s)| s.values.len()).max().unwrap_or(0);
-                let groups = (0..count).map(|i| format!("{item} {i}")).collect();
-                let members = with
-                    .iter()
-                    .map(|(c, s)| (*c, (0..count).map(|i| s.values.get(i).copied()).collect()))
-                    .collect();
-                (members, groups, item, unit)
-            }
-        };
+    let BarData { members, groups, x_label, unit } = match &bar.groups {
+        BarGroups::Param(param) => {
+            let with: Vec<(&CaseResult, f64, Unit)> =
+                cases.iter().filter_map(|c| c.metric(&bar.values).map(|m| (*c, m.value, m.unit))).collect();
+            let Some(unit) = with.first().map(|(_, _, u)| *u) else { return Vec::new() };
+            let groups = distinct(with.iter().map(|(c, _, _)| param_text(&c.params, param)));
+            let members = with
+                .iter()
+                .map(|(c, v, _)| {
+                    let at = groups.iter().position(|g| *g == param_text(&c.params, param));
+                    (*c, groups.iter().enumerate().map(|(i, _)| (Some(i) == at).then_some(*v)).collect())
+                })
+                .collect();
+            BarData { members, groups, x_label: param.clone(), unit }
+        }
+        BarGroups::Items => {
+            let with: Vec<(&CaseResult, &socklab_harness::report::ValueSeries)> = cases
+                .iter()
+                .filter_map(|c| c.observations.series.iter().find(|s| s.name == bar.values).map(|s| (*c, s)))
+                .filter(|(_, s)| !s.values.is_empty())
+                .collect();
+            let Some((_, first)) = with.first() else { return Vec::new() };
+            let (unit, item) = (first.unit, first.item.clone());
+            let count = with.iter().map(|(_, s)| s.values.len()).max().unwrap_or(0);
+            let groups = (0..count).map(|i| format!("{item} {i}")).collect();
+            let members = with
+                .iter()
+                .map(|(c, s)| (*c, (0..count).map(|i| s.values.get(i).copied()).collect()))
+                .collect();
+            BarData { members, groups, x_label: item, unit }
+        }
+    };
     // Series: the cases, told apart by the parameters that vary among them (the grouping
     // parameter aside).
     let grouping = match &bar.groups {

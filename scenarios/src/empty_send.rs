@@ -76,7 +76,7 @@ const METRICS: &[MetricSpec] = &[
         doc: "bytes the TCP receiver got before the marker",
     },
     MetricSpec {
-        name: "tcp_packets_for_empty_sends",
+        name: "tcp_empty_send_packets",
         unit: Unit::Count,
         doc: "client-to-server TCP packets between the first empty send and the marker (capture)",
     },
@@ -101,7 +101,7 @@ impl Scenario for EmptySend {
     const SUMMARY: &'static str = "send(b\"\") sends nothing on TCP (the peer's recv() stays blocked); on UDP it delivers an empty datagram";
     const EXPLANATION: &'static str = "\
 What you see: over TCP the client calls send() with zero bytes; each call returns 0, the \
-capture shows no packet leaving (tcp_packets_for_empty_sends = 0), and the server's recv() \
+capture shows no packet leaving (tcp_empty_send_packets = 0), and the server's recv() \
 stays blocked until its timeout (wait_ms). Then the client sends a marker and it arrives: \
 the connection was fine. Over UDP the same call sends a datagram with no payload: it is on \
 the wire (udp_empty_on_wire) and the receiver's recv() returns 0, once per datagram.
@@ -384,7 +384,7 @@ fn add_wire_layer(
         .iter()
         .filter(|p| p.proto == Transport::Udp && p.dir == Direction::ClientToServer && p.len == 0)
         .count();
-    outcome.key_metric("tcp_packets_for_empty_sends", between as f64, Unit::Count).metric(
+    outcome.key_metric("tcp_empty_send_packets", between as f64, Unit::Count).metric(
         "udp_empty_on_wire",
         udp_empty as f64,
         Unit::Count,

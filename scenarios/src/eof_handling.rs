@@ -138,7 +138,7 @@ const METRICS: &[MetricSpec] = &[
         doc: "the server thread's CPU time in that window (on a CPU, user and kernel)",
     },
     MetricSpec {
-        name: "server_runnable_after_eof_pct",
+        name: "runnable_after_eof_pct",
         unit: Unit::Percent,
         doc: "share of the window the server thread was on a CPU or waiting for one: what it asked for",
     },
@@ -628,7 +628,7 @@ fn outcome(params: &Params, m: Measured) -> CaseOutcome {
         outcome
             .key_metric("server_cpu_after_eof_pct", on, Unit::Percent)
             .metric("server_cpu_after_eof", c.on_cpu.as_secs_f64() * 1e3, Unit::Millis)
-            .metric("server_runnable_after_eof_pct", runnable, Unit::Percent);
+            .metric("runnable_after_eof_pct", runnable, Unit::Percent);
     }
     outcome.key_metric("empty_reads", s.empty_reads as f64, Unit::Count);
     if let (Some(eof), Some(closed)) = (m.client.eof_at, s.closed_at) {

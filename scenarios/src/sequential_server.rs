@@ -71,7 +71,7 @@ pub struct Params {
     /// The `listen()` backlog.
     pub backlog: u64,
     /// How long a client's connect may take before it gives up, in milliseconds.
-    pub connect_timeout_ms: u64,
+    pub connect_limit_ms: u64,
     /// `auto` (a private namespace when permitted) or `never`.
     pub netns: NetnsMode,
 }
@@ -83,7 +83,7 @@ impl Default for Params {
             clients: 5,
             hold_ms: 100,
             backlog: 16,
-            connect_timeout_ms: 3000,
+            connect_limit_ms: 3000,
             netns: NetnsMode::Auto,
         }
     }
@@ -121,7 +121,7 @@ const PARAMS: &[ParamSpec] = &[
         doc: "listen() backlog: Linux queues backlog + 1 finished handshakes, then drops SYNs",
     },
     ParamSpec {
-        name: "connect_timeout_ms",
+        name: "connect_limit_ms",
         kind: ParamKind::Integer { min: 100, max: 20_000 },
         unit: Some("ms"),
         doc: "a client gives up connecting after this long (SYN retransmissions come after 1 s, 3 s, 7 s)",
@@ -155,7 +155,7 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "connects_failed",
         unit: Unit::Count,
-        doc: "connects that failed or did not finish within connect_timeout_ms",
+        doc: "connects that failed or did not finish within connect_limit_ms",
     },
     MetricSpec {
         name: "listen_overflows",
@@ -345,14 +345,14 @@ fn experiment(params: &Params, cancel: &Cancel, scope: Scope) -> Result<Measured
 /// One client: connect, send a line, read the reply, hold, close.
 fn client(socket: Socket, addr: SocketAddr, params: &Params, clock: Instant, stop: Stop<'_>) -> ClientRecord {
     let start = clock.elapsed();
-    let deadline = Instant::now() + Duration::from_millis(params.connect_timeout_ms);
+    let deadline = Instant::now() + Duration::from_millis(params.connect_limit_ms);
     let connected = blocking::connect(socket, addr, deadline, stop);
     let mut record = ClientRecord { connect: connected.took, ..ClientRecord::default() };
     let mut stream = match connected.stream {
         Ok(stream) => stream,
         Err(e) => {
             record.error = Some(match e {
-                WaitError::Deadline => format!("connect did not finish in {} ms", params.connect_timeout_ms),
+                WaitError::Deadline => format!("connect did not finish in {} ms", params.connect_limit_ms),
                 WaitError::Stopped => "stopped".into(),
                 WaitError::Io(e) => format!("connect: {e}"),
             });
@@ -366,7 +366,7 @@ fn client(socket: Socket, addr: SocketAddr, params: &Params, clock: Instant, sto
         stream.set_read_timeout(Some(Cancel::CHECK_EVERY)).map_err(|e| e.to_string())?;
         stream.write_all(REQUEST).map_err(|e| format!("write: {e}"))?;
         // Every other client's session may come first: wait for all of them, and more.
-        let wait = Duration::from_millis(params.hold_ms * params.clients * 2 + params.connect_timeout_ms)
+        let wait = Duration::from_millis(params.hold_ms * params.clients * 2 + params.connect_limit_ms)
             + Duration::from_secs(2);
         let deadline = Instant::now() + wait;
         let mut got = Vec::new();

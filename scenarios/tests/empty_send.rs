@@ -18,7 +18,7 @@ fn an_empty_tcp_send_sends_nothing_and_an_empty_datagram_arrives() {
     let trace = case.observations.stream.as_ref().unwrap();
     assert_eq!(trace.writes.iter().filter(|w| w.len == 0).count(), 4);
     if test_may_use(Capability::NetRaw, "an_empty_tcp_send_sends_nothing (capture part)") {
-        assert_eq!(metric(case, "tcp_packets_for_empty_sends"), 0.0);
+        assert_eq!(metric(case, "tcp_empty_send_packets"), 0.0);
         assert_eq!(metric(case, "udp_empty_on_wire"), 4.0);
         assert_eq!(trace.segments.len(), 1, "only the marker's segment");
     }

@@ -21,7 +21,7 @@ fn every_server_with_both_client_endings_behaves_as_its_doc_says() {
     for case in &cases {
         assert_eq!(case.status, CaseStatus::Passed, "{}: {:#?} {:?}", case.id, case.checks, case.error);
         let (server, client) = (param(case, "server"), param(case, "client"));
-        let runnable = metric(case, "server_runnable_after_eof_pct");
+        let runnable = metric(case, "runnable_after_eof_pct");
         let empty = metric(case, "empty_reads");
         if server == "ignores-eof" {
             // Physical, wide: a thread that never blocks is runnable all the time; it
