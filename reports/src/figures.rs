@@ -229,7 +229,8 @@ fn bar_chart(cases: &[&CaseResult], bar: &BarChart) -> Vec<ChartFigure> {
         .collect();
     let series = distinct(labels.iter().cloned());
     let values: Vec<f64> = members.iter().flat_map(|(_, v)| v.iter().flatten().copied()).collect();
-    let high = values.iter().copied().fold(0.0, f64::max);
+    // A share of something (% of a core) is drawn against the whole, so 0.3% looks small.
+    let high = values.iter().copied().fold(if unit == Unit::Percent { 100.0 } else { 0.0 }, f64::max);
     let whole = matches!(unit, Unit::Count | Unit::Bytes);
     let ticks = nice_ticks(0.0, high.max(if whole { 1.0 } else { 1e-9 }), whole);
     let top = ticks.last().copied().unwrap_or(1.0).max(high);
