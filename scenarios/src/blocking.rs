@@ -5,7 +5,7 @@
 //! Every wait is cut into slices of at most [`Cancel::CHECK_EVERY`], so a cancelled or
 //! stopped case is noticed within about that long.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -77,6 +77,33 @@ pub(crate) fn read_some(
             Err(e) => return Err(WaitError::Io(e)),
         }
     }
+}
+
+/// `write_all` on a stream whose write timeout is at most [`Cancel::CHECK_EVERY`]:
+/// short writes and timeouts are retried until every byte is written, the deadline
+/// passes or `stop` is raised.
+pub(crate) fn write_all(
+    stream: &mut TcpStream,
+    mut buf: &[u8],
+    deadline: Instant,
+    stop: Stop<'_>,
+) -> Result<(), WaitError> {
+    // Bounded by the deadline: each pass writes a byte or waits at most the timeout.
+    while !buf.is_empty() {
+        if stop.now() {
+            return Err(WaitError::Stopped);
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitError::Deadline);
+        }
+        match stream.write(buf) {
+            Ok(0) => return Err(WaitError::Io(io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WaitError::Io(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Sleeps for `pause` in slices, returning early (false) when `stop` is raised.

@@ -33,7 +33,7 @@ use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Trace
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 
-use crate::blocking::{Stop, read_some};
+use crate::blocking::{Stop, WaitError, read_some, write_all};
 
 /// The scenario; see the module docs.
 pub struct FileTransfer;
@@ -459,6 +459,13 @@ fn send(
         }
     };
     let mut accepted = Sha256::new();
+    let stop = Stop { cancel, flag: None };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let io_error = |e: WaitError| match e {
+        WaitError::Io(e) => e,
+        WaitError::Stopped => std::io::Error::from(std::io::ErrorKind::Interrupted),
+        WaitError::Deadline => std::io::Error::from(std::io::ErrorKind::TimedOut),
+    };
     let mut chunk = vec![0u8; (params.chunk_size as usize).min(params.file_size as usize).max(1)];
     let mut offset = 0u64;
     let result: Result<(), std::io::Error> = (|| {
@@ -495,16 +502,16 @@ fn send(
                 }
             }
             Client::Sendall => {
-                stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+                stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
                 let at = clock.elapsed();
-                stream.write_all(&header)?;
+                write_all(&mut stream, &header, deadline, stop).map_err(io_error)?;
                 note(&mut record, at, &header, header.len());
                 while offset < params.file_size {
                     cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
                     let n = ((params.file_size - offset) as usize).min(chunk.len());
                     file.read_exact_at(&mut chunk[..n], offset)?;
                     let at = clock.elapsed();
-                    stream.write_all(&chunk[..n])?;
+                    write_all(&mut stream, &chunk[..n], deadline, stop).map_err(io_error)?;
                     record.accepted += n as u64;
                     record.sends += 1;
                     note(&mut record, at, &chunk[..n], n);
@@ -512,9 +519,9 @@ fn send(
                 }
             }
             Client::Sendfile => {
-                stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+                stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
                 let at = clock.elapsed();
-                stream.write_all(&header)?;
+                write_all(&mut stream, &header, deadline, stop).map_err(io_error)?;
                 note(&mut record, at, &header, header.len());
                 let mut file_offset = 0u64;
                 // Bounded: each call sends at least one byte or ends the loop.
@@ -522,7 +529,20 @@ fn send(
                     cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
                     let want = ((params.file_size - file_offset) as usize).min(chunk.len());
                     let at = clock.elapsed();
-                    let n = rustix::fs::sendfile(stream.as_fd(), file.as_fd(), Some(&mut file_offset), want)?;
+                    if Instant::now() >= deadline {
+                        return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+                    }
+                    // SO_SNDTIMEO bounds sendfile() too: EAGAIN after CHECK_EVERY, retried.
+                    let n = match rustix::fs::sendfile(
+                        stream.as_fd(),
+                        file.as_fd(),
+                        Some(&mut file_offset),
+                        want,
+                    ) {
+                        Ok(n) => n,
+                        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     if n == 0 {
                         break;
                     }
