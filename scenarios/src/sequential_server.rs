@@ -564,7 +564,7 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
 
     outcome.checks.push(served_check(params, served, failed, m));
     outcome.checks.push(match params.flavour {
-        Flavour::Sequential => staircase_check(params, &order),
+        Flavour::Sequential => staircase_check(params, &order, m.counters.overflows > 0 || waited > 0),
         Flavour::Threaded | Flavour::Tokio => concurrent_check(params, &order),
     });
     outcome.checks.push(counters_check(m, waited));
@@ -589,13 +589,23 @@ fn served_check(params: &Params, served: usize, failed: usize, m: &Measured) -> 
 }
 
 /// Sequential: in the order served, client k's first reply comes after k × hold (each
-/// session before it lasted at least that) and not much later.
-fn staircase_check(params: &Params, order: &[(&ClientRecord, Option<Duration>)]) -> Check {
+/// session before it lasted at least that) and, when the accept queue never overflowed,
+/// not much later. After an overflow TCP's retransmission timers (a dropped SYN: 1 s; a
+/// dropped handshake ACK: the data sent again after 200 ms and more) add waits of their
+/// own, so only the lower bound is judged.
+fn staircase_check(params: &Params, order: &[(&ClientRecord, Option<Duration>)], overflowed: bool) -> Check {
     let hold = Duration::from_millis(params.hold_ms);
-    let expected = format!(
-        "client k (in the order served) gets its first reply after k × {} ms: ≥ 0.95 × k × hold, ≤ 1.5 × k × hold + 250 ms + its connect wait",
-        params.hold_ms
-    );
+    let expected = if overflowed {
+        format!(
+            "client k (in the order served) gets its first reply after k × {} ms (≥ 0.95 × k × hold); no upper bound: the accept queue overflowed, and retransmission timers add their own waits",
+            params.hold_ms
+        )
+    } else {
+        format!(
+            "client k (in the order served) gets its first reply after k × {} ms: ≥ 0.95 × k × hold, ≤ 1.5 × k × hold + 250 ms + its connect wait",
+            params.hold_ms
+        )
+    };
     let replies: Vec<(usize, Duration, Duration)> =
         order.iter().enumerate().filter_map(|(k, (c, _))| c.first_reply.map(|r| (k, r, c.connect))).collect();
     if replies.len() < 2 {
@@ -611,7 +621,7 @@ fn staircase_check(params: &Params, order: &[(&ClientRecord, Option<Duration>)])
         worst_connect = worst_connect.max(connect);
         let low = hold.mul_f64(0.95 * k as f64);
         let high = hold.mul_f64(1.5 * k as f64) + Duration::from_millis(250) + worst_connect;
-        if reply < low || reply > high {
+        if reply < low || (!overflowed && reply > high) {
             bad.push(format!("client {k}: {:.0} ms (expected {:.0}..{:.0})", ms(reply), ms(low), ms(high)));
         }
     }
