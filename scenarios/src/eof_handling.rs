@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
@@ -706,11 +705,13 @@ fn cpu_check(params: &Params, cpu: Option<(f64, f64)>, s: &ServerRecord) -> Chec
             "at end of file recv() returns 0 at once, every time: a loop that ignores it never blocks again",
         )
     } else {
+        // Judged on time on a CPU only: on a busy machine a thread that has work to do
+        // (closing, returning to accept()) waits for a CPU, and that wait is not its cost.
         Check::new(
             "cpu_after_eof",
             expected,
             observed,
-            on < 5.0 && runnable < 5.0,
+            on < 5.0,
             "a server that stops on recv() = 0 blocks in accept() afterwards, using no CPU",
         )
     }
@@ -779,11 +780,7 @@ fn trace(c: &ClientRecord, s: &ServerRecord) -> StreamTrace {
     };
     let writes: Vec<IoEvent> = c.writes.iter().map(event).collect();
     let reads: Vec<IoEvent> = s.reads.iter().map(event).collect();
-    let map = BoundaryMap::compute(
-        &writes.iter().map(|w| w.len).collect::<Vec<_>>(),
-        &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
-    );
-    StreamTrace { writes, reads, boundary_map: map, ..StreamTrace::default() }
+    StreamTrace::new(writes, reads)
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
@@ -793,11 +790,5 @@ fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, 0);
-    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-    let segment_lens: Vec<usize> = wire.segments.iter().map(|s| s.len).collect();
-    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-    stream.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
-    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-    stream.segments = wire.segments;
-    stream.retransmissions = wire.retransmissions;
+    stream.join_segments(wire.segments, wire.retransmissions);
 }

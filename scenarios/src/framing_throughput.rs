@@ -179,7 +179,7 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "throughput_ci95",
         unit: Unit::Percent,
-        better: Better::Lower,
+        better: Better::Neither,
         doc: "± half width of the 95% interval of the mean throughput, from the case's ~10 intervals (absent under 3)",
     },
     MetricSpec {
