@@ -15,7 +15,9 @@
 use std::process::ExitCode;
 
 use bytes::BytesMut;
-use socklab_benches::framing::{DECODE_ENTRIES, ENCODE_ENTRIES, READ_CHUNK, STREAM_BYTES, Streams, run_decode, run_encode};
+use socklab_benches::framing::{
+    DECODE_ENTRIES, ENCODE_ENTRIES, READ_CHUNK, STREAM_BYTES, Streams, run_decode, run_encode,
+};
 
 /// The counted part: `reps` runs of one entry.
 #[inline(never)]
@@ -43,7 +45,8 @@ fn main() -> ExitCode {
                 eprintln!("unknown {mode} entry {entry:?}; known: {entries:?}");
                 return ExitCode::from(2);
             }
-            let (Ok(size), Ok(reps)) = (size.parse::<usize>(), rest.first().unwrap_or(&"10").parse::<usize>())
+            let (Ok(size), Ok(reps)) =
+                (size.parse::<usize>(), rest.first().unwrap_or(&"10").parse::<usize>())
             else {
                 eprintln!("{usage}");
                 return ExitCode::from(2);

@@ -11,6 +11,11 @@
 //! codec adds (state, limits, error handling). tokio-util's codecs are the ecosystem
 //! anchors, and `memcpy` of the same payload bytes is the physical limit.
 //!
+//! Three entries decode the u32 stream through [`decode_framed_read`] instead, reads
+//! sized by the buffer's spare capacity as `FramedRead` does: there a decoder that
+//! reserves a frame's body as soon as it reads the header makes the reads that complete
+//! the frame land in place, which fixed-size appends cannot show.
+//!
 //! Entries are named; [`run_decode`] and [`run_encode`] run one entry over a prepared
 //! [`Streams`] so that the criterion bench (`benches/framing.rs`) and the instruction
 //! counter (`examples/framing_instructions.rs`) measure exactly the same code.
@@ -36,7 +41,7 @@ pub const READ_CHUNK: usize = 64 * 1024;
 const FLOOR_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
 
 /// Decode entries, in the order the benchmark runs them.
-pub const DECODE_ENTRIES: [&str; 17] = [
+pub const DECODE_ENTRIES: [&str; 20] = [
     "memcpy",
     "tokio-util LengthDelimitedCodec",
     "tokio-util LinesCodec",
@@ -54,6 +59,9 @@ pub const DECODE_ENTRIES: [&str; 17] = [
     "socklab json-header",
     "floor raw",
     "socklab raw",
+    "FramedRead floor u32be",
+    "FramedRead tokio-util LengthDelimitedCodec",
+    "FramedRead socklab u32be",
 ];
 
 /// Encode entries, in the order the benchmark runs them.
@@ -116,9 +124,14 @@ impl Streams {
     pub fn new(size: usize) -> Self {
         let messages = messages(size);
         let payload = messages.iter().map(Bytes::len).sum();
-        let lines = messages.iter().map(|m| String::from_utf8(m.to_vec()).expect("messages are ASCII")).collect();
+        let lines =
+            messages.iter().map(|m| String::from_utf8(m.to_vec()).expect("messages are ASCII")).collect();
         let u32be = encode_with(LengthPrefixedCodec::u32_be(), &messages);
-        assert_eq!(u32be, encode_with(LengthDelimitedCodec::new(), messages.iter().cloned()), "same wire format");
+        assert_eq!(
+            u32be,
+            encode_with(LengthDelimitedCodec::new(), messages.iter().cloned()),
+            "same wire format"
+        );
         Streams {
             size,
             payload,
@@ -141,7 +154,9 @@ impl Streams {
 }
 
 /// Appends `stream` to a read buffer chunk by chunk and decodes (and drops) every frame;
-/// returns how many frames were decoded.
+/// returns how many frames were decoded. Never inlined, so that each decoder's loop is
+/// compiled on its own, whatever else [`run_decode`] holds.
+#[inline(never)]
 pub fn decode_all<D: Decoder>(mut decoder: D, stream: &[u8]) -> usize
 where
     D::Error: std::fmt::Debug,
@@ -156,6 +171,33 @@ where
         }
     }
     frames
+}
+
+/// Decodes (and drops) every frame of `stream` the way `tokio_util::codec::FramedRead`
+/// drives a decoder over a socket that always has data: the buffer starts at
+/// `FramedRead`'s 8 KiB, `reserve(1)` comes before every read, and a read fills the
+/// buffer's spare capacity, at most [`READ_CHUNK`] bytes. Unlike [`decode_all`], the
+/// decoder's own reservations decide how much each read brings.
+pub fn decode_framed_read<D: Decoder>(mut decoder: D, stream: &[u8]) -> usize
+where
+    D::Error: std::fmt::Debug,
+{
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut rest = stream;
+    let mut frames = 0;
+    loop {
+        while let Some(frame) = decoder.decode(&mut buf).expect("benchmark stream is valid") {
+            black_box(frame);
+            frames += 1;
+        }
+        if rest.is_empty() {
+            return frames;
+        }
+        buf.reserve(1);
+        let (read, tail) = rest.split_at((buf.capacity() - buf.len()).min(READ_CHUNK).min(rest.len()));
+        buf.extend_from_slice(read);
+        rest = tail;
+    }
 }
 
 /// Copies the payload bytes into `scratch` in read-sized chunks: what any decoder must
@@ -196,6 +238,11 @@ pub fn run_decode(entry: &str, streams: &Streams, scratch: &mut BytesMut) -> usi
         "socklab json-header" => decode_all(JsonHeaderCodec::new(), &s.json),
         "floor raw" => decode_all(RawFloor, &s.raw),
         "socklab raw" => decode_all(RawCodec, &s.raw),
+        "FramedRead floor u32be" => decode_framed_read(U32Floor, &s.u32be),
+        "FramedRead tokio-util LengthDelimitedCodec" => {
+            decode_framed_read(LengthDelimitedCodec::new(), &s.u32be)
+        }
+        "FramedRead socklab u32be" => decode_framed_read(LengthPrefixedCodec::u32_be(), &s.u32be),
         other => panic!("unknown decode entry {other:?}; known: {DECODE_ENTRIES:?}"),
     }
 }

@@ -44,6 +44,7 @@ use std::str::FromStr;
 
 use bytes::{Buf, BytesMut};
 
+mod announced;
 mod cobs;
 mod delimited;
 mod fixed;
