@@ -171,6 +171,7 @@ impl JsonHeaderCodec {
     /// Encodes one frame from a header and a borrowed body: what [`Encoder`] does for a
     /// [`JsonFrame`], without needing the body as `Bytes` (so
     /// [`MessageCodec`](crate::MessageCodec) need not copy a payload to encode it).
+    #[inline]
     pub(crate) fn encode_parts(
         &self,
         header: &Map<String, Value>,
@@ -187,37 +188,67 @@ impl JsonHeaderCodec {
             Endian::Big => (header_len as u32).to_be_bytes(),
             Endian::Little => (header_len as u32).to_le_bytes(),
         };
-        if header.keys().all(|key| key == "size") {
-            // The common frame: a header of `size` alone, built on the stack and written
-            // in one piece.
+        if header.is_empty() || header.keys().all(|key| key == "size") {
+            // The common frame: a header of `size` alone, built on the stack back to front
+            // (`}`, the digits, `{"size":`, the length field) and written in one piece.
             let mut head = [0u8; LEN_FIELD + SIZE_ONLY_HEADER_LEN];
-            let header_len = size_only_header(&mut head[LEN_FIELD..], size);
+            let mut at = head.len() - 1;
+            head[at] = b'}';
+            let mut n = size;
+            loop {
+                at -= 1;
+                head[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            at -= SIZE_KEY.len();
+            head[at..at + SIZE_KEY.len()].copy_from_slice(SIZE_KEY);
+            let header_len = head.len() - at;
             if header_len > max {
                 return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
             }
-            head[..LEN_FIELD].copy_from_slice(&length_field(header_len));
-            dst.reserve(LEN_FIELD + header_len + body.len());
-            dst.extend_from_slice(&head[..LEN_FIELD + header_len]);
+            at -= LEN_FIELD;
+            head[at..at + LEN_FIELD].copy_from_slice(&length_field(header_len));
+            dst.reserve(head.len() - at + body.len());
+            dst.extend_from_slice(&head[at..]);
             dst.extend_from_slice(body);
             return Ok(());
         }
-        let start = dst.len();
-        dst.reserve(LEN_FIELD + SIZE_ONLY_HEADER_LEN + body.len());
-        dst.put_slice(&[0; LEN_FIELD]);
-        write_header(header, size, dst)?;
-        let header_len = dst.len() - start - LEN_FIELD;
-        if header_len > max {
-            dst.truncate(start);
-            return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
-        }
-        dst[start..start + LEN_FIELD].copy_from_slice(&length_field(header_len));
-        dst.put_slice(body);
-        Ok(())
+        encode_with_fields(header, size, max, length_field, body, dst)
     }
 }
 
+/// Encodes a frame whose header has fields besides `size`: the header is serialized into
+/// `dst` first, since its length is known only then.
+#[inline(never)]
+fn encode_with_fields(
+    header: &Map<String, Value>,
+    size: u64,
+    max: usize,
+    length_field: impl Fn(usize) -> [u8; LEN_FIELD],
+    body: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), FramingError> {
+    let start = dst.len();
+    dst.reserve(LEN_FIELD + SIZE_ONLY_HEADER_LEN + body.len());
+    dst.put_slice(&[0; LEN_FIELD]);
+    write_header(header, size, dst)?;
+    let header_len = dst.len() - start - LEN_FIELD;
+    if header_len > max {
+        dst.truncate(start);
+        return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
+    }
+    dst[start..start + LEN_FIELD].copy_from_slice(&length_field(header_len));
+    dst.put_slice(body);
+    Ok(())
+}
+
 /// The longest header holding only `size`: `{"size":` 20 digits `}`.
-const SIZE_ONLY_HEADER_LEN: usize = 30;
+const SIZE_ONLY_HEADER_LEN: usize = SIZE_KEY.len() + 20 + 1;
+/// How a header opens with `size` as its first key.
+const SIZE_KEY: &[u8; 8] = b"{\"size\":";
 
 /// The decimal digits of `n`, right-aligned in a 20-byte array, and where they start.
 #[inline]
@@ -232,23 +263,6 @@ fn decimal(mut n: u64) -> ([u8; 20], usize) {
             return (digits, at);
         }
     }
-}
-
-/// Writes `{"size":N}` to the front of `out` (at least [`SIZE_ONLY_HEADER_LEN`] bytes);
-/// returns its length.
-#[inline]
-fn size_only_header(out: &mut [u8], size: u64) -> usize {
-    const OPEN: &[u8; 8] = b"{\"size\":";
-    out[..OPEN.len()].copy_from_slice(OPEN);
-    let digits = size.checked_ilog10().map_or(1, |log| log as usize + 1);
-    let end = OPEN.len() + digits;
-    let mut n = size;
-    for digit in out[OPEN.len()..end].iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out[end] = b'}';
-    end + 1
 }
 
 /// Writes `header` as a JSON object with `"size": size` set: what `serde_json` writes for
@@ -310,6 +324,17 @@ impl Encoder<JsonFrame> for JsonHeaderCodec {
     type Error = FramingError;
 
     fn encode(&mut self, item: JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
+        self.encode_parts(&item.header, &item.body, dst)
+    }
+}
+
+/// Encodes a frame the caller keeps, as the other codecs encode `&[u8]`: the header and
+/// body are copied into `dst` either way, so a frame need not be built (and dropped)
+/// per message.
+impl Encoder<&JsonFrame> for JsonHeaderCodec {
+    type Error = FramingError;
+
+    fn encode(&mut self, item: &JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
         self.encode_parts(&item.header, &item.body, dst)
     }
 }
