@@ -28,9 +28,12 @@ fn loss_grows_with_the_receiver_delay_at_a_fixed_rate() {
     }
     let lost: Vec<f64> = cases.iter().map(|c| metric(c, "lost")).collect();
     assert!(lost[0] < lost[1] && lost[1] < lost[2], "loss does not grow with the delay: {lost:?}");
-    assert!(lost[0] <= 5.0, "a receiver bound at once loses almost nothing: {lost:?}");
+    // A receiver "bound at once" still loses what goes out while its thread starts: a
+    // few datagrams on a loaded machine.
+    assert!(lost[0] < 20.0, "a receiver bound at once loses only a few: {lost:?}");
     assert!((10.0..=60.0).contains(&lost[1]), "20 ms at 1/ms loses about 20: {lost:?}");
     assert!((60.0..=150.0).contains(&lost[2]), "100 ms at 1/ms loses about 100: {lost:?}");
+    assert!(lost[2] - lost[1] >= 40.0, "80 ms more at 1/ms loses about 80 more: {lost:?}");
     for case in &cases {
         // The first datagrams are the lost ones, all of them, and nothing after.
         assert_eq!(metric(case, "first_delivered_seq"), metric(case, "lost"), "{}", case.id);
@@ -61,7 +64,7 @@ fn a_connected_sender_sees_econnrefused() {
     assert!(check(case, "econnrefused_seen").observed.contains("ECONNREFUSED"));
     // About every other early send fails instead of going out; either way it is lost.
     assert!(metric(case, "never_sent") >= 1.0);
-    assert!(metric(case, "lost") >= metric(case, "lost_before_bind") + metric(case, "never_sent") - 1.0);
+    assert!(metric(case, "lost") >= metric(case, "lost_before_bind") + metric(case, "never_sent"));
 }
 
 #[test]
