@@ -3,8 +3,11 @@
 #   bulk TCP throughput:  iperf3             vs  socklab bulk, 64 KiB u32be frames, same duration
 #   TCP ping-pong, 64 B:  sockperf (reports half the round trip, doubled here)
 #                                            vs  socklab ping-pong, u32be, TCP_NODELAY
+#   1 GiB, 64 KiB reads:  iperf3 -n 1G -l 64K vs  socklab recv-buffer, bytes=1 GiB, read_size=65536
+#                         (every byte verified by socklab, none by iperf3)
 # Runs alternate A B A B over ROUNDS rounds; prints each run, the medians and the ratios.
-# Targets: socklab bulk >= 0.9x iperf3; socklab p50 round trip <= 1.1x sockperf's.
+# Targets: socklab bulk >= 0.9x iperf3; socklab p50 round trip <= 1.1x sockperf's;
+#          socklab recv-buffer >= 0.9x iperf3 on the same 1 GiB transfer.
 # Usage: bash ci/compare-peers.sh      (ROUNDS=3 DURATION=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet
-socklab=target/release/socklab
+socklab=${CARGO_TARGET_DIR:-target}/release/socklab
 work=$(mktemp -d)
 servers=()
 cleanup() {
@@ -62,6 +65,16 @@ socklab_bulk_gbit() {
   jq '.cases[0].metrics[] | select(.name == "throughput_mib_s") | .value * 1048576 * 8 / 1e9' "$work/bulk/report.json"
 }
 
+iperf3_1g_gbit() {
+  iperf3 --client 127.0.0.1 --port "$iperf_port" --bytes 1G --length 64K --json \
+    | jq '.end.sum_received.bits_per_second / 1e9'
+}
+
+socklab_recv_gbit() {
+  "$socklab" run recv-buffer --set bytes=1073741824 --set read_size=65536 --out "$work/recv" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "throughput") | .value * 8 / 1e9' "$work/recv/report.json"
+}
+
 sockperf_rtt_us() {
   # sockperf prints the one-way latency (half the round trip); double it.
   sockperf ping-pong --tcp -i 127.0.0.1 -p "$sockperf_port" -m 64 -t "$DURATION" 2>&1 \
@@ -77,20 +90,25 @@ socklab_rtt_us() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$work/iperf3"; : >"$work/socklab-bulk"; : >"$work/sockperf"; : >"$work/socklab-rtt"
+: >"$work/iperf3-1g"; : >"$work/socklab-recv"
 for round in $(seq 1 "$ROUNDS"); do
   a=$(iperf3_gbit); b=$(socklab_bulk_gbit)
   c=$(sockperf_rtt_us); d=$(socklab_rtt_us)
-  printf 'round %d: bulk  iperf3 %.2f Gbit/s  socklab %.2f Gbit/s | p50 RTT  sockperf %.2f us  socklab %.2f us\n' \
-    "$round" "$a" "$b" "$c" "$d"
+  e=$(iperf3_1g_gbit); f=$(socklab_recv_gbit)
+  printf 'round %d: bulk  iperf3 %.2f Gbit/s  socklab %.2f Gbit/s | p50 RTT  sockperf %.2f us  socklab %.2f us | 1 GiB  iperf3 %.2f Gbit/s  socklab recv-buffer %.2f Gbit/s\n' \
+    "$round" "$a" "$b" "$c" "$d" "$e" "$f"
   echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"
   echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"
+  echo "$e" >>"$work/iperf3-1g"; echo "$f" >>"$work/socklab-recv"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
 sockperf=$(median <"$work/sockperf"); rtt=$(median <"$work/socklab-rtt")
+iperf1g=$(median <"$work/iperf3-1g"); recv=$(median <"$work/socklab-recv")
 echo
-echo "medians over $ROUNDS rounds of ${DURATION} s:"
-awk -v i="$iperf" -v b="$bulk" -v s="$sockperf" -v r="$rtt" 'BEGIN {
+echo "medians over $ROUNDS rounds (${DURATION} s runs; 1 GiB transfers):"
+awk -v i="$iperf" -v b="$bulk" -v s="$sockperf" -v r="$rtt" -v g="$iperf1g" -v v="$recv" 'BEGIN {
   printf "  bulk TCP throughput   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
   printf "  ping-pong p50 RTT     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
+  printf "  1 GiB, 64 KiB reads   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'

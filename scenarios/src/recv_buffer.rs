@@ -5,8 +5,16 @@
 //! set `SO_RCVBUF` (on the listener, so the accepted socket inherits it before the
 //! handshake) and `SO_SNDBUF` (on the client). Swept across cases, the metrics draw the
 //! curve: throughput and reads per MiB against read size and buffer size.
+//!
+//! The bytes are a [`pattern`] of 4 KiB blocks (a block number, then a fixed body) that
+//! the writer lays out by rewriting 8 bytes per block and the reader verifies with one
+//! `memcmp` per block, so checking costs a small fraction of the transfer and the figure
+//! measures the socket, not the test pattern.
+//!
+//! Both ends stop at the case's time limit (the runner's timeout): a transfer that cannot
+//! finish does not keep a core busy after its case was given up.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -18,7 +26,9 @@ use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{recv_buffer, rmem_max, send_buffer, set_recv_buffer, set_send_buffer, wmem_max};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
-use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
+use socklab_harness::scenario::{
+    Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
+};
 
 /// The scenario; see the module docs.
 pub struct RecvBuffer;
@@ -167,53 +177,61 @@ impl Scenario for RecvBuffer {
         "read size and SO_RCVBUF/SO_SNDBUF against TCP throughput, syscalls and CPU";
     const EXPLANATION: &'static str = "\
 What it shows: a bulk TCP transfer over loopback of a fixed number of bytes, read with \
-read(read_size) and verified byte for byte. Across cases the metrics draw a curve: with a \
-1-byte read every byte costs a system call (reads_per_mib = 1,048,576) and throughput is a \
-few MiB/s; at 16 KiB and above the per-call cost is spread over many bytes and throughput \
-climbs towards memory speed, until a read can no longer be filled from what is queued \
-(bytes_per_read_max shows how much a read actually got). Small socket buffers lower \
-throughput further: the sender must stop whenever the receiver's window is full.
+read(read_size) and verified as it arrives. Across cases the metrics draw a curve in two \
+parts. For small reads, throughput grows in proportion to the read size: every read() \
+is a system call with a fixed cost, so 1-byte reads move about 2 MiB/s \
+(reads_per_mib = 1,048,576) and 16-byte reads about 16 times as much; 1 KiB reads reach \
+about 1 GiB/s. From about 16 KiB up the curve is flat: 64 KiB, 256 KiB or 1 MiB reads \
+are no faster than 16 KiB ones. \
+The fixed cost is then spread over so many bytes that what remains is the work per byte \
+(the kernel copies each byte into the socket on write() and out of it on read()) and the \
+two ends sharing the machine's CPUs. That plateau, a few GiB/s, is the loopback socket's \
+own speed: iperf3 measures the same on the same transfer (ci/compare-peers.sh compares \
+them). It moves by tens of percent from run to run with whatever else the machine runs, \
+so compare medians of repeated runs, and look at duration: a transfer of a few MiB \
+measures connection setup more than the socket. A read returns at most what is queued \
+(bytes_per_read_max shows what reads actually got). Small socket buffers lower \
+throughput: with a small SO_RCVBUF the sender stops whenever the receiver's window is \
+full, and with a send buffer of a few KiB almost every write waits for an \
+acknowledgement (MiB/s instead of GiB/s).
 
-Why it happens: each read() is a system call with a fixed cost (a few hundred nanoseconds \
-to a microsecond) on top of copying the bytes; the fewer bytes per call, the more the fixed \
-cost dominates, which cpu_s_per_gib makes visible. The receive buffer bounds TCP's window, \
-and so how much can be in flight. Linux doubles the value given to SO_RCVBUF/SO_SNDBUF \
-after capping it at net.core.rmem_max/wmem_max (socket(7); the rmem_max, wmem_max and \
-*_effective metrics show the values measured), and setting either turns off the kernel's \
-automatic buffer tuning for that socket (tcp(7)), which with 0 here (the default) grows the \
-buffers up to net.ipv4.tcp_rmem/tcp_wmem's maximum.
+How it is measured: duration runs from connect() to the read that returns end of file. \
+Every 4 KiB block of the stream carries its number and a fixed pattern; the reader \
+compares each block with memcmp (about 35 ms per GiB), so a lost, repeated, reordered or \
+changed chunk is caught without the check weighing on the figure.
 
-What fixes it: read in large chunks (16–64 KiB, or whatever a framing layer buffers), and \
-leave the buffer sizes to autotuning unless a measurement shows otherwise; when setting \
-them, read back the effective value.";
+Why it happens: each read() is a system call with a fixed cost (about half a microsecond \
+here: 1 MiB in 1-byte reads takes about half a second) on top of copying the bytes; the \
+fewer bytes per call, the more the fixed cost dominates, which cpu_s_per_gib makes \
+visible. The receive buffer bounds TCP's window, and so how much can be in flight. Linux \
+doubles the value given to SO_RCVBUF/SO_SNDBUF after capping it at \
+net.core.rmem_max/wmem_max (socket(7); the rmem_max, wmem_max and *_effective metrics \
+show the values measured), and setting either turns off the kernel's automatic buffer \
+tuning for that socket (tcp(7)), which with 0 here (the default) grows the buffers up to \
+net.ipv4.tcp_rmem/tcp_wmem's maximum.
+
+What fixes it: read in chunks of 16 KiB or more (or whatever a framing layer buffers); \
+past that, bigger reads gain nothing measurable. Leave the buffer sizes to autotuning \
+unless a measurement shows otherwise; when setting them, read back the effective value.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
         rows: "read_size",
         columns: "rcvbuf",
-        cells: &["throughput_mib_s", "reads_per_mib", "cpu_s_per_gib"],
+        cells: &["throughput_mib_s", "duration", "reads_per_mib", "cpu_s_per_gib"],
     });
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        tokio::task::spawn_blocking(move || experiment(&params))
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        // The runner cancels the case at its timeout; a call blocked then wakes by this
+        // deadline a moment later, so the case's own time limit is always the runner's.
+        let stop = Stop { at: Instant::now() + ctx.timeout + STOP_MARGIN, cancel: ctx.cancel.clone() };
+        tokio::task::spawn_blocking(move || experiment(&params, stop))
             .await
             .map_err(|e| CaseError::task("the transfer threads", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
         outcome(params, &measured)
-    }
-}
-
-/// Byte `i` of the transfer: a pattern with a long period, so a lost, repeated or
-/// reordered chunk shows.
-fn pattern_byte(i: u64) -> u8 {
-    (i % 251) as u8 ^ ((i >> 12) % 253) as u8
-}
-
-fn fill(buf: &mut [u8], offset: u64) {
-    for (k, b) in buf.iter_mut().enumerate() {
-        *b = pattern_byte(offset + k as u64);
     }
 }
 
@@ -238,7 +256,7 @@ pub struct Measured {
     wmem_max: u64,
 }
 
-fn experiment(params: &Params) -> Result<Measured, CaseError> {
+fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
     let listener =
         Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).context("create a TCP socket")?;
     if params.rcvbuf > 0 {
@@ -260,24 +278,32 @@ fn experiment(params: &Params) -> Result<Measured, CaseError> {
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
     }
+    // Built before the clock starts: laying out the pattern is not part of the transfer.
+    let mut source = pattern::Source::new(params.write_size as usize);
+    let verifier = pattern::Verifier::new();
     let cpu_before = CpuTime::now();
     let started = Instant::now();
     client.connect(&addr.into()).context(format!("connect to {addr}"))?;
     let mut client: TcpStream = client.into();
-    client.set_write_timeout(Some(IO_TIMEOUT)).context("set a write timeout")?;
     let (server, _) = listener.accept().context("accept the client")?;
     let (bytes, read_size) = (params.bytes, params.read_size as usize);
     let reader = std::thread::Builder::new()
         .name("socklab-recv-buffer".into())
-        .spawn(move || serve(server, bytes, read_size, started))
+        .spawn({
+            let stop = stop.clone();
+            move || serve(server, bytes, read_size, verifier, started, stop)
+        })
         .context("start the server thread")?;
 
-    let mut chunk = vec![0u8; params.write_size as usize];
     let mut offset = 0u64;
+    let mut write_deadline = Deadline::new(stop);
+    // Bounded by `bytes` and by the deadline.
     while offset < params.bytes {
-        let n = chunk.len().min((params.bytes - offset) as usize);
-        fill(&mut chunk[..n], offset);
-        client.write_all(&chunk[..n]).context(format!("write at byte {offset}"))?;
+        let n = (params.write_size).min(params.bytes - offset) as usize;
+        write_deadline
+            .arm(|t| client.set_write_timeout(t))
+            .and_then(|()| client.write_all(source.chunk(offset, n)))
+            .map_err(|source| at_byte("write", offset, source))?;
         offset += n as u64;
     }
     client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
@@ -295,41 +321,100 @@ fn experiment(params: &Params) -> Result<Measured, CaseError> {
     })
 }
 
+/// How long after the case's timeout a blocked call gives up on its own, so the runner's
+/// timeout (which raises the cancel flag) always comes first.
+const STOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// When the transfer must stop: the runner's cancel flag, checked before every call, and
+/// a deadline for calls blocked when it is raised.
+#[derive(Clone)]
+struct Stop {
+    at: Instant,
+    cancel: Cancel,
+}
+
+/// The case's time limit, applied to one socket as its read or write timeout.
+///
+/// A blocking call waits at most [`IO_TIMEOUT`], or until the deadline when that is
+/// nearer, and no call starts after the case was cancelled or the deadline passed. The
+/// socket option is refreshed when the time left changes by a whole second, not before
+/// every call: with 1-byte reads an extra `setsockopt` per read would double the system
+/// calls being measured (the cancel flag is one atomic load).
+struct Deadline {
+    stop: Stop,
+    armed_secs: Option<u64>,
+}
+
+impl Deadline {
+    fn new(stop: Stop) -> Self {
+        Deadline { stop, armed_secs: None }
+    }
+
+    /// Sets the socket timeout with `set` if it is due; fails once the case was cancelled
+    /// or the deadline passed.
+    fn arm(&mut self, set: impl FnOnce(Option<Duration>) -> io::Result<()>) -> io::Result<()> {
+        let left = self.stop.at.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.stop.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the case's time limit passed"));
+        }
+        let left = left.min(IO_TIMEOUT);
+        if self.armed_secs != Some(left.as_secs()) {
+            set(Some(left))?;
+            self.armed_secs = Some(left.as_secs());
+        }
+        Ok(())
+    }
+}
+
+/// A failed read or write, saying where in the stream. Built only on failure: the
+/// transfer loops run once per read, a million times for 1-byte reads, and formatting the
+/// context up front would cost more than the system call being measured.
+fn at_byte(what: &str, offset: u64, source: io::Error) -> CaseError {
+    CaseError::Io { context: format!("{what} at byte {offset}"), error: source }
+}
+
 /// Reads until EOF, checking every byte against the pattern.
 fn serve(
     mut stream: TcpStream,
     expected: u64,
     read_size: usize,
+    mut verifier: pattern::Verifier,
     started: Instant,
+    stop: Stop,
 ) -> Result<ServerSide, CaseError> {
-    stream.set_read_timeout(Some(IO_TIMEOUT)).context("set a read timeout")?;
     let mut buf = vec![0u8; read_size];
-    let (mut received, mut reads, mut max_read) = (0u64, 0u64, 0usize);
-    let mut first_mismatch = None;
-    // Every read returns at least one byte or EOF; more than `expected` bytes is an error.
+    let (mut reads, mut max_read) = (0u64, 0usize);
+    let mut deadline = Deadline::new(stop);
+    // Every read returns at least one byte or EOF; more than `expected` bytes is an
+    // error, and so is the deadline.
     loop {
-        let n = stream.read(&mut buf).context(format!("read at byte {received}"))?;
+        let n = deadline
+            .arm(|t| stream.set_read_timeout(t))
+            .and_then(|()| stream.read(&mut buf))
+            .map_err(|source| at_byte("read", verifier.position(), source))?;
         if n == 0 {
             break;
         }
-        if first_mismatch.is_none()
-            && let Some(k) =
-                buf[..n].iter().enumerate().position(|(k, b)| *b != pattern_byte(received + k as u64))
-        {
-            first_mismatch = Some(received + k as u64);
-        }
-        received += n as u64;
+        verifier.check(&buf[..n]);
         reads += 1;
         max_read = max_read.max(n);
-        if received > expected {
+        if verifier.position() > expected {
             return Err(CaseError::Protocol(format!(
-                "received {received} bytes, more than the {expected} sent"
+                "received {} bytes, more than the {expected} sent",
+                verifier.position()
             )));
         }
     }
     let elapsed_at_eof = started.elapsed();
     let rcvbuf_effective = recv_buffer(&stream).context("read SO_RCVBUF")?;
-    Ok(ServerSide { received, reads, max_read, first_mismatch, rcvbuf_effective, elapsed_at_eof })
+    Ok(ServerSide {
+        received: verifier.position(),
+        reads,
+        max_read,
+        first_mismatch: verifier.first_mismatch(),
+        rcvbuf_effective,
+        elapsed_at_eof,
+    })
 }
 
 fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
@@ -350,7 +435,8 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
             m.cpu.as_secs_f64() / (s.received as f64 / GIB).max(1e-12),
             Unit::Seconds,
         )
-        .metric("duration", secs * 1e3, Unit::Millis)
+        // Key, so every summary row says how long the figure was measured over.
+        .key_metric("duration", (secs * 1e4).round() / 10.0, Unit::Millis)
         .metric("rcvbuf_effective", s.rcvbuf_effective as f64, Unit::Bytes)
         .metric("sndbuf_effective", m.sndbuf_effective as f64, Unit::Bytes)
         .metric("rmem_max", m.rmem_max as f64, Unit::Bytes)
@@ -370,17 +456,219 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     outcome
 }
 
+/// The bytes of a transfer, cheap to produce and to verify.
+///
+/// The stream is a sequence of [`BLOCK`](pattern::BLOCK)-byte blocks: block `b` is `b` as
+/// a little-endian `u64`, then a fixed pseudo-random body of non-zero bytes. The block
+/// number catches a lost, repeated or reordered chunk whose length is a multiple of the
+/// block; the body catches any other shift (a body byte is never zero, a block number's
+/// top byte always is, and the body does not match itself shifted); both catch a changed
+/// byte. Writing costs 8 bytes per block; reading, one `memcmp` per block.
+mod pattern {
+    /// Bytes per block.
+    pub const BLOCK: usize = 4096;
+    /// Bytes of the block number at the start of each block.
+    const HEADER: usize = 8;
+
+    /// The fixed body of every block (the first [`HEADER`] bytes are unused, zero).
+    fn body() -> Box<[u8; BLOCK]> {
+        let mut block = Box::new([0u8; BLOCK]);
+        // xorshift64: any fixed sequence of non-zero bytes with no short period will do.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for b in &mut block[HEADER..] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 56) as u8 | 1;
+        }
+        block
+    }
+
+    fn header(block: u64) -> [u8; HEADER] {
+        block.to_le_bytes()
+    }
+
+    /// The writing end: hands out any range of the stream from a tile of blocks laid out
+    /// once, rewriting only the block numbers.
+    pub struct Source {
+        tile: Vec<u8>,
+    }
+
+    impl Source {
+        /// A source for chunks of at most `max_chunk` bytes.
+        pub fn new(max_chunk: usize) -> Self {
+            let blocks = max_chunk.div_ceil(BLOCK) + 1;
+            let body = body();
+            let mut tile = Vec::with_capacity(blocks * BLOCK);
+            for _ in 0..blocks {
+                tile.extend_from_slice(&body[..]);
+            }
+            Source { tile }
+        }
+
+        /// Bytes `offset..offset + len` of the stream.
+        ///
+        /// # Panics
+        /// When `len` is larger than the `max_chunk` given to [`Source::new`].
+        pub fn chunk(&mut self, offset: u64, len: usize) -> &[u8] {
+            let phase = (offset % BLOCK as u64) as usize;
+            let first_block = offset / BLOCK as u64;
+            let end = phase + len;
+            assert!(end <= self.tile.len(), "chunk of {len} bytes from a source made for less");
+            for (j, block) in self.tile[..end].chunks_mut(BLOCK).enumerate() {
+                let n = block.len().min(HEADER);
+                block[..n].copy_from_slice(&header(first_block + j as u64)[..n]);
+            }
+            &self.tile[phase..end]
+        }
+    }
+
+    /// The reading end: checks each read against the stream from where the last one
+    /// ended, and remembers the first byte that differs.
+    pub struct Verifier {
+        body: Box<[u8; BLOCK]>,
+        position: u64,
+        first_mismatch: Option<u64>,
+    }
+
+    impl Verifier {
+        /// A verifier expecting the stream from byte 0.
+        pub fn new() -> Self {
+            Verifier { body: body(), position: 0, first_mismatch: None }
+        }
+
+        /// Bytes checked so far.
+        pub fn position(&self) -> u64 {
+            self.position
+        }
+
+        /// The offset of the first byte that differed from the stream, if any.
+        pub fn first_mismatch(&self) -> Option<u64> {
+            self.first_mismatch
+        }
+
+        /// Checks `data` as the next bytes of the stream. After a mismatch it only counts:
+        /// the rest is shifted or garbage, and the first difference is what matters.
+        pub fn check(&mut self, mut data: &[u8]) {
+            while !data.is_empty() && self.first_mismatch.is_none() {
+                let phase = (self.position % BLOCK as u64) as usize;
+                let n = data.len().min(BLOCK - phase);
+                let (part, rest) = data.split_at(n);
+                if let Some(k) = self.mismatch_in_block(phase, part) {
+                    self.first_mismatch = Some(self.position + k as u64);
+                }
+                self.position += n as u64;
+                data = rest;
+            }
+            self.position += data.len() as u64;
+        }
+
+        /// Where `part`, which starts at `phase` within the current block, first differs.
+        fn mismatch_in_block(&self, phase: usize, part: &[u8]) -> Option<usize> {
+            let end = phase + part.len();
+            // `part` covers block bytes phase..end: the header's share, then the body's.
+            let body_start = phase.max(HEADER).min(end);
+            let (head, body) = part.split_at(body_start - phase);
+            let header = header(self.position / BLOCK as u64);
+            let expected_head = &header[phase.min(HEADER)..body_start.min(HEADER)];
+            let expected_body = &self.body[body_start..end];
+            if head != expected_head {
+                head.iter().zip(expected_head).position(|(a, b)| a != b)
+            } else if body != expected_body {
+                body.iter().zip(expected_body).position(|(a, b)| a != b).map(|k| head.len() + k)
+            } else {
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::pattern::{BLOCK, Source, Verifier};
+
+    /// `len` bytes of the stream, produced in writes of `write` bytes.
+    fn stream(len: usize, write: usize) -> Vec<u8> {
+        let mut source = Source::new(write);
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let n = write.min(len - out.len());
+            out.extend_from_slice(source.chunk(out.len() as u64, n));
+        }
+        out
+    }
+
+    /// Feeds `bytes` to a fresh verifier in reads of `read` bytes.
+    fn verify(bytes: &[u8], read: usize) -> Option<u64> {
+        let mut verifier = Verifier::new();
+        for chunk in bytes.chunks(read) {
+            verifier.check(chunk);
+        }
+        assert_eq!(verifier.position(), bytes.len() as u64);
+        verifier.first_mismatch()
+    }
+
+    const LEN: usize = 64 * BLOCK + 123;
 
     #[test]
-    fn the_pattern_does_not_repeat_within_a_mebibyte_chunk_boundary() {
-        let a: Vec<u8> = (0..4096).map(pattern_byte).collect();
-        let b: Vec<u8> = (251 * 4096..251 * 4096 + 4096).map(pattern_byte).collect();
-        assert_ne!(a, b);
-        let mut buf = [0u8; 8];
-        fill(&mut buf, 10);
-        assert_eq!(buf[0], pattern_byte(10));
+    fn the_stream_is_the_same_whatever_the_write_size_and_verifies_whatever_the_read_size() {
+        let reference = stream(LEN, 65536);
+        for write in [1, 7, 4096, 5000, 65536, LEN] {
+            assert!(stream(LEN, write) == reference, "write size {write}");
+        }
+        for read in [1, 3, 8, 4095, 4096, 4097, 65536, LEN] {
+            assert_eq!(verify(&reference, read), None, "read size {read}");
+        }
+        assert_eq!(&reference[..8], &0u64.to_le_bytes());
+        assert_eq!(&reference[BLOCK..BLOCK + 8], &1u64.to_le_bytes());
+        assert!(reference[8..BLOCK].iter().all(|b| *b != 0), "body bytes are never zero");
+    }
+
+    #[test]
+    fn a_lost_chunk_is_caught_where_it_was_lost() {
+        let intact = stream(LEN, 65536);
+        // Whole blocks (the block numbers catch it), and odd lengths (the body does).
+        for (at, len) in [(3 * BLOCK, BLOCK), (3 * BLOCK, 2 * BLOCK), (5000, BLOCK), (5000, 100), (10, 1)] {
+            let mut bytes = intact.clone();
+            bytes.drain(at..at + len);
+            let found = verify(&bytes, 1000).unwrap_or_else(|| panic!("lost {len} at {at}: not caught"));
+            assert!(
+                found >= at as u64 && found <= (at + BLOCK) as u64,
+                "lost {len} at {at}: found at {found}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_chunk_is_caught() {
+        let intact = stream(LEN, 65536);
+        for (at, len) in [(4 * BLOCK, BLOCK), (4 * BLOCK + 17, 4096), (9000, 333)] {
+            let mut bytes = intact[..at + len].to_vec();
+            bytes.extend_from_slice(&intact[at..]);
+            assert!(verify(&bytes, 4096).is_some(), "repeated {len} at {at}");
+        }
+    }
+
+    #[test]
+    fn reordered_chunks_are_caught_even_when_whole_blocks_are_swapped() {
+        let intact = stream(LEN, 65536);
+        let mut bytes = intact.clone();
+        let (a, b) = (2 * BLOCK, 6 * BLOCK);
+        let first = intact[a..a + BLOCK].to_vec();
+        bytes[a..a + BLOCK].copy_from_slice(&intact[b..b + BLOCK]);
+        bytes[b..b + BLOCK].copy_from_slice(&first);
+        assert_eq!(verify(&bytes, 65536), Some(a as u64), "the swapped block's number differs at once");
+    }
+
+    #[test]
+    fn one_changed_byte_is_caught_at_its_offset() {
+        let intact = stream(LEN, 65536);
+        for at in [0, 7, 8, BLOCK - 1, 10 * BLOCK + 100, LEN - 1] {
+            let mut bytes = intact.clone();
+            bytes[at] ^= 0x40;
+            assert_eq!(verify(&bytes, 1500), Some(at as u64), "byte {at}");
+        }
+        let short = &intact[..LEN - 1];
+        assert_eq!(verify(short, 4096), None, "a short stream is intact so far: the byte count judges it");
     }
 }

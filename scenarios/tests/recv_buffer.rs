@@ -44,3 +44,14 @@ fn a_zero_read_size_is_refused_before_running() {
         "bad value `0` for parameter `read_size`: expected integer in 1..=16777216 (bytes)"
     );
 }
+
+#[test]
+fn every_case_says_how_long_its_transfer_measured() {
+    let case = &run(&["bytes=1048576"])[0];
+    let duration = case.metric("duration").expect("a duration metric");
+    assert!(duration.key, "a key metric, so summary rows show it");
+    assert!(duration.value > 0.0);
+    let info = registry().get("recv-buffer").unwrap().info();
+    let table = info.table.expect("a sweep table");
+    assert!(table.cells.iter().any(|c| c == "duration"), "sweep cells show it: {:?}", table.cells);
+}
