@@ -131,7 +131,7 @@ const METRICS: &[MetricSpec] = &[
         name: "server_cpu_after_eof_pct",
         unit: Unit::Percent,
         better: Better::Lower,
-        doc: "the server thread's CPU time over watch_ms from its first recv() = 0, as % of one core (schedstat)",
+        doc: "the server thread's CPU time over watch_ms from its first recv() = 0 (ignores-eof: the first with nothing left to answer), as % of one core (schedstat)",
     },
     MetricSpec {
         name: "server_cpu_after_eof",
@@ -460,6 +460,11 @@ struct Connection<'a> {
     record: &'a Mutex<ServerRecord>,
     eof: &'a mpsc::Sender<(Instant, ThreadCpu)>,
     work: Duration,
+    /// Open the CPU window only at an end-of-file read with nothing left to answer: the
+    /// server that ignores EOF keeps answering what it holds (sleeping `work_ms` each)
+    /// before it only spins, and that work is not the spin being measured.
+    window_when_idle: bool,
+    window_opened: bool,
 }
 
 /// What one read returned.
@@ -487,6 +492,8 @@ impl<'a> Connection<'a> {
             record,
             eof,
             work: Duration::from_millis(params.work_ms),
+            window_when_idle: params.server == ServerKind::IgnoresEof,
+            window_opened: false,
         })
     }
 
@@ -509,7 +516,10 @@ impl<'a> Connection<'a> {
             if r.first_eof_at.is_none() {
                 r.first_eof_at = Some(at);
                 r.reads.push((at, Vec::new()));
-                // The window of CPU watching opens here, read by the thread itself.
+            }
+            // The window of CPU watching opens here, read by the thread itself.
+            if !self.window_opened && (self.queue.is_empty() || !self.window_when_idle) {
+                self.window_opened = true;
                 if let Ok(cpu) = ThreadCpu::read(current_tid()) {
                     let _ = self.eof.send((Instant::now(), cpu));
                 }
