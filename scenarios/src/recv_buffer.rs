@@ -23,7 +23,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
-use socklab_harness::net::{recv_buffer, rmem_max, send_buffer, set_recv_buffer, set_send_buffer, wmem_max};
+use socklab_harness::net::{
+    recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, wmem_max,
+};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
 use socklab_harness::scenario::{
@@ -47,11 +49,20 @@ pub struct Params {
     pub rcvbuf: u64,
     /// `SO_SNDBUF` for the client, in bytes; 0 leaves the kernel's autotuning on.
     pub sndbuf: u64,
+    /// The server sets `TCP_QUICKACK` before every read.
+    pub quickack: bool,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { bytes: 16 << 20, read_size: 64 * 1024, write_size: 64 * 1024, rcvbuf: 0, sndbuf: 0 }
+        Params {
+            bytes: 16 << 20,
+            read_size: 64 * 1024,
+            write_size: 64 * 1024,
+            rcvbuf: 0,
+            sndbuf: 0,
+            quickack: false,
+        }
     }
 }
 
@@ -90,6 +101,12 @@ const PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Integer { min: 0, max: 256 << 20 },
         unit: Some("bytes"),
         doc: "SO_SNDBUF of the client (0: kernel default with autotuning)",
+    },
+    ParamSpec {
+        name: "quickack",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "the server sets TCP_QUICKACK before every read: no delayed ACKs (shows what a small sndbuf waits for)",
     },
 ];
 
@@ -192,8 +209,13 @@ so compare medians of repeated runs, and look at duration: a transfer of a few M
 measures connection setup more than the socket. A read returns at most what is queued \
 (bytes_per_read_max shows what reads actually got). Small socket buffers lower \
 throughput: with a small SO_RCVBUF the sender stops whenever the receiver's window is \
-full, and with a send buffer of a few KiB almost every write waits for an \
-acknowledgement (MiB/s instead of GiB/s).
+full. A send buffer of a few KiB is worse than it looks: the sender can have only a segment \
+or two in flight, and the receiver, with a single segment to acknowledge, delays its ACK \
+(up to 40 ms on Linux, as in nagle-delayed-ack) hoping to send it with data of its own. \
+Every write waits for that timer (once the connection has left the quick-ACK mode it \
+starts in, a few hundred KiB in), so 64 KiB writes crawl at a few MiB/s. The window is \
+not what limits it: with quickack = true the server acknowledges at once and the same \
+small buffer moves hundreds of MiB/s.
 
 How it is measured: duration runs from connect() to the read that returns end of file. \
 Every 4 KiB block of the stream carries its number and a fixed pattern; the reader \
@@ -291,7 +313,8 @@ fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
         .name("socklab-recv-buffer".into())
         .spawn({
             let stop = stop.clone();
-            move || serve(server, bytes, read_size, verifier, started, stop)
+            let quickack = params.quickack;
+            move || serve(server, bytes, read_size, quickack, verifier, started, stop)
         })
         .context("start the server thread")?;
 
@@ -378,6 +401,7 @@ fn serve(
     mut stream: TcpStream,
     expected: u64,
     read_size: usize,
+    quickack: bool,
     mut verifier: pattern::Verifier,
     started: Instant,
     stop: Stop,
@@ -390,6 +414,7 @@ fn serve(
     loop {
         let n = deadline
             .arm(|t| stream.set_read_timeout(t))
+            .and_then(|()| if quickack { set_quickack(&stream, true) } else { Ok(()) })
             .and_then(|()| stream.read(&mut buf))
             .map_err(|source| at_byte("read", verifier.position(), source))?;
         if n == 0 {

@@ -55,3 +55,17 @@ fn every_case_says_how_long_its_transfer_measured() {
     let table = info.table.expect("a sweep table");
     assert!(table.cells.iter().any(|c| c == "duration"), "sweep cells show it: {:?}", table.cells);
 }
+
+/// A 4 KiB send buffer leaves one segment in flight, and the receiver delays the ACK of a
+/// lone segment (up to 40 ms): the transfer crawls. With TCP_QUICKACK on the reader the
+/// same small buffer is fast, so the window was not the limit. Wide margin: 10x. (4 MiB:
+/// a new connection acknowledges its first segments at once, quick-ACK mode, so a short
+/// transfer may finish before delayed ACKs start.)
+#[test]
+fn a_small_send_buffer_waits_on_delayed_acks_not_on_the_window() {
+    let slow = &run(&["bytes=4194304", "sndbuf=4096", "quickack=false"])[0];
+    let fast = &run(&["bytes=4194304", "sndbuf=4096", "quickack=true"])[0];
+    assert_eq!((slow.status, fast.status), (CaseStatus::Passed, CaseStatus::Passed));
+    let (slow, fast) = (metric(slow, "throughput_mib_s"), metric(fast, "throughput_mib_s"));
+    assert!(fast > 10.0 * slow, "quickack {fast} MiB/s against {slow} MiB/s");
+}
