@@ -42,7 +42,35 @@ pub enum ParamKind {
         /// Most items allowed.
         max_items: usize,
     },
+    /// Text in a small language of its own (an impairment spec such as
+    /// `split=3+delay=1ms`), checked by a function that says what is wrong in one line.
+    /// It must not contain `,`, which separates matrix alternatives.
+    Text {
+        /// The syntax in a few words, as `socklab list` shows it.
+        syntax: &'static str,
+        /// The checker.
+        #[serde(skip)]
+        check: TextCheck,
+    },
 }
+
+/// The checker of a [`ParamKind::Text`] parameter: `Ok` or the reason in one line.
+#[derive(Clone, Copy)]
+pub struct TextCheck(pub fn(&str) -> Result<(), String>);
+
+impl std::fmt::Debug for TextCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TextCheck(..)")
+    }
+}
+
+impl PartialEq for TextCheck {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for TextCheck {}
 
 impl ParamKind {
     /// The type in words, as shown in `socklab list` and in error messages.
@@ -54,6 +82,7 @@ impl ParamKind {
             ParamKind::StringList { min_items, max_items } => {
                 format!("list of {min_items}..={max_items} strings")
             }
+            ParamKind::Text { syntax, .. } => syntax.to_string(),
         }
     }
 
@@ -103,6 +132,16 @@ pub enum ParamError {
     /// A `--set` argument without `=`.
     #[error("bad --set `{0}`: expected KEY=VALUE, e.g. --set read_size=5,1024")]
     MalformedSet(String),
+    /// A text value its checker refused, with the checker's reason.
+    #[error("bad value `{value}` for parameter `{name}`: {reason}")]
+    Refused {
+        /// The parameter.
+        name: String,
+        /// The value as given.
+        value: String,
+        /// What is wrong, in one line.
+        reason: String,
+    },
     /// The scenario refused a combination of otherwise valid values.
     #[error("invalid parameters for `{scenario}`: {reason}")]
     Invalid {
@@ -164,6 +203,14 @@ impl ParamSpec {
             (ParamKind::StringList { min_items, max_items }, Value::Array(items)) => {
                 (*min_items..=*max_items).contains(&items.len()) && items.iter().all(Value::is_string)
             }
+            (ParamKind::Text { check, .. }, Value::String(s)) => {
+                return match (check.0)(s) {
+                    Ok(()) => Ok(value),
+                    Err(reason) => {
+                        Err(ParamError::Refused { name: self.name.to_string(), value: s.clone(), reason })
+                    }
+                };
+            }
             _ => false,
         };
         if valid { Ok(value) } else { Err(self.bad(&value)) }
@@ -181,7 +228,9 @@ impl ParamSpec {
             ParamKind::Integer { .. } => {
                 word.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(word.to_string()))
             }
-            ParamKind::Choice { .. } | ParamKind::StringList { .. } => Value::String(word.to_string()),
+            ParamKind::Choice { .. } | ParamKind::StringList { .. } | ParamKind::Text { .. } => {
+                Value::String(word.to_string())
+            }
         }
     }
 
@@ -285,6 +334,29 @@ mod tests {
         assert_eq!(err.to_string(), "bad value `yes` for parameter `nodelay`: expected bool (true or false)");
         assert!(READ_SIZE.parse_cli("abc").is_err());
         assert!(READ_SIZE.parse_cli("-5").is_err());
+    }
+
+    fn no_x(text: &str) -> Result<(), String> {
+        if text.contains('x') { Err(format!("`{text}` has an x; give one without")) } else { Ok(()) }
+    }
+
+    const TEXT: ParamSpec = ParamSpec {
+        name: "impair",
+        kind: ParamKind::Text { syntax: "text without x", check: TextCheck(no_x) },
+        unit: None,
+        doc: "",
+    };
+
+    #[test]
+    fn text_values_are_checked_by_their_checker_in_one_line() {
+        assert_eq!(TEXT.parse_cli("a=1+b,c").unwrap(), vec![json!("a=1+b"), json!("c")]);
+        assert_eq!(
+            TEXT.parse_cli("ab,xy").unwrap_err().to_string(),
+            "bad value `xy` for parameter `impair`: `xy` has an x; give one without"
+        );
+        assert!(TEXT.check(json!(5)).is_err());
+        assert_eq!(TEXT.kind.describe(), "text without x");
+        assert_eq!(serde_json::to_value(TEXT).unwrap()["type"], "text");
     }
 
     #[test]
