@@ -253,7 +253,11 @@ fn a_udp_spec_is_refused_by_the_tcp_relay_and_the_other_way_round() {
 /// Sends `count` datagrams carrying their sequence number through a UDP relay with
 /// `spec`, paced so that no socket buffer overflows (at most 64 in flight, counting the
 /// relay's drops), and returns the sequence numbers that arrived and the relay's record.
-fn udp_through(spec_text: &str, seed: u64, count: u32) -> (Vec<u32>, socklab_harness::impair::ProxyObservation) {
+fn udp_through(
+    spec_text: &str,
+    seed: u64,
+    count: u32,
+) -> (Vec<u32>, socklab_harness::impair::ProxyObservation) {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     receiver.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let relay = UdpRelay::start(receiver.local_addr().unwrap(), &spec(spec_text), seed).unwrap();
@@ -264,7 +268,11 @@ fn udp_through(spec_text: &str, seed: u64, count: u32) -> (Vec<u32>, socklab_har
     let started = Instant::now();
     // Datagrams the receiver will never see (dropped) and extra ones (copies).
     let missing = |relay: &UdpRelay| {
-        relay.observation().connections.first().map_or(0, |c| c.up.dropped.total as i64 - c.up.duplicated.total as i64)
+        relay
+            .observation()
+            .connections
+            .first()
+            .map_or(0, |c| c.up.dropped.total as i64 - c.up.duplicated.total as i64)
     };
     for seq in 0..count {
         let mut payload = [0u8; 32];

@@ -170,7 +170,11 @@ fn story(trace: &StreamTrace) -> String {
     let map = &trace.boundary_map;
     let (writes, reads) = (trace.writes.len(), trace.reads.len());
     let mut text = excerpt_prefix(trace);
-    text += &format!("{} came back as {}", plural(writes, "write"), plural(reads, "read"));
+    text += &plural(writes, "write");
+    if !trace.proxy_out.is_empty() {
+        text += &format!(" became {} of the impairment relay and", plural(trace.proxy_out.len(), "write"));
+    }
+    text += &format!(" came back as {}", plural(reads, "read"));
     let sticky = map.sticky_targets();
     if sticky > 0 {
         text += &format!("; {} held bytes of more than one message", plural(sticky, "read"));

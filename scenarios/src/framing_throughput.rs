@@ -419,9 +419,11 @@ then measure the relay's holds and gaps, not the framing.";
                     let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
                         proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
                     };
-                    outcome
-                        .metric("proxy_reads", both(|d| d.reads_in), Unit::Count)
-                        .metric("proxy_writes", both(|d| d.writes_out), Unit::Count);
+                    outcome.metric("proxy_reads", both(|d| d.reads_in), Unit::Count).metric(
+                        "proxy_writes",
+                        both(|d| d.writes_out),
+                        Unit::Count,
+                    );
                     outcome.observations.proxy = Some(proxy);
                 }
                 outcome

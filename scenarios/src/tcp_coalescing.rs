@@ -242,8 +242,13 @@ those pieces.";
         let relay = match impair.is_none() {
             true => None,
             false => Some(std::sync::Arc::new(
-                TcpRelay::start_with(addr, &impair, ctx.seed, RelayConfig { clock, ..RelayConfig::default() })
-                    .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
+                TcpRelay::start_with(
+                    addr,
+                    &impair,
+                    ctx.seed,
+                    RelayConfig { clock, ..RelayConfig::default() },
+                )
+                .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
             )),
         };
         // Before connect, so the handshake is in; finished after both ends closed. With a
@@ -450,9 +455,11 @@ fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObser
         let map = BoundaryMap::compute(&write_lens, &proxy_lens);
         let coalesced = map.sticky_targets();
         stream.proxy_map = Some(map);
-        outcome
-            .key_metric("proxy_writes", proxy_lens.len() as f64, Unit::Count)
-            .metric("proxy_coalesced_writes", coalesced as f64, Unit::Count);
+        outcome.key_metric("proxy_writes", proxy_lens.len() as f64, Unit::Count).metric(
+            "proxy_coalesced_writes",
+            coalesced as f64,
+            Unit::Count,
+        );
     }
     outcome.observations.proxy = Some(proxy);
 }
