@@ -4,6 +4,7 @@
 mod catalog;
 mod cli;
 mod progress;
+mod proxy;
 mod run;
 mod serve;
 
@@ -47,6 +48,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Explain(args) => print!("{}", catalog::explain_text(registry.get(&args.scenario)?)),
         Command::Run(args) => return run::run(args, &registry),
         Command::Serve(args) => serve::serve(args)?,
+        Command::Proxy(args) => proxy::proxy(args)?,
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;
             println!(
