@@ -216,7 +216,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "DUR|SIZE")]
     pub merge: Option<String>,
 
-    /// TCP: a seeded mix of splits (1..=8 bytes) and merges (9..=4096).
+    /// TCP: a seeded mix of splits (1..=8 bytes) and merges (9..=1024).
     #[arg(long)]
     pub random: bool,
 

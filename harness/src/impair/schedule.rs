@@ -14,7 +14,8 @@
 //! 3. **shaper**: `delay` (each piece due at its ready time plus a seeded delay, never
 //!    before the piece ahead of it: jitter does not reorder), `rate` (a token bucket on
 //!    virtual time, pieces cut to at most 5 ms of the rate), `stall` and `reset-after`
-//!    (pieces cut at the byte count), and `gap` (a pause after each write).
+//!    (pieces cut at the byte count), and `gap` (a pause after each write; `random`
+//!    pauses after its splits only).
 //!
 //! The relay calls [`TcpSchedule::push`] with what it read, writes what
 //! [`TcpSchedule::pop_due`] hands out, reports each write with [`TcpSchedule::written`],
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use super::spec::{Delay, Impairment, Pieces, Stall};
+use super::spec::{DEFAULT_RANDOM_GAP, Delay, Impairment, Pieces, Stall};
 use crate::seed::Rng;
 
 /// A piece ready to be written.
@@ -39,6 +40,8 @@ pub struct Out {
     pub bytes: Bytes,
     /// After writing it, reset the connection (`reset-after`).
     pub reset: bool,
+    /// The pause after writing it, before the next write.
+    pub gap: Duration,
 }
 
 /// One direction's schedule; see the module docs.
@@ -47,7 +50,14 @@ pub struct TcpSchedule {
     pieces: Option<Pieces>,
     window: Option<Duration>,
     hold: Duration,
+    /// The pause after a piece: `gap` as given, else the default for the pieces.
     gap: Duration,
+    /// `gap` as given, which then applies after every piece of `random` too.
+    explicit_gap: Option<Duration>,
+    /// The pause after the current seeded piece.
+    piece_gap: Duration,
+    /// The pause after the last piece handed out.
+    popped_gap: Duration,
     delay: Option<Delay>,
     rate: Option<u64>,
     stall: Option<Stall>,
@@ -91,6 +101,9 @@ impl TcpSchedule {
             window: spec.window,
             hold: spec.hold(),
             gap: spec.gap(),
+            explicit_gap: spec.gap,
+            piece_gap: spec.gap(),
+            popped_gap: Duration::ZERO,
             delay: spec.delay,
             rate: spec.rate,
             stall: spec.stall,
@@ -158,6 +171,7 @@ impl TcpSchedule {
         if front.due <= now && self.not_before <= now {
             let out = self.out.pop_front()?;
             self.out_bytes -= out.bytes.len();
+            self.popped_gap = out.gap;
             Some(out)
         } else {
             None
@@ -168,7 +182,7 @@ impl TcpSchedule {
     /// byte count was reached.
     pub fn written(&mut self, now: Duration, len: usize) {
         self.written += len as u64;
-        self.not_before = now + self.gap;
+        self.not_before = now + self.popped_gap;
         if let Some(stall) = self.stall
             && !self.stall_done
             && self.written >= stall.after_bytes
@@ -234,7 +248,7 @@ impl TcpSchedule {
                 continue;
             }
             if self.piece_left == 0 {
-                self.piece_left = self.draw_piece();
+                (self.piece_left, self.piece_gap) = self.draw_piece();
             }
             if available >= self.piece_left {
                 let (len, at) = (self.piece_left, self.released_at);
@@ -254,18 +268,21 @@ impl TcpSchedule {
         }
     }
 
-    fn draw_piece(&mut self) -> usize {
+    /// The size of the next seeded piece, and the pause after it.
+    fn draw_piece(&mut self) -> (usize, Duration) {
         match self.pieces {
-            Some(Pieces::Split { min, max }) => self.rng.between(min as u64, max as u64) as usize,
-            Some(Pieces::Merge(size)) => size,
+            Some(Pieces::Split { min, max }) => (self.rng.between(min as u64, max as u64) as usize, self.gap),
+            Some(Pieces::Merge(size)) => (size, self.gap),
             Some(Pieces::Random) => {
+                // Splits leave with a gap so a reader that keeps up sees them apart;
+                // merges go at once.
                 if self.rng.chance(0.5) {
-                    self.rng.between(1, 8) as usize
+                    (self.rng.between(1, 8) as usize, self.explicit_gap.unwrap_or(DEFAULT_RANDOM_GAP))
                 } else {
-                    self.rng.between(9, 4096) as usize
+                    (self.rng.between(9, 1024) as usize, self.explicit_gap.unwrap_or(Duration::ZERO))
                 }
             }
-            None => usize::MAX,
+            None => (usize::MAX, self.gap),
         }
     }
 
@@ -322,7 +339,8 @@ impl TcpSchedule {
             self.last_due = due;
             self.shaped += len as u64;
             self.out_bytes += len;
-            self.out.push_back(Out { due, arrived, bytes: piece, reset });
+            let gap = if self.pieces.is_some() { self.piece_gap } else { self.gap };
+            self.out.push_back(Out { due, arrived, bytes: piece, reset, gap });
             if reset {
                 self.cut_off = true;
                 self.held.clear();

@@ -9,7 +9,7 @@
 //! split=3            split=1..7          cut the stream into pieces of 3 bytes, or of a seeded size in 1..=7
 //! merge=20ms                             hold what arrives for 20 ms after the first held byte, write it as one
 //! merge=4096B                            write in pieces of 4096 bytes (a held byte waits at most `hold`)
-//! random                                 a seeded mix: pieces of 1..=8 bytes (split) or 9..=4096 (merge)
+//! random                                 a seeded mix: pieces of 1..=8 bytes (split) or 9..=1024 (merge)
 //! gap=1ms   hold=5ms                     pause between pieces; longest a piece waits for its bytes
 //! delay=5ms          delay=2ms..8ms      every byte (datagram) later by 5 ms, or by a seeded time in a range
 //! rate=1MiB/s        rate=10mbit         a token bucket: bytes (or bits) per second
@@ -126,7 +126,8 @@ pub enum Pieces {
     },
     /// `merge=SIZE`: pieces of exactly this size.
     Merge(usize),
-    /// `random`: each piece a split (1..=8 bytes) or a merge (9..=4096) by a coin toss.
+    /// `random`: each piece a split (1..=8 bytes, then a gap) or a merge (9..=1024
+    /// bytes, no gap) by a coin toss.
     Random,
 }
 
@@ -413,9 +414,10 @@ impl Impairment {
             }
     }
 
-    /// The pause between consecutive pieces: `gap`, else 1 ms for `split`, 200 µs for
-    /// `random`, nothing otherwise. With TCP_NODELAY each piece leaves as its own
-    /// segment; the gap lets a reader that keeps up see each piece in its own read.
+    /// The pause between consecutive pieces: `gap`, else 1 ms for `split`, 200 µs after
+    /// the splits of `random` (none after its merges), nothing otherwise. With
+    /// TCP_NODELAY each piece leaves as its own segment; the gap lets a reader that keeps
+    /// up see each piece in its own read.
     pub fn gap(&self) -> Duration {
         self.gap.unwrap_or(match self.pieces {
             Some(Pieces::Split { .. }) => DEFAULT_SPLIT_GAP,
