@@ -22,8 +22,10 @@ use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrit
 /// Bytes a direction reads ahead of what it has written, at most: past this the relay
 /// stops reading, and the sender feels the backpressure.
 const MAX_BUFFERED: usize = 1 << 20;
-/// The largest read (and splice) of one direction.
+/// The largest read of one direction.
 const CHUNK: usize = 256 << 10;
+/// The pipe size a splicing direction asks for (Linux's default `pipe-max-size`).
+const SPLICE_PIPE: usize = 1 << 20;
 
 /// How a direction without impairment moves bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -485,35 +487,19 @@ fn impaired(
     }
 }
 
-/// Pass-through with `splice(2)`: socket → pipe → socket, no copy into user space.
-fn spliced(
-    connection: &Connection,
-    way: Way,
-    input: &TcpStream,
-    output: &TcpStream,
-) -> Result<End, DirectionError> {
-    let (pipe_out, pipe_in) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
-        .map_err(|e| DirectionError::Io("create a pipe", e.into()))?;
+/// Pass-through with `splice(2)`: socket → pipe → socket, no copy into user space. The
+/// splice from the socket blocks (up to the socket's [`TICK`] timeout, so a stop is
+/// seen) rather than polling first: one system call less per chunk.
+fn spliced(connection: &Connection, way: Way, input: &TcpStream, output: &TcpStream) -> Result<End, DirectionError> {
+    let (pipe_out, pipe_in) =
+        rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| DirectionError::Io("create a pipe", e.into()))?;
     // A bigger pipe moves more per call; the default (64 KiB) is the fallback.
-    let capacity = rustix::pipe::fcntl_setpipe_size(&pipe_in, CHUNK).unwrap_or(64 << 10);
+    let capacity = rustix::pipe::fcntl_setpipe_size(&pipe_in, SPLICE_PIPE).unwrap_or(64 << 10);
     loop {
         if connection.stopped() {
             return Ok(End::Stopped);
         }
-        match wait_readable(input, TICK) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => return Err(DirectionError::Io("poll", e)),
-        }
-        let arrived = Instant::now();
-        let n = match rustix::pipe::splice(
-            input,
-            None,
-            &pipe_in,
-            None,
-            capacity,
-            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
-        ) {
+        let n = match rustix::pipe::splice(input, None, &pipe_in, None, capacity, SpliceFlags::MOVE) {
             Ok(0) => {
                 return if connection.stopped() { Ok(End::Stopped) } else { Ok(End::Eof) };
             }
@@ -521,6 +507,7 @@ fn spliced(
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(read_error(way, e.into())),
         };
+        let arrived = Instant::now();
         connection.record_read(way, n);
         let mut left = n;
         while left > 0 {
