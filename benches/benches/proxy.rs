@@ -196,7 +196,9 @@ impl std::fmt::Display for Spread {
 }
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -237,8 +239,18 @@ fn bulk_section(rounds: usize, bulk_bytes: u64) {
     }
     println!("\nbulk throughput, {} MiB per run, MiB/s: median (min..max over rounds)", bulk_bytes >> 20);
     println!("  direct               {}", spread(mib_s[0].clone()));
-    println!("  relay, splice        {}   ratio to direct {:.2} (per-round ratios {})", spread(mib_s[1].clone()), spread(ratio_splice.clone()).median, fmt_all(&ratio_splice));
-    println!("  relay, read/write    {}   ratio to direct {:.2} (per-round ratios {})", spread(mib_s[2].clone()), spread(ratio_copy.clone()).median, fmt_all(&ratio_copy));
+    println!(
+        "  relay, splice        {}   ratio to direct {:.2} (per-round ratios {})",
+        spread(mib_s[1].clone()),
+        spread(ratio_splice.clone()).median,
+        fmt_all(&ratio_splice)
+    );
+    println!(
+        "  relay, read/write    {}   ratio to direct {:.2} (per-round ratios {})",
+        spread(mib_s[2].clone()),
+        spread(ratio_copy.clone()).median,
+        fmt_all(&ratio_copy)
+    );
     println!("  target: splice ratio >= 0.80: {}", verdict(spread(ratio_splice).median >= 0.8));
 }
 
@@ -274,7 +286,6 @@ fn rate_section(rounds: usize) {
             verdict(errors.iter().all(|e| e.abs() <= 5.0))
         );
     }
-
 }
 
 /// `delay=5ms`, client to server only: the round trip grows by 5 ms.

@@ -282,8 +282,8 @@ impl Impairment {
         }
         match key {
             "split" => {
-                let (min, max) = parse_range(value, |v| parse_size(v, "split"))
-                    .map_err(|_| bad(key, value, expected(key)))?;
+                let (min, max) =
+                    parse_range(value, parse_size).ok_or_else(|| bad(key, value, expected(key)))?;
                 if min == 0 || max > MAX_PIECE as u64 || min > max {
                     return Err(bad(key, value, expected(key)));
                 }
@@ -296,13 +296,13 @@ impl Impairment {
                         hint: "; for a size with a time limit write merge=4096B+hold=20ms",
                     });
                 }
-                if let Ok(window) = parse_duration(value) {
+                if let Some(window) = parse_duration(value) {
                     if window.is_zero() || window > MAX_DURATION {
                         return Err(bad(key, value, expected(key)));
                     }
                     self.window = Some(window);
                 } else {
-                    let size = parse_size(value, "merge").map_err(|_| bad(key, value, expected(key)))?;
+                    let size = parse_size(value).ok_or_else(|| bad(key, value, expected(key)))?;
                     if size == 0 || size > MAX_MERGE as u64 {
                         return Err(bad(key, value, expected(key)));
                     }
@@ -320,7 +320,7 @@ impl Impairment {
             }
             "delay" => {
                 let (min, max) =
-                    parse_range(value, parse_duration).map_err(|_| bad(key, value, expected(key)))?;
+                    parse_range(value, parse_duration).ok_or_else(|| bad(key, value, expected(key)))?;
                 if min > max || max > MAX_DURATION {
                     return Err(bad(key, value, expected(key)));
                 }
@@ -328,13 +328,13 @@ impl Impairment {
             }
             "rate" => set_once(&mut self.rate, key, parse_rate(value).map_err(|e| bad(key, value, e))?)?,
             "reset-after" => {
-                let n = parse_size(value, "reset-after").map_err(|_| bad(key, value, expected(key)))?;
+                let n = parse_size(value).ok_or_else(|| bad(key, value, expected(key)))?;
                 set_once(&mut self.reset_after, key, n)?;
             }
             "stall" => {
                 let (pause, after) = value.split_once('@').ok_or_else(|| bad(key, value, expected(key)))?;
-                let pause = parse_duration(pause).map_err(|_| bad(key, value, expected(key)))?;
-                let after_bytes = parse_size(after, "stall").map_err(|_| bad(key, value, expected(key)))?;
+                let pause = parse_duration(pause).ok_or_else(|| bad(key, value, expected(key)))?;
+                let after_bytes = parse_size(after).ok_or_else(|| bad(key, value, expected(key)))?;
                 if pause.is_zero() || pause > MAX_DURATION {
                     return Err(bad(key, value, expected(key)));
                 }
@@ -372,7 +372,7 @@ impl Impairment {
                     Some((len, p)) => (len, probability(p, key)?),
                     None => (value, 1.0),
                 };
-                let len = parse_size(len, "truncate").map_err(|_| bad(key, value, expected(key)))?;
+                let len = parse_size(len).ok_or_else(|| bad(key, value, expected(key)))?;
                 if len > 65_535 {
                     return Err(bad(key, value, expected(key)));
                 }
@@ -573,7 +573,8 @@ fn expected(key: &str) -> String {
     match key {
         "split" => "give a piece size of at least 1 byte, at most 1MiB (split=1 is byte by byte), or a range (split=1..7)",
         "merge" => "give a time window (merge=20ms) or a piece size of at least 1 byte, at most 16MiB (merge=4096B)",
-        "gap" | "hold" => "give a duration above 0, at most 60s: 500us, 20ms, 1s",
+        "gap" => "give a duration of at most 60s (0 for none): 500us, 20ms, 1s",
+        "hold" => "give a duration above 0, at most 60s: 500us, 20ms, 1s",
         "delay" => "give a duration (delay=5ms) or a range (delay=2ms..8ms), at most 60s",
         "reset-after" => "give a number of bytes: reset-after=1000, reset-after=64KiB",
         "stall" => "give a pause and the bytes before it: stall=200ms@1KiB",
@@ -596,7 +597,7 @@ fn set_once<T>(slot: &mut Option<T>, key: &'static str, value: T) -> Result<(), 
 
 fn duration_in(value: &str, key: &'static str, min: Duration) -> Result<Duration, SpecError> {
     match parse_duration(value) {
-        Ok(d) if d >= min && d <= MAX_DURATION => Ok(d),
+        Some(d) if d >= min && d <= MAX_DURATION => Ok(d),
         _ => Err(bad(key, value, expected(key))),
     }
 }
@@ -613,19 +614,19 @@ fn probability(value: &str, key: &'static str) -> Result<f64, SpecError> {
 }
 
 /// `A..B` or a single `A` (as `A..A`).
-fn parse_range<T: Copy, E>(text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<(T, T), E> {
+fn parse_range<T: Copy>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Option<(T, T)> {
     match text.split_once("..") {
-        Some((a, b)) => Ok((parse(a.trim())?, parse(b.trim())?)),
+        Some((a, b)) => Some((parse(a.trim())?, parse(b.trim())?)),
         None => parse(text).map(|v| (v, v)),
     }
 }
 
 /// `4096`, `4096B`, `64KiB`, `1MiB`, `1KB` (1000), `1MB`, `1GiB`, `1GB`.
-pub fn parse_size(text: &str, _what: &str) -> Result<u64, ()> {
+fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| ())?;
+    let number: u64 = number.parse().ok()?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" | "kB" => 1000,
@@ -634,31 +635,31 @@ pub fn parse_size(text: &str, _what: &str) -> Result<u64, ()> {
         "MiB" => 1 << 20,
         "GB" => 1_000_000_000,
         "GiB" => 1 << 30,
-        _ => return Err(()),
+        _ => return None,
     };
-    number.checked_mul(factor).ok_or(())
+    number.checked_mul(factor)
 }
 
 /// `0`, `500us` (or `µs`), `20ms`, `1s`; fractions allowed (`1.5ms`).
-pub fn parse_duration(text: &str) -> Result<Duration, ()> {
+fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text == "0" {
-        return Ok(Duration::ZERO);
+        return Some(Duration::ZERO);
     }
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(())?;
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| ())?;
+    let number: f64 = number.parse().ok()?;
     let seconds = match unit {
         "ns" => number / 1e9,
         "us" | "µs" => number / 1e6,
         "ms" => number / 1e3,
         "s" => number,
-        _ => return Err(()),
+        _ => return None,
     };
     if !seconds.is_finite() || seconds > 1e6 {
-        return Err(());
+        return None;
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Some(Duration::from_secs_f64(seconds))
 }
 
 /// `1MiB/s`, `100KB/s`, `8000B/s` (bytes per second); `10mbit`, `500kbit`, `1gbit`,
@@ -667,7 +668,7 @@ fn parse_rate(text: &str) -> Result<u64, String> {
     let wrong = || expected("rate");
     let lower = text.to_ascii_lowercase();
     let bytes_per_s = if let Some(size) = text.strip_suffix("/s") {
-        parse_size(size, "rate").map_err(|_| wrong())?
+        parse_size(size).ok_or_else(wrong)?
     } else {
         let (number, factor) = if let Some(n) = lower.strip_suffix("gbit") {
             (n, 1_000_000_000u64)
