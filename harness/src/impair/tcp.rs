@@ -311,7 +311,7 @@ fn run_direction(connection: &Arc<Connection>, way: Way) {
         impaired(connection, way, input, output, TcpSchedule::new(&connection.shared.spec, seed))
     } else {
         match connection.shared.config.pass_through {
-            PassThrough::Splice => spliced(connection, way, input, output),
+            PassThrough::Splice => spliced(connection, way, input),
             PassThrough::Copy => copied(connection, way, input, output),
         }
     };
@@ -496,12 +496,7 @@ fn impaired(
 /// client and a server connected directly. The splice from the socket blocks up to the
 /// socket's [`TICK`] timeout, so a stop is seen; the helper ends when the pipe's write
 /// end closes.
-fn spliced(
-    connection: &Arc<Connection>,
-    way: Way,
-    input: &TcpStream,
-    output: &TcpStream,
-) -> Result<End, DirectionError> {
+fn spliced(connection: &Arc<Connection>, way: Way, input: &TcpStream) -> Result<End, DirectionError> {
     let (pipe_out, pipe_in) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| DirectionError::Io("create a pipe", e.into()))?;
     // A bigger pipe moves more per call; the default (64 KiB) is the fallback.
@@ -513,7 +508,6 @@ fn spliced(
             .spawn(move || splice_out(&connection, way, &pipe_out))
             .map_err(|e| DirectionError::Io("start a splice thread", e))?
     };
-    let _ = output; // the helper writes through the connection's own socket
     let result = splice_in(connection, way, input, pipe_in, capacity);
     let written = writer.join().unwrap_or(Err(DirectionError::Io("splice", io::ErrorKind::Other.into())));
     match (result, written) {
