@@ -141,8 +141,8 @@ fn the_same_seed_makes_the_same_writes_over_real_sockets() {
 
 #[test]
 fn split_one_gives_a_reader_that_keeps_up_one_byte_per_read() {
-    // A 20 ms gap is far more than a blocked reader needs to wake up.
-    let (writes, reads) = through("split=1+gap=20ms", 1, &[b"1234567", b"abcde", b"hhhhh"], 5);
+    // A 50 ms gap is far more than a blocked reader needs to wake up.
+    let (writes, reads) = through("split=1+gap=50ms", 1, &[b"1234567", b"abcde", b"hhhhh"], 5);
     assert_eq!(writes, vec![1; 17]);
     assert_eq!(reads.len(), 17, "{reads:?}");
     assert_eq!(reads.concat(), b"1234567abcdehhhhh");
