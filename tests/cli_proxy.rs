@@ -123,7 +123,7 @@ fn a_bad_impair_parameter_is_a_one_line_error_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "error: bad value `split=0` for parameter `impair`: bad split `0`: give a piece size of at least 1 byte, \
+        "error: invalid parameters for `tcp-coalescing`: impair: bad split `0`: give a piece size of at least 1 byte, \
          at most 1MiB (split=1 is byte by byte), or a range (split=1..7)\n"
     );
 }

@@ -35,6 +35,12 @@ pub enum ParamKind {
         /// The valid words.
         options: &'static [&'static str],
     },
+    /// Free text that the scenario's own `validate` checks (a framing name such as
+    /// `u32be` or `fixed:64`, which no fixed list of choices can hold).
+    Text {
+        /// What the text must be, in words, for `socklab list` and error messages.
+        expected: &'static str,
+    },
     /// A list of strings (e.g. the messages a client writes).
     StringList {
         /// Fewest items allowed.
@@ -42,35 +48,7 @@ pub enum ParamKind {
         /// Most items allowed.
         max_items: usize,
     },
-    /// Text in a small language of its own (an impairment spec such as
-    /// `split=3+delay=1ms`), checked by a function that says what is wrong in one line.
-    /// It must not contain `,`, which separates matrix alternatives.
-    Text {
-        /// The syntax in a few words, as `socklab list` shows it.
-        syntax: &'static str,
-        /// The checker.
-        #[serde(skip)]
-        check: TextCheck,
-    },
 }
-
-/// The checker of a [`ParamKind::Text`] parameter: `Ok` or the reason in one line.
-#[derive(Clone, Copy)]
-pub struct TextCheck(pub fn(&str) -> Result<(), String>);
-
-impl std::fmt::Debug for TextCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TextCheck(..)")
-    }
-}
-
-impl PartialEq for TextCheck {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::fn_addr_eq(self.0, other.0)
-    }
-}
-
-impl Eq for TextCheck {}
 
 impl ParamKind {
     /// The type in words, as shown in `socklab list` and in error messages.
@@ -79,10 +57,10 @@ impl ParamKind {
             ParamKind::Bool => "bool (true or false)".to_string(),
             ParamKind::Integer { min, max } => format!("integer in {min}..={max}"),
             ParamKind::Choice { options } => format!("one of {}", options.join(", ")),
+            ParamKind::Text { expected } => expected.to_string(),
             ParamKind::StringList { min_items, max_items } => {
                 format!("list of {min_items}..={max_items} strings")
             }
-            ParamKind::Text { syntax, .. } => syntax.to_string(),
         }
     }
 
@@ -132,16 +110,6 @@ pub enum ParamError {
     /// A `--set` argument without `=`.
     #[error("bad --set `{0}`: expected KEY=VALUE, e.g. --set read_size=5,1024")]
     MalformedSet(String),
-    /// A text value its checker refused, with the checker's reason.
-    #[error("bad value `{value}` for parameter `{name}`: {reason}")]
-    Refused {
-        /// The parameter.
-        name: String,
-        /// The value as given.
-        value: String,
-        /// What is wrong, in one line.
-        reason: String,
-    },
     /// The scenario refused a combination of otherwise valid values.
     #[error("invalid parameters for `{scenario}`: {reason}")]
     Invalid {
@@ -200,16 +168,9 @@ impl ParamSpec {
                 n.as_u64().is_some_and(|n| (*min..=*max).contains(&n))
             }
             (ParamKind::Choice { options }, Value::String(s)) => options.contains(&s.as_str()),
+            (ParamKind::Text { .. }, Value::String(s)) => !s.is_empty(),
             (ParamKind::StringList { min_items, max_items }, Value::Array(items)) => {
                 (*min_items..=*max_items).contains(&items.len()) && items.iter().all(Value::is_string)
-            }
-            (ParamKind::Text { check, .. }, Value::String(s)) => {
-                return match (check.0)(s) {
-                    Ok(()) => Ok(value),
-                    Err(reason) => {
-                        Err(ParamError::Refused { name: self.name.to_string(), value: s.clone(), reason })
-                    }
-                };
             }
             _ => false,
         };
@@ -228,7 +189,7 @@ impl ParamSpec {
             ParamKind::Integer { .. } => {
                 word.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(word.to_string()))
             }
-            ParamKind::Choice { .. } | ParamKind::StringList { .. } | ParamKind::Text { .. } => {
+            ParamKind::Choice { .. } | ParamKind::Text { .. } | ParamKind::StringList { .. } => {
                 Value::String(word.to_string())
             }
         }
@@ -336,29 +297,6 @@ mod tests {
         assert!(READ_SIZE.parse_cli("-5").is_err());
     }
 
-    fn no_x(text: &str) -> Result<(), String> {
-        if text.contains('x') { Err(format!("`{text}` has an x; give one without")) } else { Ok(()) }
-    }
-
-    const TEXT: ParamSpec = ParamSpec {
-        name: "impair",
-        kind: ParamKind::Text { syntax: "text without x", check: TextCheck(no_x) },
-        unit: None,
-        doc: "",
-    };
-
-    #[test]
-    fn text_values_are_checked_by_their_checker_in_one_line() {
-        assert_eq!(TEXT.parse_cli("a=1+b,c").unwrap(), vec![json!("a=1+b"), json!("c")]);
-        assert_eq!(
-            TEXT.parse_cli("ab,xy").unwrap_err().to_string(),
-            "bad value `xy` for parameter `impair`: `xy` has an x; give one without"
-        );
-        assert!(TEXT.check(json!(5)).is_err());
-        assert_eq!(TEXT.kind.describe(), "text without x");
-        assert_eq!(serde_json::to_value(TEXT).unwrap()["type"], "text");
-    }
-
     #[test]
     fn toml_arrays_are_matrices_except_for_single_lists() {
         let v: toml::Value = toml::from_str::<toml::Table>("x = [5, 1024]").unwrap()["x"].clone();
@@ -369,6 +307,22 @@ mod tests {
         assert_eq!(MESSAGES.from_toml(&v).unwrap(), vec![json!(["a"]), json!(["b"])]);
         let v: toml::Value = toml::from_str::<toml::Table>("x = []").unwrap()["x"].clone();
         assert!(READ_SIZE.from_toml(&v).is_err());
+    }
+
+    #[test]
+    fn text_takes_any_non_empty_word_and_says_what_it_expects() {
+        const FRAMING: ParamSpec = ParamSpec {
+            name: "framing",
+            kind: ParamKind::Text { expected: "a framing strategy (u32be, line, fixed:N, ...)" },
+            unit: None,
+            doc: "",
+        };
+        assert_eq!(FRAMING.parse_cli("fixed:64,line").unwrap(), vec![json!("fixed:64"), json!("line")]);
+        let err = FRAMING.parse_cli("").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad value `` for parameter `framing`: expected a framing strategy (u32be, line, fixed:N, ...)"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use socklab_harness::peer::{
 use socklab_harness::report::{LatencyObservation, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario, TableSpec};
 
-use crate::tcp_coalescing::IMPAIR_PARAM;
+use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
@@ -321,6 +321,7 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     fn validate(params: &Params) -> Result<(), String> {
+        check_impair(&params.impair)?;
         let (strategy, _, _) = params.parsed()?;
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).

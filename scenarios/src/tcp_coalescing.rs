@@ -26,7 +26,7 @@ use socklab_harness::capture::{
 use socklab_harness::check::Check;
 use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::net::bytes_queued;
-use socklab_harness::params::{ParamKind, ParamSpec, TextCheck};
+use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -78,17 +78,25 @@ impl Default for Params {
     }
 }
 
-/// The `impair` parameter of a TCP scenario: its spec and how it is checked. Shared by
-/// every scenario that takes one, so the syntax and the words are the same everywhere.
+/// The `impair` parameter of a TCP scenario. Shared by every scenario that takes one, so
+/// the syntax and the words are the same everywhere; each checks the value in its
+/// `validate` with [`check_impair`].
 pub const IMPAIR_PARAM: ParamSpec = ParamSpec {
     name: "impair",
     kind: ParamKind::Text {
-        syntax: "impairment spec: none, or items joined with + (split=3, split=1..7, merge=20ms, merge=4096B, random, gap=1ms, hold=5ms, delay=5ms, delay=2ms..8ms, rate=1MiB/s, reset-after=N, stall=200ms@1KiB, dir=up|down)",
-        check: TextCheck(socklab_harness::impair::spec::check_tcp_text),
+        expected: "an impairment spec: none, or items joined with + (split=3, split=1..7, merge=20ms, merge=4096B, random, gap=1ms, hold=5ms, delay=5ms, delay=2ms..8ms, rate=1MiB/s, reset-after=N, stall=200ms@1KiB, dir=up|down)",
     },
     unit: None,
     doc: "a seeded relay between client and server that splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...); the case seed replays it",
 };
+
+/// Checks an `impair` value for a TCP scenario: the spec parser's reason in one line.
+///
+/// # Errors
+/// `impair: <what is wrong and what is valid>`.
+pub fn check_impair(text: &str) -> Result<(), String> {
+    socklab_harness::impair::spec::check_tcp_text(text).map_err(|reason| format!("impair: {reason}"))
+}
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -223,6 +231,7 @@ those pieces.";
     const METRICS: &'static [MetricSpec] = METRICS;
 
     fn validate(params: &Params) -> Result<(), String> {
+        check_impair(&params.impair)?;
         let total: usize = params.messages.iter().map(String::len).sum();
         if total == 0 {
             return Err("messages are all empty; give at least one non-empty message".into());

@@ -547,8 +547,8 @@ impl fmt::Display for Impairment {
     }
 }
 
-/// A spec from the command line or a parameter value, checked for TCP: for
-/// [`crate::params::ParamKind::Text`] checkers.
+/// A spec from the command line or a parameter value, checked for TCP (a scenario's
+/// `validate` of its `impair` parameter).
 ///
 /// # Errors
 /// The one-line reason.
