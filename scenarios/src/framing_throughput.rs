@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
@@ -15,6 +16,8 @@ use socklab_harness::peer::{
 };
 use socklab_harness::report::{LatencyObservation, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario, TableSpec};
+
+use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
@@ -69,6 +72,8 @@ pub struct Params {
     pub rate: u64,
     /// See the `nodelay` entry of [`PARAMS`] (the one place that says what it does).
     pub nodelay: bool,
+    /// An impairment relay between client and server; see [`IMPAIR_PARAM`].
+    pub impair: String,
 }
 
 impl Default for Params {
@@ -83,6 +88,7 @@ impl Default for Params {
             window: 16,
             rate: 5_000,
             nodelay: true,
+            impair: "none".into(),
         }
     }
 }
@@ -142,6 +148,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
     },
+    IMPAIR_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -291,6 +298,18 @@ const METRICS: &[MetricSpec] = &[
         doc: "CPU time (user + system) of a --target-cmd server's processes during the workload; absent otherwise",
     },
     MetricSpec {
+        name: "proxy_reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reads the impairment relay made, both directions (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "writes the impairment relay made, both directions: more than proxy_reads when it split, fewer when it merged",
+    },
+    MetricSpec {
         name: "cpu_sys_ms",
         unit: Unit::Millis,
         better: Better::Lower,
@@ -347,7 +366,12 @@ sticky-packet problem, counted in `corrupted`.
 What to take from it: any real framing delivers every message intact; pick by payload \
 (delimiters need a byte that never occurs), by cost per message at your size, and never \
 by 'it worked on my machine' with raw reads. CPU time is the whole process — client and \
-server together.";
+server together.
+
+Under impair (a seeded relay that splits and merges the stream, e.g. impair=random) every \
+decoder sees frames cut at every place and glued to their neighbours over real sockets: \
+every framing but raw must still deliver every message intact. Throughput and latency \
+then measure the relay's holds and gaps, not the framing.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
@@ -372,6 +396,7 @@ server together.";
     const EXTERNAL_TARGET: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
+        check_impair(&params.impair)?;
         let (strategy, _, _) = params.parsed()?;
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
@@ -403,6 +428,18 @@ server together.";
             (None, Some(target)) => target.addr,
             (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
         };
+        // An impairment relay in front of whichever server it is, seeded by the case.
+        let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(e.to_string()))?;
+        let relay = if impair.is_none() {
+            None
+        } else {
+            let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+            Some(
+                TcpRelay::start_with(addr, &impair, ctx.seed, config)
+                    .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
+            )
+        };
+        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
         let workload = Workload {
             mode,
             framing,
@@ -455,7 +492,8 @@ server together.";
                 verified: true,
             },
         };
-        Ok(Measured { result, delivery, cpu, target_cpu })
+        let proxy = relay.map(|relay| relay.observation());
+        Ok(Measured { result, delivery, cpu, target_cpu, proxy })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -465,6 +503,17 @@ server together.";
                     outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu);
                 if let Some(cpu) = measured.target_cpu {
                     outcome.metric("target_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
+                }
+                if let Some(proxy) = measured.proxy {
+                    let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
+                        proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
+                    };
+                    outcome.metric("proxy_reads", both(|d| d.reads_in), Unit::Count).metric(
+                        "proxy_writes",
+                        both(|d| d.writes_out),
+                        Unit::Count,
+                    );
+                    outcome.observations.proxy = Some(proxy);
                 }
                 outcome
             }
@@ -487,7 +536,12 @@ pub struct Measured {
     cpu: CpuTime,
     /// CPU time of a `--target-cmd` server's processes during the workload.
     target_cpu: Option<Duration>,
+    /// What the impairment relay did, when there was one.
+    proxy: Option<ProxyObservation>,
 }
+
+/// Relay writes and reads listed per direction in the report (the rest are counted).
+const PROXY_RECORD_LIMIT: usize = 200;
 
 /// What arrived, as verified by whichever end received it.
 #[derive(Default)]

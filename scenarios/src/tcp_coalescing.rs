@@ -9,6 +9,12 @@
 //! so the report joins three layers: which writes each segment carried (a warm
 //! connection with Nagle on merges the last two writes into one segment; a cold one
 //! sends three) and which segments each read returned.
+//!
+//! With `impair` set, the client talks to the server through an impairment relay
+//! (`socklab_harness::impair`) that cuts or glues the stream by seed, so the sticky-packet
+//! outcome no longer depends on the kernel and the timing: `split=1` makes a reader that
+//! keeps up see one byte per read, `merge=50ms` one read for all three messages. The
+//! relay's writes are a fourth layer, "proxy out", between the writes and the segments.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +24,7 @@ use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
 use socklab_harness::check::Check;
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::metric::Better;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -54,6 +61,9 @@ pub struct Params {
     pub nodelay: bool,
     /// Make request/reply round trips first, so the connection is in delayed-ACK mode.
     pub warm: bool,
+    /// An impairment relay between client and server (`none`, `split=3`, `merge=50ms`,
+    /// ...; see `socklab_harness::impair::spec`).
+    pub impair: String,
 }
 
 impl Default for Params {
@@ -64,8 +74,29 @@ impl Default for Params {
             read_delay_ms: 50,
             nodelay: false,
             warm: false,
+            impair: "none".into(),
         }
     }
+}
+
+/// The `impair` parameter of a TCP scenario. Shared by every scenario that takes one, so
+/// the syntax and the words are the same everywhere; each checks the value in its
+/// `validate` with [`check_impair`].
+pub const IMPAIR_PARAM: ParamSpec = ParamSpec {
+    name: "impair",
+    kind: ParamKind::Text {
+        expected: "an impairment spec: none, or items joined with + (split=3, split=1..7, merge=20ms, merge=4096B, random, gap=1ms, hold=5ms, delay=5ms, delay=2ms..8ms, rate=1MiB/s, reset-after=N, stall=200ms@1KiB, dir=up|down)",
+    },
+    unit: None,
+    doc: "a seeded relay between client and server that splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...); the case seed replays it",
+};
+
+/// Checks an `impair` value for a TCP scenario: the spec parser's reason in one line.
+///
+/// # Errors
+/// `impair: <what is wrong and what is valid>`.
+pub fn check_impair(text: &str) -> Result<(), String> {
+    socklab_harness::impair::spec::check_tcp_text(text).map_err(|reason| format!("impair: {reason}"))
 }
 
 const PARAMS: &[ParamSpec] = &[
@@ -85,7 +116,7 @@ const PARAMS: &[ParamSpec] = &[
         name: "read_delay_ms",
         kind: ParamKind::Integer { min: 0, max: 10_000 },
         unit: Some("ms"),
-        doc: "server waits this long before its first read; 0 reads as data arrives",
+        doc: "server waits this long before its first read (with impair: after the relay forwarded the last byte); 0 reads as data arrives",
     },
     ParamSpec {
         name: "nodelay",
@@ -99,6 +130,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "5 request/reply round trips first, so the connection delays its ACKs",
     },
+    IMPAIR_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -163,6 +195,18 @@ const METRICS: &[MetricSpec] = &[
         doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
     },
     MetricSpec {
+        name: "proxy_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "writes the impairment relay made towards the server with the messages' bytes (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_coalesced_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "relay writes carrying bytes of more than one message (absent without impair)",
+    },
+    MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
         better: Better::Neither,
@@ -203,11 +247,21 @@ a loss. The capture counts it (retransmitted_segments) and the timeline marks it
 What fixes it: never assume one recv() per send(). Frame the messages: a length prefix \
 (u32 big-endian length, then the bytes), a delimiter that cannot occur in the payload, or \
 fixed-size records, and read until a whole frame is buffered. TCP_NODELAY changes when \
-segments leave, not where the reads cut: it is no substitute for framing.";
+segments leave, not where the reads cut: it is no substitute for framing.
+
+Making it happen on purpose: on a quiet machine loopback rarely cuts a message in two, so \
+a reader that assumes one recv() per send() can pass every test. impair puts a seeded \
+relay between client and server that cuts the stream into pieces (split=1 writes byte by \
+byte, split=1..7 pieces of a seeded size) or glues writes together (merge=50ms writes \
+what arrived within 50 ms as one). The relay cuts at stream offsets drawn from the case \
+seed, so the same seed gives the same relay writes (the \"proxy out\" layer) on every \
+run and every kernel; a reader that keeps up (read_delay_ms = 0) then reads exactly \
+those pieces.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
     fn validate(params: &Params) -> Result<(), String> {
+        check_impair(&params.impair)?;
         let total: usize = params.messages.iter().map(String::len).sum();
         if total == 0 {
             return Err("messages are all empty; give at least one non-empty message".into());
@@ -219,20 +273,40 @@ segments leave, not where the reads cut: it is no substitute for framing.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(e.to_string()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
-        // Before connect, so the handshake is in; finished after both ends closed.
+        // The relay's choices come from the case seed, so `--seed` replays them.
+        let relay = match impair.is_none() {
+            true => None,
+            false => Some(std::sync::Arc::new(
+                TcpRelay::start_with(
+                    addr,
+                    &impair,
+                    ctx.seed,
+                    RelayConfig { clock, ..RelayConfig::default() },
+                )
+                .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
+            )),
+        };
+        // Before connect, so the handshake is in; finished after both ends closed. With a
+        // relay, the port is the server's: the segments are the relay's, as the reads see them.
         let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
-        let server = tokio::spawn(serve(listener, params.clone(), clock));
-        let writes = drive_client(addr, &params, clock).await?;
+        let server = tokio::spawn(serve(listener, params.clone(), clock, relay.clone(), ctx.timeout));
+        let connect_to = relay.as_ref().map_or(addr, |r| r.addr());
+        let writes = drive_client(connect_to, &params, clock).await?;
         let server = server.await.map_err(|e| CaseError::task("the server task", e))??;
         let wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(Measured { writes, server, wire })
+        let proxy = relay.map(|r| r.observation());
+        Ok(Measured { writes, server, wire, proxy })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
         let mut outcome = outcome(params, &measured.writes, &measured.server);
+        if let Some(proxy) = measured.proxy {
+            add_proxy_layer(&mut outcome, params, proxy);
+        }
         if let Some(wire) = measured.wire {
             add_wire_layer(&mut outcome, params, wire);
         }
@@ -240,12 +314,14 @@ segments leave, not where the reads cut: it is no substitute for framing.";
     }
 }
 
-/// What a case recorded: the client's writes, the server's reads, the capture.
+/// What a case recorded: the client's writes, the server's reads, the capture, the
+/// relay's record.
 #[derive(Default)]
 pub struct Measured {
     writes: Vec<Recorded>,
     server: ServerReads,
     wire: Option<CaseCaptureResult>,
+    proxy: Option<ProxyObservation>,
 }
 
 /// One write or read as recorded: when (a write when its call was made, a read when its
@@ -304,15 +380,33 @@ async fn drive_client(
     Ok(writes)
 }
 
-/// The reference server: answers warm-up pings, waits `read_delay_ms`, then reads with
-/// `recv(read_size)` until EOF.
-async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<ServerReads, CaseError> {
+/// The reference server: answers warm-up pings, waits `read_delay_ms` (with a relay:
+/// after the relay forwarded the last byte), then reads with `recv(read_size)` until EOF.
+async fn serve(
+    listener: TcpListener,
+    params: Params,
+    clock: Instant,
+    relay: Option<std::sync::Arc<TcpRelay>>,
+    timeout: Duration,
+) -> Result<ServerReads, CaseError> {
     let (mut stream, peer) = listener.accept().await.context("accept the client")?;
     if params.warm {
         let mut ping = [0u8; PING.len()];
         for _ in 0..WARM_ROUND_TRIPS {
             stream.read_exact(&mut ping).await.context(format!("read warm-up ping from {peer}"))?;
             stream.write_all(PONG).await.context(format!("write warm-up pong to {peer}"))?;
+        }
+    }
+    if let Some(relay) = relay.filter(|_| params.read_delay_ms > 0) {
+        // A relay that holds bytes (merge, delay, stall) would otherwise make "every byte
+        // queued before the first read" a race: wait until it wrote them all (or gave up).
+        let all = warm_up_bytes(&params) as u64 + params.messages.iter().map(|m| m.len() as u64).sum::<u64>();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            match relay.connection(0) {
+                Some(c) if c.up.bytes_out >= all || c.closed || c.reset => break,
+                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
         }
     }
     tokio::time::sleep(Duration::from_millis(params.read_delay_ms)).await;
@@ -373,6 +467,42 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
     outcome
 }
 
+/// Bytes of warm-up pings the client sends before the messages.
+fn warm_up_bytes(params: &Params) -> usize {
+    if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 }
+}
+
+/// The relay's layer: its writes towards the server (the messages' bytes only, warm-up
+/// pings left out), which writes each carried, and its record.
+fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObservation) {
+    if let Some(stream) = outcome.observations.stream.as_mut()
+        && let Some(connection) = proxy.connections.first()
+    {
+        let sent: Vec<u8> = params.messages.concat().into_bytes();
+        let skip = warm_up_bytes(params);
+        let mut offset = 0;
+        for write in &connection.up.output_writes.first {
+            let (start, end) = (offset.max(skip), (offset + write.len).min(skip + sent.len()));
+            offset += write.len;
+            if start < end {
+                let text = printable(&sent[start - skip..end - skip]);
+                stream.proxy_out.push(IoEvent { at_us: write.at_us, len: end - start, text });
+            }
+        }
+        let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
+        let proxy_lens: Vec<usize> = stream.proxy_out.iter().map(|w| w.len).collect();
+        let map = BoundaryMap::compute(&write_lens, &proxy_lens);
+        let coalesced = map.sticky_targets();
+        stream.proxy_map = Some(map);
+        outcome.key_metric("proxy_writes", proxy_lens.len() as f64, Unit::Count).metric(
+            "proxy_coalesced_writes",
+            coalesced as f64,
+            Unit::Count,
+        );
+    }
+    outcome.observations.proxy = Some(proxy);
+}
+
 /// The third layer: which writes each segment carried and which segments each read
 /// returned, from the capture; or the reason there is no capture.
 fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureResult) {
@@ -381,8 +511,7 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
     let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
         return;
     };
-    let warm_up_bytes = if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 };
-    let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes);
+    let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes(params));
     let segments = wire.segments;
     let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
     let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
