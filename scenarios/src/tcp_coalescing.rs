@@ -512,17 +512,9 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes(params));
-    let segments = wire.segments;
-    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-    let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
-    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-    let segment_map = BoundaryMap::compute(&write_lens, &segment_lens);
-    let coalesced = segment_map.sticky_targets();
-    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-    stream.segment_map = Some(segment_map);
-    stream.segments = segments;
-    stream.retransmissions = wire.retransmissions;
-    let (segments, writes) = (segment_lens.len() as f64, write_lens.len().max(1) as f64);
+    stream.join_segments(wire.segments, wire.retransmissions);
+    let coalesced = stream.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
+    let (segments, writes) = (stream.segments.len() as f64, stream.writes.len().max(1) as f64);
     outcome
         .key_metric("segments", segments, Unit::Count)
         .metric("segments_per_write", segments / writes, Unit::Count)
