@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test entry point for CI and for people: the README's test command, then the CI
-# suite through the release binary, checking its exit code and its report, then every
-# fuzz target for a short fixed time (FUZZ_SECONDS, default 15; ci/fuzz.sh runs longer).
+# suite through the release binary, checking its exit code and its report, then the
+# fidelity cross-check (ci/fidelity.sh: tcpdump and kernel counters on the same traffic),
+# then every fuzz target for a short fixed time (FUZZ_SECONDS, default 15; ci/fuzz.sh runs
+# longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,9 @@ for file in report.json report.md junit.xml; do
 done
 # The summary table, for the CI log.
 sed -n '/^## Summary/,/^## /p' "$out/report/report.md" | sed '$d'
+
+echo "== fidelity: socklab's figures against tcpdump and the kernel's counters"
+RECV_BYTES=268435456 bash ci/fidelity.sh
 
 echo "== fuzzing every decoder for ${FUZZ_SECONDS:-15} s"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-15}"
