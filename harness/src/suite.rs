@@ -598,7 +598,7 @@ fn target_from(
 /// A percentage as a suite writes it: `"5%"`, `"2.5%"` or a plain number `5`.
 ///
 /// # Errors
-/// Anything else, or a value outside `0 < p <= 1000`, with what is valid.
+/// Anything else, or a value outside `0 < p <= 10000` (a 100x move), with what is valid.
 pub fn percent_from(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
         toml::Value::Integer(n) => Some(*n as f64),
@@ -607,8 +607,8 @@ pub fn percent_from(value: &toml::Value) -> Result<f64, String> {
         _ => None,
     };
     match number {
-        Some(p) if p > 0.0 && p <= 1000.0 => Ok(p),
-        _ => Err(format!("bad percentage `{value}`: expected a number in 0..=1000, e.g. \"5%\" or 5")),
+        Some(p) if p > 0.0 && p <= 10_000.0 => Ok(p),
+        _ => Err(format!("bad percentage `{value}`: expected a number in 0..=10000, e.g. \"5%\" or 5")),
     }
 }
 
