@@ -50,7 +50,7 @@ pub use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, Proxy
 pub use schedule::{Out, TcpSchedule};
 pub use spec::{Impairment, SpecError, Way};
 pub use tcp::{PassThrough, TcpRelay};
-pub use udp::{UdpRelay, UdpSchedule, UdpVerdict};
+pub use udp::{REORDER_FLUSH, UdpRelay, UdpSchedule, UdpSend, UdpVerdict};
 
 /// How often relay threads look at their stop flag, at the longest.
 pub const TICK: Duration = Duration::from_millis(50);

@@ -50,11 +50,12 @@ fn source_read_sizes(seed: u64) -> [usize; 3] {
 }
 
 pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, case_id: &str) -> Measure {
+    // The server's port: through a relay, what the server got is the relay's writes.
     let capture = peer
-        .addr
+        .server
         .ip()
         .is_loopback()
-        .then(|| CaseCapture::start(CaptureConfig::loopback(peer.addr.port()), peer.clock));
+        .then(|| CaseCapture::start(CaptureConfig::loopback(peer.server.port()), peer.clock));
     let messages: Vec<Bytes> = (0..params.messages).map(|i| message(i as u32, setup.message_size)).collect();
     let mut measure = Measure { messages, ..Measure::default() };
     if setup.behaviour == Behaviour::Source {
@@ -81,7 +82,9 @@ pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, 
         for chunking in Chunking::all(seed) {
             let conversation = match peer.connect(Options::default()).await {
                 Ok(mut stream) => {
-                    if chunking == Chunking::ByteByByte {
+                    // Through a relay the server gets the relay's cuts, not these writes
+                    // (the relay's record in the report says what it wrote).
+                    if chunking == Chunking::ByteByByte && peer.relay.is_none() {
                         measure.byte_port = stream.local_addr().ok().map(|a| a.port());
                     }
                     let conversation =
