@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
-use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay};
+use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::net::{PrivateNetns, UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -598,15 +598,8 @@ fn experiment(params: &Params, scope: Scope, seed: u64) -> Result<Measured, Case
         .context("create the receiver's socket")?;
     // The relay, seeded by the case, is what sends to the receiver's port.
     let relay_clock = Instant::now();
-    let relay = if impair.is_none() {
-        None
-    } else {
-        let config = RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
-        Some(
-            UdpRelay::start_with(target, &impair, seed, config)
-                .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
-        )
-    };
+    let config = RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
+    let relay = in_front::<UdpRelay>(target, &params.impair, seed, config)?;
     let send_to = relay.as_ref().map_or(target, UdpRelay::addr);
     if params.socket == SocketMode::Connected {
         sender.connect(send_to).context(format!("connect the sender to {send_to}"))?;

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::FramingStrategy;
-use socklab_harness::impair::{Impairment, ProxyObservation};
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
@@ -114,6 +114,8 @@ pub struct Params {
     pub session_ms: u64,
     /// `reassembly`: pause between paced writes, in milliseconds.
     pub gap_ms: u64,
+    /// `reassembly`: `all` five chunkings, or one of them by name.
+    pub chunking: String,
     /// `eof`: half-close (SHUT_WR) right after sending instead of closing after the last reply.
     pub half_close: bool,
     /// `eof`: how long to wait for the server to close its side, in milliseconds.
@@ -143,6 +145,7 @@ impl Default for Params {
             clients: 8,
             session_ms: 1000,
             gap_ms: 2,
+            chunking: "all".into(),
             half_close: false,
             eof_timeout_ms: 2000,
             reply_timeout_ms: 2000,
@@ -216,6 +219,14 @@ const PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Integer { min: 0, max: 100 },
         unit: Some("ms"),
         doc: "reassembly: pause between paced writes, so the server reads them apart",
+    },
+    ParamSpec {
+        name: "chunking",
+        kind: ParamKind::Choice {
+            options: &["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"],
+        },
+        unit: None,
+        doc: "reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random",
     },
     ParamSpec {
         name: "half_close",
@@ -523,7 +534,7 @@ or socklab probe — copes with what TCP and clients really do. Each case runs o
 with the server's framing and declared behaviour (echo, echo-upper, sink, source): \
 reassembly sends the messages in five chunkings (one write per message; all in one write; \
 one byte per write with TCP_NODELAY and a pause, confirmed as separate segments by the \
-capture where it runs; a cut inside each header; seeded random cuts that split and merge) \
+capture where it runs; a cut inside each header; seeded random cuts that split and merge; chunking picks one) \
 and checks every reply, in order, none missing or extra; large-message sends one large \
 message; concurrency connects several clients at once, each holding a session of five \
 round trips; eof closes (or half-closes) and times how long the server takes to close its \
@@ -657,11 +668,8 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
         };
         // The relay in front of whichever server it is, seeded by the case, on its clock.
         let clock = Instant::now();
-        let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(format!("impair: {e}")))?;
-        let relay = match impair.is_none() {
-            true => None,
-            false => Some(Arc::new(relay::start(addr, &impair, ctx.seed, clock).map_err(CaseError::Protocol)?)),
-        };
+        let config = RelayConfig { clock, record_limit: relay::RECORD_LIMIT, ..RelayConfig::default() };
+        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?.map(Arc::new);
         let peer = Peer {
             addr: relay.as_ref().map_or(addr, |r| r.addr()),
             server: addr,

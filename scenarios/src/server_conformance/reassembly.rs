@@ -1,4 +1,5 @@
-//! `reassembly`: the same messages in five chunkings, one connection each; every reply
+//! `reassembly`: the same messages in five chunkings (or the one `chunking` names), one
+//! connection each; every reply
 //! must come back whole, in order, none missing or extra. A sink must take them all
 //! without a reset (the reference sink also counts them intact); a source's messages are
 //! read one byte at a time, a few bytes at a time and in large reads, and must all verify.
@@ -79,7 +80,7 @@ pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, 
             measure.runs.push(Run { name, conversation });
         }
     } else {
-        for chunking in Chunking::all(seed) {
+        for chunking in Chunking::chosen(&params.chunking, seed) {
             let conversation = match peer.connect(Options::default()).await {
                 Ok(mut stream) => {
                     // Through a relay the server gets the relay's cuts, not these writes
@@ -127,8 +128,12 @@ pub(crate) fn evaluate(
     let name = "reassembly";
     let expected = match setup.behaviour {
         Behaviour::Echo | Behaviour::EchoUpper => format!(
-            "{} replies, whole and in order, none missing or extra, in each of 5 chunkings",
-            params.messages
+            "{} replies, whole and in order, none missing or extra, in {}",
+            params.messages,
+            match Chunking::chosen(&params.chunking, 0).as_slice() {
+                [one] => format!("the chunking \"{}\"", one.key()),
+                all => format!("each of {} chunkings", all.len()),
+            }
         ),
         Behaviour::Sink => "every chunking taken without a reply or a reset".to_string(),
         Behaviour::Source => {

@@ -14,11 +14,12 @@
 use std::time::Duration;
 
 use socklab_harness::impair::spec::Pieces;
-use socklab_harness::impair::{Impairment, TcpRelay};
+use socklab_harness::impair::Impairment;
 use socklab_harness::peer::Behaviour;
 use tokio::net::TcpStream;
 
 use super::conn::Peer;
+use super::wire::Chunking;
 use super::{Params, Setup, Which, secs};
 
 /// The longest a check may spend moving its bytes at the relay's pace alone: a check
@@ -129,9 +130,9 @@ fn fastest_pace(spec: &Impairment) -> Option<f64> {
 fn bytes_each_way(params: &Params, setup: &Setup) -> u64 {
     let conversation = params.messages * setup.message_size as u64;
     match setup.which {
-        // Five chunkings (three read sizes for a source), one connection after another.
+        // The chunkings (three read sizes for a source), one connection after another.
         Which::Reassembly if setup.behaviour == Behaviour::Source => 3 * conversation,
-        Which::Reassembly => 5 * conversation,
+        Which::Reassembly => Chunking::chosen(&params.chunking, 0).len() as u64 * conversation,
         Which::LargeMessage => params.large_size,
         // Each client's session, on connections of their own.
         Which::Concurrency => 5 * setup.message_size as u64,
@@ -141,26 +142,8 @@ fn bytes_each_way(params: &Params, setup: &Setup) -> u64 {
     }
 }
 
-/// Starts the relay in front of `server`, seeded by the case, timed on the case clock.
-///
-/// # Errors
-/// Why it could not start, in words.
-pub(crate) fn start(
-    server: std::net::SocketAddr,
-    spec: &Impairment,
-    seed: u64,
-    clock: std::time::Instant,
-) -> Result<TcpRelay, String> {
-    let config = socklab_harness::impair::RelayConfig {
-        clock,
-        record_limit: RECORD_LIMIT,
-        ..socklab_harness::impair::RelayConfig::default()
-    };
-    TcpRelay::start_with(server, spec, seed, config).map_err(|e| format!("start the impairment relay: {e}"))
-}
-
 /// Relay reads and writes listed per direction in the report (the rest are counted).
-const RECORD_LIMIT: usize = 200;
+pub(crate) const RECORD_LIMIT: usize = 200;
 
 /// With a relay: waits until it has written `bytes` of what the client of `stream` sent
 /// on to the server (at most the reply timeout), so that what a check does next — reset
