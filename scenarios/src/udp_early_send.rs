@@ -571,6 +571,9 @@ fn sleep_until(t: Instant) {
     }
 }
 
+/// The receiver's SO_RCVBUF request: some 5,000 of these datagrams (about 768 bytes of
+/// buffer each), a second of the fastest schedule.
+const RECEIVER_BUFFER: usize = 4 << 20;
 /// Sends listed in the relay's record: every datagram of the largest case, each sent
 /// twice, with room for retransmissions.
 const RELAY_RECORD_LIMIT: usize = 4 * MAX_DATAGRAMS as usize;
@@ -596,6 +599,9 @@ fn experiment(params: &Params, scope: Scope, seed: u64) -> Result<Measured, Case
     // Created now, bound later: at the bind time the bind is the receiver's only call.
     let receiver = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .context("create the receiver's socket")?;
+    // A large buffer, so a receiver thread that a busy machine keeps waiting does not add
+    // overflow (RcvbufErrors) to the loss measured here; the kernel caps it at rmem_max.
+    receiver.set_recv_buffer_size(RECEIVER_BUFFER).context("set the receiver's SO_RCVBUF")?;
     // The relay, seeded by the case, is what sends to the receiver's port.
     let relay_clock = Instant::now();
     let config = RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
