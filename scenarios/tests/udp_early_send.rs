@@ -199,3 +199,30 @@ fn impossible_schedules_are_refused_before_running() {
     let err = suite.apply_sets(&["mitigation=pray".to_string()], &registry).unwrap_err();
     assert!(err.to_string().contains("one of none, ready-handshake, retransmit"), "{err}");
 }
+
+#[test]
+fn impairments_a_udp_relay_cannot_apply_are_refused_with_the_valid_ones() {
+    let registry = registry();
+    let refused = |sets: &[&str]| {
+        let mut suite = Suite::from_scenarios(&["udp-early-send".to_string()], &registry).unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        suite.apply_sets(&sets, &registry).unwrap();
+        suite.expand(&registry).unwrap_err().to_string()
+    };
+    assert_eq!(
+        refused(&["impair=split=3"]),
+        "invalid parameters for `udp-early-send`: impair: split applies to TCP only; datagrams keep \
+         their boundaries; use loss, duplicate, reorder, delay or truncate"
+    );
+    assert_eq!(
+        refused(&["impair=loss=1.5"]),
+        "invalid parameters for `udp-early-send`: impair: bad loss `1.5`: give a probability in 0..=1 \
+         (or 0%..=100%), e.g. 0.1"
+    );
+    assert_eq!(
+        refused(&["impair=loss=0.1", "socket=connected"]),
+        "invalid parameters for `udp-early-send`: socket=connected does not apply through impair: the \
+         sender's peer is then the relay, which is always bound, so no ICMP error comes back to become \
+         ECONNREFUSED; use socket=unconnected"
+    );
+}
