@@ -54,12 +54,12 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
         for base in &bases {
             let mut params = base.clone();
             params.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
-            scenario.validate(&params).and_then(|()| scenario.validate_target(&params)).map_err(|e| {
-                match e {
+            scenario.validate(&params).and_then(|()| scenario.validate_target(&params)).map_err(
+                |e| match e {
                     ParamError::Invalid { reason, .. } => reason,
                     other => other.to_string(),
-                }
-            })?;
+                },
+            )?;
         }
         Ok(set.iter().map(|(k, v)| (k.to_string(), vec![v.clone()])).collect())
     };

@@ -146,7 +146,10 @@ fn probing_a_naive_server_through_a_splitting_relay_fails_what_it_passes_without
         check_of(&relayed, "reassembly")
     );
     assert!(notes.contains("note: slow-reader does not apply through impair"), "{notes}");
-    assert!(notes.contains("note: large-message moves 1048576 bytes each way through impair=split=1..7"), "{notes}");
+    assert!(
+        notes.contains("note: large-message moves 1048576 bytes each way through impair=split=1..7"),
+        "{notes}"
+    );
 }
 
 #[test]

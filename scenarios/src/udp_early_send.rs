@@ -587,7 +587,8 @@ const RELAY_MARGIN: Duration = Duration::from_millis(10);
 /// Both ends, on the calling thread's network namespace: the sender here, the receiver on
 /// a thread of its own; with `impair`, a relay between them on threads of its own.
 fn experiment(params: &Params, scope: Scope, seed: u64) -> Result<Measured, CaseError> {
-    let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(format!("impair: {e}")))?;
+    let impair =
+        Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(format!("impair: {e}")))?;
     let sender = UdpSocket::bind("127.0.0.1:0").context("bind the sender to 127.0.0.1:0")?;
     sender.set_nonblocking(true).context("make the sender non-blocking")?;
     let sender_addr = sender.local_addr().context("read the sender's address")?;
@@ -604,7 +605,8 @@ fn experiment(params: &Params, scope: Scope, seed: u64) -> Result<Measured, Case
     receiver.set_recv_buffer_size(RECEIVER_BUFFER).context("set the receiver's SO_RCVBUF")?;
     // The relay, seeded by the case, is what sends to the receiver's port.
     let relay_clock = Instant::now();
-    let config = RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
+    let config =
+        RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
     let relay = in_front::<UdpRelay>(target, &params.impair, seed, config)?;
     let send_to = relay.as_ref().map_or(target, UdpRelay::addr);
     if params.socket == SocketMode::Connected {
@@ -714,7 +716,10 @@ impl Sender {
         let mut buf = [0u8; PAYLOAD_LEN];
         for _ in 0..MAX_DRAIN {
             match recv_datagram(&self.socket, &mut buf, libc::MSG_DONTWAIT) {
-                Ok(d) if (d.from == Some(self.target) || d.from == Some(self.receiver)) && d.len == PAYLOAD_LEN => {
+                Ok(d)
+                    if (d.from == Some(self.target) || d.from == Some(self.receiver))
+                        && d.len == PAYLOAD_LEN =>
+                {
                     if let Some((k, seq)) = decode(&buf)
                         && k == kind
                     {
@@ -1001,7 +1006,11 @@ fn relayed(proxy: &ProxyObservation, log: &[u64], offset: Duration) -> Relayed {
             copies.entry(seq).or_default().1 += 1;
         }
     }
-    r.lost = copies.into_iter().filter(|(_, (taken, killed))| *taken > 0 && killed >= taken).map(|(seq, _)| seq).collect();
+    r.lost = copies
+        .into_iter()
+        .filter(|(_, (taken, killed))| *taken > 0 && killed >= taken)
+        .map(|(seq, _)| seq)
+        .collect();
     r
 }
 
@@ -1028,7 +1037,8 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let j = judge(relay.as_ref().map_or(&send.first_ok, |r| &r.first_whole), received);
     let private = m.scope == Scope::Private;
     // Lost because the relay dropped or cut every copy; the rest the kernel lost.
-    let lost_relay = relay.as_ref().map(|r| r.lost.iter().filter(|seq| !received.seen.contains_key(seq)).count() as u64);
+    let lost_relay =
+        relay.as_ref().map(|r| r.lost.iter().filter(|seq| !received.seen.contains_key(seq)).count() as u64);
     let lost_kernel = lost_relay.map(|by_relay| lost - by_relay);
 
     let mut outcome = CaseOutcome::default();
@@ -1186,7 +1196,8 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     if let Some(r) = &relay {
         // The relay's record, matched to the sender's sends, must account for what it lost.
         let arrived_anyway = r.lost.iter().filter(|seq| received.seen.contains_key(seq)).count();
-        let cut = if r.complete { String::new() } else { "; its record was cut short, so some are unnamed".into() };
+        let cut =
+            if r.complete { String::new() } else { "; its record was cut short, so some are unnamed".into() };
         let passed = send.sent_ok >= 1 && r.received == send.sent_ok && r.complete && arrived_anyway == 0;
         outcome.checks.push(Check::new(
             "relay_loss_attributed",

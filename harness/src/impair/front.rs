@@ -29,7 +29,12 @@ pub trait Relay: Sized {
 }
 
 impl Relay for TcpRelay {
-    fn start_with(upstream: SocketAddr, spec: &Impairment, seed: u64, config: RelayConfig) -> Result<Self, ImpairError> {
+    fn start_with(
+        upstream: SocketAddr,
+        spec: &Impairment,
+        seed: u64,
+        config: RelayConfig,
+    ) -> Result<Self, ImpairError> {
         TcpRelay::start_with(upstream, spec, seed, config)
     }
     fn addr(&self) -> SocketAddr {
@@ -41,7 +46,12 @@ impl Relay for TcpRelay {
 }
 
 impl Relay for UdpRelay {
-    fn start_with(upstream: SocketAddr, spec: &Impairment, seed: u64, config: RelayConfig) -> Result<Self, ImpairError> {
+    fn start_with(
+        upstream: SocketAddr,
+        spec: &Impairment,
+        seed: u64,
+        config: RelayConfig,
+    ) -> Result<Self, ImpairError> {
         UdpRelay::start_with(upstream, spec, seed, config)
     }
     fn addr(&self) -> SocketAddr {

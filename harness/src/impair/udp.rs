@@ -158,9 +158,11 @@ impl UdpSchedule {
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|held| held.left == 0);
         self.held = waiting;
-        verdict.sends.extend(
-            ready.into_iter().map(|h| UdpSend { due: now + h.delay, index: h.index, bytes: h.bytes }),
-        );
+        verdict.sends.extend(ready.into_iter().map(|h| UdpSend {
+            due: now + h.delay,
+            index: h.index,
+            bytes: h.bytes,
+        }));
         verdict
     }
 

@@ -213,7 +213,8 @@ pub(crate) fn evaluate(
         .find_map(|chunking| failed.iter().find(|(name, _)| *name == chunking.name()))
         .or(failed.first());
     // Through a relay the server met the relay's cuts of what was sent.
-    let through = if params.impair == "none" { String::new() } else { format!(" through impair={}", params.impair) };
+    let through =
+        if params.impair == "none" { String::new() } else { format!(" through impair={}", params.impair) };
     // One chunking shows the server copes with it, not that it frames its input.
     let only = match Chunking::chosen(&params.chunking, 0).as_slice() {
         [one] if setup.behaviour != Behaviour::Source => Some(one.name()),
@@ -225,13 +226,17 @@ pub(crate) fn evaluate(
         (None, None) => (
             true,
             match (setup.behaviour, only) {
-                (Behaviour::Source, _) => "every message decoded and verified, whatever the read size".to_string(),
+                (Behaviour::Source, _) => {
+                    "every message decoded and verified, whatever the read size".to_string()
+                }
                 (_, Some(one)) => format!(
                     "every message was handled whole and in order when sent as {one}{through}; chunking=all \
                      tries the other chunkings too"
                 ),
                 (Behaviour::Sink, None) => {
-                    format!("the server took every chunking{through} without replying or resetting: it frames its input")
+                    format!(
+                        "the server took every chunking{through} without replying or resetting: it frames its input"
+                    )
                 }
                 (_, None) => format!(
                     "every reply came back whole and in order in every chunking{through}: the server frames its input"

@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use socklab_harness::impair::spec::Pieces;
 use socklab_harness::impair::Impairment;
+use socklab_harness::impair::spec::Pieces;
 use socklab_harness::peer::Behaviour;
 use tokio::net::TcpStream;
 
@@ -155,12 +155,8 @@ pub(crate) async fn passed_on(peer: &Peer, stream: &TcpStream, bytes: u64) -> bo
     let deadline = tokio::time::Instant::now() + peer.reply_timeout;
     // Bounded by the deadline; each pass sleeps POLL.
     loop {
-        let written = relay
-            .observation()
-            .connections
-            .iter()
-            .find(|c| c.client == client)
-            .map_or(0, |c| c.up.bytes_out);
+        let written =
+            relay.observation().connections.iter().find(|c| c.client == client).map_or(0, |c| c.up.bytes_out);
         if written >= bytes {
             return true;
         }
@@ -185,8 +181,14 @@ mod tests {
     #[test]
     fn checks_a_relay_cannot_judge_are_refused_with_the_reason() {
         assert_eq!(refused("slow-reader", "none", |_| {}), None, "no relay, nothing refused");
-        assert!(refused("slow-reader", "merge=20ms", |_| {}).unwrap().starts_with("slow-reader does not apply through impair"));
-        assert!(refused("concurrency", "random", |p| p.behaviour = "sink".into()).unwrap().contains("a sink"));
+        assert!(
+            refused("slow-reader", "merge=20ms", |_| {})
+                .unwrap()
+                .starts_with("slow-reader does not apply through impair")
+        );
+        assert!(
+            refused("concurrency", "random", |p| p.behaviour = "sink".into()).unwrap().contains("a sink")
+        );
         assert_eq!(refused("concurrency", "random", |_| {}), None);
         assert!(refused("eof", "reset-after=100", |_| {}).unwrap().contains("would blame the server"));
         let slow = refused("eof", "delay=1s", |_| {}).unwrap();
@@ -198,7 +200,10 @@ mod tests {
     fn a_check_the_relay_cannot_carry_in_time_is_refused_with_the_numbers() {
         // 1 MiB at one byte per millisecond: some 17 minutes.
         let large = refused("large-message", "split=1", |_| {}).unwrap();
-        assert!(large.starts_with("large-message moves 1048576 bytes each way through impair=split=1"), "{large}");
+        assert!(
+            large.starts_with("large-message moves 1048576 bytes each way through impair=split=1"),
+            "{large}"
+        );
         assert!(large.contains("send large_size at most 20000"), "{large}");
         assert_eq!(refused("large-message", "split=1", |p| p.large_size = 10_000), None);
         // The default conversation is small enough byte by byte.
