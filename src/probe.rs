@@ -1,15 +1,16 @@
 //! `socklab probe`: the server-conformance family against a user's server, as one suite
 //! built in memory, through the same run and report path as `socklab run`.
 //!
-//! Every check that applies to the framing and behaviour runs once (eof twice: a close
-//! and a half-close); the others are named on stderr with the reason. A failing case
-//! prints the `socklab run server-conformance --set ...` command that replays it.
+//! Every check that applies to the framing, the behaviour and the `--set` values (with
+//! `--set impair=...`, those a relay can judge) runs once (eof twice: a close and a
+//! half-close); the others are named on stderr with the reason. A failing case prints
+//! the `socklab run server-conformance --set ...` command that replays it.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use socklab_harness::params::ParamError;
+use socklab_harness::params::{ParamError, find_spec, split_set};
 use socklab_harness::scenario::{ParamMap, Registry};
 use socklab_harness::suite::{DEFAULT_CASE_TIMEOUT, Suite, SuiteRun};
 use socklab_scenarios::server_conformance::{CHECKS, ServerConformance};
@@ -27,14 +28,39 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
     let scenario = registry.get(ServerConformance::NAME)?;
     let framing = Value::String(args.framing.to_string());
     let behaviour = Value::String(args.behaviour.to_string());
-    // The parameters of one case, as the suite sets them, and whether the check applies.
+    // The parameters every case starts from: the defaults with each `--set` value (a
+    // matrix gives several). Sets the scenario does not know are left to the suite,
+    // which names them.
+    let mut bases: Vec<ParamMap> = vec![scenario.defaults()];
+    for arg in &args.sets {
+        let Ok((key, text)) = split_set(arg) else { continue };
+        let Ok(spec) = find_spec(scenario.name(), scenario.params(), key) else { continue };
+        let Ok(values) = spec.parse_cli(text) else { continue };
+        bases = bases
+            .iter()
+            .flat_map(|base| {
+                values.iter().map(move |value| {
+                    let mut next = base.clone();
+                    next.insert(key.to_string(), value.clone());
+                    next
+                })
+            })
+            .take(MAX_SET_COMBINATIONS)
+            .collect();
+    }
+    // The parameters of one case, as the suite sets them, and whether the check applies
+    // (with every combination of the `--set` values).
     let applies = |set: &[(&str, Value)]| -> Result<Vec<(String, Vec<Value>)>, String> {
-        let mut params: ParamMap = scenario.defaults();
-        params.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        scenario.validate(&params).and_then(|()| scenario.validate_target(&params)).map_err(|e| match e {
-            ParamError::Invalid { reason, .. } => reason,
-            other => other.to_string(),
-        })?;
+        for base in &bases {
+            let mut params = base.clone();
+            params.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            scenario.validate(&params).and_then(|()| scenario.validate_target(&params)).map_err(
+                |e| match e {
+                    ParamError::Invalid { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            )?;
+        }
         Ok(set.iter().map(|(k, v)| (k.to_string(), vec![v.clone()])).collect())
     };
     let mut checks = Vec::new();
@@ -103,6 +129,9 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
     };
     run::execute(&suite, &run_args, registry)
 }
+
+/// Combinations of `--set` values a check is validated with, at most.
+const MAX_SET_COMBINATIONS: usize = 256;
 
 fn run_of(matrix: Vec<(String, Vec<Value>)>) -> SuiteRun {
     SuiteRun {

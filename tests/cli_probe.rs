@@ -110,6 +110,48 @@ fn probing_a_naive_server_exits_1_and_names_the_failing_checks() {
     assert!(markdown.contains("the server answered after 1024 bytes: it reads one recv() per message"));
 }
 
+/// The "done when": a probe of the naive server through `impair=split=1..7` fails
+/// on inputs it passes without the relay (a write per message, as a tutorial client
+/// sends), and says which checks a relay cannot judge.
+#[test]
+fn probing_a_naive_server_through_a_splitting_relay_fails_what_it_passes_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("naive.py");
+    fs::write(&script, NAIVE_SERVER).unwrap();
+    let probe = |extra: &[&str], out: &std::path::Path| {
+        let output = socklab()
+            .args(["probe", "--target-cmd", &format!("exec python3 {} {{port}}", script.display())])
+            .args(["--framing", "line", "--behaviour", "echo-upper", "--seed", "11"])
+            .args(["--set", "chunking=per-message", "--set", "gap_ms=50"])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "the naive server fails eof either way");
+        (String::from_utf8_lossy(&output.stderr).to_string(), report(out))
+    };
+    let (_, direct) = probe(&[], &dir.path().join("direct"));
+    let (notes, relayed) = probe(&["--set", "impair=split=1..7"], &dir.path().join("relayed"));
+    for check in ["reassembly", "concurrency", "reset"] {
+        assert_eq!(check_of(&direct, check)["passed"], true, "{check} without the relay: {direct}");
+        assert_eq!(check_of(&relayed, check)["passed"], false, "{check} through split=1..7: {relayed}");
+    }
+    assert!(
+        check_of(&relayed, "reassembly")["explanation"]
+            .as_str()
+            .unwrap()
+            .ends_with("the server treats each recv() as one message (when sent as one write per message through impair=split=1..7)"),
+        "{}",
+        check_of(&relayed, "reassembly")
+    );
+    assert!(notes.contains("note: slow-reader does not apply through impair"), "{notes}");
+    assert!(
+        notes.contains("note: large-message moves 1048576 bytes each way through impair=split=1..7"),
+        "{notes}"
+    );
+}
+
 #[test]
 fn probing_socklab_serve_in_another_process_exits_0() {
     let (mut server, addr) = serve(&["--framing", "line", "--behaviour", "echo-upper"]);

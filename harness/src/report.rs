@@ -407,6 +407,15 @@ pub struct ProxyWrite {
     /// How long the oldest of its bytes waited in the relay, in microseconds: the delay
     /// the relay added (split gaps, merge windows, `delay`, `rate`, `stall`).
     pub delay_us: f64,
+    /// UDP: the datagram the write sent, by its index in the direction (0 = the first the
+    /// relay received), so a reader can tell which datagram left when (a duplicate
+    /// repeats its index, a reordered one comes late). Absent for TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datagram: Option<u64>,
+    /// UDP: how long the send call took, in microseconds: it returned at `at_us +
+    /// took_us`. Absent for TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_us: Option<f64>,
 }
 
 /// The first items of a record, and how many there were in all: records are bounded.

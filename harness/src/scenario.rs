@@ -246,6 +246,9 @@ pub enum CaseError {
     /// Kernel counters (`/proc/net/snmp`) could not be read.
     #[error(transparent)]
     Counters(#[from] SnmpError),
+    /// The case's impairment relay (`impair`) could not start.
+    #[error("impairment relay: {0}")]
+    Impair(#[from] crate::impair::ImpairError),
     /// A task or thread of the case panicked or was cancelled.
     #[error("{task} {what}")]
     Task {

@@ -243,7 +243,8 @@ fn a_case_through_an_impairment_relay_tells_and_draws_the_relay() {
         writes_out: 17,
         ..ProxyDirection::default()
     };
-    up.output_writes.push(ProxyWrite { at_us: 10.0, len: 1, delay_us: 5.0 }, 10);
+    up.output_writes
+        .push(ProxyWrite { at_us: 10.0, len: 1, delay_us: 5.0, datagram: None, took_us: None }, 10);
     sticky.observations.proxy = Some(ProxyObservation {
         spec: "split=1".into(),
         seed: 7,

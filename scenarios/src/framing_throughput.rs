@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
-use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
@@ -429,16 +429,8 @@ then measure the relay's holds and gaps, not the framing.";
             (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
         };
         // An impairment relay in front of whichever server it is, seeded by the case.
-        let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(e.to_string()))?;
-        let relay = if impair.is_none() {
-            None
-        } else {
-            let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
-            Some(
-                TcpRelay::start_with(addr, &impair, ctx.seed, config)
-                    .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
-            )
-        };
+        let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?;
         let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
         let workload = Workload {
             mode,

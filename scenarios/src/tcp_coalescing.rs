@@ -24,7 +24,7 @@ use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
 use socklab_harness::check::Check;
-use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::net::bytes_queued;
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -273,23 +273,12 @@ those pieces.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let impair = Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(e.to_string()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
         // The relay's choices come from the case seed, so `--seed` replays them.
-        let relay = match impair.is_none() {
-            true => None,
-            false => Some(std::sync::Arc::new(
-                TcpRelay::start_with(
-                    addr,
-                    &impair,
-                    ctx.seed,
-                    RelayConfig { clock, ..RelayConfig::default() },
-                )
-                .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
-            )),
-        };
+        let config = RelayConfig { clock, ..RelayConfig::default() };
+        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?.map(std::sync::Arc::new);
         // Before connect, so the handshake is in; finished after both ends closed. With a
         // relay, the port is the server's: the segments are the relay's, as the reads see them.
         let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);

@@ -16,6 +16,14 @@
 //! the sender starts its schedule only then) and retransmission (the receiver
 //! acknowledges each number; the sender resends what is unacknowledged every 10 ms until
 //! a deadline).
+//!
+//! With `impair` the sender sends through a seeded UDP relay (`socklab_harness::impair`)
+//! that loses, duplicates, reorders, delays or cuts datagrams on their way to the
+//! receiver's port. The relay is then what sends to that port, so each datagram is
+//! judged by the relay's send of it against the bind, and the loss is split by cause:
+//! what the relay dropped or cut short (its record lists which) and what the kernel lost
+//! (no socket yet, or a full buffer). The relay names the datagram each of its sends
+//! carried; the sender's log of its sends in order turns that into sequence numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -26,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
+use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::net::{PrivateNetns, UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
@@ -86,6 +95,9 @@ pub struct Params {
     pub mitigation: Mitigation,
     /// `auto` (a private namespace when permitted) or `never`.
     pub netns: NetnsMode,
+    /// A seeded UDP relay between sender and receiver (`none`, `loss=0.1`, ...; see
+    /// [`UDP_IMPAIR_PARAM`]).
+    pub impair: String,
 }
 
 impl Default for Params {
@@ -97,8 +109,30 @@ impl Default for Params {
             socket: SocketMode::Unconnected,
             mitigation: Mitigation::None,
             netns: NetnsMode::Auto,
+            impair: "none".into(),
         }
     }
+}
+
+/// The `impair` parameter of a UDP scenario: the UDP items of the spec the TCP
+/// scenarios' `impair` takes (`crate::tcp_coalescing::IMPAIR_PARAM`). Each scenario
+/// checks the value in its `validate` with [`check_udp_impair`].
+pub const UDP_IMPAIR_PARAM: ParamSpec = ParamSpec {
+    name: "impair",
+    kind: ParamKind::Text {
+        expected: "an impairment spec for UDP: none, or items joined with + (loss=0.1, duplicate=0.01, reorder=0.1, reorder=0.1/3, delay=5ms, delay=2ms..8ms, truncate=64, truncate=64@0.5, dir=up|down)",
+    },
+    unit: None,
+    doc: "a seeded relay between sender and receiver that loses, duplicates, reorders, delays or cuts datagrams (socklab proxy --transport udp); the case seed replays it",
+};
+
+/// Checks an `impair` value for a UDP scenario: the spec parser's reason in one line
+/// (a TCP-only item names the UDP ones).
+///
+/// # Errors
+/// `impair: <what is wrong and what is valid>`.
+pub fn check_udp_impair(text: &str) -> Result<(), String> {
+    socklab_harness::impair::spec::check_udp_text(text).map_err(|reason| format!("impair: {reason}"))
 }
 
 const MAX_DATAGRAMS: u64 = 10_000;
@@ -159,6 +193,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never: host namespace",
     },
+    UDP_IMPAIR_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -184,7 +219,7 @@ const METRICS: &[MetricSpec] = &[
         name: "lost",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "sequence numbers never delivered (datagrams − delivered)",
+        doc: "sequence numbers never delivered (datagrams − delivered), whatever lost them; with impair it is lost_relay + lost_kernel",
     },
     MetricSpec {
         name: "scheduled_before_bind",
@@ -196,19 +231,19 @@ const METRICS: &[MetricSpec] = &[
         name: "sent_before_bind",
         unit: Unit::Count,
         better: Better::Neither,
-        doc: "sequence numbers whose first successful send returned before the bind call started",
+        doc: "sequence numbers whose first successful send returned before the bind call started (with impair: the relay's first whole send of it)",
     },
     MetricSpec {
         name: "sent_after_bind",
         unit: Unit::Count,
         better: Better::Neither,
-        doc: "sequence numbers whose first successful send started after the bind call returned",
+        doc: "sequence numbers whose first successful send started after the bind call returned (with impair: the relay's)",
     },
     MetricSpec {
         name: "sent_during_bind",
         unit: Unit::Count,
         better: Better::Neither,
-        doc: "sequence numbers whose first successful send overlapped the bind call (not judged)",
+        doc: "sequence numbers whose first successful send overlapped the bind call, not judged (with impair: the relay's)",
     },
     MetricSpec {
         name: "never_sent",
@@ -220,25 +255,25 @@ const METRICS: &[MetricSpec] = &[
         name: "lost_before_bind",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "of sent_before_bind, never delivered",
+        doc: "of sent_before_bind, never delivered: lost by the kernel (with impair the relay's drops are not among them)",
     },
     MetricSpec {
         name: "lost_after_bind",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "of sent_after_bind, never delivered",
+        doc: "of sent_after_bind, never delivered: lost by the kernel (with impair the relay's drops are not among them)",
     },
     MetricSpec {
         name: "last_lost_sent_at",
         unit: Unit::Millis,
         better: Better::Neither,
-        doc: "when the last lost datagram's send returned, relative to the bind call's start (negative: before)",
+        doc: "when the last lost datagram's send returned, relative to the bind call's start (negative: before; with impair: the relay's send)",
     },
     MetricSpec {
         name: "first_delivered_sent_at",
         unit: Unit::Millis,
         better: Better::Neither,
-        doc: "when the first delivered datagram's send started, relative to the bind call's start",
+        doc: "when the first delivered datagram's send started, relative to the bind call's start (with impair: the relay's send)",
     },
     MetricSpec {
         name: "send_errors",
@@ -288,6 +323,48 @@ const METRICS: &[MetricSpec] = &[
         better: Better::Neither,
         doc: "1 when the case ran in a private network namespace, else 0",
     },
+    MetricSpec {
+        name: "relay_forwarded",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: datagrams the relay sent on towards the receiver's port, copies included (absent without impair)",
+    },
+    MetricSpec {
+        name: "relay_dropped",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: datagrams from the sender the relay dropped (loss), its record lists which",
+    },
+    MetricSpec {
+        name: "relay_duplicated",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: datagrams from the sender the relay sent twice (duplicate)",
+    },
+    MetricSpec {
+        name: "relay_reordered",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: datagrams from the sender the relay held back behind later ones (reorder)",
+    },
+    MetricSpec {
+        name: "relay_truncated",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: datagrams from the sender the relay cut short (truncate); the receiver cannot read a cut one",
+    },
+    MetricSpec {
+        name: "lost_relay",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "impair: sequence numbers never delivered because the relay dropped or cut short every copy sent",
+    },
+    MetricSpec {
+        name: "lost_kernel",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "impair: sequence numbers never delivered that the relay did pass on: the kernel lost them (no socket bound yet, a full receive buffer, a refused send)",
+    },
 ];
 
 impl Scenario for UdpEarlySend {
@@ -322,7 +399,15 @@ waits for a \"ready\" datagram, with a timeout, before it starts), or make the p
 reliable: number the datagrams, acknowledge them, and resend what is unacknowledged until a \
 deadline (retransmit). Retransmission can deliver a datagram twice when an acknowledgement \
 is slow, so the receiver must drop duplicates by sequence number. Or use TCP, whose \
-connect() fails plainly when nobody listens.";
+connect() fails plainly when nobody listens.
+
+With impair the datagrams go through a seeded relay that loses, duplicates, reorders, \
+delays or cuts them as a real path may (impair=loss=0.1). The relay is then what sends to \
+the receiver's port, so each datagram is judged by the relay's send of it, and the loss is \
+split by cause: lost_relay, the sequence numbers the relay dropped or cut short (its record \
+lists them, and the same seed drops the same ones), and lost_kernel, the ones the kernel \
+lost (no socket yet, a full buffer). The ready handshake ends the early loss but cannot \
+bring back what the path loses; retransmission recovers both.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
@@ -347,11 +432,18 @@ connect() fails plainly when nobody listens.";
                 SENDS_PAST_BIND.as_millis()
             ));
         }
+        check_udp_impair(&params.impair)?;
+        if params.socket == SocketMode::Connected && impaired(params) {
+            return Err("socket=connected does not apply through impair: the sender's peer is then the relay, \
+                 which is always bound, so no ICMP error comes back to become ECONNREFUSED; use socket=unconnected"
+                .into());
+        }
         Ok(())
     }
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        tokio::task::spawn_blocking(move || run_somewhere(&params))
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        let seed = ctx.seed;
+        tokio::task::spawn_blocking(move || run_somewhere(&params, seed))
             .await
             .map_err(|e| CaseError::task("the sender and receiver threads", e))?
     }
@@ -364,6 +456,11 @@ connect() fails plainly when nobody listens.";
 /// `count × send_interval_us`.
 fn schedule_length(params: &Params) -> Duration {
     Duration::from_micros(params.count.saturating_mul(params.send_interval_us))
+}
+
+/// Whether the case runs through a relay (`impair` other than `none`).
+fn impaired(params: &Params) -> bool {
+    Impairment::parse(&params.impair).is_ok_and(|spec| !spec.is_none())
 }
 
 /// Where the case ran, and so how far the kernel counter can be trusted.
@@ -388,6 +485,15 @@ pub struct Measured {
     sent: SendRecord,
     received: Received,
     snmp: UdpCounters,
+    /// The relay's record, with `impair`.
+    relay: Option<RelayRecord>,
+}
+
+/// What the relay recorded, and where its clock stands against the case's.
+struct RelayRecord {
+    observation: ProxyObservation,
+    /// The case's time zero, on the relay's clock: the relay started first.
+    offset: Duration,
 }
 
 /// A send call, in time since the start.
@@ -409,6 +515,9 @@ struct SendRecord {
     errors: BTreeMap<String, u64>,
     /// When datagram 0 was scheduled: 0, or when "ready" arrived.
     schedule_start: Duration,
+    /// With a relay: the sequence number of each successful send, in order. The relay
+    /// numbers the datagrams it receives in the same order, so this names them.
+    log: Vec<u64>,
 }
 
 /// What the receiver got.
@@ -423,20 +532,20 @@ struct Received {
 }
 
 /// Runs the experiment in a private namespace when allowed, else right here.
-fn run_somewhere(params: &Params) -> Result<Measured, CaseError> {
+fn run_somewhere(params: &Params, seed: u64) -> Result<Measured, CaseError> {
     let reason = match params.netns {
         NetnsMode::Never => "netns = never".to_string(),
         NetnsMode::Auto => match PrivateNetns::new() {
             Ok(netns) => {
                 let p = params.clone();
                 return netns
-                    .run(move || experiment(&p, Scope::Private))
+                    .run(move || experiment(&p, Scope::Private, seed))
                     .map_err(|e| CaseError::Protocol(e.to_string()))?;
             }
             Err(e) => e.to_string(),
         },
     };
-    experiment(params, Scope::SystemWide(reason))
+    experiment(params, Scope::SystemWide(reason), seed)
 }
 
 /// The times every part of a case keeps to.
@@ -462,9 +571,24 @@ fn sleep_until(t: Instant) {
     }
 }
 
+/// The receiver's SO_RCVBUF request: some 5,000 of these datagrams (about 768 bytes of
+/// buffer each), a second of the fastest schedule.
+const RECEIVER_BUFFER: usize = 4 << 20;
+/// Sends listed in the relay's record: every datagram of the largest case, each sent
+/// twice, with room for retransmissions.
+const RELAY_RECORD_LIMIT: usize = 4 * MAX_DATAGRAMS as usize;
+/// Relay sends kept in the report (its totals count all of them).
+const RELAY_WRITES_SHOWN: usize = 1000;
+/// How long the sender waits, at most, for the relay to take what it sent.
+const RELAY_TAKE: Duration = Duration::from_secs(1);
+/// How long past its longest hold the relay gets to send what it holds.
+const RELAY_MARGIN: Duration = Duration::from_millis(10);
+
 /// Both ends, on the calling thread's network namespace: the sender here, the receiver on
-/// a thread of its own.
-fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
+/// a thread of its own; with `impair`, a relay between them on threads of its own.
+fn experiment(params: &Params, scope: Scope, seed: u64) -> Result<Measured, CaseError> {
+    let impair =
+        Impairment::parse(&params.impair).map_err(|e| CaseError::Protocol(format!("impair: {e}")))?;
     let sender = UdpSocket::bind("127.0.0.1:0").context("bind the sender to 127.0.0.1:0")?;
     sender.set_nonblocking(true).context("make the sender non-blocking")?;
     let sender_addr = sender.local_addr().context("read the sender's address")?;
@@ -476,8 +600,17 @@ fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
     // Created now, bound later: at the bind time the bind is the receiver's only call.
     let receiver = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .context("create the receiver's socket")?;
+    // A large buffer, so a receiver thread that a busy machine keeps waiting does not add
+    // overflow (RcvbufErrors) to the loss measured here; the kernel caps it at rmem_max.
+    receiver.set_recv_buffer_size(RECEIVER_BUFFER).context("set the receiver's SO_RCVBUF")?;
+    // The relay, seeded by the case, is what sends to the receiver's port.
+    let relay_clock = Instant::now();
+    let config =
+        RelayConfig { clock: relay_clock, record_limit: RELAY_RECORD_LIMIT, ..RelayConfig::default() };
+    let relay = in_front::<UdpRelay>(target, &params.impair, seed, config)?;
+    let send_to = relay.as_ref().map_or(target, UdpRelay::addr);
     if params.socket == SocketMode::Connected {
-        sender.connect(target).context(format!("connect the sender to {target}"))?;
+        sender.connect(send_to).context(format!("connect the sender to {send_to}"))?;
     }
     let snmp_before = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?;
 
@@ -493,27 +626,61 @@ fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
             .spawn(move || receive(&params, receiver, target, sender_addr, bind_at, clock, &sender_done))
             .context("start the receiver thread")?
     };
-    let mut send =
-        Sender { socket: sender, target, mode: params.socket, clock, record: SendRecord::default() };
+    let mut send = Sender {
+        socket: sender,
+        target: send_to,
+        receiver: target,
+        mode: params.socket,
+        clock,
+        record: SendRecord::default(),
+        log_sends: relay.is_some(),
+    };
     let sent = drive_sender(params, &mut send);
+    if let Some(relay) = &relay {
+        settle(relay, send.record.sent_ok, &impair, clock.give_up);
+    }
     sender_done.store(true, Ordering::Release);
     let received = receiving
         .join()
         .map_err(|_| CaseError::Task { task: "the receiver thread", what: "panicked".into() })??;
     sent?;
-    // Read while the sender's socket still exists: an acknowledgement that reaches it now
-    // is queued for it, not counted as NoPorts.
+    // Read while the sender's socket (and the relay's) still exist: an acknowledgement
+    // that reaches one now is queued for it, not counted as NoPorts.
     let snmp = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?.since(&snmp_before);
-    Ok(Measured { scope, sent: send.record, received, snmp })
+    let relay = relay.map(|relay| RelayRecord {
+        observation: relay.observation(),
+        offset: start.saturating_duration_since(relay_clock),
+    });
+    Ok(Measured { scope, sent: send.record, received, snmp, relay })
+}
+
+/// Waits until the relay has taken every datagram sent (at most [`RELAY_TAKE`]), then for
+/// as long as it may hold one (its longest delay, a reorder's flush) and a margin, so the
+/// receiver stops reading only after the relay sent what it had.
+fn settle(relay: &UdpRelay, sent: u64, impair: &Impairment, give_up: Instant) {
+    let taken = |relay: &UdpRelay| relay.observation().connections.first().map_or(0, |flow| flow.up.reads_in);
+    let deadline = (Instant::now() + RELAY_TAKE).min(give_up);
+    // Bounded by the deadline; each pass sleeps 1 ms.
+    while taken(relay) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let longest_delay = impair.delay.map_or(Duration::ZERO, |delay| delay.max);
+    let flush = if impair.reorder.is_some() { REORDER_FLUSH } else { Duration::ZERO };
+    sleep_until((Instant::now() + longest_delay + flush + RELAY_MARGIN).min(give_up));
 }
 
 /// The sending end.
 struct Sender {
     socket: UdpSocket,
+    /// Where it sends: the receiver's port, or the relay.
     target: SocketAddr,
+    /// The receiver's port, where "ready" comes from.
+    receiver: SocketAddr,
     mode: SocketMode,
     clock: Clock,
     record: SendRecord,
+    /// Whether to log each send's sequence number (for the relay's record).
+    log_sends: bool,
 }
 
 /// Most datagrams [`Sender::drain`] takes in one call.
@@ -534,6 +701,9 @@ impl Sender {
             Ok(_) => {
                 self.record.sent_ok += 1;
                 self.record.first_ok.entry(seq).or_insert(Call { started, returned });
+                if self.log_sends {
+                    self.record.log.push(seq);
+                }
             }
             Err(e) => *self.record.errors.entry(error_name(&e)).or_default() += 1,
         }
@@ -546,7 +716,10 @@ impl Sender {
         let mut buf = [0u8; PAYLOAD_LEN];
         for _ in 0..MAX_DRAIN {
             match recv_datagram(&self.socket, &mut buf, libc::MSG_DONTWAIT) {
-                Ok(d) if d.from == Some(self.target) && d.len == PAYLOAD_LEN => {
+                Ok(d)
+                    if (d.from == Some(self.target) || d.from == Some(self.receiver))
+                        && d.len == PAYLOAD_LEN =>
+                {
                     if let Some((k, seq)) = decode(&buf)
                         && k == kind
                     {
@@ -736,11 +909,13 @@ struct Judged {
     first_delivered_sent_at: Option<f64>,
 }
 
-fn judge(sent: &SendRecord, received: &Received) -> Judged {
+/// Each datagram judged by its first send call that put it on its way to the receiver's
+/// port (`first`: the sender's, or with a relay the relay's) against the bind call.
+fn judge(first: &BTreeMap<u64, Call>, received: &Received) -> Judged {
     let mut j = Judged::default();
     let relative =
         |t: Duration, bind: Option<Call>| bind.map(|b| (t.as_secs_f64() - b.started.as_secs_f64()) * 1e3);
-    for (seq, call) in &sent.first_ok {
+    for (seq, call) in first {
         let delivered = received.seen.contains_key(seq);
         match received.bind {
             // A receiver that never bound: everything went before a bind that never came.
@@ -769,6 +944,76 @@ fn judge(sent: &SendRecord, received: &Received) -> Judged {
     j
 }
 
+/// What the relay did to the sender's datagrams, by sequence number.
+#[derive(Debug, Default, PartialEq)]
+struct Relayed {
+    /// Datagrams it received from the sender.
+    received: u64,
+    /// Whether its record lists every drop, cut and send (none counted but left out).
+    complete: bool,
+    /// Its first whole send of each sequence number, on the case clock.
+    first_whole: BTreeMap<u64, Call>,
+    /// Sequence numbers every copy of which it dropped or cut short.
+    lost: BTreeSet<u64>,
+    /// Its sends towards the receiver's port, copies included.
+    forwarded: u64,
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+    truncated: u64,
+}
+
+/// The relay's record of the sender's flow, in sequence numbers: the relay numbers the
+/// datagrams it receives in arrival order, which on loopback is the order of the
+/// sender's successful sends (`log`). `offset` is the case's time zero on the relay's
+/// clock.
+fn relayed(proxy: &ProxyObservation, log: &[u64], offset: Duration) -> Relayed {
+    let Some(flow) = proxy.connections.first() else { return Relayed::default() };
+    let up = &flow.up;
+    let mut r = Relayed {
+        received: up.reads_in,
+        complete: proxy.connections.len() == 1
+            && proxy.connections_left_out == 0
+            && up.dropped.left_out() == 0
+            && up.truncated.left_out() == 0
+            && up.output_writes.left_out() == 0,
+        forwarded: up.writes_out,
+        dropped: up.dropped.total,
+        duplicated: up.duplicated.total,
+        reordered: up.reordered.total,
+        truncated: up.truncated.total,
+        ..Relayed::default()
+    };
+    let seq_of = |index: u64| usize::try_from(index).ok().and_then(|i| log.get(i)).copied();
+    let offset_us = offset.as_secs_f64() * 1e6;
+    let case_time = |us: f64| Duration::from_secs_f64((us - offset_us).max(0.0) / 1e6);
+    // Listed in the order they were made, so the first whole send of each comes first.
+    for write in up.output_writes.first.iter().filter(|w| w.len == PAYLOAD_LEN) {
+        if let Some(seq) = write.datagram.and_then(seq_of) {
+            let returned = write.at_us + write.took_us.unwrap_or(0.0);
+            r.first_whole
+                .entry(seq)
+                .or_insert(Call { started: case_time(write.at_us), returned: case_time(returned) });
+        }
+    }
+    // Per sequence number: copies the relay received, and how many it dropped or cut.
+    let mut copies: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for &seq in log.iter().take(usize::try_from(up.reads_in).unwrap_or(usize::MAX)) {
+        copies.entry(seq).or_default().0 += 1;
+    }
+    for &index in up.dropped.first.iter().chain(&up.truncated.first) {
+        if let Some(seq) = seq_of(index) {
+            copies.entry(seq).or_default().1 += 1;
+        }
+    }
+    r.lost = copies
+        .into_iter()
+        .filter(|(_, (taken, killed))| *taken > 0 && killed >= taken)
+        .map(|(seq, _)| seq)
+        .collect();
+    r
+}
+
 /// Sequence numbers whose scheduled time fell before the bind call started.
 fn scheduled_before(params: &Params, sent: &SendRecord, bind: Call) -> u64 {
     let Some(window) = bind.started.checked_sub(sent.schedule_start) else { return 0 };
@@ -787,8 +1032,14 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let send_errors: u64 = send.errors.iter().filter(|(k, _)| !k.starts_with("recv ")).map(|(_, n)| n).sum();
     let refused = send.errors.get("ECONNREFUSED").copied().unwrap_or(0);
     let never_sent = count.saturating_sub(send.first_ok.len() as u64);
-    let j = judge(send, received);
+    // With a relay, what reached the receiver's port is the relay's sends: judge those.
+    let relay = m.relay.as_ref().map(|r| relayed(&r.observation, &send.log, r.offset));
+    let j = judge(relay.as_ref().map_or(&send.first_ok, |r| &r.first_whole), received);
     let private = m.scope == Scope::Private;
+    // Lost because the relay dropped or cut every copy; the rest the kernel lost.
+    let lost_relay =
+        relay.as_ref().map(|r| r.lost.iter().filter(|seq| !received.seen.contains_key(seq)).count() as u64);
+    let lost_kernel = lost_relay.map(|by_relay| lost - by_relay);
 
     let mut outcome = CaseOutcome::default();
     outcome.metric("datagrams", count as f64, Unit::Count).key_metric("lost", lost as f64, Unit::Count);
@@ -828,6 +1079,16 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         if private { 1.0 } else { 0.0 },
         Unit::Count,
     );
+    if let (Some(r), Some(by_relay), Some(by_kernel)) = (&relay, lost_relay, lost_kernel) {
+        outcome
+            .metric("relay_forwarded", r.forwarded as f64, Unit::Count)
+            .key_metric("relay_dropped", r.dropped as f64, Unit::Count)
+            .metric("relay_duplicated", r.duplicated as f64, Unit::Count)
+            .metric("relay_reordered", r.reordered as f64, Unit::Count)
+            .metric("relay_truncated", r.truncated as f64, Unit::Count)
+            .key_metric("lost_relay", by_relay as f64, Unit::Count)
+            .key_metric("lost_kernel", by_kernel as f64, Unit::Count);
+    }
 
     let errors_text = if send.errors.is_empty() {
         "no errors".to_string()
@@ -839,13 +1100,25 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     } else {
         String::new()
     };
+    // Whose send call put a datagram on its way to the receiver's port.
+    let whose = if relay.is_some() { "whose send from the relay" } else { "whose send" };
+    let relay_note = match (&relay, lost_relay) {
+        (Some(r), Some(by_relay)) => format!(
+            "; the relay dropped {} and cut short {} (not judged here), {by_relay} sequence numbers lost to it",
+            r.dropped, r.truncated
+        ),
+        _ => String::new(),
+    };
     match params.mitigation {
         Mitigation::None => {
             if params.receiver_delay_ms > 0 {
                 outcome.checks.push(Check::new(
                     "pre_bind_lost",
-                    "every datagram whose send returned before the bind lost (at least one such)",
-                    format!("{} sent before the bind, {} of them lost{during}", j.sent_before, j.lost_before),
+                    format!("every datagram {whose} returned before the bind lost (at least one such)"),
+                    format!(
+                        "{} sent before the bind, {} of them lost{during}{relay_note}",
+                        j.sent_before, j.lost_before
+                    ),
                     received.bind.is_some() && j.sent_before >= 1 && j.lost_before == j.sent_before,
                     "no socket was bound to the port, so each early datagram was dropped on arrival",
                 ));
@@ -857,22 +1130,24 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
             };
             outcome.checks.push(Check::new(
                 "post_bind_delivered",
-                "every datagram whose send started after the bind delivered (at least one such)",
+                format!("every datagram {whose} started after the bind delivered (at least one such)"),
                 format!(
-                    "{} sent after the bind, {} of them lost{during}{not_sent}",
+                    "{} sent after the bind, {} of them lost{during}{not_sent}{relay_note}",
                     j.sent_after, j.lost_after
                 ),
                 j.sent_after >= 1 && j.lost_after == 0,
                 "on loopback nothing is lost once a socket is bound and reading",
             ));
             match params.socket {
-                SocketMode::Unconnected => outcome.checks.push(Check::new(
+                // Through a relay the sender's peer is always bound: its sends say nothing.
+                SocketMode::Unconnected if relay.is_none() => outcome.checks.push(Check::new(
                     "loss_is_silent",
                     "every send call succeeds, the lost ones too",
                     format!("{} send calls, {errors_text}", send.sent_ok + send_errors),
                     send.sent_ok >= 1 && send_errors == 0,
                     "an unconnected socket is not told about the ICMP port-unreachable its early datagrams caused",
                 )),
+                SocketMode::Unconnected => {}
                 SocketMode::Connected if params.receiver_delay_ms > 0 && count >= 2 => {
                     outcome.checks.push(Check::new(
                         "econnrefused_seen",
@@ -886,12 +1161,27 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
                 SocketMode::Connected => {}
             }
         }
+        // The handshake ends the early loss; it cannot bring back what the relay drops.
+        Mitigation::ReadyHandshake if relay.is_some() => {
+            let by_relay = lost_relay.unwrap_or_default();
+            let by_kernel = lost_kernel.unwrap_or_default();
+            outcome.checks.push(Check::new(
+                "none_lost",
+                format!("all {count} datagrams delivered but those the relay dropped or cut (at least one delivered)"),
+                format!(
+                    "{delivered} delivered, {by_relay} lost to the relay, {by_kernel} to the kernel; \
+                     {duplicates} duplicates; errors: {errors_text}"
+                ),
+                delivered >= 1 && by_kernel == 0,
+                "the sender sent nothing until the receiver said it was bound, so only the relay lost any",
+            ));
+        }
         Mitigation::ReadyHandshake | Mitigation::Retransmit => {
             outcome.checks.push(Check::new(
                 "none_lost",
                 format!("all {count} datagrams delivered"),
                 format!(
-                    "{delivered} delivered, {duplicates} duplicates, {} retransmits; errors: {errors_text}",
+                    "{delivered} delivered, {duplicates} duplicates, {} retransmits; errors: {errors_text}{relay_note}",
                     send.retransmits
                 ),
                 delivered == count,
@@ -903,18 +1193,67 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
             ));
         }
     }
+    if let Some(r) = &relay {
+        // The relay's record, matched to the sender's sends, must account for what it lost.
+        let arrived_anyway = r.lost.iter().filter(|seq| received.seen.contains_key(seq)).count();
+        let cut =
+            if r.complete { String::new() } else { "; its record was cut short, so some are unnamed".into() };
+        let passed = send.sent_ok >= 1 && r.received == send.sent_ok && r.complete && arrived_anyway == 0;
+        outcome.checks.push(Check::new(
+            "relay_loss_attributed",
+            "the relay took every datagram sent, and none it dropped or cut short (every copy) arrived",
+            format!(
+                "the relay took {} of {} datagrams sent; dropped {}, cut short {}, sent {} twice; \
+                 {} sequence numbers lost to it, {arrived_anyway} of them arrived{cut}",
+                r.received,
+                send.sent_ok,
+                r.dropped,
+                r.truncated,
+                r.duplicated,
+                r.lost.len()
+            ),
+            passed,
+            if r.received < send.sent_ok {
+                "the kernel dropped datagrams on their way to the relay (its socket overflowed), so its \
+                 record cannot name sequence numbers: raise send_interval_us"
+            } else {
+                "the relay's record names each datagram it dropped; matched to the sender's sends in \
+                 order, those are the sequence numbers missing for that reason"
+            },
+        ));
+    }
     if private {
         let read = received.datagrams;
+        let (expected, reached, what) = match &relay {
+            Some(r) => (
+                "Udp: NoPorts = datagrams the relay sent on − datagrams read (exact: private network namespace)",
+                r.forwarded,
+                "the relay sent on",
+            ),
+            None => (
+                "Udp: NoPorts = send calls that succeeded − datagrams read (exact: private network namespace)",
+                send.sent_ok,
+                "sent",
+            ),
+        };
         outcome.checks.push(Check::new(
             "kernel_agrees",
-            "Udp: NoPorts = send calls that succeeded − datagrams read (exact: private network namespace)",
-            format!(
-                "NoPorts {}, {} sent, {read} read, RcvbufErrors {}",
-                m.snmp.no_ports, send.sent_ok, m.snmp.rcvbuf_errors
-            ),
-            send.sent_ok >= 1 && send.sent_ok.checked_sub(read) == Some(m.snmp.no_ports),
-            "every datagram that left the sender either found no socket (counted by the kernel) or was read",
+            expected,
+            format!("NoPorts {}, {reached} {what}, {read} read, RcvbufErrors {}", m.snmp.no_ports, m.snmp.rcvbuf_errors),
+            reached >= 1 && reached.checked_sub(read) == Some(m.snmp.no_ports),
+            "every datagram sent to the receiver's port either found no socket (counted by the kernel) or was read",
         ));
+    }
+    if let Some(record) = &m.relay {
+        let mut observation = record.observation.clone();
+        // The report lists the relay's first sends; its totals count them all.
+        for flow in &mut observation.connections {
+            for d in [&mut flow.up, &mut flow.down] {
+                d.output_writes.first.truncate(RELAY_WRITES_SHOWN);
+                d.input_chunks.first.truncate(RELAY_WRITES_SHOWN);
+            }
+        }
+        outcome.observations.proxy = Some(observation);
     }
     outcome
 }
@@ -944,7 +1283,7 @@ mod tests {
         sent.first_ok.insert(3, call(13, 14)); // after, lost
         let mut received = Received { bind: Some(call(10, 11)), ..Received::default() };
         received.seen.insert(2, 1);
-        let j = judge(&sent, &received);
+        let j = judge(&sent.first_ok, &received);
         assert_eq!((j.sent_before, j.lost_before), (1, 1));
         assert_eq!((j.sent_after, j.lost_after), (2, 1));
         assert_eq!(j.sent_during, 1);

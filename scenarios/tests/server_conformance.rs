@@ -201,3 +201,45 @@ fn a_naive_server_fails_with_the_documented_sentences() {
         "socklab {socklab_percent}%, server {own_percent}%: {line}"
     );
 }
+
+/// The "done when": a naive recv-per-message server passes reassembly when each
+/// message comes in a write of its own, and fails the same input through a relay that
+/// splits the stream (`impair=split=1`, `split=1..7`), as a real network may. The
+/// reference server passes through the same relays: the failure is the naive server's.
+#[test]
+fn a_naive_server_passes_whole_writes_and_fails_them_through_a_splitting_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "check=reassembly",
+        "chunking=per-message",
+        // Wide pauses, so the naive server reads each message apart even on a busy machine.
+        "gap_ms=50",
+        "framing=line",
+        "behaviour=echo-upper",
+        "impair=none,split=1,split=1..7",
+    ];
+    let naive = run(&sets, naive_target(dir.path()));
+    let reference = run(&sets, Target::Reference);
+    assert_eq!((naive.len(), reference.len()), (3, 3));
+    for case in &reference {
+        assert_eq!(case.status, CaseStatus::Passed, "{}", explain(case));
+    }
+    let (direct, through) = (&naive[0], &naive[1..]);
+    assert_eq!(direct.params["impair"], "none");
+    assert_eq!(direct.status, CaseStatus::Passed, "without the relay: {}", explain(direct));
+    assert!(direct.observations.proxy.is_none());
+    for case in through {
+        assert_eq!(case.status, CaseStatus::Failed, "through the relay: {}", explain(case));
+        assert!(
+            case.checks[0].explanation.contains("the server treats each recv() as one message"),
+            "{}",
+            explain(case)
+        );
+        // The relay's record: it wrote each message to the server in pieces of 7 bytes at most.
+        let proxy = case.observations.proxy.as_ref().expect("the relay's record");
+        let up = &proxy.connections[0].up;
+        assert!(up.bytes_out >= 3 * 65, "{}: three 64-byte lines passed on: {up:?}", case.id);
+        assert!(up.output_writes.first.iter().all(|w| (1..=7).contains(&w.len)), "{}: {up:?}", case.id);
+        assert!(metric(case, "proxy_writes") > metric(case, "proxy_reads"), "{}", case.id);
+    }
+}

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use socklab_harness::privilege::{Capability, test_may_use};
 use socklab_harness::report::{CaseResult, CaseStatus};
 use socklab_harness::suite::Suite;
@@ -119,6 +121,58 @@ fn in_a_private_namespace_the_kernel_counts_the_same_loss() {
     }
 }
 
+/// The sequence numbers the relay dropped, from its record in the report. The sender
+/// sends 0, 1, 2, ... in order and nothing twice (ready-handshake, no retransmission),
+/// so the relay's datagram index `i` is sequence number `i`.
+fn relay_dropped(case: &CaseResult) -> BTreeSet<u64> {
+    let proxy = case.observations.proxy.as_ref().unwrap_or_else(|| panic!("{}: no relay record", case.id));
+    assert_eq!(proxy.connections.len(), 1, "{}: one flow, sender to receiver", case.id);
+    let dropped = &proxy.connections[0].up.dropped;
+    assert_eq!(dropped.left_out(), 0, "{}: every drop listed", case.id);
+    dropped.first.iter().copied().collect()
+}
+
+/// The issue's test: under `loss=0.1` a relay loses 10% ± 3% of 10,000 datagrams; the
+/// sequence numbers show which; the same seed loses the same ones, another seed others.
+#[test]
+fn a_relay_with_loss_loses_a_tenth_and_the_seed_says_which() {
+    let sets = [
+        "impair=loss=0.1",
+        "count=10000",
+        // 5,000 a second: the receiver's default buffer holds some 50 ms of them.
+        "send_interval_us=200",
+        "mitigation=ready-handshake",
+        "netns=never",
+    ];
+    let once = |seed: u64| {
+        let case = common::run_seeded("udp-early-send", &sets, seed).remove(0);
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:#?}", case.id, case.checks);
+        case
+    };
+    let (first, again, other) = (once(7), once(7), once(8));
+    for case in [&first, &again, &other] {
+        let lost = metric(case, "lost");
+        assert!((700.0..=1300.0).contains(&lost), "{}: 10% ± 3% of 10,000, got {lost}", case.id);
+        // Which ones: the receiver missed `lost` sequence numbers; the relay's record names
+        // as many, and none of those arrived (relay_loss_attributed), so they are the same.
+        assert_eq!(metric(case, "relay_dropped"), lost, "{}", case.id);
+        assert_eq!(metric(case, "lost_relay"), lost, "{}", case.id);
+        assert_eq!(metric(case, "lost_kernel"), 0.0, "{}: the handshake leaves the kernel nothing", case.id);
+        assert!(check(case, "relay_loss_attributed").passed, "{:#?}", case.checks);
+        assert_eq!(relay_dropped(case).len() as f64, lost, "{}", case.id);
+    }
+    assert_eq!(relay_dropped(&first), relay_dropped(&again), "the same seed loses the same datagrams");
+    let (a, b) = (relay_dropped(&first), relay_dropped(&other));
+    let shared = a.intersection(&b).count();
+    // Independent 10% draws share about 1% of 10,000 (100); the same draw would share all.
+    assert!(shared < a.len() / 2, "seeds 7 and 8 lose different datagrams: {shared} of {} shared", a.len());
+    println!(
+        "loss=0.1 over 10,000: seed 7 lost {} (twice the same set), seed 8 lost {}, {shared} in common",
+        a.len(),
+        b.len()
+    );
+}
+
 #[test]
 fn impossible_schedules_are_refused_before_running() {
     let registry = registry();
@@ -144,4 +198,31 @@ fn impossible_schedules_are_refused_before_running() {
     assert!(err.to_string().contains("expected integer in 1..=10000"), "{err}");
     let err = suite.apply_sets(&["mitigation=pray".to_string()], &registry).unwrap_err();
     assert!(err.to_string().contains("one of none, ready-handshake, retransmit"), "{err}");
+}
+
+#[test]
+fn impairments_a_udp_relay_cannot_apply_are_refused_with_the_valid_ones() {
+    let registry = registry();
+    let refused = |sets: &[&str]| {
+        let mut suite = Suite::from_scenarios(&["udp-early-send".to_string()], &registry).unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        suite.apply_sets(&sets, &registry).unwrap();
+        suite.expand(&registry).unwrap_err().to_string()
+    };
+    assert_eq!(
+        refused(&["impair=split=3"]),
+        "invalid parameters for `udp-early-send`: impair: split applies to TCP only; datagrams keep \
+         their boundaries; use loss, duplicate, reorder, delay or truncate"
+    );
+    assert_eq!(
+        refused(&["impair=loss=1.5"]),
+        "invalid parameters for `udp-early-send`: impair: bad loss `1.5`: give a probability in 0..=1 \
+         (or 0%..=100%), e.g. 0.1"
+    );
+    assert_eq!(
+        refused(&["impair=loss=0.1", "socket=connected"]),
+        "invalid parameters for `udp-early-send`: socket=connected does not apply through impair: the \
+         sender's peer is then the relay, which is always bound, so no ICMP error comes back to become \
+         ECONNREFUSED; use socket=unconnected"
+    );
 }

@@ -31,10 +31,14 @@
 //! bounded: the first [`RelayConfig::record_limit`] events of each kind are listed, the
 //! rest counted.
 //!
+//! A scenario with an `impair` parameter starts its relay with [`in_front`] (nothing
+//! for `none`) and reads it through [`Relay`], whatever the transport.
+//!
 //! Relays run on their own threads (blocking sockets with a 50 ms timeout, so a stop
 //! takes effect within that), and stop when dropped; they can sit in front of any
 //! address, from a scenario or from `socklab proxy`.
 
+mod front;
 mod schedule;
 pub mod spec;
 mod tcp;
@@ -47,10 +51,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
+pub use front::{Relay, in_front};
 pub use schedule::{Out, TcpSchedule};
 pub use spec::{Impairment, SpecError, Way};
 pub use tcp::{PassThrough, TcpRelay};
-pub use udp::{UdpRelay, UdpSchedule, UdpVerdict};
+pub use udp::{REORDER_FLUSH, UdpRelay, UdpSchedule, UdpSend, UdpVerdict};
 
 /// How often relay threads look at their stop flag, at the longest.
 pub const TICK: Duration = Duration::from_millis(50);

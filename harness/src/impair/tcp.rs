@@ -163,6 +163,17 @@ impl TcpRelay {
     }
 }
 
+impl std::fmt::Debug for TcpRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpRelay")
+            .field("addr", &self.addr)
+            .field("upstream", &self.shared.upstream)
+            .field("spec", &self.shared.spec.to_string())
+            .field("seed", &self.shared.seed)
+            .finish()
+    }
+}
+
 impl Drop for TcpRelay {
     fn drop(&mut self) {
         self.stop();
@@ -399,6 +410,8 @@ impl Connection {
                 at_us: micros_since(clock, started),
                 len,
                 delay_us: started.saturating_duration_since(arrived).as_secs_f64() * 1e6,
+                datagram: None,
+                took_us: None,
             };
             d.output_writes.push(write, limit);
         });

@@ -9,6 +9,12 @@
 //! A held-back (reordered) datagram leaves after the next `K` datagrams of its direction,
 //! or after [`REORDER_FLUSH`] when fewer come. Delay jitter may reorder datagrams, as a
 //! real path may.
+//!
+//! Each send is recorded with the index of the datagram it carried and how long the call
+//! took, so a reader can say of every datagram when it left the relay. The relay's
+//! socket towards the server is connected, so an ICMP port-unreachable for one datagram
+//! (nobody bound yet) fails the *next* send with `ECONNREFUSED` and sends nothing; the
+//! relay sends that datagram once more rather than lose it without a record.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -44,9 +50,33 @@ pub struct UdpVerdict {
     pub reordered: bool,
     /// Cut short.
     pub truncated: bool,
-    /// The sends now due or scheduled: (when, bytes). A held-back datagram is not here
-    /// but in the verdict of the datagram it follows (or [`UdpSchedule::pop_expired`]).
-    pub sends: Vec<(Duration, Bytes)>,
+    /// The sends now due or scheduled. A held-back datagram is not here but in the
+    /// verdict of the datagram it follows (or [`UdpSchedule::pop_expired`]).
+    pub sends: Vec<UdpSend>,
+}
+
+/// One send the schedule decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpSend {
+    /// When it is due, on the schedule's clock.
+    pub due: Duration,
+    /// The index of the datagram it carries (0 = the first of the direction).
+    pub index: u64,
+    /// What it sends.
+    pub bytes: Bytes,
+}
+
+/// A datagram held back behind later ones.
+#[derive(Debug)]
+struct Held {
+    /// Datagrams still to overtake it.
+    left: u32,
+    /// When it arrived.
+    since: Duration,
+    /// The delay it carries when it leaves.
+    delay: Duration,
+    index: u64,
+    bytes: Bytes,
 }
 
 /// One direction's seeded datagram schedule; pure, on a virtual clock.
@@ -59,8 +89,8 @@ pub struct UdpSchedule {
     delay: Option<Delay>,
     rng: Rng,
     next_index: u64,
-    /// Datagrams held back: (datagrams still to overtake, held since, due delay, bytes).
-    held: Vec<(u32, Duration, Duration, Bytes)>,
+    /// Datagrams held back, in arrival order.
+    held: Vec<Held>,
 }
 
 impl UdpSchedule {
@@ -110,38 +140,46 @@ impl UdpSchedule {
         verdict.duplicated = duplicated;
         if let (true, Some(reorder)) = (held_back, self.reorder) {
             verdict.reordered = true;
-            self.held.push((reorder.depth, now, delay, bytes.clone()));
+            let held = |bytes| Held { left: reorder.depth, since: now, delay, index, bytes };
+            self.held.push(held(bytes.clone()));
             if duplicated {
-                self.held.push((reorder.depth, now, delay, bytes));
+                self.held.push(held(bytes));
             }
             return verdict;
         }
         let due = now + delay;
-        verdict.sends.push((due, bytes.clone()));
+        verdict.sends.push(UdpSend { due, index, bytes: bytes.clone() });
         if duplicated {
-            verdict.sends.push((due, bytes));
+            verdict.sends.push(UdpSend { due, index, bytes });
         }
         // This datagram overtook the held ones; those it was the last for follow it.
-        for slot in &mut self.held {
-            slot.0 = slot.0.saturating_sub(1);
+        for held in &mut self.held {
+            held.left = held.left.saturating_sub(1);
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|slot| slot.0 == 0);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|held| held.left == 0);
         self.held = waiting;
-        verdict.sends.extend(ready.into_iter().map(|(_, _, delay, bytes)| (now + delay, bytes)));
+        verdict.sends.extend(ready.into_iter().map(|h| UdpSend {
+            due: now + h.delay,
+            index: h.index,
+            bytes: h.bytes,
+        }));
         verdict
     }
 
     /// Held-back datagrams that waited [`REORDER_FLUSH`] by `now`, as sends.
-    pub fn pop_expired(&mut self, now: Duration) -> Vec<(Duration, Bytes)> {
+    pub fn pop_expired(&mut self, now: Duration) -> Vec<UdpSend> {
         let (expired, waiting): (Vec<_>, Vec<_>) =
-            self.held.drain(..).partition(|slot| now >= slot.1 + REORDER_FLUSH);
+            self.held.drain(..).partition(|held| now >= held.since + REORDER_FLUSH);
         self.held = waiting;
-        expired.into_iter().map(|(_, since, delay, bytes)| (since + REORDER_FLUSH + delay, bytes)).collect()
+        expired
+            .into_iter()
+            .map(|h| UdpSend { due: h.since + REORDER_FLUSH + h.delay, index: h.index, bytes: h.bytes })
+            .collect()
     }
 
     /// When the oldest held-back datagram expires.
     pub fn next_expiry(&self) -> Option<Duration> {
-        self.held.iter().map(|slot| slot.1 + REORDER_FLUSH).min()
+        self.held.iter().map(|held| held.since + REORDER_FLUSH).min()
     }
 }
 
@@ -179,6 +217,8 @@ struct Pending {
     flow: usize,
     way: Way,
     arrived: Instant,
+    /// The datagram's index in its direction.
+    index: u64,
     bytes: Bytes,
 }
 
@@ -304,15 +344,16 @@ fn relay_loop(socket: &UdpSocket, shared: &Shared) {
             for way in [Way::Up, Way::Down] {
                 let schedule = if way == Way::Up { flow.up.as_mut() } else { flow.down.as_mut() };
                 if let Some(schedule) = schedule {
-                    for (due, bytes) in schedule.pop_expired(now - start) {
+                    for send in schedule.pop_expired(now - start) {
                         order += 1;
                         pending.push(Pending {
-                            due: start + due,
+                            due: start + send.due,
                             order,
                             flow: flow.index as usize,
                             way,
                             arrived: now,
-                            bytes,
+                            index: send.index,
+                            bytes: send.bytes,
                         });
                     }
                 }
@@ -322,11 +363,19 @@ fn relay_loop(socket: &UdpSocket, shared: &Shared) {
         let ready = pending.iter().take_while(|p| p.due <= now).count();
         for send in pending.drain(..ready) {
             let Some(flow) = flows.get(send.flow) else { continue };
-            let began = Instant::now();
-            let sent = match send.way {
+            let send_once = || match send.way {
                 Way::Up => flow.upstream.send(&send.bytes),
                 Way::Down => socket.send_to(&send.bytes, flow.client),
             };
+            let mut began = Instant::now();
+            let mut sent = send_once();
+            // The connected upstream socket reports an earlier datagram's ICMP
+            // port-unreachable on this call, which then sent nothing: send it again.
+            if matches!(&sent, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
+                began = Instant::now();
+                sent = send_once();
+            }
+            let returned = Instant::now();
             let mut record = lock(&flow.record);
             let d = direction(&mut record, send.way);
             match sent {
@@ -337,6 +386,8 @@ fn relay_loop(socket: &UdpSocket, shared: &Shared) {
                         at_us: micros_since(clock, began),
                         len: n,
                         delay_us: began.saturating_duration_since(send.arrived).as_secs_f64() * 1e6,
+                        datagram: Some(send.index),
+                        took_us: Some(returned.saturating_duration_since(began).as_secs_f64() * 1e6),
                     };
                     d.output_writes.push(write, limit);
                 }
@@ -501,12 +552,18 @@ fn take(
     let schedule = if way == Way::Up { flow.up.as_mut() } else { flow.down.as_mut() };
     let verdict = match schedule {
         Some(schedule) => schedule.on_datagram(now, data),
-        None => UdpVerdict { sends: vec![(now, Bytes::copy_from_slice(data))], ..UdpVerdict::default() },
+        None => {
+            // Unimpaired: sent as it came. Its index counts the direction's datagrams,
+            // as a schedule's does.
+            let index = direction(&mut lock(&flow.record), way).reads_in;
+            let bytes = Bytes::copy_from_slice(data);
+            UdpVerdict { index, sends: vec![UdpSend { due: now, index, bytes }], ..UdpVerdict::default() }
+        }
     };
     {
         let mut record = lock(&flow.record);
         let d = direction(&mut record, way);
-        let index = d.reads_in;
+        let index = verdict.index;
         d.bytes_in += data.len() as u64;
         d.reads_in += 1;
         d.input_chunks.push(data.len(), limit);
@@ -523,17 +580,18 @@ fn take(
             d.truncated.push(index, MAX_INDEXES);
         }
     }
-    for (due, bytes) in verdict.sends {
+    for send in verdict.sends {
         *order += 1;
         // A reordered datagram released here keeps its own arrival only approximately:
         // its delay is counted from this datagram's arrival.
         pending.push(Pending {
-            due: start + due,
+            due: start + send.due,
             order: *order,
             flow: flow.index as usize,
             way,
             arrived,
-            bytes,
+            index: send.index,
+            bytes: send.bytes,
         });
     }
 }
@@ -573,11 +631,12 @@ mod tests {
         let mut s = schedule("reorder=0.5/2", 3);
         let mut order = Vec::new();
         for i in 0..40u8 {
-            for (_, bytes) in s.on_datagram(Duration::ZERO, &[i]).sends {
-                order.push(bytes[0]);
+            for send in s.on_datagram(Duration::ZERO, &[i]).sends {
+                assert_eq!(send.bytes[0] as u64, send.index, "each send names its datagram");
+                order.push(send.bytes[0]);
             }
         }
-        order.extend(s.pop_expired(Duration::from_secs(1)).into_iter().map(|(_, b)| b[0]));
+        order.extend(s.pop_expired(Duration::from_secs(1)).into_iter().map(|send| send.bytes[0]));
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..40).collect::<Vec<u8>>(), "nothing lost or repeated");
@@ -589,7 +648,7 @@ mod tests {
         let mut s = schedule("truncate=4", 0);
         let v = s.on_datagram(Duration::ZERO, b"abcdefgh");
         assert!(v.truncated);
-        assert_eq!(&v.sends[0].1[..], b"abcd");
+        assert_eq!(&v.sends[0].bytes[..], b"abcd");
         assert!(!s.on_datagram(Duration::ZERO, b"abc").truncated);
     }
 }

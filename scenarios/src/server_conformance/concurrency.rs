@@ -54,6 +54,17 @@ struct Session {
     round_trips: usize,
     /// What went wrong, if anything.
     problem: Option<String>,
+    /// Whether a reply came that was not the one owed (a server that answers each
+    /// recv(), met with a message in pieces): served, but wrongly.
+    wrong_reply: bool,
+}
+
+/// Why a turn of a session failed.
+enum TurnError {
+    /// A reply came, but not the message owed.
+    WrongReply,
+    /// No reply in time, or the connection failed, in words.
+    Failed(String),
 }
 
 pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer) -> Measure {
@@ -119,7 +130,12 @@ async fn session(
                 record.round_trips += 1;
                 record.first_reply.get_or_insert(start.elapsed());
             }
-            Err(problem) => {
+            Err(TurnError::WrongReply) => {
+                record.wrong_reply = true;
+                record.problem = Some(format!("reply {turn} was not the message it owed"));
+                break;
+            }
+            Err(TurnError::Failed(problem)) => {
                 record.problem = Some(problem);
                 break;
             }
@@ -141,9 +157,9 @@ async fn round_trip(
     size: usize,
     sink_turn: Option<&Bytes>,
     wait: Duration,
-) -> Result<(), String> {
+) -> Result<(), TurnError> {
     let waiting = Peer { reply_timeout: wait.max(Duration::from_millis(1)), ..peer.clone() };
-    let words = |end: End| end.words(wait);
+    let words = |end: End| TurnError::Failed(end.words(wait));
     match peer.behaviour {
         Behaviour::Echo | Behaviour::EchoUpper => {
             let sent = message(turn as u32, size);
@@ -151,7 +167,7 @@ async fn round_trip(
             send_message(&waiting, stream, &sent).await.map_err(words)?;
             let reply = reader.reply(&waiting, stream, owed.len()).await.map_err(words)?;
             if reply != owed {
-                return Err(format!("reply {turn} was not the message it owed"));
+                return Err(TurnError::WrongReply);
             }
             Ok(())
         }
@@ -159,7 +175,7 @@ async fn round_trip(
             // One write of a turn's messages: it ends only once the server reads.
             Some(bytes) => match tokio::time::timeout(wait, stream.write_all(bytes)).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(TurnError::Failed(e.to_string())),
                 Err(_) => Err(words(End::Silent)),
             },
             // Stop-and-wait: the server's ACK to a message is its answer.
@@ -223,6 +239,11 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
         format!(
             "all {total} clients were served at once: the longest wait for a first reply was {:.0} ms",
             max_wait.as_secs_f64() * 1e3
+        )
+    } else if let wrong @ 1.. = measure.sessions.iter().filter(|s| s.wrong_reply).count() {
+        format!(
+            "{wrong} of {total} clients got a reply that was not the message they sent: the server answers \
+             wrongly, not late (it treats each recv() as one message? see reassembly)"
         )
     } else if served.len() < 2 {
         format!(

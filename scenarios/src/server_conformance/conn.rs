@@ -8,11 +8,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use socklab_harness::framing::MessageCodec;
+use socklab_harness::impair::TcpRelay;
 use socklab_harness::peer::Behaviour;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,8 +33,12 @@ const EXTRA_CAP: usize = 1 << 20;
 /// The server of a case, as the client talks to it.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
-    /// Where it listens.
+    /// Where clients connect: the server, or the relay in front of it.
     pub addr: SocketAddr,
+    /// Where the server itself listens.
+    pub server: SocketAddr,
+    /// The impairment relay every client goes through (`impair`), if any.
+    pub relay: Option<Arc<TcpRelay>>,
     /// Its framing.
     pub wire: Wire,
     /// What it should do with each message.

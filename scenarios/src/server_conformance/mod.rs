@@ -8,6 +8,10 @@
 //! measures (`run`) and judges (`evaluate`); [`conn`] talks to the server ([`source`]
 //! reads a source, [`fresh`] asks whether a new client is served), [`wire`] frames and
 //! cuts what is sent, [`replies`] maps what came back onto what was sent.
+//!
+//! With `impair` every client connects through a seeded relay in front of the server
+//! ([`relay`]), so the server meets the relay's cuts and merges whatever it is checked
+//! for; checks a relay would hide are refused.
 
 mod concurrency;
 mod conn;
@@ -16,18 +20,21 @@ mod eof;
 mod fresh;
 mod large_message;
 mod reassembly;
+mod relay;
 mod replies;
 mod slow_reader;
 mod source;
 mod survival;
 mod wire;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::FramingStrategy;
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, in_front};
 use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
@@ -36,6 +43,8 @@ use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
 
 use conn::Peer;
 use wire::Wire;
+
+use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
 /// The scenario; see the module docs.
 pub struct ServerConformance;
@@ -105,6 +114,8 @@ pub struct Params {
     pub session_ms: u64,
     /// `reassembly`: pause between paced writes, in milliseconds.
     pub gap_ms: u64,
+    /// `reassembly`: `all` five chunkings, or one of them by name.
+    pub chunking: String,
     /// `eof`: half-close (SHUT_WR) right after sending instead of closing after the last reply.
     pub half_close: bool,
     /// `eof`: how long to wait for the server to close its side, in milliseconds.
@@ -117,6 +128,8 @@ pub struct Params {
     pub slow_rcvbuf: u64,
     /// `slow-reader`: pause before each small read, in milliseconds.
     pub slow_read_pause_ms: u64,
+    /// An impairment relay every client connects through; see [`IMPAIR_PARAM`].
+    pub impair: String,
 }
 
 impl Default for Params {
@@ -132,12 +145,14 @@ impl Default for Params {
             clients: 8,
             session_ms: 1000,
             gap_ms: 2,
+            chunking: "all".into(),
             half_close: false,
             eof_timeout_ms: 2000,
             reply_timeout_ms: 2000,
             slow_bytes: 1 << 20,
             slow_rcvbuf: 4096,
             slow_read_pause_ms: 1,
+            impair: "none".into(),
         }
     }
 }
@@ -206,6 +221,14 @@ const PARAMS: &[ParamSpec] = &[
         doc: "reassembly: pause between paced writes, so the server reads them apart",
     },
     ParamSpec {
+        name: "chunking",
+        kind: ParamKind::Choice {
+            options: &["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"],
+        },
+        unit: None,
+        doc: "reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random",
+    },
+    ParamSpec {
         name: "half_close",
         kind: ParamKind::Bool,
         unit: None,
@@ -241,6 +264,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: Some("ms"),
         doc: "slow-reader: pause before each 4 KiB read",
     },
+    IMPAIR_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -437,6 +461,24 @@ const METRICS: &[MetricSpec] = &[
         doc: "hostile-length: how long until the server closed that connection; absent when it kept it open",
     },
     MetricSpec {
+        name: "proxy_connections",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "connections the impairment relay carried (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reads the impairment relay made, both directions of every connection (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "writes the impairment relay made: more than proxy_reads when it split, fewer when it merged",
+    },
+    MetricSpec {
         name: "target_running",
         unit: Unit::Count,
         better: Better::Neither,
@@ -492,7 +534,7 @@ or socklab probe — copes with what TCP and clients really do. Each case runs o
 with the server's framing and declared behaviour (echo, echo-upper, sink, source): \
 reassembly sends the messages in five chunkings (one write per message; all in one write; \
 one byte per write with TCP_NODELAY and a pause, confirmed as separate segments by the \
-capture where it runs; a cut inside each header; seeded random cuts that split and merge) \
+capture where it runs; a cut inside each header; seeded random cuts that split and merge; chunking picks one) \
 and checks every reply, in order, none missing or extra; large-message sends one large \
 message; concurrency connects several clients at once, each holding a session of five \
 round trips; eof closes (or half-closes) and times how long the server takes to close its \
@@ -514,7 +556,13 @@ What to take from it: frame the stream and read until a whole frame is buffered;
 clients concurrently; close on recv() returning 0; loop until send() has taken every byte; \
 check every length against a limit before allocating. Each failed check says in one \
 sentence what the server did, with the evidence beside it (the boundary map of what came \
-back, timings, CPU).";
+back, timings, CPU).
+
+With impair (impair=split=1, merge=20ms, random) every client of a check connects through \
+a seeded relay in front of the server, which cuts, glues or delays what passes: a server \
+that happens to get one message per recv() on loopback meets the chunkings real networks \
+make, on every check, replayably by seed. Checks a relay would hide are refused: \
+slow-reader (the relay reads the replies as they come) and a sink's concurrency.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] =
@@ -522,6 +570,7 @@ back, timings, CPU).";
     const EXTERNAL_TARGET: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
+        check_impair(&params.impair)?;
         let setup = params.setup()?;
         let (wire, framing) = (setup.wire, &params.framing);
         if setup.message_size < 16 {
@@ -584,6 +633,11 @@ back, timings, CPU).";
                     .into())
             }
             _ => Ok(()),
+        }?;
+        let impair = Impairment::parse(&params.impair).map_err(|e| format!("impair: {e}"))?;
+        match relay::refusal(params, &setup, &impair) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
         }
     }
 
@@ -612,12 +666,18 @@ back, timings, CPU).";
             (None, Some(target)) => target.addr,
             (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
         };
+        // The relay in front of whichever server it is, seeded by the case, on its clock.
+        let clock = Instant::now();
+        let config = RelayConfig { clock, record_limit: relay::RECORD_LIMIT, ..RelayConfig::default() };
+        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?.map(Arc::new);
         let peer = Peer {
-            addr,
+            addr: relay.as_ref().map_or(addr, |r| r.addr()),
+            server: addr,
+            relay: relay.clone(),
             wire: setup.wire,
             behaviour: setup.behaviour,
             reply_timeout: params.reply_timeout(),
-            clock: Instant::now(),
+            clock,
         };
         let process = ctx.target.as_ref().and_then(|t| t.process.clone());
         let mut measured = Measured::default();
@@ -643,6 +703,7 @@ back, timings, CPU).";
                 Some((stats.intact.load(Ordering::Relaxed), stats.corrupted.load(Ordering::Relaxed)));
         }
         measured.target_running = process.map(|p| p.is_running());
+        measured.proxy = relay.map(|r| r.observation());
         Ok(measured)
     }
 
@@ -680,6 +741,20 @@ back, timings, CPU).";
         if let Some(running) = measured.target_running {
             outcome.metric("target_running", f64::from(u8::from(running)), Unit::Count);
         }
+        if let Some(proxy) = measured.proxy {
+            let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
+                proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
+            };
+            outcome
+                .metric(
+                    "proxy_connections",
+                    (proxy.connections.len() as u64 + proxy.connections_left_out) as f64,
+                    Unit::Count,
+                )
+                .metric("proxy_reads", both(|d| d.reads_in), Unit::Count)
+                .metric("proxy_writes", both(|d| d.writes_out), Unit::Count);
+            outcome.observations.proxy = Some(proxy);
+        }
         outcome
     }
 }
@@ -699,6 +774,8 @@ pub struct Measured {
     sink: Option<(u64, u64)>,
     /// Whether the `--target-cmd` process was running at the end.
     target_running: Option<bool>,
+    /// What the impairment relay did, with `impair`.
+    proxy: Option<ProxyObservation>,
 }
 
 /// Milliseconds, rounded to 0.1, for metrics.

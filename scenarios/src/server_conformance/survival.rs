@@ -63,6 +63,10 @@ pub(crate) async fn run(which: Which, params: &Params, setup: &Setup, peer: &Pee
     };
     measure.announced = announced;
     measure.attack = Some(first.write_all(&prefix).await.map_err(|e| format!("cannot send the prefix: {e}")));
+    // Through a relay, the watch starts once the server has the prefix.
+    if !super::relay::passed_on(peer, &first, prefix.len() as u64).await {
+        measure.attack = Some(Err("the impairment relay did not pass the prefix on in time".into()));
+    }
     // Watch whether the server closes (or, for stop-and-wait, refuses) the connection.
     let started = Instant::now();
     let mut buf = [0u8; 64];
@@ -110,7 +114,14 @@ async fn reset_mid_message(
         let (head, _) = peer.wire.overhead(frame.len(), sent.len());
         frame.slice(..head + sent.len() / 2)
     };
-    stream.write_all(&half).await.map_err(|e| format!("cannot send half a message: {e}"))
+    stream.write_all(&half).await.map_err(|e| format!("cannot send half a message: {e}"))?;
+    // Through a relay, the reset follows once the server has the half message: the relay
+    // would otherwise drop what it still held and the server would meet a reset alone.
+    let before = if peer.wire.is_stop_and_wait() { 4 } else { 0 };
+    match super::relay::passed_on(peer, stream, (before + half.len()) as u64).await {
+        true => Ok(()),
+        false => Err("the impairment relay did not pass half a message on in time".into()),
+    }
 }
 
 pub(crate) fn evaluate(

@@ -238,6 +238,24 @@ impl Chunking {
         ]
     }
 
+    /// The chunkings `reassembly` sends for the `chunking` parameter: all five for
+    /// `all`, else the one of that [`Chunking::key`] (none for an unknown name, which the
+    /// parameter's choices refuse first).
+    pub(crate) fn chosen(name: &str, seed: u64) -> Vec<Chunking> {
+        Chunking::all(seed).into_iter().filter(|c| name == "all" || c.key() == name).collect()
+    }
+
+    /// Its name as the `chunking` parameter takes it.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Chunking::PerMessage => "per-message",
+            Chunking::Merged => "merged",
+            Chunking::ByteByByte => "byte-by-byte",
+            Chunking::HeaderCut => "header-cut",
+            Chunking::Random(_) => "random",
+        }
+    }
+
     /// Its name in reports.
     pub(crate) fn name(self) -> String {
         match self {

@@ -9,12 +9,18 @@ use socklab_scenarios::registry;
 /// Runs `scenario` with `sets` (`--set` syntax: `read_size=5,1024` is a matrix) and
 /// run seed 42; one result per case.
 pub fn run(scenario: &str, sets: &[&str]) -> Vec<CaseResult> {
+    run_seeded(scenario, sets, 42)
+}
+
+/// [`run`] with run seed `seed` (each case's seed derives from it).
+#[allow(dead_code)] // only the tests that compare seeds use it
+pub fn run_seeded(scenario: &str, sets: &[&str], seed: u64) -> Vec<CaseResult> {
     let registry = registry();
     let mut suite = Suite::from_scenarios(&[scenario.to_string()], &registry).unwrap();
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     suite.apply_sets(&sets, &registry).unwrap();
     let cases = suite.expand(&registry).unwrap();
-    run_cases(&registry, &cases, 42, &Silent).unwrap()
+    run_cases(&registry, &cases, seed, &Silent).unwrap()
 }
 
 /// The value of metric `name`; panics naming the case when it is missing.
