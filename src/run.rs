@@ -146,16 +146,21 @@ fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<Strin
 fn print_summary(report: &Report, args: &RunArgs, artifacts: usize) {
     let tally = report.tally();
     println!(
-        "{} {}: {} passed, {} failed, {} errors, {} timed out (seed {})",
+        "{} {}: {} passed, {} failed, {} errors, {} timed out{} (seed {})",
         report.cases.len(),
         if report.cases.len() == 1 { "case" } else { "cases" },
         tally.passed,
         tally.failed,
         tally.errors,
         tally.timed_out,
+        tally.skipped_suffix(),
         report.run.seed
     );
-    for case in report.cases.iter().filter(|c| c.status != CaseStatus::Passed) {
+    for case in report.cases.iter().filter(|c| c.status == CaseStatus::Skipped) {
+        println!("SKIP {}: {}", case.id, case.error.as_deref().unwrap_or("skipped"));
+    }
+    for case in report.cases.iter().filter(|c| !matches!(c.status, CaseStatus::Passed | CaseStatus::Skipped))
+    {
         println!("{} {}", case.status.word(), case.id);
         println!("  replay: {}", replay_command(case, args, report.run.seed));
     }

@@ -59,14 +59,16 @@ impl Report {
                 CaseStatus::Failed => tally.failed += 1,
                 CaseStatus::Error => tally.errors += 1,
                 CaseStatus::TimedOut => tally.timed_out += 1,
+                CaseStatus::Skipped => tally.skipped += 1,
             }
         }
         tally
     }
 
-    /// True when every case ran and every check passed.
+    /// True when every case that ran passed every check (skipped cases neither pass
+    /// nor fail).
     pub fn all_passed(&self) -> bool {
-        self.cases.iter().all(|c| c.status == CaseStatus::Passed)
+        self.cases.iter().all(|c| matches!(c.status, CaseStatus::Passed | CaseStatus::Skipped))
     }
 }
 
@@ -81,6 +83,16 @@ pub struct Tally {
     pub errors: usize,
     /// Cases stopped by their timeout.
     pub timed_out: usize,
+    /// Cases not run, each with its reason.
+    pub skipped: usize,
+}
+
+impl Tally {
+    /// `, 2 skipped` when cases were skipped, else nothing: summary lines name skipped
+    /// cases only when there are some.
+    pub fn skipped_suffix(&self) -> String {
+        if self.skipped > 0 { format!(", {} skipped", self.skipped) } else { String::new() }
+    }
 }
 
 /// Metadata of a run.
@@ -181,6 +193,9 @@ pub enum CaseStatus {
     Error,
     /// Stopped by its timeout.
     TimedOut,
+    /// Not run, for a reason the case states (a veth link without `CAP_NET_ADMIN`); it
+    /// neither passes nor fails the run.
+    Skipped,
 }
 
 impl CaseStatus {
@@ -191,6 +206,7 @@ impl CaseStatus {
             CaseStatus::Failed => "FAIL",
             CaseStatus::Error => "ERROR",
             CaseStatus::TimedOut => "TIMEOUT",
+            CaseStatus::Skipped => "SKIP",
         }
     }
 }
@@ -269,6 +285,43 @@ pub struct Observations {
     /// Packets on the wire, or why they could not be captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureObservation>,
+    /// The link the case ran over, when it was not plain loopback (a veth link, a peer
+    /// on another host). Absent in reports written before links existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkRecord>,
+}
+
+/// The link a case ran over (see `socklab_harness::link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// `loopback`, `veth`, or `peer` (an agent on another host).
+    pub kind: String,
+    /// MTU of the link, in bytes, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The rate socklab shaped it to (tbf), in bits per second; absent when unshaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bit_s: Option<u64>,
+    /// The client's end: address and interface.
+    pub client: String,
+    /// The server's end.
+    pub server: String,
+    /// How the link was made, in words.
+    pub detail: String,
+}
+
+impl LinkRecord {
+    /// A short label for headers: `veth, MTU 1280, rate 100mbit`.
+    pub fn label(&self) -> String {
+        let mut label = self.kind.clone();
+        if let Some(mtu) = self.mtu {
+            label += &format!(", MTU {mtu}");
+        }
+        if let Some(rate) = self.rate_bit_s {
+            label += &format!(", rate {}", crate::link::Rate::from_bits_per_s(rate));
+        }
+        label
+    }
 }
 
 /// Whether a case's packets were captured.
@@ -603,7 +656,7 @@ mod tests {
         let mut failed = report.cases[0].clone();
         failed.status = CaseStatus::Failed;
         report.cases.push(failed);
-        assert_eq!(report.tally(), Tally { passed: 1, failed: 1, errors: 0, timed_out: 0 });
+        assert_eq!(report.tally(), Tally { passed: 1, failed: 1, errors: 0, timed_out: 0, skipped: 0 });
         assert!(!report.all_passed());
     }
 }

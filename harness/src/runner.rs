@@ -12,6 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::privilege::{REQUIRE_PRIVILEGED_VAR, privileged_required};
 use crate::report::{CaseResult, CaseStatus, CaseTarget, Observations};
 use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
 
@@ -114,7 +115,7 @@ fn judge_thresholds(case: &CaseSpec, finished: FinishedCase) -> FinishedCase {
 }
 
 fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResult {
-    if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut) {
+    if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped) {
         return result;
     }
     result.checks.extend(case.expect.iter().map(|t| t.evaluate(&result.metrics)));
@@ -160,6 +161,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
                 let abort = task.abort_handle();
                 match tokio::time::timeout(case.timeout, task).await {
                     Ok(Ok(Ok(outcome))) => Ok(outcome),
+                    Ok(Ok(Err(CaseError::Skipped(reason)))) => Err(skipped(reason)),
                     Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
                     Ok(Err(join)) => Err((CaseStatus::Error, CaseError::task("scenario", join).to_string())),
                     Err(_) => {
@@ -236,6 +238,16 @@ fn start_target(target: &Target, case_timeout: Duration) -> Result<Option<Extern
             let process = TargetProcess::start(command, TARGET_READY_TIMEOUT.min(case_timeout))?;
             Ok(Some(ExternalTarget { addr: process.addr(), process: Some(Arc::new(process)) }))
         }
+    }
+}
+
+/// A case that cannot run here is skipped with its reason, except where
+/// `SOCKLAB_REQUIRE_PRIVILEGED=1` demands that it run (CI): there it is an error.
+fn skipped(reason: String) -> (CaseStatus, String) {
+    if privileged_required() {
+        (CaseStatus::Error, format!("{reason}; {REQUIRE_PRIVILEGED_VAR}=1, so the case may not be skipped"))
+    } else {
+        (CaseStatus::Skipped, format!("skipped: {reason}"))
     }
 }
 

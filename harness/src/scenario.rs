@@ -27,6 +27,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::check::Check;
+use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
@@ -222,6 +223,13 @@ pub enum CaseError {
     /// Kernel counters (`/proc/net/snmp`) could not be read.
     #[error(transparent)]
     Counters(#[from] SnmpError),
+    /// The case's link (a veth pair between namespaces) could not be made or used.
+    #[error(transparent)]
+    Link(LinkError),
+    /// The case cannot run here, for this reason (a missing privilege); the runner
+    /// records it as skipped, never as passed, and never runs it some other way.
+    #[error("skipped: {0}")]
+    Skipped(String),
     /// A task or thread of the case panicked or was cancelled.
     #[error("{task} {what}")]
     Task {
@@ -254,6 +262,16 @@ impl CaseError {
             "was cancelled".to_string()
         };
         CaseError::Task { task, what }
+    }
+}
+
+impl From<LinkError> for CaseError {
+    /// A link this process may not make skips the case; any other failure is an error.
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::NotPermitted(reason) => CaseError::Skipped(reason),
+            other => CaseError::Link(other),
+        }
     }
 }
 

@@ -166,6 +166,7 @@ fn class(status: CaseStatus) -> &'static str {
         CaseStatus::Passed => "pass",
         CaseStatus::Failed => "fail",
         CaseStatus::Error | CaseStatus::TimedOut => "error",
+        CaseStatus::Skipped => "skip",
     }
 }
 

@@ -217,6 +217,7 @@ fn icon(status: CaseStatus) -> &'static str {
         CaseStatus::Passed => "✅",
         CaseStatus::Failed => "❌",
         CaseStatus::Error | CaseStatus::TimedOut => "⚠️",
+        CaseStatus::Skipped => "⏭️",
     }
 }
 
