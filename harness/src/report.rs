@@ -120,6 +120,29 @@ pub struct RunInfo {
     /// `[compare]` table).
     #[serde(default, skip_serializing_if = "CompareSettings::is_default")]
     pub compare: CompareSettings,
+    /// The host socklab ran on. Absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The other host, when the server side ran through `socklab agent` (`--peer-cmd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerRecord>,
+}
+
+/// The host of the agent a run used (`--peer-cmd`), as the agent described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The command that started the agent.
+    pub command: String,
+    /// Where the runner connected to the agent's servers.
+    pub addr: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its kernel release.
+    pub kernel: String,
+    /// Its logical CPUs.
+    pub cpu_count: usize,
+    /// Its socklab version (equal to the runner's: the versions are checked first).
+    pub socklab_version: String,
 }
 
 /// How much a metric must change before `socklab compare` calls it a change.
@@ -566,6 +589,15 @@ mod tests {
                 command_line: vec!["socklab".into(), "run".into()],
                 suite: "default".into(),
                 compare: Default::default(),
+                hostname: Some("a".into()),
+                peer: Some(PeerRecord {
+                    command: "ip netns exec B socklab agent --stdio".into(),
+                    addr: "10.0.0.2".into(),
+                    hostname: "b".into(),
+                    kernel: "6.1.0".into(),
+                    cpu_count: 4,
+                    socklab_version: "0.1.0".into(),
+                }),
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),

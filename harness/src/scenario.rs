@@ -31,6 +31,7 @@ use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
+use crate::peer::agent::{AgentError, RemoteAgent};
 use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 use crate::target::ExternalTarget;
 
@@ -71,6 +72,11 @@ pub trait Scenario: Send + Sync + 'static {
     /// the scenario needs its own server (to record its reads, say), and a run that
     /// gives it a target is refused before anything runs.
     const EXTERNAL_TARGET: bool = false;
+
+    /// Whether the scenario can run its server side through `socklab agent` on another
+    /// host (`--peer-cmd`), which it then finds in [`CaseContext::peer`]; its report
+    /// must look the same either way. Default: no, and a run with a peer refuses it.
+    const REMOTE_PEER: bool = false;
 
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
     /// longer than a limit set by another parameter). Returns the reason in one line.
@@ -120,6 +126,9 @@ pub struct CaseContext {
     pub timeout: Duration,
     /// The external server to run against; `None` for the reference peers.
     pub target: Option<ExternalTarget>,
+    /// The agent on another host that plays the server side (`--peer-cmd`); `None` to
+    /// run it in process. Only scenarios with [`Scenario::REMOTE_PEER`] get one.
+    pub peer: Option<Arc<RemoteAgent>>,
     /// Set by the runner when the case timed out. Async work is dropped with its future;
     /// blocking work (threads, `spawn_blocking`) must look at this between system calls
     /// and stop, with socket timeouts short enough (≤ [`Cancel::CHECK_EVERY`]) that no
@@ -223,6 +232,9 @@ pub enum CaseError {
     /// Kernel counters (`/proc/net/snmp`) could not be read.
     #[error(transparent)]
     Counters(#[from] SnmpError),
+    /// The agent on the other host failed or refused.
+    #[error(transparent)]
+    Agent(AgentError),
     /// The case's link (a veth pair between namespaces) could not be made or used.
     #[error(transparent)]
     Link(LinkError),
@@ -262,6 +274,16 @@ impl CaseError {
             "was cancelled".to_string()
         };
         CaseError::Task { task, what }
+    }
+}
+
+impl From<AgentError> for CaseError {
+    /// A cancel while waiting for the agent is the case's cancel.
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Cancelled => CaseError::Cancelled,
+            other => CaseError::Agent(other),
+        }
     }
 }
 
@@ -307,6 +329,8 @@ pub trait DynScenario: Send + Sync {
     fn sweep(&self) -> &'static [(&'static str, &'static str)];
     /// See [`Scenario::EXTERNAL_TARGET`].
     fn external_target(&self) -> bool;
+    /// See [`Scenario::REMOTE_PEER`].
+    fn remote_peer(&self) -> bool;
     /// [`Scenario::validate_target`] on a full parameter map.
     ///
     /// # Errors
@@ -373,6 +397,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn external_target(&self) -> bool {
         S::EXTERNAL_TARGET
+    }
+
+    fn remote_peer(&self) -> bool {
+        S::REMOTE_PEER
     }
 
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {

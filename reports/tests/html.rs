@@ -98,6 +98,8 @@ fn report() -> Report {
             command_line: vec!["socklab".into(), "run".into()],
             suite: "default".into(),
             compare: Default::default(),
+            hostname: None,
+            peer: None,
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),
