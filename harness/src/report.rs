@@ -189,6 +189,48 @@ pub struct ScenarioInfo {
     /// `socklab compare` judges changes from report files alone.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub better: BTreeMap<String, Better>,
+    /// Bar charts the scenario's section shows, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bars: Vec<BarChart>,
+}
+
+/// A bar chart of one value per case or per item of a case, declared by a scenario (see
+/// `socklab_harness::scenario::BarSpec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarChart {
+    /// What it shows: `Server CPU after EOF`.
+    pub title: String,
+    /// The metric (for [`BarGroups::Param`]) or the case's [`ValueSeries`] (for
+    /// [`BarGroups::Items`]) the bars are drawn from.
+    pub values: String,
+    /// What the bars along the horizontal axis are.
+    pub groups: BarGroups,
+}
+
+/// Where the groups of a [`BarChart`] come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarGroups {
+    /// One group per value of this parameter; in each group a bar per case, the cases
+    /// told apart by the other parameters that vary.
+    Param(String),
+    /// One group per item of the case's series (client 0, client 1, …); in each group a
+    /// bar per case.
+    Items,
+}
+
+/// One value per item of a case — per client, say — in item order: what a
+/// [`BarChart`] with [`BarGroups::Items`] draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueSeries {
+    /// Name, as a [`BarChart::values`] names it: `time_in_queue`.
+    pub name: String,
+    /// Unit of every value.
+    pub unit: Unit,
+    /// What an item is, singular: `client`.
+    pub item: String,
+    /// One value per item.
+    pub values: Vec<f64>,
 }
 
 /// A sweep presented as a table: one row per value of parameter `rows`, one column per
@@ -312,6 +354,9 @@ pub struct Observations {
     /// on another host). Absent in reports written before links existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkRecord>,
+    /// Values per item of the case (per client), for bar charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<ValueSeries>,
 }
 
 /// The link a case ran over (see `socklab_harness::link`).

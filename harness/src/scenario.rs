@@ -32,7 +32,7 @@ use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
-use crate::report::{Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
+use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 use crate::target::ExternalTarget;
 
 /// Parameter values by name.
@@ -62,6 +62,8 @@ pub trait Scenario: Send + Sync + 'static {
     const METRICS: &'static [MetricSpec];
     /// How reports present a sweep of this scenario as a table; `None` for no table.
     const TABLE: Option<TableSpec> = None;
+    /// Bar charts of the scenario's section in `index.html`; default none.
+    const BARS: &'static [BarSpec] = &[];
     /// The matrix `socklab run NAME` sweeps when the command line does not set these
     /// parameters, in `--set` syntax (`("message_size", "16,256")`): what running the
     /// scenario alone should show. Suite files are not affected. Default: none.
@@ -113,6 +115,28 @@ pub struct TableSpec {
     pub columns: &'static str,
     /// Metrics shown in each cell.
     pub cells: &'static [&'static str],
+}
+
+/// A bar chart a scenario declares; see [`BarChart`].
+#[derive(Debug, Clone, Copy)]
+pub struct BarSpec {
+    /// What it shows, with its unit: `Server CPU after EOF (% of one core)`.
+    pub title: &'static str,
+    /// The metric (declared in [`Scenario::METRICS`]) for [`BarSource::Param`], or the
+    /// name of the [`ValueSeries`](crate::report::ValueSeries) cases put in
+    /// `observations.series` for [`BarSource::Items`].
+    pub values: &'static str,
+    /// What the groups along the horizontal axis are.
+    pub groups: BarSource,
+}
+
+/// The groups of a [`BarSpec`]; see [`BarGroups`].
+#[derive(Debug, Clone, Copy)]
+pub enum BarSource {
+    /// One group per value of this parameter.
+    Param(&'static str),
+    /// One group per item of each case's series.
+    Items,
 }
 
 /// What the runner hands a case besides its parameters.
@@ -321,6 +345,8 @@ pub trait DynScenario: Send + Sync {
     fn params(&self) -> &'static [ParamSpec];
     /// See [`Scenario::METRICS`].
     fn metrics(&self) -> &'static [MetricSpec];
+    /// See [`Scenario::BARS`].
+    fn bars(&self) -> &'static [BarSpec];
     /// The default value of every parameter.
     fn defaults(&self) -> ParamMap;
     /// What reports say about the scenario: summary, explanation, sweep table.
@@ -384,6 +410,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
         S::METRICS
     }
 
+    fn bars(&self) -> &'static [BarSpec] {
+        S::BARS
+    }
+
     fn defaults(&self) -> ParamMap {
         match serde_json::to_value(S::Params::default()) {
             Ok(Value::Object(map)) => map.into_iter().collect(),
@@ -423,6 +453,17 @@ impl<S: Scenario> DynScenario for Erased<S> {
                 .filter_map(|p| p.unit.map(|unit| (p.name.to_string(), unit.to_string())))
                 .collect(),
             better: S::METRICS.iter().map(|m| (m.name.to_string(), m.better)).collect(),
+            bars: S::BARS
+                .iter()
+                .map(|b| BarChart {
+                    title: b.title.to_string(),
+                    values: b.values.to_string(),
+                    groups: match b.groups {
+                        BarSource::Param(name) => BarGroups::Param(name.to_string()),
+                        BarSource::Items => BarGroups::Items,
+                    },
+                })
+                .collect(),
         }
     }
 

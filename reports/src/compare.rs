@@ -548,7 +548,7 @@ impl<'a> ComparePage<'a> {
         .collect();
         let count = |word: &str| c.verdicts.get(word).copied().unwrap_or(0);
         let counts = format!(
-            "{} regressed, {} improved, {} noisy, {} unchanged, {} changed; checks: {} broke, {} fixed; {} cases compared",
+            "{} regressed, {} improved, {} noisy, {} unchanged, {} changed; checks: {} broke, {} fixed; {} compared",
             count("regressed"),
             count("improved"),
             count("noisy"),
@@ -556,7 +556,7 @@ impl<'a> ComparePage<'a> {
             count("changed"),
             c.checks_broken,
             c.checks_fixed,
-            c.cases.len()
+            if c.cases.len() == 1 { "1 case".to_string() } else { format!("{} cases", c.cases.len()) }
         );
         ComparePage {
             headline: if c.regressed() { "regressions" } else { "no regressions" },

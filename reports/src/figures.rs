@@ -12,19 +12,24 @@
 //!   combination of the other parameters. A metric that is the same in every case gets
 //!   no panel; the figure's note says its value instead.
 //!
+//! - [`bar_figures`]: the bar charts a scenario declares ([`BarChart`]): a metric per
+//!   case grouped by one parameter's values (server CPU after EOF per server), or a
+//!   case's values per item (time in queue per client), a bar per case in each group.
+//!
 //! Axes say what they measure and in what unit; a metric or parameter spanning two
-//! decades or more gets a log axis ([`log_worth_it`]).
+//! decades or more gets a log axis ([`log_worth_it`]); bars always stand on a linear
+//! axis from zero, each labelled with its value.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use socklab_harness::check::format_number;
 use socklab_harness::metrics::LatencySummary;
-use socklab_harness::report::{CaseResult, Unit};
+use socklab_harness::report::{BarChart, BarGroups, CaseResult, Unit};
 use socklab_harness::suite::value_text;
 
 use crate::charts::PALETTE;
-use crate::panels::{Axis, Figure, Panel, draw};
+use crate::panels::{Axis, Bar, BarFigure, Figure, Panel, draw, draw_bars};
 
 /// Lines per figure at most: one colour each.
 pub const MAX_LINES: usize = PALETTE.len();
@@ -142,6 +147,146 @@ fn latency_group(of: &str, members: &[(&CaseResult, LatencySummary)]) -> Vec<Cha
         }
     }
     figures
+}
+
+/// The bar charts `bars` declares, drawn from `cases` (one scenario's, in run order). A
+/// chart no case has values for is left out; more series than colours make further
+/// figures.
+pub fn bar_figures(cases: &[&CaseResult], bars: &[BarChart]) -> Vec<ChartFigure> {
+    bars.iter().flat_map(|bar| bar_chart(cases, bar)).collect()
+}
+
+/// What a bar chart draws: each case with its value in each group (if any), the group
+/// names, what the groups are, and the unit of every value.
+struct BarData<'a> {
+    members: Vec<(&'a CaseResult, Vec<Option<f64>>)>,
+    groups: Vec<String>,
+    x_label: String,
+    unit: Unit,
+}
+
+fn bar_chart(cases: &[&CaseResult], bar: &BarChart) -> Vec<ChartFigure> {
+    let BarData { members, groups, x_label, unit } = match &bar.groups {
+        BarGroups::Param(param) => {
+            let with: Vec<(&CaseResult, f64, Unit)> =
+                cases.iter().filter_map(|c| c.metric(&bar.values).map(|m| (*c, m.value, m.unit))).collect();
+            let Some(unit) = with.first().map(|(_, _, u)| *u) else { return Vec::new() };
+            let groups = distinct(with.iter().map(|(c, _, _)| param_text(&c.params, param)));
+            let members = with
+                .iter()
+                .map(|(c, v, _)| {
+                    let at = groups.iter().position(|g| *g == param_text(&c.params, param));
+                    (*c, groups.iter().enumerate().map(|(i, _)| (Some(i) == at).then_some(*v)).collect())
+                })
+                .collect();
+            BarData { members, groups, x_label: param.clone(), unit }
+        }
+        BarGroups::Items => {
+            let with: Vec<(&CaseResult, &socklab_harness::report::ValueSeries)> = cases
+                .iter()
+                .filter_map(|c| c.observations.series.iter().find(|s| s.name == bar.values).map(|s| (*c, s)))
+                .filter(|(_, s)| !s.values.is_empty())
+                .collect();
+            let Some((_, first)) = with.first() else { return Vec::new() };
+            let (unit, item) = (first.unit, first.item.clone());
+            let count = with.iter().map(|(_, s)| s.values.len()).max().unwrap_or(0);
+            let groups = (0..count).map(|i| format!("{item} {i}")).collect();
+            let members = with
+                .iter()
+                .map(|(c, s)| (*c, (0..count).map(|i| s.values.get(i).copied()).collect()))
+                .collect();
+            BarData { members, groups, x_label: item, unit }
+        }
+    };
+    // Series: the cases, told apart by the parameters that vary among them (the grouping
+    // parameter aside).
+    let grouping = match &bar.groups {
+        BarGroups::Param(param) => Some(param.as_str()),
+        BarGroups::Items => None,
+    };
+    let rests: Vec<BTreeMap<String, Value>> = members
+        .iter()
+        .map(|(c, _)| {
+            c.set_params
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != grouping)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let split = Split::of(&rests.iter().collect::<Vec<_>>());
+    let varying: Vec<&String> = split.line.iter().chain(&split.panels).collect();
+    let labels: Vec<String> = rests
+        .iter()
+        .zip(&members)
+        .map(|(rest, (case, _))| match varying.as_slice() {
+            [] if grouping.is_some() => String::new(),
+            [] => case.id.clone(),
+            many => {
+                many.iter().map(|p| format!("{p}={}", param_text(rest, p))).collect::<Vec<_>>().join(", ")
+            }
+        })
+        .collect();
+    let series = distinct(labels.iter().cloned());
+    let values: Vec<f64> = members.iter().flat_map(|(_, v)| v.iter().flatten().copied()).collect();
+    // A share of something (% of a core) is drawn against the whole, so 0.3% looks small.
+    let high = values.iter().copied().fold(if unit == Unit::Percent { 100.0 } else { 0.0 }, f64::max);
+    let whole = matches!(unit, Unit::Count | Unit::Bytes);
+    let ticks = nice_ticks(0.0, high.max(if whole { 1.0 } else { 1e-9 }), whole);
+    let top = ticks.last().copied().unwrap_or(1.0).max(high);
+    let y = Axis {
+        label: match unit.suffix() {
+            "" => "count".to_string(),
+            suffix => suffix.to_string(),
+        },
+        log: false,
+        range: (0.0, top * 1.12),
+        ticks: ticks.into_iter().map(|v| (v, short_number(v))).collect(),
+    };
+    let mut figures = Vec::new();
+    for (part, chunk) in chunks(&series, MAX_LINES).iter().enumerate() {
+        let bars = members
+            .iter()
+            .zip(&labels)
+            .filter_map(|(member, label)| {
+                chunk.iter().position(|s| s == label).map(|series| (member, series))
+            })
+            .flat_map(|((_, values), series)| {
+                values.iter().enumerate().filter_map(move |(group, v)| {
+                    v.map(|value| Bar { group, series, value, label: bar_label(value, unit) })
+                })
+            })
+            .collect();
+        let figure = BarFigure {
+            groups: groups.clone(),
+            x_label: x_label.clone(),
+            series: chunk.clone(),
+            legend_title: String::new(),
+            y: y.clone(),
+            bars,
+        };
+        let mut title = bar.title.clone();
+        append_constants(&mut title, &split.constants);
+        append_part(&mut title, "cases", part, MAX_LINES, series.len());
+        figures.push(ChartFigure { title, svg: draw_bars(&figure), note: None });
+    }
+    figures
+}
+
+/// A bar's value as written on it: `97.6%`, `0.02%`, `412 ms`, `3`.
+fn bar_label(value: f64, unit: Unit) -> String {
+    let rounded = if value.abs() >= 100.0 {
+        value.round()
+    } else if value.abs() >= 1.0 {
+        (value * 10.0).round() / 10.0
+    } else {
+        (value * 100.0).round() / 100.0
+    };
+    match unit.suffix() {
+        "" => format_number(rounded),
+        "%" => format!("{}%", format_number(rounded)),
+        suffix => format!("{} {suffix}", format_number(rounded)),
+    }
 }
 
 fn percentiles(s: &LatencySummary) -> [u64; 5] {
@@ -576,6 +721,14 @@ mod tests {
         assert_eq!(log_ticks(0.76, 4.4), [1.0, 2.0, 3.0], "round steps before every digit");
         assert_eq!(log_ticks(0.011, 0.019), [0.011, 0.019], "no round number inside: the ends");
         assert_eq!(log_ticks(8.0, 60.0), [10.0, 20.0, 50.0]);
+    }
+
+    #[test]
+    fn bar_labels_keep_small_values_visible() {
+        assert_eq!(bar_label(97.64, Unit::Percent), "97.6%");
+        assert_eq!(bar_label(0.0213, Unit::Percent), "0.02%");
+        assert_eq!(bar_label(412.3, Unit::Millis), "412 ms");
+        assert_eq!(bar_label(3.0, Unit::Count), "3");
     }
 
     #[test]

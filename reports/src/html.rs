@@ -20,7 +20,9 @@ use socklab_harness::report::{
 use crate::charts;
 use crate::figures::{self, ChartFigure};
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, case_story, metric_text, params_text, scenarios_in_run_order};
+use crate::view::{
+    Paragraph, ScenarioCases, case_story, metric_text, paragraphs, params_text, scenarios_in_run_order,
+};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/index.html.j2");
@@ -59,7 +61,7 @@ struct Row {
 struct Section<'a> {
     scenario: &'a str,
     summary: &'a str,
-    paragraphs: Vec<&'a str>,
+    paragraphs: Vec<Paragraph>,
     tables: Vec<Table>,
     charts: Vec<ChartFigure>,
     cases: Vec<CaseView<'a>>,
@@ -90,7 +92,7 @@ impl<'a> Page<'a> {
             .map(|ScenarioCases { name, info, cases }| Section {
                 scenario: name,
                 summary: &info.summary,
-                paragraphs: info.explanation.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect(),
+                paragraphs: paragraphs(&info.explanation),
                 tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
                 charts: section_charts(&cases, info),
                 cases: cases.iter().map(|c| CaseView::new(c)).collect(),
@@ -107,9 +109,11 @@ impl<'a> Page<'a> {
     }
 }
 
-/// The latency figures, then one figure per swept parameter.
+/// The scenario's declared bar charts, the latency figures, then one figure per swept
+/// parameter.
 fn section_charts(cases: &[&CaseResult], info: &ScenarioInfo) -> Vec<ChartFigure> {
-    let mut charts = figures::latency_figures(cases);
+    let mut charts = figures::bar_figures(cases, &info.bars);
+    charts.extend(figures::latency_figures(cases));
     charts.extend(figures::sweep_figures(cases, &info.param_units));
     charts
 }

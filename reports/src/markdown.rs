@@ -11,7 +11,7 @@ use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, case_story, metric_text, params_text, scenarios_in_run_order};
+use crate::view::{ScenarioCases, case_story, metric_text, paragraphs, params_text, scenarios_in_run_order};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
@@ -77,7 +77,8 @@ struct SummaryRow {
 struct Section<'a> {
     scenario: &'a str,
     summary: &'a str,
-    explanation: &'a str,
+    /// Prose escaped, code paragraphs as indented code blocks; marked safe.
+    explanation: minijinja::Value,
     tables: Vec<Table>,
     cases: Vec<CaseView<'a>>,
 }
@@ -122,7 +123,7 @@ impl<'a> Page<'a> {
             .map(|ScenarioCases { name, info, cases }| Section {
                 scenario: name,
                 summary: &info.summary,
-                explanation: &info.explanation,
+                explanation: explanation(&info.explanation),
                 tables: info.table.as_ref().map(|spec| sweep_tables(&cases, spec)).unwrap_or_default(),
                 cases: cases.into_iter().map(CaseView::new).collect(),
             })
@@ -219,6 +220,23 @@ fn icon(status: CaseStatus) -> &'static str {
         CaseStatus::Error | CaseStatus::TimedOut => "⚠️",
         CaseStatus::Skipped => "⏭️",
     }
+}
+
+/// A scenario's explanation as Markdown: prose escaped ([`escape_text`]), code
+/// paragraphs as indented code blocks, verbatim (a code block shows its text literally,
+/// so escaping would show the entities).
+fn explanation(text: &str) -> minijinja::Value {
+    let blocks: Vec<String> = paragraphs(text)
+        .into_iter()
+        .map(|p| {
+            if p.code {
+                p.text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
+            } else {
+                escape_text(&p.text)
+            }
+        })
+        .collect();
+    minijinja::Value::from_safe_string(blocks.join("\n\n"))
 }
 
 /// Text from the report as Markdown shows it literally: HTML's `<`, `>`, `&` as entities

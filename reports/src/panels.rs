@@ -1,6 +1,7 @@
 //! Small multiples: a grid of line-chart panels drawn as one SVG, sharing their series
 //! (a series has the same colour and marker in every panel) and one legend drawn *below*
-//! the grid, so a legend never covers data however many lines there are.
+//! the grid, so a legend never covers data however many lines there are; and bar charts
+//! ([`draw_bars`]) laid out the same way, one value per bar.
 //!
 //! What to draw — which cases, which panels, which axis scale — is decided in
 //! [`charts`](crate::charts); this module only lays the figure out ([`Layout`]) and draws
@@ -12,6 +13,7 @@
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::charts::{FONT, SMALL, TEXT, color, svg};
 
@@ -350,6 +352,126 @@ fn draw_legend(
     Some(())
 }
 
+/// A bar chart: groups along the horizontal axis (`server=correct`, `client 3`), in
+/// each group one bar per series, every bar labelled with its value; the legend below,
+/// as in a [`Figure`].
+pub struct BarFigure {
+    /// Group names, left to right.
+    pub groups: Vec<String>,
+    /// What the groups are, under the axis (`server`, `client (in order served)`).
+    pub x_label: String,
+    /// Series labels; a series' index picks its colour. Legend only with two or more.
+    pub series: Vec<String>,
+    /// What the series stand for, before the legend entries.
+    pub legend_title: String,
+    /// The vertical axis; drawn linear from its range's bottom, whatever `log` says.
+    pub y: Axis,
+    /// Every bar.
+    pub bars: Vec<Bar>,
+}
+
+/// One bar of a [`BarFigure`].
+pub struct Bar {
+    /// Index into [`BarFigure::groups`].
+    pub group: usize,
+    /// Index into [`BarFigure::series`].
+    pub series: usize,
+    /// Height, in the y axis' unit.
+    pub value: f64,
+    /// Written above the bar (`97.6%`).
+    pub label: String,
+}
+
+/// The bar chart as an SVG string; `None` if plotters fails. Laid out as a one-panel
+/// [`Figure`], so the legend sits below the bars as in every other figure.
+pub fn draw_bars(figure: &BarFigure) -> Option<String> {
+    let groups = figure.groups.len().max(1);
+    let x = Axis {
+        label: figure.x_label.clone(),
+        log: false,
+        range: (-0.5, groups as f64 - 0.5),
+        ticks: figure.groups.iter().enumerate().map(|(i, g)| (i as f64, g.clone())).collect(),
+    };
+    let y = Axis { log: false, ..figure.y.clone() };
+    let frame = Figure {
+        panels: vec![Panel { title: String::new(), y: y.clone(), lines: Vec::new() }],
+        x: x.clone(),
+        legend_title: figure.legend_title.clone(),
+        series: figure.series.clone(),
+        columns: 1,
+        panel_height: 300,
+    };
+    let layout = Layout::of(&frame);
+    svg(layout.size, |root| {
+        let rect = layout.panels[0];
+        let area = root.clone().shrink((rect.x, rect.y), (rect.w, rect.h));
+        draw_bar_panel(&area, figure, &x, &y)?;
+        if let Some(rect) = layout.legend {
+            let area = root.clone().shrink((rect.x, rect.y), (rect.w, rect.h));
+            draw_legend(&area, &frame, &layout.entries)?;
+        }
+        Some(())
+    })
+}
+
+fn draw_bar_panel(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    figure: &BarFigure,
+    x: &Axis,
+    y: &Axis,
+) -> Option<()> {
+    let coordinates = |axis: &Axis| Ticked {
+        low: axis.range.0,
+        high: axis.range.1,
+        bold: axis.ticks.iter().map(|(v, _)| *v).collect(),
+        light: Vec::new(),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .margin_top(16)
+        .margin_right(18)
+        .x_label_area_size(40)
+        .y_label_area_size(66)
+        .build_cartesian_2d(coordinates(x), coordinates(y))
+        .ok()?;
+    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+    let x_labels = x.labels_that_fit(x_pixels.end - x_pixels.start, |label| text_width(label) as i32 + 8);
+    let y_labels = y.labels_that_fit(y_pixels.end - y_pixels.start, |_| 16);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(&x.label)
+        .y_desc(&y.label)
+        .x_label_formatter(&|c| x.label_at(*c, &x_labels))
+        .y_label_formatter(&|c| y.label_at(*c, &y_labels))
+        .label_style((FONT, SMALL))
+        .axis_desc_style((FONT, SMALL))
+        .bold_line_style(RGBColor(220, 220, 220))
+        .draw()
+        .ok()?;
+    let per_group = figure.series.len().max(1) as f64;
+    let width = 0.8 / per_group;
+    let bottom = y.range.0.max(0.0).min(y.range.1);
+    let style =
+        TextStyle::from((FONT, SMALL).into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for bar in &figure.bars {
+        let left = bar.group as f64 - 0.4 + bar.series as f64 * width;
+        let (x0, x1) = (left + width * 0.06, left + width * 0.94);
+        let top = bar.value.clamp(y.range.0, y.range.1);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, bottom), (x1, top)],
+                color(bar.series).filled(),
+            )))
+            .ok()?;
+        // Anchored at its bottom centre: the label sits on the bar.
+        chart
+            .draw_series(std::iter::once(Text::new(bar.label.clone(), ((x0 + x1) / 2.0, top), style.clone())))
+            .ok()?;
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +568,37 @@ mod tests {
             assert!(svg.contains(&format!(">\nstrategy-{s}\n</text>")));
         }
         assert!(svg.contains(">\nframing:\n</text>"));
+    }
+
+    #[test]
+    fn bars_draw_every_group_series_and_value_label() {
+        let figure = BarFigure {
+            groups: vec!["correct".into(), "ignores-eof".into(), "half-close-aware".into()],
+            x_label: "server".into(),
+            series: vec!["client=close".into(), "client=shut-wr".into()],
+            legend_title: String::new(),
+            y: Axis {
+                label: "%".into(),
+                log: false,
+                range: (0.0, 110.0),
+                ticks: vec![(0.0, "0".into()), (50.0, "50".into()), (100.0, "100".into())],
+            },
+            bars: (0..3)
+                .flat_map(|g| {
+                    (0..2).map(move |s| Bar {
+                        group: g,
+                        series: s,
+                        value: (g * 40 + s) as f64,
+                        label: format!("v{g}{s}"),
+                    })
+                })
+                .collect(),
+        };
+        let svg = draw_bars(&figure).unwrap();
+        for text in ["correct", "ignores-eof", "half-close-aware", "client=close", "client=shut-wr", "v21"] {
+            assert!(svg.contains(&format!(">\n{text}\n</text>")), "{text} missing");
+        }
+        assert!(svg.matches("<rect").count() >= 6, "a rectangle per bar");
     }
 
     #[test]

@@ -35,6 +35,32 @@ pub(crate) fn scenarios_in_run_order(report: &Report) -> Vec<ScenarioCases<'_>> 
     sections
 }
 
+/// One paragraph of a scenario's explanation: prose, or code — a paragraph whose every
+/// line is indented by four spaces — which both pages show verbatim, without the indent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Paragraph {
+    /// The text; for code, its lines without the four-space indent.
+    pub text: String,
+    /// Whether it is code.
+    pub code: bool,
+}
+
+/// The paragraphs of an explanation (separated by blank lines).
+pub(crate) fn paragraphs(explanation: &str) -> Vec<Paragraph> {
+    explanation
+        .split("\n\n")
+        .map(|p| p.trim_matches('\n'))
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            if p.lines().all(|line| line.starts_with("    ")) {
+                Paragraph { text: p.lines().map(|l| &l[4..]).collect::<Vec<_>>().join("\n"), code: true }
+            } else {
+                Paragraph { text: p.trim().to_string(), code: false }
+            }
+        })
+        .collect()
+}
+
 /// The parameters set for a case: `read_size=5, nodelay=true`.
 pub(crate) fn params_text(case: &CaseResult) -> String {
     case.set_params.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(", ")
@@ -164,5 +190,14 @@ mod tests {
         assert_eq!(metric_text(&once), "830.25 MiB/s");
         let repeated = Metric { value: 830.2, samples: vec![801.5, 830.2, 842.0], ..once };
         assert_eq!(metric_text(&repeated), "830.2 MiB/s [801.5–842 ×3]");
+    }
+
+    #[test]
+    fn indented_paragraphs_are_code() {
+        let text = "What.\n\nThe fix:\n\n    loop {\n        read();\n    }\n\nIn Python: `recv`.";
+        let p = paragraphs(text);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[2], Paragraph { text: "loop {\n    read();\n}".into(), code: true });
+        assert!(!p[1].code && !p[3].code);
     }
 }

@@ -83,7 +83,7 @@ fn report() -> Report {
         explanation: "What it shows: <glue>.\n\nWhy: streams.".into(),
         table,
         param_units: BTreeMap::from([("message_size".to_string(), "bytes".to_string())]),
-        better: BTreeMap::new(),
+        ..ScenarioInfo::default()
     };
     Report {
         schema_version: SCHEMA_VERSION,

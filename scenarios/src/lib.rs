@@ -5,9 +5,15 @@
 
 use socklab_harness::scenario::Registry;
 
+pub mod addr_in_use;
+mod blocking;
+pub mod empty_send;
+pub mod eof_handling;
+pub mod file_transfer;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;
 pub mod recv_buffer;
+pub mod sequential_server;
 pub mod server_conformance;
 pub mod tcp_coalescing;
 pub mod udp_early_send;
@@ -31,4 +37,9 @@ pub fn registry() -> Registry {
         .with::<recv_buffer::RecvBuffer>()
         .with::<framing_throughput::FramingThroughput>()
         .with::<server_conformance::ServerConformance>()
+        .with::<eof_handling::EofHandling>()
+        .with::<sequential_server::SequentialServer>()
+        .with::<addr_in_use::AddrInUse>()
+        .with::<file_transfer::FileTransfer>()
+        .with::<empty_send::EmptySend>()
 }

@@ -7,13 +7,14 @@
 //! - judged on a measurement of nothing (no message sent, no sample, no read), it makes at
 //!   least one check and every check fails, for every combination of its choice and
 //!   bool parameters: a case that never ran must not look like a case that worked;
-//! - every metric it emits is declared in its `METRICS`, once, and is a finite number.
+//! - every metric it emits is declared in its `METRICS`, once, and is a finite number;
+//! - every bar chart it declares names a declared metric and an existing parameter.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 use socklab_harness::params::{ParamKind, find_spec};
-use socklab_harness::scenario::{DynScenario, ParamMap};
+use socklab_harness::scenario::{BarSource, DynScenario, ParamMap};
 use socklab_scenarios::registry;
 
 /// Most parameter combinations judged per scenario.
@@ -117,4 +118,27 @@ fn no_check_passes_on_an_empty_outcome() {
         }
     }
     assert!(judged >= registry().iter().count(), "judged only {judged} combinations");
+}
+
+#[test]
+fn bar_charts_name_declared_metrics_and_parameters() {
+    for scenario in registry().iter() {
+        for bar in scenario.bars() {
+            if let BarSource::Param(param) = bar.groups {
+                assert!(
+                    scenario.metrics().iter().any(|m| m.name == bar.values),
+                    "{}: bar chart `{}` draws undeclared metric `{}`",
+                    scenario.name(),
+                    bar.title,
+                    bar.values
+                );
+                assert!(
+                    scenario.params().iter().any(|p| p.name == param),
+                    "{}: bar chart `{}` groups by unknown parameter `{param}`",
+                    scenario.name(),
+                    bar.title
+                );
+            }
+        }
+    }
 }

@@ -3,9 +3,11 @@
 
 mod buffers;
 mod netns;
+mod netstat;
 mod queue;
 mod snmp;
 mod tcp;
+mod tcp_table;
 mod udp;
 
 pub use buffers::{
@@ -13,9 +15,11 @@ pub use buffers::{
     set_recv_buffer, set_send_buffer, wmem_max,
 };
 pub use netns::{NetnsError, PrivateNetns};
+pub use netstat::{ListenCounters, THREAD_NETSTAT_PATH, parse_listen, read_listen_counters};
 pub use queue::bytes_queued;
 pub use snmp::{
     SnmpError, THREAD_SNMP_PATH, UdpCounters, parse_udp, read_udp_counters, read_udp_counters_from,
 };
 pub use tcp::{set_cork, set_quickack};
+pub use tcp_table::{TcpSocketEntry, TcpState, parse_table, tcp_sockets};
 pub use udp::{Datagram, MAX_UDP_PAYLOAD_V4, enable_rxq_ovfl, errno_name, error_name, recv_datagram};
