@@ -111,6 +111,42 @@ pub fn netns_id() -> Option<String> {
     Some(format!("{}/{}", boot.trim(), ns.display()))
 }
 
+/// The MTU of interface `name` in this thread's network namespace (`SIOCGIFMTU`).
+pub fn interface_mtu(name: &str) -> Option<u32> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: raw is a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= ifr.ifr_name.len() {
+        return None;
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads the name and writes the MTU into the ifreq it is given.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) } != 0 {
+        return None;
+    }
+    // SAFETY: after SIOCGIFMTU the union holds the MTU.
+    u32::try_from(unsafe { ifr.ifr_ifru.ifru_mtu }).ok()
+}
+
+/// The local address this host would send from to reach `peer` (a UDP socket
+/// "connected" to it: no packet is sent).
+pub fn local_ip_toward(peer: IpAddr) -> Option<IpAddr> {
+    let any: std::net::SocketAddr =
+        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect((peer, 9)).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
+
 /// The interface holding address `ip`, if any.
 pub fn interface_of(ip: IpAddr) -> Option<String> {
     interface_addresses().into_iter().find(|a| a.ip == ip).map(|a| a.interface)
@@ -132,6 +168,8 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert!(!hostname().is_empty());
         assert_eq!(interface_of(IpAddr::V4(Ipv4Addr::LOCALHOST)).as_deref(), Some("lo"));
+        assert_eq!(interface_mtu("lo"), Some(65536));
+        assert_eq!(local_ip_toward(IpAddr::V4(Ipv4Addr::LOCALHOST)), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 
     #[test]

@@ -370,6 +370,10 @@ pub struct LinkRecord {
     /// The rate socklab shaped it to (tbf), in bits per second; absent when unshaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_bit_s: Option<u64>,
+    /// Payload bytes of a full segment on the case's connection (`TCP_MAXSEG`: the MSS
+    /// less TCP options), where the case read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mss: Option<u32>,
     /// The client's end: address and interface.
     pub client: String,
     /// The server's end.
@@ -387,6 +391,9 @@ impl LinkRecord {
         }
         if let Some(rate) = self.rate_bit_s {
             label += &format!(", rate {}", crate::link::Rate::from_bits_per_s(rate));
+        }
+        if let Some(mss) = self.mss {
+            label += &format!(", segments of {mss} bytes");
         }
         label
     }

@@ -5,20 +5,30 @@
 //! set `SO_RCVBUF` (on the listener, so the accepted socket inherits it before the
 //! handshake) and `SO_SNDBUF` (on the client). Swept across cases, the metrics draw the
 //! curve: throughput and reads per MiB against read size and buffer size.
+//!
+//! With `link=veth` the transfer crosses a veth pair between two private namespaces, of
+//! a given MTU and optionally a tbf `rate`: the payload throughput must then land within
+//! 10% of the rate, and the client end's byte counters give the same figure a second
+//! way. With `--peer-cmd` the receiving side runs in `socklab agent` on another host.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
+use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
-use socklab_harness::net::{recv_buffer, rmem_max, send_buffer, set_recv_buffer, set_send_buffer, wmem_max};
-use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
-use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
+use socklab_harness::net::{rmem_max, send_buffer, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max};
+use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
+use socklab_harness::peer::bulk::{BulkReceived, fill, receive_pattern};
+use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
+use socklab_harness::scenario::{
+    Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
+};
 
 /// The scenario; see the module docs.
 pub struct RecvBuffer;
@@ -37,12 +47,40 @@ pub struct Params {
     pub rcvbuf: u64,
     /// `SO_SNDBUF` for the client, in bytes; 0 leaves the kernel's autotuning on.
     pub sndbuf: u64,
+    /// `loopback` or `veth`.
+    pub link: String,
+    /// `link=veth`: MTU, bytes.
+    pub mtu: u64,
+    /// `link=veth`: tbf rate (`100mbit`), or `none`.
+    pub rate: String,
+    /// `link=veth`: one-way delay, ms (unavailable: only 0).
+    pub delay_ms: u64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { bytes: 16 << 20, read_size: 64 * 1024, write_size: 64 * 1024, rcvbuf: 0, sndbuf: 0 }
+        Params {
+            bytes: 16 << 20,
+            read_size: 64 * 1024,
+            write_size: 64 * 1024,
+            rcvbuf: 0,
+            sndbuf: 0,
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            rate: link::DEFAULT_RATE.into(),
+            delay_ms: 0,
+        }
     }
+}
+
+impl Params {
+    fn link_spec(&self) -> Result<LinkSpec, String> {
+        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+    }
+}
+
+fn invalid(reason: String) -> CaseError {
+    CaseError::Params(ParamError::Invalid { scenario: RecvBuffer::NAME.to_string(), reason })
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -81,6 +119,10 @@ const PARAMS: &[ParamSpec] = &[
         unit: Some("bytes"),
         doc: "SO_SNDBUF of the client (0: kernel default with autotuning)",
     },
+    link::LINK_PARAM,
+    link::MTU_PARAM,
+    link::RATE_PARAM,
+    link::DELAY_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -156,6 +198,30 @@ const METRICS: &[MetricSpec] = &[
         better: Better::Neither,
         doc: "net.core.wmem_max, the cap on SO_SNDBUF",
     },
+    MetricSpec {
+        name: "throughput_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Higher,
+        doc: "payload throughput in Mbit/s, as link rates are given (cases with a link rate)",
+    },
+    MetricSpec {
+        name: "rate_share",
+        unit: Unit::Percent,
+        better: Better::Higher,
+        doc: "payload throughput as a share of the link's rate (at most MSS/(MTU+14): 95.6% at MTU 1500)",
+    },
+    MetricSpec {
+        name: "wire_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Neither,
+        doc: "link=veth: frames the client's end sent (its /proc/net/dev byte counter, headers included) per second, over the transfer",
+    },
+    MetricSpec {
+        name: "mss",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG), from the client",
+    },
 ];
 
 impl Scenario for RecvBuffer {
@@ -194,10 +260,19 @@ them, read back the effective value.";
         cells: &["throughput_mib_s", "reads_per_mib", "cpu_s_per_gib"],
     });
 
-    async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        tokio::task::spawn_blocking(move || experiment(&params))
-            .await
-            .map_err(|e| CaseError::task("the transfer threads", e))?
+    const REMOTE_PEER: bool = true;
+
+    fn validate(params: &Params) -> Result<(), String> {
+        params.link_spec().map(|_| ())
+    }
+
+    async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        tokio::task::spawn_blocking(move || match ctx.peer.clone() {
+            Some(agent) => experiment_with_agent(&params, &agent, &ctx.cancel),
+            None => experiment(&params, &ctx.cancel),
+        })
+        .await
+        .map_err(|e| CaseError::task("the transfer threads", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -205,136 +280,156 @@ them, read back the effective value.";
     }
 }
 
-/// Byte `i` of the transfer: a pattern with a long period, so a lost, repeated or
-/// reordered chunk shows.
-fn pattern_byte(i: u64) -> u8 {
-    (i % 251) as u8 ^ ((i >> 12) % 253) as u8
-}
-
-fn fill(buf: &mut [u8], offset: u64) {
-    for (k, b) in buf.iter_mut().enumerate() {
-        *b = pattern_byte(offset + k as u64);
-    }
-}
-
-/// What the server saw.
-#[derive(Default)]
-struct ServerSide {
-    received: u64,
-    reads: u64,
-    max_read: usize,
-    first_mismatch: Option<u64>,
-    rcvbuf_effective: usize,
-    elapsed_at_eof: Duration,
-}
+/// How long the receiver waits without a byte before giving up.
+const SILENCE: Duration = IO_TIMEOUT;
 
 /// What a case measured at both ends.
 #[derive(Default)]
 pub struct Measured {
-    server: ServerSide,
+    server: BulkReceived,
     sndbuf_effective: usize,
+    /// CPU time of both ends (this process, and the agent's when there is one).
     cpu: Duration,
     rmem_max: u64,
     wmem_max: u64,
+    /// The link, when not plain loopback.
+    link: Option<LinkRecord>,
+    /// Bytes of frames the client's veth end sent during the transfer.
+    wire_bytes: Option<u64>,
+    mss: Option<u32>,
 }
 
-fn experiment(params: &Params) -> Result<Measured, CaseError> {
-    let listener =
-        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).context("create a TCP socket")?;
-    if params.rcvbuf > 0 {
-        // On the listener, so the window scale negotiated in the handshake fits it.
-        set_recv_buffer(&listener, params.rcvbuf as usize).context("set SO_RCVBUF on the listener")?;
-    }
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    listener.bind(&any.into()).context("bind 127.0.0.1:0")?;
-    listener.listen(1).context("listen")?;
-    let addr = listener
-        .local_addr()
-        .context("read the bound address")?
-        .as_socket()
-        .ok_or_else(|| CaseError::Protocol("the listener has no IP address".into()))?;
-    let listener: std::net::TcpListener = listener.into();
-
-    let client =
-        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).context("create a TCP socket")?;
+fn experiment(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
+    let spec = params.link_spec().map_err(invalid)?;
+    let link = Link::open(spec)?;
+    let rcvbuf = params.rcvbuf as usize;
+    // On the listener, so the window scale negotiated in the handshake fits it.
+    let listener = link.tcp_listener(move |socket| {
+        if rcvbuf > 0 {
+            set_recv_buffer(socket, rcvbuf)?;
+        }
+        Ok(())
+    })?;
+    let addr = listener.local_addr().context("read the bound address")?;
+    let client = link.tcp_client_socket()?;
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
     }
+    let counters_before = link.client_counters()?;
     let cpu_before = CpuTime::now();
     let started = Instant::now();
     client.connect(&addr.into()).context(format!("connect to {addr}"))?;
-    let mut client: TcpStream = client.into();
-    client.set_write_timeout(Some(IO_TIMEOUT)).context("set a write timeout")?;
+    let client: TcpStream = client.into();
     let (server, _) = listener.accept().context("accept the client")?;
     let (bytes, read_size) = (params.bytes, params.read_size as usize);
+    let stop = cancel.clone();
     let reader = std::thread::Builder::new()
         .name("socklab-recv-buffer".into())
-        .spawn(move || serve(server, bytes, read_size, started))
+        .spawn(move || receive_pattern(server, bytes, read_size, started, SILENCE, &|| stop.is_cancelled()))
         .context("start the server thread")?;
-
-    let mut chunk = vec![0u8; params.write_size as usize];
-    let mut offset = 0u64;
-    while offset < params.bytes {
-        let n = chunk.len().min((params.bytes - offset) as usize);
-        fill(&mut chunk[..n], offset);
-        client.write_all(&chunk[..n]).context(format!("write at byte {offset}"))?;
-        offset += n as u64;
-    }
-    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    let (sndbuf_effective, mss) = send_pattern(client, params, cancel)?;
     let server = reader
         .join()
         .map_err(|_| CaseError::Task { task: "the server thread", what: "panicked".into() })??;
     let cpu = CpuTime::now().since(cpu_before).total();
-    let sndbuf_effective = send_buffer(&client).context("read SO_SNDBUF")?;
+    let wire_bytes = match (counters_before, link.client_counters()?) {
+        (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
+        _ => None,
+    };
+    let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
     Ok(Measured {
         server,
         sndbuf_effective,
         cpu,
         rmem_max: rmem_max().context("read net.core.rmem_max")?,
         wmem_max: wmem_max().context("read net.core.wmem_max")?,
+        link: record,
+        wire_bytes,
+        mss,
     })
 }
 
-/// Reads until EOF, checking every byte against the pattern.
-fn serve(
-    mut stream: TcpStream,
-    expected: u64,
-    read_size: usize,
-    started: Instant,
-) -> Result<ServerSide, CaseError> {
-    stream.set_read_timeout(Some(IO_TIMEOUT)).context("set a read timeout")?;
-    let mut buf = vec![0u8; read_size];
-    let (mut received, mut reads, mut max_read) = (0u64, 0u64, 0usize);
-    let mut first_mismatch = None;
-    // Every read returns at least one byte or EOF; more than `expected` bytes is an error.
-    loop {
-        let n = stream.read(&mut buf).context(format!("read at byte {received}"))?;
-        if n == 0 {
-            break;
-        }
-        if first_mismatch.is_none()
-            && let Some(k) =
-                buf[..n].iter().enumerate().position(|(k, b)| *b != pattern_byte(received + k as u64))
-        {
-            first_mismatch = Some(received + k as u64);
-        }
-        received += n as u64;
-        reads += 1;
-        max_read = max_read.max(n);
-        if received > expected {
-            return Err(CaseError::Protocol(format!(
-                "received {received} bytes, more than the {expected} sent"
-            )));
-        }
+/// Writes the pattern, `write_size` bytes per call, then shuts the sending side; returns
+/// the effective `SO_SNDBUF` and `TCP_MAXSEG`.
+fn send_pattern(
+    mut client: TcpStream,
+    params: &Params,
+    cancel: &Cancel,
+) -> Result<(usize, Option<u32>), CaseError> {
+    client.set_write_timeout(Some(IO_TIMEOUT)).context("set a write timeout")?;
+    let mut chunk = vec![0u8; params.write_size as usize];
+    let mut offset = 0u64;
+    while offset < params.bytes {
+        cancel.check()?;
+        let n = chunk.len().min((params.bytes - offset) as usize);
+        fill(&mut chunk[..n], offset);
+        client.write_all(&chunk[..n]).context(format!("write at byte {offset}"))?;
+        offset += n as u64;
     }
-    let elapsed_at_eof = started.elapsed();
-    let rcvbuf_effective = recv_buffer(&stream).context("read SO_RCVBUF")?;
-    Ok(ServerSide { received, reads, max_read, first_mismatch, rcvbuf_effective, elapsed_at_eof })
+    let mss = tcp_maxseg(&client).ok();
+    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    Ok((send_buffer(&client).context("read SO_SNDBUF")?, mss))
+}
+
+/// The same transfer into `socklab agent`'s bulk sink on another host.
+fn experiment_with_agent(
+    params: &Params,
+    agent: &Arc<RemoteAgent>,
+    cancel: &Cancel,
+) -> Result<Measured, CaseError> {
+    params.link_spec().map_err(invalid)?;
+    let role = agent.start_role(RoleSpec::BulkSink {
+        read_size: params.read_size,
+        rcvbuf: params.rcvbuf,
+        expected_bytes: params.bytes,
+    })?;
+    let link = Link::Peer(PeerPath::toward(role.addr.ip()));
+    let client = link.tcp_client_socket()?;
+    if params.sndbuf > 0 {
+        set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
+    }
+    let cpu_before = CpuTime::now();
+    client.connect(&role.addr.into()).context(format!("connect to {}", role.addr))?;
+    let (sndbuf_effective, mss) = send_pattern(client.into(), params, cancel)?;
+    let observation = agent.stop_role(role.number, SILENCE * 2, cancel)?;
+    let local_cpu = CpuTime::now().since(cpu_before).total();
+    let RoleObservation::BulkSink {
+        received,
+        reads,
+        max_read,
+        first_mismatch,
+        rcvbuf_effective,
+        rmem_max,
+        elapsed_us,
+        cpu,
+    } = observation
+    else {
+        return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
+    };
+    let server = BulkReceived {
+        received,
+        reads,
+        max_read: max_read as usize,
+        first_mismatch,
+        rcvbuf_effective: rcvbuf_effective as usize,
+        elapsed: Duration::from_micros(elapsed_us),
+    };
+    let remote_cpu = Duration::from_secs_f64((cpu.user_ms + cpu.system_ms).max(0.0) / 1e3);
+    Ok(Measured {
+        server,
+        sndbuf_effective,
+        cpu: local_cpu + remote_cpu,
+        rmem_max,
+        wmem_max: wmem_max().context("read net.core.wmem_max")?,
+        link: Some(LinkRecord { mss, ..link.record() }),
+        wire_bytes: None,
+        mss,
+    })
 }
 
 fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let s = &m.server;
-    let secs = s.elapsed_at_eof.as_secs_f64().max(1e-9);
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
     let throughput = s.received as f64 / secs;
     let mib = (s.received as f64 / MIB).max(1e-12);
     let mut outcome = CaseOutcome::default();
@@ -367,20 +462,23 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         intact,
         "TCP delivers every byte in order whatever the read size and buffer sizes",
     ));
-    outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pattern_does_not_repeat_within_a_mebibyte_chunk_boundary() {
-        let a: Vec<u8> = (0..4096).map(pattern_byte).collect();
-        let b: Vec<u8> = (251 * 4096..251 * 4096 + 4096).map(pattern_byte).collect();
-        assert_ne!(a, b);
-        let mut buf = [0u8; 8];
-        fill(&mut buf, 10);
-        assert_eq!(buf[0], pattern_byte(10));
+    if let Some(mss) = m.mss {
+        outcome.metric("mss", f64::from(mss), Unit::Bytes);
     }
+    let mbit = |bytes: u64| (bytes as f64 * 8.0 / secs / 1e6 * 10.0).round() / 10.0;
+    if let Some(wire) = m.wire_bytes {
+        outcome.metric("wire_mbit_s", mbit(wire), Unit::MbitPerSec);
+    }
+    // Judged against the rate the parameters asked for, so a case that sent nothing fails.
+    if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
+        let share = link::rate_share_pct(s.received, s.elapsed, rate);
+        outcome.key_metric("throughput_mbit_s", mbit(s.received), Unit::MbitPerSec).key_metric(
+            "rate_share",
+            (share * 10.0).round() / 10.0,
+            Unit::Percent,
+        );
+        outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed));
+    }
+    outcome.observations.link = m.link.clone();
+    outcome
 }

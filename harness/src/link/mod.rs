@@ -153,6 +153,9 @@ pub enum LinkError {
     /// Interface counters could not be read.
     #[error("link=veth: interface counters: {0}")]
     Counters(String),
+    /// The server side is on the agent's host, not here.
+    #[error("the server side runs on the agent's host (--peer-cmd), not here")]
+    RemoteServer,
 }
 
 /// A case's link, open for the length of the case; see the module docs.
@@ -161,6 +164,32 @@ pub enum Link {
     Loopback,
     /// A veth link between two private namespaces.
     Veth(VethLink),
+    /// The network between this host and an agent's (`--peer-cmd`): socklab makes
+    /// nothing, it only captures on this host's side and describes it.
+    Peer(PeerPath),
+}
+
+/// This host's end of the path to an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPath {
+    /// The agent's address, as the runner connects to it.
+    pub peer_ip: IpAddr,
+    /// This host's address toward it.
+    pub local_ip: IpAddr,
+    /// The interface holding `local_ip`.
+    pub interface: String,
+    /// Its MTU.
+    pub mtu: Option<u32>,
+}
+
+impl PeerPath {
+    /// The path toward `peer_ip` as this host's routing table has it.
+    pub fn toward(peer_ip: IpAddr) -> PeerPath {
+        let local_ip = crate::host::local_ip_toward(peer_ip).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let interface = crate::host::interface_of(local_ip).unwrap_or_else(|| "lo".to_string());
+        let mtu = crate::host::interface_mtu(&interface);
+        PeerPath { peer_ip, local_ip, interface, mtu }
+    }
 }
 
 impl Link {
@@ -180,6 +209,7 @@ impl Link {
         match self {
             Link::Loopback => IpAddr::V4(Ipv4Addr::LOCALHOST),
             Link::Veth(_) => veth::side_ip(Side::Server),
+            Link::Peer(path) => path.peer_ip,
         }
     }
 
@@ -210,9 +240,10 @@ impl Link {
         side: Side,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, LinkError> {
-        match self {
-            Link::Loopback => Ok(job()),
-            Link::Veth(veth) => veth.on(side, job),
+        match (self, side) {
+            (Link::Veth(veth), side) => veth.on(side, job),
+            (Link::Peer(_), Side::Server) => Err(LinkError::RemoteServer),
+            (Link::Loopback | Link::Peer(_), _) => Ok(job()),
         }
     }
 
@@ -262,6 +293,17 @@ impl Link {
     pub fn capture(&self, server_port: u16, clock: Instant) -> CaseCapture {
         match self {
             Link::Loopback => CaseCapture::start(CaptureConfig::loopback(server_port), clock),
+            Link::Peer(path) if path.interface == "lo" => {
+                CaseCapture::start(CaptureConfig::loopback(server_port), clock)
+            }
+            Link::Peer(path) => CaseCapture::start(
+                CaptureConfig {
+                    interface: path.interface.clone(),
+                    ignore_outgoing: false,
+                    ..CaptureConfig::loopback(server_port)
+                },
+                clock,
+            ),
             Link::Veth(veth) => {
                 let config = CaptureConfig {
                     interface: veth::SERVER_IF.to_string(),
@@ -281,7 +323,7 @@ impl Link {
     /// [`LinkError::Counters`].
     pub fn client_counters(&self) -> Result<Option<InterfaceCounters>, LinkError> {
         match self {
-            Link::Loopback => Ok(None),
+            Link::Loopback | Link::Peer(_) => Ok(None),
             Link::Veth(veth) => veth.counters(Side::Client).map(Some),
         }
     }
@@ -289,10 +331,25 @@ impl Link {
     /// What the report says about the link.
     pub fn record(&self) -> LinkRecord {
         match self {
+            Link::Peer(path) => LinkRecord {
+                kind: "peer".into(),
+                mtu: path.mtu,
+                rate_bit_s: None,
+                mss: None,
+                client: format!("{} ({}, this host)", path.local_ip, path.interface),
+                server: format!("{} (the agent's host)", path.peer_ip),
+                detail: format!(
+                    "the network between this host and the agent's; socklab shapes nothing on it; the capture \
+                     runs on this host's {}, so it shows segments as this kernel handed them to the interface \
+                     (with TSO on, a NIC cuts them further on the wire)",
+                    path.interface
+                ),
+            },
             Link::Loopback => LinkRecord {
                 kind: "loopback".into(),
                 mtu: None,
                 rate_bit_s: None,
+                mss: None,
                 client: "127.0.0.1 (lo)".into(),
                 server: "127.0.0.1 (lo)".into(),
                 detail: "loopback in socklab's own network namespace".into(),
@@ -313,6 +370,7 @@ impl Link {
                     kind: "veth".into(),
                     mtu: Some(config.mtu),
                     rate_bit_s: config.rate.map(Rate::bits_per_s),
+                    mss: None,
                     client: format!("{} ({}, private namespace)", veth::CLIENT_ADDR, veth::CLIENT_IF),
                     server: format!("{} ({}, private namespace)", veth::SERVER_ADDR, veth::SERVER_IF),
                     detail: format!(
@@ -324,6 +382,45 @@ impl Link {
             }
         }
     }
+}
+
+/// How far from a link's rate a transfer may land and still be "at the rate", in
+/// percent: payload can reach at most MSS / (MTU + 14) of it (95.6% at MTU 1500), and
+/// slow start and a busy machine cost a few percent more.
+pub const RATE_TOLERANCE_PCT: f64 = 10.0;
+
+/// The check that a transfer ran at the link's rate: payload throughput within
+/// [`RATE_TOLERANCE_PCT`] of it. `wire_bytes` is what the interface's own counters say
+/// was sent in frames (headers included) over the same interval, shown beside it.
+pub fn rate_check(
+    rate: Rate,
+    payload_bytes: u64,
+    wire_bytes: Option<u64>,
+    elapsed: Duration,
+) -> crate::check::Check {
+    let share = rate_share_pct(payload_bytes, elapsed, rate);
+    let mbit = |bytes: u64| bytes as f64 * 8.0 / elapsed.as_secs_f64().max(1e-9) / 1e6;
+    let mut observed = format!("{share:.1}% ({:.1} Mbit/s of payload", mbit(payload_bytes));
+    if let Some(wire) = wire_bytes {
+        observed += &format!("; the interface counted {:.1} Mbit/s of frames", mbit(wire));
+    }
+    observed += ")";
+    let low = 100.0 - RATE_TOLERANCE_PCT;
+    let high = 100.0 + RATE_TOLERANCE_PCT;
+    let passed = payload_bytes > 0 && (low..=high).contains(&share);
+    crate::check::Check::new(
+        "throughput_at_rate",
+        format!("{low:.0}%..={high:.0}% of {rate}"),
+        observed,
+        passed,
+        if passed {
+            "tbf held the link to its rate; the payload's share is below 100% by the headers every segment carries"
+        } else if share > high {
+            "faster than the link's rate: the rate limit did not hold"
+        } else {
+            "well below the link's rate: something other than the link limited the transfer (buffers, CPU, a short transfer still in slow start)"
+        },
+    )
 }
 
 /// The share of `rate` a transfer of `bytes` payload bytes in `elapsed` reached, in

@@ -288,6 +288,25 @@ pub struct ReadRecord {
     pub data: String,
 }
 
+impl ReadRecord {
+    /// A read of `bytes` at `at_us`.
+    pub fn new(at_us: u64, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        ReadRecord { at_us, data: base64::engine::general_purpose::STANDARD.encode(bytes) }
+    }
+
+    /// The bytes of the read.
+    ///
+    /// # Errors
+    /// When `data` is not base64 (the message says so).
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.data)
+            .map_err(|e| format!("a read that is not base64: {e}"))
+    }
+}
+
 /// What a role saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
@@ -315,15 +314,11 @@ impl Agent {
                 let task = self.runtime.spawn(async move {
                     let reads =
                         read_one_connection(listener, config, epoch).await.map_err(|e| e.to_string())?;
-                    let engine = base64::engine::general_purpose::STANDARD;
                     Ok(RoleObservation::StreamReader {
                         reads: reads
                             .reads
                             .iter()
-                            .map(|r| ReadRecord {
-                                at_us: r.at.as_micros() as u64,
-                                data: engine.encode(&r.bytes),
-                            })
+                            .map(|r| ReadRecord::new(r.at.as_micros() as u64, &r.bytes))
                             .collect(),
                         queued_at_first_read: reads.queued_at_first_read as u64,
                         peer: reads.peer.to_string(),
