@@ -129,3 +129,112 @@ fn scenarios_without_a_remote_server_side_are_refused_with_a_peer() {
         .code(2)
         .stderr(predicate::str::contains("--peer-cmd"));
 }
+
+fn report(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// What a reader compares between two reports of the same cases: ids, statuses, reads,
+/// boundary maps, checks.
+fn what_a_reader_sees(report: &Value) -> Vec<Value> {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let stream = &case["observations"]["stream"];
+            let reads: Vec<&Value> = stream["reads"].as_array().unwrap().iter().map(|r| &r["text"]).collect();
+            let checks: Vec<(&Value, &Value, &Value)> = case["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (&c["name"], &c["observed"], &c["passed"]))
+                .collect();
+            serde_json::json!({"id": case["id"], "status": case["status"], "reads": reads,
+                "map": stream["boundary_map"], "checks": checks})
+        })
+        .collect()
+}
+
+#[test]
+fn a_tcp_coalescing_report_through_an_agent_looks_like_a_loopback_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let sets = ["--set", "read_size=5,1024", "--seed", "7"];
+    socklab().args(["run", "tcp-coalescing"]).args(sets).arg("--out").arg(&local).assert().success();
+    let peer = format!("{} agent --stdio", binary());
+    socklab()
+        .args(["run", "tcp-coalescing"])
+        .args(sets)
+        .args(["--peer-cmd", &peer, "--out"])
+        .arg(&remote)
+        .assert()
+        .success();
+    let (local, remote) = (report(&local), report(&remote));
+    assert_eq!(what_a_reader_sees(&remote), what_a_reader_sees(&local));
+    // The run metadata names both hosts.
+    let peer_record = &remote["run"]["peer"];
+    assert_eq!(peer_record["command"], peer.as_str());
+    assert_eq!(peer_record["kernel"], remote["run"]["kernel"]);
+    assert_eq!(peer_record["cpu_count"], remote["run"]["cpu_count"]);
+    assert_eq!(peer_record["socklab_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(peer_record["addr"], "127.0.0.1", "an agent in this namespace is reached over loopback");
+    assert!(remote["run"]["hostname"].is_string());
+    assert!(local["run"].get("peer").is_none());
+    // Each case says which link it ran over.
+    assert_eq!(remote["cases"][0]["observations"]["link"]["kind"], "peer");
+}
+
+#[test]
+fn recv_buffer_and_framing_throughput_run_their_server_side_through_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = format!("{} agent --stdio", binary());
+    let out = dir.path().join("r");
+    let suite = dir.path().join("peer.toml");
+    std::fs::write(
+        &suite,
+        r#"name = "peer"
+[[run]]
+scenario = "recv-buffer"
+[run.params]
+bytes = 1048576
+read_size = [1024, 65536]
+[[run]]
+scenario = "framing-throughput"
+[run.params]
+mode = ["bulk", "ping-pong", "pipelined"]
+duration_ms = 100
+"#,
+    )
+    .unwrap();
+    socklab()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args(["--peer-cmd", &peer, "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let report = report(&out);
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for case in cases {
+        assert_eq!(case["status"], "passed", "{case}");
+        let names: Vec<&str> =
+            case["metrics"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+        if case["scenario"] == "framing-throughput" {
+            assert!(names.contains(&"peer_cpu_ms"), "the agent's CPU comes back: {names:?}");
+        } else {
+            assert!(names.contains(&"reads_per_mib"), "{names:?}");
+        }
+    }
+}
+
+#[test]
+fn a_veth_case_with_a_peer_is_refused() {
+    let peer = format!("{} agent --stdio", binary());
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "link=veth", "--peer-cmd", &peer])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("link=veth makes both ends on this host"));
+}

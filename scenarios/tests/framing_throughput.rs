@@ -153,3 +153,24 @@ fn a_message_too_large_for_a_narrow_length_field_is_refused() {
         );
     }
 }
+
+#[test]
+fn bulk_over_a_100mbit_veth_link_delivers_at_the_rate() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "bulk_over_a_100mbit_veth_link_delivers_at_the_rate") {
+        return;
+    }
+    let cases = run(&["link=veth", "link_rate=100mbit", "mode=bulk", "message_size=4096", "duration_ms=500"]);
+    let case = &cases[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let check = case
+        .checks
+        .iter()
+        .find(|c| c.name == "throughput_at_rate")
+        .expect("bulk is checked against the rate");
+    assert!(check.passed, "{check:?}");
+    let share = metric(case, "rate_share");
+    assert!((90.0..=100.0).contains(&share), "payload at {share}% of the rate");
+    let wire = metric(case, "wire_mbit_s");
+    assert!((90.0..=110.0).contains(&wire), "frames at {wire} Mbit/s");
+}

@@ -44,3 +44,33 @@ fn a_zero_read_size_is_refused_before_running() {
         "bad value `0` for parameter `read_size`: expected integer in 1..=16777216 (bytes)"
     );
 }
+
+#[test]
+fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "over_a_100mbit_veth_link_the_transfer_runs_at_the_rate") {
+        return;
+    }
+    // 4 MiB at 100 Mbit/s: about 0.35 s; unshaped, a veth moves it ten times faster.
+    let case = &run(&["bytes=4194304", "link=veth", "rate=100mbit"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let check = case.checks.iter().find(|c| c.name == "throughput_at_rate").expect("the rate is checked");
+    assert!(check.passed, "{check:?}");
+    let share = metric(case, "rate_share");
+    // Payload is at most 1448/1514 = 95.6% of the frames tbf lets through.
+    assert!((90.0..=100.0).contains(&share), "payload at {share}% of the rate");
+    // The interface's own byte counter, over the same transfer, says the same: frames
+    // (headers included) at the rate.
+    let wire = metric(case, "wire_mbit_s");
+    assert!((90.0..=110.0).contains(&wire), "frames at {wire} Mbit/s");
+    assert!(wire > metric(case, "throughput_mbit_s"), "frames carry headers besides the payload");
+    assert_eq!(metric(case, "mss"), 1448.0);
+    assert_eq!(case.observations.link.as_ref().unwrap().rate_bit_s, Some(100_000_000));
+}
+
+#[test]
+fn without_a_rate_there_is_no_rate_check() {
+    let case = &run(&["bytes=65536"])[0];
+    assert!(case.checks.iter().all(|c| c.name != "throughput_at_rate"));
+    assert!(case.metric("rate_share").is_none() && case.observations.link.is_none());
+}

@@ -150,3 +150,44 @@ fn no_segment_is_drawn_before_the_write_that_produced_it() {
     assert_eq!(cases, 32);
     assert!(problems.is_empty(), "{} out of order:\n{}", problems.len(), problems.join("\n"));
 }
+
+#[test]
+fn on_a_veth_link_a_4000_byte_write_leaves_as_mss_sized_segments() {
+    let name = "on_a_veth_link_a_4000_byte_write_leaves_as_mss_sized_segments";
+    if !test_may_use(Capability::NetAdmin, name) || !test_may_use(Capability::NetRaw, name) {
+        return;
+    }
+    let cases = run(&["link=veth", "mtu=1500,1280", "large_message=4000", "read_size=4096"]);
+    let expected: [(&str, &[usize], f64); 2] =
+        [("mtu=1500", &[1448, 1448, 1104], 1448.0), ("mtu=1280", &[1228, 1228, 1228, 316], 1228.0)];
+    for (case, (mtu, lens, mss)) in cases.iter().zip(expected) {
+        assert!(case.id.contains(mtu), "{}", case.id);
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:#?}", case.id, case.error, case.checks);
+        let trace = case.observations.stream.as_ref().unwrap();
+        let segments: Vec<usize> = trace.segments.iter().map(|s| s.len).collect();
+        assert_eq!(segments, lens, "{}", case.id);
+        assert_eq!(metric(case, "segments"), lens.len() as f64);
+        assert_eq!(metric(case, "mss"), mss, "TCP_MAXSEG agrees with the capture");
+        assert_eq!(metric(case, "largest_segment"), mss);
+        // One write, one read: the server read the whole message at once.
+        assert_eq!((trace.writes.len(), trace.reads.len()), (1, 1));
+        let capture = case.observations.capture.as_ref().unwrap();
+        assert!(capture.detail.starts_with("veth-server, port "), "{}", capture.detail);
+        let link = case.observations.link.as_ref().expect("the report names the link");
+        assert_eq!(
+            (link.kind.as_str(), link.mtu, link.mss),
+            ("veth", Some(mss as u32 + 52), Some(mss as u32))
+        );
+        assert!(drawn_out_of_order(trace).is_empty(), "{:?}", drawn_out_of_order(trace));
+    }
+}
+
+#[test]
+fn a_delay_is_refused_in_one_line_until_the_impairment_relay_exists() {
+    let registry = registry();
+    let mut suite = Suite::from_scenarios(&["tcp-coalescing".to_string()], &registry).unwrap();
+    suite.apply_sets(&["link=veth".to_string(), "delay_ms=20".to_string()], &registry).unwrap();
+    let error = suite.expand(&registry).unwrap_err().to_string();
+    assert!(error.contains("delay_ms=20 is unavailable") && error.contains("impairment relay"), "{error}");
+    assert_eq!(error.lines().count(), 1);
+}
