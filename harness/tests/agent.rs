@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Cursor, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use base64::Engine;
@@ -128,17 +129,18 @@ fn a_version_mismatch_is_one_error_and_exit_2() {
     assert_eq!(code(&replies[0]), "version_mismatch");
 }
 
-/// An agent on a thread, fed through a pipe, its replies read line by line.
+/// An agent on a thread, fed through a socket pair (a pipe, both ways), its replies read
+/// line by line.
 struct LiveAgent {
-    input: std::io::PipeWriter,
-    output: BufReader<std::io::PipeReader>,
+    input: UnixStream,
+    output: BufReader<UnixStream>,
     thread: std::thread::JoinHandle<AgentExit>,
 }
 
 impl LiveAgent {
     fn start() -> LiveAgent {
-        let (input_reader, input) = std::io::pipe().unwrap();
-        let (output_reader, output_writer) = std::io::pipe().unwrap();
+        let (input_reader, input) = UnixStream::pair().unwrap();
+        let (output_reader, output_writer) = UnixStream::pair().unwrap();
         let thread = std::thread::spawn(move || {
             run_agent(BufReader::new(input_reader), output_writer, AgentConfig::default())
         });
@@ -263,8 +265,8 @@ fn a_role_that_does_not_finish_is_stopped_after_its_wait() {
 
 #[test]
 fn eof_on_stdin_stops_every_role() {
-    let (input_reader, mut input) = std::io::pipe().unwrap();
-    let (mut output_reader, output_writer) = std::io::pipe().unwrap();
+    let (input_reader, mut input) = UnixStream::pair().unwrap();
+    let (mut output_reader, output_writer) = UnixStream::pair().unwrap();
     let thread = std::thread::spawn(move || {
         run_agent(BufReader::new(input_reader), output_writer, AgentConfig::default())
     });
