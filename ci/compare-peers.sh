@@ -3,8 +3,15 @@
 #   bulk TCP throughput:  iperf3             vs  socklab bulk, 64 KiB u32be frames, same duration
 #   TCP ping-pong, 64 B:  sockperf (reports half the round trip, doubled here)
 #                                            vs  socklab ping-pong, u32be, TCP_NODELAY
+#   1 GiB, 64 KiB reads:  iperf3 -n 1G -l 64K vs  socklab recv-buffer, bytes=1 GiB, read_size=65536
+#                         (every byte verified by socklab, none by iperf3)
+# socklab's client and server share one process in the first rows (the in-process
+# arrangement `socklab run` uses by default). The "two processes" rows put the server in
+# `socklab serve` and the client in `socklab run framing-throughput --target ADDR`, as
+# iperf3 and sockperf always are: that is the like-for-like comparison.
 # Runs alternate A B A B over ROUNDS rounds; prints each run, the medians and the ratios.
-# Targets: socklab bulk >= 0.9x iperf3; socklab p50 round trip <= 1.1x sockperf's.
+# Targets: socklab bulk >= 0.9x iperf3 (two processes: >= 1.0x); socklab p50 round trip
+#          <= 1.1x sockperf's (two processes: <= 1.0x); recv-buffer >= 0.9x iperf3.
 # Usage: bash ci/compare-peers.sh      (ROUNDS=3 DURATION=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet
-socklab=target/release/socklab
+socklab=${CARGO_TARGET_DIR:-target}/release/socklab
 work=$(mktemp -d)
 servers=()
 cleanup() {
@@ -49,6 +56,14 @@ servers+=($!)
 sockperf_port=$(free_port)
 sockperf server --tcp -i 127.0.0.1 -p "$sockperf_port" >"$work/sockperf-server.log" 2>&1 &
 servers+=($!)
+# socklab's reference servers in processes of their own: an echo for ping-pong, a sink
+# (which verifies every message) for bulk.
+echo_port=$(free_port)
+"$socklab" serve --listen "127.0.0.1:$echo_port" --framing u32be --behaviour echo >"$work/echo.log" 2>&1 &
+servers+=($!)
+sink_port=$(free_port)
+"$socklab" serve --listen "127.0.0.1:$sink_port" --framing u32be --behaviour sink >"$work/sink.log" 2>&1 &
+servers+=($!)
 sleep 1
 
 iperf3_gbit() {
@@ -60,6 +75,22 @@ socklab_bulk_gbit() {
   "$socklab" run framing-throughput --set mode=bulk --set framing=u32be --set message_size=65536 \
     --set duration_ms=$((DURATION * 1000)) --out "$work/bulk" >/dev/null 2>&1
   jq '.cases[0].metrics[] | select(.name == "throughput_mib_s") | .value * 1048576 * 8 / 1e9' "$work/bulk/report.json"
+}
+
+socklab_bulk_2p_gbit() {
+  "$socklab" run framing-throughput --set mode=bulk --set framing=u32be --set message_size=65536 \
+    --set duration_ms=$((DURATION * 1000)) --target "127.0.0.1:$sink_port" --out "$work/bulk2p" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "throughput_mib_s") | .value * 1048576 * 8 / 1e9' "$work/bulk2p/report.json"
+}
+
+iperf3_1g_gbit() {
+  iperf3 --client 127.0.0.1 --port "$iperf_port" --bytes 1G --length 64K --json \
+    | jq '.end.sum_received.bits_per_second / 1e9'
+}
+
+socklab_recv_gbit() {
+  "$socklab" run recv-buffer --set bytes=1073741824 --set read_size=65536 --out "$work/recv" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "throughput") | .value * 8 / 1e9' "$work/recv/report.json"
 }
 
 sockperf_rtt_us() {
@@ -74,23 +105,38 @@ socklab_rtt_us() {
   jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong/report.json"
 }
 
+socklab_rtt_2p_us() {
+  "$socklab" run framing-throughput --set mode=ping-pong --set framing=u32be --set message_size=64 \
+    --set nodelay=true --set duration_ms=$((DURATION * 1000)) --target "127.0.0.1:$echo_port" \
+    --out "$work/pingpong2p" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong2p/report.json"
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$work/iperf3"; : >"$work/socklab-bulk"; : >"$work/sockperf"; : >"$work/socklab-rtt"
+: >"$work/iperf3-1g"; : >"$work/socklab-recv"; : >"$work/socklab-bulk-2p"; : >"$work/socklab-rtt-2p"
 for round in $(seq 1 "$ROUNDS"); do
-  a=$(iperf3_gbit); b=$(socklab_bulk_gbit)
-  c=$(sockperf_rtt_us); d=$(socklab_rtt_us)
-  printf 'round %d: bulk  iperf3 %.2f Gbit/s  socklab %.2f Gbit/s | p50 RTT  sockperf %.2f us  socklab %.2f us\n' \
-    "$round" "$a" "$b" "$c" "$d"
-  echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"
-  echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"
+  a=$(iperf3_gbit); b=$(socklab_bulk_gbit); b2=$(socklab_bulk_2p_gbit)
+  c=$(sockperf_rtt_us); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us)
+  e=$(iperf3_1g_gbit); f=$(socklab_recv_gbit)
+  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
+    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$e" "$f"
+  echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"; echo "$b2" >>"$work/socklab-bulk-2p"
+  echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"; echo "$d2" >>"$work/socklab-rtt-2p"
+  echo "$e" >>"$work/iperf3-1g"; echo "$f" >>"$work/socklab-recv"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
 sockperf=$(median <"$work/sockperf"); rtt=$(median <"$work/socklab-rtt")
+iperf1g=$(median <"$work/iperf3-1g"); recv=$(median <"$work/socklab-recv")
+bulk2=$(median <"$work/socklab-bulk-2p"); rtt2=$(median <"$work/socklab-rtt-2p")
 echo
-echo "medians over $ROUNDS rounds of ${DURATION} s:"
-awk -v i="$iperf" -v b="$bulk" -v s="$sockperf" -v r="$rtt" 'BEGIN {
-  printf "  bulk TCP throughput   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
-  printf "  ping-pong p50 RTT     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
+echo "medians over $ROUNDS rounds (${DURATION} s runs; 1 GiB transfers):"
+awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v g="$iperf1g" -v v="$recv" 'BEGIN {
+  printf "  bulk TCP throughput, one process     iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
+  printf "  bulk TCP throughput, two processes   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 1.00x)\n", i, b2, b2 / i
+  printf "  ping-pong p50 RTT, one process       sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
+  printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x)\n", s, r2, r2 / s
+  printf "  1 GiB, 64 KiB reads                  iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'

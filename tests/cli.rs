@@ -44,7 +44,7 @@ fn list_keeps_every_name_apart_from_its_type_and_unit() {
     // Columns as wide as the longest name of the whole registry, plus two spaces.
     let line = |start: &str| text.lines().find(|l| l.trim_start().starts_with(start)).unwrap_or_default();
     let delay = line("receiver_delay_ms ");
-    assert!(delay.contains("ms  ") && delay.ends_with("integer in 0..=5000, ms; default 10"), "{delay}");
+    assert!(delay.contains("ms  ") && delay.ends_with("integer in 0..=5000, ms; default 20"), "{delay}");
     let refused = line("send_errors_econnrefused ");
     assert!(
         refused.contains("econnrefused  ") && refused.ends_with("↓ send calls that failed with ECONNREFUSED"),

@@ -1,1 +1,5 @@
-//! criterion benchmarks live in benches/; this library is empty.
+//! Workloads shared by socklab's benchmarks: the criterion benches in `benches/` time
+//! them, and `examples/framing_instructions.rs` runs the same code under callgrind to
+//! count instructions, which, unlike time, does not depend on what else the machine runs.
+
+pub mod framing;

@@ -1,9 +1,10 @@
 //! Zero-delimited frames with consistent-overhead byte stuffing (COBS).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::FramingError;
+use super::delimited::DelimiterSearch;
 
 /// Default maximum payload length: 64 KiB.
 const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
@@ -51,15 +52,7 @@ fn max_encoded_len(len: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CobsCodec {
     max_frame_len: usize,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Collecting a frame; the first `searched` buffered bytes hold no `0x00`.
-    Reading { searched: usize },
-    /// After an over-long frame: dropping input up to the next `0x00`.
-    Discarding,
+    search: DelimiterSearch,
 }
 
 impl Default for CobsCodec {
@@ -71,7 +64,7 @@ impl Default for CobsCodec {
 impl CobsCodec {
     /// COBS frames with payloads of at most 64 KiB.
     pub fn new() -> Self {
-        CobsCodec { max_frame_len: DEFAULT_MAX_FRAME_LEN, state: State::Reading { searched: 0 } }
+        CobsCodec { max_frame_len: DEFAULT_MAX_FRAME_LEN, search: DelimiterSearch::new() }
     }
 
     /// Sets the maximum payload length in bytes (before stuffing); default 64 KiB.
@@ -80,100 +73,78 @@ impl CobsCodec {
         self
     }
 
-    fn too_large(&self, len: usize) -> FramingError {
-        FramingError::FrameTooLarge { len: len as u64, max: self.max_frame_len as u64 }
+    fn too_large(&self, len: u64) -> FramingError {
+        FramingError::FrameTooLarge { len, max: self.max_frame_len as u64 }
     }
 }
 
-/// Unstuffs `frame` (without its delimiter) in place and returns the payload length.
-fn unstuff_in_place(frame: &mut [u8]) -> Result<usize, FramingError> {
-    let (mut read, mut write) = (0, 0);
+/// Unstuffs `frame` (without its delimiter) in place and returns the payload, which
+/// starts one byte in: the first code byte is dropped rather than the payload moved.
+///
+/// Each later code byte becomes the zero it stands for, where it is, so a frame with no
+/// run of 254 non-zero bytes is unstuffed without moving a byte. Only after a `0xFF`
+/// block (no implied zero) do the blocks that follow move, by one byte per such block.
+fn unstuff_in_place(mut frame: BytesMut) -> Result<Bytes, FramingError> {
+    // Payload byte i goes to frame[1 + i]; `write` is the next such position, never
+    // past `read`.
+    let (mut read, mut write) = (0, 1);
+    let mut zero_pending = false;
     while read < frame.len() {
         let code = usize::from(frame[read]);
         if code == 0 {
             return Err(FramingError::invalid_header("zero byte inside a COBS frame"));
         }
-        read += 1;
-        let run = code - 1;
-        if read + run > frame.len() {
-            return Err(FramingError::invalid_header(format!(
-                "COBS block announces {run} bytes but only {} remain in the frame",
-                frame.len() - read
-            )));
-        }
-        frame.copy_within(read..read + run, write);
-        write += run;
-        read += run;
-        if code != 0xFF && read < frame.len() {
+        if zero_pending {
+            // The previous block's implied zero: onto this code byte, now read, at the latest.
             frame[write] = 0;
             write += 1;
         }
+        let run = code - 1;
+        let start = read + 1;
+        if start + run > frame.len() {
+            return Err(FramingError::invalid_header(format!(
+                "COBS block announces {run} bytes but only {} remain in the frame",
+                frame.len() - start
+            )));
+        }
+        if write != start {
+            frame.copy_within(start..start + run, write);
+        }
+        write += run;
+        read = start + run;
+        zero_pending = code != 0xFF;
     }
-    Ok(write)
+    frame.truncate(write);
+    let mut payload = frame.freeze();
+    payload.advance(1);
+    Ok(payload)
 }
 
 impl Decoder for CobsCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        let max_encoded = max_encoded_len(self.max_frame_len);
-        loop {
-            match self.state {
-                State::Reading { searched } => {
-                    let limit = src.len().min(max_encoded);
-                    match src.get(searched..limit).and_then(|s| memchr::memchr(0, s)) {
-                        Some(offset) => {
-                            let end = searched + offset;
-                            self.state = State::Reading { searched: 0 };
-                            let mut frame = src.split_to(end);
-                            src.advance(1);
-                            if frame.is_empty() {
-                                return Err(FramingError::invalid_header("empty COBS frame (lone 0x00)"));
-                            }
-                            let len = unstuff_in_place(&mut frame)?;
-                            if len > self.max_frame_len {
-                                return Err(self.too_large(len));
-                            }
-                            frame.truncate(len);
-                            return Ok(Some(frame.freeze()));
-                        }
-                        None if src.len() >= max_encoded => {
-                            let len = src.len();
-                            src.clear();
-                            self.state = State::Discarding;
-                            return Err(self.too_large(len));
-                        }
-                        None => {
-                            self.state = State::Reading { searched: src.len() };
-                            return Ok(None);
-                        }
-                    }
-                }
-                State::Discarding => match memchr::memchr(0, src) {
-                    Some(end) => {
-                        src.advance(end + 1);
-                        self.state = State::Reading { searched: 0 };
-                    }
-                    None => {
-                        src.clear();
-                        return Ok(None);
-                    }
-                },
-            }
+        let frame = match self.search.next(src, 0, max_encoded_len(self.max_frame_len)) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(None),
+            Err(len) => return Err(self.too_large(len)),
+        };
+        if frame.is_empty() {
+            return Err(FramingError::invalid_header("empty COBS frame (lone 0x00)"));
         }
+        let payload = unstuff_in_place(frame)?;
+        if payload.len() > self.max_frame_len {
+            return Err(self.too_large(payload.len() as u64));
+        }
+        Ok(Some(payload))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                let got = src.len() as u64;
-                src.clear();
-                self.state = State::Reading { searched: 0 };
-                Err(FramingError::Truncated { expected: got + 1, got })
-            }
+            None => self.search.eof(src).map_or(Ok(None), Err),
         }
     }
 }
@@ -182,36 +153,48 @@ impl<T: AsRef<[u8]>> Encoder<T> for CobsCodec {
     type Error = FramingError;
 
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
-        let mut rest = item.as_ref();
-        if rest.len() > self.max_frame_len {
-            return Err(self.too_large(rest.len()));
+        let payload = item.as_ref();
+        if payload.len() > self.max_frame_len {
+            return Err(self.too_large(payload.len() as u64));
         }
-        dst.reserve(max_encoded_len(rest.len()));
-        loop {
-            let window = &rest[..rest.len().min(MAX_RUN)];
-            match memchr::memchr(0, window) {
-                Some(n) => {
-                    dst.put_u8((n + 1) as u8);
-                    dst.put_slice(&rest[..n]);
-                    rest = &rest[n + 1..];
-                }
-                None if window.len() == MAX_RUN => {
-                    dst.put_u8(0xFF);
-                    dst.put_slice(window);
-                    rest = &rest[MAX_RUN..];
-                    if rest.is_empty() {
-                        break;
-                    }
-                }
-                None => {
-                    dst.put_u8((window.len() + 1) as u8);
-                    dst.put_slice(window);
-                    break;
-                }
-            }
+        dst.reserve(max_encoded_len(payload.len()));
+        // One pass over the payload for its zeros; each zero-free run between them goes
+        // out as blocks, the zero itself implied by the block that ends before it.
+        let mut last = payload;
+        while let Some(zero) = memchr::memchr(0, last) {
+            put_run(dst, &last[..zero]);
+            last = &last[zero + 1..];
         }
-        dst.put_u8(0);
+        // A final run of whole 254-byte blocks needs no empty block after it: no zero follows.
+        if !last.is_empty() && last.len() % MAX_RUN == 0 {
+            put_full_blocks(dst, last);
+        } else {
+            put_run(dst, last);
+        }
+        dst.extend_from_slice(&[0]);
         Ok(())
+    }
+}
+
+// The writes below use `extend_from_slice`, which inlines to a capacity check and a copy
+// (a single store for a code byte); `put_u8` would be a call and a `memcpy` per byte.
+
+/// Writes a zero-free run that a zero (or the end of the payload) follows: full 254-byte
+/// blocks (code `0xFF`), then a block of the remaining 0..=253 bytes.
+#[inline]
+fn put_run(dst: &mut BytesMut, run: &[u8]) {
+    let (full, rest) = run.split_at(run.len() / MAX_RUN * MAX_RUN);
+    put_full_blocks(dst, full);
+    dst.extend_from_slice(&[rest.len() as u8 + 1]);
+    dst.extend_from_slice(rest);
+}
+
+/// Writes whole 254-byte blocks, each with code `0xFF`.
+#[inline]
+fn put_full_blocks(dst: &mut BytesMut, run: &[u8]) {
+    for block in run.chunks_exact(MAX_RUN) {
+        dst.extend_from_slice(&[0xFF]);
+        dst.extend_from_slice(block);
     }
 }
 
@@ -253,5 +236,29 @@ mod tests {
         assert!(matches!(codec.decode(&mut buf), Err(FramingError::InvalidHeader { .. })));
         assert!(matches!(codec.decode(&mut buf), Err(FramingError::InvalidHeader { .. })));
         assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], [0x33]);
+    }
+
+    #[test]
+    fn decodes_the_reference_examples_in_place() {
+        let run: Vec<u8> = (1..=254).collect();
+        let mut run_then_ff = run.clone();
+        run_then_ff.push(0xFF);
+        let mut long_runs = vec![0x11; 600];
+        long_runs[300] = 0;
+        for payload in [
+            &[][..],
+            &[0x00],
+            &[0x00, 0x00],
+            &[0x11, 0x22, 0x00, 0x33],
+            &[0x11, 0x00, 0x00, 0x00],
+            &run,
+            &run_then_ff,
+            &long_runs,
+        ] {
+            let mut wire = BytesMut::from(&encode(payload)[..]);
+            let frame = CobsCodec::new().decode(&mut wire).unwrap().unwrap();
+            assert_eq!(&frame[..], payload);
+            assert!(wire.is_empty());
+        }
     }
 }

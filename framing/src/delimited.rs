@@ -1,6 +1,6 @@
 //! Frames ended by a delimiter byte (newline by default).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::FramingError;
@@ -51,6 +51,18 @@ const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 pub struct DelimitedCodec {
     delimiter: u8,
     max_frame_len: usize,
+    search: DelimiterSearch,
+}
+
+/// Finds frames ended by a delimiter byte in a read buffer: the search
+/// [`DelimitedCodec`] and [`CobsCodec`](super::CobsCodec) share.
+///
+/// It scans with `memchr` and remembers how far it has searched, so bytes are scanned
+/// once however a frame is split across reads. A frame longer than the caller's window
+/// is reported once, what was buffered is dropped, and input is discarded up to the next
+/// delimiter. A whole frame already buffered takes the fast path: one `memchr`, one split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DelimiterSearch {
     state: State,
 }
 
@@ -60,6 +72,80 @@ enum State {
     Reading { searched: usize },
     /// After an over-long frame: dropping input up to the next delimiter.
     Discarding,
+}
+
+impl DelimiterSearch {
+    pub(crate) fn new() -> Self {
+        DelimiterSearch { state: State::Reading { searched: 0 } }
+    }
+
+    /// Cuts the next frame out of `src`, without its delimiter (which is consumed), or
+    /// returns `Ok(None)` when no complete frame is buffered. `window` is the most bytes
+    /// a frame may take, its delimiter included.
+    ///
+    /// # Errors
+    /// The number of bytes buffered when the frame outgrew `window`; they are dropped,
+    /// and so is the input up to the next delimiter.
+    #[inline]
+    pub(crate) fn next(
+        &mut self,
+        src: &mut BytesMut,
+        delimiter: u8,
+        window: usize,
+    ) -> Result<Option<BytesMut>, u64> {
+        if let State::Reading { searched } = self.state {
+            let limit = src.len().min(window);
+            if let Some(offset) = src.get(searched..limit).and_then(|s| memchr::memchr(delimiter, s)) {
+                self.state = State::Reading { searched: 0 };
+                let frame = src.split_to(searched + offset);
+                src.advance(1);
+                return Ok(Some(frame));
+            }
+        }
+        self.slow(src, delimiter, window)
+    }
+
+    /// No delimiter within reach, or discarding.
+    #[inline(never)]
+    fn slow(&mut self, src: &mut BytesMut, delimiter: u8, window: usize) -> Result<Option<BytesMut>, u64> {
+        match self.state {
+            State::Reading { .. } if src.len() >= window => {
+                let len = src.len() as u64;
+                src.clear();
+                self.state = State::Discarding;
+                Err(len)
+            }
+            State::Reading { .. } => {
+                // `next` searched everything buffered (less than `window`) and found no
+                // delimiter: remember that, so those bytes are not searched again.
+                self.state = State::Reading { searched: src.len() };
+                Ok(None)
+            }
+            State::Discarding => match memchr::memchr(delimiter, src) {
+                Some(end) => {
+                    src.advance(end + 1);
+                    self.state = State::Reading { searched: 0 };
+                    self.next(src, delimiter, window)
+                }
+                None => {
+                    src.clear();
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// At end of stream, after [`next`](Self::next) found no frame: `Truncated` when
+    /// unterminated bytes are buffered (they are dropped).
+    pub(crate) fn eof(&mut self, src: &mut BytesMut) -> Option<FramingError> {
+        if src.is_empty() {
+            return None;
+        }
+        let got = src.len() as u64;
+        src.clear();
+        self.state = State::Reading { searched: 0 };
+        Some(FramingError::Truncated { expected: got + 1, got })
+    }
 }
 
 impl Default for DelimitedCodec {
@@ -76,11 +162,7 @@ impl DelimitedCodec {
 
     /// Frames ended by `delimiter`, of at most 64 KiB.
     pub fn with_delimiter(delimiter: u8) -> Self {
-        DelimitedCodec {
-            delimiter,
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            state: State::Reading { searched: 0 },
-        }
+        DelimitedCodec { delimiter, max_frame_len: DEFAULT_MAX_FRAME_LEN, search: DelimiterSearch::new() }
     }
 
     /// Sets the maximum payload length in bytes (delimiter not counted); default 64 KiB.
@@ -99,57 +181,19 @@ impl Decoder for DelimitedCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        loop {
-            match self.state {
-                State::Reading { searched } => {
-                    // A frame may hold `max_frame_len` payload bytes plus the delimiter.
-                    let limit = src.len().min(self.max_frame_len.saturating_add(1));
-                    let found = src.get(searched..limit).and_then(|s| memchr::memchr(self.delimiter, s));
-                    match found {
-                        Some(offset) => {
-                            let end = searched + offset;
-                            self.state = State::Reading { searched: 0 };
-                            let frame = src.split_to(end).freeze();
-                            src.advance(1);
-                            return Ok(Some(frame));
-                        }
-                        None if src.len() > self.max_frame_len => {
-                            let len = src.len() as u64;
-                            src.clear();
-                            self.state = State::Discarding;
-                            return Err(FramingError::FrameTooLarge { len, max: self.max_frame_len as u64 });
-                        }
-                        None => {
-                            self.state = State::Reading { searched: src.len() };
-                            return Ok(None);
-                        }
-                    }
-                }
-                State::Discarding => match memchr::memchr(self.delimiter, src) {
-                    Some(end) => {
-                        src.advance(end + 1);
-                        self.state = State::Reading { searched: 0 };
-                    }
-                    None => {
-                        src.clear();
-                        return Ok(None);
-                    }
-                },
-            }
+        // A frame may hold `max_frame_len` payload bytes plus the delimiter.
+        match self.search.next(src, self.delimiter, self.max_frame_len.saturating_add(1)) {
+            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
+            Err(len) => Err(FramingError::FrameTooLarge { len, max: self.max_frame_len as u64 }),
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                let got = src.len() as u64;
-                src.clear();
-                self.state = State::Reading { searched: 0 };
-                Err(FramingError::Truncated { expected: got + 1, got })
-            }
+            None => self.search.eof(src).map_or(Ok(None), Err),
         }
     }
 }
@@ -169,8 +213,8 @@ impl<T: AsRef<[u8]>> Encoder<T> for DelimitedCodec {
             return Err(FramingError::DelimiterInPayload { delimiter: self.delimiter, position });
         }
         dst.reserve(payload.len() + 1);
-        dst.put_slice(payload);
-        dst.put_u8(self.delimiter);
+        dst.extend_from_slice(payload);
+        dst.extend_from_slice(&[self.delimiter]);
         Ok(())
     }
 }
@@ -201,7 +245,7 @@ mod tests {
         let mut codec = DelimitedCodec::new();
         let mut buf = BytesMut::from(&b"abc"[..]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
-        assert_eq!(codec.state, State::Reading { searched: 3 });
+        assert_eq!(codec.search.state, State::Reading { searched: 3 });
         buf.extend_from_slice(b"d\n");
         assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "abcd");
     }

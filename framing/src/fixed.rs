@@ -1,6 +1,6 @@
 //! Records of one fixed size.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::FramingError;
@@ -56,6 +56,7 @@ impl Decoder for FixedSizeCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         if src.len() >= self.record_len {
             Ok(Some(src.split_to(self.record_len).freeze()))
@@ -87,7 +88,7 @@ impl<T: AsRef<[u8]>> Encoder<T> for FixedSizeCodec {
         if payload.len() != self.record_len {
             return Err(FramingError::WrongSize { len: payload.len(), expected: self.record_len });
         }
-        dst.put_slice(payload);
+        dst.extend_from_slice(payload);
         Ok(())
     }
 }

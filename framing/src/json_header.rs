@@ -1,11 +1,12 @@
 //! The "header dict" scheme: a length, a JSON header that carries `size`, then the body.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::FramingError;
+use super::announced::{Announced, Head, Header};
 use super::length_prefixed::Endian;
-use super::{FramingError, lost_boundary, skip_reported};
 
 /// Default maximum JSON header length: 64 KiB.
 const DEFAULT_MAX_HEADER_LEN: usize = 64 * 1024;
@@ -79,67 +80,19 @@ impl JsonFrame {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonHeaderCodec {
+    decoder: Announced<JsonHeader>,
+}
+
+/// The header format: its length field's byte order and the two limits.
+#[derive(Debug, Clone, PartialEq)]
+struct JsonHeader {
     endian: Endian,
     max_header_len: usize,
     max_body_len: usize,
-    state: State,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum State {
-    /// Waiting for the header length field.
-    Head,
-    /// Waiting for a JSON header of this many bytes.
-    Header(usize),
-    /// Waiting for a body of `size` bytes.
-    Body { header: Map<String, Value>, header_len: usize, size: usize },
-    /// Skipping the rest of an oversized body that was already reported.
-    Skip(u64),
-    /// The stream position is lost.
-    Failed(String),
-}
-
-impl Default for JsonHeaderCodec {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl JsonHeaderCodec {
-    /// Big-endian header length, headers up to 64 KiB, bodies up to 8 MiB.
-    pub fn new() -> Self {
-        JsonHeaderCodec {
-            endian: Endian::Big,
-            max_header_len: DEFAULT_MAX_HEADER_LEN,
-            max_body_len: DEFAULT_MAX_BODY_LEN,
-            state: State::Head,
-        }
-    }
-
-    /// Sets the byte order of the header length field; default big-endian.
-    pub fn endian(mut self, endian: Endian) -> Self {
-        self.endian = endian;
-        self
-    }
-
-    /// Sets the maximum JSON header length in bytes; default 64 KiB (capped at u32::MAX).
-    pub fn max_header_len(mut self, max_header_len: usize) -> Self {
-        self.max_header_len = max_header_len;
-        self
-    }
-
-    /// Sets the maximum body length in bytes; default 8 MiB.
-    pub fn max_body_len(mut self, max_body_len: usize) -> Self {
-        self.max_body_len = max_body_len;
-        self
-    }
-
-    fn fail(&mut self, err: FramingError) -> FramingError {
-        self.state = State::Failed(format!("stream lost after an earlier error: {err}"));
-        err
-    }
-
-    fn parse_header(&self, raw: &[u8]) -> Result<(Map<String, Value>, u64), FramingError> {
+impl JsonHeader {
+    fn parse(raw: &[u8]) -> Result<(Map<String, Value>, u64), FramingError> {
         let header: Map<String, Value> = serde_json::from_slice(raw)
             .map_err(|e| FramingError::invalid_header(format!("header is not a JSON object: {e}")))?;
         let size = match header.get("size") {
@@ -152,82 +105,218 @@ impl JsonHeaderCodec {
     }
 }
 
+impl Header for JsonHeader {
+    type Meta = Map<String, Value>;
+
+    #[inline]
+    fn max_body_len(&self) -> u64 {
+        self.max_body_len as u64
+    }
+
+    fn read(&self, src: &[u8]) -> Result<Head<Self::Meta>, FramingError> {
+        let Some(field) = src.first_chunk::<LEN_FIELD>() else {
+            return Ok(Head::Incomplete { needed: LEN_FIELD });
+        };
+        let len = match self.endian {
+            Endian::Big => u32::from_be_bytes(*field),
+            Endian::Little => u32::from_le_bytes(*field),
+        } as u64;
+        if len > self.max_header_len as u64 {
+            return Err(FramingError::FrameTooLarge { len, max: self.max_header_len as u64 });
+        }
+        // `len <= max_header_len`, a usize.
+        let end = LEN_FIELD + len as usize;
+        let Some(raw) = src.get(LEN_FIELD..end) else { return Ok(Head::Incomplete { needed: end }) };
+        let (header, size) = Self::parse(raw)?;
+        Ok(Head::Complete { len: end, body_len: size, meta: header })
+    }
+}
+
+impl Default for JsonHeaderCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonHeaderCodec {
+    /// Big-endian header length, headers up to 64 KiB, bodies up to 8 MiB.
+    pub fn new() -> Self {
+        JsonHeaderCodec {
+            decoder: Announced::new(JsonHeader {
+                endian: Endian::Big,
+                max_header_len: DEFAULT_MAX_HEADER_LEN,
+                max_body_len: DEFAULT_MAX_BODY_LEN,
+            }),
+        }
+    }
+
+    /// Sets the byte order of the header length field; default big-endian.
+    pub fn endian(mut self, endian: Endian) -> Self {
+        self.decoder.header.endian = endian;
+        self
+    }
+
+    /// Sets the maximum JSON header length in bytes; default 64 KiB (capped at u32::MAX).
+    pub fn max_header_len(mut self, max_header_len: usize) -> Self {
+        self.decoder.header.max_header_len = max_header_len;
+        self
+    }
+
+    /// Sets the maximum body length in bytes; default 8 MiB.
+    pub fn max_body_len(mut self, max_body_len: usize) -> Self {
+        self.decoder.header.max_body_len = max_body_len;
+        self
+    }
+
+    /// Encodes one frame from a header and a borrowed body: what [`Encoder`] does for a
+    /// [`JsonFrame`], without needing the body as `Bytes` (so
+    /// [`MessageCodec`](crate::MessageCodec) need not copy a payload to encode it).
+    #[inline]
+    pub(crate) fn encode_parts(
+        &self,
+        header: &Map<String, Value>,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), FramingError> {
+        let JsonHeader { endian, max_header_len, max_body_len } = self.decoder.header;
+        let size = body.len() as u64;
+        if size > max_body_len as u64 {
+            return Err(FramingError::FrameTooLarge { len: size, max: max_body_len as u64 });
+        }
+        let max = max_header_len.min(u32::MAX as usize);
+        let length_field = |header_len: usize| match endian {
+            Endian::Big => (header_len as u32).to_be_bytes(),
+            Endian::Little => (header_len as u32).to_le_bytes(),
+        };
+        if header.is_empty() || header.keys().all(|key| key == "size") {
+            // The common frame: a header of `size` alone, built on the stack back to front
+            // (`}`, the digits, `{"size":`, the length field) and written in one piece.
+            let mut head = [0u8; LEN_FIELD + SIZE_ONLY_HEADER_LEN];
+            let mut at = head.len() - 1;
+            head[at] = b'}';
+            let mut n = size;
+            loop {
+                at -= 1;
+                head[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            at -= SIZE_KEY.len();
+            head[at..at + SIZE_KEY.len()].copy_from_slice(SIZE_KEY);
+            let header_len = head.len() - at;
+            if header_len > max {
+                return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
+            }
+            at -= LEN_FIELD;
+            head[at..at + LEN_FIELD].copy_from_slice(&length_field(header_len));
+            dst.reserve(head.len() - at + body.len());
+            dst.extend_from_slice(&head[at..]);
+            dst.extend_from_slice(body);
+            return Ok(());
+        }
+        encode_with_fields(header, size, max, length_field, body, dst)
+    }
+}
+
+/// Encodes a frame whose header has fields besides `size`: the header is serialized into
+/// `dst` first, since its length is known only then.
+#[inline(never)]
+fn encode_with_fields(
+    header: &Map<String, Value>,
+    size: u64,
+    max: usize,
+    length_field: impl Fn(usize) -> [u8; LEN_FIELD],
+    body: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), FramingError> {
+    let start = dst.len();
+    dst.reserve(LEN_FIELD + SIZE_ONLY_HEADER_LEN + body.len());
+    dst.put_slice(&[0; LEN_FIELD]);
+    write_header(header, size, dst)?;
+    let header_len = dst.len() - start - LEN_FIELD;
+    if header_len > max {
+        dst.truncate(start);
+        return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
+    }
+    dst[start..start + LEN_FIELD].copy_from_slice(&length_field(header_len));
+    dst.put_slice(body);
+    Ok(())
+}
+
+/// The longest header holding only `size`: `{"size":` 20 digits `}`.
+const SIZE_ONLY_HEADER_LEN: usize = SIZE_KEY.len() + 20 + 1;
+/// How a header opens with `size` as its first key.
+const SIZE_KEY: &[u8; 8] = b"{\"size\":";
+
+/// The decimal digits of `n`, right-aligned in a 20-byte array, and where they start.
+#[inline]
+fn decimal(mut n: u64) -> ([u8; 20], usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return (digits, at);
+        }
+    }
+}
+
+/// Writes `header` as a JSON object with `"size": size` set: what `serde_json` writes for
+/// the map after `header.insert("size", size)`, without building that map per frame.
+/// Keys come in the map's order, and `size` where a sorted map puts it.
+fn write_header(header: &Map<String, Value>, size: u64, dst: &mut BytesMut) -> Result<(), FramingError> {
+    // Writing to a BytesMut cannot fail: keys are strings, the writer grows.
+    let io = |e: serde_json::Error| FramingError::Io(e.into());
+    fn put_size(dst: &mut BytesMut, size: u64) {
+        let (digits, at) = decimal(size);
+        dst.put_slice(b"\"size\":");
+        dst.put_slice(&digits[at..]);
+    }
+    fn comma(dst: &mut BytesMut, first: &mut bool) {
+        if !*first {
+            dst.put_u8(b',');
+        }
+        *first = false;
+    }
+    dst.put_u8(b'{');
+    let (mut first, mut size_written) = (true, false);
+    for (key, value) in header {
+        if key == "size" {
+            continue;
+        }
+        if !size_written && key.as_str() > "size" {
+            comma(dst, &mut first);
+            put_size(dst, size);
+            size_written = true;
+        }
+        comma(dst, &mut first);
+        serde_json::to_writer(dst.writer(), key).map_err(io)?;
+        dst.put_u8(b':');
+        serde_json::to_writer(dst.writer(), value).map_err(io)?;
+    }
+    if !size_written {
+        comma(dst, &mut first);
+        put_size(dst, size);
+    }
+    dst.put_u8(b'}');
+    Ok(())
+}
+
 impl Decoder for JsonHeaderCodec {
     type Item = JsonFrame;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<JsonFrame>, FramingError> {
-        loop {
-            match self.state {
-                State::Head => {
-                    let Some(field) = src.first_chunk::<LEN_FIELD>() else { return Ok(None) };
-                    let len = match self.endian {
-                        Endian::Big => u32::from_be_bytes(*field),
-                        Endian::Little => u32::from_le_bytes(*field),
-                    } as u64;
-                    if len > self.max_header_len as u64 {
-                        let err = FramingError::FrameTooLarge { len, max: self.max_header_len as u64 };
-                        return Err(self.fail(err));
-                    }
-                    src.advance(LEN_FIELD);
-                    self.state = State::Header(len as usize);
-                }
-                State::Header(len) => {
-                    if src.len() < len {
-                        src.reserve(len - src.len());
-                        return Ok(None);
-                    }
-                    let (header, size) = match self.parse_header(&src[..len]) {
-                        Ok(parsed) => parsed,
-                        Err(err) => return Err(self.fail(err)),
-                    };
-                    src.advance(len);
-                    if size > self.max_body_len as u64 {
-                        self.state = State::Skip(size);
-                        return Err(FramingError::FrameTooLarge { len: size, max: self.max_body_len as u64 });
-                    }
-                    self.state = State::Body { header, header_len: len, size: size as usize };
-                }
-                State::Body { size, .. } => {
-                    if src.len() < size {
-                        src.reserve(size - src.len());
-                        return Ok(None);
-                    }
-                    let State::Body { header, .. } = std::mem::replace(&mut self.state, State::Head) else {
-                        unreachable!("matched State::Body above")
-                    };
-                    return Ok(Some(JsonFrame { header, body: src.split_to(size).freeze() }));
-                }
-                State::Skip(remaining) => match skip_reported(src, remaining) {
-                    0 => self.state = State::Head,
-                    left => {
-                        self.state = State::Skip(left);
-                        return Ok(None);
-                    }
-                },
-                State::Failed(ref reason) => return Err(lost_boundary(src, reason)),
-            }
-        }
+        Ok(self.decoder.decode(src)?.map(|(header, body)| JsonFrame { header, body }))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<JsonFrame>, FramingError> {
-        if let Some(frame) = self.decode(src)? {
-            return Ok(Some(frame));
-        }
-        let got = src.len() as u64;
-        let field = LEN_FIELD as u64;
-        let truncated = match self.state {
-            State::Head if got > 0 => FramingError::Truncated { expected: field, got },
-            State::Header(len) => FramingError::Truncated { expected: field + len as u64, got: field + got },
-            State::Body { header_len, size, .. } => {
-                let before = field + header_len as u64;
-                FramingError::Truncated { expected: before + size as u64, got: before + got }
-            }
-            _ => return Ok(None),
-        };
-        src.clear();
-        self.state = State::Head;
-        Err(truncated)
+        Ok(self.decoder.decode_eof(src)?.map(|(header, body)| JsonFrame { header, body }))
     }
 }
 
@@ -235,30 +324,18 @@ impl Encoder<JsonFrame> for JsonHeaderCodec {
     type Error = FramingError;
 
     fn encode(&mut self, item: JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
-        let JsonFrame { mut header, body } = item;
-        let size = body.len() as u64;
-        if size > self.max_body_len as u64 {
-            return Err(FramingError::FrameTooLarge { len: size, max: self.max_body_len as u64 });
-        }
-        header.insert("size".to_owned(), Value::from(size));
-        let start = dst.len();
-        dst.put_slice(&[0; LEN_FIELD]);
-        // Writing a Map to a BytesMut cannot fail: keys are strings, the writer grows.
-        serde_json::to_writer((&mut *dst).writer(), &header).map_err(|e| FramingError::Io(e.into()))?;
-        let header_len = dst.len() - start - LEN_FIELD;
-        let max = self.max_header_len.min(u32::MAX as usize);
-        if header_len > max {
-            dst.truncate(start);
-            return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
-        }
-        let field = match self.endian {
-            Endian::Big => (header_len as u32).to_be_bytes(),
-            Endian::Little => (header_len as u32).to_le_bytes(),
-        };
-        dst[start..start + LEN_FIELD].copy_from_slice(&field);
-        dst.reserve(body.len());
-        dst.put_slice(&body);
-        Ok(())
+        self.encode_parts(&item.header, &item.body, dst)
+    }
+}
+
+/// Encodes a frame the caller keeps, as the other codecs encode `&[u8]`: the header and
+/// body are copied into `dst` either way, so a frame need not be built (and dropped)
+/// per message.
+impl Encoder<&JsonFrame> for JsonHeaderCodec {
+    type Error = FramingError;
+
+    fn encode(&mut self, item: &JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
+        self.encode_parts(&item.header, &item.body, dst)
     }
 }
 
@@ -303,5 +380,72 @@ mod tests {
         assert_eq!(&wire[4..], br#"{"size":2}xy"#);
         let frame = codec.decode(&mut wire).unwrap().unwrap();
         assert_eq!(frame.header["size"], 2);
+    }
+
+    /// What the encoder wrote before it wrote headers itself: the map with `size`
+    /// inserted, serialized by `serde_json`.
+    fn serde_header(mut header: Map<String, Value>, size: usize) -> Vec<u8> {
+        header.insert("size".to_owned(), Value::from(size));
+        serde_json::to_vec(&header).unwrap()
+    }
+
+    #[test]
+    fn the_encoder_writes_the_header_serde_json_would() {
+        let cases: Vec<JsonFrame> = vec![
+            JsonFrame::new(""),
+            JsonFrame::new("abc"),
+            JsonFrame::new(vec![7u8; 123_456]),
+            JsonFrame::new("abc").with("size", 99),
+            JsonFrame::new("abc").with("name", "a \"quoted\" \u{e9} name\n").with("desc", 1.5),
+            JsonFrame::new("abc").with("zzz", true).with("a", serde_json::json!({"nested": [1, null]})),
+            JsonFrame::new("abc").with("size", "not a number").with("t", 1).with("s", 2),
+        ];
+        for frame in cases {
+            let mut wire = BytesMut::new();
+            JsonHeaderCodec::new().encode(frame.clone(), &mut wire).unwrap();
+            let expected = serde_header(frame.header.clone(), frame.body.len());
+            let header_len = u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
+            assert_eq!(&wire[4..4 + header_len], &expected[..], "{:?}", frame.header);
+            assert_eq!(&wire[4 + header_len..], &frame.body[..]);
+        }
+    }
+
+    #[test]
+    fn a_size_only_header_over_the_header_limit_is_refused_and_writes_nothing() {
+        let mut wire = BytesMut::new();
+        let mut codec = JsonHeaderCodec::new().max_header_len(9);
+        // `{"size":1}` is 10 bytes.
+        assert!(matches!(
+            codec.encode(JsonFrame::new("x"), &mut wire),
+            Err(FramingError::FrameTooLarge { len: 10, max: 9 })
+        ));
+        assert!(matches!(
+            codec.encode(JsonFrame::new("x").with("name", "a"), &mut wire),
+            Err(FramingError::FrameTooLarge { len: 21, max: 9 })
+        ));
+        assert!(wire.is_empty());
+        codec = codec.max_header_len(10);
+        codec.encode(JsonFrame::new("x"), &mut wire).unwrap();
+        assert_eq!(&wire[..], b"\0\0\0\x0a{\"size\":1}x");
+    }
+
+    #[test]
+    fn any_header_is_written_as_serde_json_would() {
+        fn prop(fields: Vec<(String, String)>, numbers: Vec<(String, i64)>, body: Vec<u8>) -> bool {
+            let mut frame = JsonFrame::new(body);
+            for (key, value) in fields {
+                frame = frame.with(key, value);
+            }
+            for (key, value) in numbers {
+                frame = frame.with(key, value);
+            }
+            let mut wire = BytesMut::new();
+            if JsonHeaderCodec::new().encode(frame.clone(), &mut wire).is_err() {
+                return false;
+            }
+            let header_len = u32::from_be_bytes([wire[0], wire[1], wire[2], wire[3]]) as usize;
+            wire[4..4 + header_len] == serde_header(frame.header, frame.body.len())[..]
+        }
+        quickcheck::quickcheck(prop as fn(Vec<(String, String)>, Vec<(String, i64)>, Vec<u8>) -> bool);
     }
 }

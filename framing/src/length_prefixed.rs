@@ -1,9 +1,10 @@
 //! Frames preceded by a fixed-width length field.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FramingError, lost_boundary, skip_reported};
+use super::FramingError;
+use super::announced::{Announced, Head, Header};
 
 /// Default maximum payload length: 8 MiB.
 const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
@@ -79,39 +80,80 @@ pub enum Endian {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LengthPrefixedCodec {
+    max_frame_len: usize,
+    decoder: Announced<LengthField>,
+}
+
+/// The length field: how wide, which byte order, whether signed, and the effective limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LengthField {
     width: HeaderWidth,
     endian: Endian,
     signed: bool,
-    max_frame_len: usize,
     /// `max_frame_len` capped by what the field can hold; kept up to date by the builders.
     limit: u64,
-    state: State,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Waiting for a length field.
-    Head,
-    /// The length field has been consumed; waiting for this many payload bytes.
-    Data(usize),
-    /// Skipping the rest of an oversized frame that was already reported.
-    Skip(u64),
-    /// An invalid header was seen; the stream position is lost.
-    Failed(String),
+impl LengthField {
+    /// Reads a length field of `self.width` bytes from the front of `head`, which holds
+    /// at least that many bytes.
+    #[inline]
+    fn value(&self, head: &[u8]) -> u64 {
+        // One fixed-size load per width: a variable-length copy here costs a memcpy call
+        // per frame, which is most of the per-frame budget for small messages.
+        fn field<const N: usize>(head: &[u8]) -> [u8; N] {
+            let mut field = [0u8; N];
+            field.copy_from_slice(&head[..N]);
+            field
+        }
+        match (self.width, self.endian) {
+            (HeaderWidth::U8, _) => u64::from(head[0]),
+            (HeaderWidth::U16, Endian::Big) => u64::from(u16::from_be_bytes(field(head))),
+            (HeaderWidth::U16, Endian::Little) => u64::from(u16::from_le_bytes(field(head))),
+            (HeaderWidth::U32, Endian::Big) => u64::from(u32::from_be_bytes(field(head))),
+            (HeaderWidth::U32, Endian::Little) => u64::from(u32::from_le_bytes(field(head))),
+            (HeaderWidth::U64, Endian::Big) => u64::from_be_bytes(field(head)),
+            (HeaderWidth::U64, Endian::Little) => u64::from_le_bytes(field(head)),
+        }
+    }
+
+    #[cold]
+    fn negative(&self, value: u64) -> FramingError {
+        // Sign-extend only to report the value.
+        let shift = 64 - self.width.bytes() as u32 * 8;
+        let negative = ((value << shift) as i64) >> shift;
+        FramingError::invalid_header(format!("negative length {negative}"))
+    }
+}
+
+impl Header for LengthField {
+    type Meta = ();
+
+    #[inline]
+    fn max_body_len(&self) -> u64 {
+        self.limit
+    }
+
+    #[inline]
+    fn read(&self, src: &[u8]) -> Result<Head<()>, FramingError> {
+        let len = self.width.bytes();
+        if src.len() < len {
+            return Ok(Head::Incomplete { needed: len });
+        }
+        let value = self.value(src);
+        if self.signed && (value >> (len * 8 - 1)) & 1 == 1 {
+            return Err(self.negative(value));
+        }
+        Ok(Head::Complete { len, body_len: value, meta: () })
+    }
 }
 
 impl LengthPrefixedCodec {
     /// Unsigned lengths of the given width and byte order, payloads of at most 8 MiB.
     pub fn new(width: HeaderWidth, endian: Endian) -> Self {
-        LengthPrefixedCodec {
-            width,
-            endian,
-            signed: false,
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            limit: 0,
-            state: State::Head,
-        }
-        .with_limit()
+        let field = LengthField { width, endian, signed: false, limit: 0 };
+        LengthPrefixedCodec { max_frame_len: DEFAULT_MAX_FRAME_LEN, decoder: Announced::new(field) }
+            .with_limit()
     }
 
     /// 4-byte big-endian unsigned length: network order, Python `struct.pack('!I', n)`.
@@ -138,7 +180,7 @@ impl LengthPrefixedCodec {
     /// Treats the length field as a signed integer (negative lengths become
     /// [`FramingError::InvalidHeader`]); default unsigned.
     pub fn signed(mut self, signed: bool) -> Self {
-        self.signed = signed;
+        self.decoder.header.signed = signed;
         self.with_limit()
     }
 
@@ -151,49 +193,20 @@ impl LengthPrefixedCodec {
 
     /// The largest payload this codec accepts, in bytes.
     pub fn effective_max_frame_len(&self) -> u64 {
-        self.limit
+        self.decoder.header.limit
     }
 
     fn with_limit(mut self) -> Self {
-        let bits = self.width.bytes() as u32 * 8 - u32::from(self.signed);
+        let field = &mut self.decoder.header;
+        let bits = field.width.bytes() as u32 * 8 - u32::from(field.signed);
         let field_max = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-        self.limit = (self.max_frame_len as u64).min(field_max);
+        field.limit = (self.max_frame_len as u64).min(field_max);
         self
     }
 
     /// Size of the length field, in bytes.
     pub fn header_len(&self) -> usize {
-        self.width.bytes()
-    }
-
-    /// Reads a length field of `self.width` bytes from the front of `head`, which holds
-    /// at least that many bytes.
-    #[inline]
-    fn read_len(&self, head: &[u8]) -> Result<u64, FramingError> {
-        // One fixed-size load per width: a variable-length copy here costs a memcpy call
-        // per frame, which is most of the per-frame budget for small messages.
-        fn field<const N: usize>(head: &[u8]) -> [u8; N] {
-            let mut field = [0u8; N];
-            field.copy_from_slice(&head[..N]);
-            field
-        }
-        let value = match (self.width, self.endian) {
-            (HeaderWidth::U8, _) => u64::from(head[0]),
-            (HeaderWidth::U16, Endian::Big) => u64::from(u16::from_be_bytes(field(head))),
-            (HeaderWidth::U16, Endian::Little) => u64::from(u16::from_le_bytes(field(head))),
-            (HeaderWidth::U32, Endian::Big) => u64::from(u32::from_be_bytes(field(head))),
-            (HeaderWidth::U32, Endian::Little) => u64::from(u32::from_le_bytes(field(head))),
-            (HeaderWidth::U64, Endian::Big) => u64::from_be_bytes(field(head)),
-            (HeaderWidth::U64, Endian::Little) => u64::from_le_bytes(field(head)),
-        };
-        let w = self.width.bytes();
-        if self.signed && (value >> (w * 8 - 1)) & 1 == 1 {
-            // Sign-extend only to report the value.
-            let shift = 64 - w as u32 * 8;
-            let negative = ((value << shift) as i64) >> shift;
-            return Err(FramingError::invalid_header(format!("negative length {negative}")));
-        }
-        Ok(value)
+        self.decoder.header.width.bytes()
     }
 }
 
@@ -201,71 +214,13 @@ impl Decoder for LengthPrefixedCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline(always)]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        loop {
-            match self.state {
-                State::Head => {
-                    let header_len = self.width.bytes();
-                    if src.len() < header_len {
-                        return Ok(None);
-                    }
-                    let len = match self.read_len(src) {
-                        Ok(len) => len,
-                        Err(err) => {
-                            self.state = State::Failed(err.to_string());
-                            return Err(err);
-                        }
-                    };
-                    let max = self.limit;
-                    src.advance(header_len);
-                    if len > max {
-                        self.state = State::Skip(len);
-                        return Err(FramingError::FrameTooLarge { len, max });
-                    }
-                    // `len <= max_frame_len`, a usize, so this cannot truncate.
-                    let len = len as usize;
-                    if src.len() >= len {
-                        return Ok(Some(src.split_to(len).freeze()));
-                    }
-                    src.reserve(len - src.len());
-                    self.state = State::Data(len);
-                    return Ok(None);
-                }
-                State::Data(len) => {
-                    if src.len() < len {
-                        return Ok(None);
-                    }
-                    self.state = State::Head;
-                    return Ok(Some(src.split_to(len).freeze()));
-                }
-                State::Skip(remaining) => match skip_reported(src, remaining) {
-                    0 => self.state = State::Head,
-                    left => {
-                        self.state = State::Skip(left);
-                        return Ok(None);
-                    }
-                },
-                State::Failed(ref reason) => return Err(lost_boundary(src, reason)),
-            }
-        }
+        Ok(self.decoder.decode(src)?.map(|((), body)| body))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        if let Some(frame) = self.decode(src)? {
-            return Ok(Some(frame));
-        }
-        let header_len = self.width.bytes() as u64;
-        let got = src.len() as u64;
-        let truncated = match self.state {
-            State::Head if got > 0 => FramingError::Truncated { expected: header_len, got },
-            State::Data(len) => {
-                FramingError::Truncated { expected: header_len + len as u64, got: header_len + got }
-            }
-            _ => return Ok(None),
-        };
-        src.clear();
-        self.state = State::Head;
-        Err(truncated)
+        Ok(self.decoder.decode_eof(src)?.map(|((), body)| body))
     }
 }
 
@@ -275,28 +230,31 @@ impl<T: AsRef<[u8]>> Encoder<T> for LengthPrefixedCodec {
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
         let payload = item.as_ref();
         let len = payload.len() as u64;
-        let max = self.limit;
+        let LengthField { width, endian, limit: max, .. } = self.decoder.header;
         if len > max {
             return Err(FramingError::FrameTooLarge { len, max });
         }
-        dst.reserve(self.width.bytes() + payload.len());
+        dst.reserve(width.bytes() + payload.len());
         // `len <= limit`, which the field width caps, so the narrowing casts are exact.
-        match (self.width, self.endian) {
-            (HeaderWidth::U8, _) => dst.put_u8(len as u8),
-            (HeaderWidth::U16, Endian::Big) => dst.put_u16(len as u16),
-            (HeaderWidth::U16, Endian::Little) => dst.put_u16_le(len as u16),
-            (HeaderWidth::U32, Endian::Big) => dst.put_u32(len as u32),
-            (HeaderWidth::U32, Endian::Little) => dst.put_u32_le(len as u32),
-            (HeaderWidth::U64, Endian::Big) => dst.put_u64(len),
-            (HeaderWidth::U64, Endian::Little) => dst.put_u64_le(len),
+        // `extend_from_slice` inlines to a store of the field; `put_u32` would be a call.
+        match (width, endian) {
+            (HeaderWidth::U8, _) => dst.extend_from_slice(&[len as u8]),
+            (HeaderWidth::U16, Endian::Big) => dst.extend_from_slice(&(len as u16).to_be_bytes()),
+            (HeaderWidth::U16, Endian::Little) => dst.extend_from_slice(&(len as u16).to_le_bytes()),
+            (HeaderWidth::U32, Endian::Big) => dst.extend_from_slice(&(len as u32).to_be_bytes()),
+            (HeaderWidth::U32, Endian::Little) => dst.extend_from_slice(&(len as u32).to_le_bytes()),
+            (HeaderWidth::U64, Endian::Big) => dst.extend_from_slice(&len.to_be_bytes()),
+            (HeaderWidth::U64, Endian::Little) => dst.extend_from_slice(&len.to_le_bytes()),
         }
-        dst.put_slice(payload);
+        dst.extend_from_slice(payload);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::BufMut;
+
     use super::*;
 
     #[test]
@@ -349,5 +307,63 @@ mod tests {
             LengthPrefixedCodec::python_native_i32().max_frame_len(usize::MAX).effective_max_frame_len(),
             i32::MAX as u64
         );
+    }
+
+    #[test]
+    fn a_whole_frame_takes_the_fast_path_and_leaves_no_state() {
+        let mut codec = LengthPrefixedCodec::u32_be();
+        let mut buf = BytesMut::from(&b"\0\0\0\x02hi\0\0\0\x01!"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "hi");
+        assert!(codec.decoder.is_between_frames());
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "!");
+        assert!(codec.decoder.is_between_frames());
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn a_partial_frame_reserves_its_whole_body_once_its_length_is_checked() {
+        let mut codec = LengthPrefixedCodec::u32_be().max_frame_len(100_000);
+        let mut buf = BytesMut::with_capacity(16);
+        buf.put_u32(100_000);
+        buf.put_slice(b"abc");
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(!codec.decoder.is_between_frames());
+        assert!(buf.capacity() >= 100_000, "reserved {}", buf.capacity());
+
+        // One byte over the limit: refused, and nothing reserved for it.
+        let mut codec = LengthPrefixedCodec::u32_be().max_frame_len(99_999);
+        let mut buf = BytesMut::with_capacity(16);
+        buf.put_u32(100_000);
+        buf.put_slice(b"abc");
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FramingError::FrameTooLarge { len: 100_000, max: 99_999 })
+        ));
+        assert!(buf.capacity() <= 16, "reserved {} for a refused frame", buf.capacity());
+    }
+
+    #[test]
+    fn split_frames_come_out_as_the_fast_path_gives_them() {
+        let wire = b"\0\0\0\x05hello\0\0\0\0\0\0\0\x03abc";
+        let mut whole = BytesMut::from(&wire[..]);
+        let mut fast = Vec::new();
+        let mut codec = LengthPrefixedCodec::u32_be();
+        while let Some(frame) = codec.decode(&mut whole).unwrap() {
+            fast.push(frame);
+        }
+        for cut in 1..wire.len() {
+            let mut codec = LengthPrefixedCodec::u32_be();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut split = Vec::new();
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                split.push(frame);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                split.push(frame);
+            }
+            assert_eq!(split, fast, "cut at {cut}");
+        }
+        assert_eq!(fast, ["hello", "", "abc"]);
     }
 }

@@ -34,6 +34,14 @@
 //! as a length is known and **before** any memory is reserved for the frame, so a hostile
 //! length prefix costs nothing but the error.
 //!
+//! The length-prefix, varint and JSON-header codecs share one decoder and differ only in
+//! how they read their header; the delimiter and COBS codecs share one search. In both, a
+//! frame that is already whole in the read buffer is cut out by a short inlined path, and
+//! only a frame split across reads goes through the decoder's states. A length-announcing
+//! decoder reserves a frame's whole body as soon as it has read the header and checked
+//! the length, so the reads that complete a large frame land in place instead of growing
+//! the buffer step by step.
+//!
 //! [`FramingStrategy`] names a strategy as a string (`u32be`, `fixed:64`, …) for suites
 //! and the command line; its `Display` output parses back to the same value.
 //! [`MessageCodec`] is one codec over every strategy, chosen at run time from that name.
@@ -44,6 +52,7 @@ use std::str::FromStr;
 
 use bytes::{Buf, BytesMut};
 
+mod announced;
 mod cobs;
 mod delimited;
 mod fixed;

@@ -7,10 +7,11 @@
 //! carries `size`), so every strategy yields plain payloads.
 
 use bytes::{Bytes, BytesMut};
+use serde_json::Map;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{
-    CobsCodec, DelimitedCodec, FixedSizeCodec, FramingError, FramingStrategy, JsonFrame, JsonHeaderCodec,
+    CobsCodec, DelimitedCodec, FixedSizeCodec, FramingError, FramingStrategy, JsonHeaderCodec,
     LengthPrefixedCodec, RawCodec, VarintCodec,
 };
 
@@ -95,7 +96,7 @@ impl Encoder<&[u8]> for MessageCodec {
             MessageCodec::Cobs(c) => c.encode(payload, dst),
             MessageCodec::LengthPrefixed(c) => c.encode(payload, dst),
             MessageCodec::Varint(c) => c.encode(payload, dst),
-            MessageCodec::JsonHeader(c) => c.encode(JsonFrame::new(Bytes::copy_from_slice(payload)), dst),
+            MessageCodec::JsonHeader(c) => c.encode_parts(&Map::new(), payload, dst),
             MessageCodec::FixedSize(c) => c.encode(payload, dst),
         }
     }

@@ -1,6 +1,6 @@
 //! No framing at all: the sticky-packet baseline.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::FramingError;
@@ -37,6 +37,7 @@ impl Decoder for RawCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         if src.is_empty() { Ok(None) } else { Ok(Some(src.split().freeze())) }
     }
@@ -46,7 +47,7 @@ impl<T: AsRef<[u8]>> Encoder<T> for RawCodec {
     type Error = FramingError;
 
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
-        dst.put_slice(item.as_ref());
+        dst.extend_from_slice(item.as_ref());
         Ok(())
     }
 }

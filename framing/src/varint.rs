@@ -1,9 +1,10 @@
 //! Frames preceded by a LEB128 varint length (protobuf's delimited format).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FramingError, lost_boundary, skip_reported};
+use super::FramingError;
+use super::announced::{Announced, Head, Header};
 
 /// Default maximum payload length: 8 MiB.
 const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
@@ -45,31 +46,35 @@ const MAX_VARINT_LEN: usize = 10;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarintCodec {
-    max_frame_len: usize,
-    state: State,
+    decoder: Announced<VarintLength>,
 }
 
+/// A LEB128 length header, and the largest body it may announce.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Waiting for a complete varint.
-    Head,
-    /// The varint (this many bytes) has been consumed; waiting for this many payload bytes.
-    Data { header_len: usize, len: usize },
-    /// Skipping the rest of an oversized frame that was already reported.
-    Skip(u64),
-    /// An invalid varint was seen; the stream position is lost.
-    Failed(String),
+struct VarintLength {
+    max_frame_len: usize,
 }
 
-/// What the front of a buffer holds.
-enum Varint {
-    /// A complete varint: its value and its length in bytes.
-    Complete(u64, usize),
-    /// Not enough bytes yet.
-    Incomplete,
+impl Header for VarintLength {
+    type Meta = ();
+
+    #[inline]
+    fn max_body_len(&self) -> u64 {
+        self.max_frame_len as u64
+    }
+
+    #[inline]
+    fn read(&self, src: &[u8]) -> Result<Head<()>, FramingError> {
+        // Lengths under 128 take one byte: the common case for small messages.
+        match src.first() {
+            Some(&byte) if byte < 0x80 => Ok(Head::Complete { len: 1, body_len: u64::from(byte), meta: () }),
+            _ => read_varint(src),
+        }
+    }
 }
 
-fn read_varint(src: &[u8]) -> Result<Varint, FramingError> {
+/// Reads a varint of any length from the front of `src`.
+fn read_varint(src: &[u8]) -> Result<Head<()>, FramingError> {
     let mut value = 0u64;
     for (i, &byte) in src.iter().take(MAX_VARINT_LEN).enumerate() {
         let group = u64::from(byte & 0x7f);
@@ -84,16 +89,18 @@ fn read_varint(src: &[u8]) -> Result<Varint, FramingError> {
                     i + 1
                 )));
             }
-            return Ok(Varint::Complete(value, i + 1));
+            return Ok(Head::Complete { len: i + 1, body_len: value, meta: () });
         }
     }
     if src.len() >= MAX_VARINT_LEN {
         return Err(FramingError::invalid_header("varint longer than 10 bytes"));
     }
-    Ok(Varint::Incomplete)
+    // An incomplete varint needs at least one more byte.
+    Ok(Head::Incomplete { needed: src.len() + 1 })
 }
 
-/// Number of bytes the LEB128 encoding of `value` takes.
+/// Number of bytes the LEB128 encoding of `value` takes (the tests check the encoder with it).
+#[cfg(test)]
 fn varint_len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
@@ -108,12 +115,12 @@ impl Default for VarintCodec {
 impl VarintCodec {
     /// Varint-prefixed frames of at most 8 MiB.
     pub fn new() -> Self {
-        VarintCodec { max_frame_len: DEFAULT_MAX_FRAME_LEN, state: State::Head }
+        VarintCodec { decoder: Announced::new(VarintLength { max_frame_len: DEFAULT_MAX_FRAME_LEN }) }
     }
 
     /// Sets the maximum payload length in bytes; default 8 MiB.
     pub fn max_frame_len(mut self, max_frame_len: usize) -> Self {
-        self.max_frame_len = max_frame_len;
+        self.decoder.header.max_frame_len = max_frame_len;
         self
     }
 }
@@ -122,68 +129,13 @@ impl Decoder for VarintCodec {
     type Item = Bytes;
     type Error = FramingError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        loop {
-            match self.state {
-                State::Head => {
-                    let (len, header_len) = match read_varint(src) {
-                        Ok(Varint::Complete(len, header_len)) => (len, header_len),
-                        Ok(Varint::Incomplete) => return Ok(None),
-                        Err(err) => {
-                            self.state = State::Failed(err.to_string());
-                            return Err(err);
-                        }
-                    };
-                    src.advance(header_len);
-                    let max = self.max_frame_len as u64;
-                    if len > max {
-                        self.state = State::Skip(len);
-                        return Err(FramingError::FrameTooLarge { len, max });
-                    }
-                    let len = len as usize;
-                    if src.len() >= len {
-                        return Ok(Some(src.split_to(len).freeze()));
-                    }
-                    src.reserve(len - src.len());
-                    self.state = State::Data { header_len, len };
-                    return Ok(None);
-                }
-                State::Data { len, .. } => {
-                    if src.len() < len {
-                        return Ok(None);
-                    }
-                    self.state = State::Head;
-                    return Ok(Some(src.split_to(len).freeze()));
-                }
-                State::Skip(remaining) => match skip_reported(src, remaining) {
-                    0 => self.state = State::Head,
-                    left => {
-                        self.state = State::Skip(left);
-                        return Ok(None);
-                    }
-                },
-                State::Failed(ref reason) => return Err(lost_boundary(src, reason)),
-            }
-        }
+        Ok(self.decoder.decode(src)?.map(|((), body)| body))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        if let Some(frame) = self.decode(src)? {
-            return Ok(Some(frame));
-        }
-        let got = src.len() as u64;
-        let truncated = match self.state {
-            // An incomplete varint needs at least one more byte.
-            State::Head if got > 0 => FramingError::Truncated { expected: got + 1, got },
-            State::Data { header_len, len } => {
-                let header_len = header_len as u64;
-                FramingError::Truncated { expected: header_len + len as u64, got: header_len + got }
-            }
-            _ => return Ok(None),
-        };
-        src.clear();
-        self.state = State::Head;
-        Err(truncated)
+        Ok(self.decoder.decode_eof(src)?.map(|((), body)| body))
     }
 }
 
@@ -193,16 +145,21 @@ impl<T: AsRef<[u8]>> Encoder<T> for VarintCodec {
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), FramingError> {
         let payload = item.as_ref();
         let mut len = payload.len() as u64;
-        if len > self.max_frame_len as u64 {
-            return Err(FramingError::FrameTooLarge { len, max: self.max_frame_len as u64 });
+        let max = self.decoder.header.max_body_len();
+        if len > max {
+            return Err(FramingError::FrameTooLarge { len, max });
         }
-        dst.reserve(varint_len(len) + payload.len());
+        let mut header = [0u8; MAX_VARINT_LEN];
+        let mut n = 0;
         while len >= 0x80 {
-            dst.put_u8((len as u8 & 0x7f) | 0x80);
+            header[n] = (len as u8 & 0x7f) | 0x80;
             len >>= 7;
+            n += 1;
         }
-        dst.put_u8(len as u8);
-        dst.put_slice(payload);
+        header[n] = len as u8;
+        dst.reserve(n + 1 + payload.len());
+        dst.extend_from_slice(&header[..n + 1]);
+        dst.extend_from_slice(payload);
         Ok(())
     }
 }

@@ -320,6 +320,129 @@ mod framing {
         qc().quickcheck(prop as fn(String, Vec<u8>, Vec<u16>) -> bool);
     }
 
+    // ---- the single-read fast path and the states agree ----
+
+    /// Decodes `data` in one read (every whole frame takes the fast path) and in the
+    /// reads of `cuts` (frames split across reads go through the decoder's states): the
+    /// frames before the first error must be the same, and so must the error. `exact`
+    /// compares errors by their message; without it by variant only, for the delimiter
+    /// codecs, whose `FrameTooLarge` counts the bytes buffered when the limit was crossed.
+    fn same_in_one_read_and_split<C>(
+        make: impl Fn() -> C,
+        data: &[u8],
+        cuts: &[u16],
+        exact: bool,
+    ) -> Result<(), String>
+    where
+        C: Decoder<Error = FramingError>,
+        C::Item: PartialEq + Debug,
+    {
+        let (whole, whole_err) = feed(&mut make(), data, &[data.len().max(1)]);
+        for reads in chunkings(data.len(), cuts) {
+            let (split, split_err) = feed(&mut make(), data, &reads);
+            let same_err = match (&whole_err, &split_err) {
+                (None, None) => true,
+                (Some(a), Some(b)) if exact => a.to_string() == b.to_string(),
+                (Some(a), Some(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                _ => false,
+            };
+            if split != whole || !same_err {
+                return Err(format!(
+                    "one read: {whole:?} then {whole_err:?}; reads {reads:?}: {split:?} then {split_err:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn one_read_and_split_reads_decode_any_bytes_alike() {
+        fn prop(data: Vec<u8>, cuts: Vec<u16>, max: u8) -> TestResult {
+            let max = usize::from(max) * 4;
+            let mut checks = vec![
+                (
+                    "varint",
+                    same_in_one_read_and_split(|| VarintCodec::new().max_frame_len(max), &data, &cuts, true),
+                ),
+                (
+                    "json-header",
+                    same_in_one_read_and_split(
+                        || JsonHeaderCodec::new().max_header_len(64).max_body_len(max),
+                        &data,
+                        &cuts,
+                        true,
+                    ),
+                ),
+                ("fixed", same_in_one_read_and_split(|| FixedSizeCodec::new(max.max(1)), &data, &cuts, true)),
+                (
+                    "line",
+                    same_in_one_read_and_split(
+                        || DelimitedCodec::new().max_frame_len(max),
+                        &data,
+                        &cuts,
+                        false,
+                    ),
+                ),
+                (
+                    "cobs",
+                    same_in_one_read_and_split(|| CobsCodec::new().max_frame_len(max), &data, &cuts, false),
+                ),
+            ];
+            for codec in length_prefixed_variants() {
+                let codec = codec.max_frame_len(max);
+                checks.push((
+                    "length prefix",
+                    same_in_one_read_and_split(|| codec.clone(), &data, &cuts, true),
+                ));
+            }
+            for (name, check) in checks {
+                if let Err(e) = check {
+                    return TestResult::error(format!("{name}: {e}"));
+                }
+            }
+            TestResult::passed()
+        }
+        qc().quickcheck(prop as fn(Vec<u8>, Vec<u16>, u8) -> TestResult);
+    }
+
+    #[test]
+    fn one_read_and_split_reads_decode_valid_streams_with_bad_frames_alike() {
+        // Arbitrary bytes rarely form whole frames; these streams are valid frames with an
+        // oversized one (skipped) and a cut one (truncated) among them.
+        fn prop(msgs: Vec<Vec<u8>>, cuts: Vec<u16>, max: u8, cut: u8) -> TestResult {
+            let msgs = bytes_messages(&msgs);
+            let max = usize::from(max);
+            for codec in length_prefixed_variants() {
+                let Ok((mut stream, _)) = encode_all(&mut codec.clone(), &msgs) else {
+                    return TestResult::discard();
+                };
+                stream.truncate(stream.len().saturating_sub(usize::from(cut) % 3));
+                let codec = codec.max_frame_len(max);
+                if let Err(e) = same_in_one_read_and_split(|| codec.clone(), &stream, &cuts, true) {
+                    return TestResult::error(format!("{codec:?}: {e}"));
+                }
+            }
+            let Ok((stream, _)) = encode_all(&mut VarintCodec::new(), &msgs) else {
+                return TestResult::discard();
+            };
+            if let Err(e) =
+                same_in_one_read_and_split(|| VarintCodec::new().max_frame_len(max), &stream, &cuts, true)
+            {
+                return TestResult::error(format!("varint: {e}"));
+            }
+            let frames: Vec<JsonFrame> = msgs.iter().map(|m| JsonFrame::new(m.clone())).collect();
+            let Ok((stream, _)) = encode_all(&mut JsonHeaderCodec::new(), &frames) else {
+                return TestResult::discard();
+            };
+            let json = || JsonHeaderCodec::new().max_body_len(max);
+            if let Err(e) = same_in_one_read_and_split(json, &stream, &cuts, true) {
+                return TestResult::error(format!("json-header: {e}"));
+            }
+            TestResult::passed()
+        }
+        qc().quickcheck(prop as fn(Vec<Vec<u8>>, Vec<u16>, u8, u8) -> TestResult);
+    }
+
     // ---- hostile lengths: FrameTooLarge before any reservation, then resync ----
 
     /// `stream` announces a frame over the limit; decoding it in one read must fail with

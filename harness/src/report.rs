@@ -579,6 +579,30 @@ impl TraceExcerpt {
     }
 }
 
+impl StreamTrace {
+    /// The two application layers of a stream and the boundary map between them: which
+    /// bytes of which write each read returned.
+    pub fn new(writes: Vec<IoEvent>, reads: Vec<IoEvent>) -> Self {
+        let boundary_map = BoundaryMap::compute(&lens(&writes), &lens(&reads));
+        StreamTrace { writes, reads, boundary_map, ..StreamTrace::default() }
+    }
+
+    /// Joins the wire layer: `segments` (the segments that carried the writes' bytes, in
+    /// stream order) and `retransmissions`, with which writes each segment carried and
+    /// which segments each read returned.
+    pub fn join_segments(&mut self, segments: Vec<IoEvent>, retransmissions: Vec<RetransmittedSegment>) {
+        let segment_lens = lens(&segments);
+        self.segment_map = Some(BoundaryMap::compute(&lens(&self.writes), &segment_lens));
+        self.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &lens(&self.reads)));
+        self.segments = segments;
+        self.retransmissions = retransmissions;
+    }
+}
+
+fn lens(events: &[IoEvent]) -> Vec<usize> {
+    events.iter().map(|e| e.len).collect()
+}
+
 /// One write, segment or read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IoEvent {

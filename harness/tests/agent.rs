@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use socklab_harness::metrics::LatencyRecorder;
 use socklab_harness::peer::agent::protocol::DEFAULT_MAX_LINE;
 use socklab_harness::peer::agent::{AgentConfig, AgentExit, SOCKLAB_VERSION, run_agent};
-use socklab_harness::peer::bulk::fill;
+use socklab_harness::peer::bulk::pattern::Source;
 
 fn hello() -> String {
     json!({"type": "hello", "protocol": 1, "socklab_version": SOCKLAB_VERSION}).to_string()
@@ -208,9 +208,8 @@ fn a_bulk_sink_verifies_every_byte() {
     let (role, addr) = agent.started(json!({"type": "start", "id": 1, "role": {
         "kind": "bulk_sink", "read_size": 65536, "rcvbuf": 0, "expected_bytes": 1048576}}));
     let mut client = TcpStream::connect(addr).unwrap();
-    let mut chunk = vec![0u8; 1 << 20];
-    fill(&mut chunk, 0);
-    client.write_all(&chunk).unwrap();
+    let mut source = Source::new(1 << 20);
+    client.write_all(source.chunk(0, 1 << 20)).unwrap();
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let reply = agent.ask(&json!({"type": "stop", "id": 2, "role": role, "wait_ms": 10000}).to_string());
     let observation = &reply["observation"];

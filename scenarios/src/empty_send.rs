@@ -12,7 +12,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
@@ -365,11 +364,7 @@ fn tcp_trace(t: &TcpRecord) -> StreamTrace {
         .iter()
         .map(|(at, b)| IoEvent { at_us: at.as_secs_f64() * 1e6, len: b.len(), text: printable(b) })
         .collect();
-    let map = BoundaryMap::compute(
-        &writes.iter().map(|w| w.len).collect::<Vec<_>>(),
-        &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
-    );
-    StreamTrace { writes, reads, boundary_map: map, ..StreamTrace::default() }
+    StreamTrace::new(writes, reads)
 }
 
 /// The wire: no TCP packet between the first empty send and the marker, one empty UDP
@@ -415,12 +410,6 @@ fn add_wire_layer(
         "the capture sees the marker's segment, so it would have seen any segment an empty send made",
     ));
     if let Some(stream) = outcome.observations.stream.as_mut() {
-        let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-        let segment_lens: Vec<usize> = segments.segments.iter().map(|s| s.len).collect();
-        let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-        stream.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
-        stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-        stream.segments = segments.segments;
-        stream.retransmissions = segments.retransmissions;
+        stream.join_segments(segments.segments, segments.retransmissions);
     }
 }

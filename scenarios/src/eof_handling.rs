@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
@@ -132,7 +131,7 @@ const METRICS: &[MetricSpec] = &[
         name: "server_cpu_after_eof_pct",
         unit: Unit::Percent,
         better: Better::Lower,
-        doc: "the server thread's CPU time over watch_ms from its first recv() = 0, as % of one core (schedstat)",
+        doc: "the server thread's CPU time over watch_ms from its first recv() = 0 (ignores-eof: the first with nothing left to answer), as % of one core (schedstat)",
     },
     MetricSpec {
         name: "server_cpu_after_eof",
@@ -461,6 +460,11 @@ struct Connection<'a> {
     record: &'a Mutex<ServerRecord>,
     eof: &'a mpsc::Sender<(Instant, ThreadCpu)>,
     work: Duration,
+    /// Open the CPU window only at an end-of-file read with nothing left to answer: the
+    /// server that ignores EOF keeps answering what it holds (sleeping `work_ms` each)
+    /// before it only spins, and that work is not the spin being measured.
+    window_when_idle: bool,
+    window_opened: bool,
 }
 
 /// What one read returned.
@@ -488,6 +492,8 @@ impl<'a> Connection<'a> {
             record,
             eof,
             work: Duration::from_millis(params.work_ms),
+            window_when_idle: params.server == ServerKind::IgnoresEof,
+            window_opened: false,
         })
     }
 
@@ -510,7 +516,10 @@ impl<'a> Connection<'a> {
             if r.first_eof_at.is_none() {
                 r.first_eof_at = Some(at);
                 r.reads.push((at, Vec::new()));
-                // The window of CPU watching opens here, read by the thread itself.
+            }
+            // The window of CPU watching opens here, read by the thread itself.
+            if !self.window_opened && (self.queue.is_empty() || !self.window_when_idle) {
+                self.window_opened = true;
                 if let Ok(cpu) = ThreadCpu::read(current_tid()) {
                     let _ = self.eof.send((Instant::now(), cpu));
                 }
@@ -706,11 +715,13 @@ fn cpu_check(params: &Params, cpu: Option<(f64, f64)>, s: &ServerRecord) -> Chec
             "at end of file recv() returns 0 at once, every time: a loop that ignores it never blocks again",
         )
     } else {
+        // Judged on time on a CPU only: on a busy machine a thread that has work to do
+        // (closing, returning to accept()) waits for a CPU, and that wait is not its cost.
         Check::new(
             "cpu_after_eof",
             expected,
             observed,
-            on < 5.0 && runnable < 5.0,
+            on < 5.0,
             "a server that stops on recv() = 0 blocks in accept() afterwards, using no CPU",
         )
     }
@@ -779,11 +790,7 @@ fn trace(c: &ClientRecord, s: &ServerRecord) -> StreamTrace {
     };
     let writes: Vec<IoEvent> = c.writes.iter().map(event).collect();
     let reads: Vec<IoEvent> = s.reads.iter().map(event).collect();
-    let map = BoundaryMap::compute(
-        &writes.iter().map(|w| w.len).collect::<Vec<_>>(),
-        &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
-    );
-    StreamTrace { writes, reads, boundary_map: map, ..StreamTrace::default() }
+    StreamTrace::new(writes, reads)
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
@@ -793,11 +800,5 @@ fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, 0);
-    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-    let segment_lens: Vec<usize> = wire.segments.iter().map(|s| s.len).collect();
-    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-    stream.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
-    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-    stream.segments = wire.segments;
-    stream.retransmissions = wire.retransmissions;
+    stream.join_segments(wire.segments, wire.retransmissions);
 }

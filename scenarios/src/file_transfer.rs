@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use socket2::SockRef;
-use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
@@ -792,13 +791,9 @@ fn trace(s: &SendRecord, r: &ReceiveRecord) -> StreamTrace {
     };
     let writes: Vec<IoEvent> = s.writes.iter().map(event).collect();
     let reads: Vec<IoEvent> = r.events.iter().map(event).collect();
-    let map = BoundaryMap::compute(
-        &writes.iter().map(|w| w.len).collect::<Vec<_>>(),
-        &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
-    );
     let excerpt = TraceExcerpt::first(writes.len(), s.write_count, "writes")
         .or_else(|| TraceExcerpt::first(reads.len(), r.event_count, "reads"));
-    StreamTrace { writes, reads, boundary_map: map, excerpt, ..StreamTrace::default() }
+    StreamTrace { excerpt, ..StreamTrace::new(writes, reads) }
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
@@ -817,11 +812,5 @@ fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
         keep
     });
     wire.retransmissions.retain(|r| r.start < shown);
-    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-    let segment_lens: Vec<usize> = wire.segments.iter().map(|s| s.len).collect();
-    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-    stream.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
-    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-    stream.segments = wire.segments;
-    stream.retransmissions = wire.retransmissions;
+    stream.join_segments(wire.segments, wire.retransmissions);
 }

@@ -237,7 +237,7 @@ const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "throughput_ci95",
         unit: Unit::Percent,
-        better: Better::Lower,
+        better: Better::Neither,
         doc: "± half width of the 95% interval of the mean throughput, from the case's ~10 intervals (absent under 3)",
     },
     MetricSpec {
@@ -437,11 +437,6 @@ server together.";
                     .into(),
             );
         }
-        if params.mode == "bulk" {
-            return Err("bulk mode counts delivery at socklab's own sink; against a target use ping-pong, \
-                        pipelined or open-loop (the target must echo each frame back)"
-                .into());
-        }
         Ok(())
     }
 
@@ -515,17 +510,27 @@ server together.";
         let load =
             |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
         // Bulk is verified by the sink; the other modes by the client, reply by reply.
-        let delivery = if let (Mode::Bulk, Some(server)) = (mode, &server) {
-            let stats = server.stats();
-            Delivery {
-                delivered: load(&stats.bytes) / params.message_size,
-                intact: load(&stats.intact),
-                corrupted: load(&stats.corrupted),
-                out_of_order: load(&stats.out_of_order),
-                bytes: load(&stats.bytes),
+        let delivery = match (mode, &server) {
+            (Mode::Bulk, Some(server)) => {
+                let stats = server.stats();
+                Delivery {
+                    delivered: load(&stats.bytes) / params.message_size,
+                    intact: load(&stats.intact),
+                    corrupted: load(&stats.corrupted),
+                    out_of_order: load(&stats.out_of_order),
+                    bytes: load(&stats.bytes),
+                    verified: true,
+                }
             }
-        } else {
-            Delivery::from_client(&result)
+            // A target sink took every byte (it closed only after reading to the end),
+            // but what it found in them only it knows.
+            (Mode::Bulk, None) => Delivery {
+                delivered: result.sent,
+                bytes: result.throughput.bytes,
+                verified: false,
+                ..Delivery::default()
+            },
+            _ => Delivery::from_client(&result),
         };
         let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
         Ok(Measured { result, delivery, cpu, target_cpu, peer_cpu: None, wire_bytes, link: record, mss })
@@ -629,7 +634,14 @@ async fn run_with_agent(
         return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
     };
     let delivery = if workload.mode == Mode::Bulk {
-        Delivery { delivered: bytes / params.message_size, intact, corrupted, out_of_order, bytes }
+        Delivery {
+            delivered: bytes / params.message_size,
+            intact,
+            corrupted,
+            out_of_order,
+            bytes,
+            verified: true,
+        }
     } else {
         Delivery::from_client(&result)
     };
@@ -682,6 +694,9 @@ struct Delivery {
     corrupted: u64,
     out_of_order: u64,
     bytes: u64,
+    /// Whether each message was checked (by the client, or socklab's own sink); not for
+    /// bulk against a target, which only shows the target read every byte.
+    verified: bool,
 }
 
 impl Delivery {
@@ -693,6 +708,7 @@ impl Delivery {
             corrupted: result.corrupted,
             out_of_order: result.out_of_order,
             bytes: result.throughput.bytes,
+            verified: true,
         }
     }
 }
@@ -736,12 +752,35 @@ fn outcome(
         .metric("cpu_user_ms", round1(cpu.user.as_secs_f64() * 1e3), Unit::Millis)
         .metric("cpu_sys_ms", round1(cpu.system.as_secs_f64() * 1e3), Unit::Millis);
     outcome.observations.throughput = Some(result.throughput.clone());
-    outcome.checks.push(if framing == FramingStrategy::Raw {
+    outcome.checks.push(if !delivery.verified {
+        target_took_everything(result, delivery)
+    } else if framing == FramingStrategy::Raw {
         bytes_intact(params, result, delivery)
     } else {
         messages_intact(result, delivery)
     });
     outcome
+}
+
+/// Bulk against a target: every message sent was read, since the target closed only at
+/// the end of the stream. What was in them the target's own counters say (`socklab serve
+/// --behaviour sink` verifies each message and prints its counts when stopped).
+fn target_took_everything(result: &WorkloadResult, d: &Delivery) -> Check {
+    let name = "target_read_every_byte";
+    if result.sent == 0 {
+        return Check::nothing_to_judge(
+            name,
+            "at least one message sent, all read by the target",
+            "0 messages sent",
+        );
+    }
+    Check::new(
+        name,
+        format!("the target read all {} messages ({} bytes) and closed", result.sent, d.bytes),
+        format!("{} messages sent, the target closed after reading to the end", d.delivered),
+        d.delivered == result.sent,
+        "not verified here: the target's own counters say what arrived intact",
+    )
 }
 
 /// Every real framing: messages were sent, and every one was delivered, intact, in order.

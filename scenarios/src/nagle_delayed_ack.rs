@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
@@ -229,14 +228,8 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         });
         let request_len = (params.header_bytes + params.body_bytes) as usize;
         let mut trace = StreamTrace {
-            boundary_map: BoundaryMap::compute(
-                &client.writes.iter().map(|w| w.len).collect::<Vec<_>>(),
-                &reads.iter().map(|r| r.len).collect::<Vec<_>>(),
-            ),
-            writes: client.writes,
-            reads,
             excerpt: TraceExcerpt::first(TRACED_ROUND_TRIPS, params.round_trips as usize, "requests"),
-            ..StreamTrace::default()
+            ..StreamTrace::new(client.writes, reads)
         };
         let Some(wire) = wire else {
             outcome.observations.stream = Some(trace);
@@ -250,13 +243,8 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
             let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
             let mut segments = client_stream.segments;
             cut_to(&mut segments, traced_bytes);
-            trace.retransmissions = retransmissions_within(client_stream.retransmissions, traced_bytes);
-            let write_lens: Vec<usize> = trace.writes.iter().map(|w| w.len).collect();
-            let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
-            let read_lens: Vec<usize> = trace.reads.iter().map(|r| r.len).collect();
-            trace.segment_map = Some(BoundaryMap::compute(&write_lens, &segment_lens));
-            trace.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-            trace.segments = segments;
+            trace
+                .join_segments(segments, retransmissions_within(client_stream.retransmissions, traced_bytes));
         }
         outcome.observations.stream = Some(trace);
         outcome.observations.capture = Some(wire.observation);

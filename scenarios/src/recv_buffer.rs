@@ -6,12 +6,22 @@
 //! handshake) and `SO_SNDBUF` (on the client). Swept across cases, the metrics draw the
 //! curve: throughput and reads per MiB against read size and buffer size.
 //!
+//! The bytes are a [`pattern`] of 4 KiB blocks (a block number, then a fixed body) that
+//! the writer lays out by rewriting 8 bytes per block and the reader verifies with one
+//! `memcmp` per block, so checking costs a small fraction of the transfer and the figure
+//! measures the socket, not the test pattern.
+//!
+//! Both ends stop at the case's time limit (the runner's timeout): a transfer that cannot
+//! finish does not keep a core busy after its case was given up.
+//!
 //! With `link=veth` the transfer crosses a veth pair between two private namespaces, of
 //! a given MTU and optionally a tbf `rate`: the payload throughput must then land within
 //! 10% of the rate, and the client end's byte counters give the same figure a second
 //! way. With `--peer-cmd` the receiving side runs in `socklab agent` on another host.
+//!
+//! [`pattern`]: socklab_harness::peer::bulk::pattern
 
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +31,12 @@ use socklab_harness::check::Check;
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
-use socklab_harness::net::{rmem_max, send_buffer, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max};
+use socklab_harness::net::{
+    recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max,
+};
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
-use socklab_harness::peer::bulk::{BulkReceived, fill, receive_pattern};
+use socklab_harness::peer::bulk::pattern;
 use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{
     Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
@@ -47,6 +59,8 @@ pub struct Params {
     pub rcvbuf: u64,
     /// `SO_SNDBUF` for the client, in bytes; 0 leaves the kernel's autotuning on.
     pub sndbuf: u64,
+    /// The server sets `TCP_QUICKACK` before every read.
+    pub quickack: bool,
     /// `loopback` or `veth`.
     pub link: String,
     /// `link=veth`: MTU, bytes.
@@ -57,22 +71,6 @@ pub struct Params {
     pub delay_ms: u64,
 }
 
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            bytes: 16 << 20,
-            read_size: 64 * 1024,
-            write_size: 64 * 1024,
-            rcvbuf: 0,
-            sndbuf: 0,
-            link: link::DEFAULT_LINK.into(),
-            mtu: link::DEFAULT_MTU,
-            rate: link::DEFAULT_RATE.into(),
-            delay_ms: 0,
-        }
-    }
-}
-
 impl Params {
     fn link_spec(&self) -> Result<LinkSpec, String> {
         LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
@@ -81,6 +79,23 @@ impl Params {
 
 fn invalid(reason: String) -> CaseError {
     CaseError::Params(ParamError::Invalid { scenario: RecvBuffer::NAME.to_string(), reason })
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            bytes: 16 << 20,
+            read_size: 64 * 1024,
+            write_size: 64 * 1024,
+            rcvbuf: 0,
+            sndbuf: 0,
+            quickack: false,
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            rate: link::DEFAULT_RATE.into(),
+            delay_ms: 0,
+        }
+    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -118,6 +133,12 @@ const PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Integer { min: 0, max: 256 << 20 },
         unit: Some("bytes"),
         doc: "SO_SNDBUF of the client (0: kernel default with autotuning)",
+    },
+    ParamSpec {
+        name: "quickack",
+        kind: ParamKind::Bool,
+        unit: None,
+        doc: "the server sets TCP_QUICKACK before every read: no delayed ACKs (shows what a small sndbuf waits for)",
     },
     link::LINK_PARAM,
     link::MTU_PARAM,
@@ -233,31 +254,53 @@ impl Scenario for RecvBuffer {
         "read size and SO_RCVBUF/SO_SNDBUF against TCP throughput, syscalls and CPU";
     const EXPLANATION: &'static str = "\
 What it shows: a bulk TCP transfer over loopback of a fixed number of bytes, read with \
-read(read_size) and verified byte for byte. Across cases the metrics draw a curve: with a \
-1-byte read every byte costs a system call (reads_per_mib = 1,048,576) and throughput is a \
-few MiB/s; at 16 KiB and above the per-call cost is spread over many bytes and throughput \
-climbs towards memory speed, until a read can no longer be filled from what is queued \
-(bytes_per_read_max shows how much a read actually got). Small socket buffers lower \
-throughput further: the sender must stop whenever the receiver's window is full.
+read(read_size) and verified as it arrives. Across cases the metrics draw a curve in two \
+parts. For small reads, throughput grows in proportion to the read size: every read() \
+is a system call with a fixed cost, so 1-byte reads move about 2 MiB/s \
+(reads_per_mib = 1,048,576) and 16-byte reads about 16 times as much; 1 KiB reads reach \
+about 1 GiB/s. From about 16 KiB up the curve is flat: 64 KiB, 256 KiB or 1 MiB reads \
+are no faster than 16 KiB ones. \
+The fixed cost is then spread over so many bytes that what remains is the work per byte \
+(the kernel copies each byte into the socket on write() and out of it on read()) and the \
+two ends sharing the machine's CPUs. That plateau, a few GiB/s, is the loopback socket's \
+own speed: iperf3 measures the same on the same transfer (ci/compare-peers.sh compares \
+them). It moves by tens of percent from run to run with whatever else the machine runs, \
+so compare medians of repeated runs, and look at duration: a transfer of a few MiB \
+measures connection setup more than the socket. A read returns at most what is queued \
+(bytes_per_read_max shows what reads actually got). Small socket buffers lower \
+throughput: with a small SO_RCVBUF the sender stops whenever the receiver's window is \
+full. A send buffer of a few KiB is worse than it looks: the sender can have only a segment \
+or two in flight, and the receiver, with a single segment to acknowledge, delays its ACK \
+(up to 40 ms on Linux, as in nagle-delayed-ack) hoping to send it with data of its own. \
+Every write waits for that timer (once the connection has left the quick-ACK mode it \
+starts in, a few hundred KiB in), so 64 KiB writes crawl at a few MiB/s. The window is \
+not what limits it: with quickack = true the server acknowledges at once and the same \
+small buffer moves hundreds of MiB/s.
 
-Why it happens: each read() is a system call with a fixed cost (a few hundred nanoseconds \
-to a microsecond) on top of copying the bytes; the fewer bytes per call, the more the fixed \
-cost dominates, which cpu_s_per_gib makes visible. The receive buffer bounds TCP's window, \
-and so how much can be in flight. Linux doubles the value given to SO_RCVBUF/SO_SNDBUF \
-after capping it at net.core.rmem_max/wmem_max (socket(7); the rmem_max, wmem_max and \
-*_effective metrics show the values measured), and setting either turns off the kernel's \
-automatic buffer tuning for that socket (tcp(7)), which with 0 here (the default) grows the \
-buffers up to net.ipv4.tcp_rmem/tcp_wmem's maximum.
+How it is measured: duration runs from connect() to the read that returns end of file. \
+Every 4 KiB block of the stream carries its number and a fixed pattern; the reader \
+compares each block with memcmp (about 35 ms per GiB), so a lost, repeated, reordered or \
+changed chunk is caught without the check weighing on the figure.
 
-What fixes it: read in large chunks (16–64 KiB, or whatever a framing layer buffers), and \
-leave the buffer sizes to autotuning unless a measurement shows otherwise; when setting \
-them, read back the effective value.";
+Why it happens: each read() is a system call with a fixed cost (about half a microsecond \
+here: 1 MiB in 1-byte reads takes about half a second) on top of copying the bytes; the \
+fewer bytes per call, the more the fixed cost dominates, which cpu_s_per_gib makes \
+visible. The receive buffer bounds TCP's window, and so how much can be in flight. Linux \
+doubles the value given to SO_RCVBUF/SO_SNDBUF after capping it at \
+net.core.rmem_max/wmem_max (socket(7); the rmem_max, wmem_max and *_effective metrics \
+show the values measured), and setting either turns off the kernel's automatic buffer \
+tuning for that socket (tcp(7)), which with 0 here (the default) grows the buffers up to \
+net.ipv4.tcp_rmem/tcp_wmem's maximum.
+
+What fixes it: read in chunks of 16 KiB or more (or whatever a framing layer buffers); \
+past that, bigger reads gain nothing measurable. Leave the buffer sizes to autotuning \
+unless a measurement shows otherwise; when setting them, read back the effective value.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
         rows: "read_size",
         columns: "rcvbuf",
-        cells: &["throughput_mib_s", "reads_per_mib", "cpu_s_per_gib"],
+        cells: &["throughput_mib_s", "duration", "reads_per_mib", "cpu_s_per_gib"],
     });
 
     const REMOTE_PEER: bool = true;
@@ -267,9 +310,12 @@ them, read back the effective value.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
+        // The runner cancels the case at its timeout; a call blocked then wakes by this
+        // deadline a moment later, so the case's own time limit is always the runner's.
+        let stop = Stop { at: Instant::now() + ctx.timeout + STOP_MARGIN, cancel: ctx.cancel.clone() };
         tokio::task::spawn_blocking(move || match ctx.peer.clone() {
-            Some(agent) => experiment_with_agent(&params, &agent, &ctx.cancel),
-            None => experiment(&params, &ctx.cancel),
+            Some(agent) => experiment_with_agent(&params, &agent, stop),
+            None => experiment(&params, stop),
         })
         .await
         .map_err(|e| CaseError::task("the transfer threads", e))?
@@ -280,13 +326,21 @@ them, read back the effective value.";
     }
 }
 
-/// How long the receiver waits without a byte before giving up.
-const SILENCE: Duration = IO_TIMEOUT;
+/// What the server saw.
+#[derive(Default)]
+struct ServerSide {
+    received: u64,
+    reads: u64,
+    max_read: usize,
+    first_mismatch: Option<u64>,
+    rcvbuf_effective: usize,
+    elapsed_at_eof: Duration,
+}
 
 /// What a case measured at both ends.
 #[derive(Default)]
 pub struct Measured {
-    server: BulkReceived,
+    server: ServerSide,
     sndbuf_effective: usize,
     /// CPU time of both ends (this process, and the agent's when there is one).
     cpu: Duration,
@@ -296,10 +350,11 @@ pub struct Measured {
     link: Option<LinkRecord>,
     /// Bytes of frames the client's veth end sent during the transfer.
     wire_bytes: Option<u64>,
+    /// `TCP_MAXSEG` of the client's connection.
     mss: Option<u32>,
 }
 
-fn experiment(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
+fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
     let spec = params.link_spec().map_err(invalid)?;
     let link = Link::open(spec)?;
     let rcvbuf = params.rcvbuf as usize;
@@ -315,23 +370,43 @@ fn experiment(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
     }
+    // Built before the clock starts: laying out the pattern is not part of the transfer.
+    let mut source = pattern::Source::new(params.write_size as usize);
+    let verifier = pattern::Verifier::new();
     let counters_before = link.client_counters()?;
     let cpu_before = CpuTime::now();
     let started = Instant::now();
     client.connect(&addr.into()).context(format!("connect to {addr}"))?;
-    let client: TcpStream = client.into();
+    let mut client: TcpStream = client.into();
+    let mss = tcp_maxseg(&client).ok();
     let (server, _) = listener.accept().context("accept the client")?;
     let (bytes, read_size) = (params.bytes, params.read_size as usize);
-    let stop = cancel.clone();
     let reader = std::thread::Builder::new()
         .name("socklab-recv-buffer".into())
-        .spawn(move || receive_pattern(server, bytes, read_size, started, SILENCE, &|| stop.is_cancelled()))
+        .spawn({
+            let stop = stop.clone();
+            let quickack = params.quickack;
+            move || serve(server, bytes, read_size, quickack, verifier, started, stop)
+        })
         .context("start the server thread")?;
-    let (sndbuf_effective, mss) = send_pattern(client, params, cancel)?;
+
+    let mut offset = 0u64;
+    let mut write_deadline = Deadline::new(stop);
+    // Bounded by `bytes` and by the deadline.
+    while offset < params.bytes {
+        let n = (params.write_size).min(params.bytes - offset) as usize;
+        write_deadline
+            .arm(|t| client.set_write_timeout(t))
+            .and_then(|()| client.write_all(source.chunk(offset, n)))
+            .map_err(|source| at_byte("write", offset, source))?;
+        offset += n as u64;
+    }
+    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
     let server = reader
         .join()
         .map_err(|_| CaseError::Task { task: "the server thread", what: "panicked".into() })??;
     let cpu = CpuTime::now().since(cpu_before).total();
+    let sndbuf_effective = send_buffer(&client).context("read SO_SNDBUF")?;
     let wire_bytes = match (counters_before, link.client_counters()?) {
         (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
         _ => None,
@@ -349,49 +424,44 @@ fn experiment(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
     })
 }
 
-/// Writes the pattern, `write_size` bytes per call, then shuts the sending side; returns
-/// the effective `SO_SNDBUF` and `TCP_MAXSEG`.
-fn send_pattern(
-    mut client: TcpStream,
-    params: &Params,
-    cancel: &Cancel,
-) -> Result<(usize, Option<u32>), CaseError> {
-    client.set_write_timeout(Some(IO_TIMEOUT)).context("set a write timeout")?;
-    let mut chunk = vec![0u8; params.write_size as usize];
-    let mut offset = 0u64;
-    while offset < params.bytes {
-        cancel.check()?;
-        let n = chunk.len().min((params.bytes - offset) as usize);
-        fill(&mut chunk[..n], offset);
-        client.write_all(&chunk[..n]).context(format!("write at byte {offset}"))?;
-        offset += n as u64;
-    }
-    let mss = tcp_maxseg(&client).ok();
-    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
-    Ok((send_buffer(&client).context("read SO_SNDBUF")?, mss))
-}
-
-/// The same transfer into `socklab agent`'s bulk sink on another host.
+/// The same transfer into `socklab agent`'s bulk sink on another host, which verifies
+/// the same pattern and counts its reads the same way.
 fn experiment_with_agent(
     params: &Params,
     agent: &Arc<RemoteAgent>,
-    cancel: &Cancel,
+    stop: Stop,
 ) -> Result<Measured, CaseError> {
     params.link_spec().map_err(invalid)?;
     let role = agent.start_role(RoleSpec::BulkSink {
         read_size: params.read_size,
         rcvbuf: params.rcvbuf,
         expected_bytes: params.bytes,
+        quickack: params.quickack,
     })?;
     let link = Link::Peer(PeerPath::toward(role.addr.ip()));
     let client = link.tcp_client_socket()?;
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
     }
+    let mut source = pattern::Source::new(params.write_size as usize);
     let cpu_before = CpuTime::now();
     client.connect(&role.addr.into()).context(format!("connect to {}", role.addr))?;
-    let (sndbuf_effective, mss) = send_pattern(client.into(), params, cancel)?;
-    let observation = agent.stop_role(role.number, SILENCE * 2, cancel)?;
+    let mut client: TcpStream = client.into();
+    let mss = tcp_maxseg(&client).ok();
+    let mut offset = 0u64;
+    let mut write_deadline = Deadline::new(stop.clone());
+    // Bounded by `bytes` and by the deadline.
+    while offset < params.bytes {
+        let n = (params.write_size).min(params.bytes - offset) as usize;
+        write_deadline
+            .arm(|t| client.set_write_timeout(t))
+            .and_then(|()| client.write_all(source.chunk(offset, n)))
+            .map_err(|source| at_byte("write", offset, source))?;
+        offset += n as u64;
+    }
+    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    let wait = stop.at.saturating_duration_since(Instant::now()).min(IO_TIMEOUT);
+    let observation = agent.stop_role(role.number, wait, &stop.cancel)?;
     let local_cpu = CpuTime::now().since(cpu_before).total();
     let RoleObservation::BulkSink {
         received,
@@ -406,18 +476,18 @@ fn experiment_with_agent(
     else {
         return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
     };
-    let server = BulkReceived {
+    let server = ServerSide {
         received,
         reads,
         max_read: max_read as usize,
         first_mismatch,
         rcvbuf_effective: rcvbuf_effective as usize,
-        elapsed: Duration::from_micros(elapsed_us),
+        elapsed_at_eof: Duration::from_micros(elapsed_us),
     };
     let remote_cpu = Duration::from_secs_f64((cpu.user_ms + cpu.system_ms).max(0.0) / 1e3);
     Ok(Measured {
         server,
-        sndbuf_effective,
+        sndbuf_effective: send_buffer(&client).context("read SO_SNDBUF")?,
         cpu: local_cpu + remote_cpu,
         rmem_max,
         wmem_max: wmem_max().context("read net.core.wmem_max")?,
@@ -427,9 +497,107 @@ fn experiment_with_agent(
     })
 }
 
+/// How long after the case's timeout a blocked call gives up on its own, so the runner's
+/// timeout (which raises the cancel flag) always comes first.
+const STOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// When the transfer must stop: the runner's cancel flag, checked before every call, and
+/// a deadline for calls blocked when it is raised.
+#[derive(Clone)]
+struct Stop {
+    at: Instant,
+    cancel: Cancel,
+}
+
+/// The case's time limit, applied to one socket as its read or write timeout.
+///
+/// A blocking call waits at most [`IO_TIMEOUT`], or until the deadline when that is
+/// nearer, and no call starts after the case was cancelled or the deadline passed. The
+/// socket option is refreshed when the time left changes by a whole second, not before
+/// every call: with 1-byte reads an extra `setsockopt` per read would double the system
+/// calls being measured (the cancel flag is one atomic load).
+struct Deadline {
+    stop: Stop,
+    armed_secs: Option<u64>,
+}
+
+impl Deadline {
+    fn new(stop: Stop) -> Self {
+        Deadline { stop, armed_secs: None }
+    }
+
+    /// Sets the socket timeout with `set` if it is due; fails once the case was cancelled
+    /// or the deadline passed.
+    fn arm(&mut self, set: impl FnOnce(Option<Duration>) -> io::Result<()>) -> io::Result<()> {
+        let left = self.stop.at.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.stop.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the case's time limit passed"));
+        }
+        let left = left.min(IO_TIMEOUT);
+        if self.armed_secs != Some(left.as_secs()) {
+            set(Some(left))?;
+            self.armed_secs = Some(left.as_secs());
+        }
+        Ok(())
+    }
+}
+
+/// A failed read or write, saying where in the stream. Built only on failure: the
+/// transfer loops run once per read, a million times for 1-byte reads, and formatting the
+/// context up front would cost more than the system call being measured.
+fn at_byte(what: &str, offset: u64, source: io::Error) -> CaseError {
+    CaseError::Io { context: format!("{what} at byte {offset}"), error: source }
+}
+
+/// Reads until EOF, checking every byte against the pattern.
+fn serve(
+    mut stream: TcpStream,
+    expected: u64,
+    read_size: usize,
+    quickack: bool,
+    mut verifier: pattern::Verifier,
+    started: Instant,
+    stop: Stop,
+) -> Result<ServerSide, CaseError> {
+    let mut buf = vec![0u8; read_size];
+    let (mut reads, mut max_read) = (0u64, 0usize);
+    let mut deadline = Deadline::new(stop);
+    // Every read returns at least one byte or EOF; more than `expected` bytes is an
+    // error, and so is the deadline.
+    loop {
+        let n = deadline
+            .arm(|t| stream.set_read_timeout(t))
+            .and_then(|()| if quickack { set_quickack(&stream, true) } else { Ok(()) })
+            .and_then(|()| stream.read(&mut buf))
+            .map_err(|source| at_byte("read", verifier.position(), source))?;
+        if n == 0 {
+            break;
+        }
+        verifier.check(&buf[..n]);
+        reads += 1;
+        max_read = max_read.max(n);
+        if verifier.position() > expected {
+            return Err(CaseError::Protocol(format!(
+                "received {} bytes, more than the {expected} sent",
+                verifier.position()
+            )));
+        }
+    }
+    let elapsed_at_eof = started.elapsed();
+    let rcvbuf_effective = recv_buffer(&stream).context("read SO_RCVBUF")?;
+    Ok(ServerSide {
+        received: verifier.position(),
+        reads,
+        max_read,
+        first_mismatch: verifier.first_mismatch(),
+        rcvbuf_effective,
+        elapsed_at_eof,
+    })
+}
+
 fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let s = &m.server;
-    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let secs = s.elapsed_at_eof.as_secs_f64().max(1e-9);
     let throughput = s.received as f64 / secs;
     let mib = (s.received as f64 / MIB).max(1e-12);
     let mut outcome = CaseOutcome::default();
@@ -445,7 +613,8 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
             m.cpu.as_secs_f64() / (s.received as f64 / GIB).max(1e-12),
             Unit::Seconds,
         )
-        .metric("duration", secs * 1e3, Unit::Millis)
+        // Key, so every summary row says how long the figure was measured over.
+        .key_metric("duration", (secs * 1e4).round() / 10.0, Unit::Millis)
         .metric("rcvbuf_effective", s.rcvbuf_effective as f64, Unit::Bytes)
         .metric("sndbuf_effective", m.sndbuf_effective as f64, Unit::Bytes)
         .metric("rmem_max", m.rmem_max as f64, Unit::Bytes)
@@ -471,13 +640,13 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     }
     // Judged against the rate the parameters asked for, so a case that sent nothing fails.
     if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
-        let share = link::rate_share_pct(s.received, s.elapsed, rate);
+        let share = link::rate_share_pct(s.received, s.elapsed_at_eof, rate);
         outcome.key_metric("throughput_mbit_s", mbit(s.received), Unit::MbitPerSec).key_metric(
             "rate_share",
             (share * 10.0).round() / 10.0,
             Unit::Percent,
         );
-        outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed));
+        outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed_at_eof));
     }
     outcome.observations.link = m.link.clone();
     outcome

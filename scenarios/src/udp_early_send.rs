@@ -1,25 +1,36 @@
 //! `udp-early-send`: datagrams sent before the receiver binds are gone.
 //!
-//! A sender sends `before` numbered datagrams to a loopback port nobody has bound yet;
-//! the receiver binds that port `receiver_delay_ms` after the start (and after those
-//! sends); then the sender sends `after` more. The receiver records which sequence
-//! numbers arrived. Two mitigations can be switched on: a ready handshake (the receiver
-//! says it is bound; the sender waits for that) and retransmission (the receiver
-//! acknowledges each number; the sender resends what is unacknowledged until a deadline).
+//! The race as real programs run it: from the start a sender sends `count` numbered
+//! datagrams, one every `send_interval_us`, to a loopback port nobody has bound yet; the
+//! receiver binds that port `receiver_delay_ms` after the start and reads. Every
+//! datagram sent before the bind is lost and every one sent after it arrives, so the loss
+//! follows the delay: about `receiver_delay_ms × 1000 / send_interval_us` datagrams.
+//!
+//! The verdict is exact, not statistical: both ends stamp their calls on one monotonic
+//! clock, so each datagram is judged by when its send call ran against when the bind call
+//! ran (a send overlapping the bind is counted apart and not judged). The kernel's
+//! `Udp: NoPorts` counter cross-checks the loss; when socklab may create network
+//! namespaces the case runs in a private one, where that counter sees only this case.
+//!
+//! Two mitigations can be switched on: a ready handshake (the receiver says it is bound;
+//! the sender starts its schedule only then) and retransmission (the receiver
+//! acknowledges each number; the sender resends what is unacknowledged every 10 ms until
+//! a deadline).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
-use socklab_harness::net::error_name;
+use socklab_harness::net::{PrivateNetns, UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
-use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
@@ -39,53 +50,72 @@ pub enum SocketMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mitigation {
-    /// Nothing: send and hope.
+    /// Nothing: send on schedule and hope.
     None,
-    /// Wait for a "ready" datagram from the receiver before sending anything.
+    /// Wait for a "ready" datagram from the receiver, then start the schedule.
     ReadyHandshake,
-    /// Resend every unacknowledged datagram every 10 ms until acknowledged or a deadline.
+    /// Send on schedule; resend every unacknowledged datagram every 10 ms until
+    /// acknowledged or a deadline.
     Retransmit,
+}
+
+/// Whether to run in a private network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetnsMode {
+    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
+    Auto,
+    /// Always in the host's namespace: the kernel counter is system-wide.
+    Never,
 }
 
 /// Parameters of `udp-early-send`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// Datagrams the sender sends before the receiver binds.
-    pub before: u64,
-    /// Datagrams the sender sends once the receiver is bound.
-    pub after: u64,
-    /// When the receiver binds, in milliseconds after the start (never before the
-    /// `before` sends are done).
+    /// Datagrams the sender sends, numbered from 0.
+    pub count: u64,
+    /// Time between two scheduled sends, in microseconds: datagram `k` goes out
+    /// `k × send_interval_us` after the start (after "ready" with the handshake).
+    pub send_interval_us: u64,
+    /// When the receiver binds, in milliseconds after the start.
     pub receiver_delay_ms: u64,
     /// `unconnected` (sendto) or `connected` (connect + send).
     pub socket: SocketMode,
     /// `none`, `ready-handshake` or `retransmit`.
     pub mitigation: Mitigation,
+    /// `auto` (a private namespace when permitted) or `never`.
+    pub netns: NetnsMode,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Params {
-            before: 100,
-            after: 100,
-            receiver_delay_ms: 10,
+            count: 100,
+            send_interval_us: 1000,
+            receiver_delay_ms: 20,
             socket: SocketMode::Unconnected,
             mitigation: Mitigation::None,
+            netns: NetnsMode::Auto,
         }
     }
 }
 
 const MAX_DATAGRAMS: u64 = 10_000;
+/// The longest sending schedule (`count × send_interval_us`).
+const MAX_SCHEDULE: Duration = Duration::from_secs(10);
+/// Without a mitigation the schedule must go on this long past the bind, so that some
+/// datagrams are sent after it and can show that they arrive.
+const SENDS_PAST_BIND: Duration = Duration::from_millis(10);
 /// Retransmission period of the `retransmit` mitigation.
 const RETRANSMIT_EVERY: Duration = Duration::from_millis(10);
-/// How long past the receiver's bind the sender keeps retransmitting or waiting for
-/// "ready", and the receiver keeps listening.
+/// How long past the bind and the schedule the sender keeps retransmitting or waiting
+/// for "ready", and the receiver keeps listening.
 const GRACE: Duration = Duration::from_secs(3);
-/// How long the receiver waits for stragglers once the sender says it is done.
-const DRAIN: Duration = Duration::from_millis(50);
 /// At most this many datagrams are resent per retransmission round.
 const RESEND_PER_ROUND: usize = 1024;
+/// How long an end sleeps when it finds nothing to receive and has nothing due.
+const IDLE: Duration = Duration::from_micros(100);
 
 const DATA: u8 = 1;
 const READY: u8 = 2;
@@ -94,22 +124,22 @@ const PAYLOAD_LEN: usize = 32;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
-        name: "before",
-        kind: ParamKind::Integer { min: 0, max: MAX_DATAGRAMS },
+        name: "count",
+        kind: ParamKind::Integer { min: 1, max: MAX_DATAGRAMS },
         unit: Some("datagrams"),
-        doc: "datagrams sent before the receiver binds",
+        doc: "datagrams the sender sends, one every send_interval_us from the start",
     },
     ParamSpec {
-        name: "after",
-        kind: ParamKind::Integer { min: 0, max: MAX_DATAGRAMS },
-        unit: Some("datagrams"),
-        doc: "datagrams sent once the receiver is bound",
+        name: "send_interval_us",
+        kind: ParamKind::Integer { min: 1, max: 1_000_000 },
+        unit: Some("µs"),
+        doc: "time between two scheduled sends (1000: 1 datagram per ms); count × interval <= 10 s",
     },
     ParamSpec {
         name: "receiver_delay_ms",
         kind: ParamKind::Integer { min: 0, max: 5_000 },
         unit: Some("ms"),
-        doc: "the receiver binds this long after the start (and after the early sends)",
+        doc: "the receiver binds this long after the sender starts",
     },
     ParamSpec {
         name: "socket",
@@ -121,7 +151,13 @@ const PARAMS: &[ParamSpec] = &[
         name: "mitigation",
         kind: ParamKind::Choice { options: &["none", "ready-handshake", "retransmit"] },
         unit: None,
-        doc: "none; ready-handshake (wait for the receiver's \"ready\"); retransmit (resend until acked)",
+        doc: "none; ready-handshake (start sending on the receiver's \"ready\"); retransmit (resend until acked)",
+    },
+    ParamSpec {
+        name: "netns",
+        kind: ParamKind::Choice { options: &["auto", "never"] },
+        unit: None,
+        doc: "auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never: host namespace",
     },
 ];
 
@@ -130,7 +166,7 @@ const METRICS: &[MetricSpec] = &[
         name: "datagrams",
         unit: Unit::Count,
         better: Better::Neither,
-        doc: "distinct sequence numbers (before + after)",
+        doc: "distinct sequence numbers scheduled (count)",
     },
     MetricSpec {
         name: "sent",
@@ -145,16 +181,64 @@ const METRICS: &[MetricSpec] = &[
         doc: "distinct sequence numbers the receiver got",
     },
     MetricSpec {
+        name: "lost",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "sequence numbers never delivered (datagrams − delivered)",
+    },
+    MetricSpec {
+        name: "scheduled_before_bind",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "sequence numbers whose scheduled send time fell before the bind: the loss the rate predicts",
+    },
+    MetricSpec {
+        name: "sent_before_bind",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "sequence numbers whose first successful send returned before the bind call started",
+    },
+    MetricSpec {
+        name: "sent_after_bind",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "sequence numbers whose first successful send started after the bind call returned",
+    },
+    MetricSpec {
+        name: "sent_during_bind",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "sequence numbers whose first successful send overlapped the bind call (not judged)",
+    },
+    MetricSpec {
+        name: "never_sent",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "sequence numbers no send call succeeded for (a connected socket's ECONNREFUSED)",
+    },
+    MetricSpec {
         name: "lost_before_bind",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "sequence numbers of the early sends never delivered",
+        doc: "of sent_before_bind, never delivered",
     },
     MetricSpec {
         name: "lost_after_bind",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "sequence numbers of the later sends never delivered",
+        doc: "of sent_after_bind, never delivered",
+    },
+    MetricSpec {
+        name: "last_lost_sent_at",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "when the last lost datagram's send returned, relative to the bind call's start (negative: before)",
+    },
+    MetricSpec {
+        name: "first_delivered_sent_at",
+        unit: Unit::Millis,
+        better: Better::Neither,
+        doc: "when the first delivered datagram's send started, relative to the bind call's start",
     },
     MetricSpec {
         name: "send_errors",
@@ -190,7 +274,19 @@ const METRICS: &[MetricSpec] = &[
         name: "bound_at",
         unit: Unit::Millis,
         better: Better::Neither,
-        doc: "when the receiver bound, since the start",
+        doc: "when the receiver's bind call started, since the start",
+    },
+    MetricSpec {
+        name: "no_ports_snmp",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "Udp: NoPorts delta in /proc/net/snmp: datagrams that found no socket (exact in a private namespace)",
+    },
+    MetricSpec {
+        name: "private_netns",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "1 when the case ran in a private network namespace, else 0",
     },
 ];
 
@@ -199,14 +295,17 @@ impl Scenario for UdpEarlySend {
     type Measured = Measured;
 
     const NAME: &'static str = "udp-early-send";
-    const SUMMARY: &'static str =
-        "UDP datagrams sent before the receiver binds are lost without a trace; mitigations";
+    const SUMMARY: &'static str = "UDP datagrams sent before the receiver binds are lost without a trace; loss follows the delay; mitigations";
     const EXPLANATION: &'static str = "\
-What it shows: a sender sends numbered UDP datagrams to a loopback port before any socket \
-is bound to it, then the receiver binds and the sender sends more. On loopback every \
-datagram sent before the bind is lost and every one sent after it arrives. The unconnected \
-sender (sendto) sees no error at all. A connected sender (connect + send) gets ECONNREFUSED \
-from some of its send calls.
+What it shows: a sender starts sending numbered UDP datagrams at a fixed rate (one every \
+send_interval_us) to a loopback port; the receiver binds that port receiver_delay_ms later. \
+On loopback every datagram sent before the bind is lost and every one sent after it \
+arrives, so the loss follows the delay: about receiver_delay_ms × 1000 / send_interval_us \
+datagrams (scheduled_before_bind), the first ones. Each datagram is judged by when its send \
+call ran against when the bind call ran, on one clock, and the kernel's Udp: NoPorts \
+counter counts the same datagrams independently. The unconnected sender (sendto) sees no \
+error at all. A connected sender (connect + send) gets ECONNREFUSED from some of its send \
+calls.
 
 Why it happens: UDP has no connection and no retransmission. A datagram for a port with no \
 socket is dropped on arrival: Linux counts it in /proc/net/snmp (Udp: NoPorts) and answers \
@@ -214,217 +313,102 @@ with an ICMP port-unreachable message (RFC 1122 §4.1.3.1). Nothing queues it fo
 that may bind later. The ICMP error is reported only to a connected socket, as a pending \
 error returned by its next call (udp(7): ECONNREFUSED), so about every other early send of a \
 connected socket fails, and the failing call is not the one whose datagram was refused. \
-An unconnected socket ignores ICMP errors unless it enables IP_RECVERR.
+An unconnected socket ignores ICMP errors unless it enables IP_RECVERR. Programs meet this \
+when a client starts before its server is up, or a service restarts while peers keep \
+sending: the gap is lost at whatever rate they send.
 
 What fixes it: make the receiver tell the sender it is ready (ready-handshake: the sender \
-waits for a \"ready\" datagram, with a timeout), or make the protocol reliable: number the \
-datagrams, acknowledge them, and resend what is unacknowledged until a deadline \
-(retransmit). Retransmission can deliver a datagram twice when an acknowledgement is slow, \
-so the receiver must drop duplicates by sequence number. Or use TCP, whose connect() fails \
-plainly when nobody listens.";
+waits for a \"ready\" datagram, with a timeout, before it starts), or make the protocol \
+reliable: number the datagrams, acknowledge them, and resend what is unacknowledged until a \
+deadline (retransmit). Retransmission can deliver a datagram twice when an acknowledgement \
+is slow, so the receiver must drop duplicates by sequence number. Or use TCP, whose \
+connect() fails plainly when nobody listens.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
     fn validate(params: &Params) -> Result<(), String> {
-        if params.before + params.after == 0 {
-            return Err("before + after is 0; send at least one datagram".into());
+        let schedule = schedule_length(params);
+        if schedule > MAX_SCHEDULE {
+            return Err(format!(
+                "count × send_interval_us is {} ms; the schedule may last at most {} ms",
+                schedule.as_millis(),
+                MAX_SCHEDULE.as_millis()
+            ));
+        }
+        let last_send =
+            Duration::from_micros(params.send_interval_us.saturating_mul(params.count.saturating_sub(1)));
+        let bind = Duration::from_millis(params.receiver_delay_ms);
+        if params.mitigation == Mitigation::None && last_send < bind + SENDS_PAST_BIND {
+            return Err(format!(
+                "the last send is scheduled at {} ms, but the receiver binds at {} ms: the schedule \
+                 must go on at least {} ms past the bind (raise count or send_interval_us)",
+                last_send.as_millis(),
+                bind.as_millis(),
+                SENDS_PAST_BIND.as_millis()
+            ));
         }
         Ok(())
     }
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        let start = Instant::now();
-        let sender = UdpSocket::bind("127.0.0.1:0").await.context("bind the sender to 127.0.0.1:0")?;
-        let sender_addr = sender.local_addr().context("read the sender's address")?;
-        // A port the OS picked and nobody holds now: bind, read, close.
-        let target = {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0").context("reserve a port on 127.0.0.1")?;
-            probe.local_addr().context("read the reserved port")?
-        };
-        if params.socket == SocketMode::Connected {
-            sender.connect(target).await.context(format!("connect the sender to {target}"))?;
-        }
-        let (early_done_tx, early_done_rx) = oneshot::channel();
-        let (bound_tx, bound_rx) = oneshot::channel();
-        let (done_tx, done_rx) = oneshot::channel();
-        let receiver = tokio::spawn(receive(
-            params.clone(),
-            target,
-            sender_addr,
-            start,
-            Signals { early_done: early_done_rx, bound: bound_tx, sender_done: done_rx },
-        ));
-        let mut send = Sender::new(sender, target, params.socket);
-        let sent = drive_sender(&params, &mut send, start, early_done_tx, bound_rx).await;
-        let _ = done_tx.send(());
-        let received = receiver.await.map_err(|e| CaseError::task("the receiver task", e))??;
-        sent?;
-        Ok(Measured { sent: send.record, received })
+        tokio::task::spawn_blocking(move || run_somewhere(&params))
+            .await
+            .map_err(|e| CaseError::task("the sender and receiver threads", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
-        outcome(params, &measured.sent, &measured.received)
+        outcome(params, &measured)
+    }
+}
+
+/// `count × send_interval_us`.
+fn schedule_length(params: &Params) -> Duration {
+    Duration::from_micros(params.count.saturating_mul(params.send_interval_us))
+}
+
+/// Where the case ran, and so how far the kernel counter can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// A private network namespace: the counter is this case's alone.
+    Private,
+    /// The host's namespace: the counter includes every process's traffic; why.
+    SystemWide(String),
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::SystemWide("nothing ran".into())
     }
 }
 
 /// What a case recorded at both ends.
 #[derive(Default)]
 pub struct Measured {
+    scope: Scope,
     sent: SendRecord,
     received: Received,
+    snmp: UdpCounters,
 }
 
-/// In-process coordination between the two ends, standing for "time passes": the
-/// receiver binds only after the early sends, and the after-sends follow the bind.
-struct Signals {
-    early_done: oneshot::Receiver<()>,
-    bound: oneshot::Sender<()>,
-    sender_done: oneshot::Receiver<()>,
-}
-
-/// The sending end.
-struct Sender {
-    socket: UdpSocket,
-    target: SocketAddr,
-    mode: SocketMode,
-    record: SendRecord,
+/// A send call, in time since the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Call {
+    started: Duration,
+    returned: Duration,
 }
 
 /// What the sending end recorded.
 #[derive(Default)]
 struct SendRecord {
+    /// Send calls that succeeded, retransmissions included.
     sent_ok: u64,
     retransmits: u64,
-    /// Sequence numbers with at least one successful send.
-    left: BTreeSet<u64>,
+    /// The first successful send of each sequence number that had one.
+    first_ok: BTreeMap<u64, Call>,
+    /// Failed calls by errno name; `recv ` before the name for failed receives.
     errors: BTreeMap<String, u64>,
-}
-
-impl Sender {
-    fn new(socket: UdpSocket, target: SocketAddr, mode: SocketMode) -> Self {
-        Sender { socket, target, mode, record: SendRecord::default() }
-    }
-
-    /// Sends datagram `seq`; a failed send is counted by errno, never fatal.
-    async fn send(&mut self, seq: u64) {
-        let payload = encode(DATA, seq);
-        let result = match self.mode {
-            SocketMode::Unconnected => self.socket.send_to(&payload, self.target).await,
-            SocketMode::Connected => self.socket.send(&payload).await,
-        };
-        match result {
-            Ok(_) => {
-                self.record.sent_ok += 1;
-                self.record.left.insert(seq);
-            }
-            Err(e) => *self.record.errors.entry(error_name(&e)).or_default() += 1,
-        }
-    }
-
-    /// Waits until `until` for a datagram of `kind`; returns its sequence number.
-    /// Errors a connected socket reports on receive (pending ECONNREFUSED) are counted.
-    async fn recv_kind(&mut self, kind: u8, until: Instant) -> Option<u64> {
-        let mut buf = [0u8; PAYLOAD_LEN];
-        // Each pass either returns or consumes one datagram or error; the deadline ends it.
-        while Instant::now() < until {
-            let got = tokio::time::timeout_at(until.into(), self.socket.recv_from(&mut buf)).await;
-            match got {
-                Err(_) => return None,
-                Ok(Ok((n, from))) if from == self.target => {
-                    if let Some((k, seq)) = decode(&buf[..n])
-                        && k == kind
-                    {
-                        return Some(seq);
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => *self.record.errors.entry(format!("recv {}", error_name(&e))).or_default() += 1,
-            }
-        }
-        None
-    }
-}
-
-async fn drive_sender(
-    params: &Params,
-    send: &mut Sender,
-    start: Instant,
-    early_done: oneshot::Sender<()>,
-    mut bound: oneshot::Receiver<()>,
-) -> Result<(), CaseError> {
-    let total = params.before + params.after;
-    let give_up = start + Duration::from_millis(params.receiver_delay_ms) + GRACE;
-    match params.mitigation {
-        Mitigation::None => {
-            for seq in 0..params.before {
-                send.send(seq).await;
-            }
-            let _ = early_done.send(());
-            wait_bound(&mut bound, give_up).await?;
-            for seq in params.before..total {
-                send.send(seq).await;
-            }
-        }
-        Mitigation::ReadyHandshake => {
-            // Nothing goes out early: the sender holds every datagram until "ready".
-            let _ = early_done.send(());
-            if send.recv_kind(READY, give_up).await.is_none() {
-                return Err(CaseError::Protocol(format!(
-                    "no \"ready\" from the receiver within {} ms",
-                    give_up.saturating_duration_since(start).as_millis()
-                )));
-            }
-            for seq in 0..total {
-                send.send(seq).await;
-            }
-        }
-        Mitigation::Retransmit => {
-            for seq in 0..params.before {
-                send.send(seq).await;
-            }
-            let _ = early_done.send(());
-            retransmit(params, send, &mut bound, give_up).await;
-        }
-    }
-    Ok(())
-}
-
-async fn wait_bound(bound: &mut oneshot::Receiver<()>, until: Instant) -> Result<(), CaseError> {
-    match tokio::time::timeout_at(until.into(), bound).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(CaseError::Protocol("the receiver did not bind in time".into())),
-    }
-}
-
-/// Resends unacknowledged datagrams every [`RETRANSMIT_EVERY`] until all are
-/// acknowledged or `give_up`; sends the after-bind datagrams once the receiver is bound.
-async fn retransmit(params: &Params, send: &mut Sender, bound: &mut oneshot::Receiver<()>, give_up: Instant) {
-    let total = params.before + params.after;
-    let mut acked = BTreeSet::new();
-    let mut after_sent = false;
-    let mut attempted = params.before;
-    while Instant::now() < give_up {
-        if !after_sent && bound.try_recv().is_ok() {
-            for seq in params.before..total {
-                send.send(seq).await;
-            }
-            after_sent = true;
-            attempted = total;
-        }
-        let tick = (Instant::now() + RETRANSMIT_EVERY).min(give_up);
-        while let Some(seq) = send.recv_kind(ACK, tick).await {
-            acked.insert(seq);
-        }
-        if after_sent && acked.len() as u64 == total {
-            return;
-        }
-        let missing: Vec<u64> =
-            (0..attempted).filter(|s| !acked.contains(s)).take(RESEND_PER_ROUND).collect();
-        for seq in missing {
-            send.record.retransmits += 1;
-            send.send(seq).await;
-        }
-    }
+    /// When datagram 0 was scheduled: 0, or when "ready" arrived.
+    schedule_start: Duration,
 }
 
 /// What the receiver got.
@@ -432,64 +416,294 @@ async fn retransmit(params: &Params, send: &mut Sender, bound: &mut oneshot::Rec
 struct Received {
     /// Deliveries per sequence number.
     seen: BTreeMap<u64, u64>,
-    bound_at: Duration,
+    /// Every datagram read, whatever it held.
+    datagrams: u64,
+    /// The bind call; `None` when the receiver never bound.
+    bind: Option<Call>,
 }
 
-async fn receive(
-    params: Params,
-    target: SocketAddr,
-    sender_addr: SocketAddr,
+/// Runs the experiment in a private namespace when allowed, else right here.
+fn run_somewhere(params: &Params) -> Result<Measured, CaseError> {
+    let reason = match params.netns {
+        NetnsMode::Never => "netns = never".to_string(),
+        NetnsMode::Auto => match PrivateNetns::new() {
+            Ok(netns) => {
+                let p = params.clone();
+                return netns
+                    .run(move || experiment(&p, Scope::Private))
+                    .map_err(|e| CaseError::Protocol(e.to_string()))?;
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    experiment(params, Scope::SystemWide(reason))
+}
+
+/// The times every part of a case keeps to.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// Time zero: the sender's schedule starts here (without the handshake).
     start: Instant,
-    signals: Signals,
-) -> Result<Received, CaseError> {
-    let Signals { early_done, bound, mut sender_done } = signals;
-    let delay = Duration::from_millis(params.receiver_delay_ms);
-    let give_up = start + delay + GRACE;
-    // The early sends finish in well under a millisecond on loopback; waiting for them
-    // makes "before the bind" exact.
-    let _ = tokio::time::timeout_at(give_up.into(), early_done).await;
-    tokio::time::sleep_until((start + delay).into()).await;
-    let socket = UdpSocket::bind(target)
-        .await
-        .context(format!("bind the receiver to the reserved port {target} (another process took it?)"))?;
-    let bound_at = start.elapsed();
-    if params.mitigation == Mitigation::ReadyHandshake {
-        socket
-            .send_to(&encode(READY, 0), sender_addr)
-            .await
-            .context(format!("send \"ready\" to {sender_addr}"))?;
+    /// Nothing waits or sends past this.
+    give_up: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
     }
-    let _ = bound.send(());
-    let total = params.before + params.after;
-    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut buf = [0u8; PAYLOAD_LEN];
-    let mut stop_at = give_up;
-    let mut sender_finished = false;
-    // Ends when every number arrived, DRAIN after the sender finished, or at give_up.
-    loop {
-        tokio::select! {
-            got = socket.recv_from(&mut buf) => {
-                let (n, from) = got.context("receive a datagram")?;
-                let Some((DATA, seq)) = decode(&buf[..n]) else { continue };
-                if seq >= total {
-                    continue;
-                }
-                *seen.entry(seq).or_default() += 1;
-                if params.mitigation == Mitigation::Retransmit {
-                    socket.send_to(&encode(ACK, seq), from).await.context(format!("acknowledge to {from}"))?;
-                }
-                if seen.len() as u64 == total && params.mitigation != Mitigation::Retransmit {
-                    break;
-                }
+}
+
+/// Sleeps until `t` (no-op when it has passed).
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// Both ends, on the calling thread's network namespace: the sender here, the receiver on
+/// a thread of its own.
+fn experiment(params: &Params, scope: Scope) -> Result<Measured, CaseError> {
+    let sender = UdpSocket::bind("127.0.0.1:0").context("bind the sender to 127.0.0.1:0")?;
+    sender.set_nonblocking(true).context("make the sender non-blocking")?;
+    let sender_addr = sender.local_addr().context("read the sender's address")?;
+    // A port the OS picked and nobody holds now: bind, read, close.
+    let target = {
+        let probe = UdpSocket::bind("127.0.0.1:0").context("reserve a port on 127.0.0.1")?;
+        probe.local_addr().context("read the reserved port")?
+    };
+    // Created now, bound later: at the bind time the bind is the receiver's only call.
+    let receiver = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .context("create the receiver's socket")?;
+    if params.socket == SocketMode::Connected {
+        sender.connect(target).context(format!("connect the sender to {target}"))?;
+    }
+    let snmp_before = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?;
+
+    let start = Instant::now();
+    let bind_at = start + Duration::from_millis(params.receiver_delay_ms);
+    let clock = Clock { start, give_up: bind_at + schedule_length(params) + GRACE };
+    let sender_done = Arc::new(AtomicBool::new(false));
+    let receiving = {
+        let sender_done = Arc::clone(&sender_done);
+        let params = params.clone();
+        std::thread::Builder::new()
+            .name("socklab-udp-receiver".into())
+            .spawn(move || receive(&params, receiver, target, sender_addr, bind_at, clock, &sender_done))
+            .context("start the receiver thread")?
+    };
+    let mut send =
+        Sender { socket: sender, target, mode: params.socket, clock, record: SendRecord::default() };
+    let sent = drive_sender(params, &mut send);
+    sender_done.store(true, Ordering::Release);
+    let received = receiving
+        .join()
+        .map_err(|_| CaseError::Task { task: "the receiver thread", what: "panicked".into() })??;
+    sent?;
+    // Read while the sender's socket still exists: an acknowledgement that reaches it now
+    // is queued for it, not counted as NoPorts.
+    let snmp = read_udp_counters().map_err(|e| CaseError::Protocol(e.to_string()))?.since(&snmp_before);
+    Ok(Measured { scope, sent: send.record, received, snmp })
+}
+
+/// The sending end.
+struct Sender {
+    socket: UdpSocket,
+    target: SocketAddr,
+    mode: SocketMode,
+    clock: Clock,
+    record: SendRecord,
+}
+
+/// Most datagrams [`Sender::drain`] takes in one call.
+const MAX_DRAIN: usize = 4096;
+
+impl Sender {
+    /// Sends datagram `seq` and stamps the call; a failed send is counted by errno,
+    /// never fatal (the application goes on with its schedule).
+    fn send(&mut self, seq: u64) {
+        let payload = encode(DATA, seq);
+        let started = self.clock.now();
+        let result = match self.mode {
+            SocketMode::Unconnected => self.socket.send_to(&payload, self.target),
+            SocketMode::Connected => self.socket.send(&payload),
+        };
+        let returned = self.clock.now();
+        match result {
+            Ok(_) => {
+                self.record.sent_ok += 1;
+                self.record.first_ok.entry(seq).or_insert(Call { started, returned });
             }
-            _ = &mut sender_done, if !sender_finished => {
-                sender_finished = true;
-                stop_at = (Instant::now() + DRAIN).min(give_up);
-            }
-            _ = tokio::time::sleep_until(stop_at.into()) => break,
+            Err(e) => *self.record.errors.entry(error_name(&e)).or_default() += 1,
         }
     }
-    Ok(Received { seen, bound_at })
+
+    /// Takes what the receiver sent without waiting, and hands the sequence number of
+    /// each datagram of `kind` to `got`. Errors a connected socket reports on receive (a
+    /// pending ECONNREFUSED, cleared by reporting it) are counted.
+    fn drain(&mut self, kind: u8, mut got: impl FnMut(u64)) {
+        let mut buf = [0u8; PAYLOAD_LEN];
+        for _ in 0..MAX_DRAIN {
+            match recv_datagram(&self.socket, &mut buf, libc::MSG_DONTWAIT) {
+                Ok(d) if d.from == Some(self.target) && d.len == PAYLOAD_LEN => {
+                    if let Some((k, seq)) = decode(&buf)
+                        && k == kind
+                    {
+                        got(seq);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => *self.record.errors.entry(format!("recv {}", error_name(&e))).or_default() += 1,
+            }
+        }
+    }
+}
+
+/// When datagram `seq` is due, `begin` being when datagram 0 was.
+fn due(params: &Params, begin: Instant, seq: u64) -> Instant {
+    begin + Duration::from_micros(params.send_interval_us.saturating_mul(seq))
+}
+
+fn drive_sender(params: &Params, send: &mut Sender) -> Result<(), CaseError> {
+    let clock = send.clock;
+    match params.mitigation {
+        Mitigation::None => {
+            // On schedule; a sender that fell behind catches up at once, so the number
+            // sent by any time is what the rate says.
+            for seq in 0..params.count {
+                sleep_until(due(params, clock.start, seq));
+                send.send(seq);
+            }
+        }
+        Mitigation::ReadyHandshake => {
+            let mut ready = false;
+            // Bounded by give_up; each pass drains or sleeps.
+            while !ready && Instant::now() < clock.give_up {
+                send.drain(READY, |_| ready = true);
+                if !ready {
+                    std::thread::sleep(IDLE);
+                }
+            }
+            if !ready {
+                return Err(CaseError::Protocol(format!(
+                    "no \"ready\" from the receiver within {} ms",
+                    clock.give_up.saturating_duration_since(clock.start).as_millis()
+                )));
+            }
+            // Nothing went out early: the schedule starts now.
+            let begin = Instant::now();
+            send.record.schedule_start = begin - clock.start;
+            for seq in 0..params.count {
+                sleep_until(due(params, begin, seq));
+                send.send(seq);
+            }
+        }
+        Mitigation::Retransmit => retransmit(params, send),
+    }
+    Ok(())
+}
+
+/// Sends on schedule and resends unacknowledged datagrams every [`RETRANSMIT_EVERY`],
+/// until all are acknowledged or `give_up`.
+fn retransmit(params: &Params, send: &mut Sender) {
+    let clock = send.clock;
+    let mut acked = BTreeSet::new();
+    let mut next = 0u64;
+    let mut resend_at = clock.start + RETRANSMIT_EVERY;
+    // Bounded by give_up; each pass sends one datagram, resends a round, or sleeps.
+    while Instant::now() < clock.give_up {
+        send.drain(ACK, |seq| {
+            acked.insert(seq);
+        });
+        if next == params.count && acked.len() as u64 == params.count {
+            return;
+        }
+        let now = Instant::now();
+        let next_due = (next < params.count).then(|| due(params, clock.start, next));
+        if next_due.is_some_and(|t| now >= t) {
+            send.send(next);
+            next += 1;
+            continue;
+        }
+        if now >= resend_at {
+            let missing: Vec<u64> = (0..next).filter(|s| !acked.contains(s)).take(RESEND_PER_ROUND).collect();
+            for seq in missing {
+                send.record.retransmits += 1;
+                send.send(seq);
+            }
+            resend_at = now + RETRANSMIT_EVERY;
+            continue;
+        }
+        // Short sleeps, so acknowledgements are taken before they fill the socket.
+        let wake = next_due.map_or(resend_at, |t| t.min(resend_at)).min(clock.give_up);
+        sleep_until(wake.min(Instant::now() + Duration::from_millis(1)));
+    }
+}
+
+/// How long the receiver goes on reading once the sender is done and the queue is
+/// empty: a datagram whose send has returned is normally queued already on loopback, but
+/// the kernel may finish delivering it a little later (a deferred softirq).
+const DRAIN: Duration = Duration::from_millis(10);
+
+/// Binds at `bind_at`, stamping the call; then reads (acknowledging with `retransmit`,
+/// after saying "ready" with `ready-handshake`) until the sender is done and nothing more
+/// comes, or `give_up`.
+fn receive(
+    params: &Params,
+    socket: Socket,
+    target: SocketAddr,
+    sender_addr: SocketAddr,
+    bind_at: Instant,
+    clock: Clock,
+    sender_done: &AtomicBool,
+) -> Result<Received, CaseError> {
+    sleep_until(bind_at);
+    let started = clock.now();
+    let bound = socket.bind(&target.into());
+    let returned = clock.now();
+    bound.context(format!("bind the receiver to the reserved port {target} (another process took it?)"))?;
+    let socket: UdpSocket = socket.into();
+    let mut received = Received { bind: Some(Call { started, returned }), ..Received::default() };
+    if params.mitigation == Mitigation::ReadyHandshake {
+        socket.send_to(&encode(READY, 0), sender_addr).context(format!("send \"ready\" to {sender_addr}"))?;
+    }
+    let mut buf = [0u8; PAYLOAD_LEN];
+    let mut stop_at = None;
+    // Bounded by give_up; each pass reads one datagram or sleeps.
+    while Instant::now() < clock.give_up {
+        match recv_datagram(&socket, &mut buf, libc::MSG_DONTWAIT) {
+            Ok(d) => {
+                received.datagrams += 1;
+                let Some((DATA, seq)) =
+                    decode(&buf[..d.len.min(PAYLOAD_LEN)]).filter(|_| d.len == PAYLOAD_LEN)
+                else {
+                    continue;
+                };
+                if seq >= params.count {
+                    continue;
+                }
+                *received.seen.entry(seq).or_default() += 1;
+                if params.mitigation == Mitigation::Retransmit
+                    && let Some(from) = d.from
+                {
+                    socket.send_to(&encode(ACK, seq), from).context(format!("acknowledge to {from}"))?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if sender_done.load(Ordering::Acquire) {
+                    let stop = *stop_at.get_or_insert_with(|| Instant::now() + DRAIN);
+                    if Instant::now() >= stop {
+                        break;
+                    }
+                }
+                std::thread::sleep(IDLE);
+            }
+            Err(e) => return Err(CaseError::Io { context: "receive a datagram".into(), error: e }),
+        }
+    }
+    Ok(received)
 }
 
 fn encode(kind: u8, seq: u64) -> [u8; PAYLOAD_LEN] {
@@ -508,99 +722,179 @@ fn decode(bytes: &[u8]) -> Option<(u8, u64)> {
     Some((bytes[0], seq))
 }
 
-fn outcome(params: &Params, send: &SendRecord, received: &Received) -> CaseOutcome {
-    let total = params.before + params.after;
+/// Each datagram judged by its first successful send against the bind call.
+#[derive(Debug, Default, PartialEq)]
+struct Judged {
+    sent_before: u64,
+    lost_before: u64,
+    sent_after: u64,
+    lost_after: u64,
+    sent_during: u64,
+    /// The latest `returned` of a lost datagram, relative to the bind call's start.
+    last_lost_sent_at: Option<f64>,
+    /// The earliest `started` of a delivered datagram, relative to the bind call's start.
+    first_delivered_sent_at: Option<f64>,
+}
+
+fn judge(sent: &SendRecord, received: &Received) -> Judged {
+    let mut j = Judged::default();
+    let relative =
+        |t: Duration, bind: Option<Call>| bind.map(|b| (t.as_secs_f64() - b.started.as_secs_f64()) * 1e3);
+    for (seq, call) in &sent.first_ok {
+        let delivered = received.seen.contains_key(seq);
+        match received.bind {
+            // A receiver that never bound: everything went before a bind that never came.
+            None => {
+                j.sent_before += 1;
+                j.lost_before += u64::from(!delivered);
+            }
+            Some(b) if call.returned < b.started => {
+                j.sent_before += 1;
+                j.lost_before += u64::from(!delivered);
+            }
+            Some(b) if call.started > b.returned => {
+                j.sent_after += 1;
+                j.lost_after += u64::from(!delivered);
+            }
+            Some(_) => j.sent_during += 1,
+        }
+        if delivered {
+            if let Some(at) = relative(call.started, received.bind) {
+                j.first_delivered_sent_at = Some(j.first_delivered_sent_at.map_or(at, |f: f64| f.min(at)));
+            }
+        } else if let Some(at) = relative(call.returned, received.bind) {
+            j.last_lost_sent_at = Some(j.last_lost_sent_at.map_or(at, |l: f64| l.max(at)));
+        }
+    }
+    j
+}
+
+/// Sequence numbers whose scheduled time fell before the bind call started.
+fn scheduled_before(params: &Params, sent: &SendRecord, bind: Call) -> u64 {
+    let Some(window) = bind.started.checked_sub(sent.schedule_start) else { return 0 };
+    let interval = params.send_interval_us.max(1) as u128;
+    // k × interval < window  ⇔  k < ceil(window / interval)
+    let n = window.as_micros().div_ceil(interval);
+    n.min(params.count as u128) as u64
+}
+
+fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
+    let (send, received) = (&m.sent, &m.received);
+    let count = params.count;
     let delivered = received.seen.len() as u64;
-    let lost_before = (0..params.before).filter(|s| !received.seen.contains_key(s)).count() as u64;
-    let lost_after = (params.before..total).filter(|s| !received.seen.contains_key(s)).count() as u64;
+    let lost = count.saturating_sub(delivered);
     let duplicates: u64 = received.seen.values().map(|n| n - 1).sum();
     let send_errors: u64 = send.errors.iter().filter(|(k, _)| !k.starts_with("recv ")).map(|(_, n)| n).sum();
     let refused = send.errors.get("ECONNREFUSED").copied().unwrap_or(0);
+    let never_sent = count.saturating_sub(send.first_ok.len() as u64);
+    let j = judge(send, received);
+    let private = m.scope == Scope::Private;
 
     let mut outcome = CaseOutcome::default();
+    outcome.metric("datagrams", count as f64, Unit::Count).key_metric("lost", lost as f64, Unit::Count);
+    if let Some(bind) = received.bind {
+        outcome.key_metric("scheduled_before_bind", scheduled_before(params, send, bind) as f64, Unit::Count);
+    }
     outcome
-        .metric("datagrams", total as f64, Unit::Count)
-        .key_metric("sent", send.sent_ok as f64, Unit::Count)
+        .key_metric("lost_after_bind", j.lost_after as f64, Unit::Count)
         .key_metric("delivered", delivered as f64, Unit::Count)
-        .key_metric("lost_before_bind", lost_before as f64, Unit::Count)
-        .key_metric("lost_after_bind", lost_after as f64, Unit::Count)
+        .key_metric("sent", send.sent_ok as f64, Unit::Count)
+        .metric("sent_before_bind", j.sent_before as f64, Unit::Count)
+        .metric("sent_after_bind", j.sent_after as f64, Unit::Count)
+        .metric("sent_during_bind", j.sent_during as f64, Unit::Count)
+        .metric("never_sent", never_sent as f64, Unit::Count)
+        .metric("lost_before_bind", j.lost_before as f64, Unit::Count)
         .metric("send_errors", send_errors as f64, Unit::Count)
         .key_metric("send_errors_econnrefused", refused as f64, Unit::Count);
+    if let Some(at) = j.last_lost_sent_at {
+        outcome.metric("last_lost_sent_at", at, Unit::Millis);
+    }
+    if let Some(at) = j.first_delivered_sent_at {
+        outcome.metric("first_delivered_sent_at", at, Unit::Millis);
+    }
     if let Some(first) = received.seen.keys().next() {
         outcome.metric("first_delivered_seq", *first as f64, Unit::Count);
     }
-    outcome
-        .metric("duplicates", duplicates as f64, Unit::Count)
-        .metric("retransmits", send.retransmits as f64, Unit::Count)
-        .metric("bound_at", received.bound_at.as_secs_f64() * 1e3, Unit::Millis);
+    outcome.metric("duplicates", duplicates as f64, Unit::Count).metric(
+        "retransmits",
+        send.retransmits as f64,
+        Unit::Count,
+    );
+    if let Some(bind) = received.bind {
+        outcome.metric("bound_at", bind.started.as_secs_f64() * 1e3, Unit::Millis);
+    }
+    outcome.key_metric("no_ports_snmp", m.snmp.no_ports as f64, Unit::Count).metric(
+        "private_netns",
+        if private { 1.0 } else { 0.0 },
+        Unit::Count,
+    );
 
     let errors_text = if send.errors.is_empty() {
         "no errors".to_string()
     } else {
         send.errors.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
     };
-    // Datagrams that left the sender (a send call succeeded), early and late.
-    let left_early = send.left.range(..params.before).count() as u64;
-    let left_late = send.left.range(params.before..total).count() as u64;
+    let during = if j.sent_during > 0 {
+        format!("; {} overlapped the bind call, not judged", j.sent_during)
+    } else {
+        String::new()
+    };
     match params.mitigation {
         Mitigation::None => {
-            if params.before > 0 {
+            if params.receiver_delay_ms > 0 {
                 outcome.checks.push(Check::new(
                     "pre_bind_lost",
-                    format!("early datagrams sent, all {} lost", params.before),
-                    format!("{left_early} sent, {lost_before} of {} lost", params.before),
-                    left_early >= 1 && lost_before == params.before,
+                    "every datagram whose send returned before the bind lost (at least one such)",
+                    format!("{} sent before the bind, {} of them lost{during}", j.sent_before, j.lost_before),
+                    received.bind.is_some() && j.sent_before >= 1 && j.lost_before == j.sent_before,
                     "no socket was bound to the port, so each early datagram was dropped on arrival",
                 ));
             }
+            let not_sent = if never_sent > 0 {
+                format!("; {never_sent} never left (send failed: {errors_text})")
+            } else {
+                String::new()
+            };
+            outcome.checks.push(Check::new(
+                "post_bind_delivered",
+                "every datagram whose send started after the bind delivered (at least one such)",
+                format!(
+                    "{} sent after the bind, {} of them lost{during}{not_sent}",
+                    j.sent_after, j.lost_after
+                ),
+                j.sent_after >= 1 && j.lost_after == 0,
+                "on loopback nothing is lost once a socket is bound and reading",
+            ));
             match params.socket {
-                SocketMode::Unconnected if params.after > 0 => outcome.checks.push(Check::new(
-                    "post_bind_delivered",
-                    format!("all {} later datagrams delivered", params.after),
-                    format!(
-                        "{} of {} delivered; send errors: {errors_text}",
-                        params.after - lost_after,
-                        params.after
-                    ),
-                    lost_after == 0,
-                    "on loopback nothing is lost once a socket is bound and reading",
+                SocketMode::Unconnected => outcome.checks.push(Check::new(
+                    "loss_is_silent",
+                    "every send call succeeds, the lost ones too",
+                    format!("{} send calls, {errors_text}", send.sent_ok + send_errors),
+                    send.sent_ok >= 1 && send_errors == 0,
+                    "an unconnected socket is not told about the ICMP port-unreachable its early datagrams caused",
                 )),
-                SocketMode::Unconnected => {}
-                SocketMode::Connected => {
-                    let post_sent_lost = (params.before..total)
-                        .filter(|s| send.left.contains(s) && !received.seen.contains_key(s))
-                        .count();
-                    if params.after > 0 {
-                        outcome.checks.push(Check::new(
-                            "post_bind_sent_delivered",
-                            "later datagrams sent, every one whose send succeeded delivered",
-                            format!("{left_late} sent, {post_sent_lost} of them not delivered"),
-                            left_late >= 1 && post_sent_lost == 0,
-                            "on loopback nothing that left a connected socket after the bind is lost",
-                        ));
-                    }
-                    if params.before >= 1 && total >= 2 {
-                        outcome.checks.push(Check::new(
-                            "econnrefused_seen",
-                            "at least one send fails with ECONNREFUSED",
-                            errors_text,
-                            refused >= 1,
-                            "the ICMP port-unreachable for an early datagram is reported to the connected \
-                             socket as ECONNREFUSED on its next call",
-                        ));
-                    }
+                SocketMode::Connected if params.receiver_delay_ms > 0 && count >= 2 => {
+                    outcome.checks.push(Check::new(
+                        "econnrefused_seen",
+                        "at least one send fails with ECONNREFUSED",
+                        errors_text,
+                        refused >= 1,
+                        "the ICMP port-unreachable for an early datagram is reported to the connected \
+                         socket as ECONNREFUSED on its next call",
+                    ))
                 }
+                SocketMode::Connected => {}
             }
         }
         Mitigation::ReadyHandshake | Mitigation::Retransmit => {
             outcome.checks.push(Check::new(
                 "none_lost",
-                format!("all {total} datagrams delivered"),
+                format!("all {count} datagrams delivered"),
                 format!(
                     "{delivered} delivered, {duplicates} duplicates, {} retransmits; errors: {errors_text}",
                     send.retransmits
                 ),
-                delivered == total,
+                delivered == count,
                 if params.mitigation == Mitigation::ReadyHandshake {
                     "the sender sent nothing until the receiver said it was bound"
                 } else {
@@ -608,6 +902,19 @@ fn outcome(params: &Params, send: &SendRecord, received: &Received) -> CaseOutco
                 },
             ));
         }
+    }
+    if private {
+        let read = received.datagrams;
+        outcome.checks.push(Check::new(
+            "kernel_agrees",
+            "Udp: NoPorts = send calls that succeeded − datagrams read (exact: private network namespace)",
+            format!(
+                "NoPorts {}, {} sent, {read} read, RcvbufErrors {}",
+                m.snmp.no_ports, send.sent_ok, m.snmp.rcvbuf_errors
+            ),
+            send.sent_ok >= 1 && send.sent_ok.checked_sub(read) == Some(m.snmp.no_ports),
+            "every datagram that left the sender either found no socket (counted by the kernel) or was read",
+        ));
     }
     outcome
 }
@@ -621,5 +928,41 @@ mod tests {
         assert_eq!(decode(&encode(DATA, 42)), Some((DATA, 42)));
         assert_eq!(decode(&encode(ACK, u64::MAX)), Some((ACK, u64::MAX)));
         assert_eq!(decode(b"short"), None);
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn datagrams_are_judged_by_their_send_call_against_the_bind_call() {
+        let call = |started, returned| Call { started: ms(started), returned: ms(returned) };
+        let mut sent = SendRecord::default();
+        sent.first_ok.insert(0, call(0, 1)); // before, lost
+        sent.first_ok.insert(1, call(9, 10)); // overlaps the bind: not judged
+        sent.first_ok.insert(2, call(12, 13)); // after, delivered
+        sent.first_ok.insert(3, call(13, 14)); // after, lost
+        let mut received = Received { bind: Some(call(10, 11)), ..Received::default() };
+        received.seen.insert(2, 1);
+        let j = judge(&sent, &received);
+        assert_eq!((j.sent_before, j.lost_before), (1, 1));
+        assert_eq!((j.sent_after, j.lost_after), (2, 1));
+        assert_eq!(j.sent_during, 1);
+        assert_eq!(j.last_lost_sent_at, Some(4.0));
+        assert_eq!(j.first_delivered_sent_at, Some(2.0));
+    }
+
+    #[test]
+    fn the_rate_predicts_how_many_were_scheduled_before_the_bind() {
+        let params = Params { count: 100, send_interval_us: 1000, ..Params::default() };
+        let sent = SendRecord::default();
+        let at = |started| Call { started, returned: started };
+        // Sends at 0, 1, ..., 19 ms come before a bind at 19.5 ms; the one at 20 ms does not.
+        assert_eq!(scheduled_before(&params, &sent, at(Duration::from_micros(19_500))), 20);
+        assert_eq!(scheduled_before(&params, &sent, at(ms(20))), 20);
+        assert_eq!(scheduled_before(&params, &sent, at(Duration::ZERO)), 0);
+        assert_eq!(scheduled_before(&params, &sent, at(ms(500))), 100, "capped at count");
+        let late_start = SendRecord { schedule_start: ms(30), ..SendRecord::default() };
+        assert_eq!(scheduled_before(&params, &late_start, at(ms(20))), 0, "handshake: nothing before");
     }
 }

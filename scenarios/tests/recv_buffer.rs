@@ -74,3 +74,28 @@ fn without_a_rate_there_is_no_rate_check() {
     assert!(case.checks.iter().all(|c| c.name != "throughput_at_rate"));
     assert!(case.metric("rate_share").is_none() && case.observations.link.is_none());
 }
+
+#[test]
+fn every_case_says_how_long_its_transfer_measured() {
+    let case = &run(&["bytes=1048576"])[0];
+    let duration = case.metric("duration").expect("a duration metric");
+    assert!(duration.key, "a key metric, so summary rows show it");
+    assert!(duration.value > 0.0);
+    let info = registry().get("recv-buffer").unwrap().info();
+    let table = info.table.expect("a sweep table");
+    assert!(table.cells.iter().any(|c| c == "duration"), "sweep cells show it: {:?}", table.cells);
+}
+
+/// A 4 KiB send buffer leaves one segment in flight, and the receiver delays the ACK of a
+/// lone segment (up to 40 ms): the transfer crawls. With TCP_QUICKACK on the reader the
+/// same small buffer is fast, so the window was not the limit. Wide margin: 10x. (4 MiB:
+/// a new connection acknowledges its first segments at once, quick-ACK mode, so a short
+/// transfer may finish before delayed ACKs start.)
+#[test]
+fn a_small_send_buffer_waits_on_delayed_acks_not_on_the_window() {
+    let slow = &run(&["bytes=4194304", "sndbuf=4096", "quickack=false"])[0];
+    let fast = &run(&["bytes=4194304", "sndbuf=4096", "quickack=true"])[0];
+    assert_eq!((slow.status, fast.status), (CaseStatus::Passed, CaseStatus::Passed));
+    let (slow, fast) = (metric(slow, "throughput_mib_s"), metric(fast, "throughput_mib_s"));
+    assert!(fast > 10.0 * slow, "quickack {fast} MiB/s against {slow} MiB/s");
+}

@@ -125,6 +125,9 @@ pub enum RoleSpec {
         rcvbuf: u64,
         /// Bytes the client sends (at most 2^32).
         expected_bytes: u64,
+        /// Set `TCP_QUICKACK` before every read.
+        #[serde(default)]
+        quickack: bool,
     },
     /// A reference server (the server of `framing-throughput`), until stopped.
     Server {

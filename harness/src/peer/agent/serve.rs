@@ -327,7 +327,7 @@ impl Agent {
                 });
                 Ok((addr, RunningRole { stop, task: Some(task), server: None, cpu_before }))
             }
-            RoleSpec::BulkSink { read_size, rcvbuf, expected_bytes } => {
+            RoleSpec::BulkSink { read_size, rcvbuf, expected_bytes, quickack } => {
                 let listener = tokio_listener(bind(any, rcvbuf)?)?;
                 let addr = listener.local_addr().map_err(|e| format!("read the bound address: {e}"))?;
                 let flag = stop.clone();
@@ -344,6 +344,7 @@ impl Agent {
                             stream,
                             expected_bytes,
                             read_size as usize,
+                            quickack,
                             started,
                             BULK_SILENCE,
                             &|| flag.load(Ordering::Relaxed),
@@ -537,7 +538,7 @@ fn check_role(role: &RoleSpec) -> Result<(), String> {
             within("warm_round_trips", u64::from(*warm_round_trips), 0, 100)?;
             within("max_bytes", *max_bytes, 1, MAX_READER_BYTES)
         }
-        RoleSpec::BulkSink { read_size, rcvbuf, expected_bytes } => {
+        RoleSpec::BulkSink { read_size, rcvbuf, expected_bytes, .. } => {
             within("read_size", *read_size, 1, 16 << 20)?;
             within("rcvbuf", *rcvbuf, 0, 256 << 20)?;
             within("expected_bytes", *expected_bytes, 1, 1 << 32)
