@@ -271,6 +271,26 @@ impl Link {
         .map_err(|e| LinkError::Command { command: format!("listen on {ip}"), reason: e.to_string() })
     }
 
+    /// A UDP socket bound on `side`'s address (`127.0.0.1` on loopback), port chosen by
+    /// the OS, made in that side's namespace.
+    ///
+    /// # Errors
+    /// As [`Link::tcp_listener`].
+    pub fn udp_socket(&self, side: Side) -> Result<std::net::UdpSocket, LinkError> {
+        let ip = match self {
+            Link::Loopback => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Link::Veth(_) => veth::side_ip(side),
+            Link::Peer(path) => match side {
+                Side::Client => path.local_ip,
+                Side::Server => path.peer_ip,
+            },
+        };
+        self.on(side, move || std::net::UdpSocket::bind((ip, 0)))?.map_err(|e| LinkError::Command {
+            command: format!("bind a UDP socket on {ip}"),
+            reason: e.to_string(),
+        })
+    }
+
     /// An unconnected TCP socket on the client side, for `connect`.
     ///
     /// # Errors
@@ -325,6 +345,18 @@ impl Link {
         match self {
             Link::Loopback | Link::Peer(_) => Ok(None),
             Link::Veth(veth) => veth.counters(Side::Client).map(Some),
+        }
+    }
+
+    /// IP fragments the client's namespace has made so far; `None` on loopback (whose
+    /// 64 KiB MTU fragments nothing) and toward a peer.
+    ///
+    /// # Errors
+    /// [`LinkError::Counters`].
+    pub fn client_fragments_created(&self) -> Result<Option<u64>, LinkError> {
+        match self {
+            Link::Loopback | Link::Peer(_) => Ok(None),
+            Link::Veth(veth) => veth.fragments_created(Side::Client).map(Some),
         }
     }
 

@@ -243,6 +243,19 @@ impl VethLink {
             .ok_or_else(|| LinkError::Counters(format!("/proc/net/dev has no line for {interface}")))
     }
 
+    /// IP fragments `side`'s namespace has made (`Ip: FragCreates` in its
+    /// `/proc/net/snmp`): datagrams larger than the MTU leave in pieces.
+    ///
+    /// # Errors
+    /// [`LinkError::Counters`] when the file cannot be read or lacks the counter.
+    pub fn fragments_created(&self, side: Side) -> Result<u64, LinkError> {
+        let text = self
+            .on(side, || std::fs::read_to_string("/proc/thread-self/net/snmp"))?
+            .map_err(|e| LinkError::Counters(format!("read /proc/net/snmp: {e}")))?;
+        crate::net::snmp_counter(&text, "Ip", "FragCreates")
+            .ok_or_else(|| LinkError::Counters("/proc/net/snmp has no Ip: FragCreates".into()))
+    }
+
     /// `tc -s qdisc show` of `side`'s interface, as text: what tbf sent and dropped.
     ///
     /// # Errors
