@@ -294,7 +294,13 @@ net.ipv4.tcp_rmem/tcp_wmem's maximum.
 
 What fixes it: read in chunks of 16 KiB or more (or whatever a framing layer buffers); \
 past that, bigger reads gain nothing measurable. Leave the buffer sizes to autotuning \
-unless a measurement shows otherwise; when setting them, read back the effective value.";
+unless a measurement shows otherwise; when setting them, read back the effective value.
+
+Over a link with a rate (link = veth, rate = 100mbit: a tbf qdisc on a veth pair between \
+two network namespaces) the link is the limit: the payload runs at 90 to 96% of the rate \
+(throughput_at_rate, rate_share), the rest being the 66 bytes of Ethernet, IP and TCP \
+headers every 1448-byte segment carries, which the veth's own byte counter shows \
+(wire_mbit_s, at the rate).";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {

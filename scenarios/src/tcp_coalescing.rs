@@ -267,7 +267,14 @@ a loss. The capture counts it (retransmitted_segments) and the timeline marks it
 What fixes it: never assume one recv() per send(). Frame the messages: a length prefix \
 (u32 big-endian length, then the bytes), a delimiter that cannot occur in the payload, or \
 fixed-size records, and read until a whole frame is buffered. TCP_NODELAY changes when \
-segments leave, not where the reads cut: it is no substitute for framing.";
+segments leave, not where the reads cut: it is no substitute for framing.
+
+Over a real link (link = veth: client and server in two network namespaces joined by a \
+veth pair of a given mtu) a segment carries at most the MSS: the MTU less 40 bytes of IP \
+and TCP headers and 12 of TCP timestamps. One write of 4000 bytes (large_message) leaves \
+as 1448 + 1448 + 1104 bytes at MTU 1500 and as 1228 + 1228 + 1228 + 316 at MTU 1280; \
+loopback's 64 KiB MTU carries it in one. A reader that reads as data arrives sees those \
+pieces.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const REMOTE_PEER: bool = true;
