@@ -59,6 +59,22 @@ pub enum Command {
     /// hostile-length) as one suite and writes the usual report folder. Exit codes as for
     /// run: 0 every check passed, 1 one failed, 2 bad input.
     Probe(ProbeArgs),
+
+    /// Run an impairment relay between your own client and server, until Ctrl-C.
+    ///
+    /// Listens on --listen (port 0 lets the OS choose) and prints the address; connect
+    /// your client there instead of to the server. Every connection (UDP: every client
+    /// address) gets its own connection to --upstream, and each direction a seeded
+    /// schedule that splits, merges, delays, limits, stalls or resets the TCP stream, or
+    /// loses, duplicates, reorders, delays or truncates UDP datagrams. The same --seed
+    /// and the same input give the same output, so a failure replays. Prints each
+    /// connection's counters when it closes, and a summary with the seed on Ctrl-C.
+    ///
+    /// Items combine: --split 3 --delay 1ms, or the whole spec at once with --impair
+    /// 'split=3+delay=1ms'. Without any item the relay passes bytes straight through
+    /// (splice), a baseline to compare with.
+    Proxy(ProxyArgs),
+
     /// Serve a runner over stdin and stdout: the other host's end of `run --peer-cmd`.
     ///
     /// Speaks socklab's control protocol (versioned JSON lines) on stdin and stdout: it
@@ -319,6 +335,92 @@ pub enum FailOn {
 
 fn parse_percent(text: &str) -> Result<f64, String> {
     socklab_harness::suite::percent_from(&toml::Value::String(text.to_string()))
+}
+
+/// Arguments of `socklab proxy`. Impairment values are parsed by socklab's spec parser,
+/// so a bad one is a one-line error naming what is valid (exit 2).
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// The server to relay to (IP:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: SocketAddr,
+
+    /// tcp, or udp.
+    #[arg(long, default_value = "tcp")]
+    pub transport: Transport,
+
+    /// Seed of every random choice (with the connection index and direction). Default:
+    /// taken from the clock, and printed so the run can be replayed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// A whole spec: items joined with +, e.g. 'split=1..7+delay=1ms'; the flags below
+    /// add to it.
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<String>,
+
+    /// TCP: cut the stream into pieces of N bytes (1 = byte by byte), or of a seeded size
+    /// in A..B; each piece its own write, TCP_NODELAY, --gap apart.
+    #[arg(long, value_name = "N|A..B")]
+    pub split: Option<String>,
+
+    /// TCP: hold writes for a time window (20ms) and write them as one, or write in
+    /// pieces of a size (4096B); a held byte never waits longer than --hold.
+    #[arg(long, value_name = "DUR|SIZE")]
+    pub merge: Option<String>,
+
+    /// TCP: a seeded mix of splits (1..=8 bytes) and merges (9..=1024).
+    #[arg(long)]
+    pub random: bool,
+
+    /// TCP: pause between pieces (default 1ms for --split, 200us for --random).
+    #[arg(long, value_name = "DUR")]
+    pub gap: Option<String>,
+
+    /// TCP: longest a piece waits for its bytes before it is written short (default 5ms).
+    #[arg(long, value_name = "DUR")]
+    pub hold: Option<String>,
+
+    /// Delay every byte (datagram) by DUR, or by a seeded time in A..B; TCP jitter never
+    /// reorders bytes.
+    #[arg(long, value_name = "DUR|A..B")]
+    pub delay: Option<String>,
+
+    /// TCP: a token bucket: 1MiB/s, 100KB/s, 10mbit.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+
+    /// TCP: forward N bytes per direction, then reset both connections (RST).
+    #[arg(long, value_name = "N")]
+    pub reset_after: Option<String>,
+
+    /// TCP: after N bytes, forward nothing for T (once): T@N, e.g. 200ms@1KiB.
+    #[arg(long, value_name = "T@N")]
+    pub stall: Option<String>,
+
+    /// Impair only one direction: up (client to server) or down; default both.
+    #[arg(long, value_name = "both|up|down")]
+    pub dir: Option<String>,
+
+    /// UDP: drop each datagram with probability P (0..=1).
+    #[arg(long, value_name = "P")]
+    pub loss: Option<String>,
+
+    /// UDP: send each datagram twice with probability P.
+    #[arg(long, value_name = "P")]
+    pub duplicate: Option<String>,
+
+    /// UDP: hold a datagram back behind the next one (or next K: P/K) with probability P.
+    #[arg(long, value_name = "P[/K]")]
+    pub reorder: Option<String>,
+
+    /// UDP: cut datagrams to N bytes (all, or with a probability: N@P).
+    #[arg(long, value_name = "N[@P]")]
+    pub truncate: Option<String>,
 }
 
 /// Arguments of `socklab explain`.

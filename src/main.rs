@@ -6,6 +6,7 @@ mod catalog;
 mod compare;
 mod probe;
 mod progress;
+mod proxy;
 mod run;
 mod serve;
 
@@ -72,6 +73,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Serve(args) => serve::serve(args)?,
         Command::Probe(args) => return probe::probe(args, &registry),
         Command::Agent(_) => unreachable!("socklab agent is dispatched before the others"),
+        Command::Proxy(args) => proxy::proxy(args)?,
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;
             println!(

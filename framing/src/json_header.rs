@@ -1,5 +1,7 @@
 //! The "header dict" scheme: a length, a JSON header that carries `size`, then the body.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 use tokio_util::codec::{Decoder, Encoder};
@@ -83,22 +85,123 @@ pub struct JsonHeaderCodec {
     decoder: Announced<JsonHeader>,
 }
 
-/// The header format: its length field's byte order and the two limits.
+/// The key a JSON header gives the body's size under: `size` by default, `file_size` in
+/// the tutorials' file transfer. 1 to 32 characters of `A-Z a-z 0-9 _ -`, kept inline so
+/// a [`FramingStrategy`](crate::FramingStrategy) stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SizeKey {
+    bytes: [u8; SizeKey::MAX],
+    len: u8,
+}
+
+impl SizeKey {
+    /// Longest key.
+    pub const MAX: usize = 32;
+    /// `size`.
+    pub const SIZE: SizeKey = SizeKey::from_literal(b"size");
+
+    const fn from_literal(key: &[u8]) -> SizeKey {
+        let mut bytes = [0u8; SizeKey::MAX];
+        let mut i = 0;
+        while i < key.len() {
+            bytes[i] = key[i];
+            i += 1;
+        }
+        SizeKey { bytes, len: key.len() as u8 }
+    }
+
+    /// A key, if it is 1 to 32 characters of `A-Z a-z 0-9 _ -`.
+    pub fn new(key: &str) -> Option<SizeKey> {
+        let valid = (1..=SizeKey::MAX).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        valid.then(|| SizeKey::from_literal(key.as_bytes()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("size")
+    }
+}
+
+impl fmt::Debug for SizeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// How a JSON-header frame is laid out: the byte order of its 4-byte header length and
+/// the key the header gives the body's size under. Written after `json-header`:
+/// nothing for the default (big-endian, `size`), `:le` for Python's native
+/// `struct.pack('i', n)`, `:le:file_size` for the tutorials' file transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JsonLayout {
+    /// Byte order of the header length field.
+    pub endian: Endian,
+    /// The key of the body's size.
+    pub size_key: SizeKey,
+}
+
+impl JsonLayout {
+    /// Big-endian length, `size`.
+    pub const DEFAULT: JsonLayout = JsonLayout { endian: Endian::Big, size_key: SizeKey::SIZE };
+}
+
+impl fmt::Display for JsonLayout {
+    /// `""`, `:le`, `:be:file_size`, `:le:file_size`: what follows `json-header`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endian = match self.endian {
+            Endian::Big => "be",
+            Endian::Little => "le",
+        };
+        match (self.endian, self.size_key == SizeKey::SIZE) {
+            (Endian::Big, true) => Ok(()),
+            (_, true) => write!(f, ":{endian}"),
+            (_, false) => write!(f, ":{endian}:{}", self.size_key.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for JsonLayout {
+    type Err = ();
+
+    /// Parses what follows `json-header`: ``, `:be`, `:le`, `:be:KEY`, `:le:KEY`.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.is_empty() {
+            return Ok(JsonLayout::DEFAULT);
+        }
+        let mut parts = s.strip_prefix(':').ok_or(())?.splitn(2, ':');
+        let endian = match parts.next() {
+            Some("be") => Endian::Big,
+            Some("le") => Endian::Little,
+            _ => return Err(()),
+        };
+        let size_key = match parts.next() {
+            None => SizeKey::SIZE,
+            Some(key) => SizeKey::new(key).ok_or(())?,
+        };
+        Ok(JsonLayout { endian, size_key })
+    }
+}
+
+/// The header format: its length field's byte order, the size key and the two limits.
 #[derive(Debug, Clone, PartialEq)]
 struct JsonHeader {
     endian: Endian,
+    size_key: SizeKey,
     max_header_len: usize,
     max_body_len: usize,
 }
 
 impl JsonHeader {
-    fn parse(raw: &[u8]) -> Result<(Map<String, Value>, u64), FramingError> {
+    fn parse(&self, raw: &[u8]) -> Result<(Map<String, Value>, u64), FramingError> {
         let header: Map<String, Value> = serde_json::from_slice(raw)
             .map_err(|e| FramingError::invalid_header(format!("header is not a JSON object: {e}")))?;
-        let size = match header.get("size") {
-            None => return Err(FramingError::invalid_header("header has no \"size\"")),
+        let key = self.size_key.as_str();
+        let size = match header.get(key) {
+            None => return Err(FramingError::invalid_header(format!("header has no \"{key}\""))),
             Some(v) => v.as_u64().ok_or_else(|| {
-                FramingError::invalid_header(format!("header \"size\" is not a non-negative integer: {v}"))
+                FramingError::invalid_header(format!("header \"{key}\" is not a non-negative integer: {v}"))
             })?,
         };
         Ok((header, size))
@@ -127,7 +230,7 @@ impl Header for JsonHeader {
         // `len <= max_header_len`, a usize.
         let end = LEN_FIELD + len as usize;
         let Some(raw) = src.get(LEN_FIELD..end) else { return Ok(Head::Incomplete { needed: end }) };
-        let (header, size) = Self::parse(raw)?;
+        let (header, size) = self.parse(raw)?;
         Ok(Head::Complete { len: end, body_len: size, meta: header })
     }
 }
@@ -144,6 +247,7 @@ impl JsonHeaderCodec {
         JsonHeaderCodec {
             decoder: Announced::new(JsonHeader {
                 endian: Endian::Big,
+                size_key: SizeKey::SIZE,
                 max_header_len: DEFAULT_MAX_HEADER_LEN,
                 max_body_len: DEFAULT_MAX_BODY_LEN,
             }),
@@ -154,6 +258,17 @@ impl JsonHeaderCodec {
     pub fn endian(mut self, endian: Endian) -> Self {
         self.decoder.header.endian = endian;
         self
+    }
+
+    /// Sets the key the header gives the body's size under; default `size`.
+    pub fn size_key(mut self, key: SizeKey) -> Self {
+        self.decoder.header.size_key = key;
+        self
+    }
+
+    /// Sets the byte order and the size key at once, as a [`JsonLayout`] names them.
+    pub fn layout(self, layout: JsonLayout) -> Self {
+        self.endian(layout.endian).size_key(layout.size_key)
     }
 
     /// Sets the maximum JSON header length in bytes; default 64 KiB (capped at u32::MAX).
@@ -178,7 +293,7 @@ impl JsonHeaderCodec {
         body: &[u8],
         dst: &mut BytesMut,
     ) -> Result<(), FramingError> {
-        let JsonHeader { endian, max_header_len, max_body_len } = self.decoder.header;
+        let JsonHeader { endian, size_key, max_header_len, max_body_len } = self.decoder.header;
         let size = body.len() as u64;
         if size > max_body_len as u64 {
             return Err(FramingError::FrameTooLarge { len: size, max: max_body_len as u64 });
@@ -188,7 +303,8 @@ impl JsonHeaderCodec {
             Endian::Big => (header_len as u32).to_be_bytes(),
             Endian::Little => (header_len as u32).to_le_bytes(),
         };
-        if header.is_empty() || header.keys().all(|key| key == "size") {
+        let key = size_key.as_str();
+        if size_key == SizeKey::SIZE && (header.is_empty() || header.keys().all(|k| k == "size")) {
             // The common frame: a header of `size` alone, built on the stack back to front
             // (`}`, the digits, `{"size":`, the length field) and written in one piece.
             let mut head = [0u8; LEN_FIELD + SIZE_ONLY_HEADER_LEN];
@@ -216,7 +332,7 @@ impl JsonHeaderCodec {
             dst.extend_from_slice(body);
             return Ok(());
         }
-        encode_with_fields(header, size, max, length_field, body, dst)
+        encode_with_fields(header, key, size, max, length_field, body, dst)
     }
 }
 
@@ -225,6 +341,7 @@ impl JsonHeaderCodec {
 #[inline(never)]
 fn encode_with_fields(
     header: &Map<String, Value>,
+    key: &str,
     size: u64,
     max: usize,
     length_field: impl Fn(usize) -> [u8; LEN_FIELD],
@@ -234,7 +351,7 @@ fn encode_with_fields(
     let start = dst.len();
     dst.reserve(LEN_FIELD + SIZE_ONLY_HEADER_LEN + body.len());
     dst.put_slice(&[0; LEN_FIELD]);
-    write_header(header, size, dst)?;
+    write_header(header, key, size, dst)?;
     let header_len = dst.len() - start - LEN_FIELD;
     if header_len > max {
         dst.truncate(start);
@@ -265,15 +382,23 @@ fn decimal(mut n: u64) -> ([u8; 20], usize) {
     }
 }
 
-/// Writes `header` as a JSON object with `"size": size` set: what `serde_json` writes for
-/// the map after `header.insert("size", size)`, without building that map per frame.
-/// Keys come in the map's order, and `size` where a sorted map puts it.
-fn write_header(header: &Map<String, Value>, size: u64, dst: &mut BytesMut) -> Result<(), FramingError> {
+/// Writes `header` as a JSON object with `"KEY": size` set: what `serde_json` writes for
+/// the map after `header.insert(KEY, size)`, without building that map per frame. Keys
+/// come in the map's order, and the size key where a sorted map puts it. (A size key is
+/// plain `A-Z a-z 0-9 _ -`, so it needs no escaping.)
+fn write_header(
+    header: &Map<String, Value>,
+    size_key: &str,
+    size: u64,
+    dst: &mut BytesMut,
+) -> Result<(), FramingError> {
     // Writing to a BytesMut cannot fail: keys are strings, the writer grows.
     let io = |e: serde_json::Error| FramingError::Io(e.into());
-    fn put_size(dst: &mut BytesMut, size: u64) {
+    fn put_size(dst: &mut BytesMut, size_key: &str, size: u64) {
         let (digits, at) = decimal(size);
-        dst.put_slice(b"\"size\":");
+        dst.put_u8(b'"');
+        dst.put_slice(size_key.as_bytes());
+        dst.put_slice(b"\":");
         dst.put_slice(&digits[at..]);
     }
     fn comma(dst: &mut BytesMut, first: &mut bool) {
@@ -285,12 +410,12 @@ fn write_header(header: &Map<String, Value>, size: u64, dst: &mut BytesMut) -> R
     dst.put_u8(b'{');
     let (mut first, mut size_written) = (true, false);
     for (key, value) in header {
-        if key == "size" {
+        if key == size_key {
             continue;
         }
-        if !size_written && key.as_str() > "size" {
+        if !size_written && key.as_str() > size_key {
             comma(dst, &mut first);
-            put_size(dst, size);
+            put_size(dst, size_key, size);
             size_written = true;
         }
         comma(dst, &mut first);
@@ -300,7 +425,7 @@ fn write_header(header: &Map<String, Value>, size: u64, dst: &mut BytesMut) -> R
     }
     if !size_written {
         comma(dst, &mut first);
-        put_size(dst, size);
+        put_size(dst, size_key, size);
     }
     dst.put_u8(b'}');
     Ok(())
@@ -349,6 +474,41 @@ mod tests {
         buf.put_slice(json.as_bytes());
         buf.put_slice(body);
         buf
+    }
+
+    #[test]
+    fn the_tutorials_file_header_decodes_and_encodes_with_its_own_size_key() {
+        // struct.pack('i', len(header)) on x86: little-endian; the size under "file_size".
+        let json = r#"{"file_name": "a.txt", "file_desc": "demo", "file_size": 3}"#;
+        let mut wire = BytesMut::new();
+        wire.put_u32_le(json.len() as u32);
+        wire.put_slice(json.as_bytes());
+        wire.put_slice(b"abc");
+        let layout: JsonLayout = ":le:file_size".parse().unwrap();
+        let mut codec = JsonHeaderCodec::new().layout(layout);
+        let frame = codec.decode(&mut wire).unwrap().unwrap();
+        assert_eq!((frame.header["file_name"].as_str(), &frame.body[..]), (Some("a.txt"), &b"abc"[..]));
+        let mut out = BytesMut::new();
+        codec.encode(JsonFrame::new("xyz").with("file_name", "b.bin"), &mut out).unwrap();
+        assert_eq!(&out[4..], br#"{"file_name":"b.bin","file_size":3}xyz"#);
+        assert_eq!(u32::from_le_bytes(out[..4].try_into().unwrap()) as usize, out.len() - 4 - 3);
+        let mut no_key = BytesMut::new();
+        no_key.put_u32_le(11);
+        no_key.put_slice(br#"{"size": 3}abc"#);
+        let err = JsonHeaderCodec::new().layout(layout).decode(&mut no_key).unwrap_err();
+        assert_eq!(err.to_string(), "invalid frame header: header has no \"file_size\"");
+    }
+
+    #[test]
+    fn layouts_parse_and_print_back() {
+        for text in ["", ":le", ":be:file_size", ":le:file_size", ":le:x-Y_9"] {
+            let layout: JsonLayout = text.parse().unwrap();
+            assert_eq!(layout.to_string(), text, "{text}");
+        }
+        assert_eq!(":be".parse::<JsonLayout>().unwrap(), JsonLayout::DEFAULT);
+        for bad in [":", ":xx", ":le:", ":le:bad key", ":le:a:b", "le", &format!(":le:{}", "k".repeat(33))] {
+            assert!(bad.parse::<JsonLayout>().is_err(), "{bad}");
+        }
     }
 
     #[test]

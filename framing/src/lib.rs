@@ -20,7 +20,7 @@
 //! | `cobs` | [`CobsCodec`] | byte-stuffed payload, `0x00` |
 //! | `u32be`, `u32le`, `u16be`, … | [`LengthPrefixedCodec`] | length (1/2/4/8 bytes), payload |
 //! | `varint` | [`VarintCodec`] | LEB128 length, payload |
-//! | `json-header` | [`JsonHeaderCodec`] | 4-byte length, JSON header with `size`, body |
+//! | `json-header`, `json-header:le:file_size` | [`JsonHeaderCodec`] | 4-byte length (BE or LE), JSON header with the body's size under `size` (or another key), body |
 //! | `fixed:N` | [`FixedSizeCodec`] | exactly N bytes |
 //! | `stop-and-wait` | [`stop_and_wait`] | a protocol, not a codec: length, ACK, body |
 //!
@@ -66,7 +66,7 @@ mod varint;
 pub use cobs::CobsCodec;
 pub use delimited::DelimitedCodec;
 pub use fixed::FixedSizeCodec;
-pub use json_header::{JsonFrame, JsonHeaderCodec};
+pub use json_header::{JsonFrame, JsonHeaderCodec, JsonLayout, SizeKey};
 pub use length_prefixed::{Endian, HeaderWidth, LengthPrefixedCodec};
 pub use message_codec::MessageCodec;
 pub use raw::RawCodec;
@@ -197,8 +197,8 @@ pub enum FramingStrategy {
     },
     /// A LEB128 varint length prefix.
     Varint,
-    /// A 4-byte length, a JSON header carrying `size`, then the body.
-    JsonHeader,
+    /// A 4-byte length, a JSON header carrying the body's size, then the body.
+    JsonHeader(JsonLayout),
     /// Records of exactly this many bytes (never 0).
     FixedSize(usize),
     /// Announce the length, wait for an ACK, send the body.
@@ -240,7 +240,7 @@ impl FramingStrategy {
         FramingStrategy::LengthPrefixed { width: HeaderWidth::U32, endian: Endian::Little, signed: false },
         FramingStrategy::LengthPrefixed { width: HeaderWidth::U16, endian: Endian::Big, signed: false },
         FramingStrategy::Varint,
-        FramingStrategy::JsonHeader,
+        FramingStrategy::JsonHeader(JsonLayout::DEFAULT),
         FramingStrategy::FixedSize(64),
         FramingStrategy::StopAndWait,
     ];
@@ -253,7 +253,9 @@ impl FramingStrategy {
             FramingStrategy::Cobs => "consistent-overhead byte stuffing, frames end in 0x00; any payload",
             FramingStrategy::LengthPrefixed { .. } => "fixed-width length prefix, then the payload",
             FramingStrategy::Varint => "LEB128 varint length prefix (protobuf style), then the payload",
-            FramingStrategy::JsonHeader => "4-byte length, JSON header with \"size\", then the body",
+            FramingStrategy::JsonHeader(_) => {
+                "4-byte length, JSON header with the body's size, then the body"
+            }
             FramingStrategy::FixedSize(_) => "records of exactly N bytes",
             FramingStrategy::StopAndWait => "announce the length, wait for the receiver's ACK, send the body",
         }
@@ -276,7 +278,7 @@ impl fmt::Display for FramingStrategy {
                 }
             }
             FramingStrategy::Varint => f.write_str("varint"),
-            FramingStrategy::JsonHeader => f.write_str("json-header"),
+            FramingStrategy::JsonHeader(layout) => write!(f, "json-header{layout}"),
             FramingStrategy::FixedSize(n) => write!(f, "fixed:{n}"),
             FramingStrategy::StopAndWait => f.write_str("stop-and-wait"),
         }
@@ -286,7 +288,7 @@ impl fmt::Display for FramingStrategy {
 /// A string that names no framing strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown framing strategy {input:?}: expected one of {}, fixed:N (N >= 1)",
+    "unknown framing strategy {input:?}: expected one of {}, json-header:be|le[:SIZE_KEY], fixed:N (N >= 1)",
     FramingStrategy::NAMES.join(", ")
 )]
 pub struct UnknownStrategy {
@@ -304,10 +306,11 @@ impl FromStr for FramingStrategy {
             "line" => FramingStrategy::Line,
             "cobs" => FramingStrategy::Cobs,
             "varint" => FramingStrategy::Varint,
-            "json-header" => FramingStrategy::JsonHeader,
             "stop-and-wait" => FramingStrategy::StopAndWait,
             _ => {
-                if let Some(n) = s.strip_prefix("fixed:") {
+                if let Some(layout) = s.strip_prefix("json-header") {
+                    FramingStrategy::JsonHeader(layout.parse().map_err(|_| unknown())?)
+                } else if let Some(n) = s.strip_prefix("fixed:") {
                     // Only canonical decimal, so that Display round-trips exactly.
                     if n.starts_with('+') || (n.len() > 1 && n.starts_with('0')) {
                         return Err(unknown());

@@ -48,8 +48,8 @@ impl MessageCodec {
                 LengthPrefixedCodec::new(width, endian).signed(signed).max_frame_len(max_frame_len),
             ),
             FramingStrategy::Varint => MessageCodec::Varint(VarintCodec::new().max_frame_len(max_frame_len)),
-            FramingStrategy::JsonHeader => {
-                MessageCodec::JsonHeader(JsonHeaderCodec::new().max_body_len(max_frame_len))
+            FramingStrategy::JsonHeader(layout) => {
+                MessageCodec::JsonHeader(JsonHeaderCodec::new().layout(layout).max_body_len(max_frame_len))
             }
             FramingStrategy::FixedSize(n) => MessageCodec::FixedSize(FixedSizeCodec::new(n)),
             FramingStrategy::StopAndWait => return None,

@@ -14,6 +14,7 @@ pub mod boundary;
 pub mod capture;
 pub mod check;
 pub mod host;
+pub mod impair;
 pub mod link;
 pub mod metric;
 pub mod metrics;

@@ -357,6 +357,134 @@ pub struct Observations {
     /// Values per item of the case (per client), for bar charts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<ValueSeries>,
+    /// What an impairment relay between client and server did (`impair`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyObservation>,
+}
+
+/// What an impairment relay (`socklab_harness::impair`) did during a case, per
+/// connection (a UDP flow counts as one) and direction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyObservation {
+    /// The spec in its canonical text (`split=3+delay=1ms`).
+    pub spec: String,
+    /// The seed every choice derived from, with the connection index and direction.
+    pub seed: u64,
+    /// `tcp` or `udp`.
+    pub transport: Transport,
+    /// Each connection, in accept order (the first [`ProxyObservation::MAX_CONNECTIONS`]).
+    pub connections: Vec<ProxyConnection>,
+    /// Connections accepted past the listed ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections_left_out: u64,
+}
+
+impl ProxyObservation {
+    /// Connections listed at most.
+    pub const MAX_CONNECTIONS: usize = 256;
+}
+
+/// One relayed connection (or UDP flow).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyConnection {
+    /// 0 for the first accepted.
+    pub index: u64,
+    /// The client's address.
+    pub client: String,
+    /// Client to server.
+    pub up: ProxyDirection,
+    /// Server to client.
+    pub down: ProxyDirection,
+    /// The relay reset both sides (`reset-after`), or passed a reset on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+    /// Both directions ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+    /// Why the connection ended early (an upstream that refused, a socket error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What one direction of a relayed connection did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyDirection {
+    /// Whether the spec applied to this direction (`dir`); if not, bytes passed as read.
+    pub impaired: bool,
+    /// Bytes (datagram payload bytes) read from the sender.
+    pub bytes_in: u64,
+    /// Bytes written to the receiver.
+    pub bytes_out: u64,
+    /// Reads that returned data (datagrams received).
+    pub reads_in: u64,
+    /// Writes made (datagrams sent).
+    pub writes_out: u64,
+    /// The size of each read, from the first.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub input_chunks: Listed<usize>,
+    /// Each write, from the first.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub output_writes: Listed<ProxyWrite>,
+    /// UDP: indexes (0 = the first datagram of the direction) of the datagrams dropped.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub dropped: Listed<u64>,
+    /// UDP: indexes of the datagrams sent twice.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub duplicated: Listed<u64>,
+    /// UDP: indexes of the datagrams held back behind later ones.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub reordered: Listed<u64>,
+    /// UDP: indexes of the datagrams cut short.
+    #[serde(default, skip_serializing_if = "Listed::is_empty")]
+    pub truncated: Listed<u64>,
+}
+
+/// One write of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProxyWrite {
+    /// When the write call was made, in microseconds on the clock the relay was given
+    /// (a case's clock, so it lines up with the case's writes and reads).
+    pub at_us: f64,
+    /// Bytes written.
+    pub len: usize,
+    /// How long the oldest of its bytes waited in the relay, in microseconds: the delay
+    /// the relay added (split gaps, merge windows, `delay`, `rate`, `stall`).
+    pub delay_us: f64,
+}
+
+/// The first items of a record, and how many there were in all: records are bounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listed<T> {
+    /// How many there were.
+    pub total: u64,
+    /// The first of them, at most the limit the recorder was given.
+    pub first: Vec<T>,
+}
+
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Listed { total: 0, first: Vec::new() }
+    }
+}
+
+impl<T> Listed<T> {
+    /// Counts `item`, and keeps it while fewer than `limit` are kept.
+    pub fn push(&mut self, item: T, limit: usize) {
+        self.total += 1;
+        if self.first.len() < limit {
+            self.first.push(item);
+        }
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// How many were counted but not kept.
+    pub fn left_out(&self) -> u64 {
+        self.total - self.first.len() as u64
+    }
 }
 
 /// The link a case ran over (see `socklab_harness::link`).
@@ -470,11 +598,12 @@ pub enum Direction {
     ServerToClient,
 }
 
-/// Transport protocol of a captured packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Transport protocol of a captured packet (or of a relay).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// TCP segment.
+    #[default]
     Tcp,
     /// UDP datagram.
     Udp,
@@ -543,6 +672,13 @@ pub struct StreamTrace {
     /// recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retransmissions: Vec<RetransmittedSegment>,
+    /// Each write an impairment relay between client and server made towards the
+    /// server (`impair`), in order: the "proxy out" lane. Absent without a relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy_out: Vec<IoEvent>,
+    /// For each relay write, which byte ranges of which writes it carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_map: Option<BoundaryMap>,
     /// For each segment, which byte ranges of which writes it carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_map: Option<BoundaryMap>,
@@ -745,6 +881,32 @@ mod tests {
         };
         let back: StreamTrace = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
         assert_eq!(back, with);
+    }
+
+    #[test]
+    fn a_trace_without_a_proxy_lane_loads_and_writes_none() {
+        let old = r#"{"writes":[],"reads":[],"boundary_map":{"targets":[]}}"#;
+        let trace: StreamTrace = serde_json::from_str(old).unwrap();
+        assert!(trace.proxy_out.is_empty() && trace.proxy_map.is_none());
+        assert!(!serde_json::to_string(&trace).unwrap().contains("proxy"));
+        let old_observations: Observations = serde_json::from_str("{}").unwrap();
+        assert!(old_observations.proxy.is_none());
+        let with = StreamTrace {
+            proxy_out: vec![IoEvent { at_us: 2.0, len: 1, text: "a".into() }],
+            proxy_map: Some(BoundaryMap::compute(&[1], &[1])),
+            ..trace
+        };
+        let back: StreamTrace = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
+    }
+
+    #[test]
+    fn listed_keeps_the_first_and_counts_the_rest() {
+        let mut listed = Listed::default();
+        for i in 0..10u64 {
+            listed.push(i, 3);
+        }
+        assert_eq!((listed.total, listed.first.as_slice(), listed.left_out()), (10, &[0, 1, 2][..], 7));
     }
 
     #[test]

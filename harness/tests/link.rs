@@ -87,7 +87,7 @@ fn a_veth_link_joins_two_namespaces_and_leaves_nothing_behind() {
         return;
     }
     let before = host_state();
-    let link = VethLink::new(VethConfig { mtu: 1280, rate: None }).unwrap();
+    let link = VethLink::new(VethConfig { mtu: 1280, ..VethConfig::default() }).unwrap();
     let inodes = inodes(&link);
     assert_ne!(inodes[0], inodes[1], "two namespaces, not one");
     for side in [Side::Client, Side::Server] {
@@ -121,7 +121,7 @@ fn a_veth_link_joins_two_namespaces_and_leaves_nothing_behind() {
 /// The client's payload segments as the server's end of the veth received them, for
 /// one write of `bytes` bytes at `mtu`.
 fn segments_of_one_write(mtu: u32, bytes: usize) -> Vec<usize> {
-    let link = VethLink::new(VethConfig { mtu, rate: None }).unwrap();
+    let link = VethLink::new(VethConfig { mtu, ..VethConfig::default() }).unwrap();
     let (listener, mut client) = connect(&link);
     let port = listener.local_addr().unwrap().port();
     let config = CaptureConfig {
@@ -165,7 +165,7 @@ fn tbf_holds_a_transfer_to_its_rate_as_the_interface_counters_confirm() {
         return;
     }
     let rate = "100mbit".parse().unwrap();
-    let link = VethLink::new(VethConfig { mtu: 1500, rate: Some(rate) }).unwrap();
+    let link = VethLink::new(VethConfig { rate: Some(rate), ..VethConfig::default() }).unwrap();
     let qdisc = link.qdisc_stats(Side::Client).unwrap();
     assert!(qdisc.contains("tbf") && qdisc.contains("100Mbit"), "{qdisc}");
     let (listener, mut client) = connect(&link);
@@ -214,7 +214,8 @@ fn a_failed_set_up_or_a_panic_inside_leaves_nothing_behind() {
     }
     let before = host_state();
     // veth's smallest MTU is 68: the set-up fails after the pair was made.
-    let error = VethLink::new(VethConfig { mtu: 60, rate: None }).err().expect("MTU 60 is refused");
+    let error =
+        VethLink::new(VethConfig { mtu: 60, ..VethConfig::default() }).err().expect("MTU 60 is refused");
     assert!(matches!(error, LinkError::Command { .. }), "{error}");
     assert!(error.to_string().contains("mtu 60"), "{error}");
     assert_eq!(host_state(), before);

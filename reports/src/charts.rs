@@ -1,6 +1,7 @@
 //! Inline SVG charts for `index.html`, drawn with plotters' SVG backend into strings:
 //! the style every chart shares (palette, fonts, the SVG drawing area), and the
-//! [`timeline`] — the three lanes of a stream case (writes, segments, reads) in time
+//! [`timeline`] — the lanes of a stream case (writes, segments, reads; and "proxy out",
+//! an impairment relay's writes, between writes and segments when a relay ran) in time
 //! order, boxes labelled with stream byte ranges, bands showing where each write's bytes
 //! went; segments sent again (retransmissions, tail-loss probes) are drawn in the segment
 //! lane with a red outline and `↻`. The section charts (latency percentiles, metrics against a swept parameter) are
@@ -67,21 +68,33 @@ struct Unit3 {
     retransmitted: bool,
 }
 
-const LANES: [&str; 3] = ["writes", "segments", "reads"];
-const LANE_TOP: [i32; 3] = [48, 168, 288];
+/// The lanes, top to bottom: name, and the letter that labels its boxes.
+const LANES: [(&str, &str); 4] = [("writes", "w"), ("proxy out", "p"), ("segments", "s"), ("reads", "r")];
+const WRITES: usize = 0;
+const PROXY: usize = 1;
+const SEGMENTS: usize = 2;
+const FIRST_LANE_TOP: i32 = 48;
+const LANE_STEP: i32 = 120;
 const BOX_H: i32 = 58;
 /// Outline and label colour of retransmitted segments.
 const RETRANSMITTED: RGBColor = RGBColor(200, 30, 30);
 const LEFT: i32 = 92;
 const COLUMN: i32 = 84;
 
-/// The three-lane timeline of a stream case. `segments_note` is shown in the segments
-/// lane when the trace has no segments (capture unavailable, say). Every segment of the
-/// trace is drawn, retransmissions included. When the trace holds only part of the case,
-/// or a lane is cut at [`MAX_LANE_UNITS`], a line under the lanes says what is shown
-/// ([`shown_note`]).
+/// The timeline of a stream case: writes, segments and reads, with a "proxy out" lane
+/// between writes and segments when an impairment relay ran (the trace has relay
+/// writes). `segments_note` is shown in the segments lane when the trace has no segments
+/// (capture unavailable, say). Every segment of the trace is drawn, retransmissions
+/// included. When the trace holds only part of the case, or a lane is cut at
+/// [`MAX_LANE_UNITS`], a line under the lanes says what is shown ([`shown_note`]).
 pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
-    let lanes: [&[IoEvent]; 3] = [&trace.writes, &trace.segments, &trace.reads];
+    let lanes: [&[IoEvent]; 4] = [&trace.writes, &trace.proxy_out, &trace.segments, &trace.reads];
+    // Which lanes are drawn, and where: the proxy lane only when a relay ran.
+    let shown_lanes: Vec<usize> = (0..4).filter(|&l| l != PROXY || !trace.proxy_out.is_empty()).collect();
+    let top_of = |lane: usize| {
+        let row = shown_lanes.iter().position(|&l| l == lane).unwrap_or(0) as i32;
+        FIRST_LANE_TOP + row * LANE_STEP
+    };
     let mut units = Vec::new();
     for (lane, events) in lanes.iter().enumerate() {
         let mut offset = 0;
@@ -106,7 +119,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             break;
         }
         units.push(Unit3 {
-            lane: 1,
+            lane: SEGMENTS,
             index,
             start: repeat.start,
             end: repeat.start + repeat.len,
@@ -127,10 +140,12 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
         column[unit] = col as i32;
     }
     let write_ranges: Vec<(usize, usize)> =
-        units.iter().filter(|u| u.lane == 0).map(|u| (u.start, u.end)).collect();
+        units.iter().filter(|u| u.lane == WRITES).map(|u| (u.start, u.end)).collect();
     let width = (LEFT + COLUMN * units.len() as i32 + 24).max(720);
     let note = shown_note(trace);
-    let height = if note.is_some() { 418 } else { 400 };
+    let lanes_bottom = FIRST_LANE_TOP + LANE_STEP * (shown_lanes.len() as i32 - 1) + BOX_H;
+    let note_y = lanes_bottom + 36;
+    let height = lanes_bottom + if note.is_some() { 72 } else { 54 };
     svg((width as u32, height as u32), |root| {
         let text = |size: f64| TextStyle::from((FONT, size).into_font()).color(&BLACK);
         let grey = RGBColor(110, 110, 110);
@@ -141,8 +156,9 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             left + ((COLUMN - 8) as f64 * (byte - unit.start) as f64 / len as f64).round() as i32
         };
         // Lane names and guide lines.
-        for (lane, name) in LANES.iter().enumerate() {
-            let y = LANE_TOP[lane];
+        for &lane in &shown_lanes {
+            let y = top_of(lane);
+            let (name, _) = LANES[lane];
             root.draw(&Text::new(name.to_string(), (8, y + BOX_H / 2 - 8), text(TEXT))).ok()?;
             root.draw(&PathElement::new(
                 vec![(LEFT, y + BOX_H / 2), (width - 12, y + BOX_H / 2)],
@@ -151,13 +167,13 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             .ok()?;
         }
         if trace.segments.is_empty() {
-            let y = LANE_TOP[1] + BOX_H / 2 - 8;
+            let y = top_of(SEGMENTS) + BOX_H / 2 - 8;
             root.draw(&Text::new(segments_note.to_string(), (LEFT + 8, y), text(SMALL).color(&grey))).ok()?;
         }
         // Bands between adjacent shown lanes: each shared stream byte range, split by
         // the write it came from, coloured by that write.
         let banded = |lane: usize| units.iter().filter(move |u| u.lane == lane && !u.retransmitted);
-        let shown: Vec<usize> = (0..3).filter(|&l| banded(l).next().is_some()).collect();
+        let shown: Vec<usize> = shown_lanes.iter().copied().filter(|&l| banded(l).next().is_some()).collect();
         for pair in shown.windows(2) {
             let (upper, lower) = (pair[0], pair[1]);
             for a in banded(upper) {
@@ -171,7 +187,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                         if s >= e {
                             continue;
                         }
-                        let (top, bottom) = (LANE_TOP[upper] + BOX_H, LANE_TOP[lower]);
+                        let (top, bottom) = (top_of(upper) + BOX_H, top_of(lower));
                         let band = vec![
                             (x_of(a, s), top),
                             (x_of(a, e), top),
@@ -187,7 +203,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
         for unit in &units {
             let x0 = x_of(unit, unit.start);
             let x1 = x0 + COLUMN - 8;
-            let y0 = LANE_TOP[unit.lane];
+            let y0 = top_of(unit.lane);
             for (w, &(ws, we)) in write_ranges.iter().enumerate() {
                 let (s, e) = (unit.start.max(ws), unit.end.min(we));
                 if s < e {
@@ -205,7 +221,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
                 RGBColor(60, 60, 60).stroke_width(1)
             };
             root.draw(&Rectangle::new([(x0, y0), (x1, y0 + BOX_H)], outline)).ok()?;
-            let name = if unit.retransmitted { "↻" } else { ["w", "s", "r"][unit.lane] };
+            let name = if unit.retransmitted { "↻" } else { LANES[unit.lane].1 };
             let cx = (x0 + x1) / 2;
             let centered = |size| {
                 text(size).pos(plotters::style::text_anchor::Pos::new(
@@ -239,7 +255,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             let gap_us = units[pair[1]].at_us - units[pair[0]].at_us;
             if gap_us >= 1_000.0 {
                 let x = LEFT + column[pair[1]] * COLUMN;
-                for y in (30..376).step_by(8) {
+                for y in (30..lanes_bottom + 18).step_by(8) {
                     root.draw(&PathElement::new(vec![(x, y), (x, y + 4)], RGBColor(170, 170, 170))).ok()?;
                 }
                 root.draw(&Text::new(
@@ -251,9 +267,13 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             }
         }
         if let Some(note) = &note {
-            root.draw(&Text::new(note.clone(), (8, 382), text(SMALL).color(&RGBColor(160, 40, 20)))).ok()?;
+            root.draw(&Text::new(note.clone(), (8, note_y), text(SMALL).color(&RGBColor(160, 40, 20))))
+                .ok()?;
         }
         let mut footer = "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went".to_string();
+        if !trace.proxy_out.is_empty() {
+            footer += "; proxy out = writes of the impairment relay";
+        }
         if !trace.retransmissions.is_empty() {
             footer += "; ↻ = a segment sent again (retransmission or tail-loss probe)";
         }
@@ -264,8 +284,12 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
 /// What part of the case a timeline shows, when not all of it: `Shown: the first 3 of 20
 /// requests` (the trace is an excerpt), `the first 40 of 57 reads` (a lane was cut).
 pub fn shown_note(trace: &StreamTrace) -> Option<String> {
-    let lanes: [(&[IoEvent], &str); 3] =
-        [(&trace.writes, "writes"), (&trace.segments, "segments"), (&trace.reads, "reads")];
+    let lanes: [(&[IoEvent], &str); 4] = [
+        (&trace.writes, "writes"),
+        (&trace.proxy_out, "proxy writes"),
+        (&trace.segments, "segments"),
+        (&trace.reads, "reads"),
+    ];
     let mut parts: Vec<String> = trace.excerpt.iter().map(|e| format!("the {}", e.describe())).collect();
     parts.extend(
         lanes
@@ -371,6 +395,40 @@ mod tests {
         assert!(timeline(&long, "").unwrap().contains("Shown: the first 40 of 57 reads."));
         let whole = StreamTrace { writes: vec![event(1.0, "ab")], ..StreamTrace::default() };
         assert!(!timeline(&whole, "").unwrap().contains("Shown:"), "a whole trace needs no note");
+    }
+
+    #[test]
+    fn a_relay_s_writes_get_a_lane_of_their_own_between_writes_and_segments() {
+        let three = StreamTrace {
+            writes: vec![event(1.0, "abc"), event(2.0, "de")],
+            reads: vec![event(9_000.0, "abcde")],
+            ..StreamTrace::default()
+        };
+        let without = timeline(&three, "no capture").unwrap();
+        assert!(!without.contains("proxy out"), "no relay, no lane");
+        let four = StreamTrace {
+            proxy_out: vec![event(3.0, "a"), event(1_003.0, "b"), event(2_003.0, "cde")],
+            ..three
+        };
+        let with = timeline(&four, "no capture").unwrap();
+        assert!(with.contains("\nproxy out\n") && with.contains("p2 [2..5)"), "{with}");
+        assert!(with.contains("writes of the impairment relay"), "the footer says what the lane is");
+        let height =
+            |svg: &str| svg.split("height=\"").nth(1).and_then(|h| h.split('"').next()).unwrap().to_string();
+        assert_eq!(height(&without), "400");
+        assert_eq!(height(&with), "520", "one lane more, 120 px more");
+        assert!(
+            with.matches("<polygon").count() > without.matches("<polygon").count(),
+            "bands from the writes to the relay's writes, and on to the reads"
+        );
+        // The lanes run top to bottom: writes, proxy out, segments, reads.
+        let y = |name: &str| with.find(&format!("\n{name}\n")).unwrap();
+        assert!(y("writes") < y("proxy out") && y("proxy out") < y("segments") && y("segments") < y("reads"));
+        let many = StreamTrace {
+            proxy_out: (0..45).map(|i| event(f64::from(i), "x")).collect(),
+            ..StreamTrace::default()
+        };
+        assert!(shown_note(&many).unwrap().contains("the first 40 of 45 proxy writes"));
     }
 
     #[test]

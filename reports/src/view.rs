@@ -5,7 +5,7 @@
 use socklab_harness::capture::retransmitted_segments;
 use socklab_harness::check::format_number;
 use socklab_harness::report::{
-    CaptureStatus, CaseResult, Metric, Report, RunInfo, ScenarioInfo, StreamTrace,
+    CaptureStatus, CaseResult, Metric, ProxyObservation, Report, RunInfo, ScenarioInfo, StreamTrace,
 };
 use socklab_harness::suite::value_text;
 
@@ -128,6 +128,9 @@ pub(crate) fn case_story(case: &CaseResult) -> Vec<String> {
     if let Some(trace) = &case.observations.stream {
         lines.push(stream_story(case, trace));
     }
+    if let Some(proxy) = &case.observations.proxy {
+        lines.push(proxy_story(proxy));
+    }
     if let Some(latency) = &case.observations.latency {
         let s = &latency.summary;
         lines.push(format!(
@@ -168,7 +171,17 @@ pub(crate) fn case_story(case: &CaseResult) -> Vec<String> {
 /// "3 writes left as 2 segments (1 carried bytes of more than one write); recv(5)
 /// returned 4 reads; 2 reads held bytes of more than one message."
 fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
-    let writes = plural(trace.writes.len(), "write");
+    let mut writes = plural(trace.writes.len(), "write");
+    if !trace.proxy_out.is_empty() {
+        writes += &format!(" became {} of the impairment relay", plural(trace.proxy_out.len(), "write"));
+        let merged = trace.proxy_map.as_ref().map_or(0, |m| m.sticky_targets());
+        if merged > 0 {
+            writes += &format!(" ({merged} carried bytes of more than one write)");
+        }
+        if !trace.segments.is_empty() {
+            writes += ", which";
+        }
+    }
     let mut text = excerpt_prefix(trace);
     text += &if trace.segments.is_empty() {
         writes
@@ -198,6 +211,38 @@ fn stream_story(case: &CaseResult, trace: &StreamTrace) -> String {
     }
     if sticky == 0 && split == 0 {
         text += "; every read held exactly one whole message";
+    }
+    text + "."
+}
+
+/// "Impairment relay `split=1` (seed 7): 1 connection; client to server 17 bytes in 3
+/// reads, out in 17 writes; server to client 0 bytes in 0 reads, out in 0 writes."
+fn proxy_story(proxy: &ProxyObservation) -> String {
+    let mut text = format!(
+        "Impairment relay `{}` (seed {}): {}",
+        proxy.spec,
+        proxy.seed,
+        plural(proxy.connections.len() + proxy.connections_left_out as usize, "connection")
+    );
+    if let [connection] = proxy.connections.as_slice() {
+        for (name, d) in [("client to server", &connection.up), ("server to client", &connection.down)] {
+            text += &format!(
+                "; {name} {} in {}, out in {}",
+                plural(d.bytes_in as usize, "byte"),
+                plural(d.reads_in as usize, "read"),
+                plural(d.writes_out as usize, "write")
+            );
+            for (what, list) in
+                [("dropped", &d.dropped), ("duplicated", &d.duplicated), ("reordered", &d.reordered)]
+            {
+                if list.total > 0 {
+                    text += &format!(", {} {what}", list.total);
+                }
+            }
+        }
+        if connection.reset {
+            text += "; the relay reset the connection";
+        }
     }
     text + "."
 }

@@ -9,8 +9,9 @@ use socklab_harness::check::Check;
 use socklab_harness::metrics::LatencyRecorder;
 use socklab_harness::report::{
     CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Direction, IoEvent, LatencyObservation,
-    Metric, Observations, Report, RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace,
-    SweepTable, TraceExcerpt, Transport, Unit, WirePacket,
+    Metric, Observations, ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Report,
+    RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, TraceExcerpt,
+    Transport, Unit, WirePacket,
 };
 use socklab_reports::html;
 
@@ -267,4 +268,54 @@ fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
     let md = socklab_reports::markdown::render(&report).unwrap();
     assert!(md.contains("| server host | b: kernel 6.9, 8 CPUs"), "{md}");
     assert!(md.contains("| links | veth, MTU 1280, rate 50mbit, segments of 1228 bytes; loopback |"), "{md}");
+}
+
+#[test]
+fn a_case_through_an_impairment_relay_tells_and_draws_the_relay() {
+    let mut report = report();
+    let sticky = &mut report.cases[0];
+    let stream = sticky.observations.stream.as_mut().unwrap();
+    stream.proxy_out = "1234567abcdehhhhh"
+        .chars()
+        .enumerate()
+        .map(|(i, c)| IoEvent { at_us: 10.0 + 1_000.0 * i as f64, len: 1, text: c.to_string() })
+        .collect();
+    stream.proxy_map = Some(BoundaryMap::compute(&[7, 5, 5], &[1; 17]));
+    let mut up = ProxyDirection {
+        impaired: true,
+        bytes_in: 17,
+        bytes_out: 17,
+        reads_in: 3,
+        writes_out: 17,
+        ..ProxyDirection::default()
+    };
+    up.output_writes.push(ProxyWrite { at_us: 10.0, len: 1, delay_us: 5.0 }, 10);
+    sticky.observations.proxy = Some(ProxyObservation {
+        spec: "split=1".into(),
+        seed: 7,
+        transport: Transport::Tcp,
+        connections: vec![ProxyConnection {
+            index: 0,
+            client: "127.0.0.1:5".into(),
+            up,
+            closed: true,
+            ..ProxyConnection::default()
+        }],
+        connections_left_out: 0,
+    });
+    let page = html::render(&report).unwrap();
+    assert!(page.contains("3 writes became 17 writes of the impairment relay"), "the story tells it");
+    assert!(
+        page.contains("Impairment relay `split=1` (seed 7): 1 connection; client to server 17 bytes in 3 reads, out in 17 writes"),
+        "and what the relay did"
+    );
+    assert!(page.contains("p16 [16..17)"), "the proxy lane is drawn");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    assert!(md.contains("3 writes became 17 writes of the impairment relay"), "{md}");
+    assert!(
+        md.contains("Impairment relay \\`split=1\\` (seed 7): 1 connection"),
+        "both pages tell one story: {md}"
+    );
+    let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(back, report, "the relay's record survives report.json");
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
@@ -26,6 +27,8 @@ use socklab_harness::peer::{
 use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
@@ -80,13 +83,15 @@ pub struct Params {
     pub rate: u64,
     /// See the `nodelay` entry of [`PARAMS`] (the one place that says what it does).
     pub nodelay: bool,
+    /// An impairment relay between client and server; see [`IMPAIR_PARAM`].
+    pub impair: String,
     /// `loopback` or `veth`.
     pub link: String,
     /// `link=veth`: MTU, bytes.
     pub mtu: u64,
     /// `link=veth`: tbf rate (`100mbit`), or `none`.
     pub link_rate: String,
-    /// `link=veth`: one-way delay, ms (unavailable: only 0).
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
     pub delay_ms: u64,
 }
 
@@ -102,6 +107,7 @@ impl Default for Params {
             window: 16,
             rate: 5_000,
             nodelay: true,
+            impair: "none".into(),
             link: link::DEFAULT_LINK.into(),
             mtu: link::DEFAULT_MTU,
             link_rate: link::DEFAULT_RATE.into(),
@@ -165,6 +171,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
     },
+    IMPAIR_PARAM,
     link::LINK_PARAM,
     link::MTU_PARAM,
     // `rate` is this scenario's open-loop message rate, so the link's rate has its own name.
@@ -349,6 +356,18 @@ const METRICS: &[MetricSpec] = &[
         doc: "CPU time (user + system) of a --target-cmd server's processes during the workload; absent otherwise",
     },
     MetricSpec {
+        name: "proxy_reads",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "reads the impairment relay made, both directions (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "writes the impairment relay made, both directions: more than proxy_reads when it split, fewer when it merged",
+    },
+    MetricSpec {
         name: "cpu_sys_ms",
         unit: Unit::Millis,
         better: Better::Lower,
@@ -405,7 +424,12 @@ sticky-packet problem, counted in `corrupted`.
 What to take from it: any real framing delivers every message intact; pick by payload \
 (delimiters need a byte that never occurs), by cost per message at your size, and never \
 by 'it worked on my machine' with raw reads. CPU time is the whole process — client and \
-server together.";
+server together.
+
+Under impair (a seeded relay that splits and merges the stream, e.g. impair=random) every \
+decoder sees frames cut at every place and glued to their neighbours over real sockets: \
+every framing but raw must still deliver every message intact. Throughput and latency \
+then measure the relay's holds and gaps, not the framing.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
@@ -443,7 +467,8 @@ server together.";
     const REMOTE_PEER: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
-        params.link_spec()?;
+        check_impair(&params.impair)?;
+        params.link_spec()?.relay_impairment(&params.impair)?;
         let (strategy, _, _) = params.parsed()?;
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
@@ -461,6 +486,7 @@ server together.";
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let (framing, mode, flavour) = params.parsed().map_err(invalid)?;
         let spec = params.link_spec().map_err(invalid)?;
+        let impair = spec.relay_impairment(&params.impair).map_err(invalid)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
         let workload = Workload {
             mode,
@@ -476,7 +502,7 @@ server together.";
             ..Workload::default()
         };
         if let Some(agent) = ctx.peer.clone() {
-            return run_with_agent(&params, workload, flavour, agent, &ctx).await;
+            return run_with_agent(&params, workload, flavour, &impair, agent, &ctx).await;
         }
         // Making a veth link runs `ip` a few times: off the async threads.
         let link = tokio::task::spawn_blocking(move || Link::open(spec))
@@ -494,6 +520,11 @@ server together.";
             (None, Some(target)) => target.addr,
             (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
         };
+        // An impairment relay in front of whichever server it is, seeded by the case; on a
+        // veth link in the client's namespace, so its own connection crosses the link.
+        let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+        let relay = link.start_relay(addr, &impair, ctx.seed, config)?;
+        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
         let target_process = ctx.target.as_ref().and_then(|t| t.process.clone());
         let target_cpu_before = target_process.as_ref().map(|p| p.cpu_since_ready());
         let counters_before = link.client_counters()?;
@@ -532,8 +563,22 @@ server together.";
             },
             _ => Delivery::from_client(&result),
         };
+        let proxy = relay.map(|relay| relay.observation());
+        // Through a relay the client's connection ends at the relay, so its MSS says
+        // nothing about the link.
+        let mss = mss.filter(|_| proxy.is_none());
         let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
-        Ok(Measured { result, delivery, cpu, target_cpu, peer_cpu: None, wire_bytes, link: record, mss })
+        Ok(Measured {
+            result,
+            delivery,
+            cpu,
+            target_cpu,
+            peer_cpu: None,
+            wire_bytes,
+            link: record,
+            mss,
+            proxy,
+        })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -545,6 +590,17 @@ server together.";
                     outcome.metric("target_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
                 }
                 add_link_layer(&mut outcome, params, mode, &measured);
+                if let Some(proxy) = measured.proxy {
+                    let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
+                        proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
+                    };
+                    outcome.metric("proxy_reads", both(|d| d.reads_in), Unit::Count).metric(
+                        "proxy_writes",
+                        both(|d| d.writes_out),
+                        Unit::Count,
+                    );
+                    outcome.observations.proxy = Some(proxy);
+                }
                 outcome
             }
             // Parameters passed validation before the case ran, so this is a bug; say so.
@@ -574,6 +630,8 @@ pub struct Measured {
     link: Option<LinkRecord>,
     /// `TCP_MAXSEG` of the client's connection.
     mss: Option<u32>,
+    /// What the impairment relay did, when there was one.
+    proxy: Option<ProxyObservation>,
 }
 
 impl Params {
@@ -606,6 +664,7 @@ async fn run_with_agent(
     params: &Params,
     workload: Workload,
     flavour: Flavour,
+    impair: &Impairment,
     agent: Arc<RemoteAgent>,
     ctx: &CaseContext,
 ) -> Result<Measured, CaseError> {
@@ -619,9 +678,14 @@ async fn run_with_agent(
         .await
         .map_err(|e| CaseError::task("the agent", e))??;
     let link = Link::Peer(PeerPath::toward(role.addr.ip()));
+    let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+    let relay = link.start_relay(role.addr, impair, ctx.seed, config)?;
+    let addr = relay.as_ref().map_or(role.addr, TcpRelay::addr);
     let cpu_before = CpuTime::now();
-    let (stream, mss) = connect(&link, role.addr).await?;
-    let result = run_workload_on(stream, role.addr, &workload).await;
+    let (stream, mss) = connect(&link, addr).await?;
+    // Through a relay the connection ends at the relay: its MSS says nothing of the path.
+    let mss = mss.filter(|_| relay.is_none());
+    let result = run_workload_on(stream, addr, &workload).await;
     let cpu = CpuTime::now().since(cpu_before);
     // Stopped whatever the workload did, so the agent does not keep the server.
     let cancel = ctx.cancel.clone();
@@ -654,6 +718,7 @@ async fn run_with_agent(
         wire_bytes: None,
         link: Some(LinkRecord { mss, ..link.record() }),
         mss,
+        proxy: relay.map(|relay| relay.observation()),
     })
 }
 
@@ -685,6 +750,9 @@ fn add_link_layer(outcome: &mut CaseOutcome, params: &Params, mode: Mode, measur
         }
     }
 }
+
+/// Relay writes and reads listed per direction in the report (the rest are counted).
+const PROXY_RECORD_LIMIT: usize = 200;
 
 /// What arrived, as verified by whichever end received it.
 #[derive(Default)]

@@ -10,11 +10,18 @@
 //! connection with Nagle on merges the last two writes into one segment; a cold one
 //! sends three) and which segments each read returned.
 //!
+//! With `impair` set, the client talks to the server through an impairment relay
+//! (`socklab_harness::impair`) that cuts or glues the stream by seed, so the sticky-packet
+//! outcome no longer depends on the kernel and the timing: `split=1` makes a reader that
+//! keeps up see one byte per read, `merge=50ms` one read for all three messages. The
+//! relay's writes are a fourth layer, "proxy out", between the writes and the segments.
+//!
 //! With `link=veth` client and server sit in two private namespaces joined by a veth
 //! pair of a given MTU, and the capture on the veth shows MSS-sized segments: one
-//! `large_message` of 4000 bytes leaves as 3 segments at MTU 1500 and as 4 at 1280. With
-//! `--peer-cmd` the server side runs in `socklab agent` on another host, and its reads
-//! come back into the same report.
+//! `large_message` of 4000 bytes leaves as 3 segments at MTU 1500 and as 4 at 1280;
+//! `delay_ms` delays each direction through the same relay, run in the client's
+//! namespace. With `--peer-cmd` the server side runs in `socklab agent` on another host,
+//! and its reads come back into the same report.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +30,15 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaseCaptureResult, retransmitted_segments, stream_segments};
 use socklab_harness::check::Check;
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
-use socklab_harness::peer::reader::{PING, PONG, ReaderConfig, StreamReads, TimedRead, read_one_connection};
+use socklab_harness::peer::reader::{
+    PING, PONG, ReaderConfig, StreamReads, TimedRead, accept_and_warm, read_after_delay,
+};
 use socklab_harness::report::{Direction, IoEvent, LinkRecord, MetricSpec, StreamTrace, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -65,6 +75,9 @@ pub struct Params {
     pub nodelay: bool,
     /// Make request/reply round trips first, so the connection is in delayed-ACK mode.
     pub warm: bool,
+    /// An impairment relay between client and server (`none`, `split=3`, `merge=50ms`,
+    /// ...; see `socklab_harness::impair::spec`).
+    pub impair: String,
     /// When above 0, the client writes one message of this many bytes instead of
     /// `messages`.
     pub large_message: u64,
@@ -74,7 +87,7 @@ pub struct Params {
     pub mtu: u64,
     /// `link=veth`: tbf rate (`10mbit`), or `none`.
     pub rate: String,
-    /// `link=veth`: one-way delay, ms (unavailable: only 0).
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
     pub delay_ms: u64,
 }
 
@@ -101,6 +114,7 @@ impl Default for Params {
             read_delay_ms: 50,
             nodelay: false,
             warm: false,
+            impair: "none".into(),
             large_message: 0,
             link: link::DEFAULT_LINK.into(),
             mtu: link::DEFAULT_MTU,
@@ -108,6 +122,26 @@ impl Default for Params {
             delay_ms: 0,
         }
     }
+}
+
+/// The `impair` parameter of a TCP scenario. Shared by every scenario that takes one, so
+/// the syntax and the words are the same everywhere; each checks the value in its
+/// `validate` with [`check_impair`].
+pub const IMPAIR_PARAM: ParamSpec = ParamSpec {
+    name: "impair",
+    kind: ParamKind::Text {
+        expected: "an impairment spec: none, or items joined with + (split=3, split=1..7, merge=20ms, merge=4096B, random, gap=1ms, hold=5ms, delay=5ms, delay=2ms..8ms, rate=1MiB/s, reset-after=N, stall=200ms@1KiB, dir=up|down)",
+    },
+    unit: None,
+    doc: "a seeded relay between client and server that splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...); the case seed replays it",
+};
+
+/// Checks an `impair` value for a TCP scenario: the spec parser's reason in one line.
+///
+/// # Errors
+/// `impair: <what is wrong and what is valid>`.
+pub fn check_impair(text: &str) -> Result<(), String> {
+    socklab_harness::impair::spec::check_tcp_text(text).map_err(|reason| format!("impair: {reason}"))
 }
 
 const PARAMS: &[ParamSpec] = &[
@@ -127,7 +161,7 @@ const PARAMS: &[ParamSpec] = &[
         name: "read_delay_ms",
         kind: ParamKind::Integer { min: 0, max: 10_000 },
         unit: Some("ms"),
-        doc: "server waits this long before its first read; 0 reads as data arrives",
+        doc: "server waits this long before its first read (with impair: after the relay forwarded the last byte); 0 reads as data arrives",
     },
     ParamSpec {
         name: "nodelay",
@@ -141,6 +175,7 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "5 request/reply round trips first, so the connection delays its ACKs",
     },
+    IMPAIR_PARAM,
     ParamSpec {
         name: "large_message",
         kind: ParamKind::Integer { min: 0, max: MAX_BYTES },
@@ -227,6 +262,18 @@ const METRICS: &[MetricSpec] = &[
         doc: "most message bytes one segment carried (from the capture)",
     },
     MetricSpec {
+        name: "proxy_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "writes the impairment relay made towards the server with the messages' bytes (absent without impair)",
+    },
+    MetricSpec {
+        name: "proxy_coalesced_writes",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "relay writes carrying bytes of more than one message (absent without impair)",
+    },
+    MetricSpec {
         name: "last_read_at",
         unit: Unit::Micros,
         better: Better::Neither,
@@ -269,6 +316,15 @@ What fixes it: never assume one recv() per send(). Frame the messages: a length 
 fixed-size records, and read until a whole frame is buffered. TCP_NODELAY changes when \
 segments leave, not where the reads cut: it is no substitute for framing.
 
+Making it happen on purpose: on a quiet machine loopback rarely cuts a message in two, so \
+a reader that assumes one recv() per send() can pass every test. impair puts a seeded \
+relay between client and server that cuts the stream into pieces (split=1 writes byte by \
+byte, split=1..7 pieces of a seeded size) or glues writes together (merge=50ms writes \
+what arrived within 50 ms as one). The relay cuts at stream offsets drawn from the case \
+seed, so the same seed gives the same relay writes (the \"proxy out\" layer) on every \
+run and every kernel; a reader that keeps up (read_delay_ms = 0) then reads exactly \
+those pieces.
+
 Over a real link (link = veth: client and server in two network namespaces joined by a \
 veth pair of a given mtu) a segment carries at most the MSS: the MTU less 40 bytes of IP \
 and TCP headers and 12 of TCP timestamps. One write of 4000 bytes (large_message) leaves \
@@ -280,7 +336,9 @@ pieces.";
     const REMOTE_PEER: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
-        params.link_spec()?;
+        check_impair(&params.impair)?;
+        let spec = params.link_spec()?;
+        spec.relay_impairment(&params.impair)?;
         let total: usize = params.payloads().iter().map(Vec::len).sum();
         if total == 0 {
             return Err("messages are all empty; give at least one non-empty message".into());
@@ -296,6 +354,7 @@ pieces.";
             return run_with_agent(params, ctx, agent).await;
         }
         let spec = params.link_spec().map_err(|reason| invalid(&reason))?;
+        let impair = spec.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
         // Making a veth link runs `ip` a few times: off the async threads.
         let link = tokio::task::spawn_blocking(move || Link::open(spec))
             .await
@@ -305,15 +364,25 @@ pieces.";
         let listener = TcpListener::from_std(listener).context("register the listener")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
-        // Before connect, so the handshake is in; finished after both ends closed.
+        // The relay's choices come from the case seed, so `--seed` replays them; on a veth
+        // link it runs in the client's namespace, before the link.
+        let config = RelayConfig { clock, ..RelayConfig::default() };
+        let relay = link.start_relay(addr, &impair, ctx.seed, config)?.map(Arc::new);
+        // Before connect, so the handshake is in; finished after both ends closed. With a
+        // relay, the port is the server's: the segments are the relay's, as the reads see them.
         let capture = link.capture(addr.port(), clock);
-        let server = tokio::spawn(serve(listener, params.clone(), clock));
+        let server = tokio::spawn(serve(listener, params.clone(), clock, relay.clone(), ctx.timeout));
+        let connect_to = relay.as_ref().map_or(addr, |r| r.addr());
         let socket = link.tcp_client_socket()?;
-        let (writes, mss) = drive_client(socket, addr, &params, clock).await?;
+        let (writes, mss) = drive_client(socket, connect_to, &params, clock).await?;
         let server = server.await.map_err(|e| CaseError::task("the server task", e))??;
         let wire = Some(capture.finish(&ctx.case_id).await);
+        let proxy = relay.map(|r| r.observation());
+        // Through a relay the client's connection ends at the relay, so its MSS says
+        // nothing about the link.
+        let mss = mss.filter(|_| proxy.is_none());
         let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
-        Ok(Measured { writes, server, wire, link: record, mss })
+        Ok(Measured { writes, server, wire, proxy, link: record, mss })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -322,6 +391,9 @@ pieces.";
         if let Some(mss) = measured.mss {
             outcome.metric("mss", f64::from(mss), Unit::Bytes);
         }
+        if let Some(proxy) = measured.proxy {
+            add_proxy_layer(&mut outcome, params, proxy);
+        }
         if let Some(wire) = measured.wire {
             add_wire_layer(&mut outcome, params, wire);
         }
@@ -329,12 +401,14 @@ pieces.";
     }
 }
 
-/// What a case recorded: the client's writes, the server's reads, the capture.
+/// What a case recorded: the client's writes, the server's reads, the capture, the
+/// relay's record.
 #[derive(Default)]
 pub struct Measured {
     writes: Vec<Recorded>,
     server: ServerReads,
     wire: Option<CaseCaptureResult>,
+    proxy: Option<ProxyObservation>,
     /// The link, when not plain loopback.
     link: Option<LinkRecord>,
     /// `TCP_MAXSEG` of the client's socket.
@@ -376,9 +450,13 @@ async fn run_with_agent(
     };
     let path = PeerPath::toward(role.addr.ip());
     let link = Link::Peer(path);
+    let impair = LinkSpec::Loopback.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
+    let config = RelayConfig { clock, ..RelayConfig::default() };
+    let relay = link.start_relay(role.addr, &impair, ctx.seed, config)?;
     let capture = link.capture(role.addr.port(), clock);
     let socket = link.tcp_client_socket()?;
-    let (writes, mss) = drive_client(socket, role.addr, &params, clock).await?;
+    let connect_to = relay.as_ref().map_or(role.addr, TcpRelay::addr);
+    let (writes, mss) = drive_client(socket, connect_to, &params, clock).await?;
     let wait = Duration::from_millis(params.read_delay_ms) + SERVER_FINISH;
     let cancel = ctx.cancel.clone();
     let observation = tokio::task::spawn_blocking(move || agent.stop_role(role.number, wait, &cancel))
@@ -402,7 +480,9 @@ async fn run_with_agent(
         "; the agent's read times are placed on this clock to within ±{:.0} µs (half the fastest of 5 control round trips)",
         mapping.uncertainty_us
     );
-    Ok(Measured { writes, server, wire, link: Some(record), mss })
+    let proxy = relay.map(|r| r.observation());
+    let mss = mss.filter(|_| proxy.is_none());
+    Ok(Measured { writes, server, wire, proxy, link: Some(LinkRecord { mss, ..record }), mss })
 }
 
 /// One write or read as recorded: when (a write when its call was made, a read when its
@@ -468,17 +548,38 @@ async fn drive_client(
     Ok((writes, mss))
 }
 
-/// The reference server: answers warm-up pings, waits `read_delay_ms`, then reads with
-/// `recv(read_size)` until EOF (the same code `socklab agent` runs on another host).
-async fn serve(listener: TcpListener, params: Params, clock: Instant) -> Result<ServerReads, CaseError> {
+/// The reference server: answers warm-up pings, waits `read_delay_ms` (with a relay:
+/// after the relay forwarded the last byte), then reads with `recv(read_size)` until EOF
+/// (the same code `socklab agent` runs on another host).
+async fn serve(
+    listener: TcpListener,
+    params: Params,
+    clock: Instant,
+    relay: Option<Arc<TcpRelay>>,
+    timeout: Duration,
+) -> Result<ServerReads, CaseError> {
+    let all = params.payloads().iter().map(Vec::len).sum::<usize>();
     let config = ReaderConfig {
         read_size: params.read_size as usize,
         read_delay: Duration::from_millis(params.read_delay_ms),
         warm_round_trips: if params.warm { WARM_ROUND_TRIPS } else { 0 },
-        max_bytes: params.payloads().iter().map(Vec::len).sum(),
+        max_bytes: all,
     };
+    let (stream, peer) = accept_and_warm(&listener, config.warm_round_trips).await?;
+    if let Some(relay) = relay.filter(|_| params.read_delay_ms > 0) {
+        // A relay that holds bytes (merge, delay, stall) would otherwise make "every byte
+        // queued before the first read" a race: wait until it wrote them all (or gave up).
+        let all = (warm_up_bytes(&params) + all) as u64;
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            match relay.connection(0) {
+                Some(c) if c.up.bytes_out >= all || c.closed || c.reset => break,
+                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
     let StreamReads { reads, queued_at_first_read, .. } =
-        read_one_connection(listener, config, clock).await?;
+        read_after_delay(stream, peer, config, clock).await?;
     let reads = reads.into_iter().map(|TimedRead { at, bytes }| Recorded { at, bytes }).collect();
     Ok(ServerReads { reads, queued_at_first_read })
 }
@@ -517,6 +618,42 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
     outcome
 }
 
+/// Bytes of warm-up pings the client sends before the messages.
+fn warm_up_bytes(params: &Params) -> usize {
+    if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 }
+}
+
+/// The relay's layer: its writes towards the server (the messages' bytes only, warm-up
+/// pings left out), which writes each carried, and its record.
+fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObservation) {
+    if let Some(stream) = outcome.observations.stream.as_mut()
+        && let Some(connection) = proxy.connections.first()
+    {
+        let sent: Vec<u8> = params.payloads().concat();
+        let skip = warm_up_bytes(params);
+        let mut offset = 0;
+        for write in &connection.up.output_writes.first {
+            let (start, end) = (offset.max(skip), (offset + write.len).min(skip + sent.len()));
+            offset += write.len;
+            if start < end {
+                let text = printable(&sent[start - skip..end - skip]);
+                stream.proxy_out.push(IoEvent { at_us: write.at_us, len: end - start, text });
+            }
+        }
+        let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
+        let proxy_lens: Vec<usize> = stream.proxy_out.iter().map(|w| w.len).collect();
+        let map = BoundaryMap::compute(&write_lens, &proxy_lens);
+        let coalesced = map.sticky_targets();
+        stream.proxy_map = Some(map);
+        outcome.key_metric("proxy_writes", proxy_lens.len() as f64, Unit::Count).metric(
+            "proxy_coalesced_writes",
+            coalesced as f64,
+            Unit::Count,
+        );
+    }
+    outcome.observations.proxy = Some(proxy);
+}
+
 /// The third layer: which writes each segment carried and which segments each read
 /// returned, from the capture; or the reason there is no capture.
 fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureResult) {
@@ -525,21 +662,12 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
     let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
         return;
     };
-    let warm_up_bytes = if params.warm { WARM_ROUND_TRIPS * PING.len() } else { 0 };
-    let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes);
-    let segments = wire.segments;
-    let write_lens: Vec<usize> = stream.writes.iter().map(|w| w.len).collect();
-    let segment_lens: Vec<usize> = segments.iter().map(|s| s.len).collect();
-    let read_lens: Vec<usize> = stream.reads.iter().map(|r| r.len).collect();
-    let segment_map = BoundaryMap::compute(&write_lens, &segment_lens);
-    let coalesced = segment_map.sticky_targets();
-    stream.read_segment_map = Some(BoundaryMap::compute(&segment_lens, &read_lens));
-    stream.segment_map = Some(segment_map);
-    stream.segments = segments;
-    stream.retransmissions = wire.retransmissions;
-    let (segments, writes) = (segment_lens.len() as f64, write_lens.len().max(1) as f64);
-    if let Some(largest) = segment_lens.iter().max() {
-        outcome.metric("largest_segment", *largest as f64, Unit::Bytes);
+    let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes(params));
+    stream.join_segments(wire.segments, wire.retransmissions);
+    let coalesced = stream.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
+    let (segments, writes) = (stream.segments.len() as f64, stream.writes.len().max(1) as f64);
+    if let Some(largest) = stream.segments.iter().map(|s| s.len).max() {
+        outcome.metric("largest_segment", largest as f64, Unit::Bytes);
     }
     outcome
         .key_metric("segments", segments, Unit::Count)

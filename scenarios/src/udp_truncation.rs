@@ -44,8 +44,6 @@ pub struct Params {
     pub mtu: u64,
     /// `link=veth`: tbf rate (`10mbit`), or `none`.
     pub rate: String,
-    /// `link=veth`: one-way delay, ms (unavailable: only 0).
-    pub delay_ms: u64,
 }
 
 impl Default for Params {
@@ -57,14 +55,15 @@ impl Default for Params {
             link: link::DEFAULT_LINK.into(),
             mtu: link::DEFAULT_MTU,
             rate: link::DEFAULT_RATE.into(),
-            delay_ms: 0,
         }
     }
 }
 
 impl Params {
     fn link_spec(&self) -> Result<LinkSpec, String> {
-        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+        // No delay: the relay that adds one carries TCP (UDP scenarios would need its
+        // datagram twin).
+        LinkSpec::parse(&self.link, self.mtu, &self.rate, 0)
     }
 }
 
@@ -94,7 +93,6 @@ const PARAMS: &[ParamSpec] = &[
     link::LINK_PARAM,
     link::MTU_PARAM,
     link::RATE_PARAM,
-    link::DELAY_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[

@@ -174,3 +174,61 @@ fn bulk_over_a_100mbit_veth_link_delivers_at_the_rate() {
     let wire = metric(case, "wire_mbit_s");
     assert!((90.0..=110.0).contains(&wire), "frames at {wire} Mbit/s");
 }
+
+/// The strongest test the codecs get over real sockets: a seeded relay cuts every frame
+/// at random places and glues neighbours together, and every framing but raw still
+/// delivers every message intact and in order.
+#[test]
+fn every_framing_but_raw_delivers_intact_through_a_random_relay() {
+    let framings: Vec<&str> =
+        socklab_scenarios::framing_throughput::FRAMINGS.iter().copied().filter(|f| *f != "raw").collect();
+    let cases = run(&[
+        &format!("framing={}", framings.join(",")),
+        "impair=random",
+        "mode=pipelined,bulk",
+        "message_size=16,100",
+        "duration_ms=40",
+        "max_messages=500", // bulk through the relay drains at a few MB/s: keep it short
+    ]);
+    assert_eq!(cases.len(), framings.len() * 4);
+    let (mut cut, mut glued) = (0, 0);
+    for case in &cases {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:?}", case.id, case.error, case.checks);
+        assert!(metric(case, "sent") > 0.0, "{}", case.id);
+        assert_eq!(metric(case, "delivered"), metric(case, "sent"), "{}", case.id);
+        assert_eq!(metric(case, "corrupted"), 0.0, "{}", case.id);
+        let proxy = case.observations.proxy.as_ref().unwrap();
+        assert_eq!(proxy.spec, "random");
+        let writes = &proxy.connections[0].up.output_writes.first;
+        let frame = case.params["message_size"].as_u64().unwrap() as usize;
+        cut += writes.iter().filter(|w| w.len <= 8).count();
+        glued += writes.iter().filter(|w| w.len > frame + 16).count();
+    }
+    // Seeded cuts: how many is fixed by the seeds, but hundreds either way.
+    assert!(cut > 100 && glued > 100, "the relay cut {cut} times to 8 bytes or less and glued {glued} times");
+    // Raw keeps every byte, but the reads no longer line up with the messages.
+    let raw = &run(&["framing=raw", "impair=random", "mode=pipelined", "duration_ms=40"])[0];
+    assert_eq!(raw.status, CaseStatus::Passed, "{:?}", raw.checks);
+    assert!(metric(raw, "corrupted") > 0.0, "raw reads glued or cut by the relay");
+}
+
+#[test]
+fn a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip")
+    {
+        return;
+    }
+    let cases = run(&["link=veth", "delay_ms=10", "mode=ping-pong", "duration_ms=300"]);
+    let case = &cases[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    // 10 ms each way: no round trip can be shorter than 20 ms; a veth adds microseconds,
+    // the relay about a millisecond at most, a loaded machine some more.
+    let p50 = metric(case, "rtt_p50");
+    assert!((20_000.0..100_000.0).contains(&p50), "round trip p50 {p50} µs");
+    assert!(metric(case, "sent") >= 3.0, "{}", metric(case, "sent"));
+    let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
+    assert_eq!(proxy.spec, "delay=10ms");
+    let link = case.observations.link.as_ref().unwrap();
+    assert!(link.detail.contains("10 ms one-way delay each way"), "{}", link.detail);
+}

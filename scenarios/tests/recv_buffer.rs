@@ -90,12 +90,22 @@ fn every_case_says_how_long_its_transfer_measured() {
 /// lone segment (up to 40 ms): the transfer crawls. With TCP_QUICKACK on the reader the
 /// same small buffer is fast, so the window was not the limit. Wide margin: 10x. (4 MiB:
 /// a new connection acknowledges its first segments at once, quick-ACK mode, so a short
-/// transfer may finish before delayed ACKs start.)
+/// transfer may finish before delayed ACKs start. About one run in ten the kernel stays in
+/// quick-ACK mode for the whole transfer, so the slow leg gets three tries: the claim is
+/// that delayed ACKs can cost 10x, not that they always do.)
 #[test]
 fn a_small_send_buffer_waits_on_delayed_acks_not_on_the_window() {
-    let slow = &run(&["bytes=4194304", "sndbuf=4096", "quickack=false"])[0];
     let fast = &run(&["bytes=4194304", "sndbuf=4096", "quickack=true"])[0];
-    assert_eq!((slow.status, fast.status), (CaseStatus::Passed, CaseStatus::Passed));
-    let (slow, fast) = (metric(slow, "throughput_mib_s"), metric(fast, "throughput_mib_s"));
-    assert!(fast > 10.0 * slow, "quickack {fast} MiB/s against {slow} MiB/s");
+    assert_eq!(fast.status, CaseStatus::Passed);
+    let fast = metric(fast, "throughput_mib_s");
+    let mut slow_tries = Vec::new();
+    for _ in 0..3 {
+        let slow = &run(&["bytes=4194304", "sndbuf=4096", "quickack=false"])[0];
+        assert_eq!(slow.status, CaseStatus::Passed);
+        slow_tries.push(metric(slow, "throughput_mib_s"));
+        if fast > 10.0 * slow_tries[slow_tries.len() - 1] {
+            return;
+        }
+    }
+    panic!("quickack {fast} MiB/s; without it {slow_tries:?} MiB/s, never 10x slower");
 }

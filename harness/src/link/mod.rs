@@ -16,7 +16,7 @@ pub mod rate;
 pub mod veth;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -25,6 +25,8 @@ pub use rate::{Rate, RateError};
 pub use veth::{InterfaceCounters, Side, VethConfig, VethLink};
 
 use crate::capture::{CaptureConfig, CaseCapture};
+use crate::impair::{ImpairError, Impairment, RelayConfig, TcpRelay};
+
 use crate::net::NetnsError;
 use crate::params::{ParamKind, ParamSpec};
 use crate::report::LinkRecord;
@@ -61,7 +63,7 @@ pub const DELAY_PARAM: ParamSpec = ParamSpec {
     name: "delay_ms",
     kind: ParamKind::Integer { min: 0, max: 10_000 },
     unit: Some("ms"),
-    doc: "link=veth: one-way delay; unavailable in this build (needs the impairment relay), only 0 is accepted",
+    doc: "link=veth: one-way delay each way, added by socklab's impairment relay in the client's namespace (the kernel has no netem)",
 };
 
 /// Default of `link`.
@@ -91,12 +93,6 @@ impl LinkSpec {
             "" | "none" => None,
             text => Some(text.parse::<Rate>().map_err(|e| e.to_string())?),
         };
-        if delay_ms > 0 {
-            return Err(format!(
-                "delay_ms={delay_ms} is unavailable: a delay needs the impairment relay (issue 12), which this build \
-                 does not have, and this kernel has no netem qdisc; use delay_ms=0"
-            ));
-        }
         match link {
             "loopback" => {
                 if mtu != DEFAULT_MTU || rate.is_some() {
@@ -104,14 +100,41 @@ impl LinkSpec {
                                 unlimited (set link=veth)"
                         .to_string());
                 }
+                if delay_ms > 0 {
+                    return Err(format!(
+                        "delay_ms applies to link=veth; on loopback give the relay's delay directly \
+                         (impair=delay={delay_ms}ms)"
+                    ));
+                }
                 Ok(LinkSpec::Loopback)
             }
             "veth" => {
                 let mtu = u32::try_from(mtu).map_err(|_| format!("mtu {mtu} is too large"))?;
-                Ok(LinkSpec::Veth(VethConfig { mtu, rate }))
+                Ok(LinkSpec::Veth(VethConfig { mtu, rate, delay: Duration::from_millis(delay_ms) }))
             }
             other => Err(format!("unknown link `{other}`; valid: {}", LINK_KINDS.join(", "))),
         }
+    }
+
+    /// The impairment a case's relay applies: the scenario's own `impair` spec, and the
+    /// link's delay (`delay=Xms`, both directions) joined to it. `none` when neither.
+    ///
+    /// # Errors
+    /// The spec's reason in one line (a delay given both ways: `delay given twice`).
+    pub fn relay_impairment(&self, impair: &str) -> Result<Impairment, String> {
+        let delay = match self {
+            LinkSpec::Veth(config) if !config.delay.is_zero() => Some(config.delay),
+            _ => None,
+        };
+        let text = match (impair.trim(), delay) {
+            (spec, None) => spec.to_string(),
+            ("none" | "", Some(delay)) => format!("delay={}ms", delay.as_millis()),
+            (spec, Some(delay)) => format!("{spec}+delay={}ms", delay.as_millis()),
+        };
+        Impairment::parse(&text).map_err(|e| match delay {
+            Some(_) => format!("impair with the link's delay_ms ({text}): {e}"),
+            None => format!("impair: {e}"),
+        })
     }
 
     /// The rate, if one is set.
@@ -156,6 +179,9 @@ pub enum LinkError {
     /// The server side is on the agent's host, not here.
     #[error("the server side runs on the agent's host (--peer-cmd), not here")]
     RemoteServer,
+    /// The impairment relay (the link's delay) could not start.
+    #[error("start the impairment relay: {0}")]
+    Relay(ImpairError),
 }
 
 /// A case's link, open for the length of the case; see the module docs.
@@ -269,6 +295,28 @@ impl Link {
             Ok(socket.into())
         })?
         .map_err(|e| LinkError::Command { command: format!("listen on {ip}"), reason: e.to_string() })
+    }
+
+    /// Starts the case's impairment relay in front of `upstream` (the server), where the
+    /// client runs: on a veth link in the client's namespace, so the relay's own
+    /// connection to the server crosses the link. `None` when `impair` is `none`.
+    ///
+    /// # Errors
+    /// [`LinkError::Relay`] when it cannot start; [`LinkError::Netns`].
+    pub fn start_relay(
+        &self,
+        upstream: SocketAddr,
+        impair: &Impairment,
+        seed: u64,
+        config: RelayConfig,
+    ) -> Result<Option<TcpRelay>, LinkError> {
+        if impair.is_none() {
+            return Ok(None);
+        }
+        let impair = impair.clone();
+        self.on_client(move || TcpRelay::start_with(upstream, &impair, seed, config))?
+            .map(Some)
+            .map_err(LinkError::Relay)
     }
 
     /// A UDP socket bound on `side`'s address (`127.0.0.1` on loopback), port chosen by
@@ -398,6 +446,15 @@ impl Link {
                     }
                     None => "no rate limit".to_string(),
                 };
+                let delay = if config.delay.is_zero() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} ms one-way delay each way, added by socklab's impairment relay in the client's \
+                         namespace (the kernel has no netem)",
+                        config.delay.as_millis()
+                    )
+                };
                 LinkRecord {
                     kind: "veth".into(),
                     mtu: Some(config.mtu),
@@ -407,7 +464,7 @@ impl Link {
                     server: format!("{} ({}, private namespace)", veth::SERVER_ADDR, veth::SERVER_IF),
                     detail: format!(
                         "two private network namespaces joined by a veth pair, MTU {}; one segment per packet \
-                         (gso_max_segs 1), as on a wire; {shaping}",
+                         (gso_max_segs 1), as on a wire; {shaping}{delay}",
                         config.mtu
                     ),
                 }
@@ -471,13 +528,23 @@ mod tests {
         assert_eq!(LinkSpec::parse("loopback", 1500, "none", 0), Ok(LinkSpec::Loopback));
         assert_eq!(
             LinkSpec::parse("veth", 1280, "50mbit", 0),
-            Ok(LinkSpec::Veth(VethConfig { mtu: 1280, rate: Some("50mbit".parse().unwrap()) }))
+            Ok(LinkSpec::Veth(VethConfig {
+                mtu: 1280,
+                rate: Some("50mbit".parse().unwrap()),
+                delay: Duration::ZERO
+            }))
         );
         assert!(LinkSpec::parse("loopback", 1280, "none", 0).unwrap_err().contains("apply to link=veth"));
         assert!(LinkSpec::parse("loopback", 1500, "10mbit", 0).unwrap_err().contains("apply to link=veth"));
         assert!(LinkSpec::parse("veth", 1500, "10mbps", 0).unwrap_err().contains("megabytes"));
-        let delay = LinkSpec::parse("veth", 1500, "none", 20).unwrap_err();
-        assert!(delay.contains("unavailable") && delay.contains("impairment relay"), "{delay}");
+        let loopback_delay = LinkSpec::parse("loopback", 1500, "none", 20).unwrap_err();
+        assert!(loopback_delay.contains("impair=delay=20ms"), "{loopback_delay}");
+        let veth = LinkSpec::parse("veth", 1500, "none", 20).unwrap();
+        assert_eq!(veth.relay_impairment("none").unwrap().to_string(), "delay=20ms");
+        assert_eq!(veth.relay_impairment("split=3").unwrap().to_string(), "split=3+delay=20ms");
+        let twice = veth.relay_impairment("delay=5ms").unwrap_err();
+        assert!(twice.contains("delay given twice"), "{twice}");
+        assert!(LinkSpec::Loopback.relay_impairment("none").unwrap().is_none());
     }
 
     #[test]

@@ -56,11 +56,15 @@ pub struct VethConfig {
     pub mtu: u32,
     /// A tbf rate on both ends' egress; `None` for none.
     pub rate: Option<Rate>,
+    /// One-way delay each way, added not by the veth (this kernel has no netem) but by
+    /// an impairment relay the case runs in the client's namespace
+    /// ([`super::Link::start_relay`]); zero for none.
+    pub delay: Duration,
 }
 
 impl Default for VethConfig {
     fn default() -> Self {
-        VethConfig { mtu: 1500, rate: None }
+        VethConfig { mtu: 1500, rate: None, delay: Duration::ZERO }
     }
 }
 
@@ -369,8 +373,9 @@ veth-client: 4204   30    0    0    0     0          0         0    17542164   1
     #[test]
     fn the_bucket_holds_4_ms_and_at_least_4_frames() {
         let rate = |text: &str| Some(text.parse::<Rate>().unwrap());
-        assert_eq!(VethConfig { mtu: 1500, rate: rate("100mbit") }.burst_bytes(), 50_000);
-        assert_eq!(VethConfig { mtu: 1500, rate: rate("1mbit") }.burst_bytes(), 4 * 1514);
+        let config = |mtu, rate| VethConfig { mtu, rate, ..VethConfig::default() };
+        assert_eq!(config(1500, rate("100mbit")).burst_bytes(), 50_000);
+        assert_eq!(config(1500, rate("1mbit")).burst_bytes(), 4 * 1514);
         assert_eq!(VethConfig::default().burst_bytes(), 0);
     }
 }

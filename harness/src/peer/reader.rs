@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::PeerError;
 use crate::net::bytes_queued;
@@ -63,20 +63,41 @@ pub async fn read_one_connection(
     config: ReaderConfig,
     clock: Instant,
 ) -> Result<StreamReads, PeerError> {
+    let (stream, peer) = accept_and_warm(&listener, config.warm_round_trips).await?;
+    read_after_delay(stream, peer, config, clock).await
+}
+
+/// The first half of [`read_one_connection`]: accepts one client and answers its
+/// warm-up round trips.
+///
+/// # Errors
+/// [`PeerError::Stream`] naming the step that failed.
+pub async fn accept_and_warm(
+    listener: &TcpListener,
+    warm_round_trips: usize,
+) -> Result<(TcpStream, SocketAddr), PeerError> {
     let (mut stream, peer) = listener.accept().await.map_err(PeerError::stream("accept the client"))?;
-    if config.warm_round_trips > 0 {
-        let mut ping = [0u8; PING.len()];
-        for _ in 0..config.warm_round_trips {
-            stream
-                .read_exact(&mut ping)
-                .await
-                .map_err(PeerError::stream(format!("read warm-up ping from {peer}")))?;
-            stream
-                .write_all(PONG)
-                .await
-                .map_err(PeerError::stream(format!("write warm-up pong to {peer}")))?;
-        }
+    let mut ping = [0u8; PING.len()];
+    for _ in 0..warm_round_trips {
+        stream
+            .read_exact(&mut ping)
+            .await
+            .map_err(PeerError::stream(format!("read warm-up ping from {peer}")))?;
+        stream.write_all(PONG).await.map_err(PeerError::stream(format!("write warm-up pong to {peer}")))?;
     }
+    Ok((stream, peer))
+}
+
+/// The second half: waits `read_delay`, then reads with `recv(read_size)` until EOF.
+///
+/// # Errors
+/// As [`read_one_connection`].
+pub async fn read_after_delay(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: ReaderConfig,
+    clock: Instant,
+) -> Result<StreamReads, PeerError> {
     tokio::time::sleep(config.read_delay).await;
     let queued_at_first_read =
         bytes_queued(&stream).map_err(PeerError::stream("FIONREAD on the server socket"))?;

@@ -11,6 +11,7 @@
 
 mod concurrency;
 mod conn;
+mod download;
 mod eof;
 mod fresh;
 mod large_message;
@@ -40,8 +41,16 @@ use wire::Wire;
 pub struct ServerConformance;
 
 /// Every check, as the `check` parameter names it, in the order `socklab probe` runs them.
-pub const CHECKS: &[&str] =
-    &["reassembly", "large-message", "concurrency", "eof", "slow-reader", "reset", "hostile-length"];
+pub const CHECKS: &[&str] = &[
+    "reassembly",
+    "large-message",
+    "concurrency",
+    "eof",
+    "slow-reader",
+    "reset",
+    "hostile-length",
+    "download",
+];
 
 /// A check of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +62,7 @@ enum Which {
     SlowReader,
     Reset,
     HostileLength,
+    Download,
 }
 
 impl Which {
@@ -65,6 +75,7 @@ impl Which {
             "slow-reader" => Which::SlowReader,
             "reset" => Which::Reset,
             "hostile-length" => Which::HostileLength,
+            "download" => Which::Download,
             other => return Err(format!("unknown check `{other}`; valid: {}", CHECKS.join(", "))),
         })
     }
@@ -233,6 +244,24 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 const METRICS: &[MetricSpec] = &[
+    MetricSpec {
+        name: "files",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "download: frames read to the server's close",
+    },
+    MetricSpec {
+        name: "download_bytes",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "download: body bytes of those frames",
+    },
+    MetricSpec {
+        name: "download_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "download: from connect to the server's close",
+    },
     MetricSpec {
         name: "chunkings",
         unit: Unit::Count,
@@ -489,7 +518,7 @@ back, timings, CPU).";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] =
-        &[("check", "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length")];
+        &[("check", "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length,download")];
     const EXTERNAL_TARGET: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
@@ -546,6 +575,10 @@ back, timings, CPU).";
             Which::SlowReader if setup.behaviour == Behaviour::Sink => {
                 Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
             }
+            Which::Download if setup.behaviour != Behaviour::Source => Err(format!(
+                "download applies to a source, which sends frames until it closes; this server is {}",
+                setup.behaviour
+            )),
             Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
                 Err("eof with half_close does not apply to a source, which never reads and so never sees it"
                     .into())
@@ -563,6 +596,13 @@ back, timings, CPU).";
                 behaviour: setup.behaviour,
                 framing: setup.wire.0,
                 source_message_size: setup.message_size,
+                // A download reads to the server's close: the reference source sends
+                // `messages` frames, then closes.
+                source_max_messages: if setup.which == Which::Download {
+                    params.messages
+                } else {
+                    ServerConfig::default().source_max_messages
+                },
                 max_frame_len: (8usize << 20).max(params.large_size as usize + 1024),
                 ..ServerConfig::default()
             })?),
@@ -593,6 +633,7 @@ back, timings, CPU).";
             Which::Reset | Which::HostileLength => {
                 measured.survival = Some(survival::run(setup.which, &params, &setup, &peer).await)
             }
+            Which::Download => measured.download = Some(download::run(&peer).await),
         }
         if let Some(server) = &server
             && setup.behaviour == Behaviour::Sink
@@ -625,6 +666,7 @@ back, timings, CPU).";
             Which::Concurrency => concurrency::evaluate(params, measured.concurrency, &mut outcome),
             Which::Eof => eof::evaluate(params, measured.eof, &mut outcome),
             Which::SlowReader => slow_reader::evaluate(params, &setup, measured.slow, &mut outcome),
+            Which::Download => download::evaluate(params, measured.download, &mut outcome),
             Which::Reset | Which::HostileLength => survival::evaluate(
                 setup.which,
                 params,
@@ -652,6 +694,7 @@ pub struct Measured {
     eof: Option<eof::Measure>,
     slow: Option<slow_reader::Measure>,
     survival: Option<survival::Measure>,
+    download: Option<download::Measure>,
     /// Reference sink only: messages it verified intact, and damaged.
     sink: Option<(u64, u64)>,
     /// Whether the `--target-cmd` process was running at the end.

@@ -67,7 +67,7 @@ impl Wire {
         let cut = match self.0 {
             FramingStrategy::Raw | FramingStrategy::FixedSize(_) => frame_len / 2,
             _ if tail > 0 => frame_len - tail,
-            FramingStrategy::JsonHeader | FramingStrategy::StopAndWait => 2,
+            FramingStrategy::JsonHeader(_) | FramingStrategy::StopAndWait => 2,
             _ if head >= 2 => head / 2,
             _ => head,
         };
@@ -115,7 +115,7 @@ impl Wire {
                 Some((field, announced))
             }
             // The 4-byte length of the JSON header.
-            FramingStrategy::JsonHeader | FramingStrategy::StopAndWait => {
+            FramingStrategy::JsonHeader(_) | FramingStrategy::StopAndWait => {
                 Some((u32::MAX.to_be_bytes().to_vec(), u64::from(u32::MAX)))
             }
             _ => None,
@@ -128,7 +128,7 @@ impl Wire {
             self.0,
             FramingStrategy::LengthPrefixed { .. }
                 | FramingStrategy::Varint
-                | FramingStrategy::JsonHeader
+                | FramingStrategy::JsonHeader(_)
                 | FramingStrategy::StopAndWait
         )
     }

@@ -1,0 +1,128 @@
+//! User-space impairment relays: socklab's way to impair a link where the kernel has no
+//! `netem`, and to do what netem cannot — cut and glue a TCP byte stream.
+//!
+//! A relay listens on loopback, and for each client that connects (or, for UDP, each
+//! client address that sends) opens its own connection to the upstream server and
+//! forwards both directions. A seeded schedule per direction decides what happens to
+//! what passes ([`Impairment`], parsed from text such as `split=3+delay=1ms`):
+//!
+//! - [`TcpRelay`]: `split` (pieces of a fixed or seeded size, each its own write with
+//!   TCP_NODELAY and a gap), `merge` (a time window or a piece size), `random` (a
+//!   seeded mix), `delay` (fixed or jittered, never reordering), `rate` (token bucket),
+//!   `reset-after` (RST via SO_LINGER 0), `stall`.
+//! - [`UdpRelay`]: `loss`, `duplicate`, `reorder`, `delay`, `truncate`, each seeded.
+//!
+//! Every random choice derives from (seed, connection index, direction)
+//! ([`connection_seed`]), and a TCP schedule cuts at stream offsets rather than where its
+//! reads happened to end, so the same seed and the same bytes give the same writes:
+//! a sticky-packet outcome that loopback shows only by chance becomes a fixed one.
+//!
+//! **Holding never deadlocks**: a piece waiting for more bytes (`split`, `merge=SIZE`,
+//! `random`) is written with what it has after `hold` (default 5 ms), and a `merge`
+//! window ends by the clock, so a request/reply protocol through the relay is slowed,
+//! never stuck. End of input flushes everything at once.
+//!
+//! Without impairment (`none`, or a direction `dir` leaves out) a TCP direction passes
+//! bytes with `splice(2)` through a pipe: they never enter user space.
+//!
+//! The relay records what it did, per connection and direction — input read sizes,
+//! output writes with their time and the delay added, datagrams dropped, duplicated,
+//! reordered or cut — as a [`ProxyObservation`] for the case report. Records are
+//! bounded: the first [`RelayConfig::record_limit`] events of each kind are listed, the
+//! rest counted.
+//!
+//! Relays run on their own threads (blocking sockets with a 50 ms timeout, so a stop
+//! takes effect within that), and stop when dropped; they can sit in front of any
+//! address, from a scenario or from `socklab proxy`.
+
+mod schedule;
+pub mod spec;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+pub use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
+pub use schedule::{Out, TcpSchedule};
+pub use spec::{Impairment, SpecError, Way};
+pub use tcp::{PassThrough, TcpRelay};
+pub use udp::{UdpRelay, UdpSchedule, UdpVerdict};
+
+/// How often relay threads look at their stop flag, at the longest.
+pub const TICK: Duration = Duration::from_millis(50);
+/// Indexes of dropped (duplicated, reordered, truncated) datagrams listed per direction.
+pub const MAX_INDEXES: usize = 65_536;
+
+/// The seed of one direction of one connection: every choice the relay makes there
+/// comes from it.
+pub fn connection_seed(seed: u64, connection: u64, way: Way) -> u64 {
+    crate::seed::stream_seed(seed, connection.wrapping_mul(2).wrapping_add(way.index()))
+}
+
+/// Settings of a relay besides its spec and seed. `Default`: listen on `127.0.0.1:0`,
+/// times from now, 256 connections at once, 1,000 events listed per direction, splice.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Where the relay listens (port 0: the OS picks).
+    pub listen: SocketAddr,
+    /// The clock record times count from: a case passes its own, so the relay's writes
+    /// line up with the case's.
+    pub clock: Instant,
+    /// Connections (UDP flows) served at once; more are refused (closed at once) and
+    /// counted.
+    pub max_connections: usize,
+    /// Input chunks and output writes listed per direction; the rest are counted.
+    pub record_limit: usize,
+    /// How an unimpaired TCP direction moves bytes.
+    pub pass_through: PassThrough,
+    /// How long connecting to the upstream server may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: Instant::now(),
+            max_connections: 256,
+            record_limit: 1_000,
+            pass_through: PassThrough::Splice,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a relay could not start.
+///
+/// Messages include their cause, so `source()` is `None`.
+#[derive(Debug, Error)]
+pub enum ImpairError {
+    /// The spec has an item the relay's transport cannot apply.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: io::Error,
+    },
+    /// A socket or thread could not be set up.
+    #[error("{context}: {error}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+/// Microseconds from `clock` to `at`.
+fn micros_since(clock: Instant, at: Instant) -> f64 {
+    at.saturating_duration_since(clock).as_secs_f64() * 1e6
+}
