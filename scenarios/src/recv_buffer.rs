@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
@@ -67,7 +68,7 @@ pub struct Params {
     pub mtu: u64,
     /// `link=veth`: tbf rate (`100mbit`), or `none`.
     pub rate: String,
-    /// `link=veth`: one-way delay, ms (unavailable: only 0).
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
     pub delay_ms: u64,
 }
 
@@ -321,7 +322,7 @@ headers every 1448-byte segment carries, which the veth's own byte counter shows
         let stop = Stop { at: Instant::now() + ctx.timeout + STOP_MARGIN, cancel: ctx.cancel.clone() };
         tokio::task::spawn_blocking(move || match ctx.peer.clone() {
             Some(agent) => experiment_with_agent(&params, &agent, stop),
-            None => experiment(&params, stop),
+            None => experiment(&params, stop, ctx.seed),
         })
         .await
         .map_err(|e| CaseError::task("the transfer threads", e))?
@@ -358,10 +359,13 @@ pub struct Measured {
     wire_bytes: Option<u64>,
     /// `TCP_MAXSEG` of the client's connection.
     mss: Option<u32>,
+    /// What the impairment relay did (`link=veth` with `delay_ms`).
+    proxy: Option<ProxyObservation>,
 }
 
-fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
+fn experiment(params: &Params, stop: Stop, seed: u64) -> Result<Measured, CaseError> {
     let spec = params.link_spec().map_err(invalid)?;
+    let impair = spec.relay_impairment("none").map_err(invalid)?;
     let link = Link::open(spec)?;
     let rcvbuf = params.rcvbuf as usize;
     // On the listener, so the window scale negotiated in the handshake fits it.
@@ -372,6 +376,10 @@ fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
         Ok(())
     })?;
     let addr = listener.local_addr().context("read the bound address")?;
+    // `delay_ms`: a relay in the client's namespace holds every byte that long each way;
+    // its own connection to the server crosses the link.
+    let relay = link.start_relay(addr, &impair, seed, RelayConfig::default())?;
+    let connect_to = relay.as_ref().map_or(addr, TcpRelay::addr);
     let client = link.tcp_client_socket()?;
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
@@ -382,9 +390,11 @@ fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
     let counters_before = link.client_counters()?;
     let cpu_before = CpuTime::now();
     let started = Instant::now();
-    client.connect(&addr.into()).context(format!("connect to {addr}"))?;
+    client.connect(&connect_to.into()).context(format!("connect to {connect_to}"))?;
     let mut client: TcpStream = client.into();
-    let mss = tcp_maxseg(&client).ok();
+    // Through a relay the client's connection ends at the relay, so its MSS says
+    // nothing about the link.
+    let mss = tcp_maxseg(&client).ok().filter(|_| relay.is_none());
     let (server, _) = listener.accept().context("accept the client")?;
     let (bytes, read_size) = (params.bytes, params.read_size as usize);
     let reader = std::thread::Builder::new()
@@ -427,6 +437,7 @@ fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
         link: record,
         wire_bytes,
         mss,
+        proxy: relay.map(|relay| relay.observation()),
     })
 }
 
@@ -500,6 +511,7 @@ fn experiment_with_agent(
         link: Some(LinkRecord { mss, ..link.record() }),
         wire_bytes: None,
         mss,
+        proxy: None,
     })
 }
 
@@ -655,5 +667,6 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed_at_eof));
     }
     outcome.observations.link = m.link.clone();
+    outcome.observations.proxy = m.proxy.clone();
     outcome
 }

@@ -69,6 +69,28 @@ fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
 }
 
 #[test]
+fn a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay")
+    {
+        return;
+    }
+    // 64 KiB crosses an unshaped veth in about a millisecond; the relay holds every byte
+    // 100 ms, so the last one cannot reach the server before 100 ms after the connect.
+    let case = &run(&["bytes=65536", "link=veth", "delay_ms=100"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let duration = metric(case, "duration");
+    assert!(duration >= 99.0, "the transfer took {duration} ms, less than the delay");
+    let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
+    assert_eq!(proxy.spec, "delay=100ms");
+    assert_eq!(proxy.connections.len(), 1, "one connection through the relay");
+    assert_eq!(proxy.connections[0].up.bytes_out, 65536, "every byte went through it");
+    assert!(case.metric("mss").is_none(), "the client's MSS is the relay's loopback one: left out");
+    let link = case.observations.link.as_ref().unwrap();
+    assert!(link.detail.contains("100 ms one-way delay each way"), "{}", link.detail);
+}
+
+#[test]
 fn without_a_rate_there_is_no_rate_check() {
     let case = &run(&["bytes=65536"])[0];
     assert!(case.checks.iter().all(|c| c.name != "throughput_at_rate"));

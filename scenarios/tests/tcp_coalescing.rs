@@ -293,3 +293,22 @@ fn a_late_reader_behind_a_holding_relay_still_finds_every_byte_queued() {
         assert_eq!(reads(case), ["12345", "67abc", "dehhh", "hh"], "{}", case.id);
     }
 }
+
+#[test]
+fn a_delay_on_a_veth_link_reaches_the_reader_that_much_later() {
+    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_reaches_the_reader_that_much_later") {
+        return;
+    }
+    // The relay in the client's namespace holds every byte 50 ms before it crosses the
+    // veth: a reader that reads as data arrives cannot read the last byte sooner.
+    let case = &run(&["link=veth", "delay_ms=50", "read_delay_ms=0", "read_size=1024"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    assert_eq!(reads(case).concat(), "1234567abcdehhhhh");
+    let last = metric(case, "last_read_at");
+    assert!(last >= 49_000.0, "last read {last} µs after the first write, under the 50 ms delay");
+    let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
+    assert_eq!(proxy.spec, "delay=50ms");
+    let link = case.observations.link.as_ref().unwrap();
+    assert_eq!((link.kind.as_str(), link.mtu), ("veth", Some(1500)));
+    assert!(link.detail.contains("50 ms one-way delay each way"), "{}", link.detail);
+}
