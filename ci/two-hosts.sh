@@ -11,7 +11,8 @@
 # also when a step fails or the script is interrupted.
 #
 # Usage: sudo bash ci/two-hosts.sh
-#   SOCKLAB=path/to/socklab   use this binary (default: cargo build --release, target/release/socklab)
+#   SOCKLAB=path/to/socklab   use this binary (default: cargo build --release, then
+#                             $CARGO_TARGET_DIR/release/socklab, target/ when unset)
 #   OUT=dir                   keep the report there (default: a temporary folder, removed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ -z "${SOCKLAB:-}" ]; then
+  command -v cargo >/dev/null || { echo "two-hosts.sh: cargo not found; install Rust or set SOCKLAB" >&2; exit 2; }
   cargo build --release --quiet
-  SOCKLAB=target/release/socklab
+  SOCKLAB="${CARGO_TARGET_DIR:-target}/release/socklab"
 fi
 SOCKLAB=$(realpath "$SOCKLAB")
 [ -x "$SOCKLAB" ] || { echo "two-hosts.sh: $SOCKLAB is not an executable socklab" >&2; exit 2; }
