@@ -82,8 +82,12 @@ pub enum Command {
     /// they saw, and stops them. It never runs commands, and answers anything it does not
     /// know with an error line. Start it with whatever places and authenticates processes:
     /// `ssh host socklab agent --stdio`, `kubectl exec -i pod -- socklab agent --stdio`,
-    /// `ip netns exec B socklab agent --stdio`. Exit 0 when its input ends (or `bye`), 1
-    /// when it ends mid-message, 2 when the runner's version differs.
+    /// `ip netns exec B socklab agent --stdio`. Its servers listen on 0.0.0.0 (IPv4), on
+    /// ports the OS chooses: the runner must reach this host directly (behind NAT, give
+    /// the runner --peer-addr). It writes only protocol lines to stdout and its own
+    /// errors to stderr, and ends when its input ends, so ending the command ends it. Exit
+    /// 0 when its input ends (or `bye`), 1 when it ends mid-message, 2 when the runner's
+    /// socklab or protocol version differs (one line naming both versions).
     Agent(AgentArgs),
 }
 
@@ -162,13 +166,18 @@ pub struct RunArgs {
     /// pod -- socklab agent --stdio', 'ip netns exec B socklab agent --stdio'. The command
     /// does placement and authentication; control goes over its stdin and stdout, data
     /// directly between the hosts. Scenarios that take a peer: tcp-coalescing,
-    /// recv-buffer, framing-throughput.
+    /// recv-buffer, framing-throughput (others, and link=veth, are refused before any case
+    /// runs). Versions are checked first: a different socklab on the other host is one
+    /// line and exit 2. The agent only speaks its protocol; it never runs commands. The
+    /// report names both hosts (kernel, CPUs, socklab version) and the command.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["target", "target_cmd"])]
     pub peer_cmd: Option<String>,
 
     /// With --peer-cmd: the address to connect to the agent's servers on, when the
-    /// agent's own view of its addresses differs (NAT). Default: the address ssh reached
-    /// it on, else its address in one of this host's networks, else its first.
+    /// agent's own view of its addresses differs (NAT). An IP address or a host name
+    /// (resolved once). Default: 127.0.0.1 when the agent shares this network namespace,
+    /// else the address ssh reached it on (SSH_CONNECTION), else its address in one of
+    /// this host's networks, else its first.
     #[arg(long, value_name = "ADDR", requires = "peer_cmd", value_parser = parse_peer_addr)]
     pub peer_addr: Option<IpAddr>,
 

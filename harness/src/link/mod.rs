@@ -3,8 +3,8 @@
 //!
 //! Loopback has a 64 KiB MTU, no rate and no latency, so the segment and read patterns of
 //! a real network never appear on it. A scenario that takes the `link` parameters
-//! ([`LINK_PARAM`], [`MTU_PARAM`], [`RATE_PARAM`], [`DELAY_PARAM`], the same four specs in
-//! every such scenario) opens a [`Link`] per case, binds its server and creates its client
+//! ([`LINK_PARAM`], [`MTU_PARAM`], [`RATE_PARAM`], and for TCP [`DELAY_PARAM`], the same
+//! specs in every such scenario) opens a [`Link`] per case, binds its server and creates its client
 //! socket through it, captures on it, and drops it at the end, which removes everything
 //! the link made.
 //!
@@ -102,8 +102,8 @@ impl LinkSpec {
                 }
                 if delay_ms > 0 {
                     return Err(format!(
-                        "delay_ms applies to link=veth; on loopback give the relay's delay directly \
-                         (impair=delay={delay_ms}ms)"
+                        "delay_ms applies to link=veth (set link=veth); on loopback, scenarios with an \
+                         `impair` parameter take the relay's delay directly (impair=delay={delay_ms}ms)"
                     ));
                 }
                 Ok(LinkSpec::Loopback)
