@@ -502,6 +502,9 @@ pub struct LinkRecord {
     /// less TCP options), where the case read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mss: Option<u32>,
+    /// One-way delay each way, in ms, added by the impairment relay; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
     /// The client's end: address and interface.
     pub client: String,
     /// The server's end.
@@ -511,7 +514,7 @@ pub struct LinkRecord {
 }
 
 impl LinkRecord {
-    /// A short label for headers: `veth, MTU 1280, rate 100mbit`.
+    /// A short label for headers: `veth, MTU 1280, rate 100mbit, delay 20 ms each way`.
     pub fn label(&self) -> String {
         let mut label = self.kind.clone();
         if let Some(mtu) = self.mtu {
@@ -519,6 +522,9 @@ impl LinkRecord {
         }
         if let Some(rate) = self.rate_bit_s {
             label += &format!(", rate {}", crate::link::Rate::from_bits_per_s(rate));
+        }
+        if let Some(delay) = self.delay_ms {
+            label += &format!(", delay {delay} ms each way");
         }
         if let Some(mss) = self.mss {
             label += &format!(", segments of {mss} bytes");

@@ -244,6 +244,7 @@ fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
         mtu: Some(1280),
         rate_bit_s: Some(50_000_000),
         mss: Some(1228),
+        delay_ms: Some(20),
         client: "198.18.0.1".into(),
         server: "198.18.0.2".into(),
         detail: "two namespaces".into(),
@@ -259,7 +260,9 @@ fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
         "the agent's host"
     );
     assert!(
-        page.contains("links <b>veth, MTU 1280, rate 50mbit, segments of 1228 bytes; loopback</b>"),
+        page.contains(
+            "links <b>veth, MTU 1280, rate 50mbit, delay 20 ms each way, segments of 1228 bytes; loopback</b>"
+        ),
         "the links"
     );
     assert!(page.contains(", 1 skipped</div>"), "the verdict counts the skipped case");
@@ -267,7 +270,12 @@ fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
     assert!(page.contains("needs CAP_NET_ADMIN"), "with its reason");
     let md = socklab_reports::markdown::render(&report).unwrap();
     assert!(md.contains("| server host | b: kernel 6.9, 8 CPUs"), "{md}");
-    assert!(md.contains("| links | veth, MTU 1280, rate 50mbit, segments of 1228 bytes; loopback |"), "{md}");
+    assert!(
+        md.contains(
+            "| links | veth, MTU 1280, rate 50mbit, delay 20 ms each way, segments of 1228 bytes; loopback |"
+        ),
+        "{md}"
+    );
 }
 
 #[test]

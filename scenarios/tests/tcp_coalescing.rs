@@ -309,6 +309,7 @@ fn a_delay_on_a_veth_link_reaches_the_reader_that_much_later() {
     let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
     assert_eq!(proxy.spec, "delay=50ms");
     let link = case.observations.link.as_ref().unwrap();
-    assert_eq!((link.kind.as_str(), link.mtu), ("veth", Some(1500)));
+    assert_eq!((link.kind.as_str(), link.mtu, link.delay_ms), ("veth", Some(1500), Some(50)));
     assert!(link.detail.contains("50 ms one-way delay each way"), "{}", link.detail);
+    assert_eq!(link.label(), "veth, MTU 1500, delay 50 ms each way", "the report header's words");
 }

@@ -416,6 +416,7 @@ impl Link {
                 mtu: path.mtu,
                 rate_bit_s: None,
                 mss: None,
+                delay_ms: None,
                 client: format!("{} ({}, this host)", path.local_ip, path.interface),
                 server: format!("{} (the agent's host)", path.peer_ip),
                 detail: format!(
@@ -430,6 +431,7 @@ impl Link {
                 mtu: None,
                 rate_bit_s: None,
                 mss: None,
+                delay_ms: None,
                 client: "127.0.0.1 (lo)".into(),
                 server: "127.0.0.1 (lo)".into(),
                 detail: "loopback in socklab's own network namespace".into(),
@@ -460,6 +462,7 @@ impl Link {
                     mtu: Some(config.mtu),
                     rate_bit_s: config.rate.map(Rate::bits_per_s),
                     mss: None,
+                    delay_ms: (!config.delay.is_zero()).then(|| config.delay.as_millis() as u64),
                     client: format!("{} ({}, private namespace)", veth::CLIENT_ADDR, veth::CLIENT_IF),
                     server: format!("{} ({}, private namespace)", veth::SERVER_ADDR, veth::SERVER_IF),
                     detail: format!(
