@@ -160,8 +160,8 @@ fn bulk_over_a_100mbit_veth_link_delivers_at_the_rate() {
     if !test_may_use(Capability::NetAdmin, "bulk_over_a_100mbit_veth_link_delivers_at_the_rate") {
         return;
     }
-    let cases = run(&["link=veth", "link_rate=100mbit", "mode=bulk", "message_size=4096", "duration_ms=500"]);
-    let case = &cases[0];
+    let sets = ["link=veth", "link_rate=100mbit", "mode=bulk", "message_size=4096", "duration_ms=500"];
+    let case = &common::run_at_rate("framing-throughput", &sets);
     assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
     let check = case
         .checks

@@ -52,7 +52,7 @@ fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
         return;
     }
     // 4 MiB at 100 Mbit/s: about 0.35 s; unshaped, a veth moves it ten times faster.
-    let case = &run(&["bytes=4194304", "link=veth", "rate=100mbit"])[0];
+    let case = &common::run_at_rate("recv-buffer", &["bytes=4194304", "link=veth", "rate=100mbit"]);
     assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
     let check = case.checks.iter().find(|c| c.name == "throughput_at_rate").expect("the rate is checked");
     assert!(check.passed, "{check:?}");

@@ -462,7 +462,7 @@ impl Link {
                     mtu: Some(config.mtu),
                     rate_bit_s: config.rate.map(Rate::bits_per_s),
                     mss: None,
-                    delay_ms: (!config.delay.is_zero()).then(|| config.delay.as_millis() as u64),
+                    delay_ms: (!config.delay.is_zero()).then_some(config.delay.as_millis() as u64),
                     client: format!("{} ({}, private namespace)", veth::CLIENT_ADDR, veth::CLIENT_IF),
                     server: format!("{} ({}, private namespace)", veth::SERVER_ADDR, veth::SERVER_IF),
                     detail: format!(
