@@ -14,6 +14,9 @@ export CARGO_TERM_COLOR=never NO_COLOR=1
 command -v cargo >/dev/null || { echo "ci/test.sh: cargo not found; install Rust (rustup) first" >&2; exit 2; }
 cargo --version
 
+# This includes tests/two_hosts.rs, which runs ci/two-hosts.sh (two namespaces, socklab
+# and its agent across a veth) with the test build of socklab: as root it runs, and under
+# SOCKLAB_REQUIRE_PRIVILEGED=1 a missing privilege fails it rather than skipping it.
 echo "== cargo test --workspace"
 cargo test --workspace
 

@@ -1,6 +1,6 @@
 //! The command line: subcommands and their arguments (clap derive).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +74,34 @@ pub enum Command {
     /// 'split=3+delay=1ms'. Without any item the relay passes bytes straight through
     /// (splice), a baseline to compare with.
     Proxy(ProxyArgs),
+
+    /// Serve a runner over stdin and stdout: the other host's end of `run --peer-cmd`.
+    ///
+    /// Speaks socklab's control protocol (versioned JSON lines) on stdin and stdout: it
+    /// starts server roles on ports of its choice, runs client workloads, reports what
+    /// they saw, and stops them. It never runs commands, and answers anything it does not
+    /// know with an error line. Start it with whatever places and authenticates processes:
+    /// `ssh host socklab agent --stdio`, `kubectl exec -i pod -- socklab agent --stdio`,
+    /// `ip netns exec B socklab agent --stdio`. Its servers listen on 0.0.0.0 (IPv4), on
+    /// ports the OS chooses: the runner must reach this host directly (behind NAT, give
+    /// the runner --peer-addr). It writes only protocol lines to stdout and its own
+    /// errors to stderr, and ends when its input ends, so ending the command ends it. Exit
+    /// 0 when its input ends (or `bye`), 1 when it ends mid-message, 2 when the runner's
+    /// socklab or protocol version differs (one line naming both versions).
+    Agent(AgentArgs),
+}
+
+/// Arguments of `socklab agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Speak the protocol on stdin and stdout (the only transport there is).
+    #[arg(long, required = true)]
+    pub stdio: bool,
+
+    /// Longest request line accepted, in bytes (1 KiB..=64 MiB); a longer line gets an
+    /// error reply and is dropped without being held.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
+    pub max_line: u64,
 }
 
 /// Arguments of `socklab list`.
@@ -133,6 +161,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
     pub target_cmd: Option<Target>,
 
+    /// Run the server side of each case on another host, through `socklab agent --stdio`
+    /// started with `sh -c CMD`: 'ssh user@host socklab agent --stdio', 'kubectl exec -i
+    /// pod -- socklab agent --stdio', 'ip netns exec B socklab agent --stdio'. The command
+    /// does placement and authentication; control goes over its stdin and stdout, data
+    /// directly between the hosts. Scenarios that take a peer: tcp-coalescing,
+    /// recv-buffer, framing-throughput (others, and link=veth, are refused before any case
+    /// runs). Versions are checked first: a different socklab on the other host is one
+    /// line and exit 2. The agent only speaks its protocol; it never runs commands. The
+    /// report names both hosts (kernel, CPUs, socklab version) and the command.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["target", "target_cmd"])]
+    pub peer_cmd: Option<String>,
+
+    /// With --peer-cmd: the address to connect to the agent's servers on, when the
+    /// agent's own view of its addresses differs (NAT). An IP address or a host name
+    /// (resolved once). Default: 127.0.0.1 when the agent shares this network namespace,
+    /// else the address ssh reached it on (SSH_CONNECTION), else its address in one of
+    /// this host's networks, else its first.
+    #[arg(long, value_name = "ADDR", requires = "peer_cmd", value_parser = parse_peer_addr)]
+    pub peer_addr: Option<IpAddr>,
+
     /// Run every case N times (1..=1000), interleaved with the others; the report keeps
     /// every sample, shows medians and their spread, and `socklab compare` tests
     /// differences against the noise. Overrides the suite's `repeat`.
@@ -187,6 +235,19 @@ pub struct ProbeArgs {
     /// Per-check timeout in seconds (1..=3600; default 30).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
+}
+
+/// An IP address, or a host name resolved now.
+fn parse_peer_addr(text: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = text.parse() {
+        return Ok(ip);
+    }
+    (text, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|addr| addr.ip())
+        .ok_or_else(|| format!("`{text}` is neither an IP address nor a host name that resolves"))
 }
 
 fn parse_target_cmd(text: &str) -> Result<Target, TargetError> {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use socklab::cli::{Cli, Command};
+use socklab::cli::{AgentArgs, Cli, Command};
 
 /// How a command ended, as an exit code.
 pub enum Outcome {
@@ -27,6 +27,9 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit 2
+    if let Command::Agent(args) = &cli.command {
+        return agent(args);
+    }
     match dispatch(&cli) {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
@@ -35,6 +38,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `socklab agent --stdio`: stdout carries protocol lines only; anything for people goes
+/// to stderr.
+fn agent(args: &AgentArgs) -> ExitCode {
+    use socklab_harness::peer::agent::{AgentConfig, AgentExit, run_agent};
+    let config = AgentConfig { max_line: args.max_line as usize };
+    let exit = run_agent(std::io::stdin().lock(), std::io::stdout().lock(), config);
+    match &exit {
+        AgentExit::VersionMismatch => {
+            eprintln!("socklab agent: the runner's version differs (see the error reply)")
+        }
+        AgentExit::Truncated => eprintln!("socklab agent: the input ended in the middle of a message"),
+        AgentExit::Failed(reason) => eprintln!("socklab agent: {reason}"),
+        AgentExit::Finished => {}
+    }
+    ExitCode::from(exit.code())
 }
 
 fn dispatch(cli: &Cli) -> Result<Outcome> {
@@ -52,6 +72,7 @@ fn dispatch(cli: &Cli) -> Result<Outcome> {
         Command::Compare(args) => return compare::run(args),
         Command::Serve(args) => serve::serve(args)?,
         Command::Probe(args) => return probe::probe(args, &registry),
+        Command::Agent(_) => unreachable!("socklab agent is dispatched before the others"),
         Command::Proxy(args) => proxy::proxy(args)?,
         Command::Report(args) => {
             socklab_reports::rerender_report(&args.dir)?;

@@ -124,6 +124,8 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
         seed: args.seed,
         target,
         target_cmd,
+        peer_cmd: None,
+        peer_addr: None,
         timeout: args.timeout,
         repeat: None,
     };

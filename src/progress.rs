@@ -72,6 +72,7 @@ fn finished_line(index: usize, total: usize, result: &CaseResult) -> String {
         CaseStatus::Passed => style(result.status.word()).green(),
         CaseStatus::Failed => style(result.status.word()).red().bold(),
         CaseStatus::Error | CaseStatus::TimedOut => style(result.status.word()).yellow().bold(),
+        CaseStatus::Skipped => style(result.status.word()).dim(),
     };
     let mut line = format!("[{}/{total}] {word} {} ({:.0} ms)", index + 1, result.id, result.duration_ms);
     if let Some(error) = &result.error {

@@ -2,12 +2,17 @@
 //! a summary with a replay command for each case that did not pass.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use socklab_harness::host;
-use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo};
-use socklab_harness::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases_with_artifacts};
+use socklab_harness::peer::agent::remote::CONTROL_TIMEOUT;
+use socklab_harness::peer::agent::{RemoteAgent, SOCKLAB_VERSION};
+use socklab_harness::report::{
+    CaseResult, CaseStatus, PeerRecord, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo,
+};
+use socklab_harness::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases_with_peer};
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
 use socklab_harness::suite::{CaseSpec, Suite, select_cases, value_text};
@@ -57,13 +62,22 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
     // Before any case runs: a run must never end in a report it cannot write.
     socklab_reports::check_out(&args.out)?;
     try_target_commands(&cases)?;
+    let peer = match &args.peer_cmd {
+        Some(command) => {
+            check_peer_cases(&cases, registry)?;
+            // A command that cannot start, or an agent of another version, is one line and
+            // exit 2 before any case runs.
+            Some(Arc::new(RemoteAgent::start(command, args.peer_addr, CONTROL_TIMEOUT)?))
+        }
+        None => None,
+    };
     let seed = args.seed.unwrap_or_else(fresh_run_seed);
 
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let progress = CaseProgress::for_stderr();
-    let finished =
-        run_cases_with_artifacts(registry, &cases, seed, &progress).context("start the case runtime")?;
+    let finished = run_cases_with_peer(registry, &cases, seed, &progress, peer.clone())
+        .context("start the case runtime")?;
     progress.finish();
     let mut artifacts = Vec::new();
     let mut results = Vec::with_capacity(finished.len());
@@ -85,6 +99,8 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
             command_line: std::env::args().collect(),
             suite: suite.name.clone(),
             compare: suite.compare.clone(),
+            hostname: Some(host::hostname()),
+            peer: peer.as_deref().map(peer_record),
         },
         scenarios: scenario_infos(&results, registry),
         cases: results,
@@ -93,6 +109,41 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
     socklab_reports::write_report_with(&args.out, &report, &artifacts)?;
     print_summary(&report, args, artifacts.len());
     Ok(if report.all_passed() { Outcome::Passed } else { Outcome::Failed })
+}
+
+/// Every case of a run with `--peer-cmd` must be able to run its server side through the
+/// agent, and must not make a link of its own.
+fn check_peer_cases(cases: &[CaseSpec], registry: &Registry) -> Result<()> {
+    for case in cases {
+        let scenario = registry.get(&case.scenario)?;
+        if !scenario.remote_peer() {
+            let able: Vec<&str> = registry.iter().filter(|s| s.remote_peer()).map(|s| s.name()).collect();
+            anyhow::bail!(
+                "{} cannot run its server side through an agent (--peer-cmd); scenarios that can: {}",
+                case.scenario,
+                able.join(", ")
+            );
+        }
+        if case.params.get("link").and_then(|v| v.as_str()).is_some_and(|link| link != "loopback") {
+            anyhow::bail!(
+                "{}: link=veth makes both ends on this host; with --peer-cmd the link is the network to the agent",
+                case.id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn peer_record(agent: &RemoteAgent) -> PeerRecord {
+    let host = agent.host();
+    PeerRecord {
+        command: agent.command().to_string(),
+        addr: agent.peer_ip().to_string(),
+        hostname: host.hostname.clone(),
+        kernel: host.kernel.clone(),
+        cpu_count: host.cpu_count,
+        socklab_version: SOCKLAB_VERSION.to_string(),
+    }
 }
 
 /// Starts each `--target-cmd` of the run once, before any case: a command that exits at
@@ -146,16 +197,21 @@ fn scenario_infos(results: &[CaseResult], registry: &Registry) -> BTreeMap<Strin
 fn print_summary(report: &Report, args: &RunArgs, artifacts: usize) {
     let tally = report.tally();
     println!(
-        "{} {}: {} passed, {} failed, {} errors, {} timed out (seed {})",
+        "{} {}: {} passed, {} failed, {} errors, {} timed out{} (seed {})",
         report.cases.len(),
         if report.cases.len() == 1 { "case" } else { "cases" },
         tally.passed,
         tally.failed,
         tally.errors,
         tally.timed_out,
+        tally.skipped_suffix(),
         report.run.seed
     );
-    for case in report.cases.iter().filter(|c| c.status != CaseStatus::Passed) {
+    for case in report.cases.iter().filter(|c| c.status == CaseStatus::Skipped) {
+        println!("SKIP {}: {}", case.id, case.error.as_deref().unwrap_or("skipped"));
+    }
+    for case in report.cases.iter().filter(|c| !matches!(c.status, CaseStatus::Passed | CaseStatus::Skipped))
+    {
         println!("{} {}", case.status.word(), case.id);
         println!("  replay: {}", replay_command(case, args, report.run.seed));
     }
@@ -198,6 +254,12 @@ fn replay_command(case: &CaseResult, args: &RunArgs, run_seed: u64) -> String {
             words.push(format!("--target-cmd {}", shell_quote(command.as_str())))
         }
         Some(Target::Reference) | None => {}
+    }
+    if let Some(command) = &args.peer_cmd {
+        words.push(format!("--peer-cmd {}", shell_quote(command)));
+    }
+    if let Some(addr) = &args.peer_addr {
+        words.push(format!("--peer-addr {addr}"));
     }
     if let Some(seconds) = args.timeout {
         words.push(format!("--timeout {seconds}"));

@@ -143,7 +143,8 @@ fn unknown_scenario_exits_2_and_lists_the_valid_ones() {
 fn unknown_parameter_exits_2_and_lists_the_valid_ones() {
     socklab().args(["run", "tcp-coalescing", "--set", "readsize=5"]).assert().code(2).stderr(
         "error: unknown parameter `readsize` for scenario `tcp-coalescing`; \
-         valid parameters: messages, read_size, read_delay_ms, nodelay, warm, impair\n",
+         valid parameters: messages, read_size, read_delay_ms, nodelay, warm, impair, large_message, link, mtu, \
+         rate, delay_ms\n",
     );
 }
 

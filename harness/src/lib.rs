@@ -15,6 +15,7 @@ pub mod capture;
 pub mod check;
 pub mod host;
 pub mod impair;
+pub mod link;
 pub mod metric;
 pub mod metrics;
 pub mod net;

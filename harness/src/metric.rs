@@ -51,6 +51,9 @@ pub enum Unit {
     /// Percent (of a value the metric's doc names).
     #[serde(rename = "%")]
     Percent,
+    /// Megabits (10^6 bits) per second, as link rates are given.
+    #[serde(rename = "Mbit/s")]
+    MbitPerSec,
 }
 
 impl Unit {
@@ -66,6 +69,7 @@ impl Unit {
             Unit::PerSec => "/s",
             Unit::MibPerSec => "MiB/s",
             Unit::Percent => "%",
+            Unit::MbitPerSec => "Mbit/s",
         }
     }
 }

@@ -37,7 +37,7 @@ pub fn merge_repeats(mut repeats: Vec<FinishedCase>) -> FinishedCase {
     let unfinished = results
         .iter()
         .enumerate()
-        .find(|(_, r)| matches!(r.status, CaseStatus::Error | CaseStatus::TimedOut))
+        .find(|(_, r)| matches!(r.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped))
         .map(|(i, r)| (r.status, format!("repeat {} of {n}: {}", i + 1, r.error.as_deref().unwrap_or(""))));
 
     let FinishedCase { result: first, artifacts } = repeats.swap_remove(0);

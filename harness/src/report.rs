@@ -59,14 +59,16 @@ impl Report {
                 CaseStatus::Failed => tally.failed += 1,
                 CaseStatus::Error => tally.errors += 1,
                 CaseStatus::TimedOut => tally.timed_out += 1,
+                CaseStatus::Skipped => tally.skipped += 1,
             }
         }
         tally
     }
 
-    /// True when every case ran and every check passed.
+    /// True when every case that ran passed every check (skipped cases neither pass
+    /// nor fail).
     pub fn all_passed(&self) -> bool {
-        self.cases.iter().all(|c| c.status == CaseStatus::Passed)
+        self.cases.iter().all(|c| matches!(c.status, CaseStatus::Passed | CaseStatus::Skipped))
     }
 }
 
@@ -81,6 +83,16 @@ pub struct Tally {
     pub errors: usize,
     /// Cases stopped by their timeout.
     pub timed_out: usize,
+    /// Cases not run, each with its reason.
+    pub skipped: usize,
+}
+
+impl Tally {
+    /// `, 2 skipped` when cases were skipped, else nothing: summary lines name skipped
+    /// cases only when there are some.
+    pub fn skipped_suffix(&self) -> String {
+        if self.skipped > 0 { format!(", {} skipped", self.skipped) } else { String::new() }
+    }
 }
 
 /// Metadata of a run.
@@ -108,6 +120,29 @@ pub struct RunInfo {
     /// `[compare]` table).
     #[serde(default, skip_serializing_if = "CompareSettings::is_default")]
     pub compare: CompareSettings,
+    /// The host socklab ran on. Absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The other host, when the server side ran through `socklab agent` (`--peer-cmd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerRecord>,
+}
+
+/// The host of the agent a run used (`--peer-cmd`), as the agent described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The command that started the agent.
+    pub command: String,
+    /// Where the runner connected to the agent's servers.
+    pub addr: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its kernel release.
+    pub kernel: String,
+    /// Its logical CPUs.
+    pub cpu_count: usize,
+    /// Its socklab version (equal to the runner's: the versions are checked first).
+    pub socklab_version: String,
 }
 
 /// How much a metric must change before `socklab compare` calls it a change.
@@ -223,6 +258,9 @@ pub enum CaseStatus {
     Error,
     /// Stopped by its timeout.
     TimedOut,
+    /// Not run, for a reason the case states (a veth link without `CAP_NET_ADMIN`); it
+    /// neither passes nor fails the run.
+    Skipped,
 }
 
 impl CaseStatus {
@@ -233,6 +271,7 @@ impl CaseStatus {
             CaseStatus::Failed => "FAIL",
             CaseStatus::Error => "ERROR",
             CaseStatus::TimedOut => "TIMEOUT",
+            CaseStatus::Skipped => "SKIP",
         }
     }
 }
@@ -311,6 +350,10 @@ pub struct Observations {
     /// Packets on the wire, or why they could not be captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureObservation>,
+    /// The link the case ran over, when it was not plain loopback (a veth link, a peer
+    /// on another host). Absent in reports written before links existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkRecord>,
     /// Values per item of the case (per client), for bar charts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<ValueSeries>,
@@ -450,6 +493,52 @@ impl<T> Listed<T> {
     /// How many were counted but not kept.
     pub fn left_out(&self) -> u64 {
         self.total - self.first.len() as u64
+    }
+}
+
+/// The link a case ran over (see `socklab_harness::link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// `loopback`, `veth`, or `peer` (an agent on another host).
+    pub kind: String,
+    /// MTU of the link, in bytes, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The rate socklab shaped it to (tbf), in bits per second; absent when unshaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bit_s: Option<u64>,
+    /// Payload bytes of a full segment on the case's connection (`TCP_MAXSEG`: the MSS
+    /// less TCP options), where the case read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mss: Option<u32>,
+    /// One-way delay each way, in ms, added by the impairment relay; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// The client's end: address and interface.
+    pub client: String,
+    /// The server's end.
+    pub server: String,
+    /// How the link was made, in words.
+    pub detail: String,
+}
+
+impl LinkRecord {
+    /// A short label for headers: `veth, MTU 1280, rate 100mbit, delay 20 ms each way`.
+    pub fn label(&self) -> String {
+        let mut label = self.kind.clone();
+        if let Some(mtu) = self.mtu {
+            label += &format!(", MTU {mtu}");
+        }
+        if let Some(rate) = self.rate_bit_s {
+            label += &format!(", rate {}", crate::link::Rate::from_bits_per_s(rate));
+        }
+        if let Some(delay) = self.delay_ms {
+            label += &format!(", delay {delay} ms each way");
+        }
+        if let Some(mss) = self.mss {
+            label += &format!(", segments of {mss} bytes");
+        }
+        label
     }
 }
 
@@ -727,6 +816,15 @@ mod tests {
                 command_line: vec!["socklab".into(), "run".into()],
                 suite: "default".into(),
                 compare: Default::default(),
+                hostname: Some("a".into()),
+                peer: Some(PeerRecord {
+                    command: "ip netns exec B socklab agent --stdio".into(),
+                    addr: "10.0.0.2".into(),
+                    hostname: "b".into(),
+                    kernel: "6.1.0".into(),
+                    cpu_count: 4,
+                    socklab_version: "0.1.0".into(),
+                }),
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),
@@ -843,7 +941,7 @@ mod tests {
         let mut failed = report.cases[0].clone();
         failed.status = CaseStatus::Failed;
         report.cases.push(failed);
-        assert_eq!(report.tally(), Tally { passed: 1, failed: 1, errors: 0, timed_out: 0 });
+        assert_eq!(report.tally(), Tally { passed: 1, failed: 1, errors: 0, timed_out: 0, skipped: 0 });
         assert!(!report.all_passed());
     }
 }

@@ -12,6 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::privilege::{REQUIRE_PRIVILEGED_VAR, privileged_required};
 use crate::report::{CaseResult, CaseStatus, CaseTarget, Observations};
 use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
 
@@ -21,6 +22,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
 pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
+use crate::peer::agent::RemoteAgent;
 use crate::repeat::merge_repeats;
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
@@ -82,6 +84,22 @@ pub fn run_cases_with_artifacts(
     run_seed: u64,
     progress: &dyn Progress,
 ) -> io::Result<Vec<FinishedCase>> {
+    run_cases_with_peer(registry, cases, run_seed, progress, None)
+}
+
+/// [`run_cases_with_artifacts`], with the server side of every case run through `peer`,
+/// an agent on another host (`--peer-cmd`), when given. The caller checks first that
+/// every case's scenario takes a peer ([`crate::scenario::Scenario::REMOTE_PEER`]).
+///
+/// # Errors
+/// As [`run_cases`].
+pub fn run_cases_with_peer(
+    registry: &Registry,
+    cases: &[CaseSpec],
+    run_seed: u64,
+    progress: &dyn Progress,
+    peer: Option<Arc<RemoteAgent>>,
+) -> io::Result<Vec<FinishedCase>> {
     let total: usize = cases.iter().map(|c| c.repeat.max(1) as usize).sum();
     progress.run_started(total);
     let rounds = cases.iter().map(|c| c.repeat.max(1)).max().unwrap_or(1);
@@ -93,7 +111,7 @@ pub fn run_cases_with_artifacts(
                 continue;
             }
             progress.case_started(index, case);
-            let finished = run_one(registry, case, run_seed)?;
+            let finished = run_one(registry, case, run_seed, peer.clone())?;
             // What this run alone says, thresholds included (the report judges them
             // again on the medians once every repeat has run).
             let mut shown = judge_result_thresholds(case, finished.result.clone());
@@ -114,7 +132,7 @@ fn judge_thresholds(case: &CaseSpec, finished: FinishedCase) -> FinishedCase {
 }
 
 fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResult {
-    if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut) {
+    if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped) {
         return result;
     }
     result.checks.extend(case.expect.iter().map(|t| t.evaluate(&result.metrics)));
@@ -129,10 +147,15 @@ fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResul
 /// # Errors
 /// Only when the runtime cannot be built.
 pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<CaseResult> {
-    run_one(registry, case, run_seed).map(|f| judge_thresholds(case, f).result)
+    run_one(registry, case, run_seed, None).map(|f| judge_thresholds(case, f).result)
 }
 
-fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<FinishedCase> {
+fn run_one(
+    registry: &Registry,
+    case: &CaseSpec,
+    run_seed: u64,
+    peer: Option<Arc<RemoteAgent>>,
+) -> io::Result<FinishedCase> {
     let params_text = serde_json::to_string(&case.params).unwrap_or_default();
     let seed = case_seed(run_seed, &format!("{}{params_text}", case.scenario));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +175,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
                 seed,
                 timeout: case.timeout,
                 target: target.clone(),
+                peer,
                 cancel: cancel.clone(),
             };
             let future = scenario.run(case.params.clone(), ctx);
@@ -160,6 +184,7 @@ fn run_one(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<Fi
                 let abort = task.abort_handle();
                 match tokio::time::timeout(case.timeout, task).await {
                     Ok(Ok(Ok(outcome))) => Ok(outcome),
+                    Ok(Ok(Err(CaseError::Skipped(reason)))) => Err(skipped(reason)),
                     Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
                     Ok(Err(join)) => Err((CaseStatus::Error, CaseError::task("scenario", join).to_string())),
                     Err(_) => {
@@ -236,6 +261,16 @@ fn start_target(target: &Target, case_timeout: Duration) -> Result<Option<Extern
             let process = TargetProcess::start(command, TARGET_READY_TIMEOUT.min(case_timeout))?;
             Ok(Some(ExternalTarget { addr: process.addr(), process: Some(Arc::new(process)) }))
         }
+    }
+}
+
+/// A case that cannot run here is skipped with its reason, except where
+/// `SOCKLAB_REQUIRE_PRIVILEGED=1` demands that it run (CI): there it is an error.
+fn skipped(reason: String) -> (CaseStatus, String) {
+    if privileged_required() {
+        (CaseStatus::Error, format!("{reason}; {REQUIRE_PRIVILEGED_VAR}=1, so the case may not be skipped"))
+    } else {
+        (CaseStatus::Skipped, format!("skipped: {reason}"))
     }
 }
 

@@ -27,9 +27,11 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::check::Check;
+use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
+use crate::peer::agent::{AgentError, RemoteAgent};
 use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 use crate::target::ExternalTarget;
 
@@ -72,6 +74,11 @@ pub trait Scenario: Send + Sync + 'static {
     /// the scenario needs its own server (to record its reads, say), and a run that
     /// gives it a target is refused before anything runs.
     const EXTERNAL_TARGET: bool = false;
+
+    /// Whether the scenario can run its server side through `socklab agent` on another
+    /// host (`--peer-cmd`), which it then finds in [`CaseContext::peer`]; its report
+    /// must look the same either way. Default: no, and a run with a peer refuses it.
+    const REMOTE_PEER: bool = false;
 
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
     /// longer than a limit set by another parameter). Returns the reason in one line.
@@ -143,6 +150,9 @@ pub struct CaseContext {
     pub timeout: Duration,
     /// The external server to run against; `None` for the reference peers.
     pub target: Option<ExternalTarget>,
+    /// The agent on another host that plays the server side (`--peer-cmd`); `None` to
+    /// run it in process. Only scenarios with [`Scenario::REMOTE_PEER`] get one.
+    pub peer: Option<Arc<RemoteAgent>>,
     /// Set by the runner when the case timed out. Async work is dropped with its future;
     /// blocking work (threads, `spawn_blocking`) must look at this between system calls
     /// and stop, with socket timeouts short enough (≤ [`Cancel::CHECK_EVERY`]) that no
@@ -249,6 +259,16 @@ pub enum CaseError {
     /// The case's impairment relay (`impair`) could not start.
     #[error("impairment relay: {0}")]
     Impair(#[from] crate::impair::ImpairError),
+    /// The agent on the other host failed or refused.
+    #[error(transparent)]
+    Agent(AgentError),
+    /// The case's link (a veth pair between namespaces) could not be made or used.
+    #[error(transparent)]
+    Link(LinkError),
+    /// The case cannot run here, for this reason (a missing privilege); the runner
+    /// records it as skipped, never as passed, and never runs it some other way.
+    #[error("skipped: {0}")]
+    Skipped(String),
     /// A task or thread of the case panicked or was cancelled.
     #[error("{task} {what}")]
     Task {
@@ -281,6 +301,26 @@ impl CaseError {
             "was cancelled".to_string()
         };
         CaseError::Task { task, what }
+    }
+}
+
+impl From<AgentError> for CaseError {
+    /// A cancel while waiting for the agent is the case's cancel.
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Cancelled => CaseError::Cancelled,
+            other => CaseError::Agent(other),
+        }
+    }
+}
+
+impl From<LinkError> for CaseError {
+    /// A link this process may not make skips the case; any other failure is an error.
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::NotPermitted(reason) => CaseError::Skipped(reason),
+            other => CaseError::Link(other),
+        }
     }
 }
 
@@ -318,6 +358,8 @@ pub trait DynScenario: Send + Sync {
     fn sweep(&self) -> &'static [(&'static str, &'static str)];
     /// See [`Scenario::EXTERNAL_TARGET`].
     fn external_target(&self) -> bool;
+    /// See [`Scenario::REMOTE_PEER`].
+    fn remote_peer(&self) -> bool;
     /// [`Scenario::validate_target`] on a full parameter map.
     ///
     /// # Errors
@@ -388,6 +430,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn external_target(&self) -> bool {
         S::EXTERNAL_TARGET
+    }
+
+    fn remote_peer(&self) -> bool {
+        S::REMOTE_PEER
     }
 
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {

@@ -21,7 +21,8 @@ use crate::charts;
 use crate::figures::{self, ChartFigure};
 use crate::sweep::{Table, sweep_tables};
 use crate::view::{
-    Paragraph, ScenarioCases, case_story, metric_text, paragraphs, params_text, scenarios_in_run_order,
+    HostLine, Paragraph, ScenarioCases, case_story, metric_text, paragraphs, params_text, run_hosts,
+    run_links, scenarios_in_run_order,
 };
 use crate::{RenderError, render_template};
 
@@ -42,6 +43,8 @@ struct Page<'a> {
     duration_s: String,
     tally: Tally,
     all_passed: bool,
+    hosts: Vec<HostLine>,
+    links: Vec<String>,
     rows: Vec<Row>,
     sections: Vec<Section<'a>>,
 }
@@ -103,6 +106,8 @@ impl<'a> Page<'a> {
             duration_s: format!("{:.1}", report.run.duration_s),
             tally: report.tally(),
             all_passed: report.all_passed(),
+            hosts: run_hosts(&report.run),
+            links: run_links(report),
             rows: report.cases.iter().map(Row::new).collect(),
             sections,
         }
@@ -170,6 +175,7 @@ fn class(status: CaseStatus) -> &'static str {
         CaseStatus::Passed => "pass",
         CaseStatus::Failed => "fail",
         CaseStatus::Error | CaseStatus::TimedOut => "error",
+        CaseStatus::Skipped => "skip",
     }
 }
 

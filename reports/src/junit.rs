@@ -22,6 +22,15 @@ pub fn render(report: &Report) -> Result<String, RenderError> {
         let mut suite = TestSuite::new(case.id.as_str());
         suite.set_time(Duration::from_secs_f64(case.duration_ms.max(0.0) / 1e3));
         suite.add_property(("seed", case.seed.to_string().as_str()));
+        if case.status == CaseStatus::Skipped {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(case.error.as_deref().unwrap_or("skipped"));
+            let mut test = TestCase::new("run", status);
+            test.set_classname(case.scenario.as_str());
+            suite.add_test_case(test);
+            junit.add_test_suite(suite);
+            continue;
+        }
         if let Some(error) = &case.error {
             let kind = if case.status == CaseStatus::TimedOut { "timeout" } else { "error" };
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);

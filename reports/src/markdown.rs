@@ -11,7 +11,10 @@ use socklab_harness::check::{Check, format_number};
 use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 
 use crate::sweep::{Table, sweep_tables};
-use crate::view::{ScenarioCases, case_story, metric_text, paragraphs, params_text, scenarios_in_run_order};
+use crate::view::{
+    HostLine, ScenarioCases, case_story, metric_text, paragraphs, params_text, run_hosts, run_links,
+    scenarios_in_run_order,
+};
 use crate::{RenderError, render_template};
 
 const TEMPLATE: &str = include_str!("../templates/report.md.j2");
@@ -60,6 +63,8 @@ struct Page<'a> {
     duration_s: String,
     tally: Tally,
     verdict: &'static str,
+    hosts: Vec<HostLine>,
+    links: Vec<String>,
     rows: Vec<SummaryRow>,
     sections: Vec<Section<'a>>,
 }
@@ -133,6 +138,8 @@ impl<'a> Page<'a> {
             duration_s: format!("{:.1}", report.run.duration_s),
             tally: report.tally(),
             verdict: if report.all_passed() { "all checks passed" } else { "some checks failed" },
+            hosts: run_hosts(&report.run),
+            links: run_links(report),
             rows: report.cases.iter().map(SummaryRow::new).collect(),
             sections,
         }
@@ -218,6 +225,7 @@ fn icon(status: CaseStatus) -> &'static str {
         CaseStatus::Passed => "✅",
         CaseStatus::Failed => "❌",
         CaseStatus::Error | CaseStatus::TimedOut => "⚠️",
+        CaseStatus::Skipped => "⏭️",
     }
 }
 

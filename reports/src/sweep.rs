@@ -108,7 +108,7 @@ pub fn sweep_tables(cases: &[&CaseResult], spec: &SweepTable) -> Vec<Table> {
 }
 
 fn cell(case: &CaseResult, metrics: &[String]) -> String {
-    if matches!(case.status, CaseStatus::Error | CaseStatus::TimedOut) {
+    if matches!(case.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped) {
         return case.status.word().to_lowercase();
     }
     let text =

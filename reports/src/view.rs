@@ -5,9 +5,51 @@
 use socklab_harness::capture::retransmitted_segments;
 use socklab_harness::check::format_number;
 use socklab_harness::report::{
-    CaptureStatus, CaseResult, Metric, ProxyObservation, Report, ScenarioInfo, StreamTrace,
+    CaptureStatus, CaseResult, Metric, ProxyObservation, Report, RunInfo, ScenarioInfo, StreamTrace,
 };
 use socklab_harness::suite::value_text;
+
+/// One host of a run, for both pages' headers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct HostLine {
+    /// `host`, or `client host` and `server host` when an agent ran the server side.
+    pub role: &'static str,
+    /// `vm: kernel 6.1.0, 2 CPUs, socklab 0.1.0`.
+    pub text: String,
+}
+
+/// The hosts of a run: this one, and the agent's when the server side ran there.
+pub(crate) fn run_hosts(run: &RunInfo) -> Vec<HostLine> {
+    let name = run.hostname.as_deref().map(|h| format!("{h}: ")).unwrap_or_default();
+    let this =
+        format!("{name}kernel {}, {} CPUs, socklab {}", run.kernel, run.cpu_count, run.socklab_version);
+    match &run.peer {
+        None => vec![HostLine { role: "host", text: this }],
+        Some(peer) => vec![
+            HostLine { role: "client host", text: this },
+            HostLine {
+                role: "server host",
+                text: format!(
+                    "{}: kernel {}, {} CPUs, socklab {}; agent started by `{}`, reached at {}",
+                    peer.hostname, peer.kernel, peer.cpu_count, peer.socklab_version, peer.command, peer.addr
+                ),
+            },
+        ],
+    }
+}
+
+/// The links the run's cases ran over, each once, in run order: `loopback`,
+/// `veth, MTU 1280, rate 100mbit, segments of 1228 bytes`.
+pub(crate) fn run_links(report: &Report) -> Vec<String> {
+    let mut links: Vec<String> = Vec::new();
+    for case in &report.cases {
+        let label = case.observations.link.as_ref().map_or_else(|| "loopback".to_string(), |l| l.label());
+        if !links.contains(&label) {
+            links.push(label);
+        }
+    }
+    links
+}
 
 /// One scenario's section: its description and its cases, in run order.
 pub(crate) struct ScenarioCases<'a> {

@@ -69,6 +69,8 @@ fn report() -> Report {
             command_line: vec!["socklab".into()],
             suite: "default".into(),
             compare: Default::default(),
+            hostname: None,
+            peer: None,
         },
         scenarios: BTreeMap::from([
             (

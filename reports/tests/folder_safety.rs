@@ -24,6 +24,8 @@ fn report(seed: u64) -> Report {
             command_line: vec!["socklab".into()],
             suite: "default".into(),
             compare: Default::default(),
+            hostname: None,
+            peer: None,
         },
         scenarios: BTreeMap::new(),
         cases: Vec::new(),

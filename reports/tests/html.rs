@@ -99,6 +99,8 @@ fn report() -> Report {
             command_line: vec!["socklab".into(), "run".into()],
             suite: "default".into(),
             compare: Default::default(),
+            hostname: None,
+            peer: None,
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),
@@ -222,6 +224,58 @@ fn sections_follow_the_run_order_not_the_alphabet() {
     let (tcp, framing) =
         (md.find("\n## tcp-coalescing\n").unwrap(), md.find("\n## framing-throughput\n").unwrap());
     assert!(tcp < framing, "report.md: sections in run order");
+}
+
+#[test]
+fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
+    use socklab_harness::report::{LinkRecord, PeerRecord};
+    let mut report = report();
+    report.run.hostname = Some("a".into());
+    report.run.peer = Some(PeerRecord {
+        command: "ssh me@b socklab agent --stdio".into(),
+        addr: "10.77.0.2".into(),
+        hostname: "b".into(),
+        kernel: "6.9".into(),
+        cpu_count: 8,
+        socklab_version: "0.1.0".into(),
+    });
+    report.cases[0].observations.link = Some(LinkRecord {
+        kind: "veth".into(),
+        mtu: Some(1280),
+        rate_bit_s: Some(50_000_000),
+        mss: Some(1228),
+        delay_ms: Some(20),
+        client: "198.18.0.1".into(),
+        server: "198.18.0.2".into(),
+        detail: "two namespaces".into(),
+    });
+    report.cases[1].status = CaseStatus::Skipped;
+    report.cases[1].error =
+        Some("skipped: link=veth makes network namespaces, which needs CAP_NET_ADMIN".into());
+    report.cases[1].checks.clear();
+    let page = html::render(&report).unwrap();
+    assert!(page.contains("client host <b>a: kernel 6.1, 2 CPUs, socklab 0.1.0</b>"), "this host");
+    assert!(
+        page.contains("server host <b>b: kernel 6.9, 8 CPUs, socklab 0.1.0; agent started by `ssh me@b socklab agent --stdio`, reached at 10.77.0.2</b>"),
+        "the agent's host"
+    );
+    assert!(
+        page.contains(
+            "links <b>veth, MTU 1280, rate 50mbit, delay 20 ms each way, segments of 1228 bytes; loopback</b>"
+        ),
+        "the links"
+    );
+    assert!(page.contains(", 1 skipped</div>"), "the verdict counts the skipped case");
+    assert!(page.contains("<span class=\"badge skip\">SKIP</span>"));
+    assert!(page.contains("needs CAP_NET_ADMIN"), "with its reason");
+    let md = socklab_reports::markdown::render(&report).unwrap();
+    assert!(md.contains("| server host | b: kernel 6.9, 8 CPUs"), "{md}");
+    assert!(
+        md.contains(
+            "| links | veth, MTU 1280, rate 50mbit, delay 20 ms each way, segments of 1228 bytes; loopback |"
+        ),
+        "{md}"
+    );
 }
 
 #[test]

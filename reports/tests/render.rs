@@ -77,6 +77,8 @@ fn sample() -> Report {
             command_line: vec!["socklab".into()],
             suite: "default".into(),
             compare: Default::default(),
+            hostname: None,
+            peer: None,
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),

@@ -1,21 +1,32 @@
 //! `framing-throughput`: every framing strategy on the same workload, over real loopback
 //! TCP against a reference server — throughput, latency percentiles, CPU time, and
 //! whether every message arrived intact and in order.
+//!
+//! With `link=veth` the workload crosses a veth pair between two private namespaces (an
+//! MTU, optionally a tbf `rate`: bulk mode must then deliver within 10% of it); with
+//! `--peer-cmd` the reference server runs in `socklab agent` on another host, and its
+//! counters (the sink's verification in bulk mode) and CPU time come back into the report.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
-use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay, in_front};
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
+use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::{
-    Behaviour, Flavour, Mode, Server, ServerConfig, Workload, WorkloadResult, run_workload,
+    Behaviour, Flavour, Mode, PeerError, Server, ServerConfig, Workload, WorkloadResult, run_workload_on,
 };
-use socklab_harness::report::{LatencyObservation, MetricSpec, Unit};
-use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario, TableSpec};
+use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec, Unit};
+use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
@@ -74,6 +85,14 @@ pub struct Params {
     pub nodelay: bool,
     /// An impairment relay between client and server; see [`IMPAIR_PARAM`].
     pub impair: String,
+    /// `loopback` or `veth`.
+    pub link: String,
+    /// `link=veth`: MTU, bytes.
+    pub mtu: u64,
+    /// `link=veth`: tbf rate (`100mbit`), or `none`.
+    pub link_rate: String,
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
+    pub delay_ms: u64,
 }
 
 impl Default for Params {
@@ -89,6 +108,10 @@ impl Default for Params {
             rate: 5_000,
             nodelay: true,
             impair: "none".into(),
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            link_rate: link::DEFAULT_RATE.into(),
+            delay_ms: 0,
         }
     }
 }
@@ -149,9 +172,44 @@ const PARAMS: &[ParamSpec] = &[
         doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
     },
     IMPAIR_PARAM,
+    link::LINK_PARAM,
+    link::MTU_PARAM,
+    // `rate` is this scenario's open-loop message rate, so the link's rate has its own name.
+    ParamSpec { name: "link_rate", ..link::RATE_PARAM },
+    link::DELAY_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
+    MetricSpec {
+        name: "throughput_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Higher,
+        doc: "payload delivered per second in Mbit/s, as link rates are given (cases with a link_rate)",
+    },
+    MetricSpec {
+        name: "rate_share",
+        unit: Unit::Percent,
+        better: Better::Higher,
+        doc: "payload delivered as a share of the link's rate (cases with a link_rate; bulk mode is checked against it)",
+    },
+    MetricSpec {
+        name: "wire_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Neither,
+        doc: "link=veth: frames the client's end sent per second (its /proc/net/dev byte counter, headers included)",
+    },
+    MetricSpec {
+        name: "peer_cpu_ms",
+        unit: Unit::Millis,
+        better: Better::Lower,
+        doc: "CPU time (user + system) of the socklab agent on the other host while the server ran (--peer-cmd); absent otherwise",
+    },
+    MetricSpec {
+        name: "mss",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG), from the client",
+    },
     MetricSpec {
         name: "throughput_mib_s",
         unit: Unit::MibPerSec,
@@ -395,8 +453,22 @@ then measure the relay's holds and gaps, not the framing.";
 
     const EXTERNAL_TARGET: bool = true;
 
+    fn validate_target(params: &Params) -> Result<(), String> {
+        if params.link != link::DEFAULT_LINK {
+            return Err(
+                "link=veth runs both ends in namespaces of its own; a target is reached from this one \
+                        (use link=loopback with --target)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    const REMOTE_PEER: bool = true;
+
     fn validate(params: &Params) -> Result<(), String> {
         check_impair(&params.impair)?;
+        params.link_spec()?.relay_impairment(&params.impair)?;
         let (strategy, _, _) = params.parsed()?;
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
@@ -412,26 +484,10 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let (framing, mode, flavour) = params
-            .parsed()
-            .map_err(|reason| ParamError::Invalid { scenario: Self::NAME.to_string(), reason })?;
+        let (framing, mode, flavour) = params.parsed().map_err(invalid)?;
+        let spec = params.link_spec().map_err(invalid)?;
+        let impair = spec.relay_impairment(&params.impair).map_err(invalid)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
-        // The reference server, unless the case runs against a target (which must echo).
-        let server = match &ctx.target {
-            Some(_) => None,
-            None => {
-                Some(Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })?)
-            }
-        };
-        let addr = match (&server, &ctx.target) {
-            (Some(server), _) => server.addr(),
-            (None, Some(target)) => target.addr,
-            (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
-        };
-        // An impairment relay in front of whichever server it is, seeded by the case.
-        let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
-        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?;
-        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
         let workload = Workload {
             mode,
             framing,
@@ -445,13 +501,43 @@ then measure the relay's holds and gaps, not the framing.";
             nodelay: params.nodelay,
             ..Workload::default()
         };
+        if let Some(agent) = ctx.peer.clone() {
+            return run_with_agent(&params, workload, flavour, &impair, agent, &ctx).await;
+        }
+        // Making a veth link runs `ip` a few times: off the async threads.
+        let link = tokio::task::spawn_blocking(move || Link::open(spec))
+            .await
+            .map_err(|e| CaseError::task("the link set-up", e))??;
+        // The reference server, unless the case runs against a target (which must echo).
+        let config = ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() };
+        let server = match (&ctx.target, &link) {
+            (Some(_), _) => None,
+            (None, Link::Loopback) => Some(Server::start(config)?),
+            (None, _) => Some(Server::start_on(config, link.tcp_listener(|_| Ok(()))?)?),
+        };
+        let addr = match (&server, &ctx.target) {
+            (Some(server), _) => server.addr(),
+            (None, Some(target)) => target.addr,
+            (None, None) => return Err(CaseError::Protocol("no server to run against".into())),
+        };
+        // An impairment relay in front of whichever server it is, seeded by the case; on a
+        // veth link in the client's namespace, so its own connection crosses the link.
+        let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+        let relay = link.start_relay(addr, &impair, ctx.seed, config)?;
+        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
         let target_process = ctx.target.as_ref().and_then(|t| t.process.clone());
         let target_cpu_before = target_process.as_ref().map(|p| p.cpu_since_ready());
+        let counters_before = link.client_counters()?;
         let cpu_before = CpuTime::now();
-        let result = run_workload(addr, &workload).await?;
+        let (stream, mss) = connect(&link, addr).await?;
+        let result = run_workload_on(stream, addr, &workload).await?;
         let cpu = CpuTime::now().since(cpu_before);
         let target_cpu =
             target_process.zip(target_cpu_before).map(|(p, before)| p.cpu_since_ready() - before);
+        let wire_bytes = match (counters_before, link.client_counters()?) {
+            (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
+            _ => None,
+        };
         let load =
             |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
         // Bulk is verified by the sink; the other modes by the client, reply by reply.
@@ -475,17 +561,24 @@ then measure the relay's holds and gaps, not the framing.";
                 verified: false,
                 ..Delivery::default()
             },
-            _ => Delivery {
-                delivered: result.replied,
-                intact: result.intact,
-                corrupted: result.corrupted,
-                out_of_order: result.out_of_order,
-                bytes: result.throughput.bytes,
-                verified: true,
-            },
+            _ => Delivery::from_client(&result),
         };
         let proxy = relay.map(|relay| relay.observation());
-        Ok(Measured { result, delivery, cpu, target_cpu, proxy })
+        // Through a relay the client's connection ends at the relay, so its MSS says
+        // nothing about the link.
+        let mss = mss.filter(|_| proxy.is_none());
+        let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
+        Ok(Measured {
+            result,
+            delivery,
+            cpu,
+            target_cpu,
+            peer_cpu: None,
+            wire_bytes,
+            link: record,
+            mss,
+            proxy,
+        })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -496,6 +589,7 @@ then measure the relay's holds and gaps, not the framing.";
                 if let Some(cpu) = measured.target_cpu {
                     outcome.metric("target_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
                 }
+                add_link_layer(&mut outcome, params, mode, &measured);
                 if let Some(proxy) = measured.proxy {
                     let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
                         proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
@@ -528,8 +622,133 @@ pub struct Measured {
     cpu: CpuTime,
     /// CPU time of a `--target-cmd` server's processes during the workload.
     target_cpu: Option<Duration>,
+    /// CPU time of the agent that ran the server (`--peer-cmd`).
+    peer_cpu: Option<Duration>,
+    /// Bytes of frames the client's veth end sent during the workload.
+    wire_bytes: Option<u64>,
+    /// The link, when not plain loopback.
+    link: Option<LinkRecord>,
+    /// `TCP_MAXSEG` of the client's connection.
+    mss: Option<u32>,
     /// What the impairment relay did, when there was one.
     proxy: Option<ProxyObservation>,
+}
+
+impl Params {
+    fn link_spec(&self) -> Result<LinkSpec, String> {
+        LinkSpec::parse(&self.link, self.mtu, &self.link_rate, self.delay_ms)
+    }
+}
+
+fn invalid(reason: String) -> CaseError {
+    CaseError::Params(ParamError::Invalid { scenario: FramingThroughput::NAME.to_string(), reason })
+}
+
+/// A connection to `addr` from where the link puts the client; with its `TCP_MAXSEG`.
+async fn connect(link: &Link, addr: SocketAddr) -> Result<(TcpStream, Option<u32>), CaseError> {
+    let stream = match link {
+        Link::Veth(_) => {
+            let socket = link.tcp_client_socket()?;
+            socket.set_nonblocking(true).context("make the client socket non-blocking")?;
+            TcpSocket::from_std_stream(socket.into()).connect(addr).await
+        }
+        Link::Loopback | Link::Peer(_) => TcpStream::connect(addr).await,
+    }
+    .map_err(|error| CaseError::Peer(PeerError::Connect { addr, error }))?;
+    let mss = tcp_maxseg(&stream).ok();
+    Ok((stream, mss))
+}
+
+/// The same workload against a reference server in `socklab agent` on another host.
+async fn run_with_agent(
+    params: &Params,
+    workload: Workload,
+    flavour: Flavour,
+    impair: &Impairment,
+    agent: Arc<RemoteAgent>,
+    ctx: &CaseContext,
+) -> Result<Measured, CaseError> {
+    let role = RoleSpec::Server {
+        framing: workload.framing.to_string(),
+        behaviour: workload.server.name().to_string(),
+        flavour: flavour.name().to_string(),
+    };
+    let starter = agent.clone();
+    let role = tokio::task::spawn_blocking(move || starter.start_role(role))
+        .await
+        .map_err(|e| CaseError::task("the agent", e))??;
+    let link = Link::Peer(PeerPath::toward(role.addr.ip()));
+    let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
+    let relay = link.start_relay(role.addr, impair, ctx.seed, config)?;
+    let addr = relay.as_ref().map_or(role.addr, TcpRelay::addr);
+    let cpu_before = CpuTime::now();
+    let (stream, mss) = connect(&link, addr).await?;
+    // Through a relay the connection ends at the relay: its MSS says nothing of the path.
+    let mss = mss.filter(|_| relay.is_none());
+    let result = run_workload_on(stream, addr, &workload).await;
+    let cpu = CpuTime::now().since(cpu_before);
+    // Stopped whatever the workload did, so the agent does not keep the server.
+    let cancel = ctx.cancel.clone();
+    let stopped = tokio::task::spawn_blocking(move || agent.stop_role(role.number, Duration::ZERO, &cancel))
+        .await
+        .map_err(|e| CaseError::task("the agent", e))?;
+    let result = result?;
+    let RoleObservation::Server { bytes, intact, corrupted, out_of_order, cpu: peer_cpu, .. } = stopped?
+    else {
+        return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
+    };
+    let delivery = if workload.mode == Mode::Bulk {
+        Delivery {
+            delivered: bytes / params.message_size,
+            intact,
+            corrupted,
+            out_of_order,
+            bytes,
+            verified: true,
+        }
+    } else {
+        Delivery::from_client(&result)
+    };
+    Ok(Measured {
+        result,
+        delivery,
+        cpu,
+        target_cpu: None,
+        peer_cpu: Some(Duration::from_secs_f64((peer_cpu.user_ms + peer_cpu.system_ms).max(0.0) / 1e3)),
+        wire_bytes: None,
+        link: Some(LinkRecord { mss, ..link.record() }),
+        mss,
+        proxy: relay.map(|relay| relay.observation()),
+    })
+}
+
+/// The link's figures: its rate, and the check that bulk mode reached it.
+fn add_link_layer(outcome: &mut CaseOutcome, params: &Params, mode: Mode, measured: &Measured) {
+    outcome.observations.link = measured.link.clone();
+    if let Some(mss) = measured.mss {
+        outcome.metric("mss", f64::from(mss), Unit::Bytes);
+    }
+    if let Some(cpu) = measured.peer_cpu {
+        outcome.metric("peer_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
+    }
+    let elapsed = measured.result.elapsed;
+    let mbit = |bytes: u64| round1(bytes as f64 * 8.0 / elapsed.as_secs_f64().max(1e-9) / 1e6);
+    if let Some(wire) = measured.wire_bytes {
+        outcome.metric("wire_mbit_s", mbit(wire), Unit::MbitPerSec);
+    }
+    // Judged against the rate the parameters asked for, so a case that sent nothing fails.
+    if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
+        let bytes = measured.delivery.bytes;
+        outcome.key_metric("throughput_mbit_s", mbit(bytes), Unit::MbitPerSec).key_metric(
+            "rate_share",
+            round1(link::rate_share_pct(bytes, elapsed, rate)),
+            Unit::Percent,
+        );
+        // Only bulk keeps the link full; the other modes wait for replies.
+        if mode == Mode::Bulk {
+            outcome.checks.push(link::rate_check(rate, bytes, measured.wire_bytes, elapsed));
+        }
+    }
 }
 
 /// Relay writes and reads listed per direction in the report (the rest are counted).
@@ -546,6 +765,20 @@ struct Delivery {
     /// Whether each message was checked (by the client, or socklab's own sink); not for
     /// bulk against a target, which only shows the target read every byte.
     verified: bool,
+}
+
+impl Delivery {
+    /// As the client verified the replies.
+    fn from_client(result: &WorkloadResult) -> Self {
+        Delivery {
+            delivered: result.replied,
+            intact: result.intact,
+            corrupted: result.corrupted,
+            out_of_order: result.out_of_order,
+            bytes: result.throughput.bytes,
+            verified: true,
+        }
+    }
 }
 
 fn outcome(

@@ -13,21 +13,32 @@
 //!
 //! Both ends stop at the case's time limit (the runner's timeout): a transfer that cannot
 //! finish does not keep a core busy after its case was given up.
+//!
+//! With `link=veth` the transfer crosses a veth pair between two private namespaces, of
+//! a given MTU and optionally a tbf `rate`: the payload throughput must then land within
+//! 10% of the rate, and the client end's byte counters give the same figure a second
+//! way. With `--peer-cmd` the receiving side runs in `socklab agent` on another host.
+//!
+//! [`pattern`]: socklab_harness::peer::bulk::pattern
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{
-    recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, wmem_max,
+    recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max,
 };
-use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
+use socklab_harness::peer::bulk::pattern;
+use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{
     Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
 };
@@ -51,6 +62,24 @@ pub struct Params {
     pub sndbuf: u64,
     /// The server sets `TCP_QUICKACK` before every read.
     pub quickack: bool,
+    /// `loopback` or `veth`.
+    pub link: String,
+    /// `link=veth`: MTU, bytes.
+    pub mtu: u64,
+    /// `link=veth`: tbf rate (`100mbit`), or `none`.
+    pub rate: String,
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
+    pub delay_ms: u64,
+}
+
+impl Params {
+    fn link_spec(&self) -> Result<LinkSpec, String> {
+        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+    }
+}
+
+fn invalid(reason: String) -> CaseError {
+    CaseError::Params(ParamError::Invalid { scenario: RecvBuffer::NAME.to_string(), reason })
 }
 
 impl Default for Params {
@@ -62,6 +91,10 @@ impl Default for Params {
             rcvbuf: 0,
             sndbuf: 0,
             quickack: false,
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            rate: link::DEFAULT_RATE.into(),
+            delay_ms: 0,
         }
     }
 }
@@ -108,6 +141,10 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "the server sets TCP_QUICKACK before every read: no delayed ACKs (shows what a small sndbuf waits for)",
     },
+    link::LINK_PARAM,
+    link::MTU_PARAM,
+    link::RATE_PARAM,
+    link::DELAY_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -183,6 +220,30 @@ const METRICS: &[MetricSpec] = &[
         better: Better::Neither,
         doc: "net.core.wmem_max, the cap on SO_SNDBUF",
     },
+    MetricSpec {
+        name: "throughput_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Higher,
+        doc: "payload throughput in Mbit/s, as link rates are given (cases with a link rate)",
+    },
+    MetricSpec {
+        name: "rate_share",
+        unit: Unit::Percent,
+        better: Better::Higher,
+        doc: "payload throughput as a share of the link's rate (at most MSS/(MTU+14): 95.6% at MTU 1500)",
+    },
+    MetricSpec {
+        name: "wire_mbit_s",
+        unit: Unit::MbitPerSec,
+        better: Better::Neither,
+        doc: "link=veth: frames the client's end sent (its /proc/net/dev byte counter, headers included) per second, over the transfer",
+    },
+    MetricSpec {
+        name: "mss",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG), from the client",
+    },
 ];
 
 impl Scenario for RecvBuffer {
@@ -234,7 +295,13 @@ net.ipv4.tcp_rmem/tcp_wmem's maximum.
 
 What fixes it: read in chunks of 16 KiB or more (or whatever a framing layer buffers); \
 past that, bigger reads gain nothing measurable. Leave the buffer sizes to autotuning \
-unless a measurement shows otherwise; when setting them, read back the effective value.";
+unless a measurement shows otherwise; when setting them, read back the effective value.
+
+Over a link with a rate (link = veth, rate = 100mbit: a tbf qdisc on a veth pair between \
+two network namespaces) the link is the limit: the payload runs at 90 to 96% of the rate \
+(throughput_at_rate, rate_share), the rest being the 66 bytes of Ethernet, IP and TCP \
+headers every 1448-byte segment carries, which the veth's own byte counter shows \
+(wire_mbit_s, at the rate).";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
@@ -243,13 +310,22 @@ unless a measurement shows otherwise; when setting them, read back the effective
         cells: &["throughput_mib_s", "duration", "reads_per_mib", "cpu_s_per_gib"],
     });
 
+    const REMOTE_PEER: bool = true;
+
+    fn validate(params: &Params) -> Result<(), String> {
+        params.link_spec().map(|_| ())
+    }
+
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         // The runner cancels the case at its timeout; a call blocked then wakes by this
         // deadline a moment later, so the case's own time limit is always the runner's.
         let stop = Stop { at: Instant::now() + ctx.timeout + STOP_MARGIN, cancel: ctx.cancel.clone() };
-        tokio::task::spawn_blocking(move || experiment(&params, stop))
-            .await
-            .map_err(|e| CaseError::task("the transfer threads", e))?
+        tokio::task::spawn_blocking(move || match ctx.peer.clone() {
+            Some(agent) => experiment_with_agent(&params, &agent, stop),
+            None => experiment(&params, stop, ctx.seed),
+        })
+        .await
+        .map_err(|e| CaseError::task("the transfer threads", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -273,40 +349,52 @@ struct ServerSide {
 pub struct Measured {
     server: ServerSide,
     sndbuf_effective: usize,
+    /// CPU time of both ends (this process, and the agent's when there is one).
     cpu: Duration,
     rmem_max: u64,
     wmem_max: u64,
+    /// The link, when not plain loopback.
+    link: Option<LinkRecord>,
+    /// Bytes of frames the client's veth end sent during the transfer.
+    wire_bytes: Option<u64>,
+    /// `TCP_MAXSEG` of the client's connection.
+    mss: Option<u32>,
+    /// What the impairment relay did (`link=veth` with `delay_ms`).
+    proxy: Option<ProxyObservation>,
 }
 
-fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
-    let listener =
-        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).context("create a TCP socket")?;
-    if params.rcvbuf > 0 {
-        // On the listener, so the window scale negotiated in the handshake fits it.
-        set_recv_buffer(&listener, params.rcvbuf as usize).context("set SO_RCVBUF on the listener")?;
-    }
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    listener.bind(&any.into()).context("bind 127.0.0.1:0")?;
-    listener.listen(1).context("listen")?;
-    let addr = listener
-        .local_addr()
-        .context("read the bound address")?
-        .as_socket()
-        .ok_or_else(|| CaseError::Protocol("the listener has no IP address".into()))?;
-    let listener: std::net::TcpListener = listener.into();
-
-    let client =
-        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).context("create a TCP socket")?;
+fn experiment(params: &Params, stop: Stop, seed: u64) -> Result<Measured, CaseError> {
+    let spec = params.link_spec().map_err(invalid)?;
+    let impair = spec.relay_impairment("none").map_err(invalid)?;
+    let link = Link::open(spec)?;
+    let rcvbuf = params.rcvbuf as usize;
+    // On the listener, so the window scale negotiated in the handshake fits it.
+    let listener = link.tcp_listener(move |socket| {
+        if rcvbuf > 0 {
+            set_recv_buffer(socket, rcvbuf)?;
+        }
+        Ok(())
+    })?;
+    let addr = listener.local_addr().context("read the bound address")?;
+    // `delay_ms`: a relay in the client's namespace holds every byte that long each way;
+    // its own connection to the server crosses the link.
+    let relay = link.start_relay(addr, &impair, seed, RelayConfig::default())?;
+    let connect_to = relay.as_ref().map_or(addr, TcpRelay::addr);
+    let client = link.tcp_client_socket()?;
     if params.sndbuf > 0 {
         set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
     }
     // Built before the clock starts: laying out the pattern is not part of the transfer.
     let mut source = pattern::Source::new(params.write_size as usize);
     let verifier = pattern::Verifier::new();
+    let counters_before = link.client_counters()?;
     let cpu_before = CpuTime::now();
     let started = Instant::now();
-    client.connect(&addr.into()).context(format!("connect to {addr}"))?;
+    client.connect(&connect_to.into()).context(format!("connect to {connect_to}"))?;
     let mut client: TcpStream = client.into();
+    // Through a relay the client's connection ends at the relay, so its MSS says
+    // nothing about the link.
+    let mss = tcp_maxseg(&client).ok().filter(|_| relay.is_none());
     let (server, _) = listener.accept().context("accept the client")?;
     let (bytes, read_size) = (params.bytes, params.read_size as usize);
     let reader = std::thread::Builder::new()
@@ -335,12 +423,95 @@ fn experiment(params: &Params, stop: Stop) -> Result<Measured, CaseError> {
         .map_err(|_| CaseError::Task { task: "the server thread", what: "panicked".into() })??;
     let cpu = CpuTime::now().since(cpu_before).total();
     let sndbuf_effective = send_buffer(&client).context("read SO_SNDBUF")?;
+    let wire_bytes = match (counters_before, link.client_counters()?) {
+        (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
+        _ => None,
+    };
+    let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
     Ok(Measured {
         server,
         sndbuf_effective,
         cpu,
         rmem_max: rmem_max().context("read net.core.rmem_max")?,
         wmem_max: wmem_max().context("read net.core.wmem_max")?,
+        link: record,
+        wire_bytes,
+        mss,
+        proxy: relay.map(|relay| relay.observation()),
+    })
+}
+
+/// The same transfer into `socklab agent`'s bulk sink on another host, which verifies
+/// the same pattern and counts its reads the same way.
+fn experiment_with_agent(
+    params: &Params,
+    agent: &Arc<RemoteAgent>,
+    stop: Stop,
+) -> Result<Measured, CaseError> {
+    params.link_spec().map_err(invalid)?;
+    let role = agent.start_role(RoleSpec::BulkSink {
+        read_size: params.read_size,
+        rcvbuf: params.rcvbuf,
+        expected_bytes: params.bytes,
+        quickack: params.quickack,
+    })?;
+    let link = Link::Peer(PeerPath::toward(role.addr.ip()));
+    let client = link.tcp_client_socket()?;
+    if params.sndbuf > 0 {
+        set_send_buffer(&client, params.sndbuf as usize).context("set SO_SNDBUF on the client")?;
+    }
+    let mut source = pattern::Source::new(params.write_size as usize);
+    let cpu_before = CpuTime::now();
+    client.connect(&role.addr.into()).context(format!("connect to {}", role.addr))?;
+    let mut client: TcpStream = client.into();
+    let mss = tcp_maxseg(&client).ok();
+    let mut offset = 0u64;
+    let mut write_deadline = Deadline::new(stop.clone());
+    // Bounded by `bytes` and by the deadline.
+    while offset < params.bytes {
+        let n = (params.write_size).min(params.bytes - offset) as usize;
+        write_deadline
+            .arm(|t| client.set_write_timeout(t))
+            .and_then(|()| client.write_all(source.chunk(offset, n)))
+            .map_err(|source| at_byte("write", offset, source))?;
+        offset += n as u64;
+    }
+    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    let wait = stop.at.saturating_duration_since(Instant::now()).min(IO_TIMEOUT);
+    let observation = agent.stop_role(role.number, wait, &stop.cancel)?;
+    let local_cpu = CpuTime::now().since(cpu_before).total();
+    let RoleObservation::BulkSink {
+        received,
+        reads,
+        max_read,
+        first_mismatch,
+        rcvbuf_effective,
+        rmem_max,
+        elapsed_us,
+        cpu,
+    } = observation
+    else {
+        return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
+    };
+    let server = ServerSide {
+        received,
+        reads,
+        max_read: max_read as usize,
+        first_mismatch,
+        rcvbuf_effective: rcvbuf_effective as usize,
+        elapsed_at_eof: Duration::from_micros(elapsed_us),
+    };
+    let remote_cpu = Duration::from_secs_f64((cpu.user_ms + cpu.system_ms).max(0.0) / 1e3);
+    Ok(Measured {
+        server,
+        sndbuf_effective: send_buffer(&client).context("read SO_SNDBUF")?,
+        cpu: local_cpu + remote_cpu,
+        rmem_max,
+        wmem_max: wmem_max().context("read net.core.wmem_max")?,
+        link: Some(LinkRecord { mss, ..link.record() }),
+        wire_bytes: None,
+        mss,
+        proxy: None,
     })
 }
 
@@ -478,222 +649,24 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         intact,
         "TCP delivers every byte in order whatever the read size and buffer sizes",
     ));
+    if let Some(mss) = m.mss {
+        outcome.metric("mss", f64::from(mss), Unit::Bytes);
+    }
+    let mbit = |bytes: u64| (bytes as f64 * 8.0 / secs / 1e6 * 10.0).round() / 10.0;
+    if let Some(wire) = m.wire_bytes {
+        outcome.metric("wire_mbit_s", mbit(wire), Unit::MbitPerSec);
+    }
+    // Judged against the rate the parameters asked for, so a case that sent nothing fails.
+    if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
+        let share = link::rate_share_pct(s.received, s.elapsed_at_eof, rate);
+        outcome.key_metric("throughput_mbit_s", mbit(s.received), Unit::MbitPerSec).key_metric(
+            "rate_share",
+            (share * 10.0).round() / 10.0,
+            Unit::Percent,
+        );
+        outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed_at_eof));
+    }
+    outcome.observations.link = m.link.clone();
+    outcome.observations.proxy = m.proxy.clone();
     outcome
-}
-
-/// The bytes of a transfer, cheap to produce and to verify.
-///
-/// The stream is a sequence of [`BLOCK`](pattern::BLOCK)-byte blocks: block `b` is `b` as
-/// a little-endian `u64`, then a fixed pseudo-random body of non-zero bytes. The block
-/// number catches a lost, repeated or reordered chunk whose length is a multiple of the
-/// block; the body catches any other shift (a body byte is never zero, a block number's
-/// top byte always is, and the body does not match itself shifted); both catch a changed
-/// byte. Writing costs 8 bytes per block; reading, one `memcmp` per block.
-mod pattern {
-    /// Bytes per block.
-    pub const BLOCK: usize = 4096;
-    /// Bytes of the block number at the start of each block.
-    const HEADER: usize = 8;
-
-    /// The fixed body of every block (the first [`HEADER`] bytes are unused, zero).
-    fn body() -> Box<[u8; BLOCK]> {
-        let mut block = Box::new([0u8; BLOCK]);
-        // xorshift64: any fixed sequence of non-zero bytes with no short period will do.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for b in &mut block[HEADER..] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = (x >> 56) as u8 | 1;
-        }
-        block
-    }
-
-    fn header(block: u64) -> [u8; HEADER] {
-        block.to_le_bytes()
-    }
-
-    /// The writing end: hands out any range of the stream from a tile of blocks laid out
-    /// once, rewriting only the block numbers.
-    pub struct Source {
-        tile: Vec<u8>,
-    }
-
-    impl Source {
-        /// A source for chunks of at most `max_chunk` bytes.
-        pub fn new(max_chunk: usize) -> Self {
-            let blocks = max_chunk.div_ceil(BLOCK) + 1;
-            let body = body();
-            let mut tile = Vec::with_capacity(blocks * BLOCK);
-            for _ in 0..blocks {
-                tile.extend_from_slice(&body[..]);
-            }
-            Source { tile }
-        }
-
-        /// Bytes `offset..offset + len` of the stream.
-        ///
-        /// # Panics
-        /// When `len` is larger than the `max_chunk` given to [`Source::new`].
-        pub fn chunk(&mut self, offset: u64, len: usize) -> &[u8] {
-            let phase = (offset % BLOCK as u64) as usize;
-            let first_block = offset / BLOCK as u64;
-            let end = phase + len;
-            assert!(end <= self.tile.len(), "chunk of {len} bytes from a source made for less");
-            for (j, block) in self.tile[..end].chunks_mut(BLOCK).enumerate() {
-                let n = block.len().min(HEADER);
-                block[..n].copy_from_slice(&header(first_block + j as u64)[..n]);
-            }
-            &self.tile[phase..end]
-        }
-    }
-
-    /// The reading end: checks each read against the stream from where the last one
-    /// ended, and remembers the first byte that differs.
-    pub struct Verifier {
-        body: Box<[u8; BLOCK]>,
-        position: u64,
-        first_mismatch: Option<u64>,
-    }
-
-    impl Verifier {
-        /// A verifier expecting the stream from byte 0.
-        pub fn new() -> Self {
-            Verifier { body: body(), position: 0, first_mismatch: None }
-        }
-
-        /// Bytes checked so far.
-        pub fn position(&self) -> u64 {
-            self.position
-        }
-
-        /// The offset of the first byte that differed from the stream, if any.
-        pub fn first_mismatch(&self) -> Option<u64> {
-            self.first_mismatch
-        }
-
-        /// Checks `data` as the next bytes of the stream. After a mismatch it only counts:
-        /// the rest is shifted or garbage, and the first difference is what matters.
-        pub fn check(&mut self, mut data: &[u8]) {
-            while !data.is_empty() && self.first_mismatch.is_none() {
-                let phase = (self.position % BLOCK as u64) as usize;
-                let n = data.len().min(BLOCK - phase);
-                let (part, rest) = data.split_at(n);
-                if let Some(k) = self.mismatch_in_block(phase, part) {
-                    self.first_mismatch = Some(self.position + k as u64);
-                }
-                self.position += n as u64;
-                data = rest;
-            }
-            self.position += data.len() as u64;
-        }
-
-        /// Where `part`, which starts at `phase` within the current block, first differs.
-        fn mismatch_in_block(&self, phase: usize, part: &[u8]) -> Option<usize> {
-            let end = phase + part.len();
-            // `part` covers block bytes phase..end: the header's share, then the body's.
-            let body_start = phase.max(HEADER).min(end);
-            let (head, body) = part.split_at(body_start - phase);
-            let header = header(self.position / BLOCK as u64);
-            let expected_head = &header[phase.min(HEADER)..body_start.min(HEADER)];
-            let expected_body = &self.body[body_start..end];
-            if head != expected_head {
-                head.iter().zip(expected_head).position(|(a, b)| a != b)
-            } else if body != expected_body {
-                body.iter().zip(expected_body).position(|(a, b)| a != b).map(|k| head.len() + k)
-            } else {
-                None
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pattern::{BLOCK, Source, Verifier};
-
-    /// `len` bytes of the stream, produced in writes of `write` bytes.
-    fn stream(len: usize, write: usize) -> Vec<u8> {
-        let mut source = Source::new(write);
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            let n = write.min(len - out.len());
-            out.extend_from_slice(source.chunk(out.len() as u64, n));
-        }
-        out
-    }
-
-    /// Feeds `bytes` to a fresh verifier in reads of `read` bytes.
-    fn verify(bytes: &[u8], read: usize) -> Option<u64> {
-        let mut verifier = Verifier::new();
-        for chunk in bytes.chunks(read) {
-            verifier.check(chunk);
-        }
-        assert_eq!(verifier.position(), bytes.len() as u64);
-        verifier.first_mismatch()
-    }
-
-    const LEN: usize = 64 * BLOCK + 123;
-
-    #[test]
-    fn the_stream_is_the_same_whatever_the_write_size_and_verifies_whatever_the_read_size() {
-        let reference = stream(LEN, 65536);
-        for write in [1, 7, 4096, 5000, 65536, LEN] {
-            assert!(stream(LEN, write) == reference, "write size {write}");
-        }
-        for read in [1, 3, 8, 4095, 4096, 4097, 65536, LEN] {
-            assert_eq!(verify(&reference, read), None, "read size {read}");
-        }
-        assert_eq!(&reference[..8], &0u64.to_le_bytes());
-        assert_eq!(&reference[BLOCK..BLOCK + 8], &1u64.to_le_bytes());
-        assert!(reference[8..BLOCK].iter().all(|b| *b != 0), "body bytes are never zero");
-    }
-
-    #[test]
-    fn a_lost_chunk_is_caught_where_it_was_lost() {
-        let intact = stream(LEN, 65536);
-        // Whole blocks (the block numbers catch it), and odd lengths (the body does).
-        for (at, len) in [(3 * BLOCK, BLOCK), (3 * BLOCK, 2 * BLOCK), (5000, BLOCK), (5000, 100), (10, 1)] {
-            let mut bytes = intact.clone();
-            bytes.drain(at..at + len);
-            let found = verify(&bytes, 1000).unwrap_or_else(|| panic!("lost {len} at {at}: not caught"));
-            assert!(
-                found >= at as u64 && found <= (at + BLOCK) as u64,
-                "lost {len} at {at}: found at {found}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_repeated_chunk_is_caught() {
-        let intact = stream(LEN, 65536);
-        for (at, len) in [(4 * BLOCK, BLOCK), (4 * BLOCK + 17, 4096), (9000, 333)] {
-            let mut bytes = intact[..at + len].to_vec();
-            bytes.extend_from_slice(&intact[at..]);
-            assert!(verify(&bytes, 4096).is_some(), "repeated {len} at {at}");
-        }
-    }
-
-    #[test]
-    fn reordered_chunks_are_caught_even_when_whole_blocks_are_swapped() {
-        let intact = stream(LEN, 65536);
-        let mut bytes = intact.clone();
-        let (a, b) = (2 * BLOCK, 6 * BLOCK);
-        let first = intact[a..a + BLOCK].to_vec();
-        bytes[a..a + BLOCK].copy_from_slice(&intact[b..b + BLOCK]);
-        bytes[b..b + BLOCK].copy_from_slice(&first);
-        assert_eq!(verify(&bytes, 65536), Some(a as u64), "the swapped block's number differs at once");
-    }
-
-    #[test]
-    fn one_changed_byte_is_caught_at_its_offset() {
-        let intact = stream(LEN, 65536);
-        for at in [0, 7, 8, BLOCK - 1, 10 * BLOCK + 100, LEN - 1] {
-            let mut bytes = intact.clone();
-            bytes[at] ^= 0x40;
-            assert_eq!(verify(&bytes, 1500), Some(at as u64), "byte {at}");
-        }
-        let short = &intact[..LEN - 1];
-        assert_eq!(verify(short, 4096), None, "a short stream is intact so far: the byte count judges it");
-    }
 }

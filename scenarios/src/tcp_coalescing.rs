@@ -15,24 +15,35 @@
 //! outcome no longer depends on the kernel and the timing: `split=1` makes a reader that
 //! keeps up see one byte per read, `merge=50ms` one read for all three messages. The
 //! relay's writes are a fourth layer, "proxy out", between the writes and the segments.
+//!
+//! With `link=veth` client and server sit in two private namespaces joined by a veth
+//! pair of a given MTU, and the capture on the veth shows MSS-sized segments: one
+//! `large_message` of 4000 bytes leaves as 3 segments at MTU 1500 and as 4 at 1280;
+//! `delay_ms` delays each direction through the same relay, run in the client's
+//! namespace. With `--peer-cmd` the server side runs in `socklab agent` on another host,
+//! and its reads come back into the same report.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::capture::{
-    CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
-};
+use socklab_harness::capture::{CaseCaptureResult, retransmitted_segments, stream_segments};
 use socklab_harness::check::Check;
-use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay, in_front};
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
-use socklab_harness::net::bytes_queued;
+use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Unit};
+use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
+use socklab_harness::peer::reader::{
+    PING, PONG, ReaderConfig, StreamReads, TimedRead, accept_and_warm, read_after_delay,
+};
+use socklab_harness::report::{Direction, IoEvent, LinkRecord, MetricSpec, StreamTrace, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The scenario; see the module docs.
 pub struct TcpCoalescing;
@@ -40,8 +51,11 @@ pub struct TcpCoalescing;
 /// Round trips a `warm` connection makes before the messages, enough for Linux to leave
 /// its quick-ACK mode and start delaying ACKs.
 const WARM_ROUND_TRIPS: usize = 5;
-const PING: &[u8; 4] = b"ping";
-const PONG: &[u8; 4] = b"pong";
+/// The bytes a `large_message` repeats.
+const LARGE_PATTERN: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// How long the server side may take to finish after the client closed, beyond its
+/// read delay.
+const SERVER_FINISH: Duration = Duration::from_secs(10);
 
 /// Largest read size and largest total of message bytes the scenario accepts.
 const MAX_BYTES: u64 = 1 << 20;
@@ -64,6 +78,32 @@ pub struct Params {
     /// An impairment relay between client and server (`none`, `split=3`, `merge=50ms`,
     /// ...; see `socklab_harness::impair::spec`).
     pub impair: String,
+    /// When above 0, the client writes one message of this many bytes instead of
+    /// `messages`.
+    pub large_message: u64,
+    /// `loopback` or `veth`.
+    pub link: String,
+    /// `link=veth`: MTU, bytes.
+    pub mtu: u64,
+    /// `link=veth`: tbf rate (`10mbit`), or `none`.
+    pub rate: String,
+    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
+    pub delay_ms: u64,
+}
+
+impl Params {
+    /// The messages the client writes, one `write` each.
+    fn payloads(&self) -> Vec<Vec<u8>> {
+        if self.large_message > 0 {
+            let large = LARGE_PATTERN.iter().copied().cycle().take(self.large_message as usize).collect();
+            return vec![large];
+        }
+        self.messages.iter().map(|m| m.as_bytes().to_vec()).collect()
+    }
+
+    fn link_spec(&self) -> Result<LinkSpec, String> {
+        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+    }
 }
 
 impl Default for Params {
@@ -75,6 +115,11 @@ impl Default for Params {
             nodelay: false,
             warm: false,
             impair: "none".into(),
+            large_message: 0,
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            rate: link::DEFAULT_RATE.into(),
+            delay_ms: 0,
         }
     }
 }
@@ -131,6 +176,16 @@ const PARAMS: &[ParamSpec] = &[
         doc: "5 request/reply round trips first, so the connection delays its ACKs",
     },
     IMPAIR_PARAM,
+    ParamSpec {
+        name: "large_message",
+        kind: ParamKind::Integer { min: 0, max: MAX_BYTES },
+        unit: Some("bytes"),
+        doc: "when above 0, one message of this many bytes (0-9a-z repeated) instead of messages",
+    },
+    link::LINK_PARAM,
+    link::MTU_PARAM,
+    link::RATE_PARAM,
+    link::DELAY_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -195,6 +250,18 @@ const METRICS: &[MetricSpec] = &[
         doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
     },
     MetricSpec {
+        name: "mss",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG: MSS less TCP options), from the client",
+    },
+    MetricSpec {
+        name: "largest_segment",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "most message bytes one segment carried (from the capture)",
+    },
+    MetricSpec {
         name: "proxy_writes",
         unit: Unit::Count,
         better: Better::Neither,
@@ -256,13 +323,23 @@ byte, split=1..7 pieces of a seeded size) or glues writes together (merge=50ms w
 what arrived within 50 ms as one). The relay cuts at stream offsets drawn from the case \
 seed, so the same seed gives the same relay writes (the \"proxy out\" layer) on every \
 run and every kernel; a reader that keeps up (read_delay_ms = 0) then reads exactly \
-those pieces.";
+those pieces.
+
+Over a real link (link = veth: client and server in two network namespaces joined by a \
+veth pair of a given mtu) a segment carries at most the MSS: the MTU less 40 bytes of IP \
+and TCP headers and 12 of TCP timestamps. One write of 4000 bytes (large_message) leaves \
+as 1448 + 1448 + 1104 bytes at MTU 1500 and as 1228 + 1228 + 1228 + 316 at MTU 1280; \
+loopback's 64 KiB MTU carries it in one. A reader that reads as data arrives sees those \
+pieces.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
+    const REMOTE_PEER: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
         check_impair(&params.impair)?;
-        let total: usize = params.messages.iter().map(String::len).sum();
+        let spec = params.link_spec()?;
+        spec.relay_impairment(&params.impair)?;
+        let total: usize = params.payloads().iter().map(Vec::len).sum();
         if total == 0 {
             return Err("messages are all empty; give at least one non-empty message".into());
         }
@@ -273,26 +350,47 @@ those pieces.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+        if let Some(agent) = ctx.peer.clone() {
+            return run_with_agent(params, ctx, agent).await;
+        }
+        let spec = params.link_spec().map_err(|reason| invalid(&reason))?;
+        let impair = spec.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
+        // Making a veth link runs `ip` a few times: off the async threads.
+        let link = tokio::task::spawn_blocking(move || Link::open(spec))
+            .await
+            .map_err(|e| CaseError::task("the link set-up", e))??;
+        let listener = link.tcp_listener(|_| Ok(()))?;
+        listener.set_nonblocking(true).context("make the listener non-blocking")?;
+        let listener = TcpListener::from_std(listener).context("register the listener")?;
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
-        // The relay's choices come from the case seed, so `--seed` replays them.
+        // The relay's choices come from the case seed, so `--seed` replays them; on a veth
+        // link it runs in the client's namespace, before the link.
         let config = RelayConfig { clock, ..RelayConfig::default() };
-        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?.map(std::sync::Arc::new);
+        let relay = link.start_relay(addr, &impair, ctx.seed, config)?.map(Arc::new);
         // Before connect, so the handshake is in; finished after both ends closed. With a
         // relay, the port is the server's: the segments are the relay's, as the reads see them.
-        let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
+        let capture = link.capture(addr.port(), clock);
         let server = tokio::spawn(serve(listener, params.clone(), clock, relay.clone(), ctx.timeout));
         let connect_to = relay.as_ref().map_or(addr, |r| r.addr());
-        let writes = drive_client(connect_to, &params, clock).await?;
+        let socket = link.tcp_client_socket()?;
+        let (writes, mss) = drive_client(socket, connect_to, &params, clock).await?;
         let server = server.await.map_err(|e| CaseError::task("the server task", e))??;
         let wire = Some(capture.finish(&ctx.case_id).await);
         let proxy = relay.map(|r| r.observation());
-        Ok(Measured { writes, server, wire, proxy })
+        // Through a relay the client's connection ends at the relay, so its MSS says
+        // nothing about the link.
+        let mss = mss.filter(|_| proxy.is_none());
+        let record = (!matches!(link, Link::Loopback)).then(|| LinkRecord { mss, ..link.record() });
+        Ok(Measured { writes, server, wire, proxy, link: record, mss })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
         let mut outcome = outcome(params, &measured.writes, &measured.server);
+        outcome.observations.link = measured.link;
+        if let Some(mss) = measured.mss {
+            outcome.metric("mss", f64::from(mss), Unit::Bytes);
+        }
         if let Some(proxy) = measured.proxy {
             add_proxy_layer(&mut outcome, params, proxy);
         }
@@ -311,6 +409,80 @@ pub struct Measured {
     server: ServerReads,
     wire: Option<CaseCaptureResult>,
     proxy: Option<ProxyObservation>,
+    /// The link, when not plain loopback.
+    link: Option<LinkRecord>,
+    /// `TCP_MAXSEG` of the client's socket.
+    mss: Option<u32>,
+}
+
+fn invalid(reason: &str) -> CaseError {
+    CaseError::Params(socklab_harness::params::ParamError::Invalid {
+        scenario: TcpCoalescing::NAME.to_string(),
+        reason: reason.to_string(),
+    })
+}
+
+/// The same case with the server side in `socklab agent` on another host: the agent
+/// reads the connection exactly as [`serve`] does and sends its reads back; their times
+/// are placed on this case's clock through the agent's clock.
+async fn run_with_agent(
+    params: Params,
+    ctx: CaseContext,
+    agent: Arc<RemoteAgent>,
+) -> Result<Measured, CaseError> {
+    params.link_spec().map_err(|reason| invalid(&reason))?;
+    let max_bytes: usize = params.payloads().iter().map(Vec::len).sum();
+    let role = RoleSpec::StreamReader {
+        read_size: params.read_size,
+        read_delay_ms: params.read_delay_ms,
+        warm_round_trips: if params.warm { WARM_ROUND_TRIPS as u32 } else { 0 },
+        max_bytes: max_bytes as u64,
+    };
+    let clock = Instant::now();
+    let (role, mapping) = {
+        let agent = agent.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, CaseError> {
+            let role = agent.start_role(role)?;
+            Ok((role, agent.clock_mapping(clock, 5)?))
+        })
+        .await
+        .map_err(|e| CaseError::task("the agent", e))??
+    };
+    let path = PeerPath::toward(role.addr.ip());
+    let link = Link::Peer(path);
+    let impair = LinkSpec::Loopback.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
+    let config = RelayConfig { clock, ..RelayConfig::default() };
+    let relay = link.start_relay(role.addr, &impair, ctx.seed, config)?;
+    let capture = link.capture(role.addr.port(), clock);
+    let socket = link.tcp_client_socket()?;
+    let connect_to = relay.as_ref().map_or(role.addr, TcpRelay::addr);
+    let (writes, mss) = drive_client(socket, connect_to, &params, clock).await?;
+    let wait = Duration::from_millis(params.read_delay_ms) + SERVER_FINISH;
+    let cancel = ctx.cancel.clone();
+    let observation = tokio::task::spawn_blocking(move || agent.stop_role(role.number, wait, &cancel))
+        .await
+        .map_err(|e| CaseError::task("the agent", e))??;
+    let RoleObservation::StreamReader { reads, queued_at_first_read, .. } = observation else {
+        return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
+    };
+    let reads = reads
+        .iter()
+        .map(|r| {
+            let bytes = r.bytes().map_err(|e| CaseError::Protocol(format!("the agent sent {e}")))?;
+            let at = Duration::from_secs_f64(mapping.case_us(r.at_us) / 1e6);
+            Ok(Recorded { at, bytes })
+        })
+        .collect::<Result<Vec<_>, CaseError>>()?;
+    let server = ServerReads { reads, queued_at_first_read: queued_at_first_read as usize };
+    let wire = Some(capture.finish(&ctx.case_id).await);
+    let mut record = LinkRecord { mss, ..link.record() };
+    record.detail += &format!(
+        "; the agent's read times are placed on this clock to within ±{:.0} µs (half the fastest of 5 control round trips)",
+        mapping.uncertainty_us
+    );
+    let proxy = relay.map(|r| r.observation());
+    let mss = mss.filter(|_| proxy.is_none());
+    Ok(Measured { writes, server, wire, proxy, link: Some(LinkRecord { mss, ..record }), mss })
 }
 
 /// One write or read as recorded: when (a write when its call was made, a read when its
@@ -333,13 +505,18 @@ struct ServerReads {
     queued_at_first_read: usize,
 }
 
-/// The client: optional warm-up round trips, then one write per message, then EOF.
+/// The client: connects `socket` (made where the client runs) to `addr`, makes optional
+/// warm-up round trips, then one write per message, then EOF. Returns the writes and the
+/// connection's `TCP_MAXSEG`.
 async fn drive_client(
+    socket: socket2::Socket,
     addr: std::net::SocketAddr,
     params: &Params,
     clock: Instant,
-) -> Result<Vec<Recorded>, CaseError> {
-    let mut stream = TcpStream::connect(addr).await.context(format!("connect to {addr}"))?;
+) -> Result<(Vec<Recorded>, Option<u32>), CaseError> {
+    socket.set_nonblocking(true).context("make the client socket non-blocking")?;
+    let socket = TcpSocket::from_std_stream(socket.into());
+    let mut stream: TcpStream = socket.connect(addr).await.context(format!("connect to {addr}"))?;
     stream.set_nodelay(params.nodelay).context("set TCP_NODELAY")?;
     if params.warm {
         let mut reply = [0u8; PONG.len()];
@@ -348,48 +525,51 @@ async fn drive_client(
             stream.read_exact(&mut reply).await.context("read warm-up pong")?;
         }
     }
-    let mut writes = Vec::with_capacity(params.messages.len());
-    for message in &params.messages {
+    let payloads = params.payloads();
+    let mut writes = Vec::with_capacity(payloads.len());
+    for message in payloads {
         // Timed when the call is made: on loopback the segment leaves inside it.
         let at = clock.elapsed();
         // One write() per message: a short write would make two application writes.
-        let written = stream.write(message.as_bytes()).await.context("write a message")?;
+        let written = stream.write(&message).await.context("write a message")?;
         if written != message.len() {
             return Err(CaseError::Protocol(format!(
                 "write() took {written} of {} bytes; the messages must fit the send buffer",
                 message.len()
             )));
         }
-        writes.push(Recorded { at, bytes: message.as_bytes().to_vec() });
+        writes.push(Recorded { at, bytes: message });
     }
+    let mss = tcp_maxseg(&stream).ok();
     stream.shutdown().await.context("shut down the client's sending side")?;
     // Wait for the server to finish reading and close, so timings are not cut short.
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).await.context("wait for the server to close")?;
-    Ok(writes)
+    Ok((writes, mss))
 }
 
 /// The reference server: answers warm-up pings, waits `read_delay_ms` (with a relay:
-/// after the relay forwarded the last byte), then reads with `recv(read_size)` until EOF.
+/// after the relay forwarded the last byte), then reads with `recv(read_size)` until EOF
+/// (the same code `socklab agent` runs on another host).
 async fn serve(
     listener: TcpListener,
     params: Params,
     clock: Instant,
-    relay: Option<std::sync::Arc<TcpRelay>>,
+    relay: Option<Arc<TcpRelay>>,
     timeout: Duration,
 ) -> Result<ServerReads, CaseError> {
-    let (mut stream, peer) = listener.accept().await.context("accept the client")?;
-    if params.warm {
-        let mut ping = [0u8; PING.len()];
-        for _ in 0..WARM_ROUND_TRIPS {
-            stream.read_exact(&mut ping).await.context(format!("read warm-up ping from {peer}"))?;
-            stream.write_all(PONG).await.context(format!("write warm-up pong to {peer}"))?;
-        }
-    }
+    let all = params.payloads().iter().map(Vec::len).sum::<usize>();
+    let config = ReaderConfig {
+        read_size: params.read_size as usize,
+        read_delay: Duration::from_millis(params.read_delay_ms),
+        warm_round_trips: if params.warm { WARM_ROUND_TRIPS } else { 0 },
+        max_bytes: all,
+    };
+    let (stream, peer) = accept_and_warm(&listener, config.warm_round_trips).await?;
     if let Some(relay) = relay.filter(|_| params.read_delay_ms > 0) {
         // A relay that holds bytes (merge, delay, stall) would otherwise make "every byte
         // queued before the first read" a race: wait until it wrote them all (or gave up).
-        let all = warm_up_bytes(&params) as u64 + params.messages.iter().map(|m| m.len() as u64).sum::<u64>();
+        let all = (warm_up_bytes(&params) + all) as u64;
         let started = Instant::now();
         while started.elapsed() < timeout {
             match relay.connection(0) {
@@ -398,27 +578,9 @@ async fn serve(
             }
         }
     }
-    tokio::time::sleep(Duration::from_millis(params.read_delay_ms)).await;
-    let queued_at_first_read = bytes_queued(&stream).context("FIONREAD on the server socket")?;
-    let expected: usize = params.messages.iter().map(String::len).sum();
-    let mut buf = vec![0u8; params.read_size as usize];
-    let mut reads = Vec::new();
-    let mut received = 0;
-    // Each read returns at least one byte, so the loop ends after `expected` reads at
-    // most, plus the read that sees EOF; anything more is a misbehaving peer.
-    loop {
-        let n = stream.read(&mut buf).await.context(format!("read from {peer}"))?;
-        if n == 0 {
-            break;
-        }
-        received += n;
-        if received > expected {
-            return Err(CaseError::Protocol(format!(
-                "{peer} sent {received} bytes, more than the {expected} the messages hold"
-            )));
-        }
-        reads.push(Recorded { at: clock.elapsed(), bytes: buf[..n].to_vec() });
-    }
+    let StreamReads { reads, queued_at_first_read, .. } =
+        read_after_delay(stream, peer, config, clock).await?;
+    let reads = reads.into_iter().map(|TimedRead { at, bytes }| Recorded { at, bytes }).collect();
     Ok(ServerReads { reads, queued_at_first_read })
 }
 
@@ -428,7 +590,7 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
     let read_lens: Vec<usize> = server.reads.iter().map(|r| r.bytes.len()).collect();
     let map = BoundaryMap::compute(&write_lens, &read_lens);
     // Judged against what the parameters asked to send, so a case that wrote nothing fails.
-    let sent: Vec<u8> = params.messages.concat().into_bytes();
+    let sent: Vec<u8> = params.payloads().concat();
     let received: Vec<u8> = server.reads.iter().flat_map(|r| r.bytes.iter().copied()).collect();
 
     let mut outcome = CaseOutcome::default();
@@ -467,7 +629,7 @@ fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObser
     if let Some(stream) = outcome.observations.stream.as_mut()
         && let Some(connection) = proxy.connections.first()
     {
-        let sent: Vec<u8> = params.messages.concat().into_bytes();
+        let sent: Vec<u8> = params.payloads().concat();
         let skip = warm_up_bytes(params);
         let mut offset = 0;
         for write in &connection.up.output_writes.first {
@@ -504,6 +666,9 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
     stream.join_segments(wire.segments, wire.retransmissions);
     let coalesced = stream.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
     let (segments, writes) = (stream.segments.len() as f64, stream.writes.len().max(1) as f64);
+    if let Some(largest) = stream.segments.iter().map(|s| s.len).max() {
+        outcome.metric("largest_segment", largest as f64, Unit::Bytes);
+    }
     outcome
         .key_metric("segments", segments, Unit::Count)
         .metric("segments_per_write", segments / writes, Unit::Count)

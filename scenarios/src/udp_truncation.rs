@@ -6,17 +6,23 @@
 //! For contrast the same bytes go over TCP, where the next read continues at the cut.
 //! Finally it probes the size limit: 65,507 bytes is the largest IPv4 UDP payload, and a
 //! send of one byte more fails with `EMSGSIZE`.
+//!
+//! With `link=veth` sender and receiver sit in two private namespaces joined by a veth
+//! pair of a given MTU: a datagram larger than the MTU leaves in IP fragments and is
+//! reassembled before the receive, so the truncation is the same; `fragments_sent`
+//! counts them (`Ip: FragCreates` of the sender's namespace).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
+use socklab_harness::link::{self, Link, LinkSpec, Side};
 use socklab_harness::metric::Better;
 use socklab_harness::net::{Datagram, MAX_UDP_PAYLOAD_V4, error_name, recv_datagram};
-use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
 /// The scenario; see the module docs.
@@ -32,11 +38,32 @@ pub struct Params {
     pub read_size: u64,
     /// Datagrams sent.
     pub count: u64,
+    /// `loopback` or `veth`.
+    pub link: String,
+    /// `link=veth`: MTU, bytes.
+    pub mtu: u64,
+    /// `link=veth`: tbf rate (`10mbit`), or `none`.
+    pub rate: String,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { size: 1000, read_size: 100, count: 3 }
+        Params {
+            size: 1000,
+            read_size: 100,
+            count: 3,
+            link: link::DEFAULT_LINK.into(),
+            mtu: link::DEFAULT_MTU,
+            rate: link::DEFAULT_RATE.into(),
+        }
+    }
+}
+
+impl Params {
+    fn link_spec(&self) -> Result<LinkSpec, String> {
+        // No delay: the relay that adds one carries TCP (UDP scenarios would need its
+        // datagram twin).
+        LinkSpec::parse(&self.link, self.mtu, &self.rate, 0)
     }
 }
 
@@ -63,6 +90,9 @@ const PARAMS: &[ParamSpec] = &[
         unit: Some("datagrams"),
         doc: "datagrams sent back to back",
     },
+    link::LINK_PARAM,
+    link::MTU_PARAM,
+    link::RATE_PARAM,
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -115,6 +145,12 @@ const METRICS: &[MetricSpec] = &[
         better: Better::Neither,
         doc: "the 65507-byte datagram sent and received whole",
     },
+    MetricSpec {
+        name: "fragments_sent",
+        unit: Unit::Count,
+        better: Better::Neither,
+        doc: "link=veth: IP fragments the sender's namespace made for the datagrams (Ip: FragCreates): 0 when each fits the MTU, 3 per 4000-byte datagram at MTU 1500",
+    },
 ];
 
 impl Scenario for UdpTruncation {
@@ -146,6 +182,10 @@ not fragmented on real networks.";
     const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
+    fn validate(params: &Params) -> Result<(), String> {
+        params.link_spec().map(|_| ())
+    }
+
     async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
         tokio::task::spawn_blocking(move || experiment(&params))
             .await
@@ -173,6 +213,10 @@ pub struct Measured {
     /// TCP's contrast: bytes after the first read, and whether they continue at the cut.
     tcp_rest: usize,
     tcp_continues: bool,
+    /// The link, when not plain loopback.
+    link: Option<LinkRecord>,
+    /// IP fragments the client's namespace made for the `count` datagrams.
+    fragments_sent: Option<u64>,
 }
 
 /// Byte `j` of datagram `i`: distinct per datagram, so a read shows which one it holds.
@@ -193,15 +237,24 @@ struct Read1 {
 fn experiment(params: &Params) -> Result<Measured, CaseError> {
     let size = params.size as usize;
     let read_size = params.read_size as usize;
-    let receiver = UdpSocket::bind("127.0.0.1:0").context("bind the receiver to 127.0.0.1:0")?;
+    let spec = params.link_spec().map_err(|reason| {
+        CaseError::Params(ParamError::Invalid { scenario: UdpTruncation::NAME.to_string(), reason })
+    })?;
+    let link = Link::open(spec)?;
+    let receiver: UdpSocket = link.udp_socket(Side::Server)?;
     let addr = receiver.local_addr().context("read the receiver's address")?;
     receiver.set_read_timeout(Some(RECV_TIMEOUT)).context("set a receive timeout")?;
-    let sender = UdpSocket::bind("127.0.0.1:0").context("bind the sender to 127.0.0.1:0")?;
+    let sender: UdpSocket = link.udp_socket(Side::Client)?;
     sender.connect(addr).context(format!("connect the sender to {addr}"))?;
 
+    let fragments_before = link.client_fragments_created()?;
     for i in 0..params.count {
         sender.send(&datagram(i, size)).context(format!("send datagram {i} of {size} bytes"))?;
     }
+    let fragments_sent = match (fragments_before, link.client_fragments_created()?) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
     let mut buf = vec![0u8; read_size];
     let mut reads = Vec::new();
     for i in 0..params.count {
@@ -223,16 +276,29 @@ fn experiment(params: &Params) -> Result<Measured, CaseError> {
     let mut big = vec![0u8; MAX_UDP_PAYLOAD_V4];
     let big_read = recv_datagram(&receiver, &mut big, 0).context("receive the 65507-byte datagram")?;
 
-    let (tcp_rest, tcp_continues) = tcp_contrast(size, read_size)?;
-    Ok(Measured { reads, left_queued, over: Some(over), max, big_read, tcp_rest, tcp_continues })
+    let (tcp_rest, tcp_continues) = tcp_contrast(&link, size, read_size)?;
+    let record = (!matches!(link, Link::Loopback)).then(|| link.record());
+    Ok(Measured {
+        reads,
+        left_queued,
+        over: Some(over),
+        max,
+        big_read,
+        tcp_rest,
+        tcp_continues,
+        link: record,
+        fragments_sent,
+    })
 }
 
 /// Writes `size` bytes over loopback TCP, reads `read_size`, then the rest: returns how
 /// many bytes the later reads got and whether they continue where the first stopped.
-fn tcp_contrast(size: usize, read_size: usize) -> Result<(usize, bool), CaseError> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind a TCP listener to 127.0.0.1:0")?;
+fn tcp_contrast(link: &Link, size: usize, read_size: usize) -> Result<(usize, bool), CaseError> {
+    let listener = link.tcp_listener(|_| Ok(()))?;
     let addr = listener.local_addr().context("read the listener's address")?;
-    let mut client = TcpStream::connect(addr).context(format!("connect to {addr}"))?;
+    let client = link.tcp_client_socket()?;
+    client.connect(&addr.into()).context(format!("connect to {addr}"))?;
+    let mut client: TcpStream = client.into();
     let (mut server, _) = listener.accept().context("accept the TCP client")?;
     server.set_read_timeout(Some(RECV_TIMEOUT)).context("set a TCP read timeout")?;
     let sent = datagram(0, size);
@@ -268,6 +334,10 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         .metric("left_queued", left_queued as f64, Unit::Count)
         .metric("tcp_rest_bytes", tcp_rest as f64, Unit::Bytes)
         .metric("max_payload_sent", max as f64, Unit::Bytes);
+    if let Some(fragments) = m.fragments_sent {
+        outcome.metric("fragments_sent", fragments as f64, Unit::Count);
+    }
+    outcome.observations.link = m.link.clone();
 
     let each: Vec<String> = reads
         .iter()

@@ -154,6 +154,27 @@ fn a_message_too_large_for_a_narrow_length_field_is_refused() {
     }
 }
 
+#[test]
+fn bulk_over_a_100mbit_veth_link_delivers_at_the_rate() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "bulk_over_a_100mbit_veth_link_delivers_at_the_rate") {
+        return;
+    }
+    let sets = ["link=veth", "link_rate=100mbit", "mode=bulk", "message_size=4096", "duration_ms=500"];
+    let case = &common::run_at_rate("framing-throughput", &sets);
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let check = case
+        .checks
+        .iter()
+        .find(|c| c.name == "throughput_at_rate")
+        .expect("bulk is checked against the rate");
+    assert!(check.passed, "{check:?}");
+    let share = metric(case, "rate_share");
+    assert!((90.0..=100.0).contains(&share), "payload at {share}% of the rate");
+    let wire = metric(case, "wire_mbit_s");
+    assert!((90.0..=110.0).contains(&wire), "frames at {wire} Mbit/s");
+}
+
 /// The strongest test the codecs get over real sockets: a seeded relay cuts every frame
 /// at random places and glues neighbours together, and every framing but raw still
 /// delivers every message intact and in order.
@@ -189,4 +210,25 @@ fn every_framing_but_raw_delivers_intact_through_a_random_relay() {
     let raw = &run(&["framing=raw", "impair=random", "mode=pipelined", "duration_ms=40"])[0];
     assert_eq!(raw.status, CaseStatus::Passed, "{:?}", raw.checks);
     assert!(metric(raw, "corrupted") > 0.0, "raw reads glued or cut by the relay");
+}
+
+#[test]
+fn a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip")
+    {
+        return;
+    }
+    let cases = run(&["link=veth", "delay_ms=10", "mode=ping-pong", "duration_ms=300"]);
+    let case = &cases[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    // 10 ms each way: no round trip can be shorter than 20 ms; a veth adds microseconds,
+    // the relay about a millisecond at most, a loaded machine some more.
+    let p50 = metric(case, "rtt_p50");
+    assert!((20_000.0..100_000.0).contains(&p50), "round trip p50 {p50} µs");
+    assert!(metric(case, "sent") >= 3.0, "{}", metric(case, "sent"));
+    let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
+    assert_eq!(proxy.spec, "delay=10ms");
+    let link = case.observations.link.as_ref().unwrap();
+    assert!(link.detail.contains("10 ms one-way delay each way"), "{}", link.detail);
 }

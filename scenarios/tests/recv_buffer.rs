@@ -46,6 +46,58 @@ fn a_zero_read_size_is_refused_before_running() {
 }
 
 #[test]
+fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "over_a_100mbit_veth_link_the_transfer_runs_at_the_rate") {
+        return;
+    }
+    // 4 MiB at 100 Mbit/s: about 0.35 s; unshaped, a veth moves it ten times faster.
+    let case = &common::run_at_rate("recv-buffer", &["bytes=4194304", "link=veth", "rate=100mbit"]);
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let check = case.checks.iter().find(|c| c.name == "throughput_at_rate").expect("the rate is checked");
+    assert!(check.passed, "{check:?}");
+    let share = metric(case, "rate_share");
+    // Payload is at most 1448/1514 = 95.6% of the frames tbf lets through.
+    assert!((90.0..=100.0).contains(&share), "payload at {share}% of the rate");
+    // The interface's own byte counter, over the same transfer, says the same: frames
+    // (headers included) at the rate.
+    let wire = metric(case, "wire_mbit_s");
+    assert!((90.0..=110.0).contains(&wire), "frames at {wire} Mbit/s");
+    assert!(wire > metric(case, "throughput_mbit_s"), "frames carry headers besides the payload");
+    assert_eq!(metric(case, "mss"), 1448.0);
+    assert_eq!(case.observations.link.as_ref().unwrap().rate_bit_s, Some(100_000_000));
+}
+
+#[test]
+fn a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay")
+    {
+        return;
+    }
+    // 64 KiB crosses an unshaped veth in about a millisecond; the relay holds every byte
+    // 100 ms, so the last one cannot reach the server before 100 ms after the connect.
+    let case = &run(&["bytes=65536", "link=veth", "delay_ms=100"])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:#?}", case.error, case.checks);
+    let duration = metric(case, "duration");
+    assert!(duration >= 99.0, "the transfer took {duration} ms, less than the delay");
+    let proxy = case.observations.proxy.as_ref().expect("the relay is in the report");
+    assert_eq!(proxy.spec, "delay=100ms");
+    assert_eq!(proxy.connections.len(), 1, "one connection through the relay");
+    assert_eq!(proxy.connections[0].up.bytes_out, 65536, "every byte went through it");
+    assert!(case.metric("mss").is_none(), "the client's MSS is the relay's loopback one: left out");
+    let link = case.observations.link.as_ref().unwrap();
+    assert!(link.detail.contains("100 ms one-way delay each way"), "{}", link.detail);
+}
+
+#[test]
+fn without_a_rate_there_is_no_rate_check() {
+    let case = &run(&["bytes=65536"])[0];
+    assert!(case.checks.iter().all(|c| c.name != "throughput_at_rate"));
+    assert!(case.metric("rate_share").is_none() && case.observations.link.is_none());
+}
+
+#[test]
 fn every_case_says_how_long_its_transfer_measured() {
     let case = &run(&["bytes=1048576"])[0];
     let duration = case.metric("duration").expect("a duration metric");

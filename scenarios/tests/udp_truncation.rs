@@ -59,3 +59,26 @@ fn impossible_sizes_are_refused_before_running() {
         assert_eq!(err.to_string(), expected);
     }
 }
+
+#[test]
+fn over_a_veth_link_a_datagram_over_the_mtu_leaves_in_fragments_and_is_cut_the_same() {
+    use socklab_harness::privilege::{Capability, test_may_use};
+    let name = "over_a_veth_link_a_datagram_over_the_mtu_leaves_in_fragments_and_is_cut_the_same";
+    if !test_may_use(Capability::NetAdmin, name) {
+        return;
+    }
+    let cases = run(&["link=veth", "size=1000,4000", "read_size=100", "mtu=1500,1280"]);
+    // 4000 bytes and an 8-byte UDP header in IP fragments of MTU - 20 bytes (a multiple of
+    // 8): 3 at MTU 1500 (1480 each), 4 at MTU 1280 (1256); 1000 bytes fit either whole.
+    let expected = [(1000, 1500, 0.0), (1000, 1280, 0.0), (4000, 1500, 9.0), (4000, 1280, 12.0)];
+    for (case, (size, mtu, fragments)) in cases.iter().zip(expected) {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:#?}", case.id, case.error, case.checks);
+        assert!(
+            case.id.contains(&format!("size={size}")) && case.id.contains(&format!("mtu={mtu}")),
+            "{}",
+            case.id
+        );
+        assert_eq!(metric(case, "fragments_sent"), fragments, "{}", case.id);
+        assert_eq!(metric(case, "truncated_reads"), 3.0, "reassembled, then cut like any datagram");
+    }
+}

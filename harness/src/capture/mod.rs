@@ -143,6 +143,8 @@ pub struct Captured {
     pub interface: String,
     /// Server ports it filtered on.
     pub server_ports: Vec<u16>,
+    /// Whether the kernel dropped outgoing copies (`PACKET_IGNORE_OUTGOING`, on `lo`).
+    pub outgoing_ignored: bool,
     /// Matching packets, decoded, in capture order.
     pub packets: Vec<WirePacket>,
     /// The same packets' frames, for the pcap file.
@@ -163,8 +165,13 @@ impl Captured {
     /// The report observation, with `pcap` as the pcap file's path when one is written.
     pub fn observation(&self, pcap: Option<String>) -> CaptureObservation {
         let ports: Vec<String> = self.server_ports.iter().map(u16::to_string).collect();
+        let how = if self.outgoing_ignored {
+            "loopback's outgoing copies ignored with PACKET_IGNORE_OUTGOING"
+        } else {
+            "both directions, each frame once"
+        };
         let mut detail = format!(
-            "{}, port {}, {} packets (loopback's outgoing copies ignored with PACKET_IGNORE_OUTGOING)",
+            "{}, port {}, {} packets ({how})",
             self.interface,
             ports.join(","),
             self.packets.len() as u64 + self.left_out
@@ -263,6 +270,7 @@ fn read_frames(mut ring: Ring, config: &CaptureConfig, clock: Instant, stop: &At
     let mut captured = Captured {
         interface: config.interface.clone(),
         server_ports: config.server_ports.clone(),
+        outgoing_ignored: config.ignore_outgoing,
         ..Captured::default()
     };
     let mut numbering = stream::Numbering::default();

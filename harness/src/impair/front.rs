@@ -74,11 +74,23 @@ pub fn in_front<R: Relay>(
     seed: u64,
     config: RelayConfig,
 ) -> Result<Option<R>, ImpairError> {
-    let spec = Impairment::parse(impair)?;
+    start_in_front(upstream, &Impairment::parse(impair)?, seed, config)
+}
+
+/// [`in_front`] for a spec already parsed (a link adds its delay to the case's spec).
+///
+/// # Errors
+/// Why the relay could not start.
+pub fn start_in_front<R: Relay>(
+    upstream: SocketAddr,
+    spec: &Impairment,
+    seed: u64,
+    config: RelayConfig,
+) -> Result<Option<R>, ImpairError> {
     if spec.is_none() {
         return Ok(None);
     }
-    R::start_with(upstream, &spec, seed, config).map(Some)
+    R::start_with(upstream, spec, seed, config).map(Some)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
-pub use front::{Relay, in_front};
+pub use front::{Relay, in_front, start_in_front};
 pub use schedule::{Out, TcpSchedule};
 pub use spec::{Impairment, SpecError, Way};
 pub use tcp::{PassThrough, TcpRelay};

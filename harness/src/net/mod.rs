@@ -19,7 +19,8 @@ pub use netstat::{ListenCounters, THREAD_NETSTAT_PATH, parse_listen, read_listen
 pub use queue::bytes_queued;
 pub use snmp::{
     SnmpError, THREAD_SNMP_PATH, UdpCounters, parse_udp, read_udp_counters, read_udp_counters_from,
+    snmp_counter,
 };
-pub use tcp::{set_cork, set_quickack};
+pub use tcp::{set_cork, set_quickack, tcp_maxseg};
 pub use tcp_table::{TcpSocketEntry, TcpState, parse_table, tcp_sockets};
 pub use udp::{Datagram, MAX_UDP_PAYLOAD_V4, enable_rxq_ovfl, errno_name, error_name, recv_datagram};

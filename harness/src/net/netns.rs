@@ -6,10 +6,15 @@
 //! files such as `/proc/thread-self/net/snmp` show only the namespace's traffic. The
 //! namespace goes away when the thread ends and the last of its sockets is closed.
 //!
+//! Programs such as `ip` and `tc` run inside it with [`PrivateNetns::command`], which
+//! enters the namespace in the child between `fork` and `exec`.
+//!
 //! Creating one needs `CAP_NET_ADMIN` ([`crate::privilege::Capability::NetAdmin`]).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -23,6 +28,11 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct PrivateNetns {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// `/proc/thread-self/ns/net` of the thread, opened on it: how child processes find
+    /// the namespace. Closed on drop, with the thread.
+    ns: Option<OwnedFd>,
+    /// The thread's id (`gettid`), which `ip link ... netns TID` accepts.
+    tid: i32,
 }
 
 /// Why a namespace could not be made or used.
@@ -62,7 +72,14 @@ impl PrivateNetns {
         let thread = std::thread::Builder::new()
             .name("socklab-netns".into())
             .spawn(move || {
-                let setup = enter_new_netns();
+                let setup = enter_new_netns().and_then(|()| {
+                    let ns = open_own_netns().map_err(|error| NetnsError::Setup {
+                        context: "open /proc/thread-self/ns/net",
+                        error,
+                    })?;
+                    // SAFETY: gettid has no preconditions.
+                    Ok((ns, unsafe { libc::gettid() }))
+                });
                 let ok = setup.is_ok();
                 let _ = ready_tx.send(setup);
                 if ok {
@@ -74,7 +91,9 @@ impl PrivateNetns {
             })
             .map_err(|error| NetnsError::Setup { context: "spawn the namespace thread", error })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(PrivateNetns { jobs: Some(jobs), thread: Some(thread) }),
+            Ok(Ok((ns, tid))) => {
+                Ok(PrivateNetns { jobs: Some(jobs), thread: Some(thread), ns: Some(ns), tid })
+            }
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -97,10 +116,54 @@ impl PrivateNetns {
         .map_err(|_| NetnsError::ThreadGone)?;
         rx.recv().map_err(|_| NetnsError::ThreadGone)
     }
+
+    /// A command that runs `program` inside the namespace: the child enters it
+    /// (`setns`) after `fork`, before `exec`, so `ip` and `tc` see only the namespace's
+    /// interfaces. Nothing is started until the caller spawns it.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        if let Some(ns) = &self.ns {
+            let fd = ns.as_raw_fd();
+            // SAFETY: the closure makes one system call (setns, async-signal-safe) in
+            // the forked child; `fd` stays open in the parent until the PrivateNetns is
+            // dropped, and `&self` is borrowed while the Command exists.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        command
+    }
+
+    /// The namespace thread's id: `ip link set DEV netns TID` moves an interface into
+    /// this namespace.
+    pub fn thread_id(&self) -> i32 {
+        self.tid
+    }
+
+    /// A handle on the namespace (its `nsfs` file), valid while `self` lives.
+    pub fn ns_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.ns.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The namespace's inode number, as `ls -l /proc/PID/ns/net` shows it
+    /// (`net:[4026532]`): what tests compare to see that a namespace is gone.
+    pub fn inode(&self) -> Option<u64> {
+        let fd = self.ns.as_ref()?;
+        // SAFETY: fstat fills the struct it is given; all-zero is a valid start.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is open for the duration of the call.
+        (unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } == 0).then_some(stat.st_ino)
+    }
 }
 
 impl Drop for PrivateNetns {
     fn drop(&mut self) {
+        drop(self.ns.take());
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -118,6 +181,11 @@ fn enter_new_netns() -> Result<(), NetnsError> {
         });
     }
     set_loopback_up().map_err(|error| NetnsError::Setup { context: "bring lo up", error })
+}
+
+/// The calling thread's network namespace as a file descriptor (close-on-exec).
+fn open_own_netns() -> io::Result<OwnedFd> {
+    std::fs::File::open("/proc/thread-self/ns/net").map(OwnedFd::from)
 }
 
 /// `SIOCGIFFLAGS`/`SIOCSIFFLAGS` on `lo` through a socket of the current namespace.

@@ -121,9 +121,26 @@ pub fn parse_udp(text: &str) -> Result<UdpCounters, String> {
     })
 }
 
+/// Counter `name` of group `group` (`Ip`, `Udp`, `Tcp`) in `/proc/net/snmp` text, whose
+/// groups are a header line of names and a line of values.
+pub fn snmp_counter(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter_map(|line| line.strip_prefix(prefix.as_str()));
+    let (header, values) = (lines.next()?, lines.next()?);
+    let at = header.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_counter_is_found_by_group_and_name() {
+        assert_eq!(snmp_counter(SAMPLE, "Ip", "DefaultTTL"), Some(64));
+        assert_eq!(snmp_counter(SAMPLE, "Udp", "RcvbufErrors"), Some(17));
+        assert_eq!(snmp_counter(SAMPLE, "Ip", "FragCreates"), None);
+    }
 
     const SAMPLE: &str = "\
 Ip: Forwarding DefaultTTL InReceives

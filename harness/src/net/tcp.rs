@@ -23,6 +23,31 @@ pub fn set_quickack<S: AsFd>(socket: &S, quickack: bool) -> io::Result<()> {
     Ok(rustix::net::sockopt::set_tcp_quickack(socket, quickack)?)
 }
 
+/// `TCP_MAXSEG` of a connected socket: the payload bytes a full segment carries now
+/// (the MSS less TCP options such as timestamps: 1448 at MTU 1500 with timestamps).
+///
+/// # Errors
+/// When the socket is not TCP or is closed.
+pub fn tcp_maxseg<S: AsFd>(socket: &S) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value.max(0) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

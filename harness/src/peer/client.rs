@@ -109,6 +109,19 @@ pub struct WorkloadResult {
 /// closes while replies are due, or sends a frame the codec refuses.
 pub async fn run_workload(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
     let stream = TcpStream::connect(addr).await.map_err(|error| PeerError::Connect { addr, error })?;
+    run_workload_on(stream, addr, workload).await
+}
+
+/// [`run_workload`] on a connection made elsewhere (from another network namespace,
+/// say) to the server at `addr`.
+///
+/// # Errors
+/// As [`run_workload`], but for connecting.
+pub async fn run_workload_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    workload: &Workload,
+) -> Result<WorkloadResult, PeerError> {
     stream.set_nodelay(workload.nodelay)?;
     let replies = workload.server != Behaviour::Sink;
     if workload.mode == Mode::Bulk && replies {

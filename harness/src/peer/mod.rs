@@ -7,11 +7,18 @@
 //!   in an HdrHistogram and throughput per interval.
 //! - [`payload`]: self-checking messages (sequence number + checksum), so every receiver
 //!   verifies order and integrity.
+//! - [`reader`] and [`bulk`]: the server sides of `tcp-coalescing` (a connection read
+//!   with `recv(read_size)`, every read kept) and `recv-buffer` (a verified bulk sink).
+//! - [`agent`]: `socklab agent --stdio`, which runs these on another host under the
+//!   control of a runner, and the runner's end of it.
 //! - [`MessageCodec`]: one codec type for every framing strategy (from `socklab-framing`).
 
+pub mod agent;
 pub mod behaviour;
+pub mod bulk;
 pub mod client;
 pub mod payload;
+pub mod reader;
 pub mod server;
 
 use std::io;
@@ -20,7 +27,7 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 pub use behaviour::{Behaviour, Flavour, Mode, Transport, UnknownName};
-pub use client::{Workload, WorkloadResult, run_workload};
+pub use client::{Workload, WorkloadResult, run_workload, run_workload_on};
 pub use server::{ConfigError, MAX_FRAME_LIMIT, Server, ServerConfig, ServerStats};
 pub use socklab_framing::MessageCodec;
 
@@ -96,6 +103,35 @@ pub enum PeerError {
     /// Any other socket error.
     #[error("socket error: {0}")]
     Io(io::Error),
+    /// A step of a server role failed.
+    #[error("{context}: {error}")]
+    Stream {
+        /// What was being done (`read from 198.18.0.1:40312`).
+        context: String,
+        /// Why.
+        error: io::Error,
+    },
+    /// A client sent more bytes than the role was told to expect.
+    #[error("{peer} sent {received} bytes, more than the {expected} expected")]
+    TooManyBytes {
+        /// The client.
+        peer: SocketAddr,
+        /// Bytes received so far.
+        received: u64,
+        /// The most expected.
+        expected: u64,
+    },
+    /// The role was told to stop before it finished.
+    #[error("stopped before the transfer finished")]
+    Stopped,
+}
+
+impl PeerError {
+    /// Wraps an I/O error with what was being done: `.map_err(PeerError::stream("accept"))`.
+    pub fn stream(context: impl Into<String>) -> impl FnOnce(io::Error) -> PeerError {
+        let context = context.into();
+        move |error| PeerError::Stream { context, error }
+    }
 }
 
 impl From<io::Error> for PeerError {

@@ -349,16 +349,37 @@ impl Server {
     /// [`ServerConfig::validate`]); [`PeerError::Bind`] when the address cannot be bound
     /// (e.g. the port is in use).
     pub fn start(config: ServerConfig) -> Result<Server, PeerError> {
+        Server::start_with(config, None)
+    }
+
+    /// [`Server::start`] on a TCP listener made elsewhere (in another network namespace,
+    /// say) instead of binding `config.listen`.
+    ///
+    /// # Errors
+    /// As [`Server::start`]; [`PeerError::Unsupported`] for a UDP config.
+    pub fn start_on(config: ServerConfig, listener: TcpListener) -> Result<Server, PeerError> {
+        if config.transport != Transport::Tcp {
+            return Err(PeerError::Unsupported("a listener given to the server must be TCP".into()));
+        }
+        Server::start_with(config, Some(listener))
+    }
+
+    fn start_with(config: ServerConfig, listener: Option<TcpListener>) -> Result<Server, PeerError> {
         config.validate()?;
         let listen = config.listen;
         let bind_error = |error| PeerError::Bind { addr: listen, error };
+        let mut given = listener;
+        let mut tcp_listener = || match given.take() {
+            Some(listener) => Ok(listener),
+            None => TcpListener::bind(listen),
+        };
         let stats = Arc::new(ServerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let config = Arc::new(config);
         let mut tokio_tasks = Vec::new();
         let addr = match (config.transport, config.flavour) {
             (Transport::Tcp, Flavour::Tokio) => {
-                let listener = TcpListener::bind(config.listen).map_err(bind_error)?;
+                let listener = tcp_listener().map_err(bind_error)?;
                 listener.set_nonblocking(true).map_err(bind_error)?;
                 let addr = listener.local_addr().map_err(bind_error)?;
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
@@ -367,7 +388,7 @@ impl Server {
                 addr
             }
             (Transport::Tcp, flavour) => {
-                let listener = TcpListener::bind(config.listen).map_err(bind_error)?;
+                let listener = tcp_listener().map_err(bind_error)?;
                 listener.set_nonblocking(true).map_err(bind_error)?;
                 let addr = listener.local_addr().map_err(bind_error)?;
                 let (config, stats, stop) = (config.clone(), stats.clone(), stop.clone());

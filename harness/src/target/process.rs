@@ -50,7 +50,7 @@ pub struct TargetRecord {
 }
 
 /// The last lines of a stream.
-type Tail = Arc<Mutex<VecDeque<String>>>;
+pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;
 
 /// A running target command.
 #[derive(Debug)]
@@ -299,7 +299,7 @@ fn group_runnable(pgid: i32) -> Option<Duration> {
     nanos.map(Duration::from_nanos)
 }
 
-fn signal_group(pgid: i32, signal: i32) {
+pub(crate) fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
     unsafe {
         libc::kill(-pgid, signal);
@@ -307,7 +307,7 @@ fn signal_group(pgid: i32, signal: i32) {
 }
 
 /// Reads `stream` to its end on a thread, keeping its last [`TAIL_LINES`] lines.
-fn keep_tail(stream: impl Read + Send + 'static, tail: Tail) -> JoinHandle<()> {
+pub(crate) fn keep_tail(stream: impl Read + Send + 'static, tail: Tail) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -325,12 +325,12 @@ fn keep_tail(stream: impl Read + Send + 'static, tail: Tail) -> JoinHandle<()> {
     })
 }
 
-fn lines(tail: &Tail) -> Vec<String> {
+pub(crate) fn lines(tail: &Tail) -> Vec<String> {
     tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
 }
 
 /// `exited with status 3`, `killed by signal 15 (SIGTERM)`.
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),

@@ -72,3 +72,34 @@ pub fn drawn_out_of_order(trace: &socklab_harness::report::StreamTrace) -> Vec<S
     }
     problems
 }
+
+/// Runs a one-case rate test (`sets` give a veth link with a rate) up to `ATTEMPTS`
+/// times and returns the first case whose `throughput_at_rate` check passed.
+///
+/// A shaped link can only be slowed by the machine (a 2-core host shared with other
+/// builds deschedules the sender or the reader), never sped up: so a run faster than the
+/// rate fails at once, and only one below it is tried again. Panics listing every
+/// attempt when none passes.
+#[allow(dead_code)] // only the rate tests use it
+pub fn run_at_rate(scenario: &str, sets: &[&str]) -> CaseResult {
+    const ATTEMPTS: usize = 3;
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let case = run(scenario, sets).remove(0);
+        let check = case
+            .checks
+            .iter()
+            .find(|c| c.name == "throughput_at_rate")
+            .unwrap_or_else(|| {
+                panic!("{}: no throughput_at_rate check: {:?} {:#?}", case.id, case.error, case.checks)
+            })
+            .clone();
+        let share = metric(&case, "rate_share");
+        assert!(share <= 110.0, "{}: faster than the rate, tbf did not shape: {check:?}", case.id);
+        if check.passed {
+            return case;
+        }
+        seen.push(check.observed);
+    }
+    panic!("{scenario} {sets:?}: below the rate in all {ATTEMPTS} attempts: {seen:?}");
+}

@@ -1,0 +1,66 @@
+//! `link=veth` from the command line: without CAP_NET_ADMIN a case is skipped with the
+//! reason (never run over loopback instead), and where SOCKLAB_REQUIRE_PRIVILEGED=1 the
+//! skip is an error.
+
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+use socklab_harness::privilege::{Capability, REQUIRE_PRIVILEGED_VAR};
+
+/// `socklab ARGS` without CAP_NET_ADMIN: through `setpriv` when this process holds it,
+/// as it is otherwise. `None` when it holds it and setpriv is not installed.
+fn socklab_without_net_admin(args: &[&str]) -> Option<Command> {
+    let binary = Command::cargo_bin("socklab").unwrap().get_program().to_owned();
+    let mut command = if Capability::NetAdmin.held() {
+        let setpriv = Command::new("setpriv").arg("--version").output();
+        if setpriv.is_err() {
+            eprintln!("skipping: CAP_NET_ADMIN cannot be dropped without setpriv (util-linux)");
+            return None;
+        }
+        let mut command = Command::new("setpriv");
+        command.args(["--bounding-set", "-net_admin"]).arg(binary);
+        command
+    } else {
+        Command::new(binary)
+    };
+    command.args(args).env("NO_COLOR", "1").env_remove(REQUIRE_PRIVILEGED_VAR);
+    Some(command)
+}
+
+#[test]
+fn without_cap_net_admin_a_veth_case_is_skipped_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out_text = out.to_str().unwrap();
+    let args = ["run", "tcp-coalescing", "--set", "link=veth,loopback", "--out", out_text];
+    let Some(mut command) = socklab_without_net_admin(&args) else { return };
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "a skip is not a failure: {stdout}");
+    assert!(stdout.contains("2 cases: 1 passed, 0 failed, 0 errors, 0 timed out, 1 skipped"), "{stdout}");
+    assert!(
+        stdout.contains("SKIP tcp-coalescing[link=veth]: skipped: link=veth makes network namespaces, which needs CAP_NET_ADMIN"),
+        "{stdout}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let veth = &report["cases"][0];
+    assert_eq!(veth["status"], "skipped");
+    assert!(
+        veth["metrics"].as_array().unwrap().is_empty(),
+        "nothing was measured, over loopback or anywhere"
+    );
+    assert!(veth["observations"].get("stream").is_none());
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("<skipped"), "{junit}");
+
+    // CI demands privileged cases run: there the skip is an error, exit 1.
+    let Some(mut command) = socklab_without_net_admin(&args) else { return };
+    let output = command.env(REQUIRE_PRIVILEGED_VAR, "1").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["cases"][0]["status"], "error");
+    assert!(report["cases"][0]["error"].as_str().unwrap().contains("may not be skipped"));
+}
