@@ -406,18 +406,7 @@ fn experiment(params: &Params, stop: Stop, seed: u64) -> Result<Measured, CaseEr
         })
         .context("start the server thread")?;
 
-    let mut offset = 0u64;
-    let mut write_deadline = Deadline::new(stop);
-    // Bounded by `bytes` and by the deadline.
-    while offset < params.bytes {
-        let n = (params.write_size).min(params.bytes - offset) as usize;
-        write_deadline
-            .arm(|t| client.set_write_timeout(t))
-            .and_then(|()| client.write_all(source.chunk(offset, n)))
-            .map_err(|source| at_byte("write", offset, source))?;
-        offset += n as u64;
-    }
-    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    send_pattern(&mut client, &mut source, params, stop)?;
     let server = reader
         .join()
         .map_err(|_| CaseError::Task { task: "the server thread", what: "panicked".into() })??;
@@ -465,18 +454,7 @@ fn experiment_with_agent(
     client.connect(&role.addr.into()).context(format!("connect to {}", role.addr))?;
     let mut client: TcpStream = client.into();
     let mss = tcp_maxseg(&client).ok();
-    let mut offset = 0u64;
-    let mut write_deadline = Deadline::new(stop.clone());
-    // Bounded by `bytes` and by the deadline.
-    while offset < params.bytes {
-        let n = (params.write_size).min(params.bytes - offset) as usize;
-        write_deadline
-            .arm(|t| client.set_write_timeout(t))
-            .and_then(|()| client.write_all(source.chunk(offset, n)))
-            .map_err(|source| at_byte("write", offset, source))?;
-        offset += n as u64;
-    }
-    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")?;
+    send_pattern(&mut client, &mut source, params, stop.clone())?;
     let wait = stop.at.saturating_duration_since(Instant::now()).min(IO_TIMEOUT);
     let observation = agent.stop_role(role.number, wait, &stop.cancel)?;
     let local_cpu = CpuTime::now().since(cpu_before).total();
@@ -558,6 +536,27 @@ impl Deadline {
         }
         Ok(())
     }
+}
+
+/// Writes the pattern's `params.bytes` in `params.write_size` writes, then shuts down
+/// the sending side. Bounded by the byte count and by the case's deadline.
+fn send_pattern(
+    client: &mut TcpStream,
+    source: &mut pattern::Source,
+    params: &Params,
+    stop: Stop,
+) -> Result<(), CaseError> {
+    let mut offset = 0u64;
+    let mut deadline = Deadline::new(stop);
+    while offset < params.bytes {
+        let n = (params.write_size).min(params.bytes - offset) as usize;
+        deadline
+            .arm(|t| client.set_write_timeout(t))
+            .and_then(|()| client.write_all(source.chunk(offset, n)))
+            .map_err(|source| at_byte("write", offset, source))?;
+        offset += n as u64;
+    }
+    client.shutdown(std::net::Shutdown::Write).context("shut down the client's sending side")
 }
 
 /// A failed read or write, saying where in the stream. Built only on failure: the

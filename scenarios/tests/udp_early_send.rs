@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use socklab_harness::privilege::{Capability, test_may_use};
 use socklab_harness::report::{CaseResult, CaseStatus};
+use socklab_harness::scenario::Registry;
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
@@ -173,15 +174,18 @@ fn a_relay_with_loss_loses_a_tenth_and_the_seed_says_which() {
     );
 }
 
+/// The error a udp-early-send case with `sets` is refused with before it runs.
+fn refused(registry: &Registry, sets: &[&str]) -> String {
+    let mut suite = Suite::from_scenarios(&["udp-early-send".to_string()], registry).unwrap();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    suite.apply_sets(&sets, registry).unwrap();
+    suite.expand(registry).unwrap_err().to_string()
+}
+
 #[test]
 fn impossible_schedules_are_refused_before_running() {
     let registry = registry();
-    let refused = |sets: &[&str]| {
-        let mut suite = Suite::from_scenarios(&["udp-early-send".to_string()], &registry).unwrap();
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        suite.apply_sets(&sets, &registry).unwrap();
-        suite.expand(&registry).unwrap_err().to_string()
-    };
+    let refused = |sets: &[&str]| refused(&registry, sets);
     assert_eq!(
         refused(&["count=10", "receiver_delay_ms=50"]),
         "invalid parameters for `udp-early-send`: the last send is scheduled at 9 ms, but the receiver \
@@ -203,12 +207,7 @@ fn impossible_schedules_are_refused_before_running() {
 #[test]
 fn impairments_a_udp_relay_cannot_apply_are_refused_with_the_valid_ones() {
     let registry = registry();
-    let refused = |sets: &[&str]| {
-        let mut suite = Suite::from_scenarios(&["udp-early-send".to_string()], &registry).unwrap();
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        suite.apply_sets(&sets, &registry).unwrap();
-        suite.expand(&registry).unwrap_err().to_string()
-    };
+    let refused = |sets: &[&str]| refused(&registry, sets);
     assert_eq!(
         refused(&["impair=split=3"]),
         "invalid parameters for `udp-early-send`: impair: split applies to TCP only; datagrams keep \
