@@ -1,21 +1,25 @@
 //! `framing-throughput`: every framing strategy on the same workload, over real loopback
 //! TCP against a reference server — throughput, latency percentiles, CPU time, and
-//! whether every message arrived intact and in order.
+//! whether every message arrived intact and in order — and ping-pong over UDP, where a
+//! datagram with no reply in time is counted lost.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
-use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::{
-    Behaviour, Flavour, Mode, Server, ServerConfig, Workload, WorkloadResult, run_workload,
+    Behaviour, Flavour, MessageCodec, Mode, Server, ServerConfig, Transport, Workload, WorkloadResult,
+    run_workload,
 };
 use socklab_harness::report::{LatencyObservation, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario, TableSpec};
+
+use tokio_util::codec::Encoder;
 
 use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
@@ -74,6 +78,10 @@ pub struct Params {
     pub nodelay: bool,
     /// An impairment relay between client and server; see [`IMPAIR_PARAM`].
     pub impair: String,
+    /// `tcp`, or `udp` (ping-pong only).
+    pub transport: String,
+    /// `udp`: how long each request waits for its reply before it counts as lost, in ms.
+    pub udp_timeout_ms: u64,
 }
 
 impl Default for Params {
@@ -89,6 +97,8 @@ impl Default for Params {
             rate: 5_000,
             nodelay: true,
             impair: "none".into(),
+            transport: "tcp".into(),
+            udp_timeout_ms: 200,
         }
     }
 }
@@ -148,7 +158,24 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
     },
-    IMPAIR_PARAM,
+    ParamSpec {
+        name: IMPAIR_PARAM.name,
+        kind: IMPAIR_PARAM.kind,
+        unit: None,
+        doc: "a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates, reorders, delays or truncates datagrams (loss=0.1, ...); the case seed replays it",
+    },
+    ParamSpec {
+        name: "transport",
+        kind: ParamKind::Choice { options: Transport::NAMES },
+        unit: None,
+        doc: "tcp, or udp: one framed message per datagram, ping-pong mode only, a request with no reply within udp_timeout_ms counted lost",
+    },
+    ParamSpec {
+        name: "udp_timeout_ms",
+        kind: ParamKind::Integer { min: 1, max: 60_000 },
+        unit: Some("ms"),
+        doc: "udp: how long each request waits for its reply before it counts as lost",
+    },
 ];
 
 const METRICS: &[MetricSpec] = &[
@@ -181,7 +208,13 @@ const METRICS: &[MetricSpec] = &[
         name: "out_of_order",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "intact frames out of sequence",
+        doc: "intact frames out of sequence (udp: replies that came after their request was counted lost, or twice)",
+    },
+    MetricSpec {
+        name: "lost",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "udp: requests with no intact reply within udp_timeout_ms",
     },
     MetricSpec {
         name: "throughput_ci95",
@@ -331,6 +364,10 @@ impl Params {
         let flavour = self.flavour.parse().map_err(|e| format!("{e}"))?;
         Ok((strategy, mode, flavour))
     }
+
+    fn transport(&self) -> Result<Transport, String> {
+        self.transport.parse().map_err(|e| format!("{e}"))
+    }
 }
 
 impl Scenario for FramingThroughput {
@@ -396,8 +433,11 @@ then measure the relay's holds and gaps, not the framing.";
     const EXTERNAL_TARGET: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
-        check_impair(&params.impair)?;
-        let (strategy, _, _) = params.parsed()?;
+        let (strategy, mode, _) = params.parsed()?;
+        match params.transport()? {
+            Transport::Tcp => check_impair(&params.impair)?,
+            Transport::Udp => check_udp(params, strategy, mode)?,
+        }
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
             let most = LengthPrefixedCodec::new(width, endian).signed(signed).effective_max_frame_len();
@@ -415,13 +455,20 @@ then measure the relay's holds and gaps, not the framing.";
         let (framing, mode, flavour) = params
             .parsed()
             .map_err(|reason| ParamError::Invalid { scenario: Self::NAME.to_string(), reason })?;
+        let transport = params
+            .transport()
+            .map_err(|reason| ParamError::Invalid { scenario: Self::NAME.to_string(), reason })?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
         // The reference server, unless the case runs against a target (which must echo).
         let server = match &ctx.target {
             Some(_) => None,
-            None => {
-                Some(Server::start(ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() })?)
-            }
+            None => Some(Server::start(ServerConfig {
+                transport,
+                flavour,
+                behaviour,
+                framing,
+                ..ServerConfig::default()
+            })?),
         };
         let addr = match (&server, &ctx.target) {
             (Some(server), _) => server.addr(),
@@ -434,13 +481,19 @@ then measure the relay's holds and gaps, not the framing.";
             None
         } else {
             let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
-            Some(
-                TcpRelay::start_with(addr, &impair, ctx.seed, config)
-                    .map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?,
-            )
+            let relay = match transport {
+                Transport::Tcp => TcpRelay::start_with(addr, &impair, ctx.seed, config).map(Relay::Tcp),
+                Transport::Udp => UdpRelay::start_with(addr, &impair, ctx.seed, config).map(Relay::Udp),
+            };
+            Some(relay.map_err(|e| CaseError::Protocol(format!("start the impairment relay: {e}")))?)
         };
-        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
+        let addr = relay.as_ref().map_or(addr, Relay::addr);
+        let reply_timeout = match transport {
+            Transport::Tcp => Duration::from_secs(5),
+            Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
+        };
         let workload = Workload {
+            transport,
             mode,
             framing,
             message_size: params.message_size as usize,
@@ -449,8 +502,9 @@ then measure the relay's holds and gaps, not the framing.";
             window: params.window as usize,
             rate_per_s: params.rate as f64,
             server: behaviour,
-            reply_timeout: Duration::from_secs(5).min(ctx.timeout),
+            reply_timeout: reply_timeout.min(ctx.timeout),
             nodelay: params.nodelay,
+            cancel: ctx.cancel.clone(),
             ..Workload::default()
         };
         let target_process = ctx.target.as_ref().and_then(|t| t.process.clone());
@@ -540,6 +594,58 @@ pub struct Measured {
     proxy: Option<ProxyObservation>,
 }
 
+/// The impairment relay of either transport.
+enum Relay {
+    Tcp(TcpRelay),
+    Udp(UdpRelay),
+}
+
+impl Relay {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Relay::Tcp(relay) => relay.addr(),
+            Relay::Udp(relay) => relay.addr(),
+        }
+    }
+
+    fn observation(&self) -> ProxyObservation {
+        match self {
+            Relay::Tcp(relay) => relay.observation(),
+            Relay::Udp(relay) => relay.observation(),
+        }
+    }
+}
+
+/// What UDP cases take: ping-pong, a framing that fits a datagram, UDP impairments.
+fn check_udp(params: &Params, strategy: FramingStrategy, mode: Mode) -> Result<(), String> {
+    if mode != Mode::PingPong {
+        return Err(format!(
+            "transport=udp runs mode=ping-pong only (one datagram outstanding, each lost one timed out); mode is {mode}"
+        ));
+    }
+    if strategy == FramingStrategy::StopAndWait {
+        return Err("stop-and-wait needs a stream: use transport=tcp".into());
+    }
+    // The framed message must fit one datagram, header and escaping included.
+    if let Some(mut codec) = MessageCodec::new(strategy, usize::MAX) {
+        let mut framed = bytes::BytesMut::new();
+        let payload = vec![b'a'; params.message_size as usize];
+        if codec.encode(&payload[..], &mut framed).is_ok() && framed.len() > MAX_DATAGRAM {
+            return Err(format!(
+                "over udp a framed message must fit one datagram ({MAX_DATAGRAM} bytes); {} bytes framed as {} take {}",
+                params.message_size,
+                params.framing,
+                framed.len()
+            ));
+        }
+    }
+    socklab_harness::impair::spec::check_udp_text(&params.impair)
+        .map_err(|reason| format!("impair: {reason}"))
+}
+
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
 /// Relay writes and reads listed per direction in the report (the rest are counted).
 const PROXY_RECORD_LIMIT: usize = 200;
 
@@ -573,6 +679,10 @@ fn outcome(
         .metric("delivered", delivery.delivered as f64, Unit::Count)
         .key_metric("corrupted", delivery.corrupted as f64, Unit::Count)
         .metric("out_of_order", delivery.out_of_order as f64, Unit::Count);
+    let udp = params.transport.parse() == Ok(Transport::Udp);
+    if udp {
+        outcome.key_metric("lost", result.lost as f64, Unit::Count);
+    }
     if let Some(spread) = result.throughput.interval_spread() {
         outcome.metric("throughput_ci95", round1(spread.ci95_relative * 100.0), Unit::Percent);
     }
@@ -595,7 +705,9 @@ fn outcome(
         .metric("cpu_user_ms", round1(cpu.user.as_secs_f64() * 1e3), Unit::Millis)
         .metric("cpu_sys_ms", round1(cpu.system.as_secs_f64() * 1e3), Unit::Millis);
     outcome.observations.throughput = Some(result.throughput.clone());
-    outcome.checks.push(if !delivery.verified {
+    outcome.checks.push(if udp {
+        udp_requests_answered(params, result, delivery)
+    } else if !delivery.verified {
         target_took_everything(result, delivery)
     } else if framing == FramingStrategy::Raw {
         bytes_intact(params, result, delivery)
@@ -623,6 +735,40 @@ fn target_took_everything(result: &WorkloadResult, d: &Delivery) -> Check {
         format!("{} messages sent, the target closed after reading to the end", d.delivered),
         d.delivered == result.sent,
         "not verified here: the target's own counters say what arrived intact",
+    )
+}
+
+/// UDP ping-pong: every request was answered by an intact reply or counted lost after the
+/// timeout, none damaged, and at least one answered. Loss is counted, not failed: a
+/// datagram may be lost (an impairment relay, a full buffer), and the case says how many.
+fn udp_requests_answered(params: &Params, result: &WorkloadResult, d: &Delivery) -> Check {
+    let name = "every_request_answered_or_counted_lost";
+    if result.sent == 0 {
+        return Check::nothing_to_judge(
+            name,
+            "at least one request sent, each answered intact or counted lost",
+            "0 requests sent",
+        );
+    }
+    let passed = d.intact >= 1 && d.intact + result.lost == result.sent && d.corrupted == 0;
+    Check::new(
+        name,
+        format!(
+            "{} requests: each answered intact or counted lost after {} ms, at least one answered, 0 corrupted",
+            result.sent, params.udp_timeout_ms
+        ),
+        format!(
+            "{} answered intact, {} lost, {} corrupted, {} late or duplicate",
+            d.intact, result.lost, d.corrupted, d.out_of_order
+        ),
+        passed,
+        if passed {
+            "every round trip was timed or its loss counted; lost requests are not in the percentiles"
+        } else if d.intact == 0 {
+            "no request was answered: nothing echoes at that address, or every datagram was lost"
+        } else {
+            "replies came back damaged: the framing or a peer is broken"
+        },
     )
 }
 
