@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test entry point for CI and for people: the README's test command, then the CI
 # suite through the release binary, checking its exit code and its report, then every
-# fuzz target for a short fixed time (FUZZ_SECONDS, default 15; ci/fuzz.sh runs longer).
+# benchmark once, untimed (`cargo bench --workspace -- --test`: benches never rot), then
+# every fuzz target for a short fixed time (FUZZ_SECONDS, default 15; ci/fuzz.sh runs longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,24 @@ for file in report.json report.md junit.xml; do
 done
 # The summary table, for the CI log.
 sed -n '/^## Summary/,/^## /p' "$out/report/report.md" | sed '$d'
+
+# Every criterion benchmark runs once, untimed (and asserts what it measures, such as
+# every frame decoded): a bench that no longer builds or panics fails CI. The release
+# build above is shared, so this adds the bench targets' build and about a minute.
+echo "== cargo bench --workspace -- --test"
+bench_log="$out/bench.log"
+if ! cargo bench --workspace -- --test >"$bench_log" 2>&1; then
+  tail -n 40 "$bench_log" >&2
+  echo "ci/test.sh: cargo bench --workspace -- --test failed (log above)" >&2
+  exit 1
+fi
+# criterion prints "Success" per benchmark it ran; none at all means nothing was checked.
+benches_run=$(grep -c '^Success' "$bench_log" || true)
+if [ "$benches_run" -eq 0 ]; then
+  echo "ci/test.sh: cargo bench --workspace -- --test ran no benchmark" >&2
+  exit 1
+fi
+echo "$benches_run benchmarks ran once each"
 
 echo "== fuzzing every decoder for ${FUZZ_SECONDS:-15} s"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-15}"
