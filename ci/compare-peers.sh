@@ -3,6 +3,9 @@
 #   bulk TCP throughput:  iperf3             vs  socklab bulk, 64 KiB u32be frames, same duration
 #   TCP ping-pong, 64 B:  sockperf (reports half the round trip, doubled here)
 #                                            vs  socklab ping-pong, u32be, TCP_NODELAY
+#   UDP ping-pong, 64 B:  sockperf ping-pong over UDP (half the round trip, doubled here)
+#                                            vs  socklab ping-pong over UDP, u32be (two processes:
+#                                                `socklab serve --transport udp`, tokio and threaded)
 #   1 GiB, 64 KiB reads:  iperf3 -n 1G -l 64K vs  socklab recv-buffer, bytes=1 GiB, read_size=65536
 #                         (every byte verified by socklab, none by iperf3)
 # socklab's client and server share one process in the first rows (the in-process
@@ -11,12 +14,13 @@
 # iperf3 and sockperf always are: that is the like-for-like comparison.
 # Runs alternate A B A B over ROUNDS rounds; prints each run, the medians and the ratios.
 # Targets: socklab bulk >= 0.9x iperf3 (two processes: >= 1.0x); socklab p50 round trip
-#          <= 1.1x sockperf's (two processes: <= 1.0x); recv-buffer >= 0.9x iperf3.
-# Usage: bash ci/compare-peers.sh      (ROUNDS=3 DURATION=5 by default)
+#          <= 1.1x sockperf's (two processes: <= 1.0x); UDP p50 round trip <= 1.0x sockperf's
+#          over UDP; recv-buffer >= 0.9x iperf3.
+# Usage: bash ci/compare-peers.sh      (ROUNDS=5 DURATION=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 
 need=()
@@ -50,11 +54,18 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+free_udp_port() {
+  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 iperf_port=$(free_port)
 iperf3 --server --bind 127.0.0.1 --port "$iperf_port" >"$work/iperf3-server.log" 2>&1 &
 servers+=($!)
 sockperf_port=$(free_port)
 sockperf server --tcp -i 127.0.0.1 -p "$sockperf_port" >"$work/sockperf-server.log" 2>&1 &
+servers+=($!)
+sockperf_udp_port=$(free_udp_port)
+sockperf server -i 127.0.0.1 -p "$sockperf_udp_port" >"$work/sockperf-udp-server.log" 2>&1 &
 servers+=($!)
 # socklab's reference servers in processes of their own: an echo for ping-pong, a sink
 # (which verifies every message) for bulk.
@@ -63,6 +74,14 @@ echo_port=$(free_port)
 servers+=($!)
 sink_port=$(free_port)
 "$socklab" serve --listen "127.0.0.1:$sink_port" --framing u32be --behaviour sink >"$work/sink.log" 2>&1 &
+servers+=($!)
+udp_echo_port=$(free_udp_port)
+"$socklab" serve --listen "127.0.0.1:$udp_echo_port" --transport udp --framing u32be --behaviour echo \
+  >"$work/udp-echo.log" 2>&1 &
+servers+=($!)
+udp_echo_threaded_port=$(free_udp_port)
+"$socklab" serve --listen "127.0.0.1:$udp_echo_threaded_port" --transport udp --flavour threaded \
+  --framing u32be --behaviour echo >"$work/udp-echo-threaded.log" 2>&1 &
 servers+=($!)
 sleep 1
 
@@ -112,16 +131,40 @@ socklab_rtt_2p_us() {
   jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong2p/report.json"
 }
 
+sockperf_udp_rtt_us() {
+  # UDP is sockperf's default transport; it prints half the round trip, doubled here.
+  sockperf ping-pong -i 127.0.0.1 -p "$sockperf_udp_port" -m 64 -t "$DURATION" 2>&1 \
+    | awk '/percentile 50.000/ { print $NF * 2 }'
+}
+
+# socklab's UDP ping-pong client against `socklab serve --transport udp` at port $1.
+socklab_udp_rtt_us() {
+  "$socklab" run framing-throughput --set transport=udp --set mode=ping-pong --set framing=u32be \
+    --set message_size=64 --set duration_ms=$((DURATION * 1000)) --target "127.0.0.1:$1" \
+    --out "$work/udp$1" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/udp$1/report.json"
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$work/iperf3"; : >"$work/socklab-bulk"; : >"$work/sockperf"; : >"$work/socklab-rtt"
 : >"$work/iperf3-1g"; : >"$work/socklab-recv"; : >"$work/socklab-bulk-2p"; : >"$work/socklab-rtt-2p"
+: >"$work/sockperf-udp"; : >"$work/socklab-udp"; : >"$work/socklab-udp-threaded"
 for round in $(seq 1 "$ROUNDS"); do
   a=$(iperf3_gbit); b=$(socklab_bulk_gbit); b2=$(socklab_bulk_2p_gbit)
   c=$(sockperf_rtt_us); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us)
+  u=$(sockperf_udp_rtt_us); w=$(socklab_udp_rtt_us "$udp_echo_port"); w2=$(socklab_udp_rtt_us "$udp_echo_threaded_port")
   e=$(iperf3_1g_gbit); f=$(socklab_recv_gbit)
-  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
-    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$e" "$f"
+  # A run that gave no figure (a tool failed, a report lacks the metric) stops the script.
+  for v in "$a" "$b" "$b2" "$c" "$d" "$d2" "$u" "$w" "$w2" "$e" "$f"; do
+    [[ $v =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || {
+      echo "compare-peers.sh: round $round: a run gave no positive figure ('$v'); the figures were: $a $b $b2 $c $d $d2 $u $w $w2 $e $f" >&2
+      exit 1
+    }
+  done
+  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f) us | UDP p50 RTT  sockperf %.2f  socklab %.2f (threaded server %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
+    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$u" "$w" "$w2" "$e" "$f"
+  echo "$u" >>"$work/sockperf-udp"; echo "$w" >>"$work/socklab-udp"; echo "$w2" >>"$work/socklab-udp-threaded"
   echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"; echo "$b2" >>"$work/socklab-bulk-2p"
   echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"; echo "$d2" >>"$work/socklab-rtt-2p"
   echo "$e" >>"$work/iperf3-1g"; echo "$f" >>"$work/socklab-recv"
@@ -131,12 +174,17 @@ iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
 sockperf=$(median <"$work/sockperf"); rtt=$(median <"$work/socklab-rtt")
 iperf1g=$(median <"$work/iperf3-1g"); recv=$(median <"$work/socklab-recv")
 bulk2=$(median <"$work/socklab-bulk-2p"); rtt2=$(median <"$work/socklab-rtt-2p")
+sockperf_udp=$(median <"$work/sockperf-udp"); udp=$(median <"$work/socklab-udp")
+udp_threaded=$(median <"$work/socklab-udp-threaded")
 echo
 echo "medians over $ROUNDS rounds (${DURATION} s runs; 1 GiB transfers):"
-awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v g="$iperf1g" -v v="$recv" 'BEGIN {
+awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v g="$iperf1g" -v v="$recv" \
+  -v su="$sockperf_udp" -v u="$udp" -v ut="$udp_threaded" 'BEGIN {
   printf "  bulk TCP throughput, one process     iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
   printf "  bulk TCP throughput, two processes   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 1.00x)\n", i, b2, b2 / i
   printf "  ping-pong p50 RTT, one process       sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
   printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x)\n", s, r2, r2 / s
+  printf "  UDP ping-pong p50 RTT, tokio srv    sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, u, u / su
+  printf "  UDP ping-pong p50 RTT, threaded srv sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, ut, ut / su
   printf "  1 GiB, 64 KiB reads                  iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'

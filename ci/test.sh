@@ -2,8 +2,9 @@
 # The test entry point for CI and for people: the README's test command, then the CI
 # suite through the release binary, checking its exit code and its report, then the
 # fidelity cross-check (ci/fidelity.sh: tcpdump and kernel counters on the same traffic),
-# then every fuzz target for a short fixed time (FUZZ_SECONDS, default 15; ci/fuzz.sh runs
-# longer).
+# then every benchmark once, untimed (`cargo bench --workspace --benches -- --test`:
+# benches never rot), then every fuzz target for a short fixed time (FUZZ_SECONDS,
+# default 15; ci/fuzz.sh runs longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,26 @@ sed -n '/^## Summary/,/^## /p' "$out/report/report.md" | sed '$d'
 
 echo "== fidelity: socklab's figures against tcpdump and the kernel's counters"
 RECV_BYTES=268435456 bash ci/fidelity.sh
+
+# Every criterion benchmark runs once, untimed (and asserts what it measures, such as
+# every frame decoded): a bench that no longer builds or panics fails CI. The release
+# build above is shared, so this adds the bench targets' build and about a minute.
+# --benches: the bench targets alone, not every unit and integration test rebuilt in
+# release.
+echo "== cargo bench --workspace --benches -- --test"
+bench_log="$out/bench.log"
+if ! cargo bench --workspace --benches -- --test >"$bench_log" 2>&1; then
+  tail -n 40 "$bench_log" >&2
+  echo "ci/test.sh: cargo bench --workspace --benches -- --test failed (log above)" >&2
+  exit 1
+fi
+# criterion prints "Success" per benchmark it ran; none at all means nothing was checked.
+benches_run=$(grep -c '^Success' "$bench_log" || true)
+if [ "$benches_run" -eq 0 ]; then
+  echo "ci/test.sh: cargo bench --workspace --benches -- --test ran no benchmark" >&2
+  exit 1
+fi
+echo "$benches_run benchmarks ran once each"
 
 echo "== fuzzing every decoder for ${FUZZ_SECONDS:-15} s"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-15}"

@@ -1,6 +1,7 @@
 //! `framing-throughput`: every framing strategy on the same workload, over real loopback
 //! TCP against a reference server — throughput, latency percentiles, CPU time, and
-//! whether every message arrived intact and in order.
+//! whether every message arrived intact and in order — and ping-pong over UDP, where a
+//! datagram with no reply in time is counted lost.
 //!
 //! With `link=veth` the workload crosses a veth pair between two private namespaces (an
 //! MTU, optionally a tbf `rate`: bulk mode must then deliver within 10% of it); with
@@ -14,7 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
-use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::impair::{
+    Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay, start_in_front,
+};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
@@ -22,11 +25,13 @@ use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::{
-    Behaviour, Flavour, Mode, PeerError, Server, ServerConfig, Workload, WorkloadResult, run_workload_on,
+    Behaviour, Flavour, MessageCodec, Mode, PeerError, Server, ServerConfig, Transport, Workload,
+    WorkloadResult, run_workload, run_workload_on,
 };
 use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::codec::Encoder;
 
 use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
@@ -93,6 +98,10 @@ pub struct Params {
     pub link_rate: String,
     /// `link=veth`: one-way delay each way, ms, through the impairment relay.
     pub delay_ms: u64,
+    /// `tcp`, or `udp` (ping-pong only).
+    pub transport: String,
+    /// `udp`: how long each request waits for its reply before it counts as lost, in ms.
+    pub udp_timeout_ms: u64,
 }
 
 impl Default for Params {
@@ -112,6 +121,8 @@ impl Default for Params {
             mtu: link::DEFAULT_MTU,
             link_rate: link::DEFAULT_RATE.into(),
             delay_ms: 0,
+            transport: "tcp".into(),
+            udp_timeout_ms: 200,
         }
     }
 }
@@ -171,7 +182,24 @@ const PARAMS: &[ParamSpec] = &[
         unit: None,
         doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
     },
-    IMPAIR_PARAM,
+    ParamSpec {
+        name: IMPAIR_PARAM.name,
+        kind: IMPAIR_PARAM.kind,
+        unit: None,
+        doc: "a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates, reorders, delays or truncates datagrams (loss=0.1, ...); the case seed replays it",
+    },
+    ParamSpec {
+        name: "transport",
+        kind: ParamKind::Choice { options: Transport::NAMES },
+        unit: None,
+        doc: "tcp, or udp: one framed message per datagram, ping-pong mode only, a request with no reply within udp_timeout_ms counted lost",
+    },
+    ParamSpec {
+        name: "udp_timeout_ms",
+        kind: ParamKind::Integer { min: 1, max: 60_000 },
+        unit: Some("ms"),
+        doc: "udp: how long each request waits for its reply before it counts as lost",
+    },
     link::LINK_PARAM,
     link::MTU_PARAM,
     // `rate` is this scenario's open-loop message rate, so the link's rate has its own name.
@@ -239,7 +267,13 @@ const METRICS: &[MetricSpec] = &[
         name: "out_of_order",
         unit: Unit::Count,
         better: Better::Lower,
-        doc: "intact frames out of sequence",
+        doc: "intact frames out of sequence (udp: replies that came after their request was counted lost, or twice)",
+    },
+    MetricSpec {
+        name: "lost",
+        unit: Unit::Count,
+        better: Better::Lower,
+        doc: "udp: requests with no intact reply within udp_timeout_ms",
     },
     MetricSpec {
         name: "throughput_ci95",
@@ -467,9 +501,14 @@ then measure the relay's holds and gaps, not the framing.";
     const REMOTE_PEER: bool = true;
 
     fn validate(params: &Params) -> Result<(), String> {
-        check_impair(&params.impair)?;
-        params.link_spec()?.relay_impairment(&params.impair)?;
-        let (strategy, _, _) = params.parsed()?;
+        let (strategy, mode, _) = params.parsed()?;
+        match params.transport()? {
+            Transport::Tcp => {
+                check_impair(&params.impair)?;
+                params.link_spec()?.relay_impairment(&params.impair)?;
+            }
+            Transport::Udp => check_udp(params, strategy, mode)?,
+        }
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
             let most = LengthPrefixedCodec::new(width, endian).signed(signed).effective_max_frame_len();
@@ -485,10 +524,16 @@ then measure the relay's holds and gaps, not the framing.";
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let (framing, mode, flavour) = params.parsed().map_err(invalid)?;
+        let transport = params.transport().map_err(invalid)?;
         let spec = params.link_spec().map_err(invalid)?;
         let impair = spec.relay_impairment(&params.impair).map_err(invalid)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
+        let reply_timeout = match transport {
+            Transport::Tcp => Duration::from_secs(5),
+            Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
+        };
         let workload = Workload {
+            transport,
             mode,
             framing,
             message_size: params.message_size as usize,
@@ -497,11 +542,17 @@ then measure the relay's holds and gaps, not the framing.";
             window: params.window as usize,
             rate_per_s: params.rate as f64,
             server: behaviour,
-            reply_timeout: Duration::from_secs(5).min(ctx.timeout),
+            reply_timeout: reply_timeout.min(ctx.timeout),
             nodelay: params.nodelay,
+            cancel: ctx.cancel.clone(),
             ..Workload::default()
         };
         if let Some(agent) = ctx.peer.clone() {
+            if transport == Transport::Udp {
+                return Err(invalid(
+                    "transport=udp runs against a server on this host; --peer-cmd runs TCP workloads".into(),
+                ));
+            }
             return run_with_agent(&params, workload, flavour, &impair, agent, &ctx).await;
         }
         // Making a veth link runs `ip` a few times: off the async threads.
@@ -509,7 +560,7 @@ then measure the relay's holds and gaps, not the framing.";
             .await
             .map_err(|e| CaseError::task("the link set-up", e))??;
         // The reference server, unless the case runs against a target (which must echo).
-        let config = ServerConfig { flavour, behaviour, framing, ..ServerConfig::default() };
+        let config = ServerConfig { transport, flavour, behaviour, framing, ..ServerConfig::default() };
         let server = match (&ctx.target, &link) {
             (Some(_), _) => None,
             (None, Link::Loopback) => Some(Server::start(config)?),
@@ -523,14 +574,24 @@ then measure the relay's holds and gaps, not the framing.";
         // An impairment relay in front of whichever server it is, seeded by the case; on a
         // veth link in the client's namespace, so its own connection crosses the link.
         let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
-        let relay = link.start_relay(addr, &impair, ctx.seed, config)?;
-        let addr = relay.as_ref().map_or(addr, TcpRelay::addr);
+        let relay = match transport {
+            Transport::Tcp => link.start_relay(addr, &impair, ctx.seed, config)?.map(CaseRelay::Tcp),
+            Transport::Udp => {
+                start_in_front::<UdpRelay>(addr, &impair, ctx.seed, config)?.map(CaseRelay::Udp)
+            }
+        };
+        let addr = relay.as_ref().map_or(addr, CaseRelay::addr);
         let target_process = ctx.target.as_ref().and_then(|t| t.process.clone());
         let target_cpu_before = target_process.as_ref().map(|p| p.cpu_since_ready());
         let counters_before = link.client_counters()?;
         let cpu_before = CpuTime::now();
-        let (stream, mss) = connect(&link, addr).await?;
-        let result = run_workload_on(stream, addr, &workload).await?;
+        let (result, mss) = match transport {
+            Transport::Tcp => {
+                let (stream, mss) = connect(&link, addr).await?;
+                (run_workload_on(stream, addr, &workload).await?, mss)
+            }
+            Transport::Udp => (run_workload(addr, &workload).await?, None),
+        };
         let cpu = CpuTime::now().since(cpu_before);
         let target_cpu =
             target_process.zip(target_cpu_before).map(|(p, before)| p.cpu_since_ready() - before);
@@ -634,9 +695,68 @@ pub struct Measured {
     proxy: Option<ProxyObservation>,
 }
 
+/// The impairment relay of either transport.
+enum CaseRelay {
+    Tcp(TcpRelay),
+    Udp(UdpRelay),
+}
+
+impl CaseRelay {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            CaseRelay::Tcp(relay) => relay.addr(),
+            CaseRelay::Udp(relay) => relay.addr(),
+        }
+    }
+
+    fn observation(&self) -> ProxyObservation {
+        match self {
+            CaseRelay::Tcp(relay) => relay.observation(),
+            CaseRelay::Udp(relay) => relay.observation(),
+        }
+    }
+}
+
+/// What UDP cases take: ping-pong, a framing that fits a datagram, UDP impairments.
+fn check_udp(params: &Params, strategy: FramingStrategy, mode: Mode) -> Result<(), String> {
+    if mode != Mode::PingPong {
+        return Err(format!(
+            "transport=udp runs mode=ping-pong only (one datagram outstanding, each lost one timed out); mode is {mode}"
+        ));
+    }
+    if params.link != link::DEFAULT_LINK {
+        return Err("transport=udp runs on link=loopback; link=veth carries the TCP workloads".into());
+    }
+    if strategy == FramingStrategy::StopAndWait {
+        return Err("stop-and-wait needs a stream: use transport=tcp".into());
+    }
+    // The framed message must fit one datagram, header and escaping included.
+    if let Some(mut codec) = MessageCodec::new(strategy, usize::MAX) {
+        let mut framed = bytes::BytesMut::new();
+        let payload = vec![b'a'; params.message_size as usize];
+        if codec.encode(&payload[..], &mut framed).is_ok() && framed.len() > MAX_DATAGRAM {
+            return Err(format!(
+                "over udp a framed message must fit one datagram ({MAX_DATAGRAM} bytes); {} bytes framed as {} take {}",
+                params.message_size,
+                params.framing,
+                framed.len()
+            ));
+        }
+    }
+    socklab_harness::impair::spec::check_udp_text(&params.impair)
+        .map_err(|reason| format!("impair: {reason}"))
+}
+
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
 impl Params {
     fn link_spec(&self) -> Result<LinkSpec, String> {
         LinkSpec::parse(&self.link, self.mtu, &self.link_rate, self.delay_ms)
+    }
+
+    fn transport(&self) -> Result<Transport, String> {
+        self.transport.parse().map_err(|e| format!("{e}"))
     }
 }
 
@@ -820,7 +940,13 @@ fn outcome(
         .metric("cpu_user_ms", round1(cpu.user.as_secs_f64() * 1e3), Unit::Millis)
         .metric("cpu_sys_ms", round1(cpu.system.as_secs_f64() * 1e3), Unit::Millis);
     outcome.observations.throughput = Some(result.throughput.clone());
-    outcome.checks.push(if !delivery.verified {
+    let udp = params.transport.parse() == Ok(Transport::Udp);
+    if udp {
+        outcome.key_metric("lost", result.lost as f64, Unit::Count);
+    }
+    outcome.checks.push(if udp {
+        udp_requests_answered(params, result, delivery)
+    } else if !delivery.verified {
         target_took_everything(result, delivery)
     } else if framing == FramingStrategy::Raw {
         bytes_intact(params, result, delivery)
@@ -833,6 +959,40 @@ fn outcome(
 /// Bulk against a target: every message sent was read, since the target closed only at
 /// the end of the stream. What was in them the target's own counters say (`socklab serve
 /// --behaviour sink` verifies each message and prints its counts when stopped).
+/// UDP ping-pong: every request was answered by an intact reply or counted lost after the
+/// timeout, none damaged, and at least one answered. Loss is counted, not failed: a
+/// datagram may be lost (an impairment relay, a full buffer), and the case says how many.
+fn udp_requests_answered(params: &Params, result: &WorkloadResult, d: &Delivery) -> Check {
+    let name = "every_request_answered_or_counted_lost";
+    if result.sent == 0 {
+        return Check::nothing_to_judge(
+            name,
+            "at least one request sent, each answered intact or counted lost",
+            "0 requests sent",
+        );
+    }
+    let passed = d.intact >= 1 && d.intact + result.lost == result.sent && d.corrupted == 0;
+    Check::new(
+        name,
+        format!(
+            "{} requests: each answered intact or counted lost after {} ms, at least one answered, 0 corrupted",
+            result.sent, params.udp_timeout_ms
+        ),
+        format!(
+            "{} answered intact, {} lost, {} corrupted, {} late or duplicate",
+            d.intact, result.lost, d.corrupted, d.out_of_order
+        ),
+        passed,
+        if passed {
+            "every round trip was timed or its loss counted; lost requests are not in the percentiles"
+        } else if d.intact == 0 {
+            "no request was answered: nothing echoes at that address, or every datagram was lost"
+        } else {
+            "replies came back damaged: the framing or a peer is broken"
+        },
+    )
+}
+
 fn target_took_everything(result: &WorkloadResult, d: &Delivery) -> Check {
     let name = "target_read_every_byte";
     if result.sent == 0 {

@@ -232,3 +232,81 @@ fn a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip() {
     let link = case.observations.link.as_ref().unwrap();
     assert!(link.detail.contains("10 ms one-way delay each way"), "{}", link.detail);
 }
+
+/// UDP ping-pong against the reference UDP echo server, in every framing that fits a
+/// datagram: every round trip timed into the histogram, nothing lost on loopback.
+#[test]
+fn udp_ping_pong_times_every_round_trip() {
+    let cases = run(&[
+        "transport=udp",
+        "mode=ping-pong",
+        "framing=raw,u32be,varint,line,cobs,json-header,fixed",
+        "flavour=tokio,threaded",
+        "message_size=64",
+        "duration_ms=50",
+        "max_messages=2000",
+    ]);
+    assert_eq!(cases.len(), 14);
+    for case in &cases {
+        assert_eq!(case.status, CaseStatus::Passed, "{}: {:?} {:?}", case.id, case.error, case.checks);
+        assert_eq!(case.checks[0].name, "every_request_answered_or_counted_lost");
+        let sent = metric(case, "sent");
+        assert!(sent > 0.0 && sent <= 2000.0, "{}: {sent}", case.id);
+        assert_eq!(metric(case, "corrupted"), 0.0, "{}", case.id);
+        // Loopback loses a datagram only under buffer pressure, which one outstanding
+        // request never builds.
+        assert_eq!(metric(case, "lost"), 0.0, "{}", case.id);
+        let (p50, p99) = (metric(case, "rtt_p50"), metric(case, "rtt_p99"));
+        assert!(p50 > 0.0 && p50 <= p99, "{}: {p50} {p99}", case.id);
+        let latency = case.observations.latency.as_ref().unwrap();
+        let back = socklab_harness::metrics::LatencyRecorder::from_base64(&latency.histogram).unwrap();
+        assert_eq!(back.count(), metric(case, "delivered") as u64, "{}", case.id);
+    }
+}
+
+/// Lost datagrams are counted, not waited for: a seeded relay drops about half the round
+/// trips (30% each way), and the case still ends within its bounds, every request either
+/// timed or counted lost after its timeout, and no late reply taken for a newer one.
+#[test]
+fn udp_ping_pong_counts_lost_datagrams_and_never_hangs() {
+    let started = std::time::Instant::now();
+    let case = &run(&[
+        "transport=udp",
+        "mode=ping-pong",
+        "impair=loss=0.3",
+        "udp_timeout_ms=20",
+        "duration_ms=10000",
+        "max_messages=100",
+    ])[0];
+    assert_eq!(case.status, CaseStatus::Passed, "{:?} {:?}", case.error, case.checks);
+    let (sent, delivered, lost) = (metric(case, "sent"), metric(case, "delivered"), metric(case, "lost"));
+    assert_eq!(sent, 100.0, "the message count bounds the case");
+    assert_eq!(delivered + lost, sent);
+    // 1 - 0.7 * 0.7 = 51% expected; the seed fixes it, the bounds only say "many, not all".
+    assert!((20.0..=80.0).contains(&lost), "lost {lost} of 100");
+    assert_eq!(case.observations.latency.as_ref().unwrap().summary.count, delivered as u64);
+    // Each lost request costs its 20 ms timeout, no more: ~1 s here, far under 10 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert_eq!(case.observations.proxy.as_ref().unwrap().spec, "loss=0.3");
+}
+
+#[test]
+fn udp_cases_that_cannot_work_are_refused_before_running() {
+    let registry = registry();
+    for (sets, message) in [
+        (&["transport=udp"][..], "transport=udp runs mode=ping-pong only"),
+        (&["transport=udp", "mode=ping-pong", "framing=stop-and-wait"], "stop-and-wait needs a stream"),
+        (&["transport=udp", "mode=ping-pong", "impair=split=3"], "impair:"),
+        (&["transport=udp", "mode=ping-pong", "link=veth"], "transport=udp runs on link=loopback"),
+        (
+            &["transport=udp", "mode=ping-pong", "framing=u32be", "message_size=65504"],
+            "must fit one datagram (65507 bytes); 65504 bytes framed as u32be take 65508",
+        ),
+    ] {
+        let mut suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        suite.apply_sets(&sets, &registry).unwrap();
+        let err = suite.expand(&registry).unwrap_err().to_string();
+        assert!(err.contains(message), "{sets:?}: {err}");
+    }
+}

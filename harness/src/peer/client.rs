@@ -1,5 +1,6 @@
 //! Clients that drive a server and measure it: ping-pong, pipelined, bulk and open-loop
-//! workloads over TCP, for every framing strategy.
+//! workloads over TCP, for every framing strategy, and ping-pong over UDP
+//! ([`udp_client`](super::udp_client)).
 //!
 //! Every message is a self-checking [`payload`](super::payload): the client verifies each
 //! reply (length, sequence number, checksum) and counts intact, corrupted and
@@ -22,11 +23,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
-use super::behaviour::{Behaviour, Mode};
+use super::behaviour::{Behaviour, Mode, Transport};
 use super::payload::{self, Verdict};
 use crate::framing::MessageCodec;
 use crate::framing::{FramingStrategy, stop_and_wait};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary, interval_for};
+use crate::scenario::Cancel;
 
 /// Bytes of messages a writer batches into one `write`.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -34,6 +36,8 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// What a client does. `Default`: ping-pong with 64-byte `u32be` messages for 1 s.
 #[derive(Debug, Clone)]
 pub struct Workload {
+    /// TCP, or UDP (ping-pong only: one datagram outstanding).
+    pub transport: Transport,
     /// How the client drives the server.
     pub mode: Mode,
     /// How messages are framed.
@@ -50,17 +54,22 @@ pub struct Workload {
     pub rate_per_s: f64,
     /// What the server does: `echo` or `echo-upper` (replies verified), `sink` (no replies).
     pub server: Behaviour,
-    /// Longest wait for the server at any point.
+    /// Longest wait for the server at any point. Over UDP, how long each request waits
+    /// for its reply before it counts as lost.
     pub reply_timeout: Duration,
     /// Set TCP_NODELAY on the client socket.
     pub nodelay: bool,
     /// Largest frame accepted from the server, in bytes.
     pub max_frame_len: usize,
+    /// Raised when the case's time is up: the UDP client, which blocks a thread, looks at
+    /// it between requests (the TCP clients are async and stop when dropped).
+    pub cancel: Cancel,
 }
 
 impl Default for Workload {
     fn default() -> Self {
         Workload {
+            transport: Transport::Tcp,
             mode: Mode::PingPong,
             framing: crate::peer::ServerConfig::default().framing,
             message_size: 64,
@@ -72,6 +81,7 @@ impl Default for Workload {
             reply_timeout: Duration::from_secs(5),
             nodelay: true,
             max_frame_len: 8 << 20,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -88,8 +98,12 @@ pub struct WorkloadResult {
     /// Received frames that did not verify (for `raw`: reads that were not exactly one
     /// message).
     pub corrupted: u64,
-    /// Intact frames that arrived out of sequence.
+    /// Intact frames that arrived out of sequence (over UDP: replies to an earlier
+    /// request, which arrived after it was counted lost, or twice).
     pub out_of_order: u64,
+    /// UDP: requests with no intact reply within `reply_timeout` (0 over TCP, where a
+    /// silent server is an error).
+    pub lost: u64,
     /// Round trips (from the intended send time, for open-loop).
     pub latency: LatencyRecorder,
     /// Reply bytes per interval (sent bytes for bulk).
@@ -108,6 +122,12 @@ pub struct WorkloadResult {
 /// [`PeerError`] when connecting fails, the server goes silent for `reply_timeout`,
 /// closes while replies are due, or sends a frame the codec refuses.
 pub async fn run_workload(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
+    if workload.transport == Transport::Udp {
+        let workload = workload.clone();
+        return tokio::task::spawn_blocking(move || super::udp_client::ping_pong(addr, &workload))
+            .await
+            .map_err(|e| PeerError::Task(e.to_string()))?;
+    }
     let stream = TcpStream::connect(addr).await.map_err(|error| PeerError::Connect { addr, error })?;
     run_workload_on(stream, addr, workload).await
 }
@@ -328,6 +348,7 @@ async fn request_reply(
         intact: tracker.intact,
         corrupted: tracker.corrupted,
         out_of_order: tracker.out_of_order,
+        lost: 0,
         latency,
         throughput: meter.summary(),
         elapsed,
@@ -369,6 +390,7 @@ async fn bulk(
         intact: 0,
         corrupted: 0,
         out_of_order: 0,
+        lost: 0,
         latency: LatencyRecorder::new(),
         throughput: meter.summary(),
         elapsed: start.elapsed(),
@@ -433,6 +455,7 @@ async fn stop_and_wait_workload(
         intact: tracker.intact,
         corrupted: tracker.corrupted,
         out_of_order: tracker.out_of_order,
+        lost: 0,
         latency,
         throughput: meter.summary(),
         elapsed: start.elapsed(),

@@ -1,0 +1,177 @@
+//! The UDP ping-pong client: one datagram outstanding, each round trip timed, a request
+//! with no reply within the timeout counted lost.
+//!
+//! Each request is one datagram holding one framed, self-checking
+//! [`payload`](super::payload), as socklab's UDP servers expect (a datagram holds whole
+//! frames). The reply must carry the request's sequence number: an intact reply to an
+//! earlier request (one already counted lost, or a duplicate) is counted out of order
+//! and not timed, so a late datagram never passes for the current request's answer.
+//!
+//! The socket is blocking, connected to the server, and read with a short timeout: the
+//! cheapest round trip a UDP client can make (one `send`, one `recv` that sleeps on the
+//! socket), like the reference tools, and the loop looks at the stop flag and its
+//! deadline at least every [`Cancel::CHECK_EVERY`]. Bounded by the workload's duration
+//! and message count; each request by `reply_timeout`.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::PeerError;
+use super::behaviour::{Behaviour, Mode};
+use super::client::{Workload, WorkloadResult};
+use super::payload::{self, Verdict};
+use crate::framing::MessageCodec;
+use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
+use crate::scenario::Cancel;
+
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Runs a UDP ping-pong `workload` against the echo server at `addr`, blocking the
+/// calling thread (`run_workload` calls it through `spawn_blocking`), until its duration
+/// or message count is reached or its `cancel` flag is raised.
+///
+/// # Errors
+/// [`PeerError::Unsupported`] for a mode other than ping-pong, a server that sends no
+/// replies, stop-and-wait framing, or a message that does not fit one datagram;
+/// [`PeerError::Connect`] when nothing listens at `addr` (the kernel reports the ICMP
+/// port unreachable as a refused `send` or `recv`); [`PeerError::Io`] for other socket
+/// errors. Lost and damaged datagrams are counted, not errors.
+pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
+    let cancel = &workload.cancel;
+    if workload.mode != Mode::PingPong {
+        return Err(PeerError::Unsupported(format!(
+            "{} over UDP: the UDP client runs ping-pong only (one datagram outstanding)",
+            workload.mode
+        )));
+    }
+    if !matches!(workload.server, Behaviour::Echo | Behaviour::EchoUpper) {
+        return Err(PeerError::Unsupported(format!(
+            "ping-pong needs replies; {} sends none",
+            workload.server
+        )));
+    }
+    let mut codec = MessageCodec::new(workload.framing, workload.max_frame_len)
+        .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP (it needs a stream)".into()))?;
+    let size = workload.message_size.max(payload::MIN_PAYLOAD);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, size);
+    let mut datagram = BytesMut::with_capacity(size + 64);
+    codec.encode(&message[..], &mut datagram)?;
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(PeerError::Unsupported(format!(
+            "a {size}-byte message framed as {} takes {} bytes, more than one datagram holds ({MAX_DATAGRAM})",
+            workload.framing,
+            datagram.len()
+        )));
+    }
+
+    let local: SocketAddr = match addr {
+        _ if addr.ip().is_loopback() => SocketAddr::new(addr.ip(), 0),
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(addr)?;
+    // Set once: a `recv` wakes at least this often to look at the deadline and the flag.
+    socket.set_read_timeout(Some(
+        workload.reply_timeout.clamp(Duration::from_millis(1), Cancel::CHECK_EVERY),
+    ))?;
+    let refused = |error: io::Error| match error.kind() {
+        io::ErrorKind::ConnectionRefused => PeerError::Connect { addr, error },
+        _ => PeerError::Io(error),
+    };
+
+    let upper = workload.server == Behaviour::EchoUpper;
+    let mut result = WorkloadResult::default();
+    let mut latency = LatencyRecorder::new();
+    let mut meter = ThroughputMeter::start(interval_for(workload.duration));
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut input = BytesMut::with_capacity(MAX_DATAGRAM + 1);
+    let start = Instant::now();
+    let mut last_reply_at = None;
+    let mut seq: u64 = 0;
+    while seq < workload.max_messages && (seq == 0 || start.elapsed() < workload.duration) {
+        if cancel.is_cancelled() {
+            break;
+        }
+        payload::renumber(&mut message, seq as u32);
+        datagram.clear();
+        codec.encode(&message[..], &mut datagram)?;
+        let sent_at = Instant::now();
+        socket.send(&datagram).map_err(refused)?;
+        let due = sent_at + workload.reply_timeout;
+        let want = seq as u32;
+        seq += 1;
+        let answered = loop {
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if Instant::now() >= due || cancel.is_cancelled() {
+                        break false;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(refused(e)),
+            };
+            let now = Instant::now();
+            input.clear();
+            input.extend_from_slice(&buf[..n]);
+            let mut this_one = false;
+            // Each datagram decodes on its own, as the server decodes them: a fresh codec,
+            // so one damaged datagram is one damaged reply, not a stream lost for good.
+            let mut decoder = MessageCodec::new(workload.framing, workload.max_frame_len)
+                .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP".into()))?;
+            let mut frames = 0;
+            loop {
+                let frame = match decoder.decode_eof(&mut input) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) if frames > 0 => break,
+                    // No frame at all, or one that does not decode: a damaged reply.
+                    Ok(None) | Err(_) => {
+                        result.corrupted += 1;
+                        break;
+                    }
+                };
+                frames += 1;
+                let verdict =
+                    if upper { payload::verify_upper(&frame, size) } else { payload::verify(&frame, size) };
+                match verdict {
+                    Verdict::Intact(got) if got == want && !this_one => this_one = true,
+                    Verdict::Intact(_) => result.out_of_order += 1,
+                    Verdict::Corrupted => result.corrupted += 1,
+                }
+                if input.is_empty() {
+                    break;
+                }
+            }
+            if this_one {
+                latency.record(now - sent_at);
+                meter.record(size as u64, 1);
+                last_reply_at = Some(now);
+                break true;
+            }
+            if now >= due {
+                break false;
+            }
+        };
+        if answered {
+            result.replied += 1;
+            result.intact += 1;
+        } else {
+            result.lost += 1;
+        }
+    }
+    let sent_for = start.elapsed();
+    result.sent = seq;
+    result.latency = latency;
+    result.throughput = meter.summary();
+    result.elapsed = last_reply_at.map_or(Duration::ZERO, |at| at.saturating_duration_since(start));
+    result.achieved_rate = if sent_for.is_zero() { 0.0 } else { seq as f64 / sent_for.as_secs_f64() };
+    Ok(result)
+}
