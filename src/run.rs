@@ -75,6 +75,7 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
 
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    let other_load = host::OtherLoad::start();
     let progress = CaseProgress::for_stderr();
     let finished = run_cases_with_peer(registry, &cases, seed, &progress, peer.clone())
         .context("start the case runtime")?;
@@ -101,6 +102,7 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
             compare: suite.compare.clone(),
             hostname: Some(host::hostname()),
             peer: peer.as_deref().map(peer_record),
+            other_load_cpus: other_load.cpus(),
         },
         scenarios: scenario_infos(&results, registry),
         cases: results,

@@ -139,3 +139,29 @@ fn a_run_against_itself_is_unchanged() {
         .stdout(predicate::str::contains("**no regressions** — 0 regressed, 0 improved, 0 noisy"))
         .stdout(predicate::str::contains("2 cases compared"));
 }
+
+/// A run records how much work other processes did on the machine meanwhile, and a
+/// comparison of two runs that competed with different loads says so (the figures moved
+/// with the machine, not only the code); equally loaded runs get no such note.
+#[test]
+fn runs_on_a_differently_loaded_machine_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    socklab().args(["run", "tcp-coalescing", "--out"]).arg(&a).assert().success();
+    let recorded = read_json(&a.join("report.json"))["run"]["other_load_cpus"].as_f64().expect("recorded");
+    assert!((0.0..=64.0).contains(&recorded), "{recorded}");
+    let b = dir.path().join("b");
+    fs::create_dir(&b).unwrap();
+    let with_load = |load: f64| {
+        let mut report = read_json(&a.join("report.json"));
+        report["run"]["other_load_cpus"] = Value::from(load);
+        fs::write(b.join("report.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        let output = socklab().arg("compare").arg(&a).arg(&b).output().unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let busier = with_load(recorded + 1.5);
+    assert!(busier.contains("**Machine load:**"), "{busier}");
+    assert!(busier.contains("their work during the new run"), "{busier}");
+    let same = with_load(recorded + 0.1);
+    assert!(!same.contains("Machine load"), "{same}");
+}

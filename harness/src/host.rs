@@ -24,6 +24,57 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// How busy other processes kept the machine while a run went on: started before the
+/// run, read after it. The machine's busy CPU time (`/proc/stat`: every CPU's time outside
+/// idle and I/O wait) minus this process's own, over the run's wall time, is how many
+/// CPUs' worth of work the rest of the machine did meanwhile — what a figure measured on
+/// a shared machine competed with.
+pub struct OtherLoad {
+    started: std::time::Instant,
+    machine_busy: Option<std::time::Duration>,
+    own: crate::metrics::CpuTime,
+}
+
+impl OtherLoad {
+    /// Starts watching.
+    pub fn start() -> Self {
+        OtherLoad {
+            started: std::time::Instant::now(),
+            machine_busy: machine_busy_time(),
+            own: crate::metrics::CpuTime::now(),
+        }
+    }
+
+    /// CPUs' worth of other processes' work since [`OtherLoad::start`] (0.0 to the CPU
+    /// count), or `None` where `/proc/stat` cannot be read.
+    pub fn cpus(&self) -> Option<f64> {
+        let busy = machine_busy_time()?.checked_sub(self.machine_busy?)?;
+        let own = crate::metrics::CpuTime::now().since(self.own).total();
+        let wall = self.started.elapsed().as_secs_f64();
+        (wall > 0.0).then(|| (busy.saturating_sub(own).as_secs_f64() / wall).clamp(0.0, cpu_count() as f64))
+    }
+}
+
+/// Busy time of all CPUs together since boot, from the first line of `/proc/stat`.
+fn machine_busy_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_ticks(stat.lines().next()?).map(|ticks| {
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        std::time::Duration::from_secs_f64(ticks as f64 / hz)
+    })
+}
+
+/// Ticks outside idle and I/O wait in a `/proc/stat` `cpu` line (user nice system idle
+/// iowait irq softirq steal; guest time is already inside user).
+fn busy_ticks(line: &str) -> Option<u64> {
+    let mut fields = line.split_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    let ticks: Vec<u64> = fields.take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    (ticks.len() == 8)
+        .then(|| ticks.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum())
+}
+
 /// An address of one of this host's interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddr {
@@ -160,6 +211,21 @@ pub fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_ticks_leave_out_idle_and_io_wait() {
+        assert_eq!(busy_ticks("cpu  10 1 5 1000 7 2 3 4 0 0"), Some(10 + 1 + 5 + 2 + 3 + 4));
+        assert_eq!(busy_ticks("cpu0 10 1 5 1000 7 2 3 4"), None, "the total line only");
+        assert_eq!(busy_ticks("cpu  10 1 5"), None, "too few fields");
+    }
+
+    #[test]
+    fn other_load_is_between_none_and_every_cpu() {
+        let load = OtherLoad::start();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let cpus = load.cpus().expect("/proc/stat is readable");
+        assert!((0.0..=cpu_count() as f64).contains(&cpus), "{cpus}");
+    }
 
     #[test]
     fn facts_are_filled_in() {

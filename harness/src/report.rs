@@ -126,6 +126,11 @@ pub struct RunInfo {
     /// The other host, when the server side ran through `socklab agent` (`--peer-cmd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<PeerRecord>,
+    /// CPUs' worth of work other processes did on this machine during the run
+    /// (`host::OtherLoad`): what the figures competed with. Absent where `/proc/stat`
+    /// could not be read, and in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_load_cpus: Option<f64>,
 }
 
 /// The host of the agent a run used (`--peer-cmd`), as the agent described it.
@@ -825,6 +830,7 @@ mod tests {
                     cpu_count: 4,
                     socklab_version: "0.1.0".into(),
                 }),
+                other_load_cpus: Some(0.25),
             },
             scenarios: BTreeMap::from([(
                 "tcp-coalescing".to_string(),

@@ -118,6 +118,10 @@ pub struct Comparison {
     pub verdicts: BTreeMap<String, usize>,
     /// Checks that passed in base and fail in new.
     pub checks_broken: usize,
+    /// Said when other processes loaded the machine differently in the two runs
+    /// ([`LOAD_DIFFERENCE_CPUS`] or more apart), which moves figures with no code change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_note: Option<String>,
     /// Checks that failed in base and pass in new.
     pub checks_fixed: usize,
 }
@@ -217,7 +221,30 @@ pub fn compare(
         verdicts,
         checks_broken,
         checks_fixed,
+        load_note: load_note(base, new),
     })
+}
+
+/// How far apart, in CPUs' worth of other processes' work, two runs' machine load must be
+/// for [`Comparison::load_note`] to say so: half a CPU takes a noticeable share of a
+/// 2-CPU machine's time from the figures that compete for it.
+pub const LOAD_DIFFERENCE_CPUS: f64 = 0.5;
+
+/// What to say when the two runs competed with different loads (`RunInfo::other_load_cpus`).
+fn load_note(base: &Report, new: &Report) -> Option<String> {
+    let (b, n) = (base.run.other_load_cpus?, new.run.other_load_cpus?);
+    if (n - b).abs() < LOAD_DIFFERENCE_CPUS {
+        return None;
+    }
+    let (busier, quieter) = if n > b { ("new", "base") } else { ("base", "new") };
+    Some(format!(
+        "Other processes loaded the machine differently: {:.1} CPUs' worth of their work during the {busier} run, \
+         {:.1} during the {quieter} (of {} CPUs). Throughput, latency and CPU figures move with that and no code \
+         change: rerun both on an equally loaded machine before trusting a regression or an improvement.",
+        b.max(n),
+        b.min(n),
+        new.run.cpu_count
+    ))
 }
 
 /// What identifies a case across runs: scenario and every parameter.
@@ -470,6 +497,7 @@ struct ComparePage<'a> {
     groups: Vec<Group<'a>>,
     only_in_base: &'a [String],
     only_in_new: &'a [String],
+    load_note: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -573,6 +601,7 @@ impl<'a> ComparePage<'a> {
             groups,
             only_in_base: &c.only_in_base,
             only_in_new: &c.only_in_new,
+            load_note: c.load_note.as_deref(),
         }
     }
 }

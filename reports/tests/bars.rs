@@ -71,6 +71,7 @@ fn report() -> Report {
             compare: Default::default(),
             hostname: None,
             peer: None,
+            other_load_cpus: None,
         },
         scenarios: BTreeMap::from([
             (

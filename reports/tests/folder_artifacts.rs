@@ -25,6 +25,7 @@ fn report(seed: u64) -> Report {
             compare: Default::default(),
             hostname: None,
             peer: None,
+            other_load_cpus: None,
         },
         scenarios: BTreeMap::new(),
         cases: Vec::new(),

@@ -101,6 +101,7 @@ fn report() -> Report {
             compare: Default::default(),
             hostname: None,
             peer: None,
+            other_load_cpus: None,
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),

@@ -79,6 +79,7 @@ fn sample() -> Report {
             compare: Default::default(),
             hostname: None,
             peer: None,
+            other_load_cpus: None,
         },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),
