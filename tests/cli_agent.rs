@@ -238,3 +238,27 @@ fn a_veth_case_with_a_peer_is_refused() {
         .code(2)
         .stderr(predicate::str::contains("link=veth makes both ends on this host"));
 }
+
+/// A case that times out between starting its role on the agent and stopping it leaves
+/// the role running there; the runner stops it after the case. Without that, the agent's
+/// role limit (16) filled up and every case after the 16th failed to start its server.
+#[test]
+fn roles_of_timed_out_cases_are_stopped_so_later_cases_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = format!("{} agent --stdio", binary());
+    // 1-byte reads of 1 GiB outlast the 1 s timeout: every case times out mid-transfer.
+    let read_sizes = (1..=18).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    socklab()
+        .args(["run", "recv-buffer", "--peer-cmd", &peer, "--timeout", "1"])
+        .args(["--set", "bytes=1073741824", "--set", &format!("read_size={read_sizes}")])
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .assert()
+        .code(1);
+    let report = report(&dir.path().join("r"));
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 18);
+    for case in cases {
+        assert_eq!(case["status"], "timed_out", "{}: {}", case["id"], case["error"]);
+    }
+}

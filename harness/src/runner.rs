@@ -112,6 +112,11 @@ pub fn run_cases_with_peer(
             }
             progress.case_started(index, case);
             let finished = run_one(registry, case, run_seed, peer.clone())?;
+            // A case that failed or timed out between starting a role on the agent and
+            // stopping it leaves it running there; end it before the next case.
+            if let Some(peer) = &peer {
+                peer.stop_open_roles();
+            }
             // What this run alone says, thresholds included (the report judges them
             // again on the medians once every repeat has run).
             let mut shown = judge_result_thresholds(case, finished.result.clone());

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,9 @@ pub struct RemoteAgent {
     noise: Tail,
     readers: Vec<JoinHandle<()>>,
     next_id: AtomicU64,
+    /// Roles started and not yet stopped: a case that fails or times out between the
+    /// two leaves its role here, and [`RemoteAgent::stop_open_roles`] ends it.
+    open_roles: Mutex<Vec<u32>>,
 }
 
 /// A role the agent started: its number and where to connect to it.
@@ -194,6 +197,7 @@ impl RemoteAgent {
             noise,
             readers,
             next_id: AtomicU64::new(1),
+            open_roles: Mutex::new(Vec::new()),
         };
         let hello =
             Request::Hello { protocol: PROTOCOL_VERSION, socklab_version: SOCKLAB_VERSION.to_string() };
@@ -241,6 +245,7 @@ impl RemoteAgent {
         let waiting = "start";
         match self.exchange(&Request::Start { id, role }, Some(id), waiting, CONTROL_TIMEOUT, None)? {
             Reply::Started { role, addr, .. } => {
+                self.open_roles.lock().unwrap_or_else(PoisonError::into_inner).push(role);
                 Ok(RemoteRole { number: role, addr: SocketAddr::new(self.peer_ip, addr.port()) })
             }
             other => Err(refused_or_unexpected(waiting, other)),
@@ -257,6 +262,7 @@ impl RemoteAgent {
         wait: Duration,
         cancel: &Cancel,
     ) -> Result<RoleObservation, AgentError> {
+        self.open_roles.lock().unwrap_or_else(PoisonError::into_inner).retain(|&open| open != role);
         let id = self.next_id();
         let waiting = "stop";
         let request = Request::Stop { id, role, wait_ms: wait.as_millis() as u64 };
@@ -264,6 +270,19 @@ impl RemoteAgent {
             Reply::Stopped { observation, .. } => Ok(observation),
             other => Err(refused_or_unexpected(waiting, other)),
         }
+    }
+
+    /// Stops every role a case started and did not stop (it failed or timed out in
+    /// between), so the agent's servers and listeners do not outlive their case; the
+    /// runner calls it after each case. Returns how many there were.
+    pub fn stop_open_roles(&self) -> usize {
+        let open = std::mem::take(&mut *self.open_roles.lock().unwrap_or_else(PoisonError::into_inner));
+        for &role in &open {
+            if let Err(error) = self.stop_role(role, Duration::ZERO, &Cancel::new()) {
+                tracing::warn!("could not stop the agent's role {role} that its case left running: {error}");
+            }
+        }
+        open.len()
     }
 
     /// Runs a client workload on the agent against `addr`.
