@@ -28,7 +28,8 @@ cleanup() {
   ip netns delete "$ns" 2>/dev/null || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 in_ns() { ip netns exec "$ns" "$@"; }
@@ -41,6 +42,7 @@ rcvbuf_errors() { in_ns awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i]
 ip netns exec "$ns" tcpdump -i lo -n -U --time-stamp-precision nano -w "$work/tcpdump.pcap" tcp >"$work/tcpdump.log" 2>&1 &
 tcpdump_pid=$!
 for _ in $(seq 50); do grep -q "listening on" "$work/tcpdump.log" && break; sleep 0.1; done
+grep -q "listening on" "$work/tcpdump.log" || { echo "fidelity.sh: tcpdump did not start: $(cat "$work/tcpdump.log")" >&2; exit 1; }
 in_ns "$socklab" run tcp-coalescing --set nodelay=false,true --set warm=false,true \
   --out "$work/coalescing" >/dev/null
 sleep 0.5
@@ -62,8 +64,8 @@ done
 bytes_before=$(lo_bytes)
 in_ns "$socklab" run recv-buffer --set bytes="$RECV_BYTES" --set read_size=65536 --out "$work/recv" >/dev/null
 bytes_after=$(lo_bytes)
-# The run passed (set -e), so its check verified every byte: it delivered RECV_BYTES.
-recv_bytes=$RECV_BYTES
+recv_bytes=$(metric "$work/recv" received 0)
+recv_bytes=${recv_bytes%.0}
 
 echo "fidelity, one run in namespace $ns on $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -76,7 +78,7 @@ snmp=$((errors_after - errors_before)); src="Udp: RcvbufErrors delta, /proc/net/
 printf '| UDP drops, %d cases | %d (sequence gaps) | %d (%s) | %s |\n' "$udp_cases" "$udp_gaps" "$snmp" "$src" \
   "$([ "$udp_gaps" -eq "$snmp" ] && echo exact || echo "differ by $((udp_gaps - snmp))")"
 lo_delta=$((bytes_after - bytes_before))
-printf '| bytes on lo, recv-buffer | %d payload bytes delivered | %d bytes (lo counter delta, /proc/net/dev) | headers and ACKs %d bytes (%.3f%%) |\n' \
+printf '| bytes on lo, recv-buffer | %d payload bytes received (and verified) | %d bytes (lo counter delta, /proc/net/dev) | headers and ACKs %d bytes (%.3f%%) |\n' \
   "$recv_bytes" "$lo_delta" "$((lo_delta - recv_bytes))" "$(awk -v d="$lo_delta" -v b="$recv_bytes" 'BEGIN { print (d - b) * 100 / b }')"
 # Headers and ACKs of 64 KiB segments are well under 1% of the payload.
 [ "$lo_delta" -ge "$recv_bytes" ] && [ "$lo_delta" -le $((recv_bytes + recv_bytes / 100)) ] || {

@@ -77,7 +77,9 @@ def main():
             print(f"fidelity_pcap.py: {case['id']}: {len(unused)} tcpdump packets socklab did not record", file=sys.stderr)
             failed = True
         # The client is the side that did not listen: the server port is the SYN's destination.
-        syn = next(f for _, f in theirs if tcp_fields(f)[3] == 0 and f[14 + (f[14] & 0x0F) * 4 + 13] & 0x02)
+        syn = next((f for _, f in theirs if tcp_fields(f)[3] == 0 and f[14 + (f[14] & 0x0F) * 4 + 13] & 0x02), None)
+        if syn is None:
+            sys.exit(f"fidelity_pcap.py: {case['id']}: no SYN of the case's connection in tcpdump's capture")
         server_port = tcp_fields(syn)[1]
         # The messages are the last `bytes` the client sent (a warm case sends its
         # request/reply rounds first): count the first transmissions that carry any of them.
@@ -87,8 +89,12 @@ def main():
             src, dst, seq, length = tcp_fields(f)
             if dst == server_port and length > 0:
                 data.setdefault((seq - isn) % 2**32, length)
+        if not data:
+            sys.exit(f"fidelity_pcap.py: {case['id']}: tcpdump saw no data from client to server")
         end = max(offset + length for offset, length in data.items())
-        message_bytes = next(m["value"] for m in case["metrics"] if m["name"] == "bytes")
+        message_bytes = next((m["value"] for m in case["metrics"] if m["name"] == "bytes"), None)
+        if message_bytes is None:
+            sys.exit(f"fidelity_pcap.py: {case['id']}: the report has no `bytes` metric")
         first = sum(1 for offset, length in data.items() if offset + length > end - message_bytes)
         metric = next((m["value"] for m in case["metrics"] if m["name"] == "segments"), None)
         if metric != first:

@@ -132,6 +132,12 @@ fn check_peer_cases(cases: &[CaseSpec], registry: &Registry) -> Result<()> {
                 case.id
             );
         }
+        if case.params.get("transport").and_then(|v| v.as_str()).is_some_and(|transport| transport != "tcp") {
+            anyhow::bail!(
+                "{}: transport=udp runs against a server on this host; --peer-cmd runs TCP workloads",
+                case.id
+            );
+        }
     }
     Ok(())
 }

@@ -239,6 +239,17 @@ fn a_veth_case_with_a_peer_is_refused() {
         .stderr(predicate::str::contains("link=veth makes both ends on this host"));
 }
 
+#[test]
+fn a_udp_case_with_a_peer_is_refused_before_any_case_runs() {
+    let peer = format!("{} agent --stdio", binary());
+    socklab()
+        .args(["run", "framing-throughput", "--set", "transport=udp", "--set", "mode=ping-pong"])
+        .args(["--peer-cmd", &peer])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("transport=udp runs against a server on this host"));
+}
+
 /// A case that times out between starting its role on the agent and stopping it leaves
 /// the role running there; the runner stops it after the case. Without that, the agent's
 /// role limit (16) filled up and every case after the 16th failed to start its server.

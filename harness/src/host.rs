@@ -51,8 +51,20 @@ impl OtherLoad {
         let busy = machine_busy_time()?.checked_sub(self.machine_busy?)?;
         let own = crate::metrics::CpuTime::now().since(self.own).total();
         let wall = self.started.elapsed().as_secs_f64();
-        (wall > 0.0).then(|| (busy.saturating_sub(own).as_secs_f64() / wall).clamp(0.0, cpu_count() as f64))
+        // /proc/stat counts every CPU of the machine, not just those this process may use.
+        (wall > 0.0)
+            .then(|| (busy.saturating_sub(own).as_secs_f64() / wall).clamp(0.0, machine_cpus() as f64))
     }
+}
+
+/// CPUs of the whole machine (the `cpuN` lines of `/proc/stat`), at least 1.
+fn machine_cpus() -> usize {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    cpus.max(1)
 }
 
 /// Busy time of all CPUs together since boot, from the first line of `/proc/stat`.
@@ -224,7 +236,8 @@ mod tests {
         let load = OtherLoad::start();
         std::thread::sleep(std::time::Duration::from_millis(50));
         let cpus = load.cpus().expect("/proc/stat is readable");
-        assert!((0.0..=cpu_count() as f64).contains(&cpus), "{cpus}");
+        assert!((0.0..=machine_cpus() as f64).contains(&cpus), "{cpus}");
+        assert!(machine_cpus() >= cpu_count());
     }
 
     #[test]

@@ -24,14 +24,14 @@ use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
+use socklab_harness::peer::udp_client::check_fits_datagram;
 use socklab_harness::peer::{
-    Behaviour, Flavour, MessageCodec, Mode, PeerError, Server, ServerConfig, Transport, Workload,
-    WorkloadResult, run_workload, run_workload_on,
+    Behaviour, Flavour, Mode, PeerError, Server, ServerConfig, Transport, Workload, WorkloadResult,
+    run_workload, run_workload_on,
 };
 use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_util::codec::Encoder;
 
 use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
@@ -186,7 +186,7 @@ const PARAMS: &[ParamSpec] = &[
         name: IMPAIR_PARAM.name,
         kind: IMPAIR_PARAM.kind,
         unit: None,
-        doc: "a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates, reorders, delays or truncates datagrams (loss=0.1, ...); the case seed replays it",
+        doc: "a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates, reorders or delays datagrams (loss=0.1, ...); the case seed replays it",
     },
     ParamSpec {
         name: "transport",
@@ -731,24 +731,17 @@ fn check_udp(params: &Params, strategy: FramingStrategy, mode: Mode) -> Result<(
         return Err("stop-and-wait needs a stream: use transport=tcp".into());
     }
     // The framed message must fit one datagram, header and escaping included.
-    if let Some(mut codec) = MessageCodec::new(strategy, usize::MAX) {
-        let mut framed = bytes::BytesMut::new();
-        let payload = vec![b'a'; params.message_size as usize];
-        if codec.encode(&payload[..], &mut framed).is_ok() && framed.len() > MAX_DATAGRAM {
-            return Err(format!(
-                "over udp a framed message must fit one datagram ({MAX_DATAGRAM} bytes); {} bytes framed as {} take {}",
-                params.message_size,
-                params.framing,
-                framed.len()
-            ));
-        }
-    }
+    check_fits_datagram(strategy, params.message_size as usize).map_err(|e| e.to_string())?;
     socklab_harness::impair::spec::check_udp_text(&params.impair)
-        .map_err(|reason| format!("impair: {reason}"))
+        .map_err(|reason| format!("impair: {reason}"))?;
+    // A cut reply cannot be told from one the peer damaged, and the check fails on those.
+    if Impairment::parse(&params.impair).is_ok_and(|spec| spec.truncate.is_some()) {
+        return Err("impair: truncate cuts replies, which ping-pong counts as damaged; over udp use loss, \
+                    duplicate, reorder or delay (udp-truncation shows what truncation does)"
+            .into());
+    }
+    Ok(())
 }
-
-/// Largest UDP payload over IPv4.
-const MAX_DATAGRAM: usize = 65_507;
 
 impl Params {
     fn link_spec(&self) -> Result<LinkSpec, String> {
@@ -834,7 +827,7 @@ async fn run_with_agent(
         delivery,
         cpu,
         target_cpu: None,
-        peer_cpu: Some(Duration::from_secs_f64((peer_cpu.user_ms + peer_cpu.system_ms).max(0.0) / 1e3)),
+        peer_cpu: Some(peer_cpu.total()),
         wire_bytes: None,
         link: Some(LinkRecord { mss, ..link.record() }),
         mss,
@@ -956,9 +949,6 @@ fn outcome(
     outcome
 }
 
-/// Bulk against a target: every message sent was read, since the target closed only at
-/// the end of the stream. What was in them the target's own counters say (`socklab serve
-/// --behaviour sink` verifies each message and prints its counts when stopped).
 /// UDP ping-pong: every request was answered by an intact reply or counted lost after the
 /// timeout, none damaged, and at least one answered. Loss is counted, not failed: a
 /// datagram may be lost (an impairment relay, a full buffer), and the case says how many.
@@ -993,6 +983,9 @@ fn udp_requests_answered(params: &Params, result: &WorkloadResult, d: &Delivery)
     )
 }
 
+/// Bulk against a target: every message sent was read, since the target closed only at
+/// the end of the stream. What was in them the target's own counters say (`socklab serve
+/// --behaviour sink` verifies each message and prints its counts when stopped).
 fn target_took_everything(result: &WorkloadResult, d: &Delivery) -> Check {
     let name = "target_read_every_byte";
     if result.sent == 0 {

@@ -161,6 +161,12 @@ const METRICS: &[MetricSpec] = &[
         doc: "the same in MiB/s",
     },
     MetricSpec {
+        name: "received",
+        unit: Unit::Bytes,
+        better: Better::Neither,
+        doc: "bytes the receiver read (each checked against the pattern)",
+    },
+    MetricSpec {
         name: "reads",
         unit: Unit::Count,
         better: Better::Neither,
@@ -451,7 +457,10 @@ fn experiment_with_agent(
     }
     let mut source = pattern::Source::new(params.write_size as usize);
     let cpu_before = CpuTime::now();
-    client.connect(&role.addr.into()).context(format!("connect to {}", role.addr))?;
+    // Another host may not answer at all: wait no longer than the case may.
+    let connect_wait =
+        stop.at.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), IO_TIMEOUT);
+    client.connect_timeout(&role.addr.into(), connect_wait).context(format!("connect to {}", role.addr))?;
     let mut client: TcpStream = client.into();
     let mss = tcp_maxseg(&client).ok();
     send_pattern(&mut client, &mut source, params, stop.clone())?;
@@ -479,7 +488,7 @@ fn experiment_with_agent(
         rcvbuf_effective: rcvbuf_effective as usize,
         elapsed_at_eof: Duration::from_micros(elapsed_us),
     };
-    let remote_cpu = Duration::from_secs_f64((cpu.user_ms + cpu.system_ms).max(0.0) / 1e3);
+    let remote_cpu = cpu.total();
     Ok(Measured {
         server,
         sndbuf_effective: send_buffer(&client).context("read SO_SNDBUF")?,
@@ -621,6 +630,7 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     outcome
         .metric("throughput", throughput.round(), Unit::BytesPerSec)
         .key_metric("throughput_mib_s", (throughput / MIB * 10.0).round() / 10.0, Unit::MibPerSec)
+        .metric("received", s.received as f64, Unit::Bytes)
         .metric("reads", s.reads as f64, Unit::Count)
         .key_metric("reads_per_mib", (s.reads as f64 / mib).round(), Unit::Count)
         .key_metric("bytes_per_read_mean", (s.received as f64 / s.reads.max(1) as f64).round(), Unit::Bytes)

@@ -298,9 +298,10 @@ fn udp_cases_that_cannot_work_are_refused_before_running() {
         (&["transport=udp", "mode=ping-pong", "framing=stop-and-wait"], "stop-and-wait needs a stream"),
         (&["transport=udp", "mode=ping-pong", "impair=split=3"], "impair:"),
         (&["transport=udp", "mode=ping-pong", "link=veth"], "transport=udp runs on link=loopback"),
+        (&["transport=udp", "mode=ping-pong", "impair=truncate=20"], "impair: truncate cuts replies"),
         (
             &["transport=udp", "mode=ping-pong", "framing=u32be", "message_size=65504"],
-            "must fit one datagram (65507 bytes); 65504 bytes framed as u32be take 65508",
+            "a 65504-byte message framed as u32be takes 65508 bytes, more than one datagram holds (65507)",
         ),
     ] {
         let mut suite = Suite::from_scenarios(&["framing-throughput".to_string()], &registry).unwrap();

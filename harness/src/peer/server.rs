@@ -32,6 +32,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::PeerError;
 use super::behaviour::{Behaviour, Flavour, Transport};
 use super::payload::{self, Verdict};
+use super::udp_client::MAX_DATAGRAM;
 use crate::framing::MessageCodec;
 use crate::framing::{FramingError, FramingStrategy, HeaderWidth, stop_and_wait};
 
@@ -41,9 +42,6 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// The largest `max_frame_len` a server accepts: a frame is held whole in memory, and a
 /// limit a machine could not hold is a configuration mistake, not something to try.
 pub const MAX_FRAME_LIMIT: usize = 1 << 30;
-
-/// Largest UDP payload over IPv4: a datagram holds whole frames, so no frame is larger.
-const MAX_DATAGRAM: usize = 65_507;
 
 /// Distinct UDP peers remembered for [`ServerStats::connections`]; past this, new peers
 /// are no longer counted (the count says "at least").

@@ -24,12 +24,34 @@ use super::PeerError;
 use super::behaviour::{Behaviour, Mode};
 use super::client::{Workload, WorkloadResult};
 use super::payload::{self, Verdict};
-use crate::framing::MessageCodec;
+use crate::framing::{FramingStrategy, MessageCodec};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
 use crate::scenario::Cancel;
 
 /// Largest UDP payload over IPv4.
-const MAX_DATAGRAM: usize = 65_507;
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Refuses a ping-pong message of `message_size` bytes (at least the payload's own
+/// header) that, framed as `framing`, would not fit one datagram; stop-and-wait too.
+///
+/// # Errors
+/// [`PeerError::Unsupported`] saying which, and how many bytes the frame takes.
+pub fn check_fits_datagram(framing: FramingStrategy, message_size: usize) -> Result<(), PeerError> {
+    let mut codec = MessageCodec::new(framing, usize::MAX)
+        .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP (it needs a stream)".into()))?;
+    let size = message_size.max(payload::MIN_PAYLOAD);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, size);
+    let mut datagram = BytesMut::with_capacity(size + 64);
+    codec.encode(&message[..], &mut datagram)?;
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(PeerError::Unsupported(format!(
+            "a {size}-byte message framed as {framing} takes {} bytes, more than one datagram holds ({MAX_DATAGRAM})",
+            datagram.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Runs a UDP ping-pong `workload` against the echo server at `addr`, blocking the
 /// calling thread (`run_workload` calls it through `spawn_blocking`), until its duration
@@ -55,20 +77,13 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
             workload.server
         )));
     }
+    check_fits_datagram(workload.framing, workload.message_size)?;
     let mut codec = MessageCodec::new(workload.framing, workload.max_frame_len)
         .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP (it needs a stream)".into()))?;
     let size = workload.message_size.max(payload::MIN_PAYLOAD);
     let mut message = BytesMut::new();
     payload::write(&mut message, 0, size);
     let mut datagram = BytesMut::with_capacity(size + 64);
-    codec.encode(&message[..], &mut datagram)?;
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(PeerError::Unsupported(format!(
-            "a {size}-byte message framed as {} takes {} bytes, more than one datagram holds ({MAX_DATAGRAM})",
-            workload.framing,
-            datagram.len()
-        )));
-    }
 
     let local: SocketAddr = match addr {
         _ if addr.ip().is_loopback() => SocketAddr::new(addr.ip(), 0),
@@ -163,6 +178,11 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
         if answered {
             result.replied += 1;
             result.intact += 1;
+        } else if cancel.is_cancelled() && Instant::now() < due {
+            // Cut short by the case's end before its timeout: not lost, and not counted
+            // as sent either, so every request sent is answered or lost.
+            seq -= 1;
+            break;
         } else {
             result.lost += 1;
         }

@@ -282,6 +282,15 @@ pub struct CpuRecord {
     pub system_ms: f64,
 }
 
+impl CpuRecord {
+    /// User and system time together; a negative, infinite or not-a-number figure from a
+    /// hostile agent counts as 0 rather than panicking.
+    pub fn total(&self) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64((self.user_ms + self.system_ms).max(0.0) / 1e3)
+            .unwrap_or_default()
+    }
+}
+
 /// One read of a `stream_reader`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadRecord {

@@ -454,7 +454,14 @@ impl Drop for RemoteAgent {
                 }
             }
         }
-        for reader in self.readers.drain(..) {
+        // The readers end when the agent's pipes close. A process outside its group can
+        // still hold them (an ssh master connection, a container runtime): wait a moment,
+        // then leave such a reader to end with this process rather than hang here.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for reader in self.readers.drain(..).filter(JoinHandle::is_finished) {
             let _ = reader.join();
         }
     }

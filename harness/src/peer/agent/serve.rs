@@ -521,16 +521,18 @@ fn tokio_listener(listener: TcpListener) -> Result<tokio::net::TcpListener, Stri
     tokio::net::TcpListener::from_std(listener).map_err(|e| format!("register the listener: {e}"))
 }
 
+/// `value` of the request's field `name` within `min..=max`, or why not.
+fn within(name: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{name} {value} is outside {min}..={max}"))
+    }
+}
+
 /// Every number of a role within the limits the agent accepts, so no request can make
 /// it hold more than a few MiB or wait for ever.
 fn check_role(role: &RoleSpec) -> Result<(), String> {
-    let within = |name: &str, value: u64, min: u64, max: u64| {
-        if (min..=max).contains(&value) {
-            Ok(())
-        } else {
-            Err(format!("{name} {value} is outside {min}..={max}"))
-        }
-    };
     match role {
         RoleSpec::StreamReader { read_size, read_delay_ms, warm_round_trips, max_bytes } => {
             within("read_size", *read_size, 1, 16 << 20)?;
@@ -548,13 +550,6 @@ fn check_role(role: &RoleSpec) -> Result<(), String> {
 }
 
 fn workload_of(spec: &WorkloadSpec) -> Result<Workload, String> {
-    let within = |name: &str, value: u64, min: u64, max: u64| {
-        if (min..=max).contains(&value) {
-            Ok(())
-        } else {
-            Err(format!("{name} {value} is outside {min}..={max}"))
-        }
-    };
     within("message_size", spec.message_size, 16, 1 << 20)?;
     within("duration_ms", spec.duration_ms, 1, 60_000)?;
     within("max_messages", spec.max_messages, 1, 100_000_000)?;
