@@ -14,15 +14,19 @@ use socklab_harness::suite::value_text;
 pub(crate) struct HostLine {
     /// `host`, or `client host` and `server host` when an agent ran the server side.
     pub role: &'static str,
-    /// `vm: kernel 6.1.0, 2 CPUs, socklab 0.1.0`.
+    /// `vm: kernel 6.1.0, 2 CPUs, socklab 0.1.0; other processes kept 0.3 CPUs busy meanwhile`.
     pub text: String,
 }
 
 /// The hosts of a run: this one, and the agent's when the server side ran there.
 pub(crate) fn run_hosts(run: &RunInfo) -> Vec<HostLine> {
     let name = run.hostname.as_deref().map(|h| format!("{h}: ")).unwrap_or_default();
-    let this =
+    let mut this =
         format!("{name}kernel {}, {} CPUs, socklab {}", run.kernel, run.cpu_count, run.socklab_version);
+    // What the figures competed with: a busy machine moves throughput and latency.
+    if let Some(cpus) = run.other_load_cpus {
+        this += &format!("; other processes kept {cpus:.1} CPUs busy meanwhile");
+    }
     match &run.peer {
         None => vec![HostLine { role: "host", text: this }],
         Some(peer) => vec![

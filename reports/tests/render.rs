@@ -119,6 +119,17 @@ fn markdown_has_the_summary_table_and_the_boundary_map() {
     assert!(md.ends_with('\n'));
 }
 
+/// The header says how busy other processes kept the machine, when the run recorded it.
+#[test]
+fn markdown_names_the_machine_load_the_figures_competed_with() {
+    let mut report = sample();
+    let quiet = markdown::render(&report).unwrap();
+    assert!(!quiet.contains("other processes"), "{quiet}");
+    report.run.other_load_cpus = Some(1.3);
+    let busy = markdown::render(&report).unwrap();
+    assert!(busy.contains("2 CPUs, socklab 0.1.0; other processes kept 1.3 CPUs busy meanwhile"), "{busy}");
+}
+
 #[test]
 fn junit_has_one_test_case_per_check_and_the_observed_value_on_failure() {
     let xml = junit::render(&sample()).unwrap();
