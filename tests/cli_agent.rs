@@ -3,16 +3,12 @@
 //! version, a command that fails, or a scenario that cannot take a peer stops with one
 //! line and exit 2 before any case runs.
 
-use assert_cmd::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use predicates::prelude::*;
 use serde_json::Value;
 
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+mod common;
+use common::{report, socklab};
 
 /// The path of the socklab binary under test, for `--peer-cmd`.
 fn binary() -> String {
@@ -128,10 +124,6 @@ fn scenarios_without_a_remote_server_side_are_refused_with_a_peer() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--peer-cmd"));
-}
-
-fn report(dir: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
 
 /// What a reader compares between two reports of the same cases: ids, statuses, reads,

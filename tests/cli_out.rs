@@ -3,14 +3,10 @@
 
 use std::fs;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+mod common;
+use common::socklab;
 
 /// The reproduction: a folder with a `report.json` socklab did not write, a file
 /// and a folder of the user's. Before the fix every case ran, then both were deleted.

@@ -3,42 +3,14 @@
 //! `socklab serve` (exit 0) — and one-line errors, exit 2, for bad input.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command as StdCommand, Stdio};
 
-use assert_cmd::Command;
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+
+mod common;
+use common::{report, serve, socklab};
 
 /// A line server that upper-cases each recv() and has the classic bugs.
 const NAIVE_SERVER: &str = include_str!("../scenarios/tests/fixtures/naive_line_server.py");
-
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-/// `socklab serve ARGS` in its own process, and the address it printed.
-fn serve(args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = StdCommand::cargo_bin("socklab")
-        .unwrap()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line["listening on ".len()..].split_whitespace().next().unwrap().parse().unwrap();
-    (child, addr)
-}
-
-fn report(dir: &std::path::Path) -> Value {
-    serde_json::from_str(&fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
-}
 
 /// The first check of the case whose id names `check`.
 fn check_of<'a>(report: &'a Value, check: &str) -> &'a Value {

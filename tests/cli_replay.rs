@@ -5,15 +5,11 @@
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+mod common;
+use common::socklab;
 
 fn cases(report_dir: &Path) -> Vec<Value> {
     let report: Value =

@@ -1,41 +1,15 @@
 //! Running scenarios against a server in another process: `--target ADDR` and
 //! `--target-cmd 'CMD {port}'`, and the one-line errors for targets that cannot work.
 
-use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command as StdCommand, Stdio};
+use std::process::{Command as StdCommand, Stdio};
 
-use assert_cmd::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use predicates::prelude::*;
-use serde_json::Value;
 
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-/// `socklab serve ARGS` in its own process, and the address it printed.
-fn serve(args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = StdCommand::cargo_bin("socklab")
-        .unwrap()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line["listening on ".len()..].split_whitespace().next().unwrap().parse().unwrap();
-    (child, addr)
-}
-
-fn report(dir: &std::path::Path) -> Value {
-    serde_json::from_str(&fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
-}
+mod common;
+use common::{report, serve, socklab};
 
 #[test]
 fn framing_throughput_measures_a_server_in_another_process() {

@@ -1,14 +1,10 @@
 //! The `socklab` command with the UDP and buffer scenarios: explanations, one-line errors
 //! for impossible parameters, and a passing run.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socklab() -> Command {
-    let mut cmd = Command::cargo_bin("socklab").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+mod common;
+use common::socklab;
 
 #[test]
 fn explain_covers_each_udp_and_buffer_scenario() {

@@ -32,9 +32,9 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::PeerError;
 use super::behaviour::{Behaviour, Flavour, Transport};
 use super::payload::{self, Verdict};
-use super::udp_client::MAX_DATAGRAM;
 use crate::framing::MessageCodec;
 use crate::framing::{FramingError, FramingStrategy, HeaderWidth, stop_and_wait};
+use crate::net::MAX_UDP_PAYLOAD_V4 as MAX_DATAGRAM;
 
 /// How often blocking loops wake to check whether the server was stopped.
 pub const POLL: Duration = Duration::from_millis(100);

@@ -28,8 +28,7 @@ use crate::framing::{FramingStrategy, MessageCodec};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
 use crate::scenario::Cancel;
 
-/// Largest UDP payload over IPv4.
-pub const MAX_DATAGRAM: usize = 65_507;
+use crate::net::MAX_UDP_PAYLOAD_V4 as MAX_DATAGRAM;
 
 /// Refuses a ping-pong message of `message_size` bytes (at least the payload's own
 /// header) that, framed as `framing`, would not fit one datagram; stop-and-wait too.
