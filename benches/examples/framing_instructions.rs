@@ -8,6 +8,9 @@
 //! framing_instructions list decode|encode                      print the entries, one a line
 //! ```
 //!
+//! The line it prints ends with the wall-clock time of the counted part (`elapsed_ns=`),
+//! for quick timings outside criterion.
+//!
 //! Only [`measured`] is meant to be counted: run callgrind with
 //! `--collect-atstart=no --toggle-collect='*measured*'` so that building the streams is
 //! left out.
@@ -58,8 +61,14 @@ fn main() -> ExitCode {
             let streams = Streams::new(size);
             let capacity = if *mode == "decode" { READ_CHUNK } else { 2 * STREAM_BYTES + 64 * 1024 };
             let mut buf = BytesMut::with_capacity(capacity);
+            let start = std::time::Instant::now();
             let total = measured(mode, entry, &streams, reps, &mut buf);
-            println!("{mode} {entry} {size} reps={reps} payload_bytes={} result={total}", streams.payload);
+            let elapsed = start.elapsed();
+            println!(
+                "{mode} {entry} {size} reps={reps} payload_bytes={} result={total} elapsed_ns={}",
+                streams.payload,
+                elapsed.as_nanos()
+            );
         }
         _ => {
             eprintln!("{usage}");

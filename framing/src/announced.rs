@@ -62,6 +62,14 @@ enum State<M> {
     Failed(String),
 }
 
+/// A complete frame at the front of the read buffer: what its header carried, and how
+/// many header bytes (still buffered) and body bytes to cut.
+struct Found<M> {
+    meta: M,
+    header_len: usize,
+    body_len: usize,
+}
+
 /// The decoder shared by the length-announcing codecs: `H` reads the header, this does
 /// the rest. Yields the header's `meta` and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,14 +86,25 @@ impl<H: Header> Announced<H> {
     /// Decodes the next frame, if it is complete; see the module documentation.
     #[inline(always)]
     pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Result<Option<(H::Meta, Bytes)>, FramingError> {
+        let Some(Found { meta, header_len, body_len }) = self.find(src)? else { return Ok(None) };
+        Ok(Some((meta, cut(src, header_len, body_len))))
+    }
+
+    /// Finds the next complete frame at the front of `src`; the caller cuts it.
+    ///
+    /// Every path ends in the one `cut` of [`decode`](Self::decode), so the fast path
+    /// hands back two lengths, not a frame: measured, a frame built here and merged with
+    /// the slow paths' frames went through a stack slot, and reading it back stalled on
+    /// the stores `split_to` had just made, a third of a 16-byte frame's decode time.
+    #[inline(always)]
+    fn find(&mut self, src: &mut BytesMut) -> Result<Option<Found<H::Meta>>, FramingError> {
         if let State::Head = self.state {
             return match self.header.read(src) {
                 // The fast path: a whole frame within the limit is buffered.
                 Ok(Head::Complete { len, body_len, meta })
                     if body_len <= self.header.max_body_len() && body_len <= (src.len() - len) as u64 =>
                 {
-                    src.advance(len);
-                    Ok(Some((meta, src.split_to(body_len as usize).freeze())))
+                    Ok(Some(Found { meta, header_len: len, body_len: body_len as usize }))
                 }
                 head => self.start(src, head),
             };
@@ -99,7 +118,7 @@ impl<H: Header> Announced<H> {
         &mut self,
         src: &mut BytesMut,
         head: Result<Head<H::Meta>, FramingError>,
-    ) -> Result<Option<(H::Meta, Bytes)>, FramingError> {
+    ) -> Result<Option<Found<H::Meta>>, FramingError> {
         let (header_len, body_len, meta) = match head {
             Ok(Head::Complete { len, body_len, meta }) => (len, body_len, meta),
             Ok(Head::Incomplete { needed }) => {
@@ -112,17 +131,18 @@ impl<H: Header> Announced<H> {
                 return Err(err);
             }
         };
-        src.advance(header_len);
         let max = self.header.max_body_len();
         if body_len > max {
+            src.advance(header_len);
             self.state = State::Skip(body_len);
             return Err(FramingError::FrameTooLarge { len: body_len, max });
         }
         // `body_len <= max`, and every limit is a usize, so this cannot truncate.
         let body_len = body_len as usize;
-        if src.len() >= body_len {
-            return Ok(Some((meta, src.split_to(body_len).freeze())));
+        if src.len() - header_len >= body_len {
+            return Ok(Some(Found { meta, header_len, body_len }));
         }
+        src.advance(header_len);
         // Checked against the limit above: reserve the whole body now, so that the reads
         // completing it are copied into place once instead of growing the buffer by steps.
         src.reserve(body_len - src.len());
@@ -132,9 +152,9 @@ impl<H: Header> Announced<H> {
 
     /// Inside a frame, skipping one, or failed.
     #[inline(never)]
-    fn resume(&mut self, src: &mut BytesMut) -> Result<Option<(H::Meta, Bytes)>, FramingError> {
+    fn resume(&mut self, src: &mut BytesMut) -> Result<Option<Found<H::Meta>>, FramingError> {
         match self.state {
-            State::Head => self.decode(src),
+            State::Head => self.find(src),
             State::Body { body_len, .. } => {
                 if src.len() < body_len {
                     return Ok(None);
@@ -142,12 +162,13 @@ impl<H: Header> Announced<H> {
                 let State::Body { meta, .. } = mem::replace(&mut self.state, State::Head) else {
                     unreachable!("matched State::Body above")
                 };
-                Ok(Some((meta, src.split_to(body_len).freeze())))
+                // The header was consumed when the frame started.
+                Ok(Some(Found { meta, header_len: 0, body_len }))
             }
             State::Skip(remaining) => match skip_reported(src, remaining) {
                 0 => {
                     self.state = State::Head;
-                    self.decode(src)
+                    self.find(src)
                 }
                 left => {
                     self.state = State::Skip(left);
@@ -193,4 +214,17 @@ impl<H: Header> Announced<H> {
         self.state = State::Head;
         Err(truncated)
     }
+}
+
+/// Cuts a frame of a `header_len`-byte header and a `body_len`-byte body off the front
+/// of `src` and returns the body, without copying.
+///
+/// Header and body are cut out together and the header is dropped from the frozen frame:
+/// one call into `bytes` per frame instead of two (`BytesMut::advance` and `split_to`
+/// are not inlined across crates; `Bytes::advance` is).
+#[inline(always)]
+pub(crate) fn cut(src: &mut BytesMut, header_len: usize, body_len: usize) -> Bytes {
+    let mut frame = src.split_to(header_len + body_len).freeze();
+    frame.advance(header_len);
+    frame
 }

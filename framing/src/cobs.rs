@@ -78,18 +78,19 @@ impl CobsCodec {
     }
 }
 
-/// Unstuffs `frame` (without its delimiter) in place and returns the payload, which
-/// starts one byte in: the first code byte is dropped rather than the payload moved.
+/// Unstuffs the first `len` bytes of `frame` (its delimiter, if any, follows them) in
+/// place and returns the payload, which starts one byte in: the first code byte is
+/// dropped rather than the payload moved.
 ///
 /// Each later code byte becomes the zero it stands for, where it is, so a frame with no
 /// run of 254 non-zero bytes is unstuffed without moving a byte. Only after a `0xFF`
 /// block (no implied zero) do the blocks that follow move, by one byte per such block.
-fn unstuff_in_place(mut frame: BytesMut) -> Result<Bytes, FramingError> {
+fn unstuff_in_place(mut frame: BytesMut, len: usize) -> Result<Bytes, FramingError> {
     // Payload byte i goes to frame[1 + i]; `write` is the next such position, never
     // past `read`.
     let (mut read, mut write) = (0, 1);
     let mut zero_pending = false;
-    while read < frame.len() {
+    while read < len {
         let code = usize::from(frame[read]);
         if code == 0 {
             return Err(FramingError::invalid_header("zero byte inside a COBS frame"));
@@ -101,10 +102,10 @@ fn unstuff_in_place(mut frame: BytesMut) -> Result<Bytes, FramingError> {
         }
         let run = code - 1;
         let start = read + 1;
-        if start + run > frame.len() {
+        if start + run > len {
             return Err(FramingError::invalid_header(format!(
                 "COBS block announces {run} bytes but only {} remain in the frame",
-                frame.len() - start
+                len - start
             )));
         }
         if write != start {
@@ -126,15 +127,18 @@ impl Decoder for CobsCodec {
 
     #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
-        let frame = match self.search.next(src, 0, max_encoded_len(self.max_frame_len)) {
-            Ok(Some(frame)) => frame,
+        let len = match self.search.next(src, 0, max_encoded_len(self.max_frame_len)) {
+            Ok(Some(len)) => len,
             Ok(None) => return Ok(None),
             Err(len) => return Err(self.too_large(len)),
         };
-        if frame.is_empty() {
+        // The frame and its delimiter leave the buffer together, in one `split_to`; the
+        // delimiter goes when the unstuffed frame is truncated.
+        let frame = src.split_to(len + 1);
+        if len == 0 {
             return Err(FramingError::invalid_header("empty COBS frame (lone 0x00)"));
         }
-        let payload = unstuff_in_place(frame)?;
+        let payload = unstuff_in_place(frame, len)?;
         if payload.len() > self.max_frame_len {
             return Err(self.too_large(payload.len() as u64));
         }
