@@ -197,14 +197,8 @@ fn put_run(dst: &mut BytesMut, run: &[u8]) {
 #[inline]
 fn put_full_blocks(dst: &mut BytesMut, run: &[u8]) {
     for block in run.chunks_exact(MAX_RUN) {
-        // In two fixed-size halves the block is copied by inline vector moves; a copy of
-        // 254 bytes at once is a `memcpy` call, which cost a third of the encoding.
-        let (front, back) = block.split_at(MAX_RUN / 2);
-        let front: &[u8; MAX_RUN / 2] = front.try_into().expect("chunks_exact yields whole blocks");
-        let back: &[u8; MAX_RUN / 2] = back.try_into().expect("chunks_exact yields whole blocks");
         dst.extend_from_slice(&[0xFF]);
-        dst.extend_from_slice(front);
-        dst.extend_from_slice(back);
+        dst.extend_from_slice(block);
     }
 }
 
