@@ -9,8 +9,10 @@ Builds `examples/framing_instructions` twice, at REV (in a temporary git worktre
 from the working tree, then runs every benchmark entry of both builds alternately, A B A
 B, `--rounds` times (default 5), and keeps each build's fastest run: load on the machine
 only ever slows a run down, and alternating puts both builds under the same load. Prints
-a Markdown table of nanoseconds per message (after / before) and exits 1 when any entry
-got more than 5% slower (`--bound`), 2 on bad input.
+a Markdown table of nanoseconds per message (after / before) and exits 1 when any of
+socklab's codecs got more than 5% slower (`--bound`), 2 on bad input. The reference
+entries (memcpy, tokio-util, the floors) run the same code in both builds: how far they
+move is the noise of the measurement.
 
 The program's own clock (`elapsed_ns=`) times only the decoding or encoding, not building
 the streams or starting the process. The build at REV uses the working tree's copy of the
@@ -92,7 +94,11 @@ def main():
                         for binary in (before, after):
                             runs[binary].append(ns_per_message(binary, mode, entry, size))
                     b, a = min(runs[before]), min(runs[after])
-                    flag = " **slower**" if a / b > args.bound else ""
+                    # Only socklab's own codecs can fail the gate; the other entries
+                    # (memcpy, tokio-util, the floors) are the same code in both builds,
+                    # and how far they move shows the measurement's noise.
+                    own = "socklab" in entry
+                    flag = " **slower**" if a / b > args.bound and own else ""
                     if flag:
                         slower.append(f"{mode} {entry} at {size} B: {a / b:.3f}")
                     print(f"| {entry} | {size} | {b:.3f} | {a:.3f} | {a / b:.3f}{flag} |", flush=True)
