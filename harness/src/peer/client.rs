@@ -8,6 +8,9 @@
 //! (unframed) streams — where a "message" is whatever one read returns — are measured too,
 //! and show how many reads held something other than exactly one message.
 //!
+//! TCP ping-pong runs on a blocking socket in a thread of its own
+//! ([`ping_pong`](super::ping_pong)), the other TCP workloads on the runtime.
+//!
 //! Every workload is bounded by a duration and a message count, and every wait for the
 //! server by `reply_timeout`.
 
@@ -159,24 +162,33 @@ pub async fn run_workload_on(
     match MessageCodec::new(workload.framing, workload.max_frame_len) {
         None => stop_and_wait_workload(stream, addr, workload).await,
         Some(codec) if workload.mode == Mode::Bulk => bulk(stream, addr, codec, workload).await,
+        Some(codec) if workload.mode == Mode::PingPong => {
+            // One message outstanding: a thread of its own blocking in `recv`, two system
+            // calls per round trip instead of the runtime's three (see `ping_pong`).
+            let stream = stream.into_std()?;
+            let workload = workload.clone();
+            tokio::task::spawn_blocking(move || super::ping_pong::run(stream, addr, codec, &workload))
+                .await
+                .map_err(|e| PeerError::Task(e.to_string()))?
+        }
         Some(codec) => request_reply(stream, addr, codec, workload).await,
     }
 }
 
 /// Tells intact from corrupted replies and completed requests from pending ones.
-struct ReplyTracker {
-    size: u64,
+pub(super) struct ReplyTracker {
+    pub(super) size: u64,
     upper: bool,
     bytes: u64,
-    replied: u64,
-    intact: u64,
-    corrupted: u64,
-    out_of_order: u64,
+    pub(super) replied: u64,
+    pub(super) intact: u64,
+    pub(super) corrupted: u64,
+    pub(super) out_of_order: u64,
     next_seq: u32,
 }
 
 impl ReplyTracker {
-    fn new(workload: &Workload) -> Self {
+    pub(super) fn new(workload: &Workload) -> Self {
         ReplyTracker {
             size: workload.message_size.max(payload::MIN_PAYLOAD) as u64,
             upper: workload.server == Behaviour::EchoUpper,
@@ -190,7 +202,7 @@ impl ReplyTracker {
     }
 
     /// Judges one received frame; returns how many requests it completed.
-    fn on_frame(&mut self, frame: &[u8]) -> u64 {
+    pub(super) fn on_frame(&mut self, frame: &[u8]) -> u64 {
         let size = self.size as usize;
         let verdict =
             if self.upper { payload::verify_upper(frame, size) } else { payload::verify(frame, size) };
@@ -232,8 +244,8 @@ async fn next_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Ping-pong, pipelined and open-loop: a writer sends paced messages, a reader matches
-/// replies to their send times.
+/// Pipelined and open-loop (ping-pong has [`super::ping_pong`]): a
+/// writer sends paced messages, a reader matches replies to their send times.
 async fn request_reply(
     stream: TcpStream,
     addr: SocketAddr,
@@ -483,6 +495,6 @@ async fn finish_one_way(
     }
 }
 
-fn rate(count: u64, over: Duration) -> f64 {
+pub(super) fn rate(count: u64, over: Duration) -> f64 {
     if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
 }
