@@ -352,3 +352,20 @@ async fn tcp_ping_pong_stops_soon_after_its_cancel_flag_is_raised() {
     assert_eq!((result.sent, result.replied), (1, 0), "{result:?}");
     drop(listener);
 }
+
+/// A UDP ping-pong whose requests all go unanswered still ends with its duration: the
+/// loop's clock advances on a lost request too, not only on a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_ping_pong_with_every_reply_lost_ends_with_its_duration() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut w = workload(Mode::PingPong, "u32be", 64, Behaviour::Echo);
+    w.transport = Transport::Udp;
+    w.duration = Duration::from_millis(300);
+    w.reply_timeout = Duration::from_millis(50);
+    let started = std::time::Instant::now();
+    let result = run_workload(silent.local_addr().unwrap(), &w).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "200 lost requests of 50 ms would take 10 s; took {took:?}");
+    assert!(result.sent >= 1 && result.sent == result.lost, "{result:?}");
+    assert_eq!((result.replied, result.latency.count()), (0, 0));
+}
