@@ -175,6 +175,11 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"; echo "$d2" >>"$work/socklab-rtt-2p"
   echo "$d3" >>"$work/socklab-rtt-2p-threaded"
   echo "$e" >>"$work/iperf3-1g"; echo "$f" >>"$work/socklab-recv"
+  # Round trips on this kind of machine jump between two regimes (busy CPUs: 11-17 us;
+  # idle ones that must be woken: 60-70 us) from one 5 s run to the next, so the latency
+  # ratios are also taken within each round, where both tools ran within seconds.
+  awk -v s="$c" -v r="$d" -v r2="$d2" -v r3="$d3" -v su="$u" -v u="$w" -v ut="$w2" \
+    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su }' >>"$work/round-ratios"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
@@ -197,3 +202,8 @@ awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2
   printf "  UDP ping-pong p50 RTT, threaded srv sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, ut, ut / su
   printf "  1 GiB, 64 KiB reads                  iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'
+col() { awk -v c="$1" '{ print $c }' "$work/round-ratios" | median; }
+echo "latency ratios taken within each round (socklab / sockperf), median over $ROUNDS rounds:"
+printf '  ping-pong p50 RTT: one process %.2fx, two processes %.2fx (tokio server), %.2fx (threaded server)\n' \
+  "$(col 1)" "$(col 2)" "$(col 3)"
+printf '  UDP ping-pong p50 RTT, two processes: %.2fx (tokio server), %.2fx (threaded server)\n' "$(col 4)" "$(col 5)"

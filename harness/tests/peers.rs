@@ -297,13 +297,14 @@ async fn udp_servers_answer_framed_datagrams() {
 /// it still judges every reply, through every server flavour, and times every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_ping_pong_verifies_every_reply() {
-    for flavour in Flavour::ALL {
+    for (flavour, blocking) in Flavour::ALL.iter().flat_map(|f| [(f, true), (f, false)]) {
         for behaviour in [Behaviour::Echo, Behaviour::EchoUpper] {
             let server = server(*flavour, behaviour, "u32be");
             let mut w = workload(Mode::PingPong, "u32be", 64, behaviour);
             w.max_messages = 2000;
+            w.blocking_ping_pong = blocking;
             let result = run_workload(server.addr(), &w).await.unwrap();
-            let what = format!("{flavour} {behaviour}");
+            let what = format!("{flavour} {behaviour} blocking={blocking}");
             assert_eq!((result.sent, result.replied, result.intact), (2000, 2000, 2000), "{what}");
             assert_eq!((result.corrupted, result.out_of_order, result.lost), (0, 0, 0), "{what}");
             assert_eq!(result.latency.count(), 2000, "{what}");

@@ -9,7 +9,8 @@
 //! and show how many reads held something other than exactly one message.
 //!
 //! TCP ping-pong runs on a blocking socket in a thread of its own
-//! ([`ping_pong`](super::ping_pong)), the other TCP workloads on the runtime.
+//! ([`ping_pong`](super::ping_pong)) unless [`Workload::blocking_ping_pong`] is off, the
+//! other TCP workloads on the runtime.
 //!
 //! Every workload is bounded by a duration and a message count, and every wait for the
 //! server by `reply_timeout`.
@@ -62,6 +63,13 @@ pub struct Workload {
     pub reply_timeout: Duration,
     /// Set TCP_NODELAY on the client socket.
     pub nodelay: bool,
+    /// TCP ping-pong on a blocking socket in a thread of its own
+    /// ([`ping_pong`](super::ping_pong): a `send` and a `recv` per round trip) rather than
+    /// as tasks on the runtime (default `true`). Set it to `false` when the server's tasks
+    /// run on the same tokio runtime, as the in-process reference server's do: then an
+    /// async client's and the server's tasks share the runtime's threads, and a round trip
+    /// often ends without waking another thread, which a blocking client cannot avoid.
+    pub blocking_ping_pong: bool,
     /// Largest frame accepted from the server, in bytes.
     pub max_frame_len: usize,
     /// Raised when the case's time is up: the UDP client, which blocks a thread, looks at
@@ -83,6 +91,7 @@ impl Default for Workload {
             server: Behaviour::Echo,
             reply_timeout: Duration::from_secs(5),
             nodelay: true,
+            blocking_ping_pong: true,
             max_frame_len: 8 << 20,
             cancel: Cancel::new(),
         }
@@ -162,7 +171,7 @@ pub async fn run_workload_on(
     match MessageCodec::new(workload.framing, workload.max_frame_len) {
         None => stop_and_wait_workload(stream, addr, workload).await,
         Some(codec) if workload.mode == Mode::Bulk => bulk(stream, addr, codec, workload).await,
-        Some(codec) if workload.mode == Mode::PingPong => {
+        Some(codec) if workload.mode == Mode::PingPong && workload.blocking_ping_pong => {
             // One message outstanding: a thread of its own blocking in `recv`, two system
             // calls per round trip instead of the runtime's three (see `ping_pong`).
             let stream = stream.into_std()?;
@@ -244,7 +253,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Pipelined and open-loop (ping-pong has [`super::ping_pong`]): a
+/// Pipelined, open-loop, and ping-pong without `blocking_ping_pong` (a window of one): a
 /// writer sends paced messages, a reader matches replies to their send times.
 async fn request_reply(
     stream: TcpStream,
