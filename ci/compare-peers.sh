@@ -2,7 +2,8 @@
 # Compares socklab's reference peers with the reference tools, on loopback, in one run:
 #   bulk TCP throughput:  iperf3             vs  socklab bulk, 64 KiB u32be frames, same duration
 #   TCP ping-pong, 64 B:  sockperf (reports half the round trip, doubled here)
-#                                            vs  socklab ping-pong, u32be, TCP_NODELAY
+#                                            vs  socklab ping-pong, u32be, TCP_NODELAY (two processes:
+#                                                `socklab serve`, tokio and threaded)
 #   UDP ping-pong, 64 B:  sockperf ping-pong over UDP (half the round trip, doubled here)
 #                                            vs  socklab ping-pong over UDP, u32be (two processes:
 #                                                `socklab serve --transport udp`, tokio and threaded)
@@ -72,6 +73,10 @@ servers+=($!)
 echo_port=$(free_port)
 "$socklab" serve --listen "127.0.0.1:$echo_port" --framing u32be --behaviour echo >"$work/echo.log" 2>&1 &
 servers+=($!)
+echo_threaded_port=$(free_port)
+"$socklab" serve --listen "127.0.0.1:$echo_threaded_port" --flavour threaded --framing u32be --behaviour echo \
+  >"$work/echo-threaded.log" 2>&1 &
+servers+=($!)
 sink_port=$(free_port)
 "$socklab" serve --listen "127.0.0.1:$sink_port" --framing u32be --behaviour sink >"$work/sink.log" 2>&1 &
 servers+=($!)
@@ -124,11 +129,12 @@ socklab_rtt_us() {
   jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong/report.json"
 }
 
+# socklab's TCP ping-pong client against `socklab serve` (TCP echo) at port $1.
 socklab_rtt_2p_us() {
   "$socklab" run framing-throughput --set mode=ping-pong --set framing=u32be --set message_size=64 \
-    --set nodelay=true --set duration_ms=$((DURATION * 1000)) --target "127.0.0.1:$echo_port" \
-    --out "$work/pingpong2p" >/dev/null 2>&1
-  jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong2p/report.json"
+    --set nodelay=true --set duration_ms=$((DURATION * 1000)) --target "127.0.0.1:$1" \
+    --out "$work/pingpong2p$1" >/dev/null 2>&1
+  jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/pingpong2p$1/report.json"
 }
 
 sockperf_udp_rtt_us() {
@@ -149,42 +155,55 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 : >"$work/iperf3"; : >"$work/socklab-bulk"; : >"$work/sockperf"; : >"$work/socklab-rtt"
 : >"$work/iperf3-1g"; : >"$work/socklab-recv"; : >"$work/socklab-bulk-2p"; : >"$work/socklab-rtt-2p"
-: >"$work/sockperf-udp"; : >"$work/socklab-udp"; : >"$work/socklab-udp-threaded"
+: >"$work/sockperf-udp"; : >"$work/socklab-udp"; : >"$work/socklab-udp-threaded"; : >"$work/socklab-rtt-2p-threaded"
 for round in $(seq 1 "$ROUNDS"); do
   a=$(iperf3_gbit); b=$(socklab_bulk_gbit); b2=$(socklab_bulk_2p_gbit)
-  c=$(sockperf_rtt_us); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us)
+  c=$(sockperf_rtt_us); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us "$echo_port"); d3=$(socklab_rtt_2p_us "$echo_threaded_port")
   u=$(sockperf_udp_rtt_us); w=$(socklab_udp_rtt_us "$udp_echo_port"); w2=$(socklab_udp_rtt_us "$udp_echo_threaded_port")
   e=$(iperf3_1g_gbit); f=$(socklab_recv_gbit)
   # A run that gave no figure (a tool failed, a report lacks the metric) stops the script.
-  for v in "$a" "$b" "$b2" "$c" "$d" "$d2" "$u" "$w" "$w2" "$e" "$f"; do
+  for v in "$a" "$b" "$b2" "$c" "$d" "$d2" "$d3" "$u" "$w" "$w2" "$e" "$f"; do
     [[ $v =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || {
-      echo "compare-peers.sh: round $round: a run gave no positive figure ('$v'); the figures were: $a $b $b2 $c $d $d2 $u $w $w2 $e $f" >&2
+      echo "compare-peers.sh: round $round: a run gave no positive figure ('$v'); the figures were: $a $b $b2 $c $d $d2 $d3 $u $w $w2 $e $f" >&2
       exit 1
     }
   done
-  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f) us | UDP p50 RTT  sockperf %.2f  socklab %.2f (threaded server %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
-    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$u" "$w" "$w2" "$e" "$f"
+  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f, threaded server %.2f) us | UDP p50 RTT  sockperf %.2f  socklab %.2f (threaded server %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
+    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$d3" "$u" "$w" "$w2" "$e" "$f"
   echo "$u" >>"$work/sockperf-udp"; echo "$w" >>"$work/socklab-udp"; echo "$w2" >>"$work/socklab-udp-threaded"
   echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"; echo "$b2" >>"$work/socklab-bulk-2p"
   echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"; echo "$d2" >>"$work/socklab-rtt-2p"
+  echo "$d3" >>"$work/socklab-rtt-2p-threaded"
   echo "$e" >>"$work/iperf3-1g"; echo "$f" >>"$work/socklab-recv"
+  # Round trips on this kind of machine jump between two regimes (busy CPUs: 11-17 us;
+  # idle ones that must be woken: 60-70 us) from one 5 s run to the next, so the latency
+  # ratios are also taken within each round, where both tools ran within seconds.
+  awk -v s="$c" -v r="$d" -v r2="$d2" -v r3="$d3" -v su="$u" -v u="$w" -v ut="$w2" \
+    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su }' >>"$work/round-ratios"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
 sockperf=$(median <"$work/sockperf"); rtt=$(median <"$work/socklab-rtt")
 iperf1g=$(median <"$work/iperf3-1g"); recv=$(median <"$work/socklab-recv")
 bulk2=$(median <"$work/socklab-bulk-2p"); rtt2=$(median <"$work/socklab-rtt-2p")
+rtt3=$(median <"$work/socklab-rtt-2p-threaded")
 sockperf_udp=$(median <"$work/sockperf-udp"); udp=$(median <"$work/socklab-udp")
 udp_threaded=$(median <"$work/socklab-udp-threaded")
 echo
 echo "medians over $ROUNDS rounds (${DURATION} s runs; 1 GiB transfers):"
-awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v g="$iperf1g" -v v="$recv" \
+awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v r3="$rtt3" -v g="$iperf1g" -v v="$recv" \
   -v su="$sockperf_udp" -v u="$udp" -v ut="$udp_threaded" 'BEGIN {
   printf "  bulk TCP throughput, one process     iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
   printf "  bulk TCP throughput, two processes   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 1.00x)\n", i, b2, b2 / i
   printf "  ping-pong p50 RTT, one process       sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
-  printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x)\n", s, r2, r2 / s
+  printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; tokio server)\n", s, r2, r2 / s
+  printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; threaded server)\n", s, r3, r3 / s
   printf "  UDP ping-pong p50 RTT, tokio srv    sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, u, u / su
   printf "  UDP ping-pong p50 RTT, threaded srv sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, ut, ut / su
   printf "  1 GiB, 64 KiB reads                  iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'
+col() { awk -v c="$1" '{ print $c }' "$work/round-ratios" | median; }
+echo "latency ratios taken within each round (socklab / sockperf), median over $ROUNDS rounds:"
+printf '  ping-pong p50 RTT: one process %.2fx, two processes %.2fx (tokio server), %.2fx (threaded server)\n' \
+  "$(col 1)" "$(col 2)" "$(col 3)"
+printf '  UDP ping-pong p50 RTT, two processes: %.2fx (tokio server), %.2fx (threaded server)\n' "$(col 4)" "$(col 5)"

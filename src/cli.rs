@@ -275,8 +275,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "echo")]
     pub behaviour: Behaviour,
 
-    /// How to serve: tokio (async), threaded (a thread per connection), sequential (one
-    /// client at a time).
+    /// How to serve: tokio (async: many connections on a few threads; every wait for data
+    /// goes through epoll_wait, a system call and a runtime wake-up more per message than a
+    /// blocking recv), threaded (a thread per connection or, over UDP, one thread, blocking
+    /// in recv: the shortest round trip, as sockperf's server; one thread per client),
+    /// sequential (one client at a time).
     #[arg(long, default_value = "tokio")]
     pub flavour: Flavour,
 

@@ -140,3 +140,19 @@ fn a_frame_limit_the_machine_cannot_hold_is_a_one_line_error() {
         assert!(stderr.starts_with("error: "), "{stderr}");
     }
 }
+
+/// `--help` says what each flavour costs per message, so a user measuring round trips
+/// knows to pick `threaded`.
+#[test]
+fn serve_help_explains_what_each_flavour_costs() {
+    let out = Command::cargo_bin("socklab").unwrap().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in [
+        "tokio (async: many connections on a few threads; every wait for data goes through epoll_wait",
+        "threaded (a thread per connection or, over UDP, one thread, blocking in recv: the shortest round trip",
+        "sequential (one client at a time)",
+    ] {
+        assert!(help.contains(part), "missing {part:?} in: {help}");
+    }
+}

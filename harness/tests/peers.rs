@@ -292,3 +292,81 @@ async fn udp_servers_answer_framed_datagrams() {
         assert_eq!(reply, b"\0\0\0\x05HELLO", "{flavour}");
     }
 }
+
+/// TCP ping-pong runs on a blocking socket of its own (two system calls per round trip);
+/// it still judges every reply, through every server flavour, and times every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ping_pong_verifies_every_reply() {
+    for (flavour, blocking) in Flavour::ALL.iter().flat_map(|f| [(f, true), (f, false)]) {
+        for behaviour in [Behaviour::Echo, Behaviour::EchoUpper] {
+            let server = server(*flavour, behaviour, "u32be");
+            let mut w = workload(Mode::PingPong, "u32be", 64, behaviour);
+            w.max_messages = 2000;
+            w.blocking_ping_pong = blocking;
+            let result = run_workload(server.addr(), &w).await.unwrap();
+            let what = format!("{flavour} {behaviour} blocking={blocking}");
+            assert_eq!((result.sent, result.replied, result.intact), (2000, 2000, 2000), "{what}");
+            assert_eq!((result.corrupted, result.out_of_order, result.lost), (0, 0, 0), "{what}");
+            assert_eq!(result.latency.count(), 2000, "{what}");
+            assert_eq!(server.stats().messages.load(Ordering::Relaxed), 2000, "{what}");
+        }
+    }
+    let result = run_workload(corrupting_echo(), &workload(Mode::PingPong, "u32be", 64, Behaviour::Echo))
+        .await
+        .unwrap();
+    assert_eq!((result.sent, result.replied), (200, 200));
+    assert_eq!((result.intact, result.corrupted), (180, 20), "every tenth reply flipped: {result:?}");
+}
+
+/// A raw echo server sends each read back as it comes, so a request larger than both
+/// directions' socket buffers cannot be written whole before its reply is read: the
+/// blocking client reads while its `send` is stuck, and every byte comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ping_pong_with_requests_larger_than_the_socket_buffers_does_not_deadlock() {
+    let server = server(Flavour::Threaded, Behaviour::Echo, "raw");
+    let mut w = workload(Mode::PingPong, "raw", 32 << 20, Behaviour::Echo);
+    w.max_messages = 3;
+    w.max_frame_len = 64 << 20;
+    let result = tokio::time::timeout(Duration::from_secs(60), run_workload(server.addr(), &w))
+        .await
+        .expect("a deadlocked ping-pong")
+        .unwrap();
+    assert_eq!((result.sent, result.replied), (3, 3), "{result:?}");
+    assert_eq!(result.throughput.bytes, 3 * (32 << 20));
+}
+
+/// The blocking client looks at the cancel flag while it waits: a server that never
+/// answers does not keep it for the reply timeout once the case is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ping_pong_stops_soon_after_its_cancel_flag_is_raised() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut w = workload(Mode::PingPong, "u32be", 64, Behaviour::Echo);
+    w.reply_timeout = Duration::from_secs(30);
+    let cancel = w.cancel.clone();
+    let started = std::time::Instant::now();
+    let run = tokio::spawn(async move { run_workload(addr, &w).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!((result.sent, result.replied), (1, 0), "{result:?}");
+    drop(listener);
+}
+
+/// A UDP ping-pong whose requests all go unanswered still ends with its duration: the
+/// loop's clock advances on a lost request too, not only on a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_ping_pong_with_every_reply_lost_ends_with_its_duration() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut w = workload(Mode::PingPong, "u32be", 64, Behaviour::Echo);
+    w.transport = Transport::Udp;
+    w.duration = Duration::from_millis(300);
+    w.reply_timeout = Duration::from_millis(50);
+    let started = std::time::Instant::now();
+    let result = run_workload(silent.local_addr().unwrap(), &w).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "200 lost requests of 50 ms would take 10 s; took {took:?}");
+    assert!(result.sent >= 1 && result.sent == result.lost, "{result:?}");
+    assert_eq!((result.replied, result.latency.count()), (0, 0));
+}

@@ -442,7 +442,9 @@ it delayed instead of in one sample — the coordinated-omission correction wrk2
 Latency is named by what it measures: rtt_* is a true round trip (ping-pong, one message \
 outstanding); reply_* in pipelined mode is the time from a write to its reply with a window \
 of messages outstanding, so it is mostly queueing behind the window, not a round trip; \
-response_* in open loop counts from the intended send time. throughput_ci95 is the ± half \
+response_* in open loop counts from the intended send time. The ping-pong client blocks in \
+recv on a thread of its own (one send and one recv per round trip), except against the \
+in-process tokio server, whose runtime threads it shares as tasks. throughput_ci95 is the ± half \
 width of the 95% interval of the mean throughput over the case's intervals (a tenth of the \
 duration each): a ranking of strategies whose figures differ by less than it is noise.
 
@@ -544,6 +546,9 @@ then measure the relay's holds and gaps, not the framing.";
             server: behaviour,
             reply_timeout: reply_timeout.min(ctx.timeout),
             nodelay: params.nodelay,
+            // Against the in-process tokio server, an async client shares the runtime's
+            // threads with it (fewer wake-ups); against any other server it blocks in recv.
+            blocking_ping_pong: ctx.target.is_some() || ctx.peer.is_some() || flavour != Flavour::Tokio,
             cancel: ctx.cancel.clone(),
             ..Workload::default()
         };

@@ -8,6 +8,10 @@
 //! (unframed) streams — where a "message" is whatever one read returns — are measured too,
 //! and show how many reads held something other than exactly one message.
 //!
+//! TCP ping-pong runs on a blocking socket in a thread of its own
+//! ([`ping_pong`](super::ping_pong)) unless [`Workload::blocking_ping_pong`] is off, the
+//! other TCP workloads on the runtime.
+//!
 //! Every workload is bounded by a duration and a message count, and every wait for the
 //! server by `reply_timeout`.
 
@@ -59,6 +63,13 @@ pub struct Workload {
     pub reply_timeout: Duration,
     /// Set TCP_NODELAY on the client socket.
     pub nodelay: bool,
+    /// TCP ping-pong on a blocking socket in a thread of its own
+    /// ([`ping_pong`](super::ping_pong): a `send` and a `recv` per round trip) rather than
+    /// as tasks on the runtime (default `true`). Set it to `false` when the server's tasks
+    /// run on the same tokio runtime, as the in-process reference server's do: then an
+    /// async client's and the server's tasks share the runtime's threads, and a round trip
+    /// often ends without waking another thread, which a blocking client cannot avoid.
+    pub blocking_ping_pong: bool,
     /// Largest frame accepted from the server, in bytes.
     pub max_frame_len: usize,
     /// Raised when the case's time is up: the UDP client, which blocks a thread, looks at
@@ -80,6 +91,7 @@ impl Default for Workload {
             server: Behaviour::Echo,
             reply_timeout: Duration::from_secs(5),
             nodelay: true,
+            blocking_ping_pong: true,
             max_frame_len: 8 << 20,
             cancel: Cancel::new(),
         }
@@ -159,24 +171,33 @@ pub async fn run_workload_on(
     match MessageCodec::new(workload.framing, workload.max_frame_len) {
         None => stop_and_wait_workload(stream, addr, workload).await,
         Some(codec) if workload.mode == Mode::Bulk => bulk(stream, addr, codec, workload).await,
+        Some(codec) if workload.mode == Mode::PingPong && workload.blocking_ping_pong => {
+            // One message outstanding: a thread of its own blocking in `recv`, two system
+            // calls per round trip instead of the runtime's three (see `ping_pong`).
+            let stream = stream.into_std()?;
+            let workload = workload.clone();
+            tokio::task::spawn_blocking(move || super::ping_pong::run(stream, addr, codec, &workload))
+                .await
+                .map_err(|e| PeerError::Task(e.to_string()))?
+        }
         Some(codec) => request_reply(stream, addr, codec, workload).await,
     }
 }
 
 /// Tells intact from corrupted replies and completed requests from pending ones.
-struct ReplyTracker {
-    size: u64,
+pub(super) struct ReplyTracker {
+    pub(super) size: u64,
     upper: bool,
     bytes: u64,
-    replied: u64,
-    intact: u64,
-    corrupted: u64,
-    out_of_order: u64,
+    pub(super) replied: u64,
+    pub(super) intact: u64,
+    pub(super) corrupted: u64,
+    pub(super) out_of_order: u64,
     next_seq: u32,
 }
 
 impl ReplyTracker {
-    fn new(workload: &Workload) -> Self {
+    pub(super) fn new(workload: &Workload) -> Self {
         ReplyTracker {
             size: workload.message_size.max(payload::MIN_PAYLOAD) as u64,
             upper: workload.server == Behaviour::EchoUpper,
@@ -190,7 +211,7 @@ impl ReplyTracker {
     }
 
     /// Judges one received frame; returns how many requests it completed.
-    fn on_frame(&mut self, frame: &[u8]) -> u64 {
+    pub(super) fn on_frame(&mut self, frame: &[u8]) -> u64 {
         let size = self.size as usize;
         let verdict =
             if self.upper { payload::verify_upper(frame, size) } else { payload::verify(frame, size) };
@@ -232,8 +253,8 @@ async fn next_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Ping-pong, pipelined and open-loop: a writer sends paced messages, a reader matches
-/// replies to their send times.
+/// Pipelined, open-loop, and ping-pong without `blocking_ping_pong` (a window of one): a
+/// writer sends paced messages, a reader matches replies to their send times.
 async fn request_reply(
     stream: TcpStream,
     addr: SocketAddr,
@@ -483,6 +504,6 @@ async fn finish_one_way(
     }
 }
 
-fn rate(count: u64, over: Duration) -> f64 {
+pub(super) fn rate(count: u64, over: Duration) -> f64 {
     if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
 }

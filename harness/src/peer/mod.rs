@@ -4,8 +4,8 @@
 //! - [`server`]: echo / echo-upper / sink / source servers, built with tokio, a thread per
 //!   connection, or one client at a time ([`Flavour`]).
 //! - [`client`]: workloads — ping-pong, pipelined, bulk, open-loop — that record latency
-//!   in an HdrHistogram and throughput per interval; [`udp_client`]: ping-pong over UDP,
-//!   lost datagrams counted.
+//!   in an HdrHistogram and throughput per interval; [`ping_pong`]: TCP ping-pong on a
+//!   blocking socket; [`udp_client`]: ping-pong over UDP, lost datagrams counted.
 //! - [`payload`]: self-checking messages (sequence number + checksum), so every receiver
 //!   verifies order and integrity.
 //! - [`reader`] and [`bulk`]: the server sides of `tcp-coalescing` (a connection read
@@ -19,6 +19,7 @@ pub mod behaviour;
 pub mod bulk;
 pub mod client;
 pub mod payload;
+pub mod ping_pong;
 pub mod reader;
 pub mod server;
 pub mod udp_client;

@@ -109,7 +109,9 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
     let start = Instant::now();
     let mut last_reply_at = None;
     let mut seq: u64 = 0;
-    while seq < workload.max_messages && (seq == 0 || start.elapsed() < workload.duration) {
+    // When the last round trip ended: "now" for the loop's test, one clock read fewer.
+    let mut now = start;
+    while seq < workload.max_messages && (seq == 0 || now - start < workload.duration) {
         if cancel.is_cancelled() {
             break;
         }
@@ -133,7 +135,6 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(refused(e)),
             };
-            let now = Instant::now();
             input.clear();
             input.extend_from_slice(&buf[..n]);
             let mut this_one = false;
@@ -164,9 +165,11 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
                     break;
                 }
             }
+            // The round trip ends once its reply is read and verified.
+            now = Instant::now();
             if this_one {
                 latency.record(now - sent_at);
-                meter.record(size as u64, 1);
+                meter.record_at(now - start, size as u64, 1);
                 last_reply_at = Some(now);
                 break true;
             }
@@ -177,14 +180,16 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
         if answered {
             result.replied += 1;
             result.intact += 1;
-        } else if cancel.is_cancelled() && Instant::now() < due {
+            continue;
+        }
+        now = Instant::now();
+        if cancel.is_cancelled() && now < due {
             // Cut short by the case's end before its timeout: not lost, and not counted
             // as sent either, so every request sent is answered or lost.
             seq -= 1;
             break;
-        } else {
-            result.lost += 1;
         }
+        result.lost += 1;
     }
     let sent_for = start.elapsed();
     result.sent = seq;
