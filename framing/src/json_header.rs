@@ -329,12 +329,17 @@ impl JsonHeaderCodec {
             if header_len > max {
                 return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
             }
-            // `digits` digits then `}`, as the bytes of a little-endian word.
+            // `digits` digits then `}`, as the bytes of a little-endian word; the digits
+            // two at a time, from a table, which halves the chain of divisions.
             let mut tail = u64::from(b'}') << (8 * digits);
-            let mut n = size;
-            for at in (0..digits).rev() {
-                tail |= u64::from(b'0' + (n % 10) as u8) << (8 * at);
-                n /= 10;
+            let (mut n, mut at) = (size, digits);
+            while at >= 2 {
+                at -= 2;
+                tail |= u64::from(DIGIT_PAIRS[(n % 100) as usize]) << (8 * at);
+                n /= 100;
+            }
+            if at == 1 {
+                tail |= u64::from(b'0' + n as u8);
             }
             // Length field, `{"size":` and the tail, in two words: bytes 0..16 and 16..24.
             let front = u128::from(u32::from_le_bytes(length_field(header_len)))
@@ -378,6 +383,17 @@ fn encode_with_fields(
     dst.put_slice(body);
     Ok(())
 }
+
+/// "00" to "99", each as the two bytes of a little-endian word (tens first).
+const DIGIT_PAIRS: [u16; 100] = {
+    let mut pairs = [0u16; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = (b'0' + (i / 10) as u8) as u16 | ((b'0' + (i % 10) as u8) as u16) << 8;
+        i += 1;
+    }
+    pairs
+};
 
 /// The longest header holding only `size`: `{"size":` 20 digits `}`.
 const SIZE_ONLY_HEADER_LEN: usize = SIZE_KEY.len() + 20 + 1;
