@@ -321,8 +321,8 @@ impl JsonHeaderCodec {
             // piece goes to `dst` as a fixed-size store: measured, a header assembled in a
             // stack array byte by byte and copied out stalled on those byte stores, and a
             // copy of the header's own length is a call to `memcpy`; either cost more
-            // than the rest of a 16-byte frame.
-            // Independent comparisons, not `ilog10`'s chain of dependent steps.
+            // than the rest of a 16-byte frame. The digit count comes from independent
+            // comparisons, not `ilog10`'s chain of dependent steps.
             let digits =
                 1 + [10, 100, 1_000, 10_000, 100_000, 1_000_000].iter().filter(|&&p| size >= p).count();
             let header_len = SIZE_KEY.len() + digits + 1;
