@@ -95,29 +95,8 @@ struct LengthField {
 }
 
 impl LengthField {
-    /// Reads a length field of `self.width` bytes from the front of `head`, which holds
-    /// at least that many bytes.
-    #[inline]
-    fn value(&self, head: &[u8]) -> u64 {
-        // One fixed-size load per width: a variable-length copy here costs a memcpy call
-        // per frame, which is most of the per-frame budget for small messages.
-        fn field<const N: usize>(head: &[u8]) -> [u8; N] {
-            let mut field = [0u8; N];
-            field.copy_from_slice(&head[..N]);
-            field
-        }
-        match (self.width, self.endian) {
-            (HeaderWidth::U8, _) => u64::from(head[0]),
-            (HeaderWidth::U16, Endian::Big) => u64::from(u16::from_be_bytes(field(head))),
-            (HeaderWidth::U16, Endian::Little) => u64::from(u16::from_le_bytes(field(head))),
-            (HeaderWidth::U32, Endian::Big) => u64::from(u32::from_be_bytes(field(head))),
-            (HeaderWidth::U32, Endian::Little) => u64::from(u32::from_le_bytes(field(head))),
-            (HeaderWidth::U64, Endian::Big) => u64::from_be_bytes(field(head)),
-            (HeaderWidth::U64, Endian::Little) => u64::from_le_bytes(field(head)),
-        }
-    }
-
-    /// Reads the length field from the front of an 8-byte `word`.
+    /// Reads the length field from the front of an 8-byte `word` (bytes past the field
+    /// are shifted or masked away, whatever they hold).
     #[inline]
     fn value_in_word(&self, word: [u8; 8]) -> u64 {
         let unused_bits = 64 - 8 * self.width.bytes() as u32;
@@ -153,7 +132,12 @@ impl Header for LengthField {
             // width per frame.
             Some(word) => self.value_in_word(*word),
             None if src.len() < len => return Ok(Head::Incomplete { needed: len }),
-            None => self.value(src),
+            // Fewer than 8 bytes buffered (the end of a burst): zero-padded to a word.
+            None => {
+                let mut word = [0u8; 8];
+                word[..src.len()].copy_from_slice(src);
+                self.value_in_word(word)
+            }
         };
         if self.signed && (value >> (len * 8 - 1)) & 1 == 1 {
             return Err(self.negative(value));
@@ -291,8 +275,9 @@ mod tests {
 
     #[test]
     fn a_field_read_from_a_whole_word_matches_one_read_alone() {
-        // With 8 bytes buffered the field is read from one 8-byte word (the first frame
-        // here), with fewer on its own (the last one, for fields of 1, 2 and 4 bytes).
+        // With 8 bytes buffered the field is read from the buffer's first 8 bytes (the
+        // first frame here), with fewer from a zero-padded copy (the last one, for fields
+        // of 1, 2 and 4 bytes).
         let widths = [HeaderWidth::U8, HeaderWidth::U16, HeaderWidth::U32, HeaderWidth::U64];
         for (width, endian) in widths.into_iter().flat_map(|w| [(w, Endian::Big), (w, Endian::Little)]) {
             let mut codec = LengthPrefixedCodec::new(width, endian);
