@@ -292,8 +292,37 @@ impl JsonHeaderCodec {
     /// Encodes one frame from a header and a borrowed body: what [`Encoder`] does for a
     /// [`JsonFrame`], without needing the body as `Bytes` (so
     /// [`MessageCodec`](crate::MessageCodec) need not copy a payload to encode it).
-    #[inline]
+    ///
+    /// The common frame, an empty header under the default key, takes a path of a few
+    /// comparisons and stores that is inlined into the caller's loop; every other frame
+    /// goes out of line. Measured at 16 B: kept in one function with the map walk and the
+    /// error paths, the fast path paid a call, a six-register prologue and spills per
+    /// frame, 7.5 ns against 5.2 ns now.
+    #[inline(always)]
     pub(crate) fn encode_parts(
+        &self,
+        header: &Map<String, Value>,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), FramingError> {
+        let limits = &self.decoder.header;
+        // `size_key.is_size()`, not `== SizeKey::SIZE` (a 33-byte compare).
+        if header.is_empty()
+            && limits.size_key.is_size()
+            && body.len() < SHORT_SIZE_MAX_BODY
+            && body.len() <= limits.max_body_len
+            && SHORT_SIZE_HEADER_MAX_LEN <= limits.max_header_len
+        {
+            put_size_only_frame(limits.endian, body, dst);
+            return Ok(());
+        }
+        self.encode_general(header, body, dst)
+    }
+
+    /// [`encode_parts`](Self::encode_parts) for every frame off its inlined path: a
+    /// header with fields, a size key other than `size`, a frame over a limit.
+    #[inline(never)]
+    fn encode_general(
         &self,
         header: &Map<String, Value>,
         body: &[u8],
@@ -306,56 +335,75 @@ impl JsonHeaderCodec {
             return Err(FramingError::FrameTooLarge { len: size, max: max_body_len as u64 });
         }
         let max = max_header_len.min(u32::MAX as usize);
-        let length_field = |header_len: usize| match endian {
-            Endian::Big => (header_len as u32).to_be_bytes(),
-            Endian::Little => (header_len as u32).to_le_bytes(),
-        };
-        // `size_key.is_size()`, not `== SizeKey::SIZE` (a 33-byte compare), and the key as
-        // a `&str` only off the fast path: both cost more than the rest of a 16-byte frame.
-        if size_key.is_size()
-            && size < 10_000_000
-            && (header.is_empty() || header.keys().all(|k| k == "size"))
-        {
-            // The common frame: a header of `size` alone, of at most 7 digits (bodies up
-            // to 9.5 MiB). The digits and the `}` are composed in one register, and every
-            // piece goes to `dst` as a fixed-size store: measured, a header assembled in a
-            // stack array byte by byte and copied out stalled on those byte stores, and a
-            // copy of the header's own length is a call to `memcpy`; either cost more
-            // than the rest of a 16-byte frame. The digit count comes from independent
-            // comparisons, not `ilog10`'s chain of dependent steps.
-            let digits =
-                1 + [10, 100, 1_000, 10_000, 100_000, 1_000_000].iter().filter(|&&p| size >= p).count();
-            let header_len = SIZE_KEY.len() + digits + 1;
-            if header_len > max {
-                return Err(FramingError::FrameTooLarge { len: header_len as u64, max: max as u64 });
-            }
-            // `digits` digits then `}`, as the bytes of a little-endian word; the digits
-            // two at a time, from a table, which halves the chain of divisions.
-            let mut tail = u64::from(b'}') << (8 * digits);
-            let (mut n, mut at) = (size, digits);
-            while at >= 2 {
-                at -= 2;
-                tail |= u64::from(DIGIT_PAIRS[(n % 100) as usize]) << (8 * at);
-                n /= 100;
-            }
-            if at == 1 {
-                tail |= u64::from(b'0' + n as u8);
-            }
-            // Length field, `{"size":` and the tail, in two words: bytes 0..16 and 16..24.
-            let front = u128::from(u32::from_le_bytes(length_field(header_len)))
-                | u128::from(u64::from_le_bytes(*SIZE_KEY)) << 32
-                | u128::from(tail) << 96;
-            let back = tail >> 32;
-            let start = dst.len();
-            dst.reserve(24 + body.len());
-            dst.extend_from_slice(&front.to_le_bytes());
-            dst.extend_from_slice(&back.to_le_bytes());
-            dst.truncate(start + LEN_FIELD + header_len);
-            dst.extend_from_slice(body);
+        let size_only = size_key.is_size() && header.keys().all(|k| k == "size");
+        if size_only && (size as usize) < SHORT_SIZE_MAX_BODY && size_only_header_len(body.len()) <= max {
+            put_size_only_frame(endian, body, dst);
             return Ok(());
         }
-        encode_with_fields(header, size_key.as_str(), size, max, length_field, body, dst)
+        encode_with_fields(header, size_key.as_str(), size, max, |len| length_field(endian, len), body, dst)
     }
+}
+
+/// The length field of a header of `header_len` bytes.
+fn length_field(endian: Endian, header_len: usize) -> [u8; LEN_FIELD] {
+    match endian {
+        Endian::Big => (header_len as u32).to_be_bytes(),
+        Endian::Little => (header_len as u32).to_le_bytes(),
+    }
+}
+
+/// Bodies below this size have a `size` of at most [`SHORT_SIZE_MAX_DIGITS`] digits.
+const SHORT_SIZE_MAX_BODY: usize = 10_000_000;
+const SHORT_SIZE_MAX_DIGITS: usize = 7;
+/// The longest header of [`put_size_only_frame`]: `{"size":` 7 digits `}`.
+const SHORT_SIZE_HEADER_MAX_LEN: usize = SIZE_KEY.len() + SHORT_SIZE_MAX_DIGITS + 1;
+
+/// The decimal digit count of `size` (below [`SHORT_SIZE_MAX_BODY`]), from independent
+/// comparisons, not `ilog10`'s chain of dependent steps.
+#[inline(always)]
+fn size_digits(size: usize) -> usize {
+    1 + [10, 100, 1_000, 10_000, 100_000, 1_000_000].iter().filter(|&&p| size >= p).count()
+}
+
+/// The length of `{"size":N}` for a body of `size` bytes.
+fn size_only_header_len(size: usize) -> usize {
+    SIZE_KEY.len() + size_digits(size) + 1
+}
+
+/// Writes the length field, a header of `size` alone and `body`, for a body below
+/// [`SHORT_SIZE_MAX_BODY`] bytes (the caller checks it and the limits).
+///
+/// The digits and the `}` are composed in one register, and every piece goes to `dst`
+/// as a fixed-size store: measured, a header assembled in a stack array byte by byte and
+/// copied out stalled on those byte stores, and a copy of the header's own length is a
+/// call to `memcpy`; either cost more than the rest of a 16-byte frame.
+#[inline(always)]
+fn put_size_only_frame(endian: Endian, body: &[u8], dst: &mut BytesMut) {
+    let digits = size_digits(body.len());
+    let header_len = SIZE_KEY.len() + digits + 1;
+    // `digits` digits then `}`, as the bytes of a little-endian word; the digits two at
+    // a time, from a table, which halves the chain of divisions.
+    let mut tail = u64::from(b'}') << (8 * digits);
+    let (mut n, mut at) = (body.len() as u64, digits);
+    while at >= 2 {
+        at -= 2;
+        tail |= u64::from(DIGIT_PAIRS[(n % 100) as usize]) << (8 * at);
+        n /= 100;
+    }
+    if at == 1 {
+        tail |= u64::from(b'0' + n as u8);
+    }
+    // Length field, `{"size":` and the tail, in two words: bytes 0..16 and 16..24.
+    let front = u128::from(u32::from_le_bytes(length_field(endian, header_len)))
+        | u128::from(u64::from_le_bytes(*SIZE_KEY)) << 32
+        | u128::from(tail) << 96;
+    let back = tail >> 32;
+    let start = dst.len();
+    dst.reserve(24 + body.len());
+    dst.extend_from_slice(&front.to_le_bytes());
+    dst.extend_from_slice(&back.to_le_bytes());
+    dst.truncate(start + LEN_FIELD + header_len);
+    dst.extend_from_slice(body);
 }
 
 /// Encodes a frame whose header has fields besides `size`: the header is serialized into
@@ -481,6 +529,7 @@ impl Decoder for JsonHeaderCodec {
 impl Encoder<JsonFrame> for JsonHeaderCodec {
     type Error = FramingError;
 
+    #[inline]
     fn encode(&mut self, item: JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
         self.encode_parts(&item.header, &item.body, dst)
     }
@@ -492,6 +541,7 @@ impl Encoder<JsonFrame> for JsonHeaderCodec {
 impl Encoder<&JsonFrame> for JsonHeaderCodec {
     type Error = FramingError;
 
+    #[inline]
     fn encode(&mut self, item: &JsonFrame, dst: &mut BytesMut) -> Result<(), FramingError> {
         self.encode_parts(&item.header, &item.body, dst)
     }
@@ -636,6 +686,21 @@ mod tests {
         codec = codec.max_header_len(10);
         codec.encode(JsonFrame::new("x"), &mut wire).unwrap();
         assert_eq!(&wire[..], b"\0\0\0\x0a{\"size\":1}x");
+    }
+
+    #[test]
+    fn a_body_over_the_body_limit_is_refused_and_writes_nothing() {
+        let mut wire = BytesMut::new();
+        let mut codec = JsonHeaderCodec::new().max_body_len(2);
+        for frame in [JsonFrame::new("xyz"), JsonFrame::new("xyz").with("size", 3)] {
+            assert!(matches!(
+                codec.encode(frame, &mut wire),
+                Err(FramingError::FrameTooLarge { len: 3, max: 2 })
+            ));
+        }
+        assert!(wire.is_empty());
+        codec.encode(JsonFrame::new("xy"), &mut wire).unwrap();
+        assert_eq!(&wire[..], b"\0\0\0\x0a{\"size\":2}xy");
     }
 
     #[test]
