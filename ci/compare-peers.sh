@@ -9,6 +9,10 @@
 #                                                `socklab serve --transport udp`, tokio and threaded)
 #   1 GiB, 64 KiB reads:  iperf3 -n 1G -l 64K vs  socklab recv-buffer, bytes=1 GiB, read_size=65536
 #                         (every byte verified by socklab, none by iperf3)
+# Beside the ping-pong rows runs their floor: benches/examples/ping_pong_floor.rs, the
+# simplest blocking echo server and client (64 B, no framing, no checks, no socket
+# timeouts). Nothing that measures a round trip can measure a shorter one, so how far
+# the floor moves against sockperf from round to round is the noise of these ratios.
 # socklab's client and server share one process in the first rows (the in-process
 # arrangement `socklab run` uses by default). The "two processes" rows put the server in
 # `socklab serve` and the client in `socklab run framing-throughput --target ADDR`, as
@@ -39,7 +43,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet
+cargo build --release --quiet -p socklab-benches --example ping_pong_floor
 socklab=${CARGO_TARGET_DIR:-target}/release/socklab
+floor=${CARGO_TARGET_DIR:-target}/release/examples/ping_pong_floor
 work=$(mktemp -d)
 servers=()
 cleanup() {
@@ -88,7 +94,14 @@ udp_echo_threaded_port=$(free_udp_port)
 "$socklab" serve --listen "127.0.0.1:$udp_echo_threaded_port" --transport udp --flavour threaded \
   --framing u32be --behaviour echo >"$work/udp-echo-threaded.log" 2>&1 &
 servers+=($!)
+# The floor's servers pick their own ports and print them.
+"$floor" serve tcp >"$work/floor-tcp.port" 2>"$work/floor-tcp.log" &
+servers+=($!)
+"$floor" serve udp >"$work/floor-udp.port" 2>"$work/floor-udp.log" &
+servers+=($!)
 sleep 1
+floor_tcp_port=$(cat "$work/floor-tcp.port")
+floor_udp_port=$(cat "$work/floor-udp.port")
 
 iperf3_gbit() {
   iperf3 --client 127.0.0.1 --port "$iperf_port" --time "$DURATION" --json \
@@ -151,25 +164,36 @@ socklab_udp_rtt_us() {
   jq '.cases[0].metrics[] | select(.name == "rtt_p50") | .value' "$work/udp$1/report.json"
 }
 
+# The floor's p50 round trip over $1 (tcp or udp), 64 B messages.
+floor_rtt_us() {
+  local port=$floor_tcp_port
+  [ "$1" = udp ] && port=$floor_udp_port
+  "$floor" ping "$1" "$port" "$DURATION" 64 | sed -n 's/^p50_us=\([0-9.]*\) .*/\1/p'
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$work/iperf3"; : >"$work/socklab-bulk"; : >"$work/sockperf"; : >"$work/socklab-rtt"
 : >"$work/iperf3-1g"; : >"$work/socklab-recv"; : >"$work/socklab-bulk-2p"; : >"$work/socklab-rtt-2p"
 : >"$work/sockperf-udp"; : >"$work/socklab-udp"; : >"$work/socklab-udp-threaded"; : >"$work/socklab-rtt-2p-threaded"
+: >"$work/floor-tcp"; : >"$work/floor-udp"
 for round in $(seq 1 "$ROUNDS"); do
   a=$(iperf3_gbit); b=$(socklab_bulk_gbit); b2=$(socklab_bulk_2p_gbit)
-  c=$(sockperf_rtt_us); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us "$echo_port"); d3=$(socklab_rtt_2p_us "$echo_threaded_port")
-  u=$(sockperf_udp_rtt_us); w=$(socklab_udp_rtt_us "$udp_echo_port"); w2=$(socklab_udp_rtt_us "$udp_echo_threaded_port")
+  c=$(sockperf_rtt_us); ft=$(floor_rtt_us tcp); d=$(socklab_rtt_us); d2=$(socklab_rtt_2p_us "$echo_port")
+  d3=$(socklab_rtt_2p_us "$echo_threaded_port")
+  u=$(sockperf_udp_rtt_us); fu=$(floor_rtt_us udp); w=$(socklab_udp_rtt_us "$udp_echo_port")
+  w2=$(socklab_udp_rtt_us "$udp_echo_threaded_port")
   e=$(iperf3_1g_gbit); f=$(socklab_recv_gbit)
   # A run that gave no figure (a tool failed, a report lacks the metric) stops the script.
-  for v in "$a" "$b" "$b2" "$c" "$d" "$d2" "$d3" "$u" "$w" "$w2" "$e" "$f"; do
+  for v in "$a" "$b" "$b2" "$c" "$ft" "$d" "$d2" "$d3" "$u" "$fu" "$w" "$w2" "$e" "$f"; do
     [[ $v =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || {
-      echo "compare-peers.sh: round $round: a run gave no positive figure ('$v'); the figures were: $a $b $b2 $c $d $d2 $d3 $u $w $w2 $e $f" >&2
+      echo "compare-peers.sh: round $round: a run gave no positive figure ('$v'); the figures were: $a $b $b2 $c $ft $d $d2 $d3 $u $fu $w $w2 $e $f" >&2
       exit 1
     }
   done
-  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  socklab %.2f (two processes %.2f, threaded server %.2f) us | UDP p50 RTT  sockperf %.2f  socklab %.2f (threaded server %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
-    "$round" "$a" "$b" "$b2" "$c" "$d" "$d2" "$d3" "$u" "$w" "$w2" "$e" "$f"
+  printf 'round %d: bulk  iperf3 %.2f  socklab %.2f (two processes %.2f) Gbit/s | p50 RTT  sockperf %.2f  floor %.2f  socklab %.2f (two processes %.2f, threaded server %.2f) us | UDP p50 RTT  sockperf %.2f  floor %.2f  socklab %.2f (threaded server %.2f) us | 1 GiB  iperf3 %.2f  recv-buffer %.2f Gbit/s\n' \
+    "$round" "$a" "$b" "$b2" "$c" "$ft" "$d" "$d2" "$d3" "$u" "$fu" "$w" "$w2" "$e" "$f"
+  echo "$ft" >>"$work/floor-tcp"; echo "$fu" >>"$work/floor-udp"
   echo "$u" >>"$work/sockperf-udp"; echo "$w" >>"$work/socklab-udp"; echo "$w2" >>"$work/socklab-udp-threaded"
   echo "$a" >>"$work/iperf3"; echo "$b" >>"$work/socklab-bulk"; echo "$b2" >>"$work/socklab-bulk-2p"
   echo "$c" >>"$work/sockperf"; echo "$d" >>"$work/socklab-rtt"; echo "$d2" >>"$work/socklab-rtt-2p"
@@ -178,8 +202,8 @@ for round in $(seq 1 "$ROUNDS"); do
   # Round trips on this kind of machine jump between two regimes (busy CPUs: 11-17 us;
   # idle ones that must be woken: 60-70 us) from one 5 s run to the next, so the latency
   # ratios are also taken within each round, where both tools ran within seconds.
-  awk -v s="$c" -v r="$d" -v r2="$d2" -v r3="$d3" -v su="$u" -v u="$w" -v ut="$w2" \
-    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su }' >>"$work/round-ratios"
+  awk -v s="$c" -v r="$d" -v r2="$d2" -v r3="$d3" -v su="$u" -v u="$w" -v ut="$w2" -v ft="$ft" -v fu="$fu" \
+    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su, ft / s, fu / su }' >>"$work/round-ratios"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
@@ -189,21 +213,28 @@ bulk2=$(median <"$work/socklab-bulk-2p"); rtt2=$(median <"$work/socklab-rtt-2p")
 rtt3=$(median <"$work/socklab-rtt-2p-threaded")
 sockperf_udp=$(median <"$work/sockperf-udp"); udp=$(median <"$work/socklab-udp")
 udp_threaded=$(median <"$work/socklab-udp-threaded")
+floor_tcp=$(median <"$work/floor-tcp"); floor_udp=$(median <"$work/floor-udp")
 echo
 echo "medians over $ROUNDS rounds (${DURATION} s runs; 1 GiB transfers):"
 awk -v i="$iperf" -v b="$bulk" -v b2="$bulk2" -v s="$sockperf" -v r="$rtt" -v r2="$rtt2" -v r3="$rtt3" -v g="$iperf1g" -v v="$recv" \
-  -v su="$sockperf_udp" -v u="$udp" -v ut="$udp_threaded" 'BEGIN {
+  -v su="$sockperf_udp" -v u="$udp" -v ut="$udp_threaded" -v ft="$floor_tcp" -v fu="$floor_udp" 'BEGIN {
   printf "  bulk TCP throughput, one process     iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", i, b, b / i
   printf "  bulk TCP throughput, two processes   iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 1.00x)\n", i, b2, b2 / i
+  printf "  ping-pong p50 RTT, floor             sockperf %.2f us     floor %.2f us         ratio %.2fx (the noise of these ratios)\n", s, ft, ft / s
   printf "  ping-pong p50 RTT, one process       sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.10x)\n", s, r, r / s
   printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; tokio server)\n", s, r2, r2 / s
   printf "  ping-pong p50 RTT, two processes     sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; threaded server)\n", s, r3, r3 / s
+  printf "  UDP ping-pong p50 RTT, floor        sockperf %.2f us     floor %.2f us         ratio %.2fx (the noise of these ratios)\n", su, fu, fu / su
   printf "  UDP ping-pong p50 RTT, tokio srv    sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, u, u / su
   printf "  UDP ping-pong p50 RTT, threaded srv sockperf %.2f us     socklab %.2f us       ratio %.2fx (target <= 1.00x; two processes)\n", su, ut, ut / su
   printf "  1 GiB, 64 KiB reads                  iperf3 %.2f Gbit/s   socklab %.2f Gbit/s   ratio %.2fx (target >= 0.90x)\n", g, v, v / g
 }'
 col() { awk -v c="$1" '{ print $c }' "$work/round-ratios" | median; }
 echo "latency ratios taken within each round (socklab / sockperf), median over $ROUNDS rounds:"
-printf '  ping-pong p50 RTT: one process %.2fx, two processes %.2fx (tokio server), %.2fx (threaded server)\n' \
-  "$(col 1)" "$(col 2)" "$(col 3)"
-printf '  UDP ping-pong p50 RTT, two processes: %.2fx (tokio server), %.2fx (threaded server)\n' "$(col 4)" "$(col 5)"
+printf '  ping-pong p50 RTT: one process %.2fx, two processes %.2fx (tokio server), %.2fx (threaded server); floor %.2fx\n' \
+  "$(col 1)" "$(col 2)" "$(col 3)" "$(col 6)"
+printf '  UDP ping-pong p50 RTT, two processes: %.2fx (tokio server), %.2fx (threaded server); floor %.2fx\n' \
+  "$(col 4)" "$(col 5)" "$(col 7)"
+spread() { awk -v c="$1" '{ print $c }' "$work/round-ratios" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2fx", lo, hi }'; }
+echo "the floor against sockperf, round by round (the same system calls; how far apart is noise):"
+echo "  TCP $(spread 6), UDP $(spread 7)"

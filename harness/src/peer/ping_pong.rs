@@ -184,20 +184,24 @@ fn send_all(
     inbox: &mut Inbox,
     cancel: &Cancel,
 ) -> Result<(), Wait> {
-    let mut progress_at = Instant::now();
+    // When the socket last took bytes, read only once a write has timed out: a clock
+    // read per write would sit inside the timed round trip.
+    let mut stalled_since = None;
     while !bytes.is_empty() {
         match stream.write(bytes) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => {
                 bytes = &bytes[n..];
-                progress_at = Instant::now();
+                stalled_since = None;
             }
             Err(e) if timed_out(&e) => {
+                // The write that timed out waited about a tick.
+                let since = *stalled_since.get_or_insert_with(|| Instant::now() - WRITE_TICK);
                 inbox.read_ready(stream)?;
                 if cancel.is_cancelled() {
                     return Err(Wait::Cancelled);
                 }
-                if progress_at.elapsed() >= inbox.reply_timeout {
+                if since.elapsed() >= inbox.reply_timeout {
                     return Err(inbox.timeout().into());
                 }
             }
