@@ -36,7 +36,9 @@ fn main() -> ExitCode {
             if *transport == "tcp" { serve_tcp() } else { serve_udp() }
         }
         ["ping", transport @ ("tcp" | "udp"), port, seconds, size] => {
-            let (Ok(port), Ok(seconds), Ok(size)) = (port.parse::<u16>(), seconds.parse::<f64>(), size.parse()) else {
+            let (Ok(port), Ok(seconds), Ok(size)) =
+                (port.parse::<u16>(), seconds.parse::<f64>(), size.parse())
+            else {
                 eprintln!("{usage}");
                 return ExitCode::from(2);
             };
