@@ -12,6 +12,7 @@ pub mod eof_handling;
 pub mod file_transfer;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;
+pub mod netns_scope;
 pub mod recv_buffer;
 pub mod sequential_server;
 pub mod server_conformance;

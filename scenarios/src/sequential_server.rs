@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
-use socklab_harness::net::{ListenCounters, PrivateNetns, read_listen_counters};
+use socklab_harness::net::{ListenCounters, read_listen_counters};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit, ValueSeries};
 use socklab_harness::scenario::{
@@ -33,6 +33,7 @@ use socklab_harness::scenario::{
 };
 
 use crate::blocking::{self, Stop, WaitError, read_some, tcp_socket, timed_out, wait_readable};
+use crate::netns_scope::{NetnsMode, Scope, run_scoped};
 
 /// The scenario; see the module docs.
 pub struct SequentialServer;
@@ -47,16 +48,6 @@ pub enum Flavour {
     Threaded,
     /// A tokio task per connection.
     Tokio,
-}
-
-/// Whether to run in a private network namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetnsMode {
-    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
-    Auto,
-    /// Always in the host's namespace: the kernel counters are system-wide.
-    Never,
 }
 
 /// Parameters of `sequential-server`.
@@ -249,14 +240,6 @@ socketserver.ThreadingTCPServer / asyncio.start_server. Size listen()'s backlog 
     }
 }
 
-/// Where the case ran.
-#[derive(Debug, Clone, Default)]
-enum Scope {
-    #[default]
-    Private,
-    SystemWide(String),
-}
-
 /// Everything a case measured.
 #[derive(Default)]
 pub struct Measured {
@@ -282,17 +265,8 @@ struct ClientRecord {
 }
 
 fn run_somewhere(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
-    let reason = match params.netns {
-        NetnsMode::Never => "netns = never".to_string(),
-        NetnsMode::Auto => match PrivateNetns::new() {
-            Ok(netns) => {
-                let (p, c) = (params.clone(), cancel.clone());
-                return netns.run(move || experiment(&p, &c, Scope::Private)).map_err(CaseError::from)?;
-            }
-            Err(e) => e.to_string(),
-        },
-    };
-    experiment(params, cancel, Scope::SystemWide(reason))
+    let (p, c) = (params.clone(), cancel.clone());
+    run_scoped(params.netns, move |scope| experiment(&p, &c, scope))
 }
 
 /// The server, the clients, the counters, in the calling thread's namespace (threads

@@ -36,10 +36,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
 use socklab_harness::metric::Better;
-use socklab_harness::net::{PrivateNetns, UdpCounters, error_name, read_udp_counters, recv_datagram};
+use socklab_harness::net::{UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+
+use crate::netns_scope::{NetnsMode, Scope, run_scoped};
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
@@ -66,16 +68,6 @@ pub enum Mitigation {
     /// Send on schedule; resend every unacknowledged datagram every 10 ms until
     /// acknowledged or a deadline.
     Retransmit,
-}
-
-/// Whether to run in a private network namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetnsMode {
-    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
-    Auto,
-    /// Always in the host's namespace: the kernel counter is system-wide.
-    Never,
 }
 
 /// Parameters of `udp-early-send`.
@@ -463,21 +455,6 @@ fn impaired(params: &Params) -> bool {
     Impairment::parse(&params.impair).is_ok_and(|spec| !spec.is_none())
 }
 
-/// Where the case ran, and so how far the kernel counter can be trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Scope {
-    /// A private network namespace: the counter is this case's alone.
-    Private,
-    /// The host's namespace: the counter includes every process's traffic; why.
-    SystemWide(String),
-}
-
-impl Default for Scope {
-    fn default() -> Self {
-        Scope::SystemWide("nothing ran".into())
-    }
-}
-
 /// What a case recorded at both ends.
 #[derive(Default)]
 pub struct Measured {
@@ -533,19 +510,8 @@ struct Received {
 
 /// Runs the experiment in a private namespace when allowed, else right here.
 fn run_somewhere(params: &Params, seed: u64) -> Result<Measured, CaseError> {
-    let reason = match params.netns {
-        NetnsMode::Never => "netns = never".to_string(),
-        NetnsMode::Auto => match PrivateNetns::new() {
-            Ok(netns) => {
-                let p = params.clone();
-                return netns
-                    .run(move || experiment(&p, Scope::Private, seed))
-                    .map_err(|e| CaseError::Protocol(e.to_string()))?;
-            }
-            Err(e) => e.to_string(),
-        },
-    };
-    experiment(params, Scope::SystemWide(reason), seed)
+    let p = params.clone();
+    run_scoped(params.netns, move |scope| experiment(&p, scope, seed))
 }
 
 /// The times every part of a case keeps to.

@@ -18,25 +18,17 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::metric::Better;
 use socklab_harness::net::{
-    BufferSize, MAX_UDP_PAYLOAD_V4, PrivateNetns, UdpCounters, enable_rxq_ovfl, read_udp_counters,
-    recv_datagram, rmem_max, set_recv_buffer,
+    BufferSize, MAX_UDP_PAYLOAD_V4, UdpCounters, enable_rxq_ovfl, read_udp_counters, recv_datagram, rmem_max,
+    set_recv_buffer,
 };
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 
+use crate::netns_scope::{NetnsMode, Scope, run_scoped};
+
 /// The scenario; see the module docs.
 pub struct UdpRcvbufOverflow;
-
-/// Whether to run in a private network namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetnsMode {
-    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
-    Auto,
-    /// Always in the host's namespace: the kernel counter is system-wide.
-    Never,
-}
 
 /// Parameters of `udp-rcvbuf-overflow`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,16 +207,6 @@ drops are seen rather than guessed.";
     }
 }
 
-/// Where the case ran, for the report.
-#[derive(Debug, Clone, Default)]
-enum Scope {
-    /// A private network namespace: the kernel counter is this case's alone.
-    #[default]
-    Private,
-    /// The host's namespace, and why.
-    SystemWide(String),
-}
-
 /// Everything the experiment measured.
 #[derive(Default)]
 pub struct Measured {
@@ -241,17 +223,8 @@ pub struct Measured {
 
 /// Runs the experiment in a private namespace when allowed, else right here.
 fn run_somewhere(params: &Params) -> Result<Measured, CaseError> {
-    let reason = match params.netns {
-        NetnsMode::Never => "netns = never".to_string(),
-        NetnsMode::Auto => match PrivateNetns::new() {
-            Ok(netns) => {
-                let p = params.clone();
-                return netns.run(move || experiment(&p, Scope::Private)).map_err(CaseError::from)?;
-            }
-            Err(e) => e.to_string(),
-        },
-    };
-    experiment(params, Scope::SystemWide(reason))
+    let p = params.clone();
+    run_scoped(params.netns, move |scope| experiment(&p, scope))
 }
 
 /// The burst, the pause, the drain and the marker, on the calling thread's namespace.

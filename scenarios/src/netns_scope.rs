@@ -1,0 +1,55 @@
+//! Where a scenario that reads the kernel's counters runs: in a private network namespace
+//! when the process may make one, so that the counters count the case's traffic alone,
+//! else in the host's namespace, where they are system-wide and every check built on
+//! them must say so. `udp-early-send`, `udp-rcvbuf-overflow` and `sequential-server`
+//! run this way.
+
+use serde::{Deserialize, Serialize};
+use socklab_harness::net::PrivateNetns;
+use socklab_harness::scenario::CaseError;
+
+/// Whether to run in a private network namespace (the scenarios' `netns` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetnsMode {
+    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
+    Auto,
+    /// Always in the host's namespace: the kernel's counters are system-wide.
+    Never,
+}
+
+/// Where a case ran, and so how far the kernel's counters are its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A private network namespace: the counters are this case's alone.
+    Private,
+    /// The host's namespace: the counters include every process's traffic; why.
+    SystemWide(String),
+}
+
+/// What a case that never ran reports: it claims nothing about the counters.
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::SystemWide("nothing ran".into())
+    }
+}
+
+/// Runs `experiment` in a private network namespace when `mode` allows it and one can
+/// be made, else on the calling thread; either way it is told where it runs.
+///
+/// # Errors
+/// The experiment's own; [`CaseError::Netns`] when the namespace's thread ends (the
+/// experiment panicked there).
+pub fn run_scoped<T: Send + 'static>(
+    mode: NetnsMode,
+    experiment: impl FnOnce(Scope) -> Result<T, CaseError> + Send + 'static,
+) -> Result<T, CaseError> {
+    let reason = match mode {
+        NetnsMode::Never => "netns = never".to_string(),
+        NetnsMode::Auto => match PrivateNetns::new() {
+            Ok(netns) => return netns.run(move || experiment(Scope::Private))?,
+            Err(e) => e.to_string(),
+        },
+    };
+    experiment(Scope::SystemWide(reason))
+}
