@@ -42,7 +42,7 @@ fn main() -> ExitCode {
                 eprintln!("{usage}");
                 return ExitCode::from(2);
             };
-            if !(seconds > 0.0 && seconds <= 600.0) || !(1..=65_507).contains(&size) {
+            if !(seconds > 0.0 && seconds <= 600.0 && (1..=65_507).contains(&size)) {
                 eprintln!("SECONDS must be in (0, 600] and SIZE in 1..=65507");
                 return ExitCode::from(2);
             }
