@@ -210,6 +210,22 @@ impl ReplyTracker {
         }
     }
 
+    /// The counts of a TCP workload that sent `sent` requests over `sent_for`: what the
+    /// tracker judged, no losses (a silent TCP server is an error), and the sending
+    /// rate. The caller adds latency, throughput, elapsed time and any target rate.
+    pub(super) fn tally(&self, sent: u64, sent_for: Duration) -> WorkloadResult {
+        WorkloadResult {
+            sent,
+            replied: self.replied,
+            intact: self.intact,
+            corrupted: self.corrupted,
+            out_of_order: self.out_of_order,
+            lost: 0,
+            achieved_rate: rate(sent, sent_for),
+            ..WorkloadResult::default()
+        }
+    }
+
     /// Judges one received frame; returns how many requests it completed.
     pub(super) fn on_frame(&mut self, frame: &[u8]) -> u64 {
         let size = self.size as usize;
@@ -364,17 +380,11 @@ async fn request_reply(
         return Err(PeerError::Closed { addr, pending });
     }
     Ok(WorkloadResult {
-        sent,
-        replied: tracker.replied,
-        intact: tracker.intact,
-        corrupted: tracker.corrupted,
-        out_of_order: tracker.out_of_order,
-        lost: 0,
         latency,
         throughput: meter.summary(),
         elapsed,
         target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
-        achieved_rate: rate(sent, sent_for),
+        ..tracker.tally(sent, sent_for)
     })
 }
 
@@ -471,17 +481,11 @@ async fn stop_and_wait_workload(
         stream.shutdown().await?;
     }
     Ok(WorkloadResult {
-        sent: seq,
-        replied: tracker.replied,
-        intact: tracker.intact,
-        corrupted: tracker.corrupted,
-        out_of_order: tracker.out_of_order,
-        lost: 0,
         latency,
         throughput: meter.summary(),
         elapsed: start.elapsed(),
         target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
-        achieved_rate: rate(seq, sent_for),
+        ..tracker.tally(seq, sent_for)
     })
 }
 
@@ -504,6 +508,6 @@ async fn finish_one_way(
     }
 }
 
-pub(super) fn rate(count: u64, over: Duration) -> f64 {
+fn rate(count: u64, over: Duration) -> f64 {
     if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
 }

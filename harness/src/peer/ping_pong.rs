@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
-use super::client::{ReplyTracker, Workload, WorkloadResult, rate};
+use super::client::{ReplyTracker, Workload, WorkloadResult};
 use super::payload;
 use crate::framing::MessageCodec;
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
@@ -296,18 +296,10 @@ pub fn run(
             meter.record(bytes, completed);
         }
     }
-    let tracker = &inbox.tracker;
     Ok(WorkloadResult {
-        sent: seq,
-        replied: tracker.replied,
-        intact: tracker.intact,
-        corrupted: tracker.corrupted,
-        out_of_order: tracker.out_of_order,
-        lost: 0,
         latency,
         throughput: meter.summary(),
         elapsed: last_reply_at.map_or(Duration::ZERO, |at: Instant| at.saturating_duration_since(start)),
-        target_rate: None,
-        achieved_rate: rate(seq, sent_for),
+        ..inbox.tracker.tally(seq, sent_for)
     })
 }
