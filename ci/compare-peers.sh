@@ -203,7 +203,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # idle ones that must be woken: 60-70 us) from one 5 s run to the next, so the latency
   # ratios are also taken within each round, where both tools ran within seconds.
   awk -v s="$c" -v r="$d" -v r2="$d2" -v r3="$d3" -v su="$u" -v u="$w" -v ut="$w2" -v ft="$ft" -v fu="$fu" \
-    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su, ft / s, fu / su }' >>"$work/round-ratios"
+    'BEGIN { print r / s, r2 / s, r3 / s, u / su, ut / su, ft / s, fu / su, r3 / ft, ut / fu }' >>"$work/round-ratios"
 done
 
 iperf=$(median <"$work/iperf3"); bulk=$(median <"$work/socklab-bulk")
@@ -236,5 +236,6 @@ printf '  ping-pong p50 RTT: one process %.2fx, two processes %.2fx (tokio serve
 printf '  UDP ping-pong p50 RTT, two processes: %.2fx (tokio server), %.2fx (threaded server); floor %.2fx\n' \
   "$(col 4)" "$(col 5)" "$(col 7)"
 spread() { awk -v c="$1" '{ print $c }' "$work/round-ratios" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2fx", lo, hi }'; }
+printf 'socklab (threaded server) / the floor, within rounds: TCP %.3fx, UDP %.3fx\n' "$(col 8)" "$(col 9)"
 echo "the floor against sockperf, round by round (the same system calls; how far apart is noise):"
 echo "  TCP $(spread 6), UDP $(spread 7)"
