@@ -10,26 +10,28 @@
 //! The harness knows no scenario by name: scenarios live in `socklab-scenarios` and are
 //! handed to the runner through a [`scenario::Registry`].
 
-pub mod boundary;
+pub mod cancel;
 pub mod capture;
-pub mod check;
 pub mod host;
 pub mod impair;
 pub mod link;
-pub mod metric;
 pub mod metrics;
 pub mod net;
 pub mod params;
 pub mod peer;
 pub mod privilege;
 pub mod repeat;
-pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod suite;
 pub mod target;
-pub mod text;
+
+/// The plain data of a run, from its own crate (`socklab-model`): the report model,
+/// metrics, checks, the boundary map, units and pure analysis. Its modules are also
+/// reachable here under their own names.
+pub use socklab_model as model;
+pub use socklab_model::{boundary, check, metric, report, text};
 
 /// The framing codecs, from their own crate (`socklab-framing`), where users can depend on
 /// them without the rest of the harness.

@@ -18,7 +18,6 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,12 +25,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
 
+pub use crate::cancel::{Cancel, Cancelled};
 use crate::check::Check;
 use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
+pub use crate::report::Artifact;
 use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
 use crate::target::ExternalTarget;
 
@@ -160,39 +161,6 @@ pub struct CaseContext {
     pub cancel: Cancel,
 }
 
-/// A flag the runner raises when a case's time is up; cheap to check in a loop.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    /// The longest a blocking call of a case should wait before looking at the flag
-    /// again, so the case stops within about this long of its timeout.
-    pub const CHECK_EVERY: Duration = Duration::from_millis(50);
-
-    /// A flag not raised.
-    pub fn new() -> Self {
-        Cancel::default()
-    }
-
-    /// Raises the flag.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the case's time is up.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// `Err(CaseError::Cancelled)` once the flag is raised: `cancel.check()?` in a loop.
-    ///
-    /// # Errors
-    /// [`CaseError::Cancelled`] after [`Cancel::cancel`].
-    pub fn check(&self) -> Result<(), CaseError> {
-        if self.is_cancelled() { Err(CaseError::Cancelled) } else { Ok(()) }
-    }
-}
-
 /// What a case produced when it ran to the end.
 #[derive(Debug, Clone, Default)]
 pub struct CaseOutcome {
@@ -204,16 +172,6 @@ pub struct CaseOutcome {
     pub checks: Vec<Check>,
     /// Files for the report folder (a capture's pcap), beside `report.json`.
     pub artifacts: Vec<Artifact>,
-}
-
-/// A file a case produced for the report folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Artifact {
-    /// Path inside the report folder, from [`crate::report::case_file`]:
-    /// `cases/<case>/capture.pcap`.
-    pub path: String,
-    /// Contents.
-    pub bytes: Vec<u8>,
 }
 
 impl CaseOutcome {
@@ -301,6 +259,12 @@ impl CaseError {
             "was cancelled".to_string()
         };
         CaseError::Task { task, what }
+    }
+}
+
+impl From<Cancelled> for CaseError {
+    fn from(_: Cancelled) -> Self {
+        CaseError::Cancelled
     }
 }
 

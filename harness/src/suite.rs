@@ -33,6 +33,7 @@ use crate::params::{ParamError, find_spec, split_set};
 use crate::report::CompareSettings;
 use crate::scenario::{DynScenario, ParamMap, Registry};
 use crate::target::{CommandTemplate, Target, parse_target};
+pub use crate::text::value_text;
 
 /// How long a case may run when neither the suite nor the command line says.
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -566,15 +567,6 @@ fn case_id(run: &SuiteRun, set_params: &[(String, Value)]) -> String {
         id = format!("{id}[{}]", parts.join(","));
     }
     id
-}
-
-/// A parameter value as written on the command line: strings bare, lists joined by `,`.
-pub fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
 }
 
 /// A target from a suite's `target` (an address) or `target_cmd` (a command with

@@ -12,8 +12,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use socklab_harness::check::format_number;
-use socklab_harness::report::{IoEvent, StreamTrace};
+use socklab_model::check::format_number;
+use socklab_model::report::{IoEvent, StreamTrace};
 
 /// Line and band colours, one per series or per write (cycled).
 pub(crate) const PALETTE: [RGBColor; 10] = [
@@ -312,8 +312,8 @@ fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use socklab_harness::boundary::BoundaryMap;
-    use socklab_harness::report::{RetransmittedSegment, TraceExcerpt};
+    use socklab_model::boundary::BoundaryMap;
+    use socklab_model::report::{RetransmittedSegment, TraceExcerpt};
 
     fn event(at_us: f64, text: &str) -> IoEvent {
         IoEvent { at_us, len: text.len(), text: text.to_string() }

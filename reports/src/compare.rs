@@ -25,8 +25,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use socklab_harness::report::{Better, CaseResult, CaseStatus, Report, Unit};
-use socklab_harness::suite::value_text;
+use socklab_model::report::{Better, CaseResult, CaseStatus, Report, Unit};
+use socklab_model::text::value_text;
 use thiserror::Error;
 
 /// Significance level of the Mann-Whitney test.
@@ -257,7 +257,7 @@ fn compare_case(
     base: &CaseResult,
     new: &CaseResult,
     better: Option<&BTreeMap<String, Better>>,
-    settings: &socklab_harness::report::CompareSettings,
+    settings: &socklab_model::report::CompareSettings,
 ) -> CaseComparison {
     let mut checks: Vec<CheckChange> = new
         .checks
@@ -279,7 +279,7 @@ fn compare_case(
         .filter_map(|m| {
             let b = base.metric(&m.name)?;
             let direction = better.and_then(|d| d.get(&m.name)).copied().unwrap_or(Better::Neither);
-            let samples = |metric: &socklab_harness::report::Metric| {
+            let samples = |metric: &socklab_model::report::Metric| {
                 if metric.samples.is_empty() { vec![metric.value] } else { metric.samples.clone() }
             };
             Some(judge(&m.name, m.unit, direction, &samples(b), &samples(m), b.value, m.value, settings))
@@ -303,7 +303,7 @@ fn judge(
     new_samples: &[f64],
     base: f64,
     new: f64,
-    settings: &socklab_harness::report::CompareSettings,
+    settings: &socklab_model::report::CompareSettings,
 ) -> MetricChange {
     let threshold_pct = settings.threshold_of(metric);
     let change_pct = if base == 0.0 {
@@ -360,7 +360,7 @@ pub fn verdict_word(verdict: Verdict) -> &'static str {
 
 /// `812.5 → 640.2 (-21.2%)`.
 pub fn describe_change(m: &MetricChange) -> String {
-    let number = |v: f64| socklab_harness::check::format_number((v * 1000.0).round() / 1000.0);
+    let number = |v: f64| socklab_model::check::format_number((v * 1000.0).round() / 1000.0);
     let suffix = match m.unit.suffix() {
         "" => String::new(),
         s => format!(" {s}"),
@@ -559,7 +559,7 @@ impl<'a> ComparePage<'a> {
                         Some(p) => format!("p = {p:.3} ({} vs {} runs)", m.samples.0, m.samples.1),
                         None => format!(
                             "threshold {}%, single run",
-                            socklab_harness::check::format_number(m.threshold_pct)
+                            socklab_model::check::format_number(m.threshold_pct)
                         ),
                     },
                 })
@@ -591,10 +591,10 @@ impl<'a> ComparePage<'a> {
             counts,
             base: &c.base,
             new: &c.new,
-            threshold: format!("{}%", socklab_harness::check::format_number(threshold_pct)),
+            threshold: format!("{}%", socklab_model::check::format_number(threshold_pct)),
             per_metric: per_metric
                 .iter()
-                .map(|(m, p)| format!("{m} {}%", socklab_harness::check::format_number(*p)))
+                .map(|(m, p)| format!("{m} {}%", socklab_model::check::format_number(*p)))
                 .collect::<Vec<_>>()
                 .join(", "),
             checks,
@@ -640,8 +640,8 @@ mod tests {
         assert!((standard_normal_cdf(1.96) - 0.975).abs() < 1e-4);
     }
 
-    fn settings() -> socklab_harness::report::CompareSettings {
-        socklab_harness::report::CompareSettings::default()
+    fn settings() -> socklab_model::report::CompareSettings {
+        socklab_model::report::CompareSettings::default()
     }
 
     #[test]

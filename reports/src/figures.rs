@@ -23,10 +23,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use socklab_harness::check::format_number;
-use socklab_harness::metrics::LatencySummary;
-use socklab_harness::report::{BarChart, BarGroups, CaseResult, Unit};
-use socklab_harness::suite::value_text;
+use socklab_model::check::format_number;
+use socklab_model::report::{BarChart, BarGroups, CaseResult, Unit};
+use socklab_model::summary::LatencySummary;
+use socklab_model::text::value_text;
 
 use crate::charts::PALETTE;
 use crate::panels::{Axis, Bar, BarFigure, Figure, Panel, draw, draw_bars};
@@ -182,7 +182,7 @@ fn bar_chart(cases: &[&CaseResult], bar: &BarChart) -> Vec<ChartFigure> {
             BarData { members, groups, x_label: param.clone(), unit }
         }
         BarGroups::Items => {
-            let with: Vec<(&CaseResult, &socklab_harness::report::ValueSeries)> = cases
+            let with: Vec<(&CaseResult, &socklab_model::report::ValueSeries)> = cases
                 .iter()
                 .filter_map(|c| c.observations.series.iter().find(|s| s.name == bar.values).map(|s| (*c, s)))
                 .filter(|(_, s)| !s.values.is_empty())

@@ -24,9 +24,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{CWD, RenameFlags, renameat_with};
-use socklab_harness::report::{Report, SCHEMA_VERSION};
-use socklab_harness::scenario::Artifact;
+use socklab_model::report::{Artifact, Report, SCHEMA_VERSION};
 use thiserror::Error;
 
 use crate::{RenderError, json, render_all};
@@ -219,10 +217,10 @@ fn stage_and_swap(
         }
     }
     if out.exists() {
-        match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
+        match exchange(staging, out) {
             Ok(()) => return Ok(()),
             // Filesystems without RENAME_EXCHANGE: move the old folder aside first.
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
                 let aside = staging.with_extension("old");
                 fs::rename(out, &aside).map_err(io_error("move aside", out))?;
                 if let Err(e) = fs::rename(staging, out) {
@@ -232,10 +230,26 @@ fn stage_and_swap(
                 let _ = fs::remove_dir_all(&aside);
                 return Ok(());
             }
-            Err(e) => return Err(io_error("swap into place", out)(e.into())),
+            Err(e) => return Err(io_error("swap into place", out)(e)),
         }
     }
     fs::rename(staging, out).map_err(io_error("rename into place", out))
+}
+
+/// Swaps two existing paths in one step: `renameat2(RENAME_EXCHANGE)`.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (a, b) = (c_path(a)?, c_path(b)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call; the call reads
+    // nothing else of this process's memory.
+    let result = unsafe {
+        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+    };
+    if result == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// The folder of per-case files inside a report folder.

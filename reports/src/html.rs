@@ -12,8 +12,8 @@
 
 use minijinja::Environment;
 use serde::Serialize;
-use socklab_harness::check::{Check, format_number};
-use socklab_harness::report::{
+use socklab_model::check::{Check, format_number};
+use socklab_model::report::{
     CaptureObservation, CaseResult, CaseStatus, Report, RunInfo, ScenarioInfo, Tally,
 };
 

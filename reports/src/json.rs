@@ -1,6 +1,6 @@
 //! `report.json`: the report model as pretty-printed JSON.
 
-use socklab_harness::report::{OLDEST_SCHEMA_VERSION, Report, SCHEMA_VERSION};
+use socklab_model::report::{OLDEST_SCHEMA_VERSION, Report, SCHEMA_VERSION};
 
 use crate::RenderError;
 

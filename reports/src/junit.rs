@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-use socklab_harness::report::{CaseStatus, Report};
+use socklab_model::report::{CaseStatus, Report};
 
 use crate::RenderError;
 

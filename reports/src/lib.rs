@@ -1,6 +1,6 @@
 //! Renderers for socklab's report model, and the report folder they write.
 //!
-//! Every renderer reads only [`socklab_harness::report::Report`]: `report.json` is the
+//! Every renderer reads only [`socklab_model::report::Report`]: `report.json` is the
 //! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
 //! ([`markdown`]), `index.html` a self-contained page with SVG charts and timelines
 //! ([`html`], [`charts`], [`figures`], [`panels`]), `junit.xml` one test case per check
@@ -18,7 +18,7 @@ pub mod panels;
 pub mod sweep;
 mod view;
 
-use socklab_harness::report::Report;
+use socklab_model::report::Report;
 use thiserror::Error;
 
 pub use folder::{check_out, load_report, rerender_report, write_report, write_report_with};

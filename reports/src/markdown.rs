@@ -7,8 +7,8 @@
 
 use minijinja::{Environment, syntax::SyntaxConfig};
 use serde::Serialize;
-use socklab_harness::check::{Check, format_number};
-use socklab_harness::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
+use socklab_model::check::{Check, format_number};
+use socklab_model::report::{CaseResult, CaseStatus, Report, RunInfo, StreamTrace, Tally};
 
 use crate::sweep::{Table, sweep_tables};
 use crate::view::{

@@ -5,8 +5,8 @@
 //! their own, titled by those parameters.
 
 use serde::Serialize;
-use socklab_harness::report::{CaseResult, CaseStatus, SweepTable};
-use socklab_harness::suite::value_text;
+use socklab_model::report::{CaseResult, CaseStatus, SweepTable};
+use socklab_model::text::value_text;
 
 use crate::view::metric_text;
 

@@ -2,12 +2,12 @@
 //! the scenario sections in run order, the story of each case in plain words, and the
 //! small texts they share (parameters, metric values, plurals).
 
-use socklab_harness::capture::retransmitted_segments;
-use socklab_harness::check::format_number;
-use socklab_harness::report::{
+use socklab_model::analysis::retransmitted_segments;
+use socklab_model::check::format_number;
+use socklab_model::report::{
     CaptureStatus, CaseResult, Metric, ProxyObservation, Report, RunInfo, ScenarioInfo, StreamTrace,
 };
-use socklab_harness::suite::value_text;
+use socklab_model::text::value_text;
 
 /// One host of a run, for both pages' headers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -274,7 +274,7 @@ pub(crate) fn metric_text(metric: &Metric) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use socklab_harness::report::Unit;
+    use socklab_model::report::Unit;
 
     #[test]
     fn repeated_metrics_show_their_median_and_range() {

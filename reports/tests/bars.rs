@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use socklab_harness::report::{
+use socklab_model::report::{
     BarChart, BarGroups, CaseResult, CaseStatus, Metric, Observations, Report, RunInfo, SCHEMA_VERSION,
     ScenarioInfo, Unit, ValueSeries,
 };

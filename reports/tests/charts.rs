@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use socklab_harness::metrics::LatencyRecorder;
-use socklab_harness::report::{CaseResult, CaseStatus, LatencyObservation, Metric, Observations, Unit};
+use socklab_model::report::{CaseResult, CaseStatus, LatencyObservation, Metric, Observations, Unit};
 use socklab_reports::figures::{ChartFigure, MAX_LINES, latency_figures, sweep_figures};
 
 fn case(scenario: &str, set: &[(&str, Value)], metrics: &[(&str, f64, Unit)]) -> CaseResult {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use socklab_harness::report::{Report, RunInfo, SCHEMA_VERSION};
-use socklab_harness::scenario::Artifact;
+use socklab_model::report::Artifact;
+use socklab_model::report::{Report, RunInfo, SCHEMA_VERSION};
 use socklab_reports::folder::FolderError;
 use socklab_reports::{load_report, rerender_report, write_report, write_report_with};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use socklab_harness::report::{Report, RunInfo, SCHEMA_VERSION};
+use socklab_model::report::{Report, RunInfo, SCHEMA_VERSION};
 use socklab_reports::folder::{FolderError, MARKER};
 use socklab_reports::{check_out, load_report, write_report};
 

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::check::Check;
 use socklab_harness::metrics::LatencyRecorder;
-use socklab_harness::report::{
+use socklab_model::boundary::BoundaryMap;
+use socklab_model::check::Check;
+use socklab_model::report::{
     CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Direction, IoEvent, LatencyObservation,
     Metric, Observations, ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Report,
     RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, TraceExcerpt,
@@ -229,7 +229,7 @@ fn sections_follow_the_run_order_not_the_alphabet() {
 
 #[test]
 fn the_header_names_both_hosts_and_the_links_and_a_skipped_case_says_why() {
-    use socklab_harness::report::{LinkRecord, PeerRecord};
+    use socklab_model::report::{LinkRecord, PeerRecord};
     let mut report = report();
     report.run.hostname = Some("a".into());
     report.run.peer = Some(PeerRecord {

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use serde_json::Value;
-use socklab_harness::boundary::BoundaryMap;
-use socklab_harness::check::Check;
-use socklab_harness::report::{
+use socklab_model::boundary::BoundaryMap;
+use socklab_model::check::Check;
+use socklab_model::report::{
     CaseResult, CaseStatus, IoEvent, Metric, Observations, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo,
     StreamTrace, Unit,
 };

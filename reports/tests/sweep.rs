@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use socklab_harness::report::{CaseResult, CaseStatus, Metric, Observations, SweepTable, Unit};
+use socklab_model::report::{CaseResult, CaseStatus, Metric, Observations, SweepTable, Unit};
 use socklab_reports::sweep::{TableRow, sweep_tables};
 
 fn case(framing: &str, size: u64, mode: &str, mib_s: f64, status: CaseStatus) -> CaseResult {

@@ -45,13 +45,13 @@ use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
 use crate::privilege::Capability;
+use crate::report::Artifact;
 use crate::report::{CaptureObservation, CaptureStatus, WirePacket};
-use crate::scenario::Artifact;
 
 use clock::ClockLink;
 pub use decode::{Decoded, decode_frame};
 use ring::Ring;
-pub use stream::{StreamSegments, retransmitted_segments, stream_segments};
+pub use socklab_model::analysis::{StreamSegments, retransmitted_segments, stream_segments};
 
 /// How long one wait for frames lasts before the thread looks at the stop flag again.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);

@@ -12,7 +12,6 @@
 //! with [`LinkError::NotPermitted`], which the runner turns into a skipped case with that
 //! reason (or, where `SOCKLAB_REQUIRE_PRIVILEGED=1`, an error).
 
-pub mod rate;
 pub mod veth;
 
 use std::io;
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-pub use rate::{Rate, RateError};
+pub use socklab_model::rate::{Rate, RateError};
 pub use veth::{InterfaceCounters, Side, VethConfig, VethLink};
 
 use crate::capture::{CaptureConfig, CaseCapture};

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use serde::{Deserialize, Serialize};
+use socklab_model::summary::LatencySummary;
 use thiserror::Error;
 
 /// Largest value recorded exactly; longer samples are clamped to it (and counted).
@@ -19,31 +19,6 @@ const SIGNIFICANT_DIGITS: u8 = 3;
 pub struct LatencyRecorder {
     histogram: Histogram<u64>,
     clamped: u64,
-}
-
-/// Percentiles and moments of a latency distribution, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Number of samples.
-    pub count: u64,
-    /// Smallest sample.
-    pub min_ns: u64,
-    /// Median.
-    pub p50_ns: u64,
-    /// 90th percentile.
-    pub p90_ns: u64,
-    /// 99th percentile.
-    pub p99_ns: u64,
-    /// 99.9th percentile.
-    pub p999_ns: u64,
-    /// 99.99th percentile.
-    pub p9999_ns: u64,
-    /// Largest sample.
-    pub max_ns: u64,
-    /// Arithmetic mean.
-    pub mean_ns: f64,
-    /// Standard deviation.
-    pub stdev_ns: f64,
 }
 
 /// A serialised histogram that could not be read back.

@@ -9,6 +9,7 @@ mod thread_cpu;
 mod throughput;
 
 pub use cpu::CpuTime;
-pub use latency::{HistogramError, LatencyRecorder, LatencySummary};
+pub use latency::{HistogramError, LatencyRecorder};
+pub use socklab_model::summary::{Interval, IntervalSpread, LatencySummary, ThroughputSummary};
 pub use thread_cpu::{ThreadCpu, current_tid, own_cpu, stat_cpu};
-pub use throughput::{Interval, IntervalSpread, ThroughputMeter, ThroughputSummary, interval_for};
+pub use throughput::{ThroughputMeter, interval_for};

@@ -29,10 +29,10 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::PeerError;
 use super::behaviour::{Behaviour, Mode, Transport};
 use super::payload::{self, Verdict};
+use crate::cancel::Cancel;
 use crate::framing::MessageCodec;
 use crate::framing::{FramingStrategy, stop_and_wait};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary, interval_for};
-use crate::scenario::Cancel;
 
 /// Bytes of messages a writer batches into one `write`.
 const WRITE_BATCH: usize = 256 * 1024;

@@ -31,9 +31,9 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::PeerError;
 use super::client::{ReplyTracker, Workload, WorkloadResult};
 use super::payload;
+use crate::cancel::Cancel;
 use crate::framing::MessageCodec;
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
-use crate::scenario::Cancel;
 
 /// How long a `send` may block before the client reads what the server has sent back
 /// meanwhile (only a request too large for the socket buffers ever waits this long).

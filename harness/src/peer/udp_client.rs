@@ -24,9 +24,9 @@ use super::PeerError;
 use super::behaviour::{Behaviour, Mode};
 use super::client::{Workload, WorkloadResult};
 use super::payload::{self, Verdict};
+use crate::cancel::Cancel;
 use crate::framing::{FramingStrategy, MessageCodec};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
-use crate::scenario::Cancel;
 
 use crate::net::MAX_UDP_PAYLOAD_V4 as MAX_DATAGRAM;
 

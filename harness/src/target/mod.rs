@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use process::{TargetProcess, TargetRecord};
+pub use process::TargetProcess;
 
 /// The placeholder a `--target-cmd` must contain.
 pub const PORT_PLACEHOLDER: &str = "{port}";

@@ -19,9 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::{CommandTemplate, TargetError};
+use crate::report::TargetRecord;
 
 /// Lines of stdout and stderr a record keeps, the last ones.
 pub const TAIL_LINES: usize = 50;
@@ -29,25 +28,6 @@ pub const TAIL_LINES: usize = 50;
 const MAX_LINE: usize = 1000;
 /// How often readiness and exit are checked while starting and stopping.
 const CHECK_EVERY: Duration = Duration::from_millis(20);
-
-/// What a target command did during one case, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TargetRecord {
-    /// The command as run (`{port}` replaced).
-    pub command: String,
-    /// Where it listened.
-    pub addr: String,
-    /// How it ended: `exited with status 0`, `killed by signal 15 (SIGTERM)`, …
-    pub exit: String,
-    /// CPU time (user + system) of its process group while the case ran, in ms.
-    pub cpu_ms: f64,
-    /// Its last lines of standard output.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stdout_tail: Vec<String>,
-    /// Its last lines of standard error.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stderr_tail: Vec<String>,
-}
 
 /// The last lines of a stream.
 pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;

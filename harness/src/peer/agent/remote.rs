@@ -27,8 +27,8 @@ use super::protocol::{
     WorkloadSpec,
 };
 use super::serve::SOCKLAB_VERSION;
+use crate::cancel::Cancel;
 use crate::host::interface_addresses;
-use crate::scenario::Cancel;
 use crate::target::process::{Tail, describe, keep_tail, lines, signal_group};
 
 /// Longest reply line read from an agent.

@@ -12,8 +12,7 @@ use serde_json::Value;
 use crate::boundary::BoundaryMap;
 use crate::check::Check;
 pub use crate::metric::{Better, Metric, MetricSpec, Unit};
-use crate::metrics::{LatencySummary, ThroughputSummary};
-pub use crate::target::TargetRecord;
+pub use crate::summary::{LatencySummary, ThroughputSummary};
 
 /// Version of the `report.json` layout. Version 2 added repeats (`CaseResult::repeats`,
 /// `Metric::samples`); version 1 files still load (every added field has a default).
@@ -34,6 +33,16 @@ pub fn case_file(case_id: &str, name: &str) -> String {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let hash = case_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     format!("cases/{}-{hash:08x}/{name}", safe.trim_matches('_'))
+}
+
+/// A file a case produced for the report folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Path inside the report folder, from [`case_file`]:
+    /// `cases/<case>/capture.pcap`.
+    pub path: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
 }
 
 /// One run of socklab: metadata, the scenarios involved, and every case.
@@ -535,7 +544,7 @@ impl LinkRecord {
             label += &format!(", MTU {mtu}");
         }
         if let Some(rate) = self.rate_bit_s {
-            label += &format!(", rate {}", crate::link::Rate::from_bits_per_s(rate));
+            label += &format!(", rate {}", crate::rate::Rate::from_bits_per_s(rate));
         }
         if let Some(delay) = self.delay_ms {
             label += &format!(", delay {delay} ms each way");
@@ -668,7 +677,7 @@ pub struct LatencyObservation {
     pub of: String,
     /// Percentiles and moments.
     pub summary: LatencySummary,
-    /// The HdrHistogram V2 encoding in base64 (see [`crate::metrics::LatencyRecorder::from_base64`]).
+    /// The HdrHistogram V2 encoding in base64 (the harness's `LatencyRecorder::from_base64` reads it back).
     pub histogram: String,
 }
 
@@ -800,6 +809,25 @@ pub struct RetransmittedSegment {
     /// The bytes in printable form, when short.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
+}
+
+/// What a target command did during one case, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// The command as run (`{port}` replaced).
+    pub command: String,
+    /// Where it listened.
+    pub addr: String,
+    /// How it ended: `exited with status 0`, `killed by signal 15 (SIGTERM)`, …
+    pub exit: String,
+    /// CPU time (user + system) of its process group while the case ran, in ms.
+    pub cpu_ms: f64,
+    /// Its last lines of standard output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdout_tail: Vec<String>,
+    /// Its last lines of standard error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
 }
 
 #[cfg(test)]

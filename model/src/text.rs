@@ -1,4 +1,7 @@
-//! Showing bytes to people: printable forms of payloads for reports and terminals.
+//! Showing bytes and values to people: printable forms of payloads, and parameter values as
+//! the command line writes them.
+
+use serde_json::Value;
 
 /// How many bytes of a payload reports keep in printable form.
 pub const SHOWN_BYTES: usize = 256;
@@ -12,6 +15,15 @@ pub fn printable(bytes: &[u8]) -> String {
         text.push('…');
     }
     text
+}
+
+/// A parameter value as written on the command line: strings bare, lists joined by `,`.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

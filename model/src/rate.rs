@@ -7,8 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use thiserror::Error;
-
 /// A link rate in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rate(u64);
@@ -19,16 +17,25 @@ pub const MIN_RATE: Rate = Rate(10_000);
 pub const MAX_RATE: Rate = Rate(100_000_000_000);
 
 /// A rate that does not parse or is out of range.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error(
-    "bad rate `{text}`: {reason}; write a number and a unit: 500kbit, 10mbit, 1gbit (SI, bits per second)"
-)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateError {
     /// The text given.
     pub text: String,
     /// What is wrong with it.
     pub reason: String,
 }
+
+impl fmt::Display for RateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad rate `{}`: {}; write a number and a unit: 500kbit, 10mbit, 1gbit (SI, bits per second)",
+            self.text, self.reason
+        )
+    }
+}
+
+impl std::error::Error for RateError {}
 
 impl Rate {
     /// `bits_per_s` bits per second.
