@@ -33,7 +33,7 @@ use crate::params::{ParamError, ParamSpec};
 use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
 pub use crate::report::Artifact;
-use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable, Unit};
+use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable};
 use crate::target::ExternalTarget;
 
 /// Parameter values by name.
@@ -175,15 +175,15 @@ pub struct CaseOutcome {
 }
 
 impl CaseOutcome {
-    /// Adds a metric.
-    pub fn metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric { name: name.to_string(), value, unit, key: false, samples: Vec::new() });
+    /// Adds a measured value of a declared metric, in the metric's unit.
+    pub fn metric(&mut self, spec: MetricSpec, value: f64) -> &mut Self {
+        self.metrics.push(spec.value(value));
         self
     }
 
-    /// Adds a metric that summarises the case in tables.
-    pub fn key_metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
-        self.metrics.push(Metric { name: name.to_string(), value, unit, key: true, samples: Vec::new() });
+    /// Adds a measured value that summarises the case in tables.
+    pub fn key_metric(&mut self, spec: MetricSpec, value: f64) -> &mut Self {
+        self.metrics.push(Metric { key: true, ..spec.value(value) });
         self
     }
 }
@@ -238,6 +238,15 @@ pub enum CaseError {
     /// The runner cancelled the case (its timeout passed) while blocking work ran.
     #[error("cancelled: the case's time was up")]
     Cancelled,
+    /// The scenario emitted a metric it does not declare: a bug in socklab, reported
+    /// rather than written into a report that `socklab list` would not explain.
+    #[error("socklab bug: {scenario} emitted metric `{metric}`, which it does not declare")]
+    UndeclaredMetric {
+        /// The scenario.
+        scenario: &'static str,
+        /// The metric's name.
+        metric: String,
+    },
     /// A peer did something the scenario cannot go on from (more bytes than were sent,
     /// a missing reply).
     #[error("{0}")]
@@ -443,7 +452,13 @@ impl<S: Scenario> DynScenario for Erased<S> {
         match Self::typed(&params) {
             Ok(typed) => Box::pin(async move {
                 let measured = S::run(typed.clone(), ctx).await?;
-                Ok(S::evaluate(&typed, measured))
+                let outcome = S::evaluate(&typed, measured);
+                match outcome.metrics.iter().find(|m| !S::METRICS.iter().any(|spec| spec.name == m.name)) {
+                    Some(metric) => {
+                        Err(CaseError::UndeclaredMetric { scenario: S::NAME, metric: metric.name.clone() })
+                    }
+                    None => Ok(outcome),
+                }
             }),
             Err(e) => Box::pin(std::future::ready(Err(CaseError::Params(e)))),
         }

@@ -5,15 +5,19 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{CaseStatus, MetricSpec, Unit};
+use socklab_harness::report::{CaseStatus, MetricSpec};
 use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
 use socklab_harness::suite::{Suite, SuiteError};
 
 /// Echoes its parameters as metrics; sleeps or panics on request.
 struct Probe;
+
+socklab_harness::model::metrics! {
+    /// The `size` parameter, echoed.
+    size: Bytes, Neither;
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,8 +48,7 @@ impl Scenario for Probe {
             doc: "",
         },
     ];
-    const METRICS: &'static [MetricSpec] =
-        &[MetricSpec { name: "size", unit: Unit::Bytes, better: Better::Neither, doc: "" }];
+    const METRICS: &'static [MetricSpec] = METRICS;
 
     fn validate(params: &ProbeParams) -> Result<(), String> {
         if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }
@@ -83,7 +86,7 @@ impl Scenario for Probe {
     fn evaluate(_params: &ProbeParams, size: Option<u64>) -> CaseOutcome {
         let mut outcome = CaseOutcome::default();
         if let Some(size) = size {
-            outcome.metric("size", size as f64, Unit::Bytes);
+            outcome.metric(metric::size, size as f64);
         }
         outcome.checks.push(Check::new("ran", "measured", format!("{size:?}"), size.is_some(), "it ran"));
         outcome

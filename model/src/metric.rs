@@ -100,3 +100,70 @@ pub struct MetricSpec {
     /// What it counts or measures, in one line.
     pub doc: &'static str,
 }
+
+impl MetricSpec {
+    /// A measured value of this metric, in its declared unit.
+    pub fn value(self, value: f64) -> Metric {
+        Metric { name: self.name.to_string(), value, unit: self.unit, key: false, samples: Vec::new() }
+    }
+}
+
+/// A doc comment as one line: `///` lines joined, leading spaces gone. Used by the
+/// declaration macros ([`metrics!`](crate::metrics), the harness's `params!`), in
+/// constants, so it runs at compile time.
+///
+/// # Panics
+/// Never: trimming ASCII spaces from valid UTF-8 leaves valid UTF-8 (the check is for
+/// the compiler).
+pub const fn doc_line(doc: &'static str) -> &'static str {
+    let mut bytes = doc.as_bytes();
+    while let [b' ' | b'\t' | b'\n', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\n'] = bytes {
+        bytes = rest;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(line) => line,
+        Err(_) => panic!("a doc comment is valid UTF-8"),
+    }
+}
+
+/// Declares a scenario's metrics once each: name, unit, which way is better and what it
+/// measures. It makes a module `metric` with one [`MetricSpec`] constant per metric
+/// (named as the metric) and `METRICS`, the list a scenario declares. A case emits a
+/// metric through its constant (`outcome.metric(metric::rtt_p50, 41.0)`), so the unit it
+/// is reported in is the declared one; there is no other way to name it.
+///
+/// ```
+/// socklab_model::metrics! {
+///     /// Median round trip.
+///     rtt_p50: Micros, Lower;
+///     /// Messages the client sent.
+///     sent: Count, Neither;
+/// }
+/// assert_eq!(metric::rtt_p50.name, "rtt_p50");
+/// assert_eq!(METRICS.len(), 2);
+/// assert_eq!(METRICS[1].doc, "Messages the client sent.");
+/// ```
+#[macro_export]
+macro_rules! metrics {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $unit:ident, $better:ident; )+) => {
+        /// This scenario's metrics, one constant each; see [`METRICS`].
+        #[allow(non_upper_case_globals, dead_code)]
+        pub mod metric {
+            $(
+                $(#[doc = $doc])+
+                pub const $name: $crate::metric::MetricSpec = $crate::metric::MetricSpec {
+                    name: stringify!($name),
+                    unit: $crate::metric::Unit::$unit,
+                    better: $crate::metric::Better::$better,
+                    doc: $crate::metric::doc_line(concat!($($doc),+)),
+                };
+            )+
+        }
+
+        /// Every metric this scenario emits, declared once each in [`metric`].
+        pub const METRICS: &[$crate::metric::MetricSpec] = &[$(metric::$name),+];
+    };
+}

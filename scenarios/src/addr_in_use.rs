@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::net::{TcpState, errno_name, tcp_sockets};
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
 use crate::blocking::{Stop, sleep, timed_out};
@@ -81,56 +80,24 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "time_wait_sockets",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sockets in TIME_WAIT on the server's port after the close (/proc/net/tcp, as ss -tan)",
-    },
-    MetricSpec {
-        name: "time_wait_left",
-        unit: Unit::Seconds,
-        better: Better::Neither,
-        doc: "time the TIME_WAIT socket had left when first seen (its timer in /proc/net/tcp)",
-    },
-    MetricSpec {
-        name: "rebind_ok",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the restarted server's bind to the same port succeeded at once, 0 when refused",
-    },
-    MetricSpec {
-        name: "plain_bind_wait",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "from the first refused bind until one succeeded, or until socklab gave up (wait_ms)",
-    },
-    MetricSpec {
-        name: "plain_bind_attempts",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "bind attempts made, the first included",
-    },
-    MetricSpec {
-        name: "second_listener_ok",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when a second listener could bind the port while the first listened",
-    },
-    MetricSpec {
-        name: "accepted_first",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "connections the first SO_REUSEPORT listener accepted",
-    },
-    MetricSpec {
-        name: "accepted_second",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "connections the second SO_REUSEPORT listener accepted",
-    },
-];
+socklab_harness::model::metrics! {
+    /// sockets in TIME_WAIT on the server's port after the close (/proc/net/tcp, as ss -tan)
+    time_wait_sockets: Count, Neither;
+    /// time the TIME_WAIT socket had left when first seen (its timer in /proc/net/tcp)
+    time_wait_left: Seconds, Neither;
+    /// 1 when the restarted server's bind to the same port succeeded at once, 0 when refused
+    rebind_ok: Count, Neither;
+    /// from the first refused bind until one succeeded, or until socklab gave up (wait_ms)
+    plain_bind_wait: Millis, Neither;
+    /// bind attempts made, the first included
+    plain_bind_attempts: Count, Neither;
+    /// 1 when a second listener could bind the port while the first listened
+    second_listener_ok: Count, Neither;
+    /// connections the first SO_REUSEPORT listener accepted
+    accepted_first: Count, Neither;
+    /// connections the second SO_REUSEPORT listener accepted
+    accepted_second: Count, Neither;
+}
 
 impl Scenario for AddrInUse {
     type Params = Params;
@@ -342,33 +309,25 @@ fn spread(
 fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let mut outcome = CaseOutcome::default();
     if let Some((count, left)) = m.time_wait {
-        outcome.key_metric("time_wait_sockets", count as f64, Unit::Count).metric(
-            "time_wait_left",
-            left.as_secs_f64(),
-            Unit::Seconds,
-        );
+        outcome
+            .key_metric(metric::time_wait_sockets, count as f64)
+            .metric(metric::time_wait_left, left.as_secs_f64());
     } else if m.rebind.is_some() {
-        outcome.key_metric("time_wait_sockets", 0.0, Unit::Count);
+        outcome.key_metric(metric::time_wait_sockets, 0.0);
     }
     if let Some(rebind) = m.rebind {
-        outcome.key_metric("rebind_ok", if rebind.is_ok() { 1.0 } else { 0.0 }, Unit::Count);
+        outcome.key_metric(metric::rebind_ok, if rebind.is_ok() { 1.0 } else { 0.0 });
     }
     if let Some((attempts, waited, _)) = m.retry {
-        outcome.key_metric("plain_bind_wait", waited.as_secs_f64() * 1e3, Unit::Millis).metric(
-            "plain_bind_attempts",
-            f64::from(attempts),
-            Unit::Count,
-        );
+        outcome
+            .key_metric(metric::plain_bind_wait, waited.as_secs_f64() * 1e3)
+            .metric(metric::plain_bind_attempts, f64::from(attempts));
     }
     if let Some(second) = m.second {
-        outcome.metric("second_listener_ok", if second.is_ok() { 1.0 } else { 0.0 }, Unit::Count);
+        outcome.metric(metric::second_listener_ok, if second.is_ok() { 1.0 } else { 0.0 });
     }
     if let Some((a, b)) = m.spread {
-        outcome.metric("accepted_first", a as f64, Unit::Count).metric(
-            "accepted_second",
-            b as f64,
-            Unit::Count,
-        );
+        outcome.metric(metric::accepted_first, a as f64).metric(metric::accepted_second, b as f64);
     }
 
     outcome.checks.push(time_wait_check(m));

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Transport, Unit, WirePacket};
+use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Transport, WirePacket};
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 
@@ -59,50 +58,22 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "tcp_send_returned",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "the largest value an empty TCP send() returned",
-    },
-    MetricSpec {
-        name: "tcp_recv_blocked",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "how long the TCP receiver's recv() waited after the empty sends before its timeout",
-    },
-    MetricSpec {
-        name: "tcp_bytes_before_marker",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes the TCP receiver got before the marker",
-    },
-    MetricSpec {
-        name: "tcp_empty_send_packets",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "client-to-server TCP packets between the first empty send and the marker (capture)",
-    },
-    MetricSpec {
-        name: "udp_empty_sent",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "empty datagrams sent without error",
-    },
-    MetricSpec {
-        name: "udp_zero_length_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "UDP recv() calls that returned 0: one per empty datagram",
-    },
-    MetricSpec {
-        name: "udp_empty_on_wire",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "UDP datagrams with no payload seen on the wire (capture)",
-    },
-];
+socklab_harness::model::metrics! {
+    /// the largest value an empty TCP send() returned
+    tcp_send_returned: Bytes, Neither;
+    /// how long the TCP receiver's recv() waited after the empty sends before its timeout
+    tcp_recv_blocked: Millis, Neither;
+    /// bytes the TCP receiver got before the marker
+    tcp_bytes_before_marker: Bytes, Neither;
+    /// client-to-server TCP packets between the first empty send and the marker (capture)
+    tcp_empty_send_packets: Count, Neither;
+    /// empty datagrams sent without error
+    udp_empty_sent: Count, Neither;
+    /// UDP recv() calls that returned 0: one per empty datagram
+    udp_zero_length_reads: Count, Neither;
+    /// UDP datagrams with no payload seen on the wire (capture)
+    udp_empty_on_wire: Count, Neither;
+}
 
 impl Scenario for EmptySend {
     type Params = Params;
@@ -296,15 +267,15 @@ fn outcome(params: &Params, m: Measured) -> CaseOutcome {
     let (t, u) = (&m.tcp, &m.udp);
     let marker_bytes: usize = t.reads.iter().map(|(_, b)| b.len()).sum();
     if let Some(largest) = t.empty.iter().map(|(_, n)| *n).max() {
-        outcome.key_metric("tcp_send_returned", largest as f64, Unit::Bytes);
+        outcome.key_metric(metric::tcp_send_returned, largest as f64);
     }
     if let Some(blocked) = t.blocked {
-        outcome.key_metric("tcp_recv_blocked", blocked.as_secs_f64() * 1e3, Unit::Millis);
+        outcome.key_metric(metric::tcp_recv_blocked, blocked.as_secs_f64() * 1e3);
     }
     outcome
-        .metric("tcp_bytes_before_marker", t.early_bytes as f64, Unit::Bytes)
-        .metric("udp_empty_sent", u.sent as f64, Unit::Count)
-        .key_metric("udp_zero_length_reads", u.zero_length_reads as f64, Unit::Count);
+        .metric(metric::tcp_bytes_before_marker, t.early_bytes as f64)
+        .metric(metric::udp_empty_sent, u.sent as f64)
+        .key_metric(metric::udp_zero_length_reads, u.zero_length_reads as f64);
 
     let n = params.empty_sends;
     outcome.checks.push(Check::new(
@@ -391,11 +362,9 @@ fn add_wire_layer(
         .iter()
         .filter(|p| p.proto == Transport::Udp && p.dir == Direction::ClientToServer && p.len == 0)
         .count();
-    outcome.key_metric("tcp_empty_send_packets", between as f64, Unit::Count).metric(
-        "udp_empty_on_wire",
-        udp_empty as f64,
-        Unit::Count,
-    );
+    outcome
+        .key_metric(metric::tcp_empty_send_packets, between as f64)
+        .metric(metric::udp_empty_on_wire, udp_empty as f64);
     outcome.checks.push(Check::new(
         "nothing_on_the_wire",
         format!(

@@ -24,10 +24,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::metrics::{ThreadCpu, current_tid};
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Unit};
+use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace};
 use socklab_harness::scenario::{
     BarSource, BarSpec, Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario,
 };
@@ -126,62 +125,27 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "server_cpu_after_eof_pct",
-        unit: Unit::Percent,
-        better: Better::Lower,
-        doc: "the server thread's CPU time over watch_ms from its first recv() = 0 (ignores-eof: the first with nothing left to answer), as % of one core (schedstat)",
-    },
-    MetricSpec {
-        name: "server_cpu_after_eof",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "the server thread's CPU time in that window (on a CPU, user and kernel)",
-    },
-    MetricSpec {
-        name: "runnable_after_eof_pct",
-        unit: Unit::Percent,
-        better: Better::Neither,
-        doc: "share of the window the server thread was on a CPU or waiting for one: what it asked for",
-    },
-    MetricSpec {
-        name: "empty_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "server recv() calls that returned 0",
-    },
-    MetricSpec {
-        name: "server_closed_after_eof",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "from the client's close()/shutdown() call to the server's close",
-    },
-    MetricSpec {
-        name: "closed_on_its_own",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the server closed the connection itself, 0 when socklab had to stop it",
-    },
-    MetricSpec {
-        name: "replies_received",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reply lines the client received",
-    },
-    MetricSpec {
-        name: "replies_after_shut_wr",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reply lines received after shutdown(SHUT_WR) (client = shut-wr)",
-    },
-    MetricSpec {
-        name: "replies_dropped",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "requests the server had read but not answered when it closed",
-    },
-];
+socklab_harness::model::metrics! {
+    /// the server thread's CPU time over watch_ms from its first recv() = 0 (ignores-eof: the first
+    /// with nothing left to answer), as % of one core (schedstat)
+    server_cpu_after_eof_pct: Percent, Lower;
+    /// the server thread's CPU time in that window (on a CPU, user and kernel)
+    server_cpu_after_eof: Millis, Lower;
+    /// share of the window the server thread was on a CPU or waiting for one: what it asked for
+    runnable_after_eof_pct: Percent, Neither;
+    /// server recv() calls that returned 0
+    empty_reads: Count, Neither;
+    /// from the client's close()/shutdown() call to the server's close
+    server_closed_after_eof: Millis, Neither;
+    /// 1 when the server closed the connection itself, 0 when socklab had to stop it
+    closed_on_its_own: Count, Neither;
+    /// reply lines the client received
+    replies_received: Count, Neither;
+    /// reply lines received after shutdown(SHUT_WR) (client = shut-wr)
+    replies_after_shut_wr: Count, Neither;
+    /// requests the server had read but not answered when it closed
+    replies_dropped: Count, Neither;
+}
 
 impl Scenario for EofHandling {
     type Params = Params;
@@ -653,24 +617,20 @@ fn outcome(params: &Params, m: Measured) -> CaseOutcome {
     });
     if let Some((c, on, runnable)) = cpu {
         outcome
-            .key_metric("server_cpu_after_eof_pct", on, Unit::Percent)
-            .metric("server_cpu_after_eof", c.on_cpu.as_secs_f64() * 1e3, Unit::Millis)
-            .metric("runnable_after_eof_pct", runnable, Unit::Percent);
+            .key_metric(metric::server_cpu_after_eof_pct, on)
+            .metric(metric::server_cpu_after_eof, c.on_cpu.as_secs_f64() * 1e3)
+            .metric(metric::runnable_after_eof_pct, runnable);
     }
-    outcome.key_metric("empty_reads", s.empty_reads as f64, Unit::Count);
+    outcome.key_metric(metric::empty_reads, s.empty_reads as f64);
     if let (Some(eof), Some(closed)) = (m.client.eof_at, s.closed_at) {
-        outcome.metric(
-            "server_closed_after_eof",
-            closed.saturating_sub(eof).as_secs_f64() * 1e3,
-            Unit::Millis,
-        );
+        outcome.metric(metric::server_closed_after_eof, closed.saturating_sub(eof).as_secs_f64() * 1e3);
     }
     outcome
-        .metric("closed_on_its_own", if s.closed_on_its_own { 1.0 } else { 0.0 }, Unit::Count)
-        .metric("replies_received", m.client.replies as f64, Unit::Count)
-        .metric("replies_dropped", s.replies_dropped as f64, Unit::Count);
+        .metric(metric::closed_on_its_own, if s.closed_on_its_own { 1.0 } else { 0.0 })
+        .metric(metric::replies_received, m.client.replies as f64)
+        .metric(metric::replies_dropped, s.replies_dropped as f64);
     if params.client == ClientEnd::ShutWr {
-        outcome.key_metric("replies_after_shut_wr", m.client.replies_after_shut_wr as f64, Unit::Count);
+        outcome.key_metric(metric::replies_after_shut_wr, m.client.replies_after_shut_wr as f64);
     }
 
     outcome.checks.push(cpu_check(params, cpu.map(|(_, on, runnable)| (on, runnable)), s));

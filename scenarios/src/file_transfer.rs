@@ -26,10 +26,9 @@ use sha2::{Digest, Sha256};
 use socket2::SockRef;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::metrics::own_cpu;
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, TraceExcerpt, Unit};
+use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, TraceExcerpt};
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 
@@ -132,64 +131,31 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "file_size", unit: Unit::Bytes, better: Better::Neither, doc: "bytes in the file" },
-    MetricSpec {
-        name: "bytes_received",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "body bytes the receiver got",
-    },
-    MetricSpec {
-        name: "bytes_lost",
-        unit: Unit::Bytes,
-        better: Better::Lower,
-        doc: "file bytes that never reached the receiver's file (file_size - bytes_received)",
-    },
-    MetricSpec {
-        name: "bytes_not_sent",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes send() did not take and the send-ignored client skipped anyway",
-    },
-    MetricSpec {
-        name: "digest_match",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the received file's SHA-256 is the file's",
-    },
-    MetricSpec {
-        name: "throughput_mib_s",
-        unit: Unit::MibPerSec,
-        better: Better::Higher,
-        doc: "body bytes received over the time from the header's first byte to the body's last",
-    },
-    MetricSpec { name: "transfer", unit: Unit::Millis, better: Better::Lower, doc: "that time" },
-    MetricSpec {
-        name: "sender_cpu",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "CPU time of the sending thread while it sent (CLOCK_THREAD_CPUTIME_ID), the sendfile client's memory file excluded",
-    },
-    MetricSpec {
-        name: "receiver_cpu",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "CPU time of the receiving thread while it read and hashed (CLOCK_THREAD_CPUTIME_ID)",
-    },
-    MetricSpec {
-        name: "sends",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "send()/sendfile() calls that took at least one byte",
-    },
-    MetricSpec {
-        name: "reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "body recv() calls that returned data",
-    },
-];
+socklab_harness::model::metrics! {
+    /// bytes in the file
+    file_size: Bytes, Neither;
+    /// body bytes the receiver got
+    bytes_received: Bytes, Neither;
+    /// file bytes that never reached the receiver's file (file_size - bytes_received)
+    bytes_lost: Bytes, Lower;
+    /// bytes send() did not take and the send-ignored client skipped anyway
+    bytes_not_sent: Bytes, Neither;
+    /// 1 when the received file's SHA-256 is the file's
+    digest_match: Count, Neither;
+    /// body bytes received over the time from the header's first byte to the body's last
+    throughput_mib_s: MibPerSec, Higher;
+    /// that time
+    transfer: Millis, Lower;
+    /// CPU time of the sending thread while it sent (CLOCK_THREAD_CPUTIME_ID), the sendfile
+    /// client's memory file excluded
+    sender_cpu: Millis, Lower;
+    /// CPU time of the receiving thread while it read and hashed (CLOCK_THREAD_CPUTIME_ID)
+    receiver_cpu: Millis, Lower;
+    /// send()/sendfile() calls that took at least one byte
+    sends: Count, Neither;
+    /// body recv() calls that returned data
+    reads: Count, Neither;
+}
 
 impl Scenario for FileTransfer {
     type Params = Params;
@@ -675,26 +641,22 @@ fn outcome(params: &Params, m: Measured) -> CaseOutcome {
     let (s, r) = (&m.sent, &m.received);
     let intact = r.body == params.file_size && r.digest.is_some() && r.digest == m.file_digest;
     outcome
-        .metric("file_size", params.file_size as f64, Unit::Bytes)
-        .key_metric("bytes_received", r.body as f64, Unit::Bytes)
-        .key_metric("bytes_lost", params.file_size.saturating_sub(r.body) as f64, Unit::Bytes)
-        .key_metric("digest_match", if intact { 1.0 } else { 0.0 }, Unit::Count)
-        .metric("sends", s.sends as f64, Unit::Count)
-        .metric("reads", r.reads as f64, Unit::Count)
-        .metric("sender_cpu", s.cpu.as_secs_f64() * 1e3, Unit::Millis)
-        .metric("receiver_cpu", r.cpu.as_secs_f64() * 1e3, Unit::Millis);
+        .metric(metric::file_size, params.file_size as f64)
+        .key_metric(metric::bytes_received, r.body as f64)
+        .key_metric(metric::bytes_lost, params.file_size.saturating_sub(r.body) as f64)
+        .key_metric(metric::digest_match, if intact { 1.0 } else { 0.0 })
+        .metric(metric::sends, s.sends as f64)
+        .metric(metric::reads, r.reads as f64)
+        .metric(metric::sender_cpu, s.cpu.as_secs_f64() * 1e3)
+        .metric(metric::receiver_cpu, r.cpu.as_secs_f64() * 1e3);
     if params.client == Client::SendIgnored {
-        outcome.key_metric("bytes_not_sent", params.file_size.saturating_sub(s.accepted) as f64, Unit::Bytes);
+        outcome.key_metric(metric::bytes_not_sent, params.file_size.saturating_sub(s.accepted) as f64);
     }
     if let (Some(first), Some(last)) = (r.first_byte_at, r.last_byte_at) {
         let took = last.saturating_sub(first).as_secs_f64();
-        outcome.metric("transfer", took * 1e3, Unit::Millis);
+        outcome.metric(metric::transfer, took * 1e3);
         if took > 0.0 {
-            outcome.key_metric(
-                "throughput_mib_s",
-                r.body as f64 / took / f64::from(1 << 20),
-                Unit::MibPerSec,
-            );
+            outcome.key_metric(metric::throughput_mib_s, r.body as f64 / took / f64::from(1 << 20));
         }
     }
 

@@ -19,7 +19,6 @@ use socklab_harness::impair::{
     Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay, start_in_front,
 };
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
-use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
@@ -29,7 +28,7 @@ use socklab_harness::peer::{
     Behaviour, Flavour, Mode, PeerError, Server, ServerConfig, Transport, Workload, WorkloadResult,
     run_workload, run_workload_on,
 };
-use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec, Unit};
+use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -207,207 +206,86 @@ const PARAMS: &[ParamSpec] = &[
     link::DELAY_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "throughput_mbit_s",
-        unit: Unit::MbitPerSec,
-        better: Better::Higher,
-        doc: "payload delivered per second in Mbit/s, as link rates are given (cases with a link_rate)",
-    },
-    MetricSpec {
-        name: "rate_share",
-        unit: Unit::Percent,
-        better: Better::Higher,
-        doc: "payload delivered as a share of the link's rate (cases with a link_rate; bulk mode is checked against it)",
-    },
-    MetricSpec {
-        name: "wire_mbit_s",
-        unit: Unit::MbitPerSec,
-        better: Better::Neither,
-        doc: "link=veth: frames the client's end sent per second (its /proc/net/dev byte counter, headers included)",
-    },
-    MetricSpec {
-        name: "peer_cpu_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "CPU time (user + system) of the socklab agent on the other host while the server ran (--peer-cmd); absent otherwise",
-    },
-    MetricSpec {
-        name: "mss",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG), from the client",
-    },
-    MetricSpec {
-        name: "throughput_mib_s",
-        unit: Unit::MibPerSec,
-        better: Better::Higher,
-        doc: "payload delivered per second",
-    },
-    MetricSpec {
-        name: "messages_per_s",
-        unit: Unit::PerSec,
-        better: Better::Higher,
-        doc: "messages delivered per second",
-    },
-    MetricSpec { name: "sent", unit: Unit::Count, better: Better::Neither, doc: "messages the client sent" },
-    MetricSpec {
-        name: "delivered",
-        unit: Unit::Count,
-        better: Better::Higher,
-        doc: "messages whose bytes all arrived",
-    },
-    MetricSpec {
-        name: "corrupted",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "received frames that failed verification",
-    },
-    MetricSpec {
-        name: "out_of_order",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "intact frames out of sequence (udp: replies that came after their request was counted lost, or twice)",
-    },
-    MetricSpec {
-        name: "lost",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "udp: requests with no intact reply within udp_timeout_ms",
-    },
-    MetricSpec {
-        name: "throughput_ci95",
-        unit: Unit::Percent,
-        better: Better::Neither,
-        doc: "± half width of the 95% interval of the mean throughput, from the case's ~10 intervals (absent under 3)",
-    },
-    MetricSpec {
-        name: "rtt_p50",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "ping-pong: median round trip, one message outstanding",
-    },
-    MetricSpec {
-        name: "rtt_p90",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "ping-pong: 90th percentile round trip",
-    },
-    MetricSpec {
-        name: "rtt_p99",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "ping-pong: 99th percentile round trip",
-    },
-    MetricSpec {
-        name: "rtt_p999",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "ping-pong: 99.9th percentile round trip",
-    },
-    MetricSpec {
-        name: "rtt_max",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "ping-pong: slowest round trip",
-    },
-    MetricSpec {
-        name: "reply_p50",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "pipelined: median time from a message's write to its reply with `window` outstanding (round trip + queueing)",
-    },
-    MetricSpec {
-        name: "reply_p90",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "pipelined: 90th percentile write-to-reply time",
-    },
-    MetricSpec {
-        name: "reply_p99",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "pipelined: 99th percentile write-to-reply time",
-    },
-    MetricSpec {
-        name: "reply_p999",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "pipelined: 99.9th percentile write-to-reply time",
-    },
-    MetricSpec {
-        name: "reply_max",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "pipelined: slowest write-to-reply time",
-    },
-    MetricSpec {
-        name: "response_p50",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "open-loop: median time from a message's intended send time to its reply (coordinated omission corrected)",
-    },
-    MetricSpec {
-        name: "response_p90",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "open-loop: 90th percentile response time",
-    },
-    MetricSpec {
-        name: "response_p99",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "open-loop: 99th percentile response time",
-    },
-    MetricSpec {
-        name: "response_p999",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "open-loop: 99.9th percentile response time",
-    },
-    MetricSpec {
-        name: "response_max",
-        unit: Unit::Micros,
-        better: Better::Lower,
-        doc: "open-loop: slowest response time",
-    },
-    MetricSpec {
-        name: "achieved_rate",
-        unit: Unit::PerSec,
-        better: Better::Higher,
-        doc: "messages sent per second of sending",
-    },
-    MetricSpec {
-        name: "cpu_user_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "user CPU time of the whole socklab process during the workload: this case's client and server (earlier cases' work is stopped first)",
-    },
-    MetricSpec {
-        name: "target_cpu_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "CPU time (user + system) of a --target-cmd server's processes during the workload; absent otherwise",
-    },
-    MetricSpec {
-        name: "proxy_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reads the impairment relay made, both directions (absent without impair)",
-    },
-    MetricSpec {
-        name: "proxy_writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "writes the impairment relay made, both directions: more than proxy_reads when it split, fewer when it merged",
-    },
-    MetricSpec {
-        name: "cpu_sys_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "system CPU time of the whole socklab process during the workload, as cpu_user_ms",
-    },
-];
+socklab_harness::model::metrics! {
+    /// payload delivered per second in Mbit/s, as link rates are given (cases with a link_rate)
+    throughput_mbit_s: MbitPerSec, Higher;
+    /// payload delivered as a share of the link's rate (cases with a link_rate; bulk mode is
+    /// checked against it)
+    rate_share: Percent, Higher;
+    /// link=veth: frames the client's end sent per second (its /proc/net/dev byte counter, headers
+    /// included)
+    wire_mbit_s: MbitPerSec, Neither;
+    /// CPU time (user + system) of the socklab agent on the other host while the server ran
+    /// (--peer-cmd); absent otherwise
+    peer_cpu_ms: Millis, Lower;
+    /// payload bytes of a full segment on the connection (TCP_MAXSEG), from the client
+    mss: Bytes, Neither;
+    /// payload delivered per second
+    throughput_mib_s: MibPerSec, Higher;
+    /// messages delivered per second
+    messages_per_s: PerSec, Higher;
+    /// messages the client sent
+    sent: Count, Neither;
+    /// messages whose bytes all arrived
+    delivered: Count, Higher;
+    /// received frames that failed verification
+    corrupted: Count, Lower;
+    /// intact frames out of sequence (udp: replies that came after their request was counted lost,
+    /// or twice)
+    out_of_order: Count, Lower;
+    /// udp: requests with no intact reply within udp_timeout_ms
+    lost: Count, Lower;
+    /// ± half width of the 95% interval of the mean throughput, from the case's ~10 intervals
+    /// (absent under 3)
+    throughput_ci95: Percent, Neither;
+    /// ping-pong: median round trip, one message outstanding
+    rtt_p50: Micros, Lower;
+    /// ping-pong: 90th percentile round trip
+    rtt_p90: Micros, Lower;
+    /// ping-pong: 99th percentile round trip
+    rtt_p99: Micros, Lower;
+    /// ping-pong: 99.9th percentile round trip
+    rtt_p999: Micros, Lower;
+    /// ping-pong: slowest round trip
+    rtt_max: Micros, Lower;
+    /// pipelined: median time from a message's write to its reply with `window` outstanding (round
+    /// trip + queueing)
+    reply_p50: Micros, Lower;
+    /// pipelined: 90th percentile write-to-reply time
+    reply_p90: Micros, Lower;
+    /// pipelined: 99th percentile write-to-reply time
+    reply_p99: Micros, Lower;
+    /// pipelined: 99.9th percentile write-to-reply time
+    reply_p999: Micros, Lower;
+    /// pipelined: slowest write-to-reply time
+    reply_max: Micros, Lower;
+    /// open-loop: median time from a message's intended send time to its reply (coordinated
+    /// omission corrected)
+    response_p50: Micros, Lower;
+    /// open-loop: 90th percentile response time
+    response_p90: Micros, Lower;
+    /// open-loop: 99th percentile response time
+    response_p99: Micros, Lower;
+    /// open-loop: 99.9th percentile response time
+    response_p999: Micros, Lower;
+    /// open-loop: slowest response time
+    response_max: Micros, Lower;
+    /// messages sent per second of sending
+    achieved_rate: PerSec, Higher;
+    /// user CPU time of the whole socklab process during the workload: this case's client and
+    /// server (earlier cases' work is stopped first)
+    cpu_user_ms: Millis, Lower;
+    /// CPU time (user + system) of a --target-cmd server's processes during the workload; absent
+    /// otherwise
+    target_cpu_ms: Millis, Lower;
+    /// reads the impairment relay made, both directions (absent without impair)
+    proxy_reads: Count, Neither;
+    /// writes the impairment relay made, both directions: more than proxy_reads when it split,
+    /// fewer when it merged
+    proxy_writes: Count, Neither;
+    /// system CPU time of the whole socklab process during the workload, as cpu_user_ms
+    cpu_sys_ms: Millis, Lower;
+}
 
 impl Params {
     fn strategy(&self) -> Result<FramingStrategy, String> {
@@ -653,18 +531,16 @@ then measure the relay's holds and gaps, not the framing.";
                 let mut outcome =
                     outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu);
                 if let Some(cpu) = measured.target_cpu {
-                    outcome.metric("target_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
+                    outcome.metric(metric::target_cpu_ms, round1(cpu.as_secs_f64() * 1e3));
                 }
                 add_link_layer(&mut outcome, params, mode, &measured);
                 if let Some(proxy) = measured.proxy {
                     let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
                         proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
                     };
-                    outcome.metric("proxy_reads", both(|d| d.reads_in), Unit::Count).metric(
-                        "proxy_writes",
-                        both(|d| d.writes_out),
-                        Unit::Count,
-                    );
+                    outcome
+                        .metric(metric::proxy_reads, both(|d| d.reads_in))
+                        .metric(metric::proxy_writes, both(|d| d.writes_out));
                     outcome.observations.proxy = Some(proxy);
                 }
                 outcome
@@ -844,24 +720,22 @@ async fn run_with_agent(
 fn add_link_layer(outcome: &mut CaseOutcome, params: &Params, mode: Mode, measured: &Measured) {
     outcome.observations.link = measured.link.clone();
     if let Some(mss) = measured.mss {
-        outcome.metric("mss", f64::from(mss), Unit::Bytes);
+        outcome.metric(metric::mss, f64::from(mss));
     }
     if let Some(cpu) = measured.peer_cpu {
-        outcome.metric("peer_cpu_ms", round1(cpu.as_secs_f64() * 1e3), Unit::Millis);
+        outcome.metric(metric::peer_cpu_ms, round1(cpu.as_secs_f64() * 1e3));
     }
     let elapsed = measured.result.elapsed;
     let mbit = |bytes: u64| round1(bytes as f64 * 8.0 / elapsed.as_secs_f64().max(1e-9) / 1e6);
     if let Some(wire) = measured.wire_bytes {
-        outcome.metric("wire_mbit_s", mbit(wire), Unit::MbitPerSec);
+        outcome.metric(metric::wire_mbit_s, mbit(wire));
     }
     // Judged against the rate the parameters asked for, so a case that sent nothing fails.
     if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
         let bytes = measured.delivery.bytes;
-        outcome.key_metric("throughput_mbit_s", mbit(bytes), Unit::MbitPerSec).key_metric(
-            "rate_share",
-            round1(link::rate_share_pct(bytes, elapsed, rate)),
-            Unit::Percent,
-        );
+        outcome
+            .key_metric(metric::throughput_mbit_s, mbit(bytes))
+            .key_metric(metric::rate_share, round1(link::rate_share_pct(bytes, elapsed, rate)));
         // Only bulk keeps the link full; the other modes wait for replies.
         if mode == Mode::Bulk {
             outcome.checks.push(link::rate_check(rate, bytes, measured.wire_bytes, elapsed));
@@ -910,37 +784,37 @@ fn outcome(
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
     let mut outcome = CaseOutcome::default();
     outcome
-        .key_metric("throughput_mib_s", round1(delivery.bytes as f64 / MIB / seconds), Unit::MibPerSec)
-        .metric("messages_per_s", (delivery.delivered as f64 / seconds).round(), Unit::PerSec)
-        .metric("sent", result.sent as f64, Unit::Count)
-        .metric("delivered", delivery.delivered as f64, Unit::Count)
-        .key_metric("corrupted", delivery.corrupted as f64, Unit::Count)
-        .metric("out_of_order", delivery.out_of_order as f64, Unit::Count);
+        .key_metric(metric::throughput_mib_s, round1(delivery.bytes as f64 / MIB / seconds))
+        .metric(metric::messages_per_s, (delivery.delivered as f64 / seconds).round())
+        .metric(metric::sent, result.sent as f64)
+        .metric(metric::delivered, delivery.delivered as f64)
+        .key_metric(metric::corrupted, delivery.corrupted as f64)
+        .metric(metric::out_of_order, delivery.out_of_order as f64);
     if let Some(spread) = result.throughput.interval_spread() {
-        outcome.metric("throughput_ci95", round1(spread.ci95_relative * 100.0), Unit::Percent);
+        outcome.metric(metric::throughput_ci95, round1(spread.ci95_relative * 100.0));
     }
     if let Some(kind) = LatencyKind::of(framing, mode, params.window)
         && result.latency.count() > 0
     {
         let s = result.latency.summary();
-        let name = |suffix: &str| format!("{}_{suffix}", kind.prefix);
+        let [p50, p90, p99, p999, max] = kind.percentiles;
         outcome
-            .key_metric(&name("p50"), micros(s.p50_ns), Unit::Micros)
-            .metric(&name("p90"), micros(s.p90_ns), Unit::Micros)
-            .key_metric(&name("p99"), micros(s.p99_ns), Unit::Micros)
-            .metric(&name("p999"), micros(s.p999_ns), Unit::Micros)
-            .metric(&name("max"), micros(s.max_ns), Unit::Micros);
+            .key_metric(p50, micros(s.p50_ns))
+            .metric(p90, micros(s.p90_ns))
+            .key_metric(p99, micros(s.p99_ns))
+            .metric(p999, micros(s.p999_ns))
+            .metric(max, micros(s.max_ns));
         outcome.observations.latency =
             Some(LatencyObservation { of: kind.meaning, summary: s, histogram: result.latency.to_base64() });
     }
     outcome
-        .metric("achieved_rate", result.achieved_rate.round(), Unit::PerSec)
-        .metric("cpu_user_ms", round1(cpu.user.as_secs_f64() * 1e3), Unit::Millis)
-        .metric("cpu_sys_ms", round1(cpu.system.as_secs_f64() * 1e3), Unit::Millis);
+        .metric(metric::achieved_rate, result.achieved_rate.round())
+        .metric(metric::cpu_user_ms, round1(cpu.user.as_secs_f64() * 1e3))
+        .metric(metric::cpu_sys_ms, round1(cpu.system.as_secs_f64() * 1e3));
     outcome.observations.throughput = Some(result.throughput.clone());
     let udp = params.transport.parse() == Ok(Transport::Udp);
     if udp {
-        outcome.key_metric("lost", result.lost as f64, Unit::Count);
+        outcome.key_metric(metric::lost, result.lost as f64);
     }
     outcome.checks.push(if udp {
         udp_requests_answered(params, result, delivery)
@@ -1059,8 +933,8 @@ fn bytes_intact(params: &Params, result: &WorkloadResult, d: &Delivery) -> Check
 
 /// What a mode's latency samples measure, and the metric names they go under.
 struct LatencyKind {
-    /// `rtt`, `reply` or `response`.
-    prefix: &'static str,
+    /// Its percentiles: p50, p90, p99, p99.9 and max (`rtt_*`, `reply_*` or `response_*`).
+    percentiles: [MetricSpec; 5],
     /// In words, for the report.
     meaning: String,
 }
@@ -1071,25 +945,26 @@ impl LatencyKind {
         // Stop-and-wait sends one message at a time whatever the mode asks.
         let one_at_a_time =
             mode == Mode::PingPong || (framing == FramingStrategy::StopAndWait && mode == Mode::Pipelined);
-        let (prefix, meaning) = match mode {
+        use metric::*;
+        let (percentiles, meaning) = match mode {
             Mode::Bulk => return None,
             Mode::OpenLoop => (
-                "response",
+                [response_p50, response_p90, response_p99, response_p999, response_max],
                 "response time: from each message's intended send time to its reply (coordinated omission corrected)"
                     .to_string(),
             ),
             _ if one_at_a_time => {
-                ("rtt", "round trip: from the write of a message to its reply, one message outstanding".to_string())
+                ([rtt_p50, rtt_p90, rtt_p99, rtt_p999, rtt_max], "round trip: from the write of a message to its reply, one message outstanding".to_string())
             }
             _ => (
-                "reply",
+                [reply_p50, reply_p90, reply_p99, reply_p999, reply_max],
                 format!(
                     "write-to-reply time with up to {window} messages outstanding: a round trip plus the wait \
                      behind the window (queueing), not a round trip"
                 ),
             ),
         };
-        Some(LatencyKind { prefix, meaning })
+        Some(LatencyKind { percentiles, meaning })
     }
 }
 

@@ -17,13 +17,12 @@ use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
 use socklab_harness::check::{Check, format_number};
-use socklab_harness::metric::Better;
 use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{
     Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, TraceExcerpt,
-    Unit, WirePacket,
+    WirePacket,
 };
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -112,57 +111,28 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "round_trips",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "measured round trips",
-    },
-    MetricSpec {
-        name: "rtt_p50",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "median round trip, first write to reply read",
-    },
-    MetricSpec {
-        name: "rtt_p90",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "90th percentile round trip",
-    },
-    MetricSpec {
-        name: "rtt_p99",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "99th percentile round trip",
-    },
-    MetricSpec { name: "rtt_max", unit: Unit::Millis, better: Better::Lower, doc: "slowest round trip" },
-    MetricSpec {
-        name: "second_segment_gap_p50",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "median time on the wire between a request's first segment and the segment with its last byte (0 when one segment carried it); from the capture",
-    },
-    MetricSpec {
-        name: "stalled_requests",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "requests whose last segment left 20 ms or more after the first; from the capture",
-    },
-    MetricSpec {
-        name: "segments_per_request",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "data segments per request (2 = header and body apart, 1 = together); from the capture",
-    },
-    MetricSpec {
-        name: "retransmitted_segments",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
-    },
-];
+socklab_harness::model::metrics! {
+    /// measured round trips
+    round_trips: Count, Neither;
+    /// median round trip, first write to reply read
+    rtt_p50: Millis, Lower;
+    /// 90th percentile round trip
+    rtt_p90: Millis, Lower;
+    /// 99th percentile round trip
+    rtt_p99: Millis, Lower;
+    /// slowest round trip
+    rtt_max: Millis, Lower;
+    /// median time on the wire between a request's first segment and the segment with its last byte
+    /// (0 when one segment carried it); from the capture
+    second_segment_gap_p50: Millis, Lower;
+    /// requests whose last segment left 20 ms or more after the first; from the capture
+    stalled_requests: Count, Lower;
+    /// data segments per request (2 = header and body apart, 1 = together); from the capture
+    segments_per_request: Count, Neither;
+    /// TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes),
+    /// either direction, warm-up included; from the capture
+    retransmitted_segments: Count, Lower;
+}
 
 impl Scenario for NagleDelayedAck {
     type Params = Params;
@@ -212,13 +182,13 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         let Measured { client, reads, wire } = measured;
         let mut outcome = CaseOutcome::default();
         let summary = client.latency.summary();
-        outcome.metric("round_trips", summary.count as f64, Unit::Count);
+        outcome.metric(metric::round_trips, summary.count as f64);
         if summary.count > 0 {
             outcome
-                .key_metric("rtt_p50", ms(summary.p50_ns), Unit::Millis)
-                .metric("rtt_p90", ms(summary.p90_ns), Unit::Millis)
-                .key_metric("rtt_p99", ms(summary.p99_ns), Unit::Millis)
-                .metric("rtt_max", ms(summary.max_ns), Unit::Millis);
+                .key_metric(metric::rtt_p50, ms(summary.p50_ns))
+                .metric(metric::rtt_p90, ms(summary.p90_ns))
+                .key_metric(metric::rtt_p99, ms(summary.p99_ns))
+                .metric(metric::rtt_max, ms(summary.max_ns));
         }
         outcome.checks.push(p50_check(params, &summary));
         outcome.observations.latency = Some(LatencyObservation {
@@ -237,7 +207,7 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
         };
         if let Some(packets) = &wire.packets {
             wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
-            outcome.metric("retransmitted_segments", retransmitted_segments(packets) as f64, Unit::Count);
+            outcome.metric(metric::retransmitted_segments, retransmitted_segments(packets) as f64);
             let skip = WARM_ROUND_TRIPS * PING.len();
             let client_stream = stream_segments(packets, Direction::ClientToServer, None, skip);
             let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
@@ -436,9 +406,9 @@ fn wire_metrics(outcome: &mut CaseOutcome, packets: &[WirePacket], round_trips: 
         return;
     }
     outcome
-        .key_metric("second_segment_gap_p50", ms(gaps.summary().p50_ns), Unit::Millis)
-        .metric("stalled_requests", stalled as f64, Unit::Count)
-        .metric("segments_per_request", segment_count as f64 / counted as f64, Unit::Count);
+        .key_metric(metric::second_segment_gap_p50, ms(gaps.summary().p50_ns))
+        .metric(metric::stalled_requests, stalled as f64)
+        .metric(metric::segments_per_request, segment_count as f64 / counted as f64);
 }
 
 /// The stall shows for `default` and is gone for every fix, judged over every round trip

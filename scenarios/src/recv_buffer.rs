@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
-use socklab_harness::metric::Better;
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{
     recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max,
@@ -38,7 +37,7 @@ use socklab_harness::net::{
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::bulk::pattern;
-use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
+use socklab_harness::report::{LinkRecord, MetricSpec};
 use socklab_harness::scenario::{
     Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
 };
@@ -147,110 +146,43 @@ const PARAMS: &[ParamSpec] = &[
     link::DELAY_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "throughput",
-        unit: Unit::BytesPerSec,
-        better: Better::Higher,
-        doc: "bytes delivered per second of transfer",
-    },
-    MetricSpec {
-        name: "throughput_mib_s",
-        unit: Unit::MibPerSec,
-        better: Better::Higher,
-        doc: "the same in MiB/s",
-    },
-    MetricSpec {
-        name: "received",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes the receiver read (each checked against the pattern)",
-    },
-    MetricSpec {
-        name: "reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "read() calls that returned data",
-    },
-    MetricSpec {
-        name: "reads_per_mib",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "read() calls per MiB delivered (syscalls)",
-    },
-    MetricSpec {
-        name: "bytes_per_read_mean",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "mean bytes a read returned",
-    },
-    MetricSpec {
-        name: "bytes_per_read_max",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "most bytes one read returned",
-    },
-    MetricSpec {
-        name: "cpu_s_per_gib",
-        unit: Unit::Seconds,
-        better: Better::Lower,
-        doc: "process CPU time (user + system, both ends) per GiB transferred",
-    },
-    MetricSpec {
-        name: "duration",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "from connect to the last byte read",
-    },
-    MetricSpec {
-        name: "rcvbuf_effective",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "server SO_RCVBUF after the transfer",
-    },
-    MetricSpec {
-        name: "sndbuf_effective",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "client SO_SNDBUF after the transfer",
-    },
-    MetricSpec {
-        name: "rmem_max",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "net.core.rmem_max, the cap on SO_RCVBUF",
-    },
-    MetricSpec {
-        name: "wmem_max",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "net.core.wmem_max, the cap on SO_SNDBUF",
-    },
-    MetricSpec {
-        name: "throughput_mbit_s",
-        unit: Unit::MbitPerSec,
-        better: Better::Higher,
-        doc: "payload throughput in Mbit/s, as link rates are given (cases with a link rate)",
-    },
-    MetricSpec {
-        name: "rate_share",
-        unit: Unit::Percent,
-        better: Better::Higher,
-        doc: "payload throughput as a share of the link's rate (at most MSS/(MTU+14): 95.6% at MTU 1500)",
-    },
-    MetricSpec {
-        name: "wire_mbit_s",
-        unit: Unit::MbitPerSec,
-        better: Better::Neither,
-        doc: "link=veth: frames the client's end sent (its /proc/net/dev byte counter, headers included) per second, over the transfer",
-    },
-    MetricSpec {
-        name: "mss",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG), from the client",
-    },
-];
+socklab_harness::model::metrics! {
+    /// bytes delivered per second of transfer
+    throughput: BytesPerSec, Higher;
+    /// the same in MiB/s
+    throughput_mib_s: MibPerSec, Higher;
+    /// bytes the receiver read (each checked against the pattern)
+    received: Bytes, Neither;
+    /// read() calls that returned data
+    reads: Count, Neither;
+    /// read() calls per MiB delivered (syscalls)
+    reads_per_mib: Count, Lower;
+    /// mean bytes a read returned
+    bytes_per_read_mean: Bytes, Neither;
+    /// most bytes one read returned
+    bytes_per_read_max: Bytes, Neither;
+    /// process CPU time (user + system, both ends) per GiB transferred
+    cpu_s_per_gib: Seconds, Lower;
+    /// from connect to the last byte read
+    duration: Millis, Lower;
+    /// server SO_RCVBUF after the transfer
+    rcvbuf_effective: Bytes, Neither;
+    /// client SO_SNDBUF after the transfer
+    sndbuf_effective: Bytes, Neither;
+    /// net.core.rmem_max, the cap on SO_RCVBUF
+    rmem_max: Bytes, Neither;
+    /// net.core.wmem_max, the cap on SO_SNDBUF
+    wmem_max: Bytes, Neither;
+    /// payload throughput in Mbit/s, as link rates are given (cases with a link rate)
+    throughput_mbit_s: MbitPerSec, Higher;
+    /// payload throughput as a share of the link's rate (at most MSS/(MTU+14): 95.6% at MTU 1500)
+    rate_share: Percent, Higher;
+    /// link=veth: frames the client's end sent (its /proc/net/dev byte counter, headers included)
+    /// per second, over the transfer
+    wire_mbit_s: MbitPerSec, Neither;
+    /// payload bytes of a full segment on the connection (TCP_MAXSEG), from the client
+    mss: Bytes, Neither;
+}
 
 impl Scenario for RecvBuffer {
     type Params = Params;
@@ -628,24 +560,20 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let mib = (s.received as f64 / MIB).max(1e-12);
     let mut outcome = CaseOutcome::default();
     outcome
-        .metric("throughput", throughput.round(), Unit::BytesPerSec)
-        .key_metric("throughput_mib_s", (throughput / MIB * 10.0).round() / 10.0, Unit::MibPerSec)
-        .metric("received", s.received as f64, Unit::Bytes)
-        .metric("reads", s.reads as f64, Unit::Count)
-        .key_metric("reads_per_mib", (s.reads as f64 / mib).round(), Unit::Count)
-        .key_metric("bytes_per_read_mean", (s.received as f64 / s.reads.max(1) as f64).round(), Unit::Bytes)
-        .metric("bytes_per_read_max", s.max_read as f64, Unit::Bytes)
-        .key_metric(
-            "cpu_s_per_gib",
-            m.cpu.as_secs_f64() / (s.received as f64 / GIB).max(1e-12),
-            Unit::Seconds,
-        )
+        .metric(metric::throughput, throughput.round())
+        .key_metric(metric::throughput_mib_s, (throughput / MIB * 10.0).round() / 10.0)
+        .metric(metric::received, s.received as f64)
+        .metric(metric::reads, s.reads as f64)
+        .key_metric(metric::reads_per_mib, (s.reads as f64 / mib).round())
+        .key_metric(metric::bytes_per_read_mean, (s.received as f64 / s.reads.max(1) as f64).round())
+        .metric(metric::bytes_per_read_max, s.max_read as f64)
+        .key_metric(metric::cpu_s_per_gib, m.cpu.as_secs_f64() / (s.received as f64 / GIB).max(1e-12))
         // Key, so every summary row says how long the figure was measured over.
-        .key_metric("duration", (secs * 1e4).round() / 10.0, Unit::Millis)
-        .metric("rcvbuf_effective", s.rcvbuf_effective as f64, Unit::Bytes)
-        .metric("sndbuf_effective", m.sndbuf_effective as f64, Unit::Bytes)
-        .metric("rmem_max", m.rmem_max as f64, Unit::Bytes)
-        .metric("wmem_max", m.wmem_max as f64, Unit::Bytes);
+        .key_metric(metric::duration, (secs * 1e4).round() / 10.0)
+        .metric(metric::rcvbuf_effective, s.rcvbuf_effective as f64)
+        .metric(metric::sndbuf_effective, m.sndbuf_effective as f64)
+        .metric(metric::rmem_max, m.rmem_max as f64)
+        .metric(metric::wmem_max, m.wmem_max as f64);
     let intact = s.received == params.bytes && s.first_mismatch.is_none();
     let observed = match s.first_mismatch {
         Some(at) => format!("{} bytes; first wrong byte at {at}", s.received),
@@ -659,20 +587,18 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         "TCP delivers every byte in order whatever the read size and buffer sizes",
     ));
     if let Some(mss) = m.mss {
-        outcome.metric("mss", f64::from(mss), Unit::Bytes);
+        outcome.metric(metric::mss, f64::from(mss));
     }
     let mbit = |bytes: u64| (bytes as f64 * 8.0 / secs / 1e6 * 10.0).round() / 10.0;
     if let Some(wire) = m.wire_bytes {
-        outcome.metric("wire_mbit_s", mbit(wire), Unit::MbitPerSec);
+        outcome.metric(metric::wire_mbit_s, mbit(wire));
     }
     // Judged against the rate the parameters asked for, so a case that sent nothing fails.
     if let Some(rate) = params.link_spec().ok().and_then(|spec| spec.rate()) {
         let share = link::rate_share_pct(s.received, s.elapsed_at_eof, rate);
-        outcome.key_metric("throughput_mbit_s", mbit(s.received), Unit::MbitPerSec).key_metric(
-            "rate_share",
-            (share * 10.0).round() / 10.0,
-            Unit::Percent,
-        );
+        outcome
+            .key_metric(metric::throughput_mbit_s, mbit(s.received))
+            .key_metric(metric::rate_share, (share * 10.0).round() / 10.0);
         outcome.checks.push(link::rate_check(rate, s.received, m.wire_bytes, s.elapsed_at_eof));
     }
     outcome.observations.link = m.link.clone();

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::net::{ListenCounters, read_listen_counters};
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::report::{MetricSpec, Unit, ValueSeries};
@@ -126,62 +125,26 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "clients_served",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "clients that got their reply",
-    },
-    MetricSpec {
-        name: "first_reply_max",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "the longest any client waited for its first reply, from the common start",
-    },
-    MetricSpec {
-        name: "time_in_queue_max",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "the longest a finished handshake waited in the accept queue for accept()",
-    },
-    MetricSpec {
-        name: "connect_max",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "the longest connect() took",
-    },
-    MetricSpec {
-        name: "connects_waited",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "connects that took over 500 ms: their first SYN was dropped and sent again",
-    },
-    MetricSpec {
-        name: "connects_failed",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "connects that failed or did not finish within connect_limit_ms",
-    },
-    MetricSpec {
-        name: "listen_overflows",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "TcpExt ListenOverflows delta in /proc/net/netstat (exact in a private namespace)",
-    },
-    MetricSpec {
-        name: "listen_drops",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "TcpExt ListenDrops delta in /proc/net/netstat (exact in a private namespace)",
-    },
-    MetricSpec {
-        name: "private_netns",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the case ran in its own network namespace, 0 when the counters are system-wide",
-    },
-];
+socklab_harness::model::metrics! {
+    /// clients that got their reply
+    clients_served: Count, Neither;
+    /// the longest any client waited for its first reply, from the common start
+    first_reply_max: Millis, Lower;
+    /// the longest a finished handshake waited in the accept queue for accept()
+    time_in_queue_max: Millis, Lower;
+    /// the longest connect() took
+    connect_max: Millis, Lower;
+    /// connects that took over 500 ms: their first SYN was dropped and sent again
+    connects_waited: Count, Neither;
+    /// connects that failed or did not finish within connect_limit_ms
+    connects_failed: Count, Neither;
+    /// TcpExt ListenOverflows delta in /proc/net/netstat (exact in a private namespace)
+    listen_overflows: Count, Neither;
+    /// TcpExt ListenDrops delta in /proc/net/netstat (exact in a private namespace)
+    listen_drops: Count, Neither;
+    /// 1 when the case ran in its own network namespace, 0 when the counters are system-wide
+    private_netns: Count, Neither;
+}
 
 impl Scenario for SequentialServer {
     type Params = Params;
@@ -529,22 +492,22 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let waited = m.clients.iter().filter(|c| c.connected && c.connect >= WAITED).count();
     let failed = m.clients.iter().filter(|c| !c.connected).count();
     let private = matches!(m.scope, Scope::Private);
-    outcome.key_metric("clients_served", served as f64, Unit::Count);
+    outcome.key_metric(metric::clients_served, served as f64);
     if let Some(max) = m.clients.iter().filter_map(|c| c.first_reply).max() {
-        outcome.key_metric("first_reply_max", ms(max), Unit::Millis);
+        outcome.key_metric(metric::first_reply_max, ms(max));
     }
     if let Some(max) = order.iter().filter_map(|(_, q)| *q).max() {
-        outcome.key_metric("time_in_queue_max", ms(max), Unit::Millis);
+        outcome.key_metric(metric::time_in_queue_max, ms(max));
     }
     if let Some(max) = m.clients.iter().filter(|c| c.connected).map(|c| c.connect).max() {
-        outcome.metric("connect_max", ms(max), Unit::Millis);
+        outcome.metric(metric::connect_max, ms(max));
     }
     outcome
-        .key_metric("connects_waited", waited as f64, Unit::Count)
-        .metric("connects_failed", failed as f64, Unit::Count)
-        .key_metric("listen_overflows", m.counters.overflows as f64, Unit::Count)
-        .metric("listen_drops", m.counters.drops as f64, Unit::Count)
-        .metric("private_netns", if private { 1.0 } else { 0.0 }, Unit::Count);
+        .key_metric(metric::connects_waited, waited as f64)
+        .metric(metric::connects_failed, failed as f64)
+        .key_metric(metric::listen_overflows, m.counters.overflows as f64)
+        .metric(metric::listen_drops, m.counters.drops as f64)
+        .metric(metric::private_netns, if private { 1.0 } else { 0.0 });
     if !order.is_empty() {
         outcome.observations.series.push(ValueSeries {
             name: "time_in_queue".into(),

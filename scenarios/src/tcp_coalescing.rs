@@ -32,14 +32,13 @@ use socklab_harness::capture::{CaseCaptureResult, retransmitted_segments, stream
 use socklab_harness::check::Check;
 use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
-use socklab_harness::metric::Better;
 use socklab_harness::net::tcp_maxseg;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::reader::{
     PING, PONG, ReaderConfig, StreamReads, TimedRead, accept_and_warm, read_after_delay,
 };
-use socklab_harness::report::{Direction, IoEvent, LinkRecord, MetricSpec, StreamTrace, Unit};
+use socklab_harness::report::{Direction, IoEvent, LinkRecord, MetricSpec, StreamTrace};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,98 +187,42 @@ const PARAMS: &[ParamSpec] = &[
     link::DELAY_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "application writes (one per message)",
-    },
-    MetricSpec {
-        name: "reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "server recv() calls that returned data",
-    },
-    MetricSpec {
-        name: "bytes",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes written by the client",
-    },
-    MetricSpec {
-        name: "sticky_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reads holding bytes of more than one message",
-    },
-    MetricSpec {
-        name: "split_messages",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "messages spread over more than one read",
-    },
-    MetricSpec {
-        name: "queued_at_first_read",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes waiting in the server's receive buffer just before its first read (FIONREAD)",
-    },
-    MetricSpec {
-        name: "segments",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "TCP segments that carried the messages' bytes for the first time (from the capture; absent without it); repeats are in retransmitted_segments",
-    },
-    MetricSpec {
-        name: "segments_per_write",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "segments divided by writes: below 1 when writes were merged on the wire",
-    },
-    MetricSpec {
-        name: "coalesced_segments",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "segments carrying bytes of more than one write (Nagle or a late sender merged them)",
-    },
-    MetricSpec {
-        name: "retransmitted_segments",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes), either direction, warm-up included; from the capture",
-    },
-    MetricSpec {
-        name: "mss",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "payload bytes of a full segment on the connection (TCP_MAXSEG: MSS less TCP options), from the client",
-    },
-    MetricSpec {
-        name: "largest_segment",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "most message bytes one segment carried (from the capture)",
-    },
-    MetricSpec {
-        name: "proxy_writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "writes the impairment relay made towards the server with the messages' bytes (absent without impair)",
-    },
-    MetricSpec {
-        name: "proxy_coalesced_writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "relay writes carrying bytes of more than one message (absent without impair)",
-    },
-    MetricSpec {
-        name: "last_read_at",
-        unit: Unit::Micros,
-        better: Better::Neither,
-        doc: "time from the first write call to the last read's return",
-    },
-];
+socklab_harness::model::metrics! {
+    /// application writes (one per message)
+    writes: Count, Neither;
+    /// server recv() calls that returned data
+    reads: Count, Neither;
+    /// bytes written by the client
+    bytes: Bytes, Neither;
+    /// reads holding bytes of more than one message
+    sticky_reads: Count, Neither;
+    /// messages spread over more than one read
+    split_messages: Count, Neither;
+    /// bytes waiting in the server's receive buffer just before its first read (FIONREAD)
+    queued_at_first_read: Bytes, Neither;
+    /// TCP segments that carried the messages' bytes for the first time (from the capture; absent
+    /// without it); repeats are in retransmitted_segments
+    segments: Count, Neither;
+    /// segments divided by writes: below 1 when writes were merged on the wire
+    segments_per_write: Count, Neither;
+    /// segments carrying bytes of more than one write (Nagle or a late sender merged them)
+    coalesced_segments: Count, Neither;
+    /// TCP segments that repeated sequence space sent before (retransmissions, tail-loss probes),
+    /// either direction, warm-up included; from the capture
+    retransmitted_segments: Count, Lower;
+    /// payload bytes of a full segment on the connection (TCP_MAXSEG: MSS less TCP options), from
+    /// the client
+    mss: Bytes, Neither;
+    /// most message bytes one segment carried (from the capture)
+    largest_segment: Bytes, Neither;
+    /// writes the impairment relay made towards the server with the messages' bytes (absent without
+    /// impair)
+    proxy_writes: Count, Neither;
+    /// relay writes carrying bytes of more than one message (absent without impair)
+    proxy_coalesced_writes: Count, Neither;
+    /// time from the first write call to the last read's return
+    last_read_at: Micros, Neither;
+}
 
 impl Scenario for TcpCoalescing {
     type Params = Params;
@@ -389,7 +332,7 @@ pieces.";
         let mut outcome = outcome(params, &measured.writes, &measured.server);
         outcome.observations.link = measured.link;
         if let Some(mss) = measured.mss {
-            outcome.metric("mss", f64::from(mss), Unit::Bytes);
+            outcome.metric(metric::mss, f64::from(mss));
         }
         if let Some(proxy) = measured.proxy {
             add_proxy_layer(&mut outcome, params, proxy);
@@ -595,14 +538,14 @@ fn outcome(params: &Params, writes: &[Recorded], server: &ServerReads) -> CaseOu
 
     let mut outcome = CaseOutcome::default();
     outcome
-        .key_metric("writes", writes.len() as f64, Unit::Count)
-        .key_metric("reads", server.reads.len() as f64, Unit::Count)
-        .metric("bytes", write_lens.iter().sum::<usize>() as f64, Unit::Bytes)
-        .key_metric("sticky_reads", map.sticky_targets() as f64, Unit::Count)
-        .key_metric("split_messages", map.split_sources() as f64, Unit::Count)
-        .metric("queued_at_first_read", server.queued_at_first_read as f64, Unit::Bytes);
+        .key_metric(metric::writes, writes.len() as f64)
+        .key_metric(metric::reads, server.reads.len() as f64)
+        .metric(metric::bytes, write_lens.iter().sum::<usize>() as f64)
+        .key_metric(metric::sticky_reads, map.sticky_targets() as f64)
+        .key_metric(metric::split_messages, map.split_sources() as f64)
+        .metric(metric::queued_at_first_read, server.queued_at_first_read as f64);
     if let (Some(first), Some(last)) = (writes.first(), server.reads.last()) {
-        outcome.metric("last_read_at", last.at.saturating_sub(first.at).as_micros() as f64, Unit::Micros);
+        outcome.metric(metric::last_read_at, last.at.saturating_sub(first.at).as_micros() as f64);
     }
 
     outcome.checks.push(stream_intact(&sent, &received));
@@ -645,11 +588,9 @@ fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObser
         let map = BoundaryMap::compute(&write_lens, &proxy_lens);
         let coalesced = map.sticky_targets();
         stream.proxy_map = Some(map);
-        outcome.key_metric("proxy_writes", proxy_lens.len() as f64, Unit::Count).metric(
-            "proxy_coalesced_writes",
-            coalesced as f64,
-            Unit::Count,
-        );
+        outcome
+            .key_metric(metric::proxy_writes, proxy_lens.len() as f64)
+            .metric(metric::proxy_coalesced_writes, coalesced as f64);
     }
     outcome.observations.proxy = Some(proxy);
 }
@@ -667,13 +608,13 @@ fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureR
     let coalesced = stream.segment_map.as_ref().map_or(0, |m| m.sticky_targets());
     let (segments, writes) = (stream.segments.len() as f64, stream.writes.len().max(1) as f64);
     if let Some(largest) = stream.segments.iter().map(|s| s.len).max() {
-        outcome.metric("largest_segment", largest as f64, Unit::Bytes);
+        outcome.metric(metric::largest_segment, largest as f64);
     }
     outcome
-        .key_metric("segments", segments, Unit::Count)
-        .metric("segments_per_write", segments / writes, Unit::Count)
-        .key_metric("coalesced_segments", coalesced as f64, Unit::Count)
-        .metric("retransmitted_segments", retransmitted_segments(&packets) as f64, Unit::Count);
+        .key_metric(metric::segments, segments)
+        .metric(metric::segments_per_write, segments / writes)
+        .key_metric(metric::coalesced_segments, coalesced as f64)
+        .metric(metric::retransmitted_segments, retransmitted_segments(&packets) as f64);
 }
 
 /// The bytes read, in order, are the bytes written.

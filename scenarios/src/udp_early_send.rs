@@ -35,10 +35,9 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
-use socklab_harness::metric::Better;
 use socklab_harness::net::{UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
 use crate::netns_scope::{NetnsMode, Scope, run_scoped};
@@ -188,176 +187,77 @@ const PARAMS: &[ParamSpec] = &[
     UDP_IMPAIR_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "datagrams",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "distinct sequence numbers scheduled (count)",
-    },
-    MetricSpec {
-        name: "sent",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "send calls that succeeded, retransmissions included",
-    },
-    MetricSpec {
-        name: "delivered",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "distinct sequence numbers the receiver got",
-    },
-    MetricSpec {
-        name: "lost",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "sequence numbers never delivered (datagrams − delivered), whatever lost them; with impair it is lost_relay + lost_kernel",
-    },
-    MetricSpec {
-        name: "scheduled_before_bind",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sequence numbers whose scheduled send time fell before the bind: the loss the rate predicts",
-    },
-    MetricSpec {
-        name: "sent_before_bind",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sequence numbers whose first successful send returned before the bind call started (with impair: the relay's first whole send of it)",
-    },
-    MetricSpec {
-        name: "sent_after_bind",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sequence numbers whose first successful send started after the bind call returned (with impair: the relay's)",
-    },
-    MetricSpec {
-        name: "sent_during_bind",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sequence numbers whose first successful send overlapped the bind call, not judged (with impair: the relay's)",
-    },
-    MetricSpec {
-        name: "never_sent",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "sequence numbers no send call succeeded for (a connected socket's ECONNREFUSED)",
-    },
-    MetricSpec {
-        name: "lost_before_bind",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "of sent_before_bind, never delivered: lost by the kernel (with impair the relay's drops are not among them)",
-    },
-    MetricSpec {
-        name: "lost_after_bind",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "of sent_after_bind, never delivered: lost by the kernel (with impair the relay's drops are not among them)",
-    },
-    MetricSpec {
-        name: "last_lost_sent_at",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "when the last lost datagram's send returned, relative to the bind call's start (negative: before; with impair: the relay's send)",
-    },
-    MetricSpec {
-        name: "first_delivered_sent_at",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "when the first delivered datagram's send started, relative to the bind call's start (with impair: the relay's send)",
-    },
-    MetricSpec {
-        name: "send_errors",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "send calls that failed, any errno",
-    },
-    MetricSpec {
-        name: "send_errors_econnrefused",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "send calls that failed with ECONNREFUSED",
-    },
-    MetricSpec {
-        name: "first_delivered_seq",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "lowest sequence number delivered (absent when none was)",
-    },
-    MetricSpec {
-        name: "duplicates",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "datagrams delivered more than once",
-    },
-    MetricSpec {
-        name: "retransmits",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "resends by the retransmit mitigation",
-    },
-    MetricSpec {
-        name: "bound_at",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "when the receiver's bind call started, since the start",
-    },
-    MetricSpec {
-        name: "no_ports_snmp",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "Udp: NoPorts delta in /proc/net/snmp: datagrams that found no socket (exact in a private namespace)",
-    },
-    MetricSpec {
-        name: "private_netns",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the case ran in a private network namespace, else 0",
-    },
-    MetricSpec {
-        name: "relay_forwarded",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: datagrams the relay sent on towards the receiver's port, copies included (absent without impair)",
-    },
-    MetricSpec {
-        name: "relay_dropped",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: datagrams from the sender the relay dropped (loss), its record lists which",
-    },
-    MetricSpec {
-        name: "relay_duplicated",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: datagrams from the sender the relay sent twice (duplicate)",
-    },
-    MetricSpec {
-        name: "relay_reordered",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: datagrams from the sender the relay held back behind later ones (reorder)",
-    },
-    MetricSpec {
-        name: "relay_truncated",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: datagrams from the sender the relay cut short (truncate); the receiver cannot read a cut one",
-    },
-    MetricSpec {
-        name: "lost_relay",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "impair: sequence numbers never delivered because the relay dropped or cut short every copy sent",
-    },
-    MetricSpec {
-        name: "lost_kernel",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "impair: sequence numbers never delivered that the relay did pass on: the kernel lost them (no socket bound yet, a full receive buffer, a refused send)",
-    },
-];
+socklab_harness::model::metrics! {
+    /// distinct sequence numbers scheduled (count)
+    datagrams: Count, Neither;
+    /// send calls that succeeded, retransmissions included
+    sent: Count, Neither;
+    /// distinct sequence numbers the receiver got
+    delivered: Count, Neither;
+    /// sequence numbers never delivered (datagrams − delivered), whatever lost them; with impair it
+    /// is lost_relay + lost_kernel
+    lost: Count, Lower;
+    /// sequence numbers whose scheduled send time fell before the bind: the loss the rate predicts
+    scheduled_before_bind: Count, Neither;
+    /// sequence numbers whose first successful send returned before the bind call started (with
+    /// impair: the relay's first whole send of it)
+    sent_before_bind: Count, Neither;
+    /// sequence numbers whose first successful send started after the bind call returned (with
+    /// impair: the relay's)
+    sent_after_bind: Count, Neither;
+    /// sequence numbers whose first successful send overlapped the bind call, not judged (with
+    /// impair: the relay's)
+    sent_during_bind: Count, Neither;
+    /// sequence numbers no send call succeeded for (a connected socket's ECONNREFUSED)
+    never_sent: Count, Neither;
+    /// of sent_before_bind, never delivered: lost by the kernel (with impair the relay's drops are
+    /// not among them)
+    lost_before_bind: Count, Lower;
+    /// of sent_after_bind, never delivered: lost by the kernel (with impair the relay's drops are
+    /// not among them)
+    lost_after_bind: Count, Lower;
+    /// when the last lost datagram's send returned, relative to the bind call's start (negative:
+    /// before; with impair: the relay's send)
+    last_lost_sent_at: Millis, Neither;
+    /// when the first delivered datagram's send started, relative to the bind call's start (with
+    /// impair: the relay's send)
+    first_delivered_sent_at: Millis, Neither;
+    /// send calls that failed, any errno
+    send_errors: Count, Lower;
+    /// send calls that failed with ECONNREFUSED
+    send_errors_econnrefused: Count, Lower;
+    /// lowest sequence number delivered (absent when none was)
+    first_delivered_seq: Count, Neither;
+    /// datagrams delivered more than once
+    duplicates: Count, Lower;
+    /// resends by the retransmit mitigation
+    retransmits: Count, Lower;
+    /// when the receiver's bind call started, since the start
+    bound_at: Millis, Neither;
+    /// Udp: NoPorts delta in /proc/net/snmp: datagrams that found no socket (exact in a private
+    /// namespace)
+    no_ports_snmp: Count, Neither;
+    /// 1 when the case ran in a private network namespace, else 0
+    private_netns: Count, Neither;
+    /// impair: datagrams the relay sent on towards the receiver's port, copies included (absent
+    /// without impair)
+    relay_forwarded: Count, Neither;
+    /// impair: datagrams from the sender the relay dropped (loss), its record lists which
+    relay_dropped: Count, Neither;
+    /// impair: datagrams from the sender the relay sent twice (duplicate)
+    relay_duplicated: Count, Neither;
+    /// impair: datagrams from the sender the relay held back behind later ones (reorder)
+    relay_reordered: Count, Neither;
+    /// impair: datagrams from the sender the relay cut short (truncate); the receiver cannot read a
+    /// cut one
+    relay_truncated: Count, Neither;
+    /// impair: sequence numbers never delivered because the relay dropped or cut short every copy
+    /// sent
+    lost_relay: Count, Neither;
+    /// impair: sequence numbers never delivered that the relay did pass on: the kernel lost them
+    /// (no socket bound yet, a full receive buffer, a refused send)
+    lost_kernel: Count, Lower;
+}
 
 impl Scenario for UdpEarlySend {
     type Params = Params;
@@ -1008,52 +908,48 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let lost_kernel = lost_relay.map(|by_relay| lost - by_relay);
 
     let mut outcome = CaseOutcome::default();
-    outcome.metric("datagrams", count as f64, Unit::Count).key_metric("lost", lost as f64, Unit::Count);
+    outcome.metric(metric::datagrams, count as f64).key_metric(metric::lost, lost as f64);
     if let Some(bind) = received.bind {
-        outcome.key_metric("scheduled_before_bind", scheduled_before(params, send, bind) as f64, Unit::Count);
+        outcome.key_metric(metric::scheduled_before_bind, scheduled_before(params, send, bind) as f64);
     }
     outcome
-        .key_metric("lost_after_bind", j.lost_after as f64, Unit::Count)
-        .key_metric("delivered", delivered as f64, Unit::Count)
-        .key_metric("sent", send.sent_ok as f64, Unit::Count)
-        .metric("sent_before_bind", j.sent_before as f64, Unit::Count)
-        .metric("sent_after_bind", j.sent_after as f64, Unit::Count)
-        .metric("sent_during_bind", j.sent_during as f64, Unit::Count)
-        .metric("never_sent", never_sent as f64, Unit::Count)
-        .metric("lost_before_bind", j.lost_before as f64, Unit::Count)
-        .metric("send_errors", send_errors as f64, Unit::Count)
-        .key_metric("send_errors_econnrefused", refused as f64, Unit::Count);
+        .key_metric(metric::lost_after_bind, j.lost_after as f64)
+        .key_metric(metric::delivered, delivered as f64)
+        .key_metric(metric::sent, send.sent_ok as f64)
+        .metric(metric::sent_before_bind, j.sent_before as f64)
+        .metric(metric::sent_after_bind, j.sent_after as f64)
+        .metric(metric::sent_during_bind, j.sent_during as f64)
+        .metric(metric::never_sent, never_sent as f64)
+        .metric(metric::lost_before_bind, j.lost_before as f64)
+        .metric(metric::send_errors, send_errors as f64)
+        .key_metric(metric::send_errors_econnrefused, refused as f64);
     if let Some(at) = j.last_lost_sent_at {
-        outcome.metric("last_lost_sent_at", at, Unit::Millis);
+        outcome.metric(metric::last_lost_sent_at, at);
     }
     if let Some(at) = j.first_delivered_sent_at {
-        outcome.metric("first_delivered_sent_at", at, Unit::Millis);
+        outcome.metric(metric::first_delivered_sent_at, at);
     }
     if let Some(first) = received.seen.keys().next() {
-        outcome.metric("first_delivered_seq", *first as f64, Unit::Count);
+        outcome.metric(metric::first_delivered_seq, *first as f64);
     }
-    outcome.metric("duplicates", duplicates as f64, Unit::Count).metric(
-        "retransmits",
-        send.retransmits as f64,
-        Unit::Count,
-    );
+    outcome
+        .metric(metric::duplicates, duplicates as f64)
+        .metric(metric::retransmits, send.retransmits as f64);
     if let Some(bind) = received.bind {
-        outcome.metric("bound_at", bind.started.as_secs_f64() * 1e3, Unit::Millis);
+        outcome.metric(metric::bound_at, bind.started.as_secs_f64() * 1e3);
     }
-    outcome.key_metric("no_ports_snmp", m.snmp.no_ports as f64, Unit::Count).metric(
-        "private_netns",
-        if private { 1.0 } else { 0.0 },
-        Unit::Count,
-    );
+    outcome
+        .key_metric(metric::no_ports_snmp, m.snmp.no_ports as f64)
+        .metric(metric::private_netns, if private { 1.0 } else { 0.0 });
     if let (Some(r), Some(by_relay), Some(by_kernel)) = (&relay, lost_relay, lost_kernel) {
         outcome
-            .metric("relay_forwarded", r.forwarded as f64, Unit::Count)
-            .key_metric("relay_dropped", r.dropped as f64, Unit::Count)
-            .metric("relay_duplicated", r.duplicated as f64, Unit::Count)
-            .metric("relay_reordered", r.reordered as f64, Unit::Count)
-            .metric("relay_truncated", r.truncated as f64, Unit::Count)
-            .key_metric("lost_relay", by_relay as f64, Unit::Count)
-            .key_metric("lost_kernel", by_kernel as f64, Unit::Count);
+            .metric(metric::relay_forwarded, r.forwarded as f64)
+            .key_metric(metric::relay_dropped, r.dropped as f64)
+            .metric(metric::relay_duplicated, r.duplicated as f64)
+            .metric(metric::relay_reordered, r.reordered as f64)
+            .metric(metric::relay_truncated, r.truncated as f64)
+            .key_metric(metric::lost_relay, by_relay as f64)
+            .key_metric(metric::lost_kernel, by_kernel as f64);
     }
 
     let errors_text = if send.errors.is_empty() {

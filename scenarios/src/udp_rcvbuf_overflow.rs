@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
-use socklab_harness::metric::Better;
 use socklab_harness::net::{
     BufferSize, MAX_UDP_PAYLOAD_V4, UdpCounters, enable_rxq_ovfl, read_udp_counters, recv_datagram, rmem_max,
     set_recv_buffer,
 };
 use socklab_harness::params::{ParamKind, ParamSpec};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 
 use crate::netns_scope::{NetnsMode, Scope, run_scoped};
@@ -92,68 +91,28 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "rcvbuf_requested",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "SO_RCVBUF asked for",
-    },
-    MetricSpec {
-        name: "rcvbuf_effective",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "SO_RCVBUF the kernel applied (getsockopt)",
-    },
-    MetricSpec {
-        name: "rmem_max",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "net.core.rmem_max, the cap on requests",
-    },
-    MetricSpec {
-        name: "sent",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "datagrams of the burst sent without error",
-    },
-    MetricSpec {
-        name: "delivered",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "distinct datagrams of the burst received",
-    },
-    MetricSpec {
-        name: "drops_seq_gaps",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "sent but never received (sequence gaps)",
-    },
-    MetricSpec {
-        name: "drops_rxq_ovfl",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "the socket's drop counter, from SO_RXQ_OVFL on the marker after the burst",
-    },
-    MetricSpec {
-        name: "drops_snmp",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "Udp: RcvbufErrors delta in /proc/net/snmp (exact in a private namespace)",
-    },
-    MetricSpec {
-        name: "private_netns",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the case ran in its own network namespace, 0 when the kernel count is system-wide",
-    },
-    MetricSpec {
-        name: "burst",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "how long the burst took to send",
-    },
-];
+socklab_harness::model::metrics! {
+    /// SO_RCVBUF asked for
+    rcvbuf_requested: Bytes, Neither;
+    /// SO_RCVBUF the kernel applied (getsockopt)
+    rcvbuf_effective: Bytes, Neither;
+    /// net.core.rmem_max, the cap on requests
+    rmem_max: Bytes, Neither;
+    /// datagrams of the burst sent without error
+    sent: Count, Neither;
+    /// distinct datagrams of the burst received
+    delivered: Count, Neither;
+    /// sent but never received (sequence gaps)
+    drops_seq_gaps: Count, Lower;
+    /// the socket's drop counter, from SO_RXQ_OVFL on the marker after the burst
+    drops_rxq_ovfl: Count, Lower;
+    /// Udp: RcvbufErrors delta in /proc/net/snmp (exact in a private namespace)
+    drops_snmp: Count, Lower;
+    /// 1 when the case ran in its own network namespace, 0 when the kernel count is system-wide
+    private_netns: Count, Neither;
+    /// how long the burst took to send
+    burst: Millis, Neither;
+}
 
 impl Scenario for UdpRcvbufOverflow {
     type Params = Params;
@@ -342,16 +301,16 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
     let private = matches!(m.scope, Scope::Private);
     let mut outcome = CaseOutcome::default();
     outcome
-        .key_metric("rcvbuf_requested", params.rcvbuf as f64, Unit::Bytes)
-        .key_metric("rcvbuf_effective", m.rcvbuf.effective as f64, Unit::Bytes)
-        .metric("rmem_max", m.rmem_max as f64, Unit::Bytes)
-        .metric("sent", m.sent as f64, Unit::Count)
-        .key_metric("delivered", m.delivered as f64, Unit::Count)
-        .key_metric("drops_seq_gaps", gaps as f64, Unit::Count)
-        .key_metric("drops_rxq_ovfl", m.ovfl as f64, Unit::Count)
-        .key_metric("drops_snmp", snmp as f64, Unit::Count)
-        .metric("private_netns", if private { 1.0 } else { 0.0 }, Unit::Count)
-        .metric("burst", m.burst.as_secs_f64() * 1e3, Unit::Millis);
+        .key_metric(metric::rcvbuf_requested, params.rcvbuf as f64)
+        .key_metric(metric::rcvbuf_effective, m.rcvbuf.effective as f64)
+        .metric(metric::rmem_max, m.rmem_max as f64)
+        .metric(metric::sent, m.sent as f64)
+        .key_metric(metric::delivered, m.delivered as f64)
+        .key_metric(metric::drops_seq_gaps, gaps as f64)
+        .key_metric(metric::drops_rxq_ovfl, m.ovfl as f64)
+        .key_metric(metric::drops_snmp, snmp as f64)
+        .metric(metric::private_netns, if private { 1.0 } else { 0.0 })
+        .metric(metric::burst, m.burst.as_secs_f64() * 1e3);
 
     let counts = format!("gaps {gaps}, SO_RXQ_OVFL {}, RcvbufErrors {snmp}", m.ovfl);
     let send_note =

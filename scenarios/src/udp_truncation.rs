@@ -19,10 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::link::{self, Link, LinkSpec, Side};
-use socklab_harness::metric::Better;
 use socklab_harness::net::{Datagram, MAX_UDP_PAYLOAD_V4, error_name, recv_datagram};
 use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
-use socklab_harness::report::{LinkRecord, MetricSpec, Unit};
+use socklab_harness::report::{LinkRecord, MetricSpec};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
 /// The scenario; see the module docs.
@@ -95,63 +94,29 @@ const PARAMS: &[ParamSpec] = &[
     link::RATE_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec { name: "datagrams", unit: Unit::Count, better: Better::Neither, doc: "datagrams sent" },
-    MetricSpec {
-        name: "truncated_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "receives the kernel flagged MSG_TRUNC",
-    },
-    MetricSpec {
-        name: "bytes_sent",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes in all datagrams",
-    },
-    MetricSpec {
-        name: "bytes_read",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes the receives copied out",
-    },
-    MetricSpec {
-        name: "bytes_discarded",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "bytes cut off by truncation, gone for good",
-    },
-    MetricSpec {
-        name: "reported_len",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "real datagram length recvmsg(MSG_TRUNC) returned (the largest seen)",
-    },
-    MetricSpec {
-        name: "left_queued",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "datagrams still queued after one receive per datagram (the cut-off rest is not one)",
-    },
-    MetricSpec {
-        name: "tcp_rest_bytes",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "the same bytes over TCP: what the reads after the first returned",
-    },
-    MetricSpec {
-        name: "max_payload_sent",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "the 65507-byte datagram sent and received whole",
-    },
-    MetricSpec {
-        name: "fragments_sent",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "link=veth: IP fragments the sender's namespace made for the datagrams (Ip: FragCreates): 0 when each fits the MTU, 3 per 4000-byte datagram at MTU 1500",
-    },
-];
+socklab_harness::model::metrics! {
+    /// datagrams sent
+    datagrams: Count, Neither;
+    /// receives the kernel flagged MSG_TRUNC
+    truncated_reads: Count, Neither;
+    /// bytes in all datagrams
+    bytes_sent: Bytes, Neither;
+    /// bytes the receives copied out
+    bytes_read: Bytes, Neither;
+    /// bytes cut off by truncation, gone for good
+    bytes_discarded: Bytes, Neither;
+    /// real datagram length recvmsg(MSG_TRUNC) returned (the largest seen)
+    reported_len: Bytes, Neither;
+    /// datagrams still queued after one receive per datagram (the cut-off rest is not one)
+    left_queued: Count, Neither;
+    /// the same bytes over TCP: what the reads after the first returned
+    tcp_rest_bytes: Bytes, Neither;
+    /// the 65507-byte datagram sent and received whole
+    max_payload_sent: Bytes, Neither;
+    /// link=veth: IP fragments the sender's namespace made for the datagrams (Ip: FragCreates): 0
+    /// when each fits the MTU, 3 per 4000-byte datagram at MTU 1500
+    fragments_sent: Count, Neither;
+}
 
 impl Scenario for UdpTruncation {
     type Params = Params;
@@ -325,17 +290,17 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
 
     let mut outcome = CaseOutcome::default();
     outcome
-        .metric("datagrams", params.count as f64, Unit::Count)
-        .key_metric("truncated_reads", truncated as f64, Unit::Count)
-        .metric("bytes_sent", bytes_sent as f64, Unit::Bytes)
-        .key_metric("bytes_read", bytes_read as f64, Unit::Bytes)
-        .key_metric("bytes_discarded", (bytes_sent - bytes_read) as f64, Unit::Bytes)
-        .metric("reported_len", reported as f64, Unit::Bytes)
-        .metric("left_queued", left_queued as f64, Unit::Count)
-        .metric("tcp_rest_bytes", tcp_rest as f64, Unit::Bytes)
-        .metric("max_payload_sent", max as f64, Unit::Bytes);
+        .metric(metric::datagrams, params.count as f64)
+        .key_metric(metric::truncated_reads, truncated as f64)
+        .metric(metric::bytes_sent, bytes_sent as f64)
+        .key_metric(metric::bytes_read, bytes_read as f64)
+        .key_metric(metric::bytes_discarded, (bytes_sent - bytes_read) as f64)
+        .metric(metric::reported_len, reported as f64)
+        .metric(metric::left_queued, left_queued as f64)
+        .metric(metric::tcp_rest_bytes, tcp_rest as f64)
+        .metric(metric::max_payload_sent, max as f64);
     if let Some(fragments) = m.fragments_sent {
-        outcome.metric("fragments_sent", fragments as f64, Unit::Count);
+        outcome.metric(metric::fragments_sent, fragments as f64);
     }
     outcome.observations.link = m.link.clone();
 

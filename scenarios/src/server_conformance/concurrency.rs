@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
 use super::conn::{End, FrameReader, Options, Peer, send_message};
+use super::metric;
 use super::wire::{bulk_message_size, expected_reply, message};
 use super::{Params, Setup, ms, secs};
 
@@ -197,26 +197,14 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
     served.sort_by_key(|s| s.first_reply);
     let waits: Vec<Duration> = served.iter().filter_map(|s| s.first_reply).collect();
     let total = measure.sessions.len();
-    outcome.metric("clients", total as f64, Unit::Count).key_metric(
-        "clients_served",
-        served.len() as f64,
-        Unit::Count,
-    );
+    outcome.metric(metric::clients, total as f64).key_metric(metric::clients_served, served.len() as f64);
     if let (Some(max), Some(median)) = (waits.last(), waits.get(waits.len() / 2)) {
-        outcome.key_metric("max_wait_ms", ms(*max), Unit::Millis).metric(
-            "median_wait_ms",
-            ms(*median),
-            Unit::Millis,
-        );
+        outcome.key_metric(metric::max_wait_ms, ms(*max)).metric(metric::median_wait_ms, ms(*median));
     }
     let lengths: Vec<Duration> =
         served.iter().filter_map(|s| s.first_reply.map(|first| s.closed.saturating_sub(first))).collect();
     if !lengths.is_empty() {
-        outcome.metric(
-            "mean_session_ms",
-            ms(lengths.iter().sum::<Duration>() / lengths.len() as u32),
-            Unit::Millis,
-        );
+        outcome.metric(metric::mean_session_ms, ms(lengths.iter().sum::<Duration>() / lengths.len() as u32));
     }
     let problems: Vec<String> = measure
         .sessions

@@ -9,7 +9,6 @@ use bytes::BytesMut;
 use serde_json::Value;
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, JsonHeaderCodec};
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -17,6 +16,7 @@ use tokio_util::codec::Decoder;
 
 use super::Params;
 use super::conn::{End, Peer, io_within};
+use super::metric;
 use super::wire::MAX_REPLY_FRAME;
 
 /// Most frames read from one source before the check stops reading.
@@ -146,9 +146,9 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
     };
     let bytes: u64 = m.files.iter().map(|f| f.received).sum();
     outcome
-        .key_metric("files", m.files.len() as f64, Unit::Count)
-        .metric("download_bytes", bytes as f64, Unit::Bytes)
-        .metric("download_ms", super::ms(m.took), Unit::Millis);
+        .key_metric(metric::files, m.files.len() as f64)
+        .metric(metric::download_bytes, bytes as f64)
+        .metric(metric::download_ms, super::ms(m.took));
     if m.files.is_empty() && m.error.is_none() {
         let why = m.end.words(Duration::from_millis(params.reply_timeout_ms));
         return Check::nothing_to_judge(name, expected, &format!("no frame arrived ({why})"));

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use socklab_harness::target::TargetProcess;
 use tokio::io::AsyncWriteExt;
@@ -28,6 +27,7 @@ use tokio::net::TcpStream;
 
 use super::conn::{End, FrameReader, Options, Peer, send_message};
 use super::fresh::{Served, fresh_client};
+use super::metric;
 use super::source::read_source;
 use super::wire::{expected_reply, message};
 use super::{Params, Setup, ms, secs};
@@ -224,11 +224,11 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
         );
     }
     outcome
-        .metric("replies_owed", m.owed as f64, Unit::Count)
-        .metric("replies_received", m.received as f64, Unit::Count)
-        .metric("eof_window_ms", ms(m.window), Unit::Millis);
+        .metric(metric::replies_owed, m.owed as f64)
+        .metric(metric::replies_received, m.received as f64)
+        .metric(metric::eof_window_ms, ms(m.window));
     if let Some(after) = m.closed_after {
-        outcome.key_metric("close_after_ms", ms(after), Unit::Millis);
+        outcome.key_metric(metric::close_after_ms, ms(after));
     }
     // A share of a window shorter than a few ticks of the CPU counters means nothing.
     let share = |time: Option<Duration>| {
@@ -236,13 +236,13 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
     };
     let (percent, runnable) = (share(m.cpu), share(m.runnable));
     if let Some(cpu) = m.cpu {
-        outcome.metric("server_cpu_ms", ms(cpu), Unit::Millis);
+        outcome.metric(metric::server_cpu_ms, ms(cpu));
     }
     if let Some(percent) = percent {
-        outcome.key_metric("server_cpu_percent", percent.round(), Unit::Percent);
+        outcome.key_metric(metric::server_cpu_percent, percent.round());
     }
     if let Some(runnable) = runnable {
-        outcome.metric("server_runnable_percent", runnable.round(), Unit::Percent);
+        outcome.metric(metric::server_runnable_percent, runnable.round());
     }
     let spun = match (runnable, percent) {
         (Some(runnable), _) => runnable > SPIN_RUNNABLE_PERCENT,
@@ -265,7 +265,7 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
 
     if !m.observable {
         if let Some(took) = m.after.as_ref().map(|a| a.took) {
-            outcome.metric("recovery_ms", ms(took), Unit::Millis);
+            outcome.metric(metric::recovery_ms, ms(took));
         }
         let after = m.after.unwrap_or_default();
         let passed = !spun && after.ok && m.received >= params.messages as usize;

@@ -6,12 +6,12 @@
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::{Conversation, End, Options, Peer, converse};
 use super::fresh::{Served, fresh_client};
+use super::metric;
 use super::replies::{judge, trace};
 use super::wire::{Chunking, expected_reply, message};
 use super::{Params, Setup, ms};
@@ -83,17 +83,13 @@ pub(crate) fn evaluate(
     };
     let replies = &conversation.replies;
     let reply_bytes: usize = replies.frames.iter().map(|(_, f)| f.len()).sum();
-    outcome.key_metric("replies_received", replies.frames.len() as f64, Unit::Count).metric(
-        "reply_bytes",
-        reply_bytes as f64,
-        Unit::Bytes,
-    );
+    outcome
+        .key_metric(metric::replies_received, replies.frames.len() as f64)
+        .metric(metric::reply_bytes, reply_bytes as f64);
     if let (Some((at, first)), Some(&start)) = (replies.frames.first(), conversation.message_at.first()) {
-        outcome.key_metric("first_reply_bytes", first.len() as f64, Unit::Bytes).metric(
-            "first_reply_ms",
-            ms(at.saturating_sub(start)),
-            Unit::Millis,
-        );
+        outcome
+            .key_metric(metric::first_reply_bytes, first.len() as f64)
+            .metric(metric::first_reply_ms, ms(at.saturating_sub(start)));
     }
     let Some(owed) = expected_reply(setup.behaviour, sent) else {
         // Raw framing has no boundaries for the reference sink to count messages by.
@@ -150,16 +146,14 @@ fn sink_check(
     let Judged { name, expected, params } = judged;
     let replies = &conversation.replies;
     if let Some((intact, corrupted)) = sink {
-        outcome.metric("server_intact", intact as f64, Unit::Count).metric(
-            "server_corrupted",
-            corrupted as f64,
-            Unit::Count,
-        );
+        outcome
+            .metric(metric::server_intact, intact as f64)
+            .metric(metric::server_corrupted, corrupted as f64);
     }
     let Some(after) = after else {
         return Check::nothing_to_judge(name, expected, "no new client was tried after the message");
     };
-    outcome.metric("recovery_ms", ms(after.took), Unit::Millis);
+    outcome.metric(metric::recovery_ms, ms(after.took));
     // The reference sink counts the large message and the new client's one.
     let counted_ok = sink.is_none_or(|(intact, corrupted)| intact == 2 && corrupted == 0);
     let taken = replies.bytes == 0 && replies.end == End::Complete;

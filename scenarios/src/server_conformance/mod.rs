@@ -35,10 +35,9 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::FramingStrategy;
 use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, in_front};
-use socklab_harness::metric::Better;
 use socklab_harness::params::{ParamKind, ParamSpec};
 use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
-use socklab_harness::report::{MetricSpec, Unit};
+use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
 
 use conn::Peer;
@@ -267,224 +266,87 @@ const PARAMS: &[ParamSpec] = &[
     IMPAIR_PARAM,
 ];
 
-const METRICS: &[MetricSpec] = &[
-    MetricSpec {
-        name: "files",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "download: frames read to the server's close",
-    },
-    MetricSpec {
-        name: "download_bytes",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "download: body bytes of those frames",
-    },
-    MetricSpec {
-        name: "download_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "download: from connect to the server's close",
-    },
-    MetricSpec {
-        name: "chunkings",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reassembly: chunkings sent, one connection each",
-    },
-    MetricSpec {
-        name: "chunkings_failed",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "reassembly: chunkings whose replies were not all whole and in order",
-    },
-    MetricSpec {
-        name: "replies_owed",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "replies the server owed, over the check",
-    },
-    MetricSpec {
-        name: "replies_received",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reply frames decoded, over the check",
-    },
-    MetricSpec {
-        name: "glued_replies",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "reply frames holding bytes of more than one message",
-    },
-    MetricSpec {
-        name: "split_replies",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "messages whose reply came back in pieces",
-    },
-    MetricSpec {
-        name: "one_byte_writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reassembly: writes of the 1-byte-per-write chunking",
-    },
-    MetricSpec {
-        name: "one_byte_segments",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reassembly: TCP segments that carried them, from the capture (absent without it)",
-    },
-    MetricSpec {
-        name: "server_intact",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reference sink only: messages the server verified intact",
-    },
-    MetricSpec {
-        name: "server_corrupted",
-        unit: Unit::Count,
-        better: Better::Lower,
-        doc: "reference sink only: messages the server found damaged",
-    },
-    MetricSpec {
-        name: "first_reply_bytes",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "large-message: payload bytes of the first reply frame",
-    },
-    MetricSpec {
-        name: "reply_bytes",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "reply payload bytes received",
-    },
-    MetricSpec {
-        name: "first_reply_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "large-message: from the first byte written to the first reply frame",
-    },
-    MetricSpec {
-        name: "clients_served",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "concurrency: clients that got their first reply",
-    },
-    MetricSpec {
-        name: "max_wait_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "concurrency: longest wait from connecting to the first reply",
-    },
-    MetricSpec {
-        name: "median_wait_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "concurrency: median wait for the first reply",
-    },
-    MetricSpec {
-        name: "mean_session_ms",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "concurrency: mean session length, first reply to close",
-    },
-    MetricSpec {
-        name: "close_after_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "eof: from the client's close (or SHUT_WR) to the server's close; absent when it did not close in time",
-    },
-    MetricSpec {
-        name: "eof_window_ms",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "eof: the window the server's CPU was measured over",
-    },
-    MetricSpec {
-        name: "server_cpu_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "eof: CPU time (user + system) of the --target-cmd process group in the window; absent otherwise",
-    },
-    MetricSpec {
-        name: "server_cpu_percent",
-        unit: Unit::Percent,
-        better: Better::Lower,
-        doc: "eof: server_cpu_ms over the window (of 200 ms or more), in % of one core",
-    },
-    MetricSpec {
-        name: "server_runnable_percent",
-        unit: Unit::Percent,
-        better: Better::Lower,
-        doc: "eof: share of the window the --target-cmd processes were running or waiting to run (/proc/PID/schedstat); above 50% the server spins, whatever the machine's load",
-    },
-    MetricSpec {
-        name: "reply_bytes_owed",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "slow-reader: reply payload bytes owed",
-    },
-    MetricSpec {
-        name: "reply_bytes_lost",
-        unit: Unit::Bytes,
-        better: Better::Lower,
-        doc: "slow-reader: reply payload bytes owed that never arrived",
-    },
-    MetricSpec {
-        name: "slow_read_ms",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "slow-reader: how long the slow reading took",
-    },
-    MetricSpec {
-        name: "rcvbuf_effective",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "slow-reader: the client's SO_RCVBUF as the kernel set it",
-    },
-    MetricSpec {
-        name: "recovery_ms",
-        unit: Unit::Millis,
-        better: Better::Lower,
-        doc: "reset, hostile-length, eof (source): how long the new client took to be served",
-    },
-    MetricSpec {
-        name: "hostile_length",
-        unit: Unit::Bytes,
-        better: Better::Neither,
-        doc: "hostile-length: the length the prefix announced",
-    },
-    MetricSpec {
-        name: "hostile_closed_ms",
-        unit: Unit::Millis,
-        better: Better::Neither,
-        doc: "hostile-length: how long until the server closed that connection; absent when it kept it open",
-    },
-    MetricSpec {
-        name: "proxy_connections",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "connections the impairment relay carried (absent without impair)",
-    },
-    MetricSpec {
-        name: "proxy_reads",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "reads the impairment relay made, both directions of every connection (absent without impair)",
-    },
-    MetricSpec {
-        name: "proxy_writes",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "writes the impairment relay made: more than proxy_reads when it split, fewer when it merged",
-    },
-    MetricSpec {
-        name: "target_running",
-        unit: Unit::Count,
-        better: Better::Neither,
-        doc: "1 when the --target-cmd process was still running at the end of the check, 0 when not; absent otherwise",
-    },
-];
+socklab_harness::model::metrics! {
+    /// download: frames read to the server's close
+    files: Count, Neither;
+    /// download: body bytes of those frames
+    download_bytes: Bytes, Neither;
+    /// download: from connect to the server's close
+    download_ms: Millis, Lower;
+    /// reassembly: chunkings sent, one connection each
+    chunkings: Count, Neither;
+    /// reassembly: chunkings whose replies were not all whole and in order
+    chunkings_failed: Count, Lower;
+    /// replies the server owed, over the check
+    replies_owed: Count, Neither;
+    /// reply frames decoded, over the check
+    replies_received: Count, Neither;
+    /// reply frames holding bytes of more than one message
+    glued_replies: Count, Lower;
+    /// messages whose reply came back in pieces
+    split_replies: Count, Lower;
+    /// reassembly: writes of the 1-byte-per-write chunking
+    one_byte_writes: Count, Neither;
+    /// reassembly: TCP segments that carried them, from the capture (absent without it)
+    one_byte_segments: Count, Neither;
+    /// reference sink only: messages the server verified intact
+    server_intact: Count, Neither;
+    /// reference sink only: messages the server found damaged
+    server_corrupted: Count, Lower;
+    /// large-message: payload bytes of the first reply frame
+    first_reply_bytes: Bytes, Neither;
+    /// reply payload bytes received
+    reply_bytes: Bytes, Neither;
+    /// large-message: from the first byte written to the first reply frame
+    first_reply_ms: Millis, Lower;
+    /// concurrency: clients that connected
+    clients: Count, Neither;
+    /// concurrency: clients that got their first reply
+    clients_served: Count, Neither;
+    /// concurrency: longest wait from connecting to the first reply
+    max_wait_ms: Millis, Lower;
+    /// concurrency: median wait for the first reply
+    median_wait_ms: Millis, Lower;
+    /// concurrency: mean session length, first reply to close
+    mean_session_ms: Millis, Neither;
+    /// eof: from the client's close (or SHUT_WR) to the server's close; absent when it did not
+    /// close in time
+    close_after_ms: Millis, Lower;
+    /// eof: the window the server's CPU was measured over
+    eof_window_ms: Millis, Neither;
+    /// eof: CPU time (user + system) of the --target-cmd process group in the window; absent
+    /// otherwise
+    server_cpu_ms: Millis, Lower;
+    /// eof: server_cpu_ms over the window (of 200 ms or more), in % of one core
+    server_cpu_percent: Percent, Lower;
+    /// eof: share of the window the --target-cmd processes were running or waiting to run
+    /// (/proc/PID/schedstat); above 50% the server spins, whatever the machine's load
+    server_runnable_percent: Percent, Lower;
+    /// slow-reader: reply payload bytes owed
+    reply_bytes_owed: Bytes, Neither;
+    /// slow-reader: reply payload bytes owed that never arrived
+    reply_bytes_lost: Bytes, Lower;
+    /// slow-reader: how long the slow reading took
+    slow_read_ms: Millis, Neither;
+    /// slow-reader: the client's SO_RCVBUF as the kernel set it
+    rcvbuf_effective: Bytes, Neither;
+    /// reset, hostile-length, eof (source): how long the new client took to be served
+    recovery_ms: Millis, Lower;
+    /// hostile-length: the length the prefix announced
+    hostile_length: Bytes, Neither;
+    /// hostile-length: how long until the server closed that connection; absent when it kept it
+    /// open
+    hostile_closed_ms: Millis, Neither;
+    /// connections the impairment relay carried (absent without impair)
+    proxy_connections: Count, Neither;
+    /// reads the impairment relay made, both directions of every connection (absent without impair)
+    proxy_reads: Count, Neither;
+    /// writes the impairment relay made: more than proxy_reads when it split, fewer when it merged
+    proxy_writes: Count, Neither;
+    /// 1 when the --target-cmd process was still running at the end of the check, 0 when not;
+    /// absent otherwise
+    target_running: Count, Neither;
+}
 
 /// The parameters a case uses, parsed and checked.
 #[derive(Debug, Clone, Copy)]
@@ -739,7 +601,7 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
         };
         outcome.checks.insert(0, check);
         if let Some(running) = measured.target_running {
-            outcome.metric("target_running", f64::from(u8::from(running)), Unit::Count);
+            outcome.metric(metric::target_running, f64::from(u8::from(running)));
         }
         if let Some(proxy) = measured.proxy {
             let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
@@ -747,12 +609,11 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
             };
             outcome
                 .metric(
-                    "proxy_connections",
+                    metric::proxy_connections,
                     (proxy.connections.len() as u64 + proxy.connections_left_out) as f64,
-                    Unit::Count,
                 )
-                .metric("proxy_reads", both(|d| d.reads_in), Unit::Count)
-                .metric("proxy_writes", both(|d| d.writes_out), Unit::Count);
+                .metric(metric::proxy_reads, both(|d| d.reads_in))
+                .metric(metric::proxy_writes, both(|d| d.writes_out));
             outcome.observations.proxy = Some(proxy);
         }
         outcome

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::{Direction, Unit};
+use socklab_harness::report::Direction;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::{Conversation, End, Options, Peer, Replies};
+use super::metric;
 use super::replies::{judge, trace};
 use super::source::{read_source, source_problems};
 use super::wire::{Chunking, SplitMix, expected_reply, message};
@@ -180,20 +181,18 @@ pub(crate) fn evaluate(
 
     let failed: Vec<&(String, Verdict)> = verdicts.iter().filter(|(_, v)| !v.ok).collect();
     outcome
-        .key_metric("chunkings", verdicts.len() as f64, Unit::Count)
-        .key_metric("chunkings_failed", failed.len() as f64, Unit::Count)
-        .metric("replies_owed", (owed.len() * verdicts.len()) as f64, Unit::Count)
-        .metric("replies_received", received as f64, Unit::Count)
-        .metric("glued_replies", glued as f64, Unit::Count)
-        .metric("split_replies", split as f64, Unit::Count);
+        .key_metric(metric::chunkings, verdicts.len() as f64)
+        .key_metric(metric::chunkings_failed, failed.len() as f64)
+        .metric(metric::replies_owed, (owed.len() * verdicts.len()) as f64)
+        .metric(metric::replies_received, received as f64)
+        .metric(metric::glued_replies, glued as f64)
+        .metric(metric::split_replies, split as f64);
     let mut sink_problem = None;
     // Raw framing has no boundaries for the reference sink to verify messages by.
     if let Some((intact, corrupted)) = sink.filter(|_| !setup.wire.is_raw()) {
-        outcome.metric("server_intact", intact as f64, Unit::Count).metric(
-            "server_corrupted",
-            corrupted as f64,
-            Unit::Count,
-        );
+        outcome
+            .metric(metric::server_intact, intact as f64)
+            .metric(metric::server_corrupted, corrupted as f64);
         let sent = (measure.messages.len() * verdicts.len()) as u64;
         if intact != sent || corrupted != 0 {
             sink_problem = Some(format!(
@@ -300,11 +299,7 @@ fn add_capture(measure: &Measure, outcome: &mut CaseOutcome) {
     };
     let segments = stream_segments(packets, Direction::ClientToServer, Some(port), 0).segments;
     let one_byte = segments.iter().filter(|s| s.len == 1).count();
-    outcome.metric("one_byte_writes", writes as f64, Unit::Count).metric(
-        "one_byte_segments",
-        one_byte as f64,
-        Unit::Count,
-    );
+    outcome.metric(metric::one_byte_writes, writes as f64).metric(metric::one_byte_segments, one_byte as f64);
     // Every segment carried one byte: none merged two writes. (Fewer segments than
     // writes means the capture missed some, which its observation counts.)
     let passed = !segments.is_empty() && one_byte == segments.len();

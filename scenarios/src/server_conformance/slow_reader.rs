@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 
 use super::conn::{
     Conversation, End, Options, Peer, Replies, recv_stop_and_wait, replies_from_reads, send_message,
     write_and_read,
 };
+use super::metric;
 use super::replies::judge;
 use super::source::{read_source, source_problems};
 use super::wire::{bulk_message_size, expected_reply, message};
@@ -130,13 +130,9 @@ pub(crate) fn evaluate(
     };
     let replies = &conversation.replies;
     let received: usize = replies.frames.iter().map(|(_, f)| f.len()).sum();
-    outcome.metric("reply_bytes", received as f64, Unit::Bytes).metric(
-        "slow_read_ms",
-        ms(measure.took),
-        Unit::Millis,
-    );
+    outcome.metric(metric::reply_bytes, received as f64).metric(metric::slow_read_ms, ms(measure.took));
     if let Some(rcvbuf) = measure.rcvbuf {
-        outcome.metric("rcvbuf_effective", rcvbuf as f64, Unit::Bytes);
+        outcome.metric(metric::rcvbuf_effective, rcvbuf as f64);
     }
     if setup.behaviour == Behaviour::Source {
         let problems = source_problems(replies);
@@ -161,11 +157,9 @@ pub(crate) fn evaluate(
         return Check::nothing_to_judge(name, expected, "no reply was owed");
     }
     let lost = owed.saturating_sub(received);
-    outcome.key_metric("reply_bytes_owed", owed as f64, Unit::Bytes).key_metric(
-        "reply_bytes_lost",
-        lost as f64,
-        Unit::Bytes,
-    );
+    outcome
+        .key_metric(metric::reply_bytes_owed, owed as f64)
+        .key_metric(metric::reply_bytes_lost, lost as f64);
     let j = judge(&measure.owed, replies, setup.wire.is_raw(), params.reply_timeout());
     let owed_cat: Vec<u8> = measure.owed.concat();
     let got_cat: Vec<u8> = replies.frames.iter().flat_map(|(_, f)| f.iter().copied()).collect();

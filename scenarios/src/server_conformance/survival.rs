@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Unit;
 use socklab_harness::scenario::CaseOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::{Options, Peer};
 use super::fresh::{Served, fresh_client};
+use super::metric;
 use super::wire::message;
 use super::{Params, Setup, Which, ms, secs};
 
@@ -149,12 +149,12 @@ pub(crate) fn evaluate(
     let Some(after) = after else {
         return Check::nothing_to_judge(name, expected, "no new client was tried");
     };
-    outcome.metric("recovery_ms", ms(after.took), Unit::Millis);
+    outcome.metric(metric::recovery_ms, ms(after.took));
     let mut what = what;
     if which == Which::HostileLength {
-        outcome.key_metric("hostile_length", m.announced as f64, Unit::Bytes);
+        outcome.key_metric(metric::hostile_length, m.announced as f64);
         if let Some(closed) = m.closed_after {
-            outcome.metric("hostile_closed_ms", ms(closed), Unit::Millis);
+            outcome.metric(metric::hostile_closed_ms, ms(closed));
         }
         what = format!("a length prefix of {} bytes", m.announced);
     }
