@@ -24,6 +24,7 @@ pub mod repeat;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod shared_params;
 pub mod suite;
 pub mod target;
 
@@ -36,3 +37,10 @@ pub use socklab_model::{boundary, check, metric, report, text};
 /// The framing codecs, from their own crate (`socklab-framing`), where users can depend on
 /// them without the rest of the harness.
 pub use socklab_framing as framing;
+
+/// What the declaration macros (`params!`, `named_enum!`) expand to, so that users of
+/// them need no dependency of their own for it.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

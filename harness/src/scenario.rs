@@ -29,7 +29,7 @@ pub use crate::cancel::{Cancel, Cancelled};
 use crate::check::Check;
 use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
-use crate::params::{ParamError, ParamSpec};
+use crate::params::{Invalid, ParamError, ParamSet, ParamSpec};
 use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
 pub use crate::report::Artifact;
@@ -44,8 +44,9 @@ pub type CaseFuture = Pin<Box<dyn Future<Output = Result<CaseOutcome, CaseError>
 
 /// An experiment about socket behaviour.
 pub trait Scenario: Send + Sync + 'static {
-    /// Typed parameters; `Default` gives the documented defaults.
-    type Params: Serialize + DeserializeOwned + Default + Clone + Send + 'static;
+    /// Typed parameters, declared with [`params!`](crate::params!): `Default` gives the
+    /// documented defaults, [`ParamSet::SPECS`] their specs.
+    type Params: ParamSet + Serialize + DeserializeOwned + Default + Clone + Send + 'static;
     /// What one case measured, before any verdict. `Default` must be a case that
     /// measured nothing — no message sent, no sample, no read — on which
     /// [`Scenario::evaluate`] fails every check.
@@ -57,8 +58,6 @@ pub trait Scenario: Send + Sync + 'static {
     const SUMMARY: &'static str;
     /// What it shows, why it happens, what fixes it — in plain words.
     const EXPLANATION: &'static str;
-    /// One spec per field of [`Scenario::Params`], same names.
-    const PARAMS: &'static [ParamSpec];
     /// The metrics every run produces.
     const METRICS: &'static [MetricSpec];
     /// How reports present a sweep of this scenario as a table; `None` for no table.
@@ -82,15 +81,21 @@ pub trait Scenario: Send + Sync + 'static {
     const REMOTE_PEER: bool = false;
 
     /// Checks combinations of parameters that each spec alone cannot (e.g. a message
-    /// longer than a limit set by another parameter). Returns the reason in one line.
-    fn validate(_params: &Self::Params) -> Result<(), String> {
+    /// longer than a limit set by another parameter).
+    ///
+    /// # Errors
+    /// [`Invalid`], naming the parameter to change and why.
+    fn validate(_params: &Self::Params) -> Result<(), Invalid> {
         Ok(())
     }
 
     /// Checks parameters for a run against an external target (only called when
     /// [`Scenario::EXTERNAL_TARGET`] is true): a mode that needs the reference peer's
-    /// own counters, say. Returns the reason in one line.
-    fn validate_target(_params: &Self::Params) -> Result<(), String> {
+    /// own counters, say.
+    ///
+    /// # Errors
+    /// [`Invalid`], naming the parameter to change and why.
+    fn validate_target(_params: &Self::Params) -> Result<(), Invalid> {
         Ok(())
     }
 
@@ -208,6 +213,10 @@ pub enum CaseError {
     /// Parameters that passed validation could not be read as the scenario's type.
     #[error(transparent)]
     Params(#[from] ParamError),
+    /// The scenario refused its parameters while running (a check its `validate` makes
+    /// too, met again where the value is used).
+    #[error("invalid parameters: {0}")]
+    Invalid(#[from] Invalid),
     /// A private network namespace could not be made or used.
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -317,7 +326,7 @@ pub trait DynScenario: Send + Sync {
     fn summary(&self) -> &'static str;
     /// See [`Scenario::EXPLANATION`].
     fn explanation(&self) -> &'static str;
-    /// See [`Scenario::PARAMS`].
+    /// One spec per field of [`Scenario::Params`] ([`ParamSet::SPECS`]).
     fn params(&self) -> &'static [ParamSpec];
     /// See [`Scenario::METRICS`].
     fn metrics(&self) -> &'static [MetricSpec];
@@ -360,8 +369,11 @@ struct Erased<S>(PhantomData<fn() -> S>);
 impl<S: Scenario> Erased<S> {
     fn typed(params: &ParamMap) -> Result<S::Params, ParamError> {
         let object = Value::Object(params.clone().into_iter().collect());
-        serde_json::from_value(object)
-            .map_err(|e| ParamError::Invalid { scenario: S::NAME.to_string(), reason: e.to_string() })
+        serde_json::from_value(object).map_err(|e| ParamError::Invalid {
+            scenario: S::NAME.to_string(),
+            param: None,
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -379,7 +391,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
     }
 
     fn params(&self) -> &'static [ParamSpec] {
-        S::PARAMS
+        <S::Params as ParamSet>::SPECS
     }
 
     fn metrics(&self) -> &'static [MetricSpec] {
@@ -411,8 +423,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {
         let typed = Self::typed(params)?;
-        S::validate_target(&typed)
-            .map_err(|reason| ParamError::Invalid { scenario: S::NAME.to_string(), reason })
+        S::validate_target(&typed).map_err(|e| ParamError::invalid(S::NAME, e))
     }
 
     fn info(&self) -> ScenarioInfo {
@@ -424,7 +435,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
                 columns: t.columns.to_string(),
                 cells: t.cells.iter().map(|c| c.to_string()).collect(),
             }),
-            param_units: S::PARAMS
+            param_units: <S::Params as ParamSet>::SPECS
                 .iter()
                 .filter_map(|p| p.unit.map(|unit| (p.name.to_string(), unit.to_string())))
                 .collect(),
@@ -445,7 +456,7 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn validate(&self, params: &ParamMap) -> Result<(), ParamError> {
         let typed = Self::typed(params)?;
-        S::validate(&typed).map_err(|reason| ParamError::Invalid { scenario: S::NAME.to_string(), reason })
+        S::validate(&typed).map_err(|e| ParamError::invalid(S::NAME, e))
     }
 
     fn run(&self, params: ParamMap, ctx: CaseContext) -> CaseFuture {

@@ -358,9 +358,11 @@ impl Suite {
             let mut applied = false;
             let mut unknown = None;
             for run in &mut self.runs {
-                let scenario = registry
-                    .get(&run.scenario)
-                    .map_err(|e| ParamError::Invalid { scenario: e.name.clone(), reason: e.to_string() })?;
+                let scenario = registry.get(&run.scenario).map_err(|e| ParamError::Invalid {
+                    scenario: e.name.clone(),
+                    param: None,
+                    reason: e.to_string(),
+                })?;
                 let spec = match find_spec(scenario.name(), scenario.params(), key) {
                     Ok(spec) => spec,
                     Err(e) => {
@@ -434,7 +436,11 @@ impl Suite {
         let mut id_counts = BTreeMap::<String, usize>::new();
         for run in &self.runs {
             let scenario = registry.get(&run.scenario).map_err(|e| {
-                ExpandError::Param(ParamError::Invalid { scenario: e.name.clone(), reason: e.to_string() })
+                ExpandError::Param(ParamError::Invalid {
+                    scenario: e.name.clone(),
+                    param: None,
+                    reason: e.to_string(),
+                })
             })?;
             let target = run.target.clone().unwrap_or_else(|| self.target.clone());
             if target.is_external() && !scenario.external_target() {

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::{CaseStatus, MetricSpec};
 use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
@@ -19,12 +18,15 @@ socklab_harness::model::metrics! {
     size: Bytes, Neither;
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct ProbeParams {
-    size: u64,
-    fast: bool,
-    behaviour: String,
+socklab_harness::params! {
+    struct ProbeParams {
+        /// Echoed as the `size` metric.
+        size: u64 = 0 => ParamSpec::int(0, 100).unit("bytes"),
+        /// Takes size <= 50.
+        fast: bool = false => ParamSpec::bool(),
+        /// What the case does besides echoing.
+        behaviour: String = String::new() => ParamSpec::one_of(&["", "hang", "panic", "fail", "spin", "stubborn"]),
+    }
 }
 
 impl Scenario for Probe {
@@ -33,25 +35,14 @@ impl Scenario for Probe {
     const NAME: &'static str = "probe";
     const SUMMARY: &'static str = "test scenario";
     const EXPLANATION: &'static str = "test scenario";
-    const PARAMS: &'static [ParamSpec] = &[
-        ParamSpec {
-            name: "size",
-            kind: ParamKind::Integer { min: 0, max: 100 },
-            unit: Some("bytes"),
-            doc: "",
-        },
-        ParamSpec { name: "fast", kind: ParamKind::Bool, unit: None, doc: "" },
-        ParamSpec {
-            name: "behaviour",
-            kind: ParamKind::Choice { options: &["", "hang", "panic", "fail", "spin", "stubborn"] },
-            unit: None,
-            doc: "",
-        },
-    ];
     const METRICS: &'static [MetricSpec] = METRICS;
 
-    fn validate(params: &ProbeParams) -> Result<(), String> {
-        if params.fast && params.size > 50 { Err("fast probes take size <= 50".into()) } else { Ok(()) }
+    fn validate(params: &ProbeParams) -> Result<(), Invalid> {
+        if params.fast && params.size > 50 {
+            Err(Invalid::new("size", "fast probes take size <= 50"))
+        } else {
+            Ok(())
+        }
     }
 
     async fn run(params: ProbeParams, ctx: CaseContext) -> Result<Option<u64>, CaseError> {

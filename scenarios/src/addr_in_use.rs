@@ -13,11 +13,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::net::{TcpState, errno_name, tcp_sockets};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
@@ -32,53 +31,19 @@ pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
 /// Pause between two attempts of the plain bind.
 const RETRY_EVERY: Duration = Duration::from_millis(100);
 
-/// Parameters of `addr-in-use`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// The server sets `SO_REUSEADDR` before each bind.
-    pub reuseaddr: bool,
-    /// The server sets `SO_REUSEPORT` before each bind, and a second listener shares the
-    /// port.
-    pub reuseport: bool,
-    /// How long to keep retrying a refused bind, in milliseconds.
-    pub wait_ms: u64,
-    /// Connections made to the two `SO_REUSEPORT` listeners.
-    pub connections: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { reuseaddr: false, reuseport: false, wait_ms: 1000, connections: 20 }
+socklab_harness::params! {
+    /// Parameters of `addr-in-use`.
+    pub struct Params {
+        /// the server sets SO_REUSEADDR before every bind (the first and the restart)
+        reuseaddr: bool = false => ParamSpec::bool(),
+        /// the server sets SO_REUSEPORT before every bind, and a second listener shares the port
+        reuseport: bool = false => ParamSpec::bool(),
+        /// how long to retry a refused bind (every 100 ms); TIME_WAIT lasts 60 s
+        wait_ms: u64 = 1000 => ParamSpec::int(0, 70_000).unit("ms"),
+        /// connections made to the two SO_REUSEPORT listeners
+        connections: u64 = 20 => ParamSpec::int(2, 1000).unit("connections"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "reuseaddr",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "the server sets SO_REUSEADDR before every bind (the first and the restart)",
-    },
-    ParamSpec {
-        name: "reuseport",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "the server sets SO_REUSEPORT before every bind, and a second listener shares the port",
-    },
-    ParamSpec {
-        name: "wait_ms",
-        kind: ParamKind::Integer { min: 0, max: 70_000 },
-        unit: Some("ms"),
-        doc: "how long to retry a refused bind (every 100 ms); TIME_WAIT lasts 60 s",
-    },
-    ParamSpec {
-        name: "connections",
-        kind: ParamKind::Integer { min: 2, max: 1000 },
-        unit: Some("connections"),
-        doc: "connections made to the two SO_REUSEPORT listeners",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// sockets in TIME_WAIT on the server's port after the close (/proc/net/tcp, as ss -tan)
@@ -138,7 +103,6 @@ In Python: `s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)` before `s.b
 Rust's std::net::TcpListener::bind already sets SO_REUSEADDR on Unix. Do not shorten \
 TIME_WAIT; it protects the next connection. SO_REUSEPORT is for several processes serving \
 one port, not for restarts.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] = &[("reuseaddr", "false,true")];
 

@@ -11,10 +11,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, Transport, WirePacket};
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -27,36 +26,15 @@ pub struct EmptySend;
 /// What the client sends after the empty sends, to show the path works.
 const MARKER: &[u8] = b"after";
 
-/// Parameters of `empty-send`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// `send(b"")` calls, on TCP and on UDP each.
-    pub empty_sends: u64,
-    /// How long the TCP receiver's `recv()` waits for the empty sends, in milliseconds.
-    pub wait_ms: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { empty_sends: 3, wait_ms: 100 }
+socklab_harness::params! {
+    /// Parameters of `empty-send`.
+    pub struct Params {
+        /// send(b"") calls, on TCP and on UDP each
+        empty_sends: u64 = 3 => ParamSpec::int(1, 100).unit("calls"),
+        /// how long the TCP receiver's recv() waits for them before giving up
+        wait_ms: u64 = 100 => ParamSpec::int(10, 5000).unit("ms"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "empty_sends",
-        kind: ParamKind::Integer { min: 1, max: 100 },
-        unit: Some("calls"),
-        doc: "send(b\"\") calls, on TCP and on UDP each",
-    },
-    ParamSpec {
-        name: "wait_ms",
-        kind: ParamKind::Integer { min: 10, max: 5000 },
-        unit: Some("ms"),
-        doc: "how long the TCP receiver's recv() waits for them before giving up",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// the largest value an empty TCP send() returned
@@ -105,7 +83,6 @@ end the stream with shutdown(SHUT_WR), which the peer sees as recv() = 0:
     stream.write_all(payload)?;
 
 On UDP, treat a 0-byte read as a datagram, not as end of file: UDP has no end of file.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metrics::{ThreadCpu, current_tid};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace};
 use socklab_harness::scenario::{
     BarSource, BarSpec, Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario,
@@ -64,66 +64,23 @@ pub enum ClientEnd {
     ShutWr,
 }
 
-/// Parameters of `eof-handling`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// The server.
-    pub server: ServerKind,
-    /// How the client ends.
-    pub client: ClientEnd,
-    /// Request lines the client sends.
-    pub messages: u64,
-    /// How long the server works on each request before replying, in milliseconds.
-    pub work_ms: u64,
-    /// How long socklab watches the server after it first read 0, in milliseconds.
-    pub watch_ms: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            server: ServerKind::Correct,
-            client: ClientEnd::Close,
-            messages: 5,
-            work_ms: 10,
-            watch_ms: 300,
-        }
+socklab_harness::params! {
+    /// Parameters of `eof-handling`.
+    pub struct Params {
+        /// correct: stops on recv() = 0 and closes at once; ignores-eof: loops on empty reads; half-
+        /// close-aware: answers what it holds, then closes
+        server: ServerKind = ServerKind::Correct => ParamSpec::one_of(&["correct", "ignores-eof", "half-close-aware"]),
+        /// close: request/reply then close(); shut-wr: every request, shutdown(SHUT_WR), read replies
+        /// until EOF
+        client: ClientEnd = ClientEnd::Close => ParamSpec::one_of(&["close", "shut-wr"]),
+        /// request lines the client sends
+        messages: u64 = 5 => ParamSpec::int(1, 1000).unit("requests"),
+        /// the server works this long on each request before replying
+        work_ms: u64 = 10 => ParamSpec::int(0, 1000).unit("ms"),
+        /// socklab watches the server's CPU this long after it first read 0, then stops it
+        watch_ms: u64 = 300 => ParamSpec::int(50, 4000).unit("ms"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "server",
-        kind: ParamKind::Choice { options: &["correct", "ignores-eof", "half-close-aware"] },
-        unit: None,
-        doc: "correct: stops on recv() = 0 and closes at once; ignores-eof: loops on empty reads; half-close-aware: answers what it holds, then closes",
-    },
-    ParamSpec {
-        name: "client",
-        kind: ParamKind::Choice { options: &["close", "shut-wr"] },
-        unit: None,
-        doc: "close: request/reply then close(); shut-wr: every request, shutdown(SHUT_WR), read replies until EOF",
-    },
-    ParamSpec {
-        name: "messages",
-        kind: ParamKind::Integer { min: 1, max: 1000 },
-        unit: Some("requests"),
-        doc: "request lines the client sends",
-    },
-    ParamSpec {
-        name: "work_ms",
-        kind: ParamKind::Integer { min: 0, max: 1000 },
-        unit: Some("ms"),
-        doc: "the server works this long on each request before replying",
-    },
-    ParamSpec {
-        name: "watch_ms",
-        kind: ParamKind::Integer { min: 50, max: 4000 },
-        unit: Some("ms"),
-        doc: "socklab watches the server's CPU this long after it first read 0, then stops it",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// the server thread's CPU time over watch_ms from its first recv() = 0 (ignores-eof: the first
@@ -187,7 +144,6 @@ The fix, in code a learner would write:
 In Python: `data = conn.recv(4096)` then `if not data: break`. A client that wants the \
 remaining replies after sending everything calls shutdown(SHUT_WR), not close(), and reads \
 until it gets 0 itself.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] =
         &[("server", "correct,ignores-eof,half-close-aware"), ("client", "close,shut-wr")];

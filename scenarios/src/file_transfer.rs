@@ -27,7 +27,7 @@ use socket2::SockRef;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metrics::own_cpu;
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::{Direction, IoEvent, MetricSpec, StreamTrace, TraceExcerpt};
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::text::printable;
@@ -70,66 +70,22 @@ pub enum Receiver {
     OneRecv,
 }
 
-/// Parameters of `file-transfer`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Bytes in the file.
-    pub file_size: u64,
-    /// How the client sends.
-    pub client: Client,
-    /// How the server reads the body.
-    pub receiver: Receiver,
-    /// `SO_SNDBUF` of the `send-ignored` client, in bytes (0: the kernel's default).
-    pub sndbuf: u64,
-    /// Bytes the client reads from the file and sends per call.
-    pub chunk_size: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            file_size: 1 << 20,
-            client: Client::Sendall,
-            receiver: Receiver::Exact,
-            sndbuf: 4096,
-            chunk_size: 64 << 10,
-        }
+socklab_harness::params! {
+    /// Parameters of `file-transfer`.
+    pub struct Params {
+        /// bytes in the file (1 KiB to 100 MiB is the range the tutorials use)
+        file_size: u64 = 1 << 20 => ParamSpec::int(1, MAX_FILE).unit("bytes"),
+        /// send-ignored: send() on a non-blocking socket, return value ignored; sendall: every byte;
+        /// sendfile: sendfile(2)
+        client: Client = Client::Sendall => ParamSpec::one_of(&["send-ignored", "sendall", "sendfile"]),
+        /// exact: read until file_size bytes are in; one-recv: a single recv(file_size)
+        receiver: Receiver = Receiver::Exact => ParamSpec::one_of(&["exact", "one-recv"]),
+        /// SO_SNDBUF of the send-ignored client (Linux doubles it); 0 keeps the default
+        sndbuf: u64 = 4096 => ParamSpec::int(0, 64 << 20).unit("bytes"),
+        /// bytes the client reads from the file and sends per call
+        chunk_size: u64 = 64 << 10 => ParamSpec::int(1, 16 << 20).unit("bytes"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "file_size",
-        kind: ParamKind::Integer { min: 1, max: MAX_FILE },
-        unit: Some("bytes"),
-        doc: "bytes in the file (1 KiB to 100 MiB is the range the tutorials use)",
-    },
-    ParamSpec {
-        name: "client",
-        kind: ParamKind::Choice { options: &["send-ignored", "sendall", "sendfile"] },
-        unit: None,
-        doc: "send-ignored: send() on a non-blocking socket, return value ignored; sendall: every byte; sendfile: sendfile(2)",
-    },
-    ParamSpec {
-        name: "receiver",
-        kind: ParamKind::Choice { options: &["exact", "one-recv"] },
-        unit: None,
-        doc: "exact: read until file_size bytes are in; one-recv: a single recv(file_size)",
-    },
-    ParamSpec {
-        name: "sndbuf",
-        kind: ParamKind::Integer { min: 0, max: 64 << 20 },
-        unit: Some("bytes"),
-        doc: "SO_SNDBUF of the send-ignored client (Linux doubles it); 0 keeps the default",
-    },
-    ParamSpec {
-        name: "chunk_size",
-        kind: ParamKind::Integer { min: 1, max: 16 << 20 },
-        unit: Some("bytes"),
-        doc: "bytes the client reads from the file and sends per call",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// bytes in the file
@@ -197,7 +153,6 @@ read, using the length the header announced.
 In Python: sock.sendall(data) (or socket.sendfile(f)), and on the other side a loop of \
 recv(min(65536, remaining)) until remaining is 0, treating an empty read as the peer \
 leaving early. Check the digest before trusting the file.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] =
         &[("client", "send-ignored,sendall,sendfile"), ("receiver", "exact,one-recv")];

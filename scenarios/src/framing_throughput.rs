@@ -12,16 +12,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
+use socklab_harness::impair::spec::{check_tcp_text, check_udp_text};
 use socklab_harness::impair::{
     Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay, start_in_front,
 };
+use socklab_harness::link::LinkKind;
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::tcp_maxseg;
-use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::udp_client::check_fits_datagram;
 use socklab_harness::peer::{
@@ -30,9 +31,8 @@ use socklab_harness::peer::{
 };
 use socklab_harness::report::{LatencyObservation, LinkRecord, MetricSpec};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
+use socklab_harness::shared_params;
 use tokio::net::{TcpSocket, TcpStream};
-
-use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
 
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
@@ -65,146 +65,45 @@ pub const FRAMINGS: &[&str] = &[
 ];
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Parameters of `framing-throughput`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Framing strategy.
-    pub framing: String,
-    /// Payload bytes per message.
-    pub message_size: u64,
-    /// `ping-pong`, `pipelined`, `bulk` or `open-loop`.
-    pub mode: String,
-    /// Server flavour: `tokio`, `threaded` or `sequential`.
-    pub flavour: String,
-    /// How long the client sends, in milliseconds.
-    pub duration_ms: u64,
-    /// Most messages the client sends.
-    pub max_messages: u64,
-    /// `pipelined`: messages outstanding.
-    pub window: u64,
-    /// `open-loop`: messages per second.
-    pub rate: u64,
-    /// See the `nodelay` entry of [`PARAMS`] (the one place that says what it does).
-    pub nodelay: bool,
-    /// An impairment relay between client and server; see [`IMPAIR_PARAM`].
-    pub impair: String,
-    /// `loopback` or `veth`.
-    pub link: String,
-    /// `link=veth`: MTU, bytes.
-    pub mtu: u64,
-    /// `link=veth`: tbf rate (`100mbit`), or `none`.
-    pub link_rate: String,
-    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
-    pub delay_ms: u64,
-    /// `tcp`, or `udp` (ping-pong only).
-    pub transport: String,
-    /// `udp`: how long each request waits for its reply before it counts as lost, in ms.
-    pub udp_timeout_ms: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            framing: "u32be".into(),
-            message_size: 256,
-            mode: "pipelined".into(),
-            flavour: "tokio".into(),
-            duration_ms: 100,
-            max_messages: 1_000_000,
-            window: 16,
-            rate: 5_000,
-            nodelay: true,
-            impair: "none".into(),
-            link: link::DEFAULT_LINK.into(),
-            mtu: link::DEFAULT_MTU,
-            link_rate: link::DEFAULT_RATE.into(),
-            delay_ms: 0,
-            transport: "tcp".into(),
-            udp_timeout_ms: 200,
-        }
+socklab_harness::params! {
+    /// Parameters of `framing-throughput`.
+    pub struct Params {
+        /// framing strategy (fixed = records of exactly message_size bytes)
+        framing: String = "u32be".into() => ParamSpec::one_of(FRAMINGS),
+        /// payload bytes per message (16 carry the sequence number and checksum)
+        message_size: u64 = 256 => ParamSpec::int(16, 1 << 20).unit("bytes"),
+        /// ping-pong (1 outstanding), pipelined (window), bulk (one-way into a sink), open-loop (fixed
+        /// rate)
+        mode: Mode = Mode::Pipelined => ParamSpec::choice::<Mode>(),
+        /// reference server: tokio, threaded (thread per connection), sequential
+        flavour: Flavour => shared_params::FLAVOUR,
+        /// how long the client sends
+        duration_ms: u64 = 100 => ParamSpec::int(10, 60_000).unit("ms"),
+        /// most messages the client sends
+        max_messages: u64 = 1_000_000 => ParamSpec::int(1, 100_000_000),
+        /// pipelined: messages outstanding at once
+        window: u64 = 16 => ParamSpec::int(1, 4096),
+        /// open-loop: messages per second; latency counts from each intended send time
+        rate: u64 = 5_000 => ParamSpec::int(1, 1_000_000).unit("messages/s"),
+        /// TCP_NODELAY on the client socket (the reference server always sets it on its own)
+        nodelay: bool = true => ParamSpec::bool(),
+        /// a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls
+        /// or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates,
+        /// reorders or delays datagrams (loss=0.1, ...); the case seed replays it
+        impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::IMPAIR,
+        link: LinkKind => shared_params::LINK,
+        mtu: u64 = shared_params::DEFAULT_MTU => shared_params::MTU,
+        /// link=veth: a tbf qdisc on both ends' egress at this rate; none for no limit (`rate` is
+        /// this scenario's open-loop message rate, so the link's rate has its own name)
+        link_rate: String = shared_params::NO_RATE.into() => shared_params::RATE,
+        delay_ms: u64 = 0 => shared_params::DELAY_MS,
+        /// tcp, or udp: one framed message per datagram, ping-pong mode only, a request with no reply
+        /// within udp_timeout_ms counted lost
+        transport: Transport => ParamSpec::choice::<Transport>(),
+        /// udp: how long each request waits for its reply before it counts as lost
+        udp_timeout_ms: u64 = 200 => ParamSpec::int(1, 60_000).unit("ms"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "framing",
-        kind: ParamKind::Choice { options: FRAMINGS },
-        unit: None,
-        doc: "framing strategy (fixed = records of exactly message_size bytes)",
-    },
-    ParamSpec {
-        name: "message_size",
-        kind: ParamKind::Integer { min: 16, max: 1 << 20 },
-        unit: Some("bytes"),
-        doc: "payload bytes per message (16 carry the sequence number and checksum)",
-    },
-    ParamSpec {
-        name: "mode",
-        kind: ParamKind::Choice { options: Mode::NAMES },
-        unit: None,
-        doc: "ping-pong (1 outstanding), pipelined (window), bulk (one-way into a sink), open-loop (fixed rate)",
-    },
-    ParamSpec {
-        name: "flavour",
-        kind: ParamKind::Choice { options: Flavour::NAMES },
-        unit: None,
-        doc: "reference server: tokio, threaded (thread per connection), sequential",
-    },
-    ParamSpec {
-        name: "duration_ms",
-        kind: ParamKind::Integer { min: 10, max: 60_000 },
-        unit: Some("ms"),
-        doc: "how long the client sends",
-    },
-    ParamSpec {
-        name: "max_messages",
-        kind: ParamKind::Integer { min: 1, max: 100_000_000 },
-        unit: None,
-        doc: "most messages the client sends",
-    },
-    ParamSpec {
-        name: "window",
-        kind: ParamKind::Integer { min: 1, max: 4096 },
-        unit: None,
-        doc: "pipelined: messages outstanding at once",
-    },
-    ParamSpec {
-        name: "rate",
-        kind: ParamKind::Integer { min: 1, max: 1_000_000 },
-        unit: Some("messages/s"),
-        doc: "open-loop: messages per second; latency counts from each intended send time",
-    },
-    ParamSpec {
-        name: "nodelay",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "TCP_NODELAY on the client socket (the reference server always sets it on its own)",
-    },
-    ParamSpec {
-        name: IMPAIR_PARAM.name,
-        kind: IMPAIR_PARAM.kind,
-        unit: None,
-        doc: "a seeded relay between client and server; over TCP it splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...), over UDP it loses, duplicates, reorders or delays datagrams (loss=0.1, ...); the case seed replays it",
-    },
-    ParamSpec {
-        name: "transport",
-        kind: ParamKind::Choice { options: Transport::NAMES },
-        unit: None,
-        doc: "tcp, or udp: one framed message per datagram, ping-pong mode only, a request with no reply within udp_timeout_ms counted lost",
-    },
-    ParamSpec {
-        name: "udp_timeout_ms",
-        kind: ParamKind::Integer { min: 1, max: 60_000 },
-        unit: Some("ms"),
-        doc: "udp: how long each request waits for its reply before it counts as lost",
-    },
-    link::LINK_PARAM,
-    link::MTU_PARAM,
-    // `rate` is this scenario's open-loop message rate, so the link's rate has its own name.
-    ParamSpec { name: "link_rate", ..link::RATE_PARAM },
-    link::DELAY_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// payload delivered per second in Mbit/s, as link rates are given (cases with a link_rate)
@@ -288,18 +187,11 @@ socklab_harness::model::metrics! {
 }
 
 impl Params {
-    fn strategy(&self) -> Result<FramingStrategy, String> {
+    fn strategy(&self) -> Result<FramingStrategy, Invalid> {
         if self.framing == "fixed" {
             return Ok(FramingStrategy::FixedSize(self.message_size as usize));
         }
-        self.framing.parse().map_err(|e| format!("{e}"))
-    }
-
-    fn parsed(&self) -> Result<(FramingStrategy, Mode, Flavour), String> {
-        let strategy = self.strategy()?;
-        let mode = self.mode.parse().map_err(|e| format!("{e}"))?;
-        let flavour = self.flavour.parse().map_err(|e| format!("{e}"))?;
-        Ok((strategy, mode, flavour))
+        self.framing.parse().map_err(|e| Invalid::new("framing", format!("{e}")))
     }
 }
 
@@ -344,7 +236,6 @@ Under impair (a seeded relay that splits and merges the stream, e.g. impair=rand
 decoder sees frames cut at every place and glued to their neighbours over real sockets: \
 every framing but raw must still deliver every message intact. Throughput and latency \
 then measure the relay's holds and gaps, not the framing.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
         rows: "framing",
@@ -367,35 +258,38 @@ then measure the relay's holds and gaps, not the framing.";
 
     const EXTERNAL_TARGET: bool = true;
 
-    fn validate_target(params: &Params) -> Result<(), String> {
-        if params.link != link::DEFAULT_LINK {
-            return Err(
+    fn validate_target(params: &Params) -> Result<(), Invalid> {
+        if params.link != LinkKind::Loopback {
+            return Err(Invalid::new(
+                "link",
                 "link=veth runs both ends in namespaces of its own; a target is reached from this one \
-                        (use link=loopback with --target)"
-                    .into(),
-            );
+                 (use link=loopback with --target)",
+            ));
         }
         Ok(())
     }
 
     const REMOTE_PEER: bool = true;
 
-    fn validate(params: &Params) -> Result<(), String> {
-        let (strategy, mode, _) = params.parsed()?;
-        match params.transport()? {
+    fn validate(params: &Params) -> Result<(), Invalid> {
+        let strategy = params.strategy()?;
+        match params.transport {
             Transport::Tcp => {
-                check_impair(&params.impair)?;
+                check_tcp_text(&params.impair)?;
                 params.link_spec()?.relay_impairment(&params.impair)?;
             }
-            Transport::Udp => check_udp(params, strategy, mode)?,
+            Transport::Udp => check_udp(params, strategy)?,
         }
         if let FramingStrategy::LengthPrefixed { width, endian, signed } = strategy {
             // What the length field can hold (u8: 255, i16: 32767, ...).
             let most = LengthPrefixedCodec::new(width, endian).signed(signed).effective_max_frame_len();
             if params.message_size > most {
-                return Err(format!(
-                    "{} carries at most {most} bytes per frame; message_size is {}",
-                    params.framing, params.message_size
+                return Err(Invalid::new(
+                    "message_size",
+                    format!(
+                        "{} carries at most {most} bytes per frame; message_size is {}",
+                        params.framing, params.message_size
+                    ),
                 ));
             }
         }
@@ -403,10 +297,10 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let (framing, mode, flavour) = params.parsed().map_err(invalid)?;
-        let transport = params.transport().map_err(invalid)?;
-        let spec = params.link_spec().map_err(invalid)?;
-        let impair = spec.relay_impairment(&params.impair).map_err(invalid)?;
+        let (framing, mode, flavour, transport) =
+            (params.strategy()?, params.mode, params.flavour, params.transport);
+        let spec = params.link_spec()?;
+        let impair = spec.relay_impairment(&params.impair)?;
         let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
         let reply_timeout = match transport {
             Transport::Tcp => Duration::from_secs(5),
@@ -432,9 +326,10 @@ then measure the relay's holds and gaps, not the framing.";
         };
         if let Some(agent) = ctx.peer.clone() {
             if transport == Transport::Udp {
-                return Err(invalid(
-                    "transport=udp runs against a server on this host; --peer-cmd runs TCP workloads".into(),
-                ));
+                return Err(CaseError::Invalid(Invalid::new(
+                    "transport",
+                    "transport=udp runs against a server on this host; --peer-cmd runs TCP workloads",
+                )));
             }
             return run_with_agent(&params, workload, flavour, &impair, agent, &ctx).await;
         }
@@ -526,8 +421,9 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
-        match params.parsed() {
-            Ok((framing, mode, _)) => {
+        match params.strategy() {
+            Ok(framing) => {
+                let mode = params.mode;
                 let mut outcome =
                     outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu);
                 if let Some(cpu) = measured.target_cpu {
@@ -548,7 +444,11 @@ then measure the relay's holds and gaps, not the framing.";
             // Parameters passed validation before the case ran, so this is a bug; say so.
             Err(reason) => {
                 let mut outcome = CaseOutcome::default();
-                outcome.checks.push(Check::nothing_to_judge("params_parse", "valid parameters", &reason));
+                outcome.checks.push(Check::nothing_to_judge(
+                    "params_parse",
+                    "valid parameters",
+                    &reason.to_string(),
+                ));
                 outcome
             }
         }
@@ -599,43 +499,44 @@ impl CaseRelay {
 }
 
 /// What UDP cases take: ping-pong, a framing that fits a datagram, UDP impairments.
-fn check_udp(params: &Params, strategy: FramingStrategy, mode: Mode) -> Result<(), String> {
-    if mode != Mode::PingPong {
-        return Err(format!(
-            "transport=udp runs mode=ping-pong only (one datagram outstanding, each lost one timed out); mode is {mode}"
+fn check_udp(params: &Params, strategy: FramingStrategy) -> Result<(), Invalid> {
+    if params.mode != Mode::PingPong {
+        return Err(Invalid::new(
+            "mode",
+            format!(
+                "transport=udp runs mode=ping-pong only (one datagram outstanding, each lost one timed out); mode is {}",
+                params.mode
+            ),
         ));
     }
-    if params.link != link::DEFAULT_LINK {
-        return Err("transport=udp runs on link=loopback; link=veth carries the TCP workloads".into());
+    if params.link != LinkKind::Loopback {
+        return Err(Invalid::new(
+            "link",
+            "transport=udp runs on link=loopback; link=veth carries the TCP workloads",
+        ));
     }
     if strategy == FramingStrategy::StopAndWait {
-        return Err("stop-and-wait needs a stream: use transport=tcp".into());
+        return Err(Invalid::new("framing", "stop-and-wait needs a stream: use transport=tcp"));
     }
     // The framed message must fit one datagram, header and escaping included.
-    check_fits_datagram(strategy, params.message_size as usize).map_err(|e| e.to_string())?;
-    socklab_harness::impair::spec::check_udp_text(&params.impair)
-        .map_err(|reason| format!("impair: {reason}"))?;
+    check_fits_datagram(strategy, params.message_size as usize)
+        .map_err(|e| Invalid::new("message_size", e.to_string()))?;
+    check_udp_text(&params.impair)?;
     // A cut reply cannot be told from one the peer damaged, and the check fails on those.
     if Impairment::parse(&params.impair).is_ok_and(|spec| spec.truncate.is_some()) {
-        return Err("impair: truncate cuts replies, which ping-pong counts as damaged; over udp use loss, \
-                    duplicate, reorder or delay (udp-truncation shows what truncation does)"
-            .into());
+        return Err(Invalid::new(
+            "impair",
+            "impair: truncate cuts replies, which ping-pong counts as damaged; over udp use loss, \
+             duplicate, reorder or delay (udp-truncation shows what truncation does)",
+        ));
     }
     Ok(())
 }
 
 impl Params {
-    fn link_spec(&self) -> Result<LinkSpec, String> {
-        LinkSpec::parse(&self.link, self.mtu, &self.link_rate, self.delay_ms)
+    fn link_spec(&self) -> Result<LinkSpec, Invalid> {
+        LinkSpec::parse(self.link, self.mtu, &self.link_rate, self.delay_ms)
     }
-
-    fn transport(&self) -> Result<Transport, String> {
-        self.transport.parse().map_err(|e| format!("{e}"))
-    }
-}
-
-fn invalid(reason: String) -> CaseError {
-    CaseError::Params(ParamError::Invalid { scenario: FramingThroughput::NAME.to_string(), reason })
 }
 
 /// A connection to `addr` from where the link puts the client; with its `TCP_MAXSEG`.
@@ -812,7 +713,7 @@ fn outcome(
         .metric(metric::cpu_user_ms, round1(cpu.user.as_secs_f64() * 1e3))
         .metric(metric::cpu_sys_ms, round1(cpu.system.as_secs_f64() * 1e3));
     outcome.observations.throughput = Some(result.throughput.clone());
-    let udp = params.transport.parse() == Ok(Transport::Udp);
+    let udp = params.transport == Transport::Udp;
     if udp {
         outcome.key_metric(metric::lost, result.lost as f64);
     }

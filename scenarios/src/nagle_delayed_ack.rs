@@ -19,7 +19,7 @@ use socklab_harness::capture::{
 use socklab_harness::check::{Check, format_number};
 use socklab_harness::metrics::{LatencyRecorder, LatencySummary};
 use socklab_harness::net::{set_cork, set_quickack};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::{
     Direction, IoEvent, LatencyObservation, MetricSpec, RetransmittedSegment, StreamTrace, TraceExcerpt,
     WirePacket,
@@ -64,52 +64,19 @@ pub enum Variant {
     Quickack,
 }
 
-/// Parameters of `nagle-delayed-ack`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Which variant runs.
-    pub variant: Variant,
-    /// Measured round trips.
-    pub round_trips: u64,
-    /// Bytes of each request's first write (the header).
-    pub header_bytes: u64,
-    /// Bytes of each request's second write (the body).
-    pub body_bytes: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { variant: Variant::Default, round_trips: 20, header_bytes: 8, body_bytes: 100 }
+socklab_harness::params! {
+    /// Parameters of `nagle-delayed-ack`.
+    pub struct Params {
+        /// default = two writes with Nagle on; the others are the fixes
+        variant: Variant = Variant::Default => ParamSpec::one_of(&["default", "nodelay", "writev", "cork", "quickack"]),
+        /// measured request/reply round trips (the default variant costs ~40 ms each)
+        round_trips: u64 = 20 => ParamSpec::int(1, 10_000),
+        /// size of each request's first write
+        header_bytes: u64 = 8 => ParamSpec::int(1, 1024).unit("bytes"),
+        /// size of each request's second write
+        body_bytes: u64 = 100 => ParamSpec::int(1, 1024).unit("bytes"),
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "variant",
-        kind: ParamKind::Choice { options: &["default", "nodelay", "writev", "cork", "quickack"] },
-        unit: None,
-        doc: "default = two writes with Nagle on; the others are the fixes",
-    },
-    ParamSpec {
-        name: "round_trips",
-        kind: ParamKind::Integer { min: 1, max: 10_000 },
-        unit: None,
-        doc: "measured request/reply round trips (the default variant costs ~40 ms each)",
-    },
-    ParamSpec {
-        name: "header_bytes",
-        kind: ParamKind::Integer { min: 1, max: 1024 },
-        unit: Some("bytes"),
-        doc: "size of each request's first write",
-    },
-    ParamSpec {
-        name: "body_bytes",
-        kind: ParamKind::Integer { min: 1, max: 1024 },
-        unit: Some("bytes"),
-        doc: "size of each request's second write",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// measured round trips
@@ -163,7 +130,6 @@ TCP_CORK around the two writes does the same inside the kernel; TCP_NODELAY lets
 body leave at once (two segments, no wait); TCP_QUICKACK on the server acknowledges the \
 header at once (it is not sticky: set it before each read). The first two also save a \
 segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {

@@ -4,19 +4,8 @@
 //! them must say so. `udp-early-send`, `udp-rcvbuf-overflow` and `sequential-server`
 //! run this way.
 
-use serde::{Deserialize, Serialize};
-use socklab_harness::net::PrivateNetns;
+use socklab_harness::net::{NetnsMode, PrivateNetns};
 use socklab_harness::scenario::CaseError;
-
-/// Whether to run in a private network namespace (the scenarios' `netns` parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetnsMode {
-    /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the host's.
-    Auto,
-    /// Always in the host's namespace: the kernel's counters are system-wide.
-    Never,
-}
 
 /// Where a case ran, and so how far the kernel's counters are its own.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,75 +26,52 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
+use socklab_harness::link::LinkKind;
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::{
     recv_buffer, rmem_max, send_buffer, set_quickack, set_recv_buffer, set_send_buffer, tcp_maxseg, wmem_max,
 };
-use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::bulk::pattern;
 use socklab_harness::report::{LinkRecord, MetricSpec};
 use socklab_harness::scenario::{
     Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec,
 };
+use socklab_harness::shared_params;
 
 /// The scenario; see the module docs.
 pub struct RecvBuffer;
 
-/// Parameters of `recv-buffer`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Bytes to transfer.
-    pub bytes: u64,
-    /// Buffer size of each server `read`, in bytes.
-    pub read_size: u64,
-    /// Buffer size of each client `write`, in bytes.
-    pub write_size: u64,
-    /// `SO_RCVBUF` for the server, in bytes; 0 leaves the kernel's autotuning on.
-    pub rcvbuf: u64,
-    /// `SO_SNDBUF` for the client, in bytes; 0 leaves the kernel's autotuning on.
-    pub sndbuf: u64,
-    /// The server sets `TCP_QUICKACK` before every read.
-    pub quickack: bool,
-    /// `loopback` or `veth`.
-    pub link: String,
-    /// `link=veth`: MTU, bytes.
-    pub mtu: u64,
-    /// `link=veth`: tbf rate (`100mbit`), or `none`.
-    pub rate: String,
-    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
-    pub delay_ms: u64,
-}
-
-impl Params {
-    fn link_spec(&self) -> Result<LinkSpec, String> {
-        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+socklab_harness::params! {
+    /// Parameters of `recv-buffer`.
+    pub struct Params {
+        /// bytes to transfer
+        bytes: u64 = 16 << 20 => ParamSpec::int(1, 1 << 32).unit("bytes"),
+        /// buffer size of each server read()
+        read_size: u64 = 64 * 1024 => ParamSpec::int(1, 16 << 20).unit("bytes"),
+        /// buffer size of each client write()
+        write_size: u64 = 64 * 1024 => ParamSpec::int(1, 16 << 20).unit("bytes"),
+        /// SO_RCVBUF of the server (0: kernel default with autotuning)
+        rcvbuf: u64 = 0 => ParamSpec::int(0, 256 << 20).unit("bytes"),
+        /// SO_SNDBUF of the client (0: kernel default with autotuning)
+        sndbuf: u64 = 0 => ParamSpec::int(0, 256 << 20).unit("bytes"),
+        /// the server sets TCP_QUICKACK before every read: no delayed ACKs (shows what a small sndbuf
+        /// waits for)
+        quickack: bool = false => ParamSpec::bool(),
+        link: LinkKind => shared_params::LINK,
+        mtu: u64 = shared_params::DEFAULT_MTU => shared_params::MTU,
+        rate: String = shared_params::NO_RATE.into() => shared_params::RATE,
+        delay_ms: u64 = 0 => shared_params::DELAY_MS,
     }
 }
 
-fn invalid(reason: String) -> CaseError {
-    CaseError::Params(ParamError::Invalid { scenario: RecvBuffer::NAME.to_string(), reason })
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            bytes: 16 << 20,
-            read_size: 64 * 1024,
-            write_size: 64 * 1024,
-            rcvbuf: 0,
-            sndbuf: 0,
-            quickack: false,
-            link: link::DEFAULT_LINK.into(),
-            mtu: link::DEFAULT_MTU,
-            rate: link::DEFAULT_RATE.into(),
-            delay_ms: 0,
-        }
+impl Params {
+    fn link_spec(&self) -> Result<LinkSpec, Invalid> {
+        LinkSpec::parse(self.link, self.mtu, &self.rate, self.delay_ms)
     }
 }
 
@@ -102,49 +79,6 @@ const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
 /// A read or write blocked longer than this means a stuck peer.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "bytes",
-        kind: ParamKind::Integer { min: 1, max: 1 << 32 },
-        unit: Some("bytes"),
-        doc: "bytes to transfer",
-    },
-    ParamSpec {
-        name: "read_size",
-        kind: ParamKind::Integer { min: 1, max: 16 << 20 },
-        unit: Some("bytes"),
-        doc: "buffer size of each server read()",
-    },
-    ParamSpec {
-        name: "write_size",
-        kind: ParamKind::Integer { min: 1, max: 16 << 20 },
-        unit: Some("bytes"),
-        doc: "buffer size of each client write()",
-    },
-    ParamSpec {
-        name: "rcvbuf",
-        kind: ParamKind::Integer { min: 0, max: 256 << 20 },
-        unit: Some("bytes"),
-        doc: "SO_RCVBUF of the server (0: kernel default with autotuning)",
-    },
-    ParamSpec {
-        name: "sndbuf",
-        kind: ParamKind::Integer { min: 0, max: 256 << 20 },
-        unit: Some("bytes"),
-        doc: "SO_SNDBUF of the client (0: kernel default with autotuning)",
-    },
-    ParamSpec {
-        name: "quickack",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "the server sets TCP_QUICKACK before every read: no delayed ACKs (shows what a small sndbuf waits for)",
-    },
-    link::LINK_PARAM,
-    link::MTU_PARAM,
-    link::RATE_PARAM,
-    link::DELAY_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// bytes delivered per second of transfer
@@ -240,7 +174,6 @@ two network namespaces) the link is the limit: the payload runs at 90 to 96% of 
 (throughput_at_rate, rate_share), the rest being the 66 bytes of Ethernet, IP and TCP \
 headers every 1448-byte segment carries, which the veth's own byte counter shows \
 (wire_mbit_s, at the rate).";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
         rows: "read_size",
@@ -250,7 +183,7 @@ headers every 1448-byte segment carries, which the veth's own byte counter shows
 
     const REMOTE_PEER: bool = true;
 
-    fn validate(params: &Params) -> Result<(), String> {
+    fn validate(params: &Params) -> Result<(), Invalid> {
         params.link_spec().map(|_| ())
     }
 
@@ -302,8 +235,8 @@ pub struct Measured {
 }
 
 fn experiment(params: &Params, stop: Stop, seed: u64) -> Result<Measured, CaseError> {
-    let spec = params.link_spec().map_err(invalid)?;
-    let impair = spec.relay_impairment("none").map_err(invalid)?;
+    let spec = params.link_spec()?;
+    let impair = spec.relay_impairment("none")?;
     let link = Link::open(spec)?;
     let rcvbuf = params.rcvbuf as usize;
     // On the listener, so the window scale negotiated in the handshake fits it.
@@ -375,7 +308,7 @@ fn experiment_with_agent(
     agent: &Arc<RemoteAgent>,
     stop: Stop,
 ) -> Result<Measured, CaseError> {
-    params.link_spec().map_err(invalid)?;
+    params.link_spec()?;
     let role = agent.start_role(RoleSpec::BulkSink {
         read_size: params.read_size,
         rcvbuf: params.rcvbuf,

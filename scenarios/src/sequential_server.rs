@@ -25,14 +25,15 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::net::{ListenCounters, read_listen_counters};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::{MetricSpec, Unit, ValueSeries};
 use socklab_harness::scenario::{
     BarSource, BarSpec, Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario,
 };
 
 use crate::blocking::{self, Stop, WaitError, read_some, tcp_socket, timed_out, wait_readable};
-use crate::netns_scope::{NetnsMode, Scope, run_scoped};
+use crate::netns_scope::{Scope, run_scoped};
+use socklab_harness::net::NetnsMode;
 
 /// The scenario; see the module docs.
 pub struct SequentialServer;
@@ -49,34 +50,22 @@ pub enum Flavour {
     Tokio,
 }
 
-/// Parameters of `sequential-server`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// How the server serves connections.
-    pub flavour: Flavour,
-    /// Clients that connect at once.
-    pub clients: u64,
-    /// How long each client holds its session after its first reply, in milliseconds.
-    pub hold_ms: u64,
-    /// The `listen()` backlog.
-    pub backlog: u64,
-    /// How long a client's connect may take before it gives up, in milliseconds.
-    pub connect_limit_ms: u64,
-    /// `auto` (a private namespace when permitted) or `never`.
-    pub netns: NetnsMode,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            flavour: Flavour::Sequential,
-            clients: 5,
-            hold_ms: 100,
-            backlog: 16,
-            connect_limit_ms: 3000,
-            netns: NetnsMode::Auto,
-        }
+socklab_harness::params! {
+    /// Parameters of `sequential-server`.
+    pub struct Params {
+        /// sequential: one client at a time; threaded: a thread per connection; tokio: a task per
+        /// connection
+        flavour: Flavour = Flavour::Sequential => ParamSpec::one_of(&["sequential", "threaded", "tokio"]),
+        /// clients that connect at the same moment
+        clients: u64 = 5 => ParamSpec::int(1, 64).unit("clients"),
+        /// each client holds its session this long after its first reply, then closes
+        hold_ms: u64 = 100 => ParamSpec::int(1, 2000).unit("ms"),
+        /// listen() backlog: Linux queues backlog + 1 finished handshakes, then drops SYNs
+        backlog: u64 = 16 => ParamSpec::int(0, 4096).unit("connections"),
+        /// a client gives up connecting after this long (SYN retransmissions come after 1 s, 3 s, 7 s)
+        connect_limit_ms: u64 = 3000 => ParamSpec::int(100, 20_000).unit("ms"),
+        /// auto: a private network namespace when CAP_NET_ADMIN is held (exact ListenOverflows); never
+        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
     }
 }
 
@@ -85,45 +74,6 @@ impl Default for Params {
 const WAITED: Duration = Duration::from_millis(500);
 const REQUEST: &[u8] = b"hello\n";
 const REPLY: &[u8] = b"HELLO\n";
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "flavour",
-        kind: ParamKind::Choice { options: &["sequential", "threaded", "tokio"] },
-        unit: None,
-        doc: "sequential: one client at a time; threaded: a thread per connection; tokio: a task per connection",
-    },
-    ParamSpec {
-        name: "clients",
-        kind: ParamKind::Integer { min: 1, max: 64 },
-        unit: Some("clients"),
-        doc: "clients that connect at the same moment",
-    },
-    ParamSpec {
-        name: "hold_ms",
-        kind: ParamKind::Integer { min: 1, max: 2000 },
-        unit: Some("ms"),
-        doc: "each client holds its session this long after its first reply, then closes",
-    },
-    ParamSpec {
-        name: "backlog",
-        kind: ParamKind::Integer { min: 0, max: 4096 },
-        unit: Some("connections"),
-        doc: "listen() backlog: Linux queues backlog + 1 finished handshakes, then drops SYNs",
-    },
-    ParamSpec {
-        name: "connect_limit_ms",
-        kind: ParamKind::Integer { min: 100, max: 20_000 },
-        unit: Some("ms"),
-        doc: "a client gives up connecting after this long (SYN retransmissions come after 1 s, 3 s, 7 s)",
-    },
-    ParamSpec {
-        name: "netns",
-        kind: ParamKind::Choice { options: &["auto", "never"] },
-        unit: None,
-        doc: "auto: a private network namespace when CAP_NET_ADMIN is held (exact ListenOverflows); never",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// clients that got their reply
@@ -182,7 +132,6 @@ connection,
 or a task per connection with tokio (`tokio::spawn(handle(stream))`), or Python's \
 socketserver.ThreadingTCPServer / asyncio.start_server. Size listen()'s backlog for bursts \
 (Python's default is small; Rust's std uses 128), and watch `nstat -az TcpExtListenOverflows`.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] = &[("flavour", "sequential,threaded,tokio")];
     const BARS: &'static [BarSpec] = &[BarSpec {

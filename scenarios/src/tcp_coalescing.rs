@@ -26,20 +26,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::boundary::BoundaryMap;
 use socklab_harness::capture::{CaseCaptureResult, retransmitted_segments, stream_segments};
 use socklab_harness::check::Check;
+use socklab_harness::impair::spec::check_tcp_text;
 use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay};
-use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
+use socklab_harness::link::LinkKind;
+use socklab_harness::link::{Link, LinkSpec, PeerPath};
 use socklab_harness::net::tcp_maxseg;
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::reader::{
     PING, PONG, ReaderConfig, StreamReads, TimedRead, accept_and_warm, read_after_delay,
 };
 use socklab_harness::report::{Direction, IoEvent, LinkRecord, MetricSpec, StreamTrace};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::shared_params;
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -59,35 +61,28 @@ const SERVER_FINISH: Duration = Duration::from_secs(10);
 /// Largest read size and largest total of message bytes the scenario accepts.
 const MAX_BYTES: u64 = 1 << 20;
 
-/// Parameters of `tcp-coalescing`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Messages the client writes back to back, one `write` each.
-    pub messages: Vec<String>,
-    /// Buffer size of each server `recv`, in bytes.
-    pub read_size: u64,
-    /// How long the server waits before its first read, in milliseconds; 0 reads as
-    /// data arrives.
-    pub read_delay_ms: u64,
-    /// Client sets `TCP_NODELAY` (Nagle's algorithm off).
-    pub nodelay: bool,
-    /// Make request/reply round trips first, so the connection is in delayed-ACK mode.
-    pub warm: bool,
-    /// An impairment relay between client and server (`none`, `split=3`, `merge=50ms`,
-    /// ...; see `socklab_harness::impair::spec`).
-    pub impair: String,
-    /// When above 0, the client writes one message of this many bytes instead of
-    /// `messages`.
-    pub large_message: u64,
-    /// `loopback` or `veth`.
-    pub link: String,
-    /// `link=veth`: MTU, bytes.
-    pub mtu: u64,
-    /// `link=veth`: tbf rate (`10mbit`), or `none`.
-    pub rate: String,
-    /// `link=veth`: one-way delay each way, ms, through the impairment relay.
-    pub delay_ms: u64,
+socklab_harness::params! {
+    /// Parameters of `tcp-coalescing`.
+    pub struct Params {
+        /// messages the client writes back to back, one write() each
+        messages: Vec<String> = vec!["1234567".into(), "abcde".into(), "hhhhh".into()] => ParamSpec::list(1, 1000),
+        /// buffer size of each server recv()
+        read_size: u64 = 5 => ParamSpec::int(1, MAX_BYTES).unit("bytes"),
+        /// server waits this long before its first read (with impair: after the relay forwarded the
+        /// last byte); 0 reads as data arrives
+        read_delay_ms: u64 = 50 => ParamSpec::int(0, 10_000).unit("ms"),
+        /// client sets TCP_NODELAY (Nagle's algorithm off)
+        nodelay: bool = false => ParamSpec::bool(),
+        /// 5 request/reply round trips first, so the connection delays its ACKs
+        warm: bool = false => ParamSpec::bool(),
+        impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::IMPAIR,
+        /// when above 0, one message of this many bytes (0-9a-z repeated) instead of messages
+        large_message: u64 = 0 => ParamSpec::int(0, MAX_BYTES).unit("bytes"),
+        link: LinkKind => shared_params::LINK,
+        mtu: u64 = shared_params::DEFAULT_MTU => shared_params::MTU,
+        rate: String = shared_params::NO_RATE.into() => shared_params::RATE,
+        delay_ms: u64 = 0 => shared_params::DELAY_MS,
+    }
 }
 
 impl Params {
@@ -100,92 +95,10 @@ impl Params {
         self.messages.iter().map(|m| m.as_bytes().to_vec()).collect()
     }
 
-    fn link_spec(&self) -> Result<LinkSpec, String> {
-        LinkSpec::parse(&self.link, self.mtu, &self.rate, self.delay_ms)
+    fn link_spec(&self) -> Result<LinkSpec, Invalid> {
+        LinkSpec::parse(self.link, self.mtu, &self.rate, self.delay_ms)
     }
 }
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            messages: vec!["1234567".into(), "abcde".into(), "hhhhh".into()],
-            read_size: 5,
-            read_delay_ms: 50,
-            nodelay: false,
-            warm: false,
-            impair: "none".into(),
-            large_message: 0,
-            link: link::DEFAULT_LINK.into(),
-            mtu: link::DEFAULT_MTU,
-            rate: link::DEFAULT_RATE.into(),
-            delay_ms: 0,
-        }
-    }
-}
-
-/// The `impair` parameter of a TCP scenario. Shared by every scenario that takes one, so
-/// the syntax and the words are the same everywhere; each checks the value in its
-/// `validate` with [`check_impair`].
-pub const IMPAIR_PARAM: ParamSpec = ParamSpec {
-    name: "impair",
-    kind: ParamKind::Text {
-        expected: "an impairment spec: none, or items joined with + (split=3, split=1..7, merge=20ms, merge=4096B, random, gap=1ms, hold=5ms, delay=5ms, delay=2ms..8ms, rate=1MiB/s, reset-after=N, stall=200ms@1KiB, dir=up|down)",
-    },
-    unit: None,
-    doc: "a seeded relay between client and server that splits, merges, delays, limits, stalls or resets the stream (socklab proxy's --split, --merge, ...); the case seed replays it",
-};
-
-/// Checks an `impair` value for a TCP scenario: the spec parser's reason in one line.
-///
-/// # Errors
-/// `impair: <what is wrong and what is valid>`.
-pub fn check_impair(text: &str) -> Result<(), String> {
-    socklab_harness::impair::spec::check_tcp_text(text).map_err(|reason| format!("impair: {reason}"))
-}
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "messages",
-        kind: ParamKind::StringList { min_items: 1, max_items: 1000 },
-        unit: None,
-        doc: "messages the client writes back to back, one write() each",
-    },
-    ParamSpec {
-        name: "read_size",
-        kind: ParamKind::Integer { min: 1, max: MAX_BYTES },
-        unit: Some("bytes"),
-        doc: "buffer size of each server recv()",
-    },
-    ParamSpec {
-        name: "read_delay_ms",
-        kind: ParamKind::Integer { min: 0, max: 10_000 },
-        unit: Some("ms"),
-        doc: "server waits this long before its first read (with impair: after the relay forwarded the last byte); 0 reads as data arrives",
-    },
-    ParamSpec {
-        name: "nodelay",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "client sets TCP_NODELAY (Nagle's algorithm off)",
-    },
-    ParamSpec {
-        name: "warm",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "5 request/reply round trips first, so the connection delays its ACKs",
-    },
-    IMPAIR_PARAM,
-    ParamSpec {
-        name: "large_message",
-        kind: ParamKind::Integer { min: 0, max: MAX_BYTES },
-        unit: Some("bytes"),
-        doc: "when above 0, one message of this many bytes (0-9a-z repeated) instead of messages",
-    },
-    link::LINK_PARAM,
-    link::MTU_PARAM,
-    link::RATE_PARAM,
-    link::DELAY_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// application writes (one per message)
@@ -274,20 +187,26 @@ and TCP headers and 12 of TCP timestamps. One write of 4000 bytes (large_message
 as 1448 + 1448 + 1104 bytes at MTU 1500 and as 1228 + 1228 + 1228 + 316 at MTU 1280; \
 loopback's 64 KiB MTU carries it in one. A reader that reads as data arrives sees those \
 pieces.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const REMOTE_PEER: bool = true;
 
-    fn validate(params: &Params) -> Result<(), String> {
-        check_impair(&params.impair)?;
+    fn validate(params: &Params) -> Result<(), Invalid> {
+        check_tcp_text(&params.impair)?;
         let spec = params.link_spec()?;
         spec.relay_impairment(&params.impair)?;
         let total: usize = params.payloads().iter().map(Vec::len).sum();
         if total == 0 {
-            return Err("messages are all empty; give at least one non-empty message".into());
+            return Err(Invalid::new(
+                "messages",
+                "messages are all empty; give at least one non-empty message",
+            ));
         }
         if total as u64 > MAX_BYTES {
-            return Err(format!("messages total {total} bytes; the most allowed is {MAX_BYTES}"));
+            let reason = format!("messages total {total} bytes; the most allowed is {MAX_BYTES}");
+            return Err(Invalid::new(
+                if params.large_message > 0 { "large_message" } else { "messages" },
+                reason,
+            ));
         }
         Ok(())
     }
@@ -296,8 +215,8 @@ pieces.";
         if let Some(agent) = ctx.peer.clone() {
             return run_with_agent(params, ctx, agent).await;
         }
-        let spec = params.link_spec().map_err(|reason| invalid(&reason))?;
-        let impair = spec.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
+        let spec = params.link_spec()?;
+        let impair = spec.relay_impairment(&params.impair)?;
         // Making a veth link runs `ip` a few times: off the async threads.
         let link = tokio::task::spawn_blocking(move || Link::open(spec))
             .await
@@ -358,13 +277,6 @@ pub struct Measured {
     mss: Option<u32>,
 }
 
-fn invalid(reason: &str) -> CaseError {
-    CaseError::Params(socklab_harness::params::ParamError::Invalid {
-        scenario: TcpCoalescing::NAME.to_string(),
-        reason: reason.to_string(),
-    })
-}
-
 /// The same case with the server side in `socklab agent` on another host: the agent
 /// reads the connection exactly as [`serve`] does and sends its reads back; their times
 /// are placed on this case's clock through the agent's clock.
@@ -373,7 +285,7 @@ async fn run_with_agent(
     ctx: CaseContext,
     agent: Arc<RemoteAgent>,
 ) -> Result<Measured, CaseError> {
-    params.link_spec().map_err(|reason| invalid(&reason))?;
+    params.link_spec()?;
     let max_bytes: usize = params.payloads().iter().map(Vec::len).sum();
     let role = RoleSpec::StreamReader {
         read_size: params.read_size,
@@ -393,7 +305,7 @@ async fn run_with_agent(
     };
     let path = PeerPath::toward(role.addr.ip());
     let link = Link::Peer(path);
-    let impair = LinkSpec::Loopback.relay_impairment(&params.impair).map_err(|reason| invalid(&reason))?;
+    let impair = LinkSpec::Loopback.relay_impairment(&params.impair)?;
     let config = RelayConfig { clock, ..RelayConfig::default() };
     let relay = link.start_relay(role.addr, &impair, ctx.seed, config)?;
     let capture = link.capture(role.addr.port(), clock);

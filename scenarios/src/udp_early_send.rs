@@ -34,13 +34,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
+use socklab_harness::impair::spec::check_udp_text;
 use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
 use socklab_harness::net::{UdpCounters, error_name, read_udp_counters, recv_datagram};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::shared_params;
 
-use crate::netns_scope::{NetnsMode, Scope, run_scoped};
+use crate::netns_scope::{Scope, run_scoped};
+use socklab_harness::net::NetnsMode;
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
@@ -69,61 +72,25 @@ pub enum Mitigation {
     Retransmit,
 }
 
-/// Parameters of `udp-early-send`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Datagrams the sender sends, numbered from 0.
-    pub count: u64,
-    /// Time between two scheduled sends, in microseconds: datagram `k` goes out
-    /// `k × send_interval_us` after the start (after "ready" with the handshake).
-    pub send_interval_us: u64,
-    /// When the receiver binds, in milliseconds after the start.
-    pub receiver_delay_ms: u64,
-    /// `unconnected` (sendto) or `connected` (connect + send).
-    pub socket: SocketMode,
-    /// `none`, `ready-handshake` or `retransmit`.
-    pub mitigation: Mitigation,
-    /// `auto` (a private namespace when permitted) or `never`.
-    pub netns: NetnsMode,
-    /// A seeded UDP relay between sender and receiver (`none`, `loss=0.1`, ...; see
-    /// [`UDP_IMPAIR_PARAM`]).
-    pub impair: String,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            count: 100,
-            send_interval_us: 1000,
-            receiver_delay_ms: 20,
-            socket: SocketMode::Unconnected,
-            mitigation: Mitigation::None,
-            netns: NetnsMode::Auto,
-            impair: "none".into(),
-        }
+socklab_harness::params! {
+    /// Parameters of `udp-early-send`.
+    pub struct Params {
+        /// datagrams the sender sends, one every send_interval_us from the start
+        count: u64 = 100 => ParamSpec::int(1, MAX_DATAGRAMS).unit("datagrams"),
+        /// time between two scheduled sends (1000: 1 datagram per ms); count × interval <= 10 s
+        send_interval_us: u64 = 1000 => ParamSpec::int(1, 1_000_000).unit("µs"),
+        /// the receiver binds this long after the sender starts
+        receiver_delay_ms: u64 = 20 => ParamSpec::int(0, 5_000).unit("ms"),
+        /// unconnected (sendto) or connected (connect + send; ICMP errors become ECONNREFUSED)
+        socket: SocketMode = SocketMode::Unconnected => ParamSpec::one_of(&["unconnected", "connected"]),
+        /// none; ready-handshake (start sending on the receiver's "ready"); retransmit (resend until
+        /// acked)
+        mitigation: Mitigation = Mitigation::None => ParamSpec::one_of(&["none", "ready-handshake", "retransmit"]),
+        /// auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never:
+        /// host namespace
+        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
+        impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::UDP_IMPAIR,
     }
-}
-
-/// The `impair` parameter of a UDP scenario: the UDP items of the spec the TCP
-/// scenarios' `impair` takes (`crate::tcp_coalescing::IMPAIR_PARAM`). Each scenario
-/// checks the value in its `validate` with [`check_udp_impair`].
-pub const UDP_IMPAIR_PARAM: ParamSpec = ParamSpec {
-    name: "impair",
-    kind: ParamKind::Text {
-        expected: "an impairment spec for UDP: none, or items joined with + (loss=0.1, duplicate=0.01, reorder=0.1, reorder=0.1/3, delay=5ms, delay=2ms..8ms, truncate=64, truncate=64@0.5, dir=up|down)",
-    },
-    unit: None,
-    doc: "a seeded relay between sender and receiver that loses, duplicates, reorders, delays or cuts datagrams (socklab proxy --transport udp); the case seed replays it",
-};
-
-/// Checks an `impair` value for a UDP scenario: the spec parser's reason in one line
-/// (a TCP-only item names the UDP ones).
-///
-/// # Errors
-/// `impair: <what is wrong and what is valid>`.
-pub fn check_udp_impair(text: &str) -> Result<(), String> {
-    socklab_harness::impair::spec::check_udp_text(text).map_err(|reason| format!("impair: {reason}"))
 }
 
 const MAX_DATAGRAMS: u64 = 10_000;
@@ -146,46 +113,6 @@ const DATA: u8 = 1;
 const READY: u8 = 2;
 const ACK: u8 = 3;
 const PAYLOAD_LEN: usize = 32;
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "count",
-        kind: ParamKind::Integer { min: 1, max: MAX_DATAGRAMS },
-        unit: Some("datagrams"),
-        doc: "datagrams the sender sends, one every send_interval_us from the start",
-    },
-    ParamSpec {
-        name: "send_interval_us",
-        kind: ParamKind::Integer { min: 1, max: 1_000_000 },
-        unit: Some("µs"),
-        doc: "time between two scheduled sends (1000: 1 datagram per ms); count × interval <= 10 s",
-    },
-    ParamSpec {
-        name: "receiver_delay_ms",
-        kind: ParamKind::Integer { min: 0, max: 5_000 },
-        unit: Some("ms"),
-        doc: "the receiver binds this long after the sender starts",
-    },
-    ParamSpec {
-        name: "socket",
-        kind: ParamKind::Choice { options: &["unconnected", "connected"] },
-        unit: None,
-        doc: "unconnected (sendto) or connected (connect + send; ICMP errors become ECONNREFUSED)",
-    },
-    ParamSpec {
-        name: "mitigation",
-        kind: ParamKind::Choice { options: &["none", "ready-handshake", "retransmit"] },
-        unit: None,
-        doc: "none; ready-handshake (start sending on the receiver's \"ready\"); retransmit (resend until acked)",
-    },
-    ParamSpec {
-        name: "netns",
-        kind: ParamKind::Choice { options: &["auto", "never"] },
-        unit: None,
-        doc: "auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never: host namespace",
-    },
-    UDP_IMPAIR_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// distinct sequence numbers scheduled (count)
@@ -300,35 +227,42 @@ split by cause: lost_relay, the sequence numbers the relay dropped or cut short 
 lists them, and the same seed drops the same ones), and lost_kernel, the ones the kernel \
 lost (no socket yet, a full buffer). The ready handshake ends the early loss but cannot \
 bring back what the path loses; retransmission recovers both.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
-    fn validate(params: &Params) -> Result<(), String> {
+    fn validate(params: &Params) -> Result<(), Invalid> {
         let schedule = schedule_length(params);
         if schedule > MAX_SCHEDULE {
-            return Err(format!(
-                "count × send_interval_us is {} ms; the schedule may last at most {} ms",
-                schedule.as_millis(),
-                MAX_SCHEDULE.as_millis()
+            return Err(Invalid::new(
+                "count",
+                format!(
+                    "count × send_interval_us is {} ms; the schedule may last at most {} ms",
+                    schedule.as_millis(),
+                    MAX_SCHEDULE.as_millis()
+                ),
             ));
         }
         let last_send =
             Duration::from_micros(params.send_interval_us.saturating_mul(params.count.saturating_sub(1)));
         let bind = Duration::from_millis(params.receiver_delay_ms);
         if params.mitigation == Mitigation::None && last_send < bind + SENDS_PAST_BIND {
-            return Err(format!(
-                "the last send is scheduled at {} ms, but the receiver binds at {} ms: the schedule \
-                 must go on at least {} ms past the bind (raise count or send_interval_us)",
-                last_send.as_millis(),
-                bind.as_millis(),
-                SENDS_PAST_BIND.as_millis()
+            return Err(Invalid::new(
+                "count",
+                format!(
+                    "the last send is scheduled at {} ms, but the receiver binds at {} ms: the schedule \
+                     must go on at least {} ms past the bind (raise count or send_interval_us)",
+                    last_send.as_millis(),
+                    bind.as_millis(),
+                    SENDS_PAST_BIND.as_millis()
+                ),
             ));
         }
-        check_udp_impair(&params.impair)?;
+        check_udp_text(&params.impair)?;
         if params.socket == SocketMode::Connected && impaired(params) {
-            return Err("socket=connected does not apply through impair: the sender's peer is then the relay, \
-                 which is always bound, so no ICMP error comes back to become ECONNREFUSED; use socket=unconnected"
-                .into());
+            return Err(Invalid::new(
+                "socket",
+                "socket=connected does not apply through impair: the sender's peer is then the relay, \
+                 which is always bound, so no ICMP error comes back to become ECONNREFUSED; use socket=unconnected",
+            ));
         }
         Ok(())
     }

@@ -14,40 +14,34 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::net::{
     BufferSize, MAX_UDP_PAYLOAD_V4, UdpCounters, enable_rxq_ovfl, read_udp_counters, recv_datagram, rmem_max,
     set_recv_buffer,
 };
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::ParamSpec;
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 
-use crate::netns_scope::{NetnsMode, Scope, run_scoped};
+use crate::netns_scope::{Scope, run_scoped};
+use socklab_harness::net::NetnsMode;
 
 /// The scenario; see the module docs.
 pub struct UdpRcvbufOverflow;
 
-/// Parameters of `udp-rcvbuf-overflow`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// `SO_RCVBUF` the receiver asks for, in bytes.
-    pub rcvbuf: u64,
-    /// Datagrams in the burst.
-    pub count: u64,
-    /// Bytes per datagram.
-    pub size: u64,
-    /// How long the receiver reads nothing, from the start of the burst, in milliseconds.
-    pub pause_ms: u64,
-    /// `auto` (a private namespace when permitted) or `never`.
-    pub netns: NetnsMode,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { rcvbuf: 64 * 1024, count: 1000, size: 1024, pause_ms: 20, netns: NetnsMode::Auto }
+socklab_harness::params! {
+    /// Parameters of `udp-rcvbuf-overflow`.
+    pub struct Params {
+        /// SO_RCVBUF the receiver asks for (Linux doubles it and caps it at net.core.rmem_max)
+        rcvbuf: u64 = 64 * 1024 => ParamSpec::int(1, 64 << 20).unit("bytes"),
+        /// datagrams in the burst
+        count: u64 = 1000 => ParamSpec::int(1, 100_000).unit("datagrams"),
+        /// bytes per datagram (8 for the sequence number .. 65507)
+        size: u64 = 1024 => ParamSpec::int(8, MAX_UDP_PAYLOAD_V4 as u64).unit("bytes"),
+        /// the receiver reads nothing for this long from the start of the burst
+        pause_ms: u64 = 20 => ParamSpec::int(0, 10_000).unit("ms"),
+        /// auto: a private network namespace when CAP_NET_ADMIN is held (exact kernel count); never
+        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
     }
 }
 
@@ -57,39 +51,6 @@ const MARKER: u64 = u64::MAX;
 const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 /// Markers sent at most (one is enough on loopback once the queue is empty).
 const MARKER_TRIES: u32 = 3;
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "rcvbuf",
-        kind: ParamKind::Integer { min: 1, max: 64 << 20 },
-        unit: Some("bytes"),
-        doc: "SO_RCVBUF the receiver asks for (Linux doubles it and caps it at net.core.rmem_max)",
-    },
-    ParamSpec {
-        name: "count",
-        kind: ParamKind::Integer { min: 1, max: 100_000 },
-        unit: Some("datagrams"),
-        doc: "datagrams in the burst",
-    },
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Integer { min: 8, max: MAX_UDP_PAYLOAD_V4 as u64 },
-        unit: Some("bytes"),
-        doc: "bytes per datagram (8 for the sequence number .. 65507)",
-    },
-    ParamSpec {
-        name: "pause_ms",
-        kind: ParamKind::Integer { min: 0, max: 10_000 },
-        unit: Some("ms"),
-        doc: "the receiver reads nothing for this long from the start of the burst",
-    },
-    ParamSpec {
-        name: "netns",
-        kind: ParamKind::Choice { options: &["auto", "never"] },
-        unit: None,
-        doc: "auto: a private network namespace when CAP_NET_ADMIN is held (exact kernel count); never",
-    },
-];
 
 socklab_harness::model::metrics! {
     /// SO_RCVBUF asked for
@@ -147,7 +108,6 @@ buffer for the largest burst the protocol allows (raise net.core.rmem_max, or us
 SO_RCVBUFFORCE with CAP_NET_ADMIN); pace the sender or add flow control and \
 acknowledgements; and watch the counters (SO_RXQ_OVFL per socket, RcvbufErrors per host) so \
 drops are seen rather than guessed.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const TABLE: Option<TableSpec> = Some(TableSpec {
         rows: "rcvbuf",

@@ -16,83 +16,44 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
-use socklab_harness::link::{self, Link, LinkSpec, Side};
+use socklab_harness::link::LinkKind;
+use socklab_harness::link::{Link, LinkSpec, Side};
 use socklab_harness::net::{Datagram, MAX_UDP_PAYLOAD_V4, error_name, recv_datagram};
-use socklab_harness::params::{ParamError, ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::{LinkRecord, MetricSpec};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
+use socklab_harness::shared_params;
 
 /// The scenario; see the module docs.
 pub struct UdpTruncation;
 
-/// Parameters of `udp-truncation`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Bytes in each datagram.
-    pub size: u64,
-    /// Buffer size of each receive, in bytes.
-    pub read_size: u64,
-    /// Datagrams sent.
-    pub count: u64,
-    /// `loopback` or `veth`.
-    pub link: String,
-    /// `link=veth`: MTU, bytes.
-    pub mtu: u64,
-    /// `link=veth`: tbf rate (`10mbit`), or `none`.
-    pub rate: String,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            size: 1000,
-            read_size: 100,
-            count: 3,
-            link: link::DEFAULT_LINK.into(),
-            mtu: link::DEFAULT_MTU,
-            rate: link::DEFAULT_RATE.into(),
-        }
+socklab_harness::params! {
+    /// Parameters of `udp-truncation`.
+    pub struct Params {
+        /// bytes in each datagram (at most 65507, the IPv4 UDP limit)
+        size: u64 = 1000 => ParamSpec::int(1, MAX_UDP_PAYLOAD_V4 as u64).unit("bytes"),
+        /// buffer size of each receive; smaller than size truncates
+        read_size: u64 = 100 => ParamSpec::int(1, MAX_UDP_PAYLOAD_V4 as u64).unit("bytes"),
+        /// datagrams sent back to back
+        count: u64 = 3 => ParamSpec::int(1, 100).unit("datagrams"),
+        link: LinkKind => shared_params::LINK,
+        mtu: u64 = shared_params::DEFAULT_MTU => shared_params::MTU,
+        rate: String = shared_params::NO_RATE.into() => shared_params::RATE,
     }
 }
 
 impl Params {
-    fn link_spec(&self) -> Result<LinkSpec, String> {
+    fn link_spec(&self) -> Result<LinkSpec, Invalid> {
         // No delay: the relay that adds one carries TCP (UDP scenarios would need its
         // datagram twin).
-        LinkSpec::parse(&self.link, self.mtu, &self.rate, 0)
+        LinkSpec::parse(self.link, self.mtu, &self.rate, 0)
     }
 }
 
 /// A blocking receive waits at most this long; on loopback a datagram is queued before
 /// `send` returns, so this is only a guard.
 const RECV_TIMEOUT: Duration = Duration::from_secs(2);
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Integer { min: 1, max: MAX_UDP_PAYLOAD_V4 as u64 },
-        unit: Some("bytes"),
-        doc: "bytes in each datagram (at most 65507, the IPv4 UDP limit)",
-    },
-    ParamSpec {
-        name: "read_size",
-        kind: ParamKind::Integer { min: 1, max: MAX_UDP_PAYLOAD_V4 as u64 },
-        unit: Some("bytes"),
-        doc: "buffer size of each receive; smaller than size truncates",
-    },
-    ParamSpec {
-        name: "count",
-        kind: ParamKind::Integer { min: 1, max: 100 },
-        unit: Some("datagrams"),
-        doc: "datagrams sent back to back",
-    },
-    link::LINK_PARAM,
-    link::MTU_PARAM,
-    link::RATE_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// datagrams sent
@@ -144,10 +105,9 @@ What fixes it: read with a buffer as large as the largest datagram the protocol 
 (65,507 bytes when unknown), or check MSG_TRUNC and treat a truncated datagram as an \
 error. Keep datagrams under the path MTU (1,472 payload bytes on Ethernet) so they are \
 not fragmented on real networks.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
 
-    fn validate(params: &Params) -> Result<(), String> {
+    fn validate(params: &Params) -> Result<(), Invalid> {
         params.link_spec().map(|_| ())
     }
 
@@ -202,9 +162,7 @@ struct Read1 {
 fn experiment(params: &Params) -> Result<Measured, CaseError> {
     let size = params.size as usize;
     let read_size = params.read_size as usize;
-    let spec = params.link_spec().map_err(|reason| {
-        CaseError::Params(ParamError::Invalid { scenario: UdpTruncation::NAME.to_string(), reason })
-    })?;
+    let spec = params.link_spec()?;
     let link = Link::open(spec)?;
     let receiver: UdpSocket = link.udp_socket(Side::Server)?;
     let addr = receiver.local_addr().context("read the receiver's address")?;

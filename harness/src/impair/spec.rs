@@ -25,6 +25,7 @@
 //! `500us`, `20ms`, `1s`. Rates: `1MiB/s`, `100KB/s`, `10mbit`, `500kbit`. Probabilities:
 //! `0..=1` or a percentage (`10%`). Every error is one line naming what is valid.
 
+use crate::params::Invalid;
 use std::fmt;
 use std::time::Duration;
 
@@ -547,21 +548,25 @@ impl fmt::Display for Impairment {
     }
 }
 
-/// A spec from the command line or a parameter value, checked for TCP (a scenario's
-/// `validate` of its `impair` parameter).
+/// An `impair` parameter value checked for TCP (a scenario's `validate`).
 ///
 /// # Errors
-/// The one-line reason.
-pub fn check_tcp_text(text: &str) -> Result<(), String> {
-    Impairment::parse(text).and_then(|s| s.check_tcp()).map_err(|e| e.to_string())
+/// [`Invalid`] for `impair`: `impair: <what is wrong and what is valid>`.
+pub fn check_tcp_text(text: &str) -> Result<(), Invalid> {
+    Impairment::parse(text)
+        .and_then(|s| s.check_tcp())
+        .map_err(|e| Invalid::new("impair", format!("impair: {e}")))
 }
 
-/// A spec checked for UDP; see [`check_tcp_text`].
+/// An `impair` parameter value checked for UDP (a TCP-only item names the UDP ones); see
+/// [`check_tcp_text`].
 ///
 /// # Errors
-/// The one-line reason.
-pub fn check_udp_text(text: &str) -> Result<(), String> {
-    Impairment::parse(text).and_then(|s| s.check_udp()).map_err(|e| e.to_string())
+/// [`Invalid`] for `impair`.
+pub fn check_udp_text(text: &str) -> Result<(), Invalid> {
+    Impairment::parse(text)
+        .and_then(|s| s.check_udp())
+        .map_err(|e| Invalid::new("impair", format!("impair: {e}")))
 }
 
 fn bad(key: &'static str, value: &str, expected: String) -> SpecError {

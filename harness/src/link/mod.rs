@@ -3,8 +3,8 @@
 //!
 //! Loopback has a 64 KiB MTU, no rate and no latency, so the segment and read patterns of
 //! a real network never appear on it. A scenario that takes the `link` parameters
-//! ([`LINK_PARAM`], [`MTU_PARAM`], [`RATE_PARAM`], and for TCP [`DELAY_PARAM`], the same
-//! specs in every such scenario) opens a [`Link`] per case, binds its server and creates its client
+//! ([`shared_params`](crate::shared_params)' `LINK`, `MTU`, `RATE`, and for TCP
+//! `DELAY_MS`, the same specs in every such scenario) opens a [`Link`] per case, binds its server and creates its client
 //! socket through it, captures on it, and drops it at the end, which removes everything
 //! the link made.
 //!
@@ -27,50 +27,19 @@ use crate::capture::{CaptureConfig, CaseCapture};
 use crate::impair::{ImpairError, Impairment, RelayConfig, TcpRelay, start_in_front};
 
 use crate::net::NetnsError;
-use crate::params::{ParamKind, ParamSpec};
+use crate::params::Invalid;
 use crate::report::LinkRecord;
+use crate::shared_params::DEFAULT_MTU;
 
-/// The `link` parameter's values.
-pub const LINK_KINDS: &[&str] = &["loopback", "veth"];
-
-/// `link`: where the case runs.
-pub const LINK_PARAM: ParamSpec = ParamSpec {
-    name: "link",
-    kind: ParamKind::Choice { options: LINK_KINDS },
-    unit: None,
-    doc: "loopback, or veth: two private network namespaces joined by a veth pair (needs CAP_NET_ADMIN; skipped without)",
-};
-
-/// `mtu`: the veth link's MTU.
-pub const MTU_PARAM: ParamSpec = ParamSpec {
-    name: "mtu",
-    kind: ParamKind::Integer { min: 576, max: 65_535 },
-    unit: Some("bytes"),
-    doc: "link=veth: MTU of both ends (segments carry MTU - 52 bytes with TCP timestamps)",
-};
-
-/// `rate`: the veth link's tbf rate.
-pub const RATE_PARAM: ParamSpec = ParamSpec {
-    name: "rate",
-    kind: ParamKind::Text { expected: "none, or a tc rate in bits: 500kbit, 10mbit, 1gbit" },
-    unit: Some("bit/s"),
-    doc: "link=veth: a tbf qdisc on both ends' egress at this rate; none for no limit",
-};
-
-/// `delay_ms`: one-way delay on the link.
-pub const DELAY_PARAM: ParamSpec = ParamSpec {
-    name: "delay_ms",
-    kind: ParamKind::Integer { min: 0, max: 10_000 },
-    unit: Some("ms"),
-    doc: "link=veth: one-way delay each way, added by socklab's impairment relay in the client's namespace (the kernel has no netem)",
-};
-
-/// Default of `link`.
-pub const DEFAULT_LINK: &str = "loopback";
-/// Default of `mtu`.
-pub const DEFAULT_MTU: u64 = 1500;
-/// Default of `rate`.
-pub const DEFAULT_RATE: &str = "none";
+crate::named_enum!(
+    /// Where a case runs: the `link` parameter ([`crate::shared_params::LINK`]).
+    pub LinkKind, "link", {
+        /// `127.0.0.1`, in socklab's own namespace.
+        Loopback => "loopback",
+        /// Two private network namespaces joined by a veth pair.
+        Veth => "veth",
+    }
+);
 
 /// What a case's link parameters ask for, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,36 +51,41 @@ pub enum LinkSpec {
 }
 
 impl LinkSpec {
-    /// Checks the four link parameters together; the reason is one line for a
-    /// parameter error.
+    /// Checks the four link parameters together.
     ///
     /// # Errors
-    /// A setting that does not apply to loopback, a rate that does not parse, a delay.
-    pub fn parse(link: &str, mtu: u64, rate: &str, delay_ms: u64) -> Result<LinkSpec, String> {
+    /// [`Invalid`] naming the parameter at fault: a setting that does not apply to
+    /// loopback, a rate that does not parse.
+    pub fn parse(link: LinkKind, mtu: u64, rate: &str, delay_ms: u64) -> Result<LinkSpec, Invalid> {
         let rate = match rate.trim() {
             "" | "none" => None,
-            text => Some(text.parse::<Rate>().map_err(|e| e.to_string())?),
+            text => Some(text.parse::<Rate>().map_err(|e| Invalid::new("rate", e.to_string()))?),
         };
         match link {
-            "loopback" => {
+            LinkKind::Loopback => {
                 if mtu != DEFAULT_MTU || rate.is_some() {
-                    return Err("mtu and rate apply to link=veth; loopback's MTU is 65536 and its rate is \
-                                unlimited (set link=veth)"
-                        .to_string());
+                    return Err(Invalid::new(
+                        "link",
+                        "mtu and rate apply to link=veth; loopback's MTU is 65536 and its rate is \
+                         unlimited (set link=veth)",
+                    ));
                 }
                 if delay_ms > 0 {
-                    return Err(format!(
-                        "delay_ms applies to link=veth (set link=veth); on loopback, scenarios with an \
-                         `impair` parameter take the relay's delay directly (impair=delay={delay_ms}ms)"
+                    return Err(Invalid::new(
+                        "delay_ms",
+                        format!(
+                            "delay_ms applies to link=veth (set link=veth); on loopback, scenarios with an \
+                             `impair` parameter take the relay's delay directly (impair=delay={delay_ms}ms)"
+                        ),
                     ));
                 }
                 Ok(LinkSpec::Loopback)
             }
-            "veth" => {
-                let mtu = u32::try_from(mtu).map_err(|_| format!("mtu {mtu} is too large"))?;
+            LinkKind::Veth => {
+                let mtu =
+                    u32::try_from(mtu).map_err(|_| Invalid::new("mtu", format!("mtu {mtu} is too large")))?;
                 Ok(LinkSpec::Veth(VethConfig { mtu, rate, delay: Duration::from_millis(delay_ms) }))
             }
-            other => Err(format!("unknown link `{other}`; valid: {}", LINK_KINDS.join(", "))),
         }
     }
 
@@ -119,8 +93,9 @@ impl LinkSpec {
     /// link's delay (`delay=Xms`, both directions) joined to it. `none` when neither.
     ///
     /// # Errors
-    /// The spec's reason in one line (a delay given both ways: `delay given twice`).
-    pub fn relay_impairment(&self, impair: &str) -> Result<Impairment, String> {
+    /// [`Invalid`] for `impair`, with the spec's reason (a delay given both ways: `delay
+    /// given twice`).
+    pub fn relay_impairment(&self, impair: &str) -> Result<Impairment, Invalid> {
         let delay = match self {
             LinkSpec::Veth(config) if !config.delay.is_zero() => Some(config.delay),
             _ => None,
@@ -130,9 +105,14 @@ impl LinkSpec {
             ("none" | "", Some(delay)) => format!("delay={}ms", delay.as_millis()),
             (spec, Some(delay)) => format!("{spec}+delay={}ms", delay.as_millis()),
         };
-        Impairment::parse(&text).map_err(|e| match delay {
-            Some(_) => format!("impair with the link's delay_ms ({text}): {e}"),
-            None => format!("impair: {e}"),
+        Impairment::parse(&text).map_err(|e| {
+            Invalid::new(
+                "impair",
+                match delay {
+                    Some(_) => format!("impair with the link's delay_ms ({text}): {e}"),
+                    None => format!("impair: {e}"),
+                },
+            )
         })
     }
 
@@ -523,34 +503,36 @@ mod tests {
 
     #[test]
     fn link_parameters_are_checked_together() {
-        assert_eq!(LinkSpec::parse("loopback", 1500, "none", 0), Ok(LinkSpec::Loopback));
+        assert_eq!(LinkSpec::parse(LinkKind::Loopback, 1500, "none", 0), Ok(LinkSpec::Loopback));
         assert_eq!(
-            LinkSpec::parse("veth", 1280, "50mbit", 0),
+            LinkSpec::parse(LinkKind::Veth, 1280, "50mbit", 0),
             Ok(LinkSpec::Veth(VethConfig {
                 mtu: 1280,
                 rate: Some("50mbit".parse().unwrap()),
                 delay: Duration::ZERO
             }))
         );
-        assert!(LinkSpec::parse("loopback", 1280, "none", 0).unwrap_err().contains("apply to link=veth"));
-        assert!(LinkSpec::parse("loopback", 1500, "10mbit", 0).unwrap_err().contains("apply to link=veth"));
-        assert!(LinkSpec::parse("veth", 1500, "10mbps", 0).unwrap_err().contains("megabytes"));
-        let loopback_delay = LinkSpec::parse("loopback", 1500, "none", 20).unwrap_err();
-        assert!(loopback_delay.contains("impair=delay=20ms"), "{loopback_delay}");
-        let veth = LinkSpec::parse("veth", 1500, "none", 20).unwrap();
+        assert!(
+            LinkSpec::parse(LinkKind::Loopback, 1280, "none", 0)
+                .unwrap_err()
+                .reason
+                .contains("apply to link=veth")
+        );
+        assert!(
+            LinkSpec::parse(LinkKind::Loopback, 1500, "10mbit", 0)
+                .unwrap_err()
+                .reason
+                .contains("apply to link=veth")
+        );
+        assert!(LinkSpec::parse(LinkKind::Veth, 1500, "10mbps", 0).unwrap_err().reason.contains("megabytes"));
+        let loopback_delay = LinkSpec::parse(LinkKind::Loopback, 1500, "none", 20).unwrap_err();
+        assert!(loopback_delay.reason.contains("impair=delay=20ms"), "{loopback_delay}");
+        let veth = LinkSpec::parse(LinkKind::Veth, 1500, "none", 20).unwrap();
         assert_eq!(veth.relay_impairment("none").unwrap().to_string(), "delay=20ms");
         assert_eq!(veth.relay_impairment("split=3").unwrap().to_string(), "split=3+delay=20ms");
         let twice = veth.relay_impairment("delay=5ms").unwrap_err();
-        assert!(twice.contains("delay given twice"), "{twice}");
+        assert!(twice.reason.contains("delay given twice"), "{twice}");
         assert!(LinkSpec::Loopback.relay_impairment("none").unwrap().is_none());
-    }
-
-    #[test]
-    fn the_defaults_fit_their_specs() {
-        LINK_PARAM.check(serde_json::Value::from(DEFAULT_LINK)).unwrap();
-        MTU_PARAM.check(serde_json::Value::from(DEFAULT_MTU)).unwrap();
-        RATE_PARAM.check(serde_json::Value::from(DEFAULT_RATE)).unwrap();
-        DELAY_PARAM.check(serde_json::Value::from(0)).unwrap();
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use buffers::{
     BufferSize, RMEM_MAX_PATH, WMEM_MAX_PATH, read_sysctl_u64, recv_buffer, rmem_max, send_buffer,
     set_recv_buffer, set_send_buffer, wmem_max,
 };
-pub use netns::{NetnsError, PrivateNetns};
+pub use netns::{NetnsError, NetnsMode, PrivateNetns};
 pub use netstat::{ListenCounters, THREAD_NETSTAT_PATH, parse_listen, read_listen_counters};
 pub use queue::bytes_queued;
 pub use snmp::{

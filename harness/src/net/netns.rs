@@ -24,6 +24,18 @@ use crate::privilege::Capability;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+crate::named_enum!(
+    /// Whether a case runs in a private network namespace: the `netns` parameter
+    /// ([`crate::shared_params::NETNS`]).
+    pub NetnsMode, "netns", {
+        /// In a private namespace when the process holds `CAP_NET_ADMIN`, else in the
+        /// host's.
+        Auto => "auto",
+        /// Always in the host's namespace: the kernel's counters are system-wide.
+        Never => "never",
+    }
+);
+
 /// A thread living in a network namespace of its own.
 pub struct PrivateNetns {
     jobs: Option<mpsc::Sender<Job>>,

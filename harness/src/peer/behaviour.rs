@@ -2,66 +2,9 @@
 //! built ([`Flavour`]), what it runs over ([`Transport`]) and how a client drives it
 //! ([`Mode`]); each parses from and prints as its command-line name.
 
-use std::fmt;
-use std::str::FromStr;
-
-use thiserror::Error;
-
-/// A name that is none of the valid ones.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown {what} `{input}`; valid: {}", valid.join(", "))]
-pub struct UnknownName {
-    /// What kind of name (`behaviour`, `flavour`, `transport`).
-    pub what: &'static str,
-    /// The name given.
-    pub input: String,
-    /// The valid names.
-    pub valid: Vec<&'static str>,
-}
-
-macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Every name, in documentation order.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            /// The name as written on the command line.
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
-                $name::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| UnknownName {
-                    what: $what,
-                    input: s.to_string(),
-                    valid: $name::NAMES.to_vec(),
-                })
-            }
-        }
-    };
-}
-
-named_enum!(
+crate::named_enum!(
     /// What a server does with each message it receives.
-    Behaviour, "behaviour", {
+    pub Behaviour, "behaviour", {
         /// Sends every message back unchanged.
         Echo => "echo",
         /// Sends every message back in ASCII upper case.
@@ -73,9 +16,9 @@ named_enum!(
     }
 );
 
-named_enum!(
+crate::named_enum!(
     /// How a server is built.
-    Flavour, "flavour", {
+    pub Flavour, "flavour", {
         /// Async (tokio): many connections on a few threads.
         Tokio => "tokio",
         /// Blocking std sockets, one thread per connection.
@@ -86,9 +29,9 @@ named_enum!(
     }
 );
 
-named_enum!(
+crate::named_enum!(
     /// The transport protocol.
-    Transport, "transport", {
+    pub Transport, "transport", {
         /// A TCP stream, framed by the strategy.
         Tcp => "tcp",
         /// UDP: each datagram holds whole frames.
@@ -96,9 +39,9 @@ named_enum!(
     }
 );
 
-named_enum!(
+crate::named_enum!(
     /// How a client drives a server.
-    Mode, "mode", {
+    pub Mode, "mode", {
         /// One message outstanding at a time; every round trip is timed.
         PingPong => "ping-pong",
         /// Up to a window of messages outstanding.

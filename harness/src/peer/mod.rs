@@ -29,7 +29,8 @@ use std::net::SocketAddr;
 
 use thiserror::Error;
 
-pub use behaviour::{Behaviour, Flavour, Mode, Transport, UnknownName};
+pub use crate::params::UnknownName;
+pub use behaviour::{Behaviour, Flavour, Mode, Transport};
 pub use client::{Workload, WorkloadResult, run_workload, run_workload_on};
 pub use server::{ConfigError, MAX_FRAME_LIMIT, Server, ServerConfig, ServerStats};
 pub use socklab_framing::MessageCodec;

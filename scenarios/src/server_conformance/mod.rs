@@ -31,19 +31,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::check::Check;
 use socklab_harness::framing::FramingStrategy;
 use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, in_front};
-use socklab_harness::params::{ParamKind, ParamSpec};
+use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
+use socklab_harness::shared_params;
 
 use conn::Peer;
 use wire::Wire;
 
-use crate::tcp_coalescing::{IMPAIR_PARAM, check_impair};
+use socklab_harness::impair::spec::check_tcp_text;
 
 /// The scenario; see the module docs.
 pub struct ServerConformance;
@@ -89,182 +89,51 @@ impl Which {
     }
 }
 
-/// Parameters of `server-conformance`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// Which check the case runs.
-    pub check: String,
-    /// The server's framing: any strategy `socklab serve --framing` accepts.
-    pub framing: String,
-    /// What the server does with each message.
-    pub behaviour: String,
-    /// Flavour of the reference server (ignored against a target).
-    pub flavour: String,
-    /// Messages per conversation.
-    pub messages: u64,
-    /// Payload bytes per message.
-    pub message_size: u64,
-    /// `large-message`: payload bytes of the one large message.
-    pub large_size: u64,
-    /// `concurrency`: clients at once.
-    pub clients: u64,
-    /// `concurrency`: length of each client's session, in milliseconds.
-    pub session_ms: u64,
-    /// `reassembly`: pause between paced writes, in milliseconds.
-    pub gap_ms: u64,
-    /// `reassembly`: `all` five chunkings, or one of them by name.
-    pub chunking: String,
-    /// `eof`: half-close (SHUT_WR) right after sending instead of closing after the last reply.
-    pub half_close: bool,
-    /// `eof`: how long to wait for the server to close its side, in milliseconds.
-    pub eof_timeout_ms: u64,
-    /// How long the server may stay silent while a reply is due, in milliseconds.
-    pub reply_timeout_ms: u64,
-    /// `slow-reader`: payload bytes sent (and owed back).
-    pub slow_bytes: u64,
-    /// `slow-reader`: the client's SO_RCVBUF, bytes requested.
-    pub slow_rcvbuf: u64,
-    /// `slow-reader`: pause before each small read, in milliseconds.
-    pub slow_read_pause_ms: u64,
-    /// An impairment relay every client connects through; see [`IMPAIR_PARAM`].
-    pub impair: String,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            check: "reassembly".into(),
-            framing: "u32be".into(),
-            behaviour: "echo".into(),
-            flavour: "tokio".into(),
-            messages: 3,
-            message_size: 64,
-            large_size: 1 << 20,
-            clients: 8,
-            session_ms: 1000,
-            gap_ms: 2,
-            chunking: "all".into(),
-            half_close: false,
-            eof_timeout_ms: 2000,
-            reply_timeout_ms: 2000,
-            slow_bytes: 1 << 20,
-            slow_rcvbuf: 4096,
-            slow_read_pause_ms: 1,
-            impair: "none".into(),
-        }
+socklab_harness::params! {
+    /// Parameters of `server-conformance`.
+    pub struct Params {
+        /// which check the case runs (socklab probe runs every one that applies)
+        check: String = "reassembly".into() => ParamSpec::one_of(CHECKS),
+        /// the server's framing, as socklab serve --framing names it
+        framing: String = "u32be".into() => ParamSpec::text("a framing strategy: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, …, varint, json-header, fixed:N, stop-and-wait"),
+        /// what the server does with each message: echo, echo-upper, sink (reads, sends nothing),
+        /// source (sends, ignores input)
+        behaviour: String = "echo".into() => ParamSpec::choice::<Behaviour>(),
+        /// reference server only: tokio, threaded, sequential (fails concurrency by design)
+        flavour: String = "tokio".into() => ParamSpec::choice::<Flavour>(),
+        /// messages per conversation (reassembly sends them in every chunking)
+        messages: u64 = 3 => ParamSpec::int(1, 1000),
+        /// payload bytes per message (self-checking: sequence number, checksum, printable filler);
+        /// fixed:N uses N
+        message_size: u64 = 64 => ParamSpec::int(16, 65_535).unit("bytes"),
+        /// large-message: payload bytes of the one large message
+        large_size: u64 = 1 << 20 => ParamSpec::int(16, 64 << 20).unit("bytes"),
+        /// concurrency: clients connecting at once
+        clients: u64 = 8 => ParamSpec::int(2, 64),
+        /// concurrency: each client's session, 5 round trips with pauses between
+        session_ms: u64 = 1000 => ParamSpec::int(100, 10_000).unit("ms"),
+        /// reassembly: pause between paced writes, so the server reads them apart
+        gap_ms: u64 = 2 => ParamSpec::int(0, 100).unit("ms"),
+        /// reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per
+        /// message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random
+        chunking: String = "all".into() => ParamSpec::one_of(&["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"]),
+        /// eof: shut down writing (SHUT_WR) right after sending, then read the replies, instead of
+        /// closing after the last reply
+        half_close: bool = false => ParamSpec::bool(),
+        /// eof: how long the server has to close its side after the client's close
+        eof_timeout_ms: u64 = 2000 => ParamSpec::int(100, 60_000).unit("ms"),
+        /// how long the server may stay silent while a reply is due
+        reply_timeout_ms: u64 = 2000 => ParamSpec::int(100, 60_000).unit("ms"),
+        /// slow-reader: payload bytes sent in 16 KiB messages, and owed back
+        slow_bytes: u64 = 1 << 20 => ParamSpec::int(1024, 64 << 20).unit("bytes"),
+        /// slow-reader: the client's SO_RCVBUF (Linux doubles it); the client also announces a 1 KiB
+        /// MSS
+        slow_rcvbuf: u64 = 4096 => ParamSpec::int(1024, 1 << 20).unit("bytes"),
+        /// slow-reader: pause before each 4 KiB read
+        slow_read_pause_ms: u64 = 1 => ParamSpec::int(0, 100).unit("ms"),
+        impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::IMPAIR,
     }
 }
-
-const PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "check",
-        kind: ParamKind::Choice { options: CHECKS },
-        unit: None,
-        doc: "which check the case runs (socklab probe runs every one that applies)",
-    },
-    ParamSpec {
-        name: "framing",
-        kind: ParamKind::Text {
-            expected: "a framing strategy: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, …, varint, json-header, fixed:N, stop-and-wait",
-        },
-        unit: None,
-        doc: "the server's framing, as socklab serve --framing names it",
-    },
-    ParamSpec {
-        name: "behaviour",
-        kind: ParamKind::Choice { options: Behaviour::NAMES },
-        unit: None,
-        doc: "what the server does with each message: echo, echo-upper, sink (reads, sends nothing), source (sends, ignores input)",
-    },
-    ParamSpec {
-        name: "flavour",
-        kind: ParamKind::Choice { options: Flavour::NAMES },
-        unit: None,
-        doc: "reference server only: tokio, threaded, sequential (fails concurrency by design)",
-    },
-    ParamSpec {
-        name: "messages",
-        kind: ParamKind::Integer { min: 1, max: 1000 },
-        unit: None,
-        doc: "messages per conversation (reassembly sends them in every chunking)",
-    },
-    ParamSpec {
-        name: "message_size",
-        kind: ParamKind::Integer { min: 16, max: 65_535 },
-        unit: Some("bytes"),
-        doc: "payload bytes per message (self-checking: sequence number, checksum, printable filler); fixed:N uses N",
-    },
-    ParamSpec {
-        name: "large_size",
-        kind: ParamKind::Integer { min: 16, max: 64 << 20 },
-        unit: Some("bytes"),
-        doc: "large-message: payload bytes of the one large message",
-    },
-    ParamSpec {
-        name: "clients",
-        kind: ParamKind::Integer { min: 2, max: 64 },
-        unit: None,
-        doc: "concurrency: clients connecting at once",
-    },
-    ParamSpec {
-        name: "session_ms",
-        kind: ParamKind::Integer { min: 100, max: 10_000 },
-        unit: Some("ms"),
-        doc: "concurrency: each client's session, 5 round trips with pauses between",
-    },
-    ParamSpec {
-        name: "gap_ms",
-        kind: ParamKind::Integer { min: 0, max: 100 },
-        unit: Some("ms"),
-        doc: "reassembly: pause between paced writes, so the server reads them apart",
-    },
-    ParamSpec {
-        name: "chunking",
-        kind: ParamKind::Choice {
-            options: &["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"],
-        },
-        unit: None,
-        doc: "reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random",
-    },
-    ParamSpec {
-        name: "half_close",
-        kind: ParamKind::Bool,
-        unit: None,
-        doc: "eof: shut down writing (SHUT_WR) right after sending, then read the replies, instead of closing after the last reply",
-    },
-    ParamSpec {
-        name: "eof_timeout_ms",
-        kind: ParamKind::Integer { min: 100, max: 60_000 },
-        unit: Some("ms"),
-        doc: "eof: how long the server has to close its side after the client's close",
-    },
-    ParamSpec {
-        name: "reply_timeout_ms",
-        kind: ParamKind::Integer { min: 100, max: 60_000 },
-        unit: Some("ms"),
-        doc: "how long the server may stay silent while a reply is due",
-    },
-    ParamSpec {
-        name: "slow_bytes",
-        kind: ParamKind::Integer { min: 1024, max: 64 << 20 },
-        unit: Some("bytes"),
-        doc: "slow-reader: payload bytes sent in 16 KiB messages, and owed back",
-    },
-    ParamSpec {
-        name: "slow_rcvbuf",
-        kind: ParamKind::Integer { min: 1024, max: 1 << 20 },
-        unit: Some("bytes"),
-        doc: "slow-reader: the client's SO_RCVBUF (Linux doubles it); the client also announces a 1 KiB MSS",
-    },
-    ParamSpec {
-        name: "slow_read_pause_ms",
-        kind: ParamKind::Integer { min: 0, max: 100 },
-        unit: Some("ms"),
-        doc: "slow-reader: pause before each 4 KiB read",
-    },
-    IMPAIR_PARAM,
-];
 
 socklab_harness::model::metrics! {
     /// download: frames read to the server's close
@@ -425,82 +294,14 @@ a seeded relay in front of the server, which cuts, glues or delays what passes: 
 that happens to get one message per recv() on loopback meets the chunkings real networks \
 make, on every check, replayably by seed. Checks a relay would hide are refused: \
 slow-reader (the relay reads the replies as they come) and a sink's concurrency.";
-    const PARAMS: &'static [ParamSpec] = PARAMS;
     const METRICS: &'static [MetricSpec] = METRICS;
     const SWEEP: &'static [(&'static str, &'static str)] =
         &[("check", "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length,download")];
     const EXTERNAL_TARGET: bool = true;
 
-    fn validate(params: &Params) -> Result<(), String> {
-        check_impair(&params.impair)?;
-        let setup = params.setup()?;
-        let (wire, framing) = (setup.wire, &params.framing);
-        if setup.message_size < 16 {
-            return Err(format!(
-                "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
-                setup.message_size
-            ));
-        }
-        if let Some(most) = wire.max_payload()
-            && setup.message_size as u64 > most
-            && !matches!(wire.0, FramingStrategy::FixedSize(_))
-        {
-            return Err(format!(
-                "{framing} carries at most {most} bytes per frame; message_size is {}",
-                setup.message_size
-            ));
-        }
-        if wire.is_stop_and_wait() && setup.behaviour == Behaviour::Source {
-            return Err("stop-and-wait is request and reply: a source has no request to answer, so use a stream framing".into());
-        }
-        if wire.is_raw() && setup.behaviour == Behaviour::Source {
-            return Err(
-                "a source over raw framing has no boundaries to verify its messages by; use a framing".into(),
-            );
-        }
-        match setup.which {
-            Which::LargeMessage if setup.behaviour == Behaviour::Source => {
-                Err("large-message does not apply to a source, which chooses its own message size".into())
-            }
-            Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => {
-                Err(format!("large-message does not apply to {framing}: every record has the same size"))
-            }
-            Which::LargeMessage => match wire.max_payload() {
-                Some(most) if params.large_size > most => Err(format!(
-                    "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
-                    params.large_size
-                )),
-                _ => Ok(()),
-            },
-            Which::HostileLength if setup.behaviour == Behaviour::Source => {
-                Err("hostile-length does not apply to a source, which never reads what the client sends"
-                    .into())
-            }
-            Which::HostileLength if !wire.is_length_framing() => {
-                Err(format!("hostile-length does not apply to {framing}: it has no length prefix"))
-            }
-            Which::HostileLength if wire.is_narrow_length() => Err(format!(
-                "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
-                wire.max_payload().unwrap_or(0)
-            )),
-            Which::SlowReader if setup.behaviour == Behaviour::Sink => {
-                Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
-            }
-            Which::Download if setup.behaviour != Behaviour::Source => Err(format!(
-                "download applies to a source, which sends frames until it closes; this server is {}",
-                setup.behaviour
-            )),
-            Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
-                Err("eof with half_close does not apply to a source, which never reads and so never sees it"
-                    .into())
-            }
-            _ => Ok(()),
-        }?;
-        let impair = Impairment::parse(&params.impair).map_err(|e| format!("impair: {e}"))?;
-        match relay::refusal(params, &setup, &impair) {
-            Some(reason) => Err(reason),
-            None => Ok(()),
-        }
+    fn validate(params: &Params) -> Result<(), Invalid> {
+        check_tcp_text(&params.impair)?;
+        refusal(params).map_err(|reason| Invalid::new("check", reason))
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
@@ -617,6 +418,80 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
             outcome.observations.proxy = Some(proxy);
         }
         outcome
+    }
+}
+
+/// Why the check does not apply to these parameters, in one line; `Ok` when it does.
+fn refusal(params: &Params) -> Result<(), String> {
+    let setup = params.setup()?;
+    let (wire, framing) = (setup.wire, &params.framing);
+    if setup.message_size < 16 {
+        return Err(format!(
+            "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
+            setup.message_size
+        ));
+    }
+    if let Some(most) = wire.max_payload()
+        && setup.message_size as u64 > most
+        && !matches!(wire.0, FramingStrategy::FixedSize(_))
+    {
+        return Err(format!(
+            "{framing} carries at most {most} bytes per frame; message_size is {}",
+            setup.message_size
+        ));
+    }
+    if wire.is_stop_and_wait() && setup.behaviour == Behaviour::Source {
+        return Err(
+            "stop-and-wait is request and reply: a source has no request to answer, so use a stream framing"
+                .into(),
+        );
+    }
+    if wire.is_raw() && setup.behaviour == Behaviour::Source {
+        return Err(
+            "a source over raw framing has no boundaries to verify its messages by; use a framing".into()
+        );
+    }
+    match setup.which {
+        Which::LargeMessage if setup.behaviour == Behaviour::Source => {
+            Err("large-message does not apply to a source, which chooses its own message size".into())
+        }
+        Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => {
+            Err(format!("large-message does not apply to {framing}: every record has the same size"))
+        }
+        Which::LargeMessage => match wire.max_payload() {
+            Some(most) if params.large_size > most => Err(format!(
+                "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
+                params.large_size
+            )),
+            _ => Ok(()),
+        },
+        Which::HostileLength if setup.behaviour == Behaviour::Source => {
+            Err("hostile-length does not apply to a source, which never reads what the client sends".into())
+        }
+        Which::HostileLength if !wire.is_length_framing() => {
+            Err(format!("hostile-length does not apply to {framing}: it has no length prefix"))
+        }
+        Which::HostileLength if wire.is_narrow_length() => Err(format!(
+            "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
+            wire.max_payload().unwrap_or(0)
+        )),
+        Which::SlowReader if setup.behaviour == Behaviour::Sink => {
+            Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
+        }
+        Which::Download if setup.behaviour != Behaviour::Source => Err(format!(
+            "download applies to a source, which sends frames until it closes; this server is {}",
+            setup.behaviour
+        )),
+        Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
+            Err("eof with half_close does not apply to a source, which never reads and so never sees it"
+                .into())
+        }
+        _ => Ok(()),
+    }?;
+    let impair = Impairment::parse(&params.impair).map_err(|e| format!("impair: {e}"))?;
+    match relay::refusal(params, &setup, &impair) {
+        Some(reason) => Err(reason),
+        None => Ok(()),
     }
 }
 

@@ -13,9 +13,13 @@
 //! by `;` on the command line (`--set messages='a,b;c,d'`) or given as a list of lists in
 //! TOML.
 
+mod declare;
+
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
+
+pub use declare::{Named, ParamSet};
 
 /// A parameter's type and, for numbers, its valid range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,6 +88,36 @@ pub struct ParamSpec {
     pub doc: &'static str,
 }
 
+/// A name that is none of the valid ones (a choice parameter's value, a `--framing`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown {what} `{input}`; valid: {}", valid.join(", "))]
+pub struct UnknownName {
+    /// What kind of name (`behaviour`, `flavour`, `transport`).
+    pub what: &'static str,
+    /// The name given.
+    pub input: String,
+    /// The valid names.
+    pub valid: Vec<&'static str>,
+}
+
+/// Why a scenario refused a combination of values that each pass their spec: what its
+/// `validate` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{reason}")]
+pub struct Invalid {
+    /// The parameter at fault, as `--set` names it (the one to change).
+    pub param: &'static str,
+    /// Why, in one line, with what would be valid.
+    pub reason: String,
+}
+
+impl Invalid {
+    /// Parameter `param` is at fault, for `reason`.
+    pub fn new(param: &'static str, reason: impl Into<String>) -> Self {
+        Invalid { param, reason: reason.into() }
+    }
+}
+
 /// Why a parameter value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParamError {
@@ -115,9 +149,22 @@ pub enum ParamError {
     Invalid {
         /// The scenario.
         scenario: String,
+        /// The parameter to change, where the scenario named one.
+        param: Option<&'static str>,
         /// Its reason, in one line.
         reason: String,
     },
+}
+
+impl ParamError {
+    /// Scenario `scenario` refused its parameters: `invalid`.
+    pub fn invalid(scenario: &str, invalid: Invalid) -> Self {
+        ParamError::Invalid {
+            scenario: scenario.to_string(),
+            param: Some(invalid.param),
+            reason: invalid.reason,
+        }
+    }
 }
 
 impl ParamSpec {
