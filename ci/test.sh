@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The test entry point for CI and for people: the README's test command, then the CI
+# The test entry point for CI and for people: formatting and lints (cargo fmt --check,
+# cargo clippy -D warnings, with the lints of Cargo.toml's [workspace.lints]), the
+# README's test command, then the CI
 # suite through the release binary, checking its exit code and its report, then the
 # fidelity cross-check (ci/fidelity.sh: tcpdump and kernel counters on the same traffic),
 # then every benchmark once, untimed (`cargo bench --workspace --benches -- --test`:
@@ -18,6 +20,14 @@ cargo --version
 # This includes tests/two_hosts.rs, which runs ci/two-hosts.sh (two namespaces, socklab
 # and its agent across a veth) with the test build of socklab: as root it runs, and under
 # SOCKLAB_REQUIRE_PRIVILEGED=1 a missing privilege fails it rather than skipping it.
+# Guard rails first, so a formatting slip or a lint fails in seconds, not after the tests.
+echo "== cargo fmt --all -- --check"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+cargo fmt --all -- --check
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo clippy --workspace --all-targets -- -D warnings
+
 echo "== cargo test --workspace"
 cargo test --workspace
 

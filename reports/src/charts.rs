@@ -81,6 +81,9 @@ const RETRANSMITTED: RGBColor = RGBColor(200, 30, 30);
 const LEFT: i32 = 92;
 const COLUMN: i32 = 84;
 
+/// The drawing area every chart draws on.
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
 /// The timeline of a stream case: writes, segments and reads, with a "proxy out" lane
 /// between writes and segments when an impairment relay ran (the trace has relay
 /// writes). `segments_note` is shown in the segments lane when the trace has no segments
@@ -88,20 +91,233 @@ const COLUMN: i32 = 84;
 /// included. When the trace holds only part of the case, or a lane is cut at
 /// [`MAX_LANE_UNITS`], a line under the lanes says what is shown ([`shown_note`]).
 pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
-    let lanes: [&[IoEvent]; 4] = [&trace.writes, &trace.proxy_out, &trace.segments, &trace.reads];
-    // Which lanes are drawn, and where: the proxy lane only when a relay ran.
-    let shown_lanes: Vec<usize> = (0..4).filter(|&l| l != PROXY || !trace.proxy_out.is_empty()).collect();
-    let top_of = |lane: usize| {
-        let row = shown_lanes.iter().position(|&l| l == lane).unwrap_or(0) as i32;
+    let layout = Layout::of(trace)?;
+    let note = shown_note(trace);
+    let note_y = layout.lanes_bottom + 36;
+    let height = layout.lanes_bottom + if note.is_some() { 72 } else { 54 };
+    svg((layout.width as u32, height as u32), |root| {
+        layout.draw_lanes(root, trace, segments_note)?;
+        layout.draw_bands(root)?;
+        for unit in 0..layout.units.len() {
+            layout.draw_box(root, unit)?;
+        }
+        layout.draw_gaps(root)?;
+        if let Some(note) = &note {
+            root.draw(&Text::new(note.clone(), (8, note_y), text(SMALL).color(&RGBColor(160, 40, 20))))
+                .ok()?;
+        }
+        root.draw(&Text::new(footer(trace), (8, height - 18), text(SMALL).color(&GREY))).ok()
+    })
+}
+
+/// Text of `size` in the charts' font.
+fn text(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font()).color(&BLACK)
+}
+
+/// Text of `size` centred on its x, hanging from its y.
+fn centered(size: f64) -> TextStyle<'static> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    text(size).pos(Pos::new(HPos::Center, VPos::Top))
+}
+
+const GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// The line under a timeline that says how to read it.
+fn footer(trace: &StreamTrace) -> String {
+    let mut footer = "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went".to_string();
+    if !trace.proxy_out.is_empty() {
+        footer += "; proxy out = writes of the impairment relay";
+    }
+    if !trace.retransmissions.is_empty() {
+        footer += "; ↻ = a segment sent again (retransmission or tail-loss probe)";
+    }
+    footer
+}
+
+/// Where everything of a timeline goes: its units, one column each in time order, and
+/// the lanes shown.
+struct Layout {
+    units: Vec<Unit3>,
+    /// The column of each unit.
+    column: Vec<i32>,
+    /// Unit indices in column order.
+    order: Vec<usize>,
+    /// Which lanes are drawn, top to bottom: the proxy lane only when a relay ran.
+    shown_lanes: Vec<usize>,
+    /// The stream byte range of each write.
+    write_ranges: Vec<(usize, usize)>,
+    width: i32,
+    lanes_bottom: i32,
+}
+
+impl Layout {
+    /// `None` when the trace has nothing to draw.
+    fn of(trace: &StreamTrace) -> Option<Layout> {
+        let units = units(trace);
+        if units.is_empty() {
+            return None;
+        }
+        let shown_lanes: Vec<usize> = (0..4).filter(|&l| l != PROXY || !trace.proxy_out.is_empty()).collect();
+        // One column per unit, in time order (writes before the segments and reads they
+        // cause when times tie).
+        let mut order: Vec<usize> = (0..units.len()).collect();
+        order.sort_by(|&a, &b| {
+            units[a].at_us.total_cmp(&units[b].at_us).then(units[a].lane.cmp(&units[b].lane))
+        });
+        let mut column = vec![0i32; units.len()];
+        for (col, &unit) in order.iter().enumerate() {
+            column[unit] = col as i32;
+        }
+        let write_ranges = units.iter().filter(|u| u.lane == WRITES).map(|u| (u.start, u.end)).collect();
+        let width = (LEFT + COLUMN * units.len() as i32 + 24).max(720);
+        let lanes_bottom = FIRST_LANE_TOP + LANE_STEP * (shown_lanes.len() as i32 - 1) + BOX_H;
+        Some(Layout { units, column, order, shown_lanes, write_ranges, width, lanes_bottom })
+    }
+
+    fn top_of(&self, lane: usize) -> i32 {
+        let row = self.shown_lanes.iter().position(|&l| l == lane).unwrap_or(0) as i32;
         FIRST_LANE_TOP + row * LANE_STEP
-    };
+    }
+
+    /// The x of stream byte `byte` inside unit `unit`'s box.
+    fn x_of(&self, unit: usize, byte: usize) -> i32 {
+        let u = &self.units[unit];
+        let left = LEFT + self.column[unit] * COLUMN + 4;
+        let len = (u.end - u.start).max(1);
+        left + ((COLUMN - 8) as f64 * (byte - u.start) as f64 / len as f64).round() as i32
+    }
+
+    /// Lane names and guide lines, and the note in an empty segments lane.
+    fn draw_lanes(&self, root: &Area<'_>, trace: &StreamTrace, segments_note: &str) -> Option<()> {
+        for &lane in &self.shown_lanes {
+            let y = self.top_of(lane);
+            let (name, _) = LANES[lane];
+            root.draw(&Text::new(name.to_string(), (8, y + BOX_H / 2 - 8), text(TEXT))).ok()?;
+            root.draw(&PathElement::new(
+                vec![(LEFT, y + BOX_H / 2), (self.width - 12, y + BOX_H / 2)],
+                RGBColor(230, 230, 230),
+            ))
+            .ok()?;
+        }
+        if trace.segments.is_empty() {
+            let y = self.top_of(SEGMENTS) + BOX_H / 2 - 8;
+            root.draw(&Text::new(segments_note.to_string(), (LEFT + 8, y), text(SMALL).color(&GREY))).ok()?;
+        }
+        Some(())
+    }
+
+    /// Bands between adjacent shown lanes: each shared stream byte range, split by the
+    /// write it came from, coloured by that write.
+    fn draw_bands(&self, root: &Area<'_>) -> Option<()> {
+        let banded = |lane: usize| {
+            (0..self.units.len()).filter(move |&u| self.units[u].lane == lane && !self.units[u].retransmitted)
+        };
+        let shown: Vec<usize> =
+            self.shown_lanes.iter().copied().filter(|&l| banded(l).next().is_some()).collect();
+        for pair in shown.windows(2) {
+            let (upper, lower) = (pair[0], pair[1]);
+            for a in banded(upper) {
+                for b in banded(lower) {
+                    let (ua, ub) = (&self.units[a], &self.units[b]);
+                    let (s, e) = (ua.start.max(ub.start), ua.end.min(ub.end));
+                    if s >= e {
+                        continue;
+                    }
+                    for (w, &(ws, we)) in self.write_ranges.iter().enumerate() {
+                        let (s, e) = (s.max(ws), e.min(we));
+                        if s >= e {
+                            continue;
+                        }
+                        let (top, bottom) = (self.top_of(upper) + BOX_H, self.top_of(lower));
+                        let band = vec![
+                            (self.x_of(a, s), top),
+                            (self.x_of(a, e), top),
+                            (self.x_of(b, e), bottom),
+                            (self.x_of(b, s), bottom),
+                        ];
+                        root.draw(&Polygon::new(band, color(w).mix(0.35))).ok()?;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// One unit's box: filled with the colours of the writes whose bytes it holds,
+    /// labelled with its byte range, text and time.
+    fn draw_box(&self, root: &Area<'_>, index: usize) -> Option<()> {
+        let unit = &self.units[index];
+        let x0 = self.x_of(index, unit.start);
+        let x1 = x0 + COLUMN - 8;
+        let y0 = self.top_of(unit.lane);
+        for (w, &(ws, we)) in self.write_ranges.iter().enumerate() {
+            let (s, e) = (unit.start.max(ws), unit.end.min(we));
+            if s < e {
+                let fill = if unit.lane == 0 { color(w).mix(0.3) } else { color(w).mix(0.18) };
+                let (xs, xe) = (self.x_of(index, s), self.x_of(index, e));
+                root.draw(&Rectangle::new([(xs, y0), (xe.max(xs + 1), y0 + BOX_H)], fill.filled())).ok()?;
+            }
+        }
+        let outline = if unit.retransmitted {
+            RETRANSMITTED.stroke_width(2)
+        } else {
+            RGBColor(60, 60, 60).stroke_width(1)
+        };
+        root.draw(&Rectangle::new([(x0, y0), (x1, y0 + BOX_H)], outline)).ok()?;
+        let name = if unit.retransmitted { "↻" } else { LANES[unit.lane].1 };
+        let cx = (x0 + x1) / 2;
+        let label = centered(SMALL);
+        let label = if unit.retransmitted { label.color(&RETRANSMITTED) } else { label };
+        root.draw(&Text::new(
+            format!("{name}{} [{}..{})", unit.index, unit.start, unit.end),
+            (cx, y0 + 5),
+            label,
+        ))
+        .ok()?;
+        root.draw(&Text::new(
+            clip(&unit.text, 11),
+            (cx, y0 + 22),
+            centered(SMALL).color(&RGBColor(30, 30, 90)),
+        ))
+        .ok()?;
+        root.draw(&Text::new(
+            format!("{} ms", format_number(unit.at_us / 1e3)),
+            (cx, y0 + 39),
+            centered(SMALL).color(&GREY),
+        ))
+        .ok()
+    }
+
+    /// Gaps in time between neighbouring columns: a dashed line and the gap.
+    fn draw_gaps(&self, root: &Area<'_>) -> Option<()> {
+        for pair in self.order.windows(2) {
+            let gap_us = self.units[pair[1]].at_us - self.units[pair[0]].at_us;
+            if gap_us >= 1_000.0 {
+                let x = LEFT + self.column[pair[1]] * COLUMN;
+                for y in (30..self.lanes_bottom + 18).step_by(8) {
+                    root.draw(&PathElement::new(vec![(x, y), (x, y + 4)], RGBColor(170, 170, 170))).ok()?;
+                }
+                root.draw(&Text::new(
+                    format!("+{} ms", format_number((gap_us / 100.0).round() / 10.0)),
+                    (x + 3, 14),
+                    text(SMALL).color(&RGBColor(200, 60, 30)),
+                ))
+                .ok()?;
+            }
+        }
+        Some(())
+    }
+}
+
+/// Every unit of a timeline: each lane's events (at most [`MAX_LANE_UNITS`] per lane),
+/// then the segments sent again.
+fn units(trace: &StreamTrace) -> Vec<Unit3> {
+    let lanes: [&[IoEvent]; 4] = [&trace.writes, &trace.proxy_out, &trace.segments, &trace.reads];
     let mut units = Vec::new();
     for (lane, events) in lanes.iter().enumerate() {
         let mut offset = 0;
-        for (index, event) in events.iter().enumerate() {
-            if index >= MAX_LANE_UNITS {
-                break;
-            }
+        for (index, event) in events.iter().enumerate().take(MAX_LANE_UNITS) {
             units.push(Unit3 {
                 lane,
                 index,
@@ -114,10 +330,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             offset += event.len;
         }
     }
-    for (index, repeat) in trace.retransmissions.iter().enumerate() {
-        if index >= MAX_LANE_UNITS {
-            break;
-        }
+    for (index, repeat) in trace.retransmissions.iter().enumerate().take(MAX_LANE_UNITS) {
         units.push(Unit3 {
             lane: SEGMENTS,
             index,
@@ -128,157 +341,7 @@ pub fn timeline(trace: &StreamTrace, segments_note: &str) -> Option<String> {
             retransmitted: true,
         });
     }
-    if units.is_empty() {
-        return None;
-    }
-    // One column per unit, in time order (writes before the segments and reads they
-    // cause when times tie).
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.sort_by(|&a, &b| units[a].at_us.total_cmp(&units[b].at_us).then(units[a].lane.cmp(&units[b].lane)));
-    let mut column = vec![0i32; units.len()];
-    for (col, &unit) in order.iter().enumerate() {
-        column[unit] = col as i32;
-    }
-    let write_ranges: Vec<(usize, usize)> =
-        units.iter().filter(|u| u.lane == WRITES).map(|u| (u.start, u.end)).collect();
-    let width = (LEFT + COLUMN * units.len() as i32 + 24).max(720);
-    let note = shown_note(trace);
-    let lanes_bottom = FIRST_LANE_TOP + LANE_STEP * (shown_lanes.len() as i32 - 1) + BOX_H;
-    let note_y = lanes_bottom + 36;
-    let height = lanes_bottom + if note.is_some() { 72 } else { 54 };
-    svg((width as u32, height as u32), |root| {
-        let text = |size: f64| TextStyle::from((FONT, size).into_font()).color(&BLACK);
-        let grey = RGBColor(110, 110, 110);
-        let x_of = |unit: &Unit3, byte: usize| {
-            let left =
-                LEFT + column[units.iter().position(|u| std::ptr::eq(u, unit)).unwrap_or(0)] * COLUMN + 4;
-            let len = (unit.end - unit.start).max(1);
-            left + ((COLUMN - 8) as f64 * (byte - unit.start) as f64 / len as f64).round() as i32
-        };
-        // Lane names and guide lines.
-        for &lane in &shown_lanes {
-            let y = top_of(lane);
-            let (name, _) = LANES[lane];
-            root.draw(&Text::new(name.to_string(), (8, y + BOX_H / 2 - 8), text(TEXT))).ok()?;
-            root.draw(&PathElement::new(
-                vec![(LEFT, y + BOX_H / 2), (width - 12, y + BOX_H / 2)],
-                RGBColor(230, 230, 230),
-            ))
-            .ok()?;
-        }
-        if trace.segments.is_empty() {
-            let y = top_of(SEGMENTS) + BOX_H / 2 - 8;
-            root.draw(&Text::new(segments_note.to_string(), (LEFT + 8, y), text(SMALL).color(&grey))).ok()?;
-        }
-        // Bands between adjacent shown lanes: each shared stream byte range, split by
-        // the write it came from, coloured by that write.
-        let banded = |lane: usize| units.iter().filter(move |u| u.lane == lane && !u.retransmitted);
-        let shown: Vec<usize> = shown_lanes.iter().copied().filter(|&l| banded(l).next().is_some()).collect();
-        for pair in shown.windows(2) {
-            let (upper, lower) = (pair[0], pair[1]);
-            for a in banded(upper) {
-                for b in banded(lower) {
-                    let (s, e) = (a.start.max(b.start), a.end.min(b.end));
-                    if s >= e {
-                        continue;
-                    }
-                    for (w, &(ws, we)) in write_ranges.iter().enumerate() {
-                        let (s, e) = (s.max(ws), e.min(we));
-                        if s >= e {
-                            continue;
-                        }
-                        let (top, bottom) = (top_of(upper) + BOX_H, top_of(lower));
-                        let band = vec![
-                            (x_of(a, s), top),
-                            (x_of(a, e), top),
-                            (x_of(b, e), bottom),
-                            (x_of(b, s), bottom),
-                        ];
-                        root.draw(&Polygon::new(band, color(w).mix(0.35))).ok()?;
-                    }
-                }
-            }
-        }
-        // Boxes: filled with the colours of the writes whose bytes they hold.
-        for unit in &units {
-            let x0 = x_of(unit, unit.start);
-            let x1 = x0 + COLUMN - 8;
-            let y0 = top_of(unit.lane);
-            for (w, &(ws, we)) in write_ranges.iter().enumerate() {
-                let (s, e) = (unit.start.max(ws), unit.end.min(we));
-                if s < e {
-                    let fill = if unit.lane == 0 { color(w).mix(0.3) } else { color(w).mix(0.18) };
-                    root.draw(&Rectangle::new(
-                        [(x_of(unit, s), y0), (x_of(unit, e).max(x_of(unit, s) + 1), y0 + BOX_H)],
-                        fill.filled(),
-                    ))
-                    .ok()?;
-                }
-            }
-            let outline = if unit.retransmitted {
-                RETRANSMITTED.stroke_width(2)
-            } else {
-                RGBColor(60, 60, 60).stroke_width(1)
-            };
-            root.draw(&Rectangle::new([(x0, y0), (x1, y0 + BOX_H)], outline)).ok()?;
-            let name = if unit.retransmitted { "↻" } else { LANES[unit.lane].1 };
-            let cx = (x0 + x1) / 2;
-            let centered = |size| {
-                text(size).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Top,
-                ))
-            };
-            let label = centered(SMALL);
-            let label = if unit.retransmitted { label.color(&RETRANSMITTED) } else { label };
-            root.draw(&Text::new(
-                format!("{name}{} [{}..{})", unit.index, unit.start, unit.end),
-                (cx, y0 + 5),
-                label,
-            ))
-            .ok()?;
-            root.draw(&Text::new(
-                clip(&unit.text, 11),
-                (cx, y0 + 22),
-                centered(SMALL).color(&RGBColor(30, 30, 90)),
-            ))
-            .ok()?;
-            root.draw(&Text::new(
-                format!("{} ms", format_number(unit.at_us / 1e3)),
-                (cx, y0 + 39),
-                centered(SMALL).color(&grey),
-            ))
-            .ok()?;
-        }
-        // Gaps in time between neighbouring columns: a dashed line and the gap.
-        for pair in order.windows(2) {
-            let gap_us = units[pair[1]].at_us - units[pair[0]].at_us;
-            if gap_us >= 1_000.0 {
-                let x = LEFT + column[pair[1]] * COLUMN;
-                for y in (30..lanes_bottom + 18).step_by(8) {
-                    root.draw(&PathElement::new(vec![(x, y), (x, y + 4)], RGBColor(170, 170, 170))).ok()?;
-                }
-                root.draw(&Text::new(
-                    format!("+{} ms", format_number((gap_us / 100.0).round() / 10.0)),
-                    (x + 3, 14),
-                    text(SMALL).color(&RGBColor(200, 60, 30)),
-                ))
-                .ok()?;
-            }
-        }
-        if let Some(note) = &note {
-            root.draw(&Text::new(note.clone(), (8, note_y), text(SMALL).color(&RGBColor(160, 40, 20))))
-                .ok()?;
-        }
-        let mut footer = "time runs left to right, one column per event; [a..b) = stream bytes; bands show where each write's bytes went".to_string();
-        if !trace.proxy_out.is_empty() {
-            footer += "; proxy out = writes of the impairment relay";
-        }
-        if !trace.retransmissions.is_empty() {
-            footer += "; ↻ = a segment sent again (retransmission or tail-loss probe)";
-        }
-        root.draw(&Text::new(footer, (8, height - 18), text(SMALL).color(&grey))).ok()
-    })
+    units
 }
 
 /// What part of the case a timeline shows, when not all of it: `Shown: the first 3 of 20

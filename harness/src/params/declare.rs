@@ -133,7 +133,7 @@ macro_rules! params {
         #[serde(default, deny_unknown_fields)]
         $vis struct $name {
             $(
-                $(#[doc = $doc])*
+                #[doc = $crate::__param_doc!($($doc),*)]
                 pub $field: $ty,
             )+
         }
@@ -149,6 +149,19 @@ macro_rules! params {
                 $($crate::params::ParamSpec::declared($spec, stringify!($field), concat!("", $($doc),*))),+
             ];
         }
+    };
+}
+
+/// The doc of a [`params!`](crate::params!) field: its doc comment, or, for a shared
+/// parameter without one, where its doc is.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __param_doc {
+    () => {
+        "A shared parameter; its doc is its spec's (`socklab list` shows it)."
+    };
+    ($($doc:literal),+) => {
+        concat!($($doc),+)
     };
 }
 
