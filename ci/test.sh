@@ -28,6 +28,14 @@ echo "== cargo clippy --workspace --all-targets -- -D warnings"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo clippy --workspace --all-targets -- -D warnings
 
+# No import circle between the modules of any crate (ARCHITECTURE.md: dependencies point
+# one way, inside crates too).
+echo "== module import circles"
+for src in framing/src model/src harness/src scenarios/src reports/src src; do
+  python3 ci/module-cycles.py "$src" >/dev/null || { python3 ci/module-cycles.py "$src"; echo "ci/test.sh: import circle in $src" >&2; exit 1; }
+done
+echo "none"
+
 echo "== cargo test --workspace"
 cargo test --workspace
 

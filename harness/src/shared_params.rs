@@ -15,8 +15,8 @@ pub const LINK: ParamSpec = ParamSpec::choice::<LinkKind>().doc(
     "loopback, or veth: two private network namespaces joined by a veth pair (needs CAP_NET_ADMIN; skipped without)",
 );
 
-/// Default of [`MTU`].
-pub const DEFAULT_MTU: u64 = 1500;
+/// Default of [`MTU`] (the link's own fact, named here beside its spec).
+pub use crate::link::DEFAULT_MTU;
 
 /// `mtu`: the veth link's MTU.
 pub const MTU: ParamSpec = ParamSpec::int(576, 65_535)

@@ -29,7 +29,6 @@ use crate::impair::{ImpairError, Impairment, RelayConfig, TcpRelay, start_in_fro
 use crate::net::NetnsError;
 use crate::params::Invalid;
 use crate::report::LinkRecord;
-use crate::shared_params::DEFAULT_MTU;
 
 crate::named_enum!(
     /// Where a case runs: the `link` parameter ([`crate::shared_params::LINK`]).
@@ -40,6 +39,9 @@ crate::named_enum!(
         Veth => "veth",
     }
 );
+
+/// The MTU of a veth link when the case does not set one: Ethernet's.
+pub const DEFAULT_MTU: u64 = 1500;
 
 /// What a case's link parameters ask for, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
