@@ -111,7 +111,7 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
     }
     // The `socklab run` that replays each case: the scenario, with the case's parameters.
     let (target, target_cmd) = match target {
-        socklab_harness::target::Target::Command(_) => (None, Some(target)),
+        socklab_harness::external::Target::Command(_) => (None, Some(target)),
         other => (Some(other), None),
     };
     let run_args = RunArgs {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use socklab_harness::external::{Target, TargetProcess};
 use socklab_harness::host;
 use socklab_harness::peer::agent::remote::CONTROL_TIMEOUT;
 use socklab_harness::peer::agent::{RemoteAgent, SOCKLAB_VERSION};
@@ -16,7 +17,6 @@ use socklab_harness::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
 use socklab_harness::suite::{CaseSpec, Suite, select_cases, value_text};
-use socklab_harness::target::{Target, TargetProcess};
 
 use crate::Outcome;
 use crate::progress::CaseProgress;

@@ -12,6 +12,7 @@
 
 pub mod cancel;
 pub mod capture;
+pub mod external;
 pub mod host;
 pub mod impair;
 pub mod link;
@@ -26,7 +27,6 @@ pub mod scenario;
 pub mod seed;
 pub mod shared_params;
 pub mod suite;
-pub mod target;
 
 /// The plain data of a run, from its own crate (`socklab-model`): the report model,
 /// metrics, checks, the boundary map, units and pure analysis. Its modules are also

@@ -22,11 +22,11 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
 pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
+use crate::external::{ExternalTarget, Target, TargetError, TargetProcess};
 use crate::peer::agent::RemoteAgent;
 use crate::repeat::merge_repeats;
 use crate::seed::case_seed;
 use crate::suite::CaseSpec;
-use crate::target::{ExternalTarget, Target, TargetError, TargetProcess};
 
 /// What a run reports as it goes. Every method does nothing by default, so a front end
 /// implements only what it shows.

@@ -27,6 +27,7 @@ use thiserror::Error;
 
 pub use crate::cancel::{Cancel, Cancelled};
 use crate::check::Check;
+use crate::external::ExternalTarget;
 use crate::link::LinkError;
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{Invalid, ParamError, ParamSet, ParamSpec};
@@ -34,7 +35,6 @@ use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
 pub use crate::report::Artifact;
 use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable};
-use crate::target::ExternalTarget;
 
 /// Parameter values by name.
 pub type ParamMap = BTreeMap<String, Value>;

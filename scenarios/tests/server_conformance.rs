@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use socklab_harness::external::{CommandTemplate, Target};
 use socklab_harness::report::{CaseResult, CaseStatus};
 use socklab_harness::runner::{Silent, run_cases};
 use socklab_harness::suite::Suite;
-use socklab_harness::target::{CommandTemplate, Target};
 use socklab_scenarios::registry;
 
 /// A line server that upper-cases each recv() and has the classic bugs.
