@@ -13,7 +13,7 @@ use socklab_harness::peer::agent::{RemoteAgent, SOCKLAB_VERSION};
 use socklab_harness::report::{
     CaseResult, CaseStatus, PeerRecord, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo,
 };
-use socklab_harness::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases_with_peer};
+use socklab_harness::runner::{RunOptions, TARGET_READY_TIMEOUT, TARGET_STOP_GRACE, run_cases};
 use socklab_harness::scenario::Registry;
 use socklab_harness::seed::fresh_run_seed;
 use socklab_harness::suite::{CaseSpec, Suite, select_cases, value_text};
@@ -77,7 +77,7 @@ pub fn execute(suite: &Suite, args: &RunArgs, registry: &Registry) -> Result<Out
     let clock = Instant::now();
     let other_load = host::OtherLoad::start();
     let progress = CaseProgress::for_stderr();
-    let finished = run_cases_with_peer(registry, &cases, seed, &progress, peer.clone())
+    let finished = run_cases(registry, &cases, &RunOptions { seed, peer: peer.clone() }, &progress)
         .context("start the case runtime")?;
     progress.finish();
     let mut artifacts = Vec::new();

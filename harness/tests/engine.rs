@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use socklab_harness::check::Check;
 use socklab_harness::params::{Invalid, ParamSpec};
+use socklab_harness::report::CaseResult;
 use socklab_harness::report::{CaseStatus, MetricSpec};
-use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::runner::{Progress, RunOptions, Silent, run_cases};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
+use socklab_harness::suite::CaseSpec;
 use socklab_harness::suite::{Suite, SuiteError};
 
 /// Echoes its parameters as metrics; sleeps or panics on request.
@@ -86,6 +88,12 @@ impl Scenario for Probe {
 
 fn registry() -> Registry {
     Registry::default().with::<Probe>()
+}
+
+/// Runs `cases` through the runner with run seed `seed`; one result per case.
+fn run(cases: &[CaseSpec], seed: u64, progress: &dyn Progress) -> Vec<CaseResult> {
+    let finished = run_cases(&registry(), cases, &RunOptions::with_seed(seed), progress).unwrap();
+    finished.into_iter().map(|case| case.result).collect()
 }
 
 fn invalid(text: &str) -> (usize, usize, String) {
@@ -194,7 +202,7 @@ fn thresholds_become_checks_and_fail_cases() {
     )
     .unwrap();
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::Passed);
     assert_eq!(results[1].status, CaseStatus::Failed);
     let failed = results[1].checks.iter().find(|c| !c.passed).unwrap();
@@ -208,7 +216,7 @@ fn a_hung_case_times_out_and_the_run_goes_on() {
     suite.apply_sets(&["behaviour=hang,,panic,fail".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [CaseStatus::TimedOut, CaseStatus::Passed, CaseStatus::Error, CaseStatus::Error]);
     assert!(results[0].error.as_deref().unwrap().starts_with("timed out after 1 s"));
@@ -221,9 +229,9 @@ fn case_seeds_follow_the_run_seed_and_parameters() {
     let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
     suite.apply_sets(&["size=1,2".to_string()], &registry()).unwrap();
     let cases = suite.expand(&registry()).unwrap();
-    let a = run_cases(&registry(), &cases, 7, &Silent).unwrap();
-    let b = run_cases(&registry(), &cases[1..], 7, &Silent).unwrap();
-    let c = run_cases(&registry(), &cases, 8, &Silent).unwrap();
+    let a = run(&cases, 7, &Silent);
+    let b = run(&cases[1..], 7, &Silent);
+    let c = run(&cases, 8, &Silent);
     assert_eq!(a[1].seed, b[0].seed, "a case's seed does not depend on its position");
     assert_ne!(a[0].seed, a[1].seed);
     assert_ne!(a[0].seed, c[0].seed);
@@ -242,7 +250,7 @@ fn a_timed_out_case_stops_its_blocking_work() {
     suite.apply_sets(&["behaviour=spin".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::TimedOut);
     assert!(!results[0].error.as_deref().unwrap().contains("still running"), "{:?}", results[0].error);
     let before = process_cpu();
@@ -258,7 +266,7 @@ fn blocking_work_that_outlives_its_case_is_reported() {
     suite.apply_sets(&["behaviour=stubborn".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::TimedOut);
     let error = results[0].error.as_deref().unwrap();
     assert!(error.contains("its blocking work was still running 2 s later"), "{error}");
@@ -268,8 +276,8 @@ fn blocking_work_that_outlives_its_case_is_reported() {
 #[derive(Default)]
 struct Order(std::sync::Mutex<Vec<String>>);
 
-impl socklab_harness::runner::Progress for Order {
-    fn case_finished(&self, _index: usize, result: &socklab_harness::report::CaseResult) {
+impl Progress for Order {
+    fn case_finished(&self, _index: usize, result: &CaseResult) {
         self.0.lock().unwrap().push(result.id.clone());
     }
 }
@@ -288,7 +296,7 @@ fn repeats_are_interleaved_and_merged_with_every_sample() {
     let cases = suite.expand(&registry()).unwrap();
     assert!(cases.iter().all(|c| c.repeat == 3));
     let order = Order::default();
-    let results = socklab_harness::runner::run_cases(&registry(), &cases, 1, &order).unwrap();
+    let results = run(&cases, 1, &order);
     let finished = order.0.lock().unwrap().clone();
     assert_eq!(finished[0], "probe[size=5] (repeat 1 of 3)");
     assert_eq!(finished[1], "probe[size=50] (repeat 1 of 3)");
