@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use socklab_harness::external::{Target, TargetProcess};
 use socklab_harness::host;
+use socklab_harness::params::ParamError;
 use socklab_harness::peer::agent::remote::CONTROL_TIMEOUT;
 use socklab_harness::peer::agent::{RemoteAgent, SOCKLAB_VERSION};
 use socklab_harness::report::{
@@ -126,17 +127,10 @@ fn check_peer_cases(cases: &[CaseSpec], registry: &Registry) -> Result<()> {
                 able.join(", ")
             );
         }
-        if case.params.get("link").and_then(|v| v.as_str()).is_some_and(|link| link != "loopback") {
-            anyhow::bail!(
-                "{}: link=veth makes both ends on this host; with --peer-cmd the link is the network to the agent",
-                case.id
-            );
-        }
-        if case.params.get("transport").and_then(|v| v.as_str()).is_some_and(|transport| transport != "tcp") {
-            anyhow::bail!(
-                "{}: transport=udp runs against a server on this host; --peer-cmd runs TCP workloads",
-                case.id
-            );
+        match scenario.validate_peer(&case.params) {
+            Ok(()) => {}
+            Err(ParamError::Invalid { reason, .. }) => anyhow::bail!("{}: {reason}", case.id),
+            Err(other) => return Err(other.into()),
         }
     }
     Ok(())
