@@ -22,6 +22,7 @@ pub mod params;
 pub mod peer;
 pub mod privilege;
 pub mod repeat;
+pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
