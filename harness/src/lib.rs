@@ -5,7 +5,9 @@
 //! runs with parameter matrices; expanding it yields **cases**, which the [`runner`]
 //! executes one at a time with a timeout each. Every case produces a
 //! [`report::CaseResult`] — metrics, observations and [`check`]s — and the whole run is a
-//! [`report::Report`], the versioned model every renderer reads.
+//! [`report::Report`], the versioned model every renderer reads. [`run`] is the whole
+//! path from a plan (a suite with the command line's overrides) to that report, which
+//! `socklab run` and `socklab probe` share and a Rust test can call.
 //!
 //! The harness knows no scenario by name: scenarios live in `socklab-scenarios` and are
 //! handed to the runner through a [`scenario::Registry`].
