@@ -7,6 +7,7 @@ use socklab_harness::check::Check;
 use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::CaseResult;
 use socklab_harness::report::{CaseStatus, MetricSpec};
+use socklab_harness::run::{Overrides, PeerCommand, RunError, RunPlan, execute, prepare};
 use socklab_harness::runner::{Progress, RunOptions, Silent, run_cases};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
 use socklab_harness::suite::CaseSpec;
@@ -310,4 +311,53 @@ fn repeats_are_interleaved_and_merged_with_every_sample() {
     assert_eq!(results[1].checks.iter().filter(|c| c.name == "expect size < 10").count(), 1);
     suite.override_repeat(1);
     assert!(suite.expand(&registry()).unwrap().iter().all(|c| c.repeat == 1));
+}
+
+/// The pipeline `socklab run` uses, from a plan to the report: overrides applied, the
+/// cases named kept, the seed given recorded, the scenario's words attached.
+#[test]
+fn a_plan_runs_to_its_report() {
+    let overrides = Overrides { sets: vec!["size=1,2,3".to_string()], ..Overrides::default() };
+    let mut plan = RunPlan::scenarios(&["probe"], &overrides, &registry()).unwrap();
+    plan.cases = vec!["probe[size=3]".to_string(), "probe[size=1]".to_string()];
+    plan.seed = Some(7);
+    let registry = registry();
+    let prepared = prepare(&plan, &registry).unwrap();
+    let ids: Vec<&str> = prepared.cases().iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["probe[size=1]", "probe[size=3]"], "the named cases, in run order");
+    let output = prepared.execute(&Silent).unwrap();
+    let report = &output.report;
+    assert_eq!(report.run.seed, 7);
+    assert_eq!(report.run.suite, "command line");
+    assert_eq!(report.cases.len(), 2);
+    assert_eq!(report.cases[1].metric("size").unwrap().value, 3.0);
+    assert!(report.all_passed());
+    assert_eq!(report.scenarios["probe"].summary, "test scenario");
+    assert!(output.artifacts.is_empty());
+}
+
+/// A run with an agent refuses a scenario that cannot use one before starting anything
+/// (the command here would fail differently if it were started).
+#[test]
+fn a_plan_with_a_peer_refuses_scenarios_that_take_none() {
+    let mut plan = RunPlan::scenarios(&["probe"], &Overrides::default(), &registry()).unwrap();
+    plan.peer = Some(PeerCommand { command: "exit 3".to_string(), addr: None });
+    let err = execute(&plan, &registry(), &Silent).unwrap_err();
+    assert!(matches!(err, RunError::NoRemotePeer { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "probe cannot run its server side through an agent (--peer-cmd); scenarios that can: "
+    );
+}
+
+/// Configuration errors are typed and keep the harness's own messages.
+#[test]
+fn a_plan_with_a_bad_set_or_case_is_refused() {
+    let overrides = Overrides { sets: vec!["size=200".to_string()], ..Overrides::default() };
+    let err = RunPlan::scenarios(&["probe"], &overrides, &registry()).unwrap_err();
+    assert!(matches!(err, RunError::Param(_)), "{err:?}");
+    let mut plan = RunPlan::scenarios(&["probe"], &Overrides::default(), &registry()).unwrap();
+    plan.cases = vec!["probe[size=9]".to_string()];
+    let err = execute(&plan, &registry(), &Silent).unwrap_err();
+    assert_eq!(err.to_string(), "unknown case `probe[size=9]`; this run's 1 cases: probe");
 }
