@@ -1,5 +1,6 @@
 //! The engine end to end with test scenarios: suite parsing and its error positions,
-//! matrix expansion with `--set`, thresholds, timeouts and panics.
+//! matrix expansion with `--set`, thresholds, timeouts and panics, and the run pipeline
+//! (`harness::run`) from a plan to its report.
 
 use std::time::{Duration, Instant};
 
