@@ -12,9 +12,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::external::{ExternalTarget, Target, TargetError, TargetProcess};
+use crate::peer::agent::RemoteAgent;
 use crate::privilege::{REQUIRE_PRIVILEGED_VAR, privileged_required};
+use crate::repeat::merge_repeats;
 use crate::report::{CaseResult, CaseStatus, CaseTarget, Observations};
 use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
+use crate::seed::case_seed;
+use crate::suite::CaseSpec;
 
 /// How long the runner waits, after a case ends, for its blocking work to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -22,11 +27,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
 pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
-use crate::external::{ExternalTarget, Target, TargetError, TargetProcess};
-use crate::peer::agent::RemoteAgent;
-use crate::repeat::merge_repeats;
-use crate::seed::case_seed;
-use crate::suite::CaseSpec;
 
 /// What a run reports as it goes. Every method does nothing by default, so a front end
 /// implements only what it shows.
