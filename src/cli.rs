@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use socklab_harness::external::{CommandTemplate, Target, TargetError, parse_target};
 use socklab_harness::framing::FramingStrategy;
 use socklab_harness::peer::{Behaviour, Flavour, Transport};
-use socklab_harness::target::{CommandTemplate, Target, TargetError, parse_target};
 
 /// socklab — exact experiments about socket behaviour, with reports for people and CI.
 ///

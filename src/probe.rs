@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use socklab_harness::params::{ParamError, find_spec, split_set};
+use socklab_harness::run::{Overrides, RunPlan};
 use socklab_harness::scenario::{ParamMap, Registry};
 use socklab_harness::suite::{DEFAULT_CASE_TIMEOUT, Suite, SuiteRun};
 use socklab_scenarios::server_conformance::{CHECKS, ServerConformance};
@@ -19,7 +20,7 @@ use socklab_harness::scenario::Scenario;
 
 use crate::Outcome;
 use crate::run;
-use socklab::cli::{ProbeArgs, RunArgs};
+use socklab::cli::ProbeArgs;
 
 /// Runs every applicable check against the target of `args`.
 pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
@@ -96,7 +97,7 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
             ("behaviour".to_string(), vec![behaviour]),
         ]),
     );
-    let mut suite = Suite {
+    let suite = Suite {
         name: "probe".to_string(),
         timeout: DEFAULT_CASE_TIMEOUT,
         runs,
@@ -105,31 +106,19 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
         repeat: 1,
         compare: Default::default(),
     };
-    suite.apply_sets(&args.sets, registry)?;
-    if let Some(seconds) = args.timeout {
-        suite.override_timeout(Duration::from_secs(seconds));
-    }
+    let overrides = Overrides {
+        sets: args.sets.clone(),
+        timeout: args.timeout.map(Duration::from_secs),
+        ..Overrides::default()
+    };
+    let mut plan = RunPlan::new(suite, &overrides, registry)?;
+    plan.seed = args.seed;
     // The `socklab run` that replays each case: the scenario, with the case's parameters.
-    let (target, target_cmd) = match target {
-        socklab_harness::target::Target::Command(_) => (None, Some(target)),
-        other => (Some(other), None),
-    };
-    let run_args = RunArgs {
-        scenarios: vec![ServerConformance::NAME.to_string()],
-        suite: None,
-        sets: Vec::new(),
-        sweep: false,
-        cases: Vec::new(),
-        out: args.out.clone(),
-        seed: args.seed,
-        target,
-        target_cmd,
-        peer_cmd: None,
-        peer_addr: None,
-        timeout: args.timeout,
-        repeat: None,
-    };
-    run::execute(&suite, &run_args, registry)
+    let mut tail: Vec<String> = run::target_words(Some(&target)).into_iter().collect();
+    if let Some(seconds) = args.timeout {
+        tail.push(format!("--timeout {seconds}"));
+    }
+    run::execute(plan, &args.out, &run::Replay { suite: None, tail }, registry)
 }
 
 /// Combinations of `--set` values a check is validated with, at most.

@@ -1,6 +1,7 @@
 //! Progress while cases run: an indicatif bar on a terminal, one plain line per finished
 //! case otherwise (CI logs). Colour only on a terminal and never with `NO_COLOR` set.
 
+use std::cell::{Cell, OnceCell};
 use std::io::IsTerminal;
 
 use console::style;
@@ -11,8 +12,11 @@ use socklab_harness::suite::CaseSpec;
 
 /// Shows progress on stderr.
 pub struct CaseProgress {
-    bar: Option<ProgressBar>,
-    total: std::cell::Cell<usize>,
+    terminal: bool,
+    /// Made when the first case starts, so a run that stops at a configuration error
+    /// (a target command or an agent that cannot start) leaves no empty bar behind.
+    bar: OnceCell<ProgressBar>,
+    total: Cell<usize>,
 }
 
 impl CaseProgress {
@@ -21,19 +25,12 @@ impl CaseProgress {
         let terminal = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         console::set_colors_enabled_stderr(terminal && !no_color);
-        let bar = terminal.then(|| {
-            let bar = ProgressBar::new(0);
-            if let Ok(bar_style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}") {
-                bar.set_style(bar_style);
-            }
-            bar
-        });
-        CaseProgress { bar, total: std::cell::Cell::new(0) }
+        CaseProgress { terminal, bar: OnceCell::new(), total: Cell::new(0) }
     }
 
     /// Removes the bar once the run is over.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.get() {
             bar.finish_and_clear();
         }
     }
@@ -42,20 +39,29 @@ impl CaseProgress {
 impl Progress for CaseProgress {
     fn run_started(&self, total: usize) {
         self.total.set(total);
-        if let Some(bar) = &self.bar {
+        if self.terminal {
+            let bar = self.bar.get_or_init(|| {
+                let bar = ProgressBar::new(0);
+                if let Ok(bar_style) =
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
+                {
+                    bar.set_style(bar_style);
+                }
+                bar
+            });
             bar.set_length(total as u64);
         }
     }
 
     fn case_started(&self, _index: usize, case: &CaseSpec) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.get() {
             bar.set_message(case.id.clone());
         }
     }
 
     fn case_finished(&self, index: usize, result: &CaseResult) {
         let line = finished_line(index, self.total.get(), result);
-        match &self.bar {
+        match self.bar.get() {
             Some(bar) => {
                 bar.println(line);
                 bar.inc(1);

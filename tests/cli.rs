@@ -179,6 +179,21 @@ fn suite_errors_exit_2_with_file_line_and_column() {
         .stderr(predicate::str::starts_with(format!("error: {path}:1:")));
 }
 
+/// A suite narrowed to scenarios it does not run says which it runs (before, the list
+/// was taken after narrowing, so always empty).
+#[test]
+fn a_suite_narrowed_to_scenarios_it_lacks_names_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        "[[run]]\nscenario = \"tcp-coalescing\"\n[[run]]\nscenario = \"udp-truncation\"\n\
+         [[run]]\nscenario = \"tcp-coalescing\"\n",
+    );
+    socklab().args(["run", "--suite", &path, "nagle-delayed-ack"]).assert().code(2).stderr(format!(
+        "error: {path} has no runs of nagle-delayed-ack; its scenarios: tcp-coalescing, udp-truncation\n"
+    ));
+}
+
 #[test]
 fn errors_name_their_cause_once() {
     socklab()

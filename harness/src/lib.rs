@@ -5,13 +5,16 @@
 //! runs with parameter matrices; expanding it yields **cases**, which the [`runner`]
 //! executes one at a time with a timeout each. Every case produces a
 //! [`report::CaseResult`] — metrics, observations and [`check`]s — and the whole run is a
-//! [`report::Report`], the versioned model every renderer reads.
+//! [`report::Report`], the versioned model every renderer reads. [`run`] is the whole
+//! path from a plan (a suite with the command line's overrides) to that report, which
+//! `socklab run` and `socklab probe` share and a Rust test can call.
 //!
 //! The harness knows no scenario by name: scenarios live in `socklab-scenarios` and are
 //! handed to the runner through a [`scenario::Registry`].
 
 pub mod cancel;
 pub mod capture;
+pub mod external;
 pub mod host;
 pub mod impair;
 pub mod link;
@@ -21,12 +24,12 @@ pub mod params;
 pub mod peer;
 pub mod privilege;
 pub mod repeat;
+pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod shared_params;
 pub mod suite;
-pub mod target;
 
 /// The plain data of a run, from its own crate (`socklab-model`): the report model,
 /// metrics, checks, the boundary map, units and pure analysis. Its modules are also

@@ -17,19 +17,20 @@ use crate::check::Check;
 use crate::metric::Metric;
 use crate::metrics::LatencyRecorder;
 use crate::report::{CaseResult, CaseStatus};
-use crate::runner::FinishedCase;
 
-/// Merges the repeats of one case, in the order they ran. One repeat is returned as is.
+/// Merges the results of one case's repeats, in the order they ran. One repeat is
+/// returned as is. (The runner keeps the first repeat's files, as its observations are
+/// the first repeat's.)
 ///
 /// # Panics
 /// Never for a non-empty `repeats`; an empty one is a caller bug and panics.
-pub fn merge_repeats(mut repeats: Vec<FinishedCase>) -> FinishedCase {
+pub fn merge_repeats(mut repeats: Vec<CaseResult>) -> CaseResult {
     assert!(!repeats.is_empty(), "merge_repeats needs at least one repeat");
     if repeats.len() == 1 {
         return repeats.remove(0);
     }
     let n = repeats.len();
-    let results: Vec<&CaseResult> = repeats.iter().map(|f| &f.result).collect();
+    let results: Vec<&CaseResult> = repeats.iter().collect();
     let metrics = merge_metrics(&results);
     let checks = merge_checks(&results);
     let latency = merge_latency(&results);
@@ -40,7 +41,7 @@ pub fn merge_repeats(mut repeats: Vec<FinishedCase>) -> FinishedCase {
         .find(|(_, r)| matches!(r.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped))
         .map(|(i, r)| (r.status, format!("repeat {} of {n}: {}", i + 1, r.error.as_deref().unwrap_or(""))));
 
-    let FinishedCase { result: first, artifacts } = repeats.swap_remove(0);
+    let first = repeats.swap_remove(0);
     let mut merged = CaseResult { metrics, checks, duration_ms, repeats: n as u32, ..first };
     if let (Some(latency), Some(observation)) = (latency, merged.observations.latency.as_mut()) {
         observation.summary = latency.summary();
@@ -53,7 +54,7 @@ pub fn merge_repeats(mut repeats: Vec<FinishedCase>) -> FinishedCase {
         None => CaseStatus::Passed,
     };
     merged.error = unfinished.map(|(_, message)| message);
-    FinishedCase { result: merged, artifacts }
+    merged
 }
 
 /// Median of `values` (the mean of the middle two for an even count).
@@ -143,41 +144,38 @@ mod tests {
     use crate::metric::Unit;
     use crate::report::{LatencyObservation, Observations};
 
-    fn repeat(value: f64, passed: bool, latency_ns: &[u64]) -> FinishedCase {
+    fn repeat(value: f64, passed: bool, latency_ns: &[u64]) -> CaseResult {
         let mut recorder = LatencyRecorder::new();
         for ns in latency_ns {
             recorder.record_ns(*ns);
         }
-        FinishedCase {
-            result: CaseResult {
-                id: "c".into(),
-                scenario: "s".into(),
-                params: BTreeMap::new(),
-                set_params: BTreeMap::new(),
-                seed: 1,
-                status: if passed { CaseStatus::Passed } else { CaseStatus::Failed },
-                duration_ms: 10.0,
-                metrics: vec![Metric {
-                    name: "rtt".into(),
-                    value,
-                    unit: Unit::Micros,
-                    key: true,
-                    samples: vec![],
-                }],
-                observations: Observations {
-                    latency: Some(LatencyObservation {
-                        of: "round trip".into(),
-                        summary: recorder.summary(),
-                        histogram: recorder.to_base64(),
-                    }),
-                    ..Observations::default()
-                },
-                checks: vec![Check::new("ok", "e", format!("v{value}"), passed, "x")],
-                error: None,
-                target: None,
-                repeats: 1,
+        CaseResult {
+            id: "c".into(),
+            scenario: "s".into(),
+            params: BTreeMap::new(),
+            set_params: BTreeMap::new(),
+            seed: 1,
+            status: if passed { CaseStatus::Passed } else { CaseStatus::Failed },
+            duration_ms: 10.0,
+            metrics: vec![Metric {
+                name: "rtt".into(),
+                value,
+                unit: Unit::Micros,
+                key: true,
+                samples: vec![],
+            }],
+            observations: Observations {
+                latency: Some(LatencyObservation {
+                    of: "round trip".into(),
+                    summary: recorder.summary(),
+                    histogram: recorder.to_base64(),
+                }),
+                ..Observations::default()
             },
-            artifacts: Vec::new(),
+            checks: vec![Check::new("ok", "e", format!("v{value}"), passed, "x")],
+            error: None,
+            target: None,
+            repeats: 1,
         }
     }
 
@@ -185,17 +183,13 @@ mod tests {
     fn metrics_become_medians_with_every_sample_kept() {
         let merged =
             merge_repeats(vec![repeat(30.0, true, &[1]), repeat(10.0, true, &[2]), repeat(20.0, true, &[3])]);
-        let rtt = &merged.result.metrics[0];
+        let rtt = &merged.metrics[0];
         assert_eq!(rtt.value, 20.0);
         assert_eq!(rtt.samples, [30.0, 10.0, 20.0]);
-        assert_eq!(merged.result.repeats, 3);
-        assert_eq!(merged.result.duration_ms, 30.0);
-        assert_eq!(merged.result.status, CaseStatus::Passed);
-        assert_eq!(
-            merged.result.observations.latency.as_ref().unwrap().summary.count,
-            3,
-            "histograms merged"
-        );
+        assert_eq!(merged.repeats, 3);
+        assert_eq!(merged.duration_ms, 30.0);
+        assert_eq!(merged.status, CaseStatus::Passed);
+        assert_eq!(merged.observations.latency.as_ref().unwrap().summary.count, 3, "histograms merged");
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 
@@ -203,21 +197,21 @@ mod tests {
     fn a_check_passes_only_if_it_passed_in_every_repeat() {
         let merged =
             merge_repeats(vec![repeat(1.0, true, &[]), repeat(2.0, false, &[]), repeat(3.0, true, &[])]);
-        let check = &merged.result.checks[0];
+        let check = &merged.checks[0];
         assert!(!check.passed);
         assert_eq!(check.observed, "v2 (failed in 1 of 3 repeats)");
-        assert_eq!(merged.result.status, CaseStatus::Failed);
+        assert_eq!(merged.status, CaseStatus::Failed);
     }
 
     #[test]
     fn an_errored_repeat_makes_the_case_errored() {
         let mut broken = repeat(1.0, true, &[]);
-        broken.result.status = CaseStatus::Error;
-        broken.result.error = Some("connection refused".into());
-        broken.result.checks.clear();
+        broken.status = CaseStatus::Error;
+        broken.error = Some("connection refused".into());
+        broken.checks.clear();
         let merged = merge_repeats(vec![repeat(1.0, true, &[]), broken]);
-        assert_eq!(merged.result.status, CaseStatus::Error);
-        assert_eq!(merged.result.error.as_deref(), Some("repeat 2 of 2: connection refused"));
-        assert!(!merged.result.checks[0].passed, "a check missing in a repeat did not pass there");
+        assert_eq!(merged.status, CaseStatus::Error);
+        assert_eq!(merged.error.as_deref(), Some("repeat 2 of 2: connection refused"));
+        assert!(!merged.checks[0].passed, "a check missing in a repeat did not pass there");
     }
 }

@@ -12,9 +12,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::external::{ExternalTarget, Target, TargetError, TargetProcess};
+use crate::peer::agent::RemoteAgent;
 use crate::privilege::{REQUIRE_PRIVILEGED_VAR, privileged_required};
+use crate::repeat::merge_repeats;
 use crate::report::{CaseResult, CaseStatus, CaseTarget, Observations};
 use crate::scenario::{Artifact, Cancel, CaseContext, CaseError, CaseOutcome, Registry};
+use crate::seed::case_seed;
+use crate::suite::CaseSpec;
 
 /// How long the runner waits, after a case ends, for its blocking work to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -22,11 +27,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const TARGET_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `--target-cmd` has to exit after SIGTERM before it gets SIGKILL.
 pub const TARGET_STOP_GRACE: Duration = Duration::from_secs(2);
-use crate::peer::agent::RemoteAgent;
-use crate::repeat::merge_repeats;
-use crate::seed::case_seed;
-use crate::suite::CaseSpec;
-use crate::target::{ExternalTarget, Target, TargetError, TargetProcess};
 
 /// What a run reports as it goes. Every method does nothing by default, so a front end
 /// implements only what it shows.
@@ -44,19 +44,23 @@ pub struct Silent;
 
 impl Progress for Silent {}
 
-/// Runs `cases` in order and returns one result per case.
-///
-/// # Errors
-/// Only when no tokio runtime can be built (out of threads or memory); a failing case is
-/// a result, not an error.
-pub fn run_cases(
-    registry: &Registry,
-    cases: &[CaseSpec],
-    run_seed: u64,
-    progress: &dyn Progress,
-) -> io::Result<Vec<CaseResult>> {
-    let finished = run_cases_with_artifacts(registry, cases, run_seed, progress)?;
-    Ok(finished.into_iter().map(|f| f.result).collect())
+/// How a run's cases run, besides the cases themselves.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run seed: each case's seed derives from it and the case's scenario and
+    /// parameters, so a case runs the same whatever else the run holds.
+    pub seed: u64,
+    /// The agent on another host that plays the server side of every case
+    /// (`--peer-cmd`); `None` to run it in process. The caller checks first that every
+    /// case's scenario takes a peer ([`crate::scenario::Scenario::REMOTE_PEER`]).
+    pub peer: Option<Arc<RemoteAgent>>,
+}
+
+impl RunOptions {
+    /// Cases with run seed `seed`, their server side in process.
+    pub fn with_seed(seed: u64) -> Self {
+        RunOptions { seed, peer: None }
+    }
 }
 
 /// A finished case: its result, and the files it made for the report folder.
@@ -68,8 +72,9 @@ pub struct FinishedCase {
     pub artifacts: Vec<Artifact>,
 }
 
-/// [`run_cases`], keeping the files each case made (packet captures) for the report
-/// folder.
+/// Runs `cases` in order and returns one finished case each: its result, with the
+/// suite's thresholds judged, and the files it made (packet captures) for the report
+/// folder. This is the one way cases run.
 ///
 /// A case with [`CaseSpec::repeat`] above 1 runs that many times, interleaved with the
 /// other cases (A B C A B C …, not A A B B C C), so a slow drift of the machine spreads
@@ -77,28 +82,13 @@ pub struct FinishedCase {
 /// ([`merge_repeats`]) and the suite's thresholds judged on the medians.
 ///
 /// # Errors
-/// As [`run_cases`].
-pub fn run_cases_with_artifacts(
+/// Only when no tokio runtime can be built (out of threads or memory); a failing case is
+/// a result, not an error.
+pub fn run_cases(
     registry: &Registry,
     cases: &[CaseSpec],
-    run_seed: u64,
+    options: &RunOptions,
     progress: &dyn Progress,
-) -> io::Result<Vec<FinishedCase>> {
-    run_cases_with_peer(registry, cases, run_seed, progress, None)
-}
-
-/// [`run_cases_with_artifacts`], with the server side of every case run through `peer`,
-/// an agent on another host (`--peer-cmd`), when given. The caller checks first that
-/// every case's scenario takes a peer ([`crate::scenario::Scenario::REMOTE_PEER`]).
-///
-/// # Errors
-/// As [`run_cases`].
-pub fn run_cases_with_peer(
-    registry: &Registry,
-    cases: &[CaseSpec],
-    run_seed: u64,
-    progress: &dyn Progress,
-    peer: Option<Arc<RemoteAgent>>,
 ) -> io::Result<Vec<FinishedCase>> {
     let total: usize = cases.iter().map(|c| c.repeat.max(1) as usize).sum();
     progress.run_started(total);
@@ -111,15 +101,15 @@ pub fn run_cases_with_peer(
                 continue;
             }
             progress.case_started(index, case);
-            let finished = run_one(registry, case, run_seed, peer.clone())?;
+            let finished = run_one(registry, case, options.seed, options.peer.clone())?;
             // A case that failed or timed out between starting a role on the agent and
             // stopping it leaves it running there; end it before the next case.
-            if let Some(peer) = &peer {
+            if let Some(peer) = &options.peer {
                 peer.stop_open_roles();
             }
             // What this run alone says, thresholds included (the report judges them
             // again on the medians once every repeat has run).
-            let mut shown = judge_result_thresholds(case, finished.result.clone());
+            let mut shown = judge_thresholds(case, finished.result.clone());
             if case.repeat > 1 {
                 shown.id = format!("{} (repeat {} of {})", case.id, round + 1, case.repeat);
             }
@@ -128,15 +118,20 @@ pub fn run_cases_with_peer(
             index += 1;
         }
     }
-    Ok(cases.iter().zip(repeats).map(|(case, done)| judge_thresholds(case, merge_repeats(done))).collect())
+    Ok(cases.iter().zip(repeats).map(|(case, done)| merge(case, done)).collect())
+}
+
+/// One case's repeats as one: the results merged ([`merge_repeats`]) with the suite's
+/// thresholds judged on the medians, and the first repeat's files, as its observations
+/// are the first repeat's.
+fn merge(case: &CaseSpec, mut done: Vec<FinishedCase>) -> FinishedCase {
+    let artifacts = done.first_mut().map(|first| std::mem::take(&mut first.artifacts)).unwrap_or_default();
+    let result = merge_repeats(done.into_iter().map(|f| f.result).collect());
+    FinishedCase { result: judge_thresholds(case, result), artifacts }
 }
 
 /// Adds the suite's thresholds, judged on the (merged) metrics, and the status they give.
-fn judge_thresholds(case: &CaseSpec, finished: FinishedCase) -> FinishedCase {
-    FinishedCase { result: judge_result_thresholds(case, finished.result), ..finished }
-}
-
-fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResult {
+fn judge_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResult {
     if matches!(result.status, CaseStatus::Error | CaseStatus::TimedOut | CaseStatus::Skipped) {
         return result;
     }
@@ -145,14 +140,6 @@ fn judge_result_thresholds(case: &CaseSpec, mut result: CaseResult) -> CaseResul
         result.status = CaseStatus::Failed;
     }
     result
-}
-
-/// Runs one case on a fresh runtime.
-///
-/// # Errors
-/// Only when the runtime cannot be built.
-pub fn run_case(registry: &Registry, case: &CaseSpec, run_seed: u64) -> io::Result<CaseResult> {
-    run_one(registry, case, run_seed, None).map(|f| judge_thresholds(case, f).result)
 }
 
 fn run_one(

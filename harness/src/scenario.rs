@@ -27,14 +27,14 @@ use thiserror::Error;
 
 pub use crate::cancel::{Cancel, Cancelled};
 use crate::check::Check;
-use crate::link::LinkError;
+use crate::external::ExternalTarget;
+use crate::link::{LinkError, LinkKind};
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{Invalid, ParamError, ParamSet, ParamSpec};
 use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
 pub use crate::report::Artifact;
 use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable};
-use crate::target::ExternalTarget;
 
 /// Parameter values by name.
 pub type ParamMap = BTreeMap<String, Value>;
@@ -99,6 +99,16 @@ pub trait Scenario: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Checks parameters for a run whose server side is an agent on another host
+    /// (`--peer-cmd`; only called when [`Scenario::REMOTE_PEER`] is true): a setting
+    /// that puts both ends on this host, say ([`peer_link`] for a `link` parameter).
+    ///
+    /// # Errors
+    /// [`Invalid`], naming the parameter to change and why.
+    fn validate_peer(_params: &Self::Params) -> Result<(), Invalid> {
+        Ok(())
+    }
+
     /// Runs one case and returns what it measured. The runner enforces the timeout by
     /// dropping the future.
     fn run(
@@ -110,6 +120,23 @@ pub trait Scenario: Send + Sync + 'static {
     /// no I/O. Checks judge against what `params` asked for, not against what was
     /// measured alone, so that nothing measured fails them.
     fn evaluate(params: &Self::Params, measured: Self::Measured) -> CaseOutcome;
+}
+
+/// What [`Scenario::validate_peer`] says of a `link` parameter: with `--peer-cmd` the
+/// link is the network to the agent, so a link of the case's own is refused.
+///
+/// # Errors
+/// [`Invalid`] naming `link`, for any link but loopback.
+pub fn peer_link(link: LinkKind) -> Result<(), Invalid> {
+    match link {
+        LinkKind::Loopback => Ok(()),
+        other => Err(Invalid::new(
+            "link",
+            format!(
+                "link={other} makes both ends on this host; with --peer-cmd the link is the network to the agent"
+            ),
+        )),
+    }
 }
 
 /// A sweep table a scenario declares; see [`SweepTable`].
@@ -347,6 +374,11 @@ pub trait DynScenario: Send + Sync {
     /// # Errors
     /// [`ParamError::Invalid`] with the scenario's reason.
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError>;
+    /// [`Scenario::validate_peer`] on a full parameter map.
+    ///
+    /// # Errors
+    /// [`ParamError::Invalid`] with the scenario's reason.
+    fn validate_peer(&self, params: &ParamMap) -> Result<(), ParamError>;
     /// Checks a full parameter map (defaults merged with what was set) as the typed
     /// struct, including [`Scenario::validate`].
     ///
@@ -424,6 +456,11 @@ impl<S: Scenario> DynScenario for Erased<S> {
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {
         let typed = Self::typed(params)?;
         S::validate_target(&typed).map_err(|e| ParamError::invalid(S::NAME, e))
+    }
+
+    fn validate_peer(&self, params: &ParamMap) -> Result<(), ParamError> {
+        let typed = Self::typed(params)?;
+        S::validate_peer(&typed).map_err(|e| ParamError::invalid(S::NAME, e))
     }
 
     fn info(&self) -> ScenarioInfo {
@@ -517,5 +554,21 @@ impl Registry {
             name: name.to_string(),
             valid: self.iter().map(|s| s.name().to_string()).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_of_its_own_is_refused_with_a_peer() {
+        assert_eq!(peer_link(LinkKind::Loopback), Ok(()));
+        let refused = peer_link(LinkKind::Veth).unwrap_err();
+        assert_eq!(refused.param, "link");
+        assert_eq!(
+            refused.reason,
+            "link=veth makes both ends on this host; with --peer-cmd the link is the network to the agent"
+        );
     }
 }

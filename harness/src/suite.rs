@@ -29,10 +29,10 @@ use thiserror::Error;
 use toml::Spanned;
 
 use crate::check::{CompareOp, Threshold};
+use crate::external::{CommandTemplate, Target, parse_target};
 use crate::params::{ParamError, find_spec, split_set};
 use crate::report::CompareSettings;
 use crate::scenario::{DynScenario, ParamMap, Registry};
-use crate::target::{CommandTemplate, Target, parse_target};
 pub use crate::text::value_text;
 
 /// How long a case may run when neither the suite nor the command line says.

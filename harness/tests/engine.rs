@@ -1,13 +1,17 @@
 //! The engine end to end with test scenarios: suite parsing and its error positions,
-//! matrix expansion with `--set`, thresholds, timeouts and panics.
+//! matrix expansion with `--set`, thresholds, timeouts and panics, and the run pipeline
+//! (`harness::run`) from a plan to its report.
 
 use std::time::{Duration, Instant};
 
 use socklab_harness::check::Check;
 use socklab_harness::params::{Invalid, ParamSpec};
+use socklab_harness::report::CaseResult;
 use socklab_harness::report::{CaseStatus, MetricSpec};
-use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::run::{Overrides, PeerCommand, RunError, RunPlan, execute, prepare};
+use socklab_harness::runner::{Progress, RunOptions, Silent, run_cases};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Registry, Scenario};
+use socklab_harness::suite::CaseSpec;
 use socklab_harness::suite::{Suite, SuiteError};
 
 /// Echoes its parameters as metrics; sleeps or panics on request.
@@ -86,6 +90,12 @@ impl Scenario for Probe {
 
 fn registry() -> Registry {
     Registry::default().with::<Probe>()
+}
+
+/// Runs `cases` through the runner with run seed `seed`; one result per case.
+fn run(cases: &[CaseSpec], seed: u64, progress: &dyn Progress) -> Vec<CaseResult> {
+    let finished = run_cases(&registry(), cases, &RunOptions::with_seed(seed), progress).unwrap();
+    finished.into_iter().map(|case| case.result).collect()
 }
 
 fn invalid(text: &str) -> (usize, usize, String) {
@@ -194,7 +204,7 @@ fn thresholds_become_checks_and_fail_cases() {
     )
     .unwrap();
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::Passed);
     assert_eq!(results[1].status, CaseStatus::Failed);
     let failed = results[1].checks.iter().find(|c| !c.passed).unwrap();
@@ -208,7 +218,7 @@ fn a_hung_case_times_out_and_the_run_goes_on() {
     suite.apply_sets(&["behaviour=hang,,panic,fail".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [CaseStatus::TimedOut, CaseStatus::Passed, CaseStatus::Error, CaseStatus::Error]);
     assert!(results[0].error.as_deref().unwrap().starts_with("timed out after 1 s"));
@@ -221,9 +231,9 @@ fn case_seeds_follow_the_run_seed_and_parameters() {
     let mut suite = Suite::from_scenarios(&["probe".to_string()], &registry()).unwrap();
     suite.apply_sets(&["size=1,2".to_string()], &registry()).unwrap();
     let cases = suite.expand(&registry()).unwrap();
-    let a = run_cases(&registry(), &cases, 7, &Silent).unwrap();
-    let b = run_cases(&registry(), &cases[1..], 7, &Silent).unwrap();
-    let c = run_cases(&registry(), &cases, 8, &Silent).unwrap();
+    let a = run(&cases, 7, &Silent);
+    let b = run(&cases[1..], 7, &Silent);
+    let c = run(&cases, 8, &Silent);
     assert_eq!(a[1].seed, b[0].seed, "a case's seed does not depend on its position");
     assert_ne!(a[0].seed, a[1].seed);
     assert_ne!(a[0].seed, c[0].seed);
@@ -242,7 +252,7 @@ fn a_timed_out_case_stops_its_blocking_work() {
     suite.apply_sets(&["behaviour=spin".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::TimedOut);
     assert!(!results[0].error.as_deref().unwrap().contains("still running"), "{:?}", results[0].error);
     let before = process_cpu();
@@ -258,7 +268,7 @@ fn blocking_work_that_outlives_its_case_is_reported() {
     suite.apply_sets(&["behaviour=stubborn".to_string()], &registry()).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry()).unwrap();
-    let results = run_cases(&registry(), &cases, 1, &Silent).unwrap();
+    let results = run(&cases, 1, &Silent);
     assert_eq!(results[0].status, CaseStatus::TimedOut);
     let error = results[0].error.as_deref().unwrap();
     assert!(error.contains("its blocking work was still running 2 s later"), "{error}");
@@ -268,8 +278,8 @@ fn blocking_work_that_outlives_its_case_is_reported() {
 #[derive(Default)]
 struct Order(std::sync::Mutex<Vec<String>>);
 
-impl socklab_harness::runner::Progress for Order {
-    fn case_finished(&self, _index: usize, result: &socklab_harness::report::CaseResult) {
+impl Progress for Order {
+    fn case_finished(&self, _index: usize, result: &CaseResult) {
         self.0.lock().unwrap().push(result.id.clone());
     }
 }
@@ -288,7 +298,7 @@ fn repeats_are_interleaved_and_merged_with_every_sample() {
     let cases = suite.expand(&registry()).unwrap();
     assert!(cases.iter().all(|c| c.repeat == 3));
     let order = Order::default();
-    let results = socklab_harness::runner::run_cases(&registry(), &cases, 1, &order).unwrap();
+    let results = run(&cases, 1, &order);
     let finished = order.0.lock().unwrap().clone();
     assert_eq!(finished[0], "probe[size=5] (repeat 1 of 3)");
     assert_eq!(finished[1], "probe[size=50] (repeat 1 of 3)");
@@ -302,4 +312,53 @@ fn repeats_are_interleaved_and_merged_with_every_sample() {
     assert_eq!(results[1].checks.iter().filter(|c| c.name == "expect size < 10").count(), 1);
     suite.override_repeat(1);
     assert!(suite.expand(&registry()).unwrap().iter().all(|c| c.repeat == 1));
+}
+
+/// The pipeline `socklab run` uses, from a plan to the report: overrides applied, the
+/// cases named kept, the seed given recorded, the scenario's words attached.
+#[test]
+fn a_plan_runs_to_its_report() {
+    let overrides = Overrides { sets: vec!["size=1,2,3".to_string()], ..Overrides::default() };
+    let mut plan = RunPlan::scenarios(&["probe"], &overrides, &registry()).unwrap();
+    plan.cases = vec!["probe[size=3]".to_string(), "probe[size=1]".to_string()];
+    plan.seed = Some(7);
+    let registry = registry();
+    let prepared = prepare(&plan, &registry).unwrap();
+    let ids: Vec<&str> = prepared.cases().iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["probe[size=1]", "probe[size=3]"], "the named cases, in run order");
+    let output = prepared.execute(&Silent).unwrap();
+    let report = &output.report;
+    assert_eq!(report.run.seed, 7);
+    assert_eq!(report.run.suite, "command line");
+    assert_eq!(report.cases.len(), 2);
+    assert_eq!(report.cases[1].metric("size").unwrap().value, 3.0);
+    assert!(report.all_passed());
+    assert_eq!(report.scenarios["probe"].summary, "test scenario");
+    assert!(output.artifacts.is_empty());
+}
+
+/// A run with an agent refuses a scenario that cannot use one before starting anything
+/// (the command here would fail differently if it were started).
+#[test]
+fn a_plan_with_a_peer_refuses_scenarios_that_take_none() {
+    let mut plan = RunPlan::scenarios(&["probe"], &Overrides::default(), &registry()).unwrap();
+    plan.peer = Some(PeerCommand { command: "exit 3".to_string(), addr: None });
+    let err = execute(&plan, &registry(), &Silent).unwrap_err();
+    assert!(matches!(err, RunError::NoRemotePeer { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "probe cannot run its server side through an agent (--peer-cmd); scenarios that can: "
+    );
+}
+
+/// Configuration errors are typed and keep the harness's own messages.
+#[test]
+fn a_plan_with_a_bad_set_or_case_is_refused() {
+    let overrides = Overrides { sets: vec!["size=200".to_string()], ..Overrides::default() };
+    let err = RunPlan::scenarios(&["probe"], &overrides, &registry()).unwrap_err();
+    assert!(matches!(err, RunError::Param(_)), "{err:?}");
+    let mut plan = RunPlan::scenarios(&["probe"], &Overrides::default(), &registry()).unwrap();
+    plan.cases = vec!["probe[size=9]".to_string()];
+    let err = execute(&plan, &registry(), &Silent).unwrap_err();
+    assert_eq!(err.to_string(), "unknown case `probe[size=9]`; this run's 1 cases: probe");
 }

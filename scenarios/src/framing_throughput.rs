@@ -271,6 +271,19 @@ then measure the relay's holds and gaps, not the framing.";
 
     const REMOTE_PEER: bool = true;
 
+    fn validate_peer(params: &Params) -> Result<(), Invalid> {
+        socklab_harness::scenario::peer_link(params.link)?;
+        match params.transport {
+            Transport::Tcp => Ok(()),
+            other => Err(Invalid::new(
+                "transport",
+                format!(
+                    "transport={other} runs against a server on this host; --peer-cmd runs TCP workloads"
+                ),
+            )),
+        }
+    }
+
     fn validate(params: &Params) -> Result<(), Invalid> {
         let strategy = params.strategy()?;
         match params.transport {

@@ -190,6 +190,10 @@ pieces.";
     const METRICS: &'static [MetricSpec] = METRICS;
     const REMOTE_PEER: bool = true;
 
+    fn validate_peer(params: &Params) -> Result<(), Invalid> {
+        socklab_harness::scenario::peer_link(params.link)
+    }
+
     fn validate(params: &Params) -> Result<(), Invalid> {
         check_tcp_text(&params.impair)?;
         let spec = params.link_spec()?;

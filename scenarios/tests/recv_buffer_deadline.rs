@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use socklab_harness::report::CaseStatus;
-use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::runner::{RunOptions, Silent, run_cases};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
@@ -26,7 +26,11 @@ fn a_transfer_past_its_time_limit_stops() {
     suite.apply_sets(&["bytes=4294967296".to_string(), "read_size=1".to_string()], &registry).unwrap();
     suite.override_timeout(Duration::from_secs(1));
     let cases = suite.expand(&registry).unwrap();
-    let results = run_cases(&registry, &cases, 42, &Silent).unwrap();
+    let results: Vec<_> = run_cases(&registry, &cases, &RunOptions::with_seed(42), &Silent)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.result)
+        .collect();
     assert_eq!(results[0].status, CaseStatus::TimedOut, "{:#?}", results[0]);
     // The reader thread must notice the deadline within a few seconds; before, it read on.
     let until = Instant::now() + Duration::from_secs(10);

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use socklab_harness::external::{CommandTemplate, Target};
 use socklab_harness::report::{CaseResult, CaseStatus};
-use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::runner::{RunOptions, Silent, run_cases};
 use socklab_harness::suite::Suite;
-use socklab_harness::target::{CommandTemplate, Target};
 use socklab_scenarios::registry;
 
 /// A line server that upper-cases each recv() and has the classic bugs.
@@ -22,7 +22,11 @@ fn run(sets: &[&str], target: Target) -> Vec<CaseResult> {
     suite.override_target(target);
     suite.override_timeout(Duration::from_secs(60));
     let cases = suite.expand(&registry).unwrap();
-    run_cases(&registry, &cases, 42, &Silent).unwrap()
+    run_cases(&registry, &cases, &RunOptions::with_seed(42), &Silent)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.result)
+        .collect()
 }
 
 /// The value of metric `name`; panics naming the case when it is missing.

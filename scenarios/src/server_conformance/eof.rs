@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use socklab_harness::check::Check;
+use socklab_harness::external::TargetProcess;
 use socklab_harness::peer::Behaviour;
 use socklab_harness::scenario::CaseOutcome;
-use socklab_harness::target::TargetProcess;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -2,7 +2,7 @@
 //! `--set` arguments, and read metrics back.
 
 use socklab_harness::report::CaseResult;
-use socklab_harness::runner::{Silent, run_cases};
+use socklab_harness::runner::{RunOptions, Silent, run_cases};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
@@ -20,7 +20,11 @@ pub fn run_seeded(scenario: &str, sets: &[&str], seed: u64) -> Vec<CaseResult> {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     suite.apply_sets(&sets, &registry).unwrap();
     let cases = suite.expand(&registry).unwrap();
-    run_cases(&registry, &cases, seed, &Silent).unwrap()
+    run_cases(&registry, &cases, &RunOptions::with_seed(seed), &Silent)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.result)
+        .collect()
 }
 
 /// The value of metric `name`; panics naming the case when it is missing.

@@ -28,8 +28,8 @@ use super::protocol::{
 };
 use super::serve::SOCKLAB_VERSION;
 use crate::cancel::Cancel;
+use crate::external::process::{Tail, describe, keep_tail, lines, signal_group};
 use crate::host::interface_addresses;
-use crate::target::process::{Tail, describe, keep_tail, lines, signal_group};
 
 /// Longest reply line read from an agent.
 const MAX_REPLY_LINE: usize = 64 << 20;

@@ -1,4 +1,5 @@
-//! Targets: what plays the server role of a case.
+//! External targets: what plays the server role of a case when it is not socklab's own.
+//! (The module is not called `target`, the name of Cargo's build folder, which tools skip.)
 //!
 //! By default a scenario runs socklab's own reference server in process
 //! ([`Target::Reference`]). A team testing its own server points socklab at it:
