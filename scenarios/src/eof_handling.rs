@@ -33,6 +33,7 @@ use socklab_harness::scenario::{
 use socklab_harness::text::printable;
 
 use crate::blocking::{Stop, read_some, sleep, timed_out, wait_readable};
+use crate::experiment::{attach_capture, run_captured};
 
 /// The scenario; see the module docs.
 pub struct EofHandling;
@@ -158,14 +159,11 @@ until it gets 0 itself.";
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
         let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
-        let cancel = ctx.cancel.clone();
-        let p = params.clone();
-        let mut measured =
-            tokio::task::spawn_blocking(move || experiment(listener, addr, &p, clock, &cancel))
-                .await
-                .map_err(|e| CaseError::task("the experiment thread", e))??;
-        measured.wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(measured)
+        let (p, cancel) = (params.clone(), ctx.cancel.clone());
+        let (measured, wire) =
+            run_captured(capture, &ctx.case_id, move || experiment(listener, addr, &p, clock, &cancel))
+                .await?;
+        Ok(Measured { wire: Some(wire), ..measured })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -710,9 +708,8 @@ fn trace(c: &ClientRecord, s: &ServerRecord) -> StreamTrace {
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+    let (Some(packets), Some(stream)) = (attach_capture(outcome, wire), outcome.observations.stream.as_mut())
+    else {
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, 0);

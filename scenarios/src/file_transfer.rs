@@ -33,6 +33,7 @@ use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoC
 use socklab_harness::text::printable;
 
 use crate::blocking::{Stop, WaitError, read_some, write_all};
+use crate::experiment::{attach_capture, run_captured};
 
 /// The scenario; see the module docs.
 pub struct FileTransfer;
@@ -170,12 +171,10 @@ leaving early. Check the digest before trusting the file.";
             ))
         };
         let (p, cancel, seed) = (params.clone(), ctx.cancel.clone(), ctx.seed);
-        let mut measured =
-            tokio::task::spawn_blocking(move || experiment(listener, addr, &p, seed, clock, &cancel))
-                .await
-                .map_err(|e| CaseError::task("the experiment thread", e))??;
-        measured.wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(measured)
+        let (measured, wire) =
+            run_captured(capture, &ctx.case_id, move || experiment(listener, addr, &p, seed, clock, &cancel))
+                .await?;
+        Ok(Measured { wire: Some(wire), ..measured })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -714,9 +713,8 @@ fn trace(s: &SendRecord, r: &ReceiveRecord) -> StreamTrace {
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+    let (Some(packets), Some(stream)) = (attach_capture(outcome, wire), outcome.observations.stream.as_mut())
+    else {
         return;
     };
     let mut wire = stream_segments(&packets, Direction::ClientToServer, None, 0);

@@ -29,6 +29,8 @@ use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::experiment::attach_capture;
+
 /// The scenario; see the module docs.
 pub struct NagleDelayedAck;
 
@@ -167,15 +169,11 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
             excerpt: TraceExcerpt::first(TRACED_ROUND_TRIPS, params.round_trips as usize, "requests"),
             ..StreamTrace::new(client.writes, reads)
         };
-        let Some(wire) = wire else {
-            outcome.observations.stream = Some(trace);
-            return outcome;
-        };
-        if let Some(packets) = &wire.packets {
-            wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
-            outcome.metric(metric::retransmitted_segments, retransmitted_segments(packets) as f64);
+        if let Some(packets) = wire.and_then(|wire| attach_capture(&mut outcome, wire)) {
+            wire_metrics(&mut outcome, &packets, params.round_trips as usize, request_len);
+            outcome.metric(metric::retransmitted_segments, retransmitted_segments(&packets) as f64);
             let skip = WARM_ROUND_TRIPS * PING.len();
-            let client_stream = stream_segments(packets, Direction::ClientToServer, None, skip);
+            let client_stream = stream_segments(&packets, Direction::ClientToServer, None, skip);
             let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
             let mut segments = client_stream.segments;
             cut_to(&mut segments, traced_bytes);
@@ -183,8 +181,6 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
                 .join_segments(segments, retransmissions_within(client_stream.retransmissions, traced_bytes));
         }
         outcome.observations.stream = Some(trace);
-        outcome.observations.capture = Some(wire.observation);
-        outcome.artifacts.extend(wire.artifact);
         outcome
     }
 }
