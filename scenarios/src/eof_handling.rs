@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metrics::{ThreadCpu, current_tid};
@@ -42,38 +41,38 @@ pub struct EofHandling;
 /// bound the "a few seconds" asks for (socklab stops it after `watch_ms` first).
 pub const SPIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Which reference server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServerKind {
-    /// Stops on `recv()` returning 0 — and closes at once.
-    Correct,
-    /// Loops on empty reads.
-    IgnoresEof,
-    /// Stops reading on 0, answers what it holds, then closes.
-    HalfCloseAware,
-}
+socklab_harness::named_enum!(
+    /// Which reference server answers.
+    pub ServerKind, "server", {
+        /// Stops on `recv()` returning 0 — and closes at once.
+        Correct => "correct",
+        /// Loops on empty reads.
+        IgnoresEof => "ignores-eof",
+        /// Stops reading on 0, answers what it holds, then closes.
+        HalfCloseAware => "half-close-aware",
+    }
+);
 
-/// How the client ends its side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientEnd {
-    /// Request, reply, request, reply, …, then `close()`.
-    Close,
-    /// Every request at once, `shutdown(SHUT_WR)`, then read replies until the server
-    /// closes.
-    ShutWr,
-}
+socklab_harness::named_enum!(
+    /// How the client ends its side.
+    pub ClientEnd, "client", {
+        /// Request, reply, request, reply, …, then `close()`.
+        Close => "close",
+        /// Every request at once, `shutdown(SHUT_WR)`, then read replies until the server
+        /// closes.
+        ShutWr => "shut-wr",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `eof-handling`.
     pub struct Params {
         /// correct: stops on recv() = 0 and closes at once; ignores-eof: loops on empty reads; half-
         /// close-aware: answers what it holds, then closes
-        server: ServerKind = ServerKind::Correct => ParamSpec::one_of(&["correct", "ignores-eof", "half-close-aware"]),
+        server: ServerKind = ServerKind::Correct => ParamSpec::choice::<ServerKind>(),
         /// close: request/reply then close(); shut-wr: every request, shutdown(SHUT_WR), read replies
         /// until EOF
-        client: ClientEnd = ClientEnd::Close => ParamSpec::one_of(&["close", "shut-wr"]),
+        client: ClientEnd = ClientEnd::Close => ParamSpec::choice::<ClientEnd>(),
         /// request lines the client sends
         messages: u64 = 5 => ParamSpec::int(1, 1000).unit("requests"),
         /// the server works this long on each request before replying

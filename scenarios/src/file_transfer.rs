@@ -49,27 +49,27 @@ const TRACE_EVENTS: usize = 40;
 /// anything is allocated).
 const MAX_HEADER: usize = 64 << 10;
 
-/// How the client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Client {
-    /// `send()` with its return value ignored, non-blocking, small `SO_SNDBUF`.
-    SendIgnored,
-    /// Every byte, blocking (`sendall` / `write_all`).
-    Sendall,
-    /// `sendfile(2)` from a file descriptor.
-    Sendfile,
-}
+socklab_harness::named_enum!(
+    /// How the client sends.
+    pub Client, "client", {
+        /// `send()` with its return value ignored, non-blocking, small `SO_SNDBUF`.
+        SendIgnored => "send-ignored",
+        /// Every byte, blocking (`sendall` / `write_all`).
+        Sendall => "sendall",
+        /// `sendfile(2)` from a file descriptor.
+        Sendfile => "sendfile",
+    }
+);
 
-/// How the server reads the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Receiver {
-    /// Until `file_size` bytes are in.
-    Exact,
-    /// One `recv(file_size)`.
-    OneRecv,
-}
+socklab_harness::named_enum!(
+    /// How the server reads the body.
+    pub Receiver, "receiver", {
+        /// Until `file_size` bytes are in.
+        Exact => "exact",
+        /// One `recv(file_size)`.
+        OneRecv => "one-recv",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `file-transfer`.
@@ -78,9 +78,9 @@ socklab_harness::params! {
         file_size: u64 = 1 << 20 => ParamSpec::int(1, MAX_FILE).unit("bytes"),
         /// send-ignored: send() on a non-blocking socket, return value ignored; sendall: every byte;
         /// sendfile: sendfile(2)
-        client: Client = Client::Sendall => ParamSpec::one_of(&["send-ignored", "sendall", "sendfile"]),
+        client: Client = Client::Sendall => ParamSpec::choice::<Client>(),
         /// exact: read until file_size bytes are in; one-recv: a single recv(file_size)
-        receiver: Receiver = Receiver::Exact => ParamSpec::one_of(&["exact", "one-recv"]),
+        receiver: Receiver = Receiver::Exact => ParamSpec::choice::<Receiver>(),
         /// SO_SNDBUF of the send-ignored client (Linux doubles it); 0 keeps the default
         sndbuf: u64 = 4096 => ParamSpec::int(0, 64 << 20).unit("bytes"),
         /// bytes the client reads from the file and sends per call

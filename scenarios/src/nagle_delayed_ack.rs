@@ -12,7 +12,6 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
@@ -50,27 +49,27 @@ const STALL_P50_MIN: Duration = Duration::from_millis(30);
 /// ...and every fix must stay under this.
 const FIXED_P50_MAX: Duration = Duration::from_millis(5);
 
-/// How the client sends each header + body, or what the server does about ACKs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variant {
-    /// Two writes, Nagle on, server ACKs as it likes: the stall.
-    Default,
-    /// Client sets TCP_NODELAY: the body leaves without waiting for the ACK.
-    Nodelay,
-    /// One `writev` of header and body: one small write, nothing for Nagle to hold.
-    Writev,
-    /// TCP_CORK on, two writes, cork off: the kernel sends both as one segment.
-    Cork,
-    /// Server sets TCP_QUICKACK before each read: the header's ACK is not delayed.
-    Quickack,
-}
+socklab_harness::named_enum!(
+    /// How the client sends each header + body, or what the server does about ACKs.
+    pub Variant, "variant", {
+        /// Two writes, Nagle on, server ACKs as it likes: the stall.
+        Default => "default",
+        /// Client sets TCP_NODELAY: the body leaves without waiting for the ACK.
+        Nodelay => "nodelay",
+        /// One `writev` of header and body: one small write, nothing for Nagle to hold.
+        Writev => "writev",
+        /// TCP_CORK on, two writes, cork off: the kernel sends both as one segment.
+        Cork => "cork",
+        /// Server sets TCP_QUICKACK before each read: the header's ACK is not delayed.
+        Quickack => "quickack",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `nagle-delayed-ack`.
     pub struct Params {
         /// default = two writes with Nagle on; the others are the fixes
-        variant: Variant = Variant::Default => ParamSpec::one_of(&["default", "nodelay", "writev", "cork", "quickack"]),
+        variant: Variant = Variant::Default => ParamSpec::choice::<Variant>(),
         /// measured request/reply round trips (the default variant costs ~40 ms each)
         round_trips: u64 = 20 => ParamSpec::int(1, 10_000),
         /// size of each request's first write

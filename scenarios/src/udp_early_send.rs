@@ -31,46 +31,45 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::impair::spec::check_udp_text;
 use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
-use socklab_harness::net::{UdpCounters, error_name, read_udp_counters, recv_datagram};
+use socklab_harness::net::{NetnsMode, UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::shared_params;
 
+use crate::experiment::run_blocking;
 use crate::netns_scope::{Scope, run_scoped};
-use socklab_harness::net::NetnsMode;
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
 
-/// How the sender addresses the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SocketMode {
-    /// `sendto` on an unconnected socket: ICMP errors are not reported to it.
-    Unconnected,
-    /// `connect` then `send`: an ICMP port-unreachable turns into `ECONNREFUSED` on a
-    /// later call.
-    Connected,
-}
+socklab_harness::named_enum!(
+    /// How the sender addresses the receiver.
+    pub SocketMode, "socket", {
+        /// `sendto` on an unconnected socket: ICMP errors are not reported to it.
+        Unconnected => "unconnected",
+        /// `connect` then `send`: an ICMP port-unreachable turns into `ECONNREFUSED` on a
+        /// later call.
+        Connected => "connected",
+    }
+);
 
-/// What the sender does about the receiver not being there yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mitigation {
-    /// Nothing: send on schedule and hope.
-    None,
-    /// Wait for a "ready" datagram from the receiver, then start the schedule.
-    ReadyHandshake,
-    /// Send on schedule; resend every unacknowledged datagram every 10 ms until
-    /// acknowledged or a deadline.
-    Retransmit,
-}
+socklab_harness::named_enum!(
+    /// What the sender does about the receiver not being there yet.
+    pub Mitigation, "mitigation", {
+        /// Nothing: send on schedule and hope.
+        None => "none",
+        /// Wait for a "ready" datagram from the receiver, then start the schedule.
+        ReadyHandshake => "ready-handshake",
+        /// Send on schedule; resend every unacknowledged datagram every 10 ms until
+        /// acknowledged or a deadline.
+        Retransmit => "retransmit",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `udp-early-send`.
@@ -82,13 +81,13 @@ socklab_harness::params! {
         /// the receiver binds this long after the sender starts
         receiver_delay_ms: u64 = 20 => ParamSpec::int(0, 5_000).unit("ms"),
         /// unconnected (sendto) or connected (connect + send; ICMP errors become ECONNREFUSED)
-        socket: SocketMode = SocketMode::Unconnected => ParamSpec::one_of(&["unconnected", "connected"]),
+        socket: SocketMode = SocketMode::Unconnected => ParamSpec::choice::<SocketMode>(),
         /// none; ready-handshake (start sending on the receiver's "ready"); retransmit (resend until
         /// acked)
-        mitigation: Mitigation = Mitigation::None => ParamSpec::one_of(&["none", "ready-handshake", "retransmit"]),
+        mitigation: Mitigation = Mitigation::None => ParamSpec::choice::<Mitigation>(),
         /// auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never:
         /// host namespace
-        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
+        netns: NetnsMode => shared_params::NETNS,
         impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::UDP_IMPAIR,
     }
 }
@@ -268,10 +267,11 @@ bring back what the path loses; retransmission recovers both.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let seed = ctx.seed;
-        tokio::task::spawn_blocking(move || run_somewhere(&params, seed))
-            .await
-            .map_err(|e| CaseError::task("the sender and receiver threads", e))?
+        let (netns, seed) = (params.netns, ctx.seed);
+        run_blocking("the sender and receiver threads", move || {
+            run_scoped(netns, move |scope| experiment(&params, scope, seed))
+        })
+        .await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -340,12 +340,6 @@ struct Received {
     datagrams: u64,
     /// The bind call; `None` when the receiver never bound.
     bind: Option<Call>,
-}
-
-/// Runs the experiment in a private namespace when allowed, else right here.
-fn run_somewhere(params: &Params, seed: u64) -> Result<Measured, CaseError> {
-    let p = params.clone();
-    run_scoped(params.netns, move |scope| experiment(&p, scope, seed))
 }
 
 /// The times every part of a case keeps to.
