@@ -573,8 +573,12 @@ fn check_udp(params: &Params, strategy: FramingStrategy) -> Result<(), Invalid> 
 }
 
 impl Params {
+    /// The link; a refused rate names `link_rate`, this scenario's name for the link's `rate`.
     fn link_spec(&self) -> Result<LinkSpec, Invalid> {
-        LinkSpec::parse(self.link, self.mtu, &self.link_rate, self.delay_ms)
+        LinkSpec::parse(self.link, self.mtu, &self.link_rate, self.delay_ms).map_err(|e| match e.param {
+            "rate" => Invalid { param: "link_rate", ..e },
+            _ => e,
+        })
     }
 }
 
