@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -356,29 +357,8 @@ then measure the relay's holds and gaps, not the framing.";
             (params.strategy(), params.mode, params.flavour, params.transport);
         let spec = params.link_spec()?;
         let impair = spec.relay_impairment(&params.impair)?;
-        let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
-        let reply_timeout = match transport {
-            Transport::Tcp => Duration::from_secs(5),
-            Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
-        };
-        let workload = Workload {
-            transport,
-            mode,
-            framing,
-            message_size: params.message_size as usize,
-            duration: Duration::from_millis(params.duration_ms),
-            max_messages: params.max_messages,
-            window: params.window as usize,
-            rate_per_s: params.rate as f64,
-            server: behaviour,
-            reply_timeout: reply_timeout.min(ctx.timeout),
-            nodelay: params.nodelay,
-            // Against the in-process tokio server, an async client shares the runtime's
-            // threads with it (fewer wake-ups); against any other server it blocks in recv.
-            blocking_ping_pong: ctx.target.is_some() || ctx.peer.is_some() || flavour != Flavour::Tokio,
-            cancel: ctx.cancel.clone(),
-            ..Workload::default()
-        };
+        let workload = workload(&params, &ctx);
+        let behaviour = workload.server;
         if let Some(agent) = ctx.peer.clone() {
             if transport == Transport::Udp {
                 return Err(CaseError::Invalid(Invalid::new(
@@ -430,31 +410,7 @@ then measure the relay's holds and gaps, not the framing.";
             (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
             _ => None,
         };
-        let load =
-            |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
-        // Bulk is verified by the sink; the other modes by the client, reply by reply.
-        let delivery = match (mode, &server) {
-            (Mode::Bulk, Some(server)) => {
-                let stats = server.stats();
-                Delivery {
-                    delivered: load(&stats.bytes) / params.message_size,
-                    intact: load(&stats.intact),
-                    corrupted: load(&stats.corrupted),
-                    out_of_order: load(&stats.out_of_order),
-                    bytes: load(&stats.bytes),
-                    verified: true,
-                }
-            }
-            // A target sink took every byte (it closed only after reading to the end),
-            // but what it found in them only it knows.
-            (Mode::Bulk, None) => Delivery {
-                delivered: result.sent,
-                bytes: result.throughput.bytes,
-                verified: false,
-                ..Delivery::default()
-            },
-            _ => Delivery::from_client(&result),
-        };
+        let delivery = Delivery::of(mode, server.as_ref(), &result, params.message_size);
         let proxy = relay.map(|relay| relay.observation());
         // Through a relay the client's connection ends at the relay, so its MSS says
         // nothing about the link.
@@ -534,6 +490,32 @@ impl CaseRelay {
             CaseRelay::Tcp(relay) => relay.observation(),
             CaseRelay::Udp(relay) => relay.observation(),
         }
+    }
+}
+
+/// The client's workload: the parameters, with a sink behind bulk and an echo otherwise.
+fn workload(params: &Params, ctx: &CaseContext) -> Workload {
+    let reply_timeout = match params.transport {
+        Transport::Tcp => Duration::from_secs(5),
+        Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
+    };
+    Workload {
+        transport: params.transport,
+        mode: params.mode,
+        framing: params.strategy(),
+        message_size: params.message_size as usize,
+        duration: Duration::from_millis(params.duration_ms),
+        max_messages: params.max_messages,
+        window: params.window as usize,
+        rate_per_s: params.rate as f64,
+        server: if params.mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo },
+        reply_timeout: reply_timeout.min(ctx.timeout),
+        nodelay: params.nodelay,
+        // Against the in-process tokio server, an async client shares the runtime's
+        // threads with it (fewer wake-ups); against any other server it blocks in recv.
+        blocking_ping_pong: ctx.target.is_some() || ctx.peer.is_some() || params.flavour != Flavour::Tokio,
+        cancel: ctx.cancel.clone(),
+        ..Workload::default()
     }
 }
 
@@ -702,6 +684,34 @@ struct Delivery {
 }
 
 impl Delivery {
+    /// Bulk as the sink verified it (against a target, as the client sent it); the other
+    /// modes as the client verified the replies.
+    fn of(mode: Mode, sink: Option<&Server>, result: &WorkloadResult, message_size: u64) -> Self {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        match (mode, sink) {
+            (Mode::Bulk, Some(server)) => {
+                let stats = server.stats();
+                Delivery {
+                    delivered: load(&stats.bytes) / message_size,
+                    intact: load(&stats.intact),
+                    corrupted: load(&stats.corrupted),
+                    out_of_order: load(&stats.out_of_order),
+                    bytes: load(&stats.bytes),
+                    verified: true,
+                }
+            }
+            // A target sink took every byte (it closed only after reading to the end),
+            // but what it found in them only it knows.
+            (Mode::Bulk, None) => Delivery {
+                delivered: result.sent,
+                bytes: result.throughput.bytes,
+                verified: false,
+                ..Delivery::default()
+            },
+            _ => Delivery::from_client(result),
+        }
+    }
+
     /// As the client verified the replies.
     fn from_client(result: &WorkloadResult) -> Self {
         Delivery {
