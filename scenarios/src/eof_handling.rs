@@ -350,11 +350,12 @@ fn serve(
         match listener.accept() {
             Ok((stream, _)) if !served => {
                 served = true;
-                let result = match params.server {
-                    ServerKind::Correct => correct(stream, params, clock, stop, record, eof),
-                    ServerKind::IgnoresEof => ignores_eof(stream, params, clock, stop, record, eof),
-                    ServerKind::HalfCloseAware => half_close_aware(stream, params, clock, stop, record, eof),
-                };
+                let connection = Connection::new(stream, params, clock, record, eof);
+                let result = connection.and_then(|conn| match params.server {
+                    ServerKind::Correct => correct(conn, stop),
+                    ServerKind::IgnoresEof => ignores_eof(conn, stop),
+                    ServerKind::HalfCloseAware => half_close_aware(conn, stop),
+                });
                 if let (Err(e), Ok(mut r)) = (result, record.lock()) {
                     r.error = Some(e.to_string());
                 }
@@ -486,15 +487,7 @@ fn uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
 /// yet answered are never answered. Harmless for a client that `close()`s after its last
 /// reply; a client that half-closed with `shutdown(SHUT_WR)` and is still reading loses
 /// those replies.
-fn correct(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn correct(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     while !stop.now() {
         match conn.read()? {
             Got::Eof => break,
@@ -511,15 +504,7 @@ fn correct(
 /// bytes is taken for "nothing yet", but at end of file the kernel returns 0 at once,
 /// every time, so the loop never blocks again and spins a core. Bounded here by
 /// socklab's stop at the end of `watch_ms` and by [`SPIN_LIMIT`].
-fn ignores_eof(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn ignores_eof(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     let started = Instant::now();
     // Bounded by the stop flag and SPIN_LIMIT.
     while !stop.now() && started.elapsed() < SPIN_LIMIT {
@@ -535,15 +520,7 @@ fn ignores_eof(
 
 /// Reads until `recv()` returns 0, then answers every request it still holds — the
 /// client may have only shut down its sending side and still be reading — and closes.
-fn half_close_aware(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn half_close_aware(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     let mut at_eof = false;
     while !stop.now() && !at_eof {
         match conn.read()? {

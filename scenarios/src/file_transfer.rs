@@ -487,6 +487,16 @@ impl Sending<'_> {
         Ok(())
     }
 
+    /// The header, every byte, on a blocking socket whose writes wait at most
+    /// [`Cancel::CHECK_EVERY`] at a time.
+    fn write_header(&mut self, stream: &mut TcpStream, header: &[u8]) -> std::io::Result<()> {
+        stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
+        let at = self.clock.elapsed();
+        write_all(stream, header, self.deadline, self.stop).map_err(io_error)?;
+        self.record.note(at, header, header.len());
+        Ok(())
+    }
+
     /// Every byte, blocking: `sendall` / `write_all`, a chunk at a time.
     fn sendall(
         &mut self,
@@ -495,10 +505,7 @@ impl Sending<'_> {
         file: &File,
         size: u64,
     ) -> std::io::Result<()> {
-        stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
-        let at = self.clock.elapsed();
-        write_all(stream, header, self.deadline, self.stop).map_err(io_error)?;
-        self.record.note(at, header, header.len());
+        self.write_header(stream, header)?;
         let mut offset = 0u64;
         while offset < size {
             self.check_cancel()?;
@@ -522,10 +529,7 @@ impl Sending<'_> {
         file: &File,
         size: u64,
     ) -> std::io::Result<()> {
-        stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
-        let at = self.clock.elapsed();
-        write_all(stream, header, self.deadline, self.stop).map_err(io_error)?;
-        self.record.note(at, header, header.len());
+        self.write_header(stream, header)?;
         let mut file_offset = 0u64;
         // Bounded: each call sends at least one byte or ends the loop.
         while file_offset < size {

@@ -34,8 +34,8 @@ use socklab_harness::shared_params;
 use thiserror::Error;
 
 use crate::blocking::{self, Stop, WaitError, read_some, tcp_socket, timed_out, wait_readable};
-use crate::experiment::{EXPERIMENT_THREAD, run_blocking};
-use crate::netns_scope::{Scope, run_scoped};
+use crate::experiment::EXPERIMENT_THREAD;
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct SequentialServer;
@@ -131,11 +131,9 @@ socketserver.ThreadingTCPServer / asyncio.start_server. Size listen()'s backlog 
     }];
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let (netns, cancel) = (params.netns, ctx.cancel.clone());
-        run_blocking(EXPERIMENT_THREAD, move || {
-            run_scoped(netns, move |scope| experiment(&params, &cancel, scope))
-        })
-        .await
+        let cancel = ctx.cancel.clone();
+        run_scoped_blocking(params.netns, EXPERIMENT_THREAD, move |scope| experiment(&params, &cancel, scope))
+            .await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {

@@ -41,8 +41,7 @@ use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::shared_params;
 
-use crate::experiment::run_blocking;
-use crate::netns_scope::{Scope, run_scoped};
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
@@ -267,9 +266,9 @@ bring back what the path loses; retransmission recovers both.";
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let (netns, seed) = (params.netns, ctx.seed);
-        run_blocking("the sender and receiver threads", move || {
-            run_scoped(netns, move |scope| experiment(&params, scope, seed))
+        let seed = ctx.seed;
+        run_scoped_blocking(params.netns, "the sender and receiver threads", move |scope| {
+            experiment(&params, scope, seed)
         })
         .await
     }

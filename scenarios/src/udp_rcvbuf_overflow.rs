@@ -24,8 +24,8 @@ use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
 use socklab_harness::shared_params;
 
-use crate::experiment::{EXPERIMENT_THREAD, run_blocking};
-use crate::netns_scope::{Scope, run_scoped};
+use crate::experiment::EXPERIMENT_THREAD;
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct UdpRcvbufOverflow;
@@ -117,9 +117,7 @@ drops are seen rather than guessed.";
     });
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        let netns = params.netns;
-        run_blocking(EXPERIMENT_THREAD, move || run_scoped(netns, move |scope| experiment(&params, scope)))
-            .await
+        run_scoped_blocking(params.netns, EXPERIMENT_THREAD, move |scope| experiment(&params, scope)).await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
