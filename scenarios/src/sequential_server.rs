@@ -233,20 +233,28 @@ fn experiment(params: &Params, cancel: &Cancel, scope: Scope) -> Result<Measured
 /// Why a client got no reply: what its record says.
 #[derive(Debug, Error)]
 enum ClientError {
+    /// The handshake did not finish within `connect_limit_ms`.
     #[error("connect did not finish in {0} ms")]
     ConnectDeadline(u64),
+    /// The connect failed.
     #[error("connect: {0}")]
     Connect(io::Error),
+    /// The case was cancelled or is over.
     #[error("stopped")]
     Stopped,
+    /// The socket refused a read timeout.
     #[error("{0}")]
-    ReadTimeout(io::Error),
+    SetTimeout(io::Error),
+    /// Sending the request failed.
     #[error("write: {0}")]
     Write(io::Error),
+    /// The server closed before the reply line was in.
     #[error("the server closed before replying")]
     Closed,
+    /// No reply line within this long.
     #[error("no reply within {} ms", .0.as_millis())]
     NoReply(Duration),
+    /// Reading the reply failed.
     #[error("read: {0}")]
     Read(io::Error),
 }
@@ -284,7 +292,7 @@ fn client(socket: Socket, addr: SocketAddr, params: &Params, clock: Instant, sto
 
 /// Sends the request and reads until the reply line is in.
 fn exchange(stream: &mut TcpStream, params: &Params, stop: Stop<'_>) -> Result<(), ClientError> {
-    stream.set_read_timeout(Some(Cancel::CHECK_EVERY)).map_err(ClientError::ReadTimeout)?;
+    stream.set_read_timeout(Some(Cancel::CHECK_EVERY)).map_err(ClientError::SetTimeout)?;
     stream.write_all(REQUEST).map_err(ClientError::Write)?;
     // Every other client's session may come first: wait for all of them, and more.
     let wait = Duration::from_millis(params.hold_ms * params.clients * 2 + params.connect_limit_ms)
