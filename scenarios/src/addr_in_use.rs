@@ -21,6 +21,7 @@ use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 
 use crate::blocking::{Stop, sleep, timed_out};
+use crate::experiment::{EXPERIMENT_THREAD, run_blocking};
 
 /// The scenario; see the module docs.
 pub struct AddrInUse;
@@ -108,9 +109,7 @@ one port, not for restarts.";
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let cancel = ctx.cancel.clone();
-        tokio::task::spawn_blocking(move || experiment(&params, &cancel))
-            .await
-            .map_err(|e| CaseError::task("the experiment thread", e))?
+        run_blocking(EXPERIMENT_THREAD, move || experiment(&params, &cancel)).await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {

@@ -19,6 +19,7 @@ use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoC
 use socklab_harness::text::printable;
 
 use crate::blocking::timed_out;
+use crate::experiment::{attach_capture, run_captured};
 
 /// The scenario; see the module docs.
 pub struct EmptySend;
@@ -95,15 +96,13 @@ On UDP, treat a 0-byte read as a datagram, not as end of file: UDP has no end of
         config.server_ports.push(udp_addr.port());
         let capture = CaseCapture::start(config, clock);
         let (p, cancel) = (params.clone(), ctx.cancel.clone());
-        let mut measured = tokio::task::spawn_blocking(move || {
+        let (measured, wire) = run_captured(capture, &ctx.case_id, move || {
             let tcp = tcp_part(listener, tcp_addr, &p, clock, &cancel)?;
             let udp = udp_part(receiver, udp_addr, &p, &cancel)?;
-            Ok::<_, CaseError>(Measured { tcp, udp, ports: (tcp_addr.port(), udp_addr.port()), wire: None })
+            Ok(Measured { tcp, udp, ports: (tcp_addr.port(), udp_addr.port()), wire: None })
         })
-        .await
-        .map_err(|e| CaseError::task("the experiment thread", e))??;
-        measured.wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(measured)
+        .await?;
+        Ok(Measured { wire: Some(wire), ..measured })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -324,9 +323,7 @@ fn add_wire_layer(
     (tcp_port, udp_port): (u16, u16),
     wire: CaseCaptureResult,
 ) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let Some(packets) = wire.packets else { return };
+    let Some(packets) = attach_capture(outcome, wire) else { return };
     let tcp: Vec<&WirePacket> = packets.iter().filter(|p| p.proto == Transport::Tcp).collect();
     let (Some(first), Some(marker)) = (t.empty.first(), t.marker_at) else { return };
     let (from, to) = (first.0.as_secs_f64() * 1e6, marker.as_secs_f64() * 1e6);

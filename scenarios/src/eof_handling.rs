@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::metrics::{ThreadCpu, current_tid};
@@ -33,6 +32,7 @@ use socklab_harness::scenario::{
 use socklab_harness::text::printable;
 
 use crate::blocking::{Stop, read_some, sleep, timed_out, wait_readable};
+use crate::experiment::{attach_capture, run_captured};
 
 /// The scenario; see the module docs.
 pub struct EofHandling;
@@ -41,38 +41,38 @@ pub struct EofHandling;
 /// bound the issue's "a few seconds" asks for (socklab stops it after `watch_ms` first).
 pub const SPIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Which reference server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServerKind {
-    /// Stops on `recv()` returning 0 — and closes at once.
-    Correct,
-    /// Loops on empty reads.
-    IgnoresEof,
-    /// Stops reading on 0, answers what it holds, then closes.
-    HalfCloseAware,
-}
+socklab_harness::named_enum!(
+    /// Which reference server answers.
+    pub ServerKind, "server", {
+        /// Stops on `recv()` returning 0 — and closes at once.
+        Correct => "correct",
+        /// Loops on empty reads.
+        IgnoresEof => "ignores-eof",
+        /// Stops reading on 0, answers what it holds, then closes.
+        HalfCloseAware => "half-close-aware",
+    }
+);
 
-/// How the client ends its side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientEnd {
-    /// Request, reply, request, reply, …, then `close()`.
-    Close,
-    /// Every request at once, `shutdown(SHUT_WR)`, then read replies until the server
-    /// closes.
-    ShutWr,
-}
+socklab_harness::named_enum!(
+    /// How the client ends its side.
+    pub ClientEnd, "client", {
+        /// Request, reply, request, reply, …, then `close()`.
+        Close => "close",
+        /// Every request at once, `shutdown(SHUT_WR)`, then read replies until the server
+        /// closes.
+        ShutWr => "shut-wr",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `eof-handling`.
     pub struct Params {
         /// correct: stops on recv() = 0 and closes at once; ignores-eof: loops on empty reads; half-
         /// close-aware: answers what it holds, then closes
-        server: ServerKind = ServerKind::Correct => ParamSpec::one_of(&["correct", "ignores-eof", "half-close-aware"]),
+        server: ServerKind = ServerKind::Correct => ParamSpec::choice::<ServerKind>(),
         /// close: request/reply then close(); shut-wr: every request, shutdown(SHUT_WR), read replies
         /// until EOF
-        client: ClientEnd = ClientEnd::Close => ParamSpec::one_of(&["close", "shut-wr"]),
+        client: ClientEnd = ClientEnd::Close => ParamSpec::choice::<ClientEnd>(),
         /// request lines the client sends
         messages: u64 = 5 => ParamSpec::int(1, 1000).unit("requests"),
         /// the server works this long on each request before replying
@@ -158,14 +158,11 @@ until it gets 0 itself.";
         let addr = listener.local_addr().context("read the bound address")?;
         let clock = Instant::now();
         let capture = CaseCapture::start(CaptureConfig::loopback(addr.port()), clock);
-        let cancel = ctx.cancel.clone();
-        let p = params.clone();
-        let mut measured =
-            tokio::task::spawn_blocking(move || experiment(listener, addr, &p, clock, &cancel))
-                .await
-                .map_err(|e| CaseError::task("the experiment thread", e))??;
-        measured.wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(measured)
+        let (p, cancel) = (params.clone(), ctx.cancel.clone());
+        let (measured, wire) =
+            run_captured(capture, &ctx.case_id, move || experiment(listener, addr, &p, clock, &cancel))
+                .await?;
+        Ok(Measured { wire: Some(wire), ..measured })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -353,11 +350,12 @@ fn serve(
         match listener.accept() {
             Ok((stream, _)) if !served => {
                 served = true;
-                let result = match params.server {
-                    ServerKind::Correct => correct(stream, params, clock, stop, record, eof),
-                    ServerKind::IgnoresEof => ignores_eof(stream, params, clock, stop, record, eof),
-                    ServerKind::HalfCloseAware => half_close_aware(stream, params, clock, stop, record, eof),
-                };
+                let connection = Connection::new(stream, params, clock, record, eof);
+                let result = connection.and_then(|conn| match params.server {
+                    ServerKind::Correct => correct(conn, stop),
+                    ServerKind::IgnoresEof => ignores_eof(conn, stop),
+                    ServerKind::HalfCloseAware => half_close_aware(conn, stop),
+                });
                 if let (Err(e), Ok(mut r)) = (result, record.lock()) {
                     r.error = Some(e.to_string());
                 }
@@ -489,15 +487,7 @@ fn uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
 /// yet answered are never answered. Harmless for a client that `close()`s after its last
 /// reply; a client that half-closed with `shutdown(SHUT_WR)` and is still reading loses
 /// those replies.
-fn correct(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn correct(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     while !stop.now() {
         match conn.read()? {
             Got::Eof => break,
@@ -514,15 +504,7 @@ fn correct(
 /// bytes is taken for "nothing yet", but at end of file the kernel returns 0 at once,
 /// every time, so the loop never blocks again and spins a core. Bounded here by
 /// socklab's stop at the end of `watch_ms` and by [`SPIN_LIMIT`].
-fn ignores_eof(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn ignores_eof(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     let started = Instant::now();
     // Bounded by the stop flag and SPIN_LIMIT.
     while !stop.now() && started.elapsed() < SPIN_LIMIT {
@@ -538,15 +520,7 @@ fn ignores_eof(
 
 /// Reads until `recv()` returns 0, then answers every request it still holds — the
 /// client may have only shut down its sending side and still be reading — and closes.
-fn half_close_aware(
-    stream: TcpStream,
-    params: &Params,
-    clock: Instant,
-    stop: Stop<'_>,
-    record: &Mutex<ServerRecord>,
-    eof: &mpsc::Sender<(Instant, ThreadCpu)>,
-) -> std::io::Result<()> {
-    let mut conn = Connection::new(stream, params, clock, record, eof)?;
+fn half_close_aware(mut conn: Connection<'_>, stop: Stop<'_>) -> std::io::Result<()> {
     let mut at_eof = false;
     while !stop.now() && !at_eof {
         match conn.read()? {
@@ -710,9 +684,8 @@ fn trace(c: &ClientRecord, s: &ServerRecord) -> StreamTrace {
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+    let (Some(packets), Some(stream)) = (attach_capture(outcome, wire), outcome.observations.stream.as_mut())
+    else {
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, 0);

@@ -33,6 +33,7 @@ use socklab_harness::scenario::{Cancel, CaseContext, CaseError, CaseOutcome, IoC
 use socklab_harness::text::printable;
 
 use crate::blocking::{Stop, WaitError, read_some, write_all};
+use crate::experiment::{attach_capture, run_captured};
 
 /// The scenario; see the module docs.
 pub struct FileTransfer;
@@ -48,27 +49,27 @@ const TRACE_EVENTS: usize = 40;
 /// anything is allocated).
 const MAX_HEADER: usize = 64 << 10;
 
-/// How the client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Client {
-    /// `send()` with its return value ignored, non-blocking, small `SO_SNDBUF`.
-    SendIgnored,
-    /// Every byte, blocking (`sendall` / `write_all`).
-    Sendall,
-    /// `sendfile(2)` from a file descriptor.
-    Sendfile,
-}
+socklab_harness::named_enum!(
+    /// How the client sends.
+    pub Client, "client", {
+        /// `send()` with its return value ignored, non-blocking, small `SO_SNDBUF`.
+        SendIgnored => "send-ignored",
+        /// Every byte, blocking (`sendall` / `write_all`).
+        Sendall => "sendall",
+        /// `sendfile(2)` from a file descriptor.
+        Sendfile => "sendfile",
+    }
+);
 
-/// How the server reads the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Receiver {
-    /// Until `file_size` bytes are in.
-    Exact,
-    /// One `recv(file_size)`.
-    OneRecv,
-}
+socklab_harness::named_enum!(
+    /// How the server reads the body.
+    pub Receiver, "receiver", {
+        /// Until `file_size` bytes are in.
+        Exact => "exact",
+        /// One `recv(file_size)`.
+        OneRecv => "one-recv",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `file-transfer`.
@@ -77,9 +78,9 @@ socklab_harness::params! {
         file_size: u64 = 1 << 20 => ParamSpec::int(1, MAX_FILE).unit("bytes"),
         /// send-ignored: send() on a non-blocking socket, return value ignored; sendall: every byte;
         /// sendfile: sendfile(2)
-        client: Client = Client::Sendall => ParamSpec::one_of(&["send-ignored", "sendall", "sendfile"]),
+        client: Client = Client::Sendall => ParamSpec::choice::<Client>(),
         /// exact: read until file_size bytes are in; one-recv: a single recv(file_size)
-        receiver: Receiver = Receiver::Exact => ParamSpec::one_of(&["exact", "one-recv"]),
+        receiver: Receiver = Receiver::Exact => ParamSpec::choice::<Receiver>(),
         /// SO_SNDBUF of the send-ignored client (Linux doubles it); 0 keeps the default
         sndbuf: u64 = 4096 => ParamSpec::int(0, 64 << 20).unit("bytes"),
         /// bytes the client reads from the file and sends per call
@@ -170,12 +171,10 @@ leaving early. Check the digest before trusting the file.";
             ))
         };
         let (p, cancel, seed) = (params.clone(), ctx.cancel.clone(), ctx.seed);
-        let mut measured =
-            tokio::task::spawn_blocking(move || experiment(listener, addr, &p, seed, clock, &cancel))
-                .await
-                .map_err(|e| CaseError::task("the experiment thread", e))??;
-        measured.wire = Some(capture.finish(&ctx.case_id).await);
-        Ok(measured)
+        let (measured, wire) =
+            run_captured(capture, &ctx.case_id, move || experiment(listener, addr, &p, seed, clock, &cancel))
+                .await?;
+        Ok(Measured { wire: Some(wire), ..measured })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -388,110 +387,21 @@ fn send(
 ) -> Result<SendRecord, CaseError> {
     let mut stream = TcpStream::connect(addr).context(format!("connect to {addr}"))?;
     let header = encode_header(&header_for(params));
-    let mut record = SendRecord::default();
     let cpu_before = own_cpu();
-    let note = |record: &mut SendRecord, at: Duration, bytes: &[u8], len: usize| {
-        record.write_count += 1;
-        if record.writes.len() < TRACE_EVENTS {
-            record.writes.push((at, bytes[..bytes.len().min(8)].to_vec(), len));
-        }
+    let mut sending = Sending {
+        record: SendRecord::default(),
+        accepted: Sha256::new(),
+        clock,
+        stop: Stop { cancel, flag: None },
+        deadline: Instant::now() + Duration::from_secs(60),
+        chunk: vec![0u8; (params.chunk_size as usize).min(params.file_size as usize).max(1)],
     };
-    let mut accepted = Sha256::new();
-    let stop = Stop { cancel, flag: None };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let io_error = |e: WaitError| match e {
-        WaitError::Io(e) => e,
-        WaitError::Stopped => std::io::Error::from(std::io::ErrorKind::Interrupted),
-        WaitError::Deadline => std::io::Error::from(std::io::ErrorKind::TimedOut),
+    let result = match params.client {
+        Client::SendIgnored => sending.send_ignored(&mut stream, &header, file, params),
+        Client::Sendall => sending.sendall(&mut stream, &header, file, params.file_size),
+        Client::Sendfile => sending.sendfile(&mut stream, &header, file, params.file_size),
     };
-    let mut chunk = vec![0u8; (params.chunk_size as usize).min(params.file_size as usize).max(1)];
-    let mut offset = 0u64;
-    let result: Result<(), std::io::Error> = (|| {
-        match params.client {
-            Client::SendIgnored => {
-                if params.sndbuf > 0 {
-                    SockRef::from(&stream).set_send_buffer_size(params.sndbuf as usize)?;
-                }
-                stream.set_nonblocking(true)?;
-                let at = clock.elapsed();
-                let n = stream.write(&header)?;
-                if n != header.len() {
-                    return Err(std::io::Error::other(format!(
-                        "send() took {n} of the {}-byte header",
-                        header.len()
-                    )));
-                }
-                note(&mut record, at, &header, n);
-                // The mistake: `sock.send(chunk)` with the count it returns thrown away.
-                while offset < params.file_size {
-                    cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
-                    let n = ((params.file_size - offset) as usize).min(chunk.len());
-                    file.read_exact_at(&mut chunk[..n], offset)?;
-                    let at = clock.elapsed();
-                    if let Ok(took) = stream.write(&chunk[..n]) {
-                        if took > 0 {
-                            record.accepted += took as u64;
-                            record.sends += 1;
-                            accepted.update(&chunk[..took]);
-                            note(&mut record, at, &chunk[..took], took);
-                        }
-                    }
-                    offset += n as u64;
-                }
-            }
-            Client::Sendall => {
-                stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
-                let at = clock.elapsed();
-                write_all(&mut stream, &header, deadline, stop).map_err(io_error)?;
-                note(&mut record, at, &header, header.len());
-                while offset < params.file_size {
-                    cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
-                    let n = ((params.file_size - offset) as usize).min(chunk.len());
-                    file.read_exact_at(&mut chunk[..n], offset)?;
-                    let at = clock.elapsed();
-                    write_all(&mut stream, &chunk[..n], deadline, stop).map_err(io_error)?;
-                    record.accepted += n as u64;
-                    record.sends += 1;
-                    note(&mut record, at, &chunk[..n], n);
-                    offset += n as u64;
-                }
-            }
-            Client::Sendfile => {
-                stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
-                let at = clock.elapsed();
-                write_all(&mut stream, &header, deadline, stop).map_err(io_error)?;
-                note(&mut record, at, &header, header.len());
-                let mut file_offset = 0u64;
-                // Bounded: each call sends at least one byte or ends the loop.
-                while file_offset < params.file_size {
-                    cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
-                    let want = ((params.file_size - file_offset) as usize).min(chunk.len());
-                    let at = clock.elapsed();
-                    if Instant::now() >= deadline {
-                        return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
-                    }
-                    // SO_SNDTIMEO bounds sendfile() too: EAGAIN after CHECK_EVERY, retried.
-                    let n = match rustix::fs::sendfile(
-                        stream.as_fd(),
-                        file.as_fd(),
-                        Some(&mut file_offset),
-                        want,
-                    ) {
-                        Ok(n) => n,
-                        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    if n == 0 {
-                        break;
-                    }
-                    record.accepted += n as u64;
-                    record.sends += 1;
-                    note(&mut record, at, &[], n);
-                }
-            }
-        }
-        Ok(())
-    })();
+    let Sending { mut record, accepted, .. } = sending;
     record.cpu = own_cpu().saturating_sub(cpu_before);
     if let Err(e) = result {
         if e.kind() == std::io::ErrorKind::Interrupted {
@@ -506,6 +416,153 @@ fn send(
     // close(): what the kernel took is still delivered.
     drop(stream);
     Ok(record)
+}
+
+impl SendRecord {
+    /// Counts a write the kernel took `len` bytes of, keeping the first few for the trace.
+    fn note(&mut self, at: Duration, bytes: &[u8], len: usize) {
+        self.write_count += 1;
+        if self.writes.len() < TRACE_EVENTS {
+            self.writes.push((at, bytes[..bytes.len().min(8)].to_vec(), len));
+        }
+    }
+}
+
+/// The client while it sends: its record, and the clock, stop and deadline it keeps to.
+/// Each way of sending ends with an I/O error; `Interrupted` when the case was cancelled.
+struct Sending<'a> {
+    record: SendRecord,
+    /// SHA-256 of the body bytes the kernel took, in order.
+    accepted: Sha256,
+    clock: Instant,
+    stop: Stop<'a>,
+    deadline: Instant,
+    /// The bytes of one send, read from the file.
+    chunk: Vec<u8>,
+}
+
+impl Sending<'_> {
+    fn check_cancel(&self) -> std::io::Result<()> {
+        self.stop.cancel.check().map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))
+    }
+
+    /// The mistake: `sock.send(chunk)` on a non-blocking socket with a small send buffer,
+    /// with the count it returns thrown away.
+    fn send_ignored(
+        &mut self,
+        stream: &mut TcpStream,
+        header: &[u8],
+        file: &File,
+        params: &Params,
+    ) -> std::io::Result<()> {
+        if params.sndbuf > 0 {
+            SockRef::from(&*stream).set_send_buffer_size(params.sndbuf as usize)?;
+        }
+        stream.set_nonblocking(true)?;
+        let at = self.clock.elapsed();
+        let n = stream.write(header)?;
+        if n != header.len() {
+            return Err(std::io::Error::other(format!(
+                "send() took {n} of the {}-byte header",
+                header.len()
+            )));
+        }
+        self.record.note(at, header, n);
+        let mut offset = 0u64;
+        while offset < params.file_size {
+            self.check_cancel()?;
+            let n = ((params.file_size - offset) as usize).min(self.chunk.len());
+            file.read_exact_at(&mut self.chunk[..n], offset)?;
+            let at = self.clock.elapsed();
+            if let Ok(took) = stream.write(&self.chunk[..n])
+                && took > 0
+            {
+                self.record.accepted += took as u64;
+                self.record.sends += 1;
+                self.accepted.update(&self.chunk[..took]);
+                self.record.note(at, &self.chunk[..took], took);
+            }
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The header, every byte, on a blocking socket whose writes wait at most
+    /// [`Cancel::CHECK_EVERY`] at a time.
+    fn write_header(&mut self, stream: &mut TcpStream, header: &[u8]) -> std::io::Result<()> {
+        stream.set_write_timeout(Some(Cancel::CHECK_EVERY))?;
+        let at = self.clock.elapsed();
+        write_all(stream, header, self.deadline, self.stop).map_err(io_error)?;
+        self.record.note(at, header, header.len());
+        Ok(())
+    }
+
+    /// Every byte, blocking: `sendall` / `write_all`, a chunk at a time.
+    fn sendall(
+        &mut self,
+        stream: &mut TcpStream,
+        header: &[u8],
+        file: &File,
+        size: u64,
+    ) -> std::io::Result<()> {
+        self.write_header(stream, header)?;
+        let mut offset = 0u64;
+        while offset < size {
+            self.check_cancel()?;
+            let n = ((size - offset) as usize).min(self.chunk.len());
+            file.read_exact_at(&mut self.chunk[..n], offset)?;
+            let at = self.clock.elapsed();
+            write_all(stream, &self.chunk[..n], self.deadline, self.stop).map_err(io_error)?;
+            self.record.accepted += n as u64;
+            self.record.sends += 1;
+            self.record.note(at, &self.chunk[..n], n);
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// `sendfile(2)` from the memory file: the bytes never pass through user space.
+    fn sendfile(
+        &mut self,
+        stream: &mut TcpStream,
+        header: &[u8],
+        file: &File,
+        size: u64,
+    ) -> std::io::Result<()> {
+        self.write_header(stream, header)?;
+        let mut file_offset = 0u64;
+        // Bounded: each call sends at least one byte or ends the loop.
+        while file_offset < size {
+            self.check_cancel()?;
+            let want = ((size - file_offset) as usize).min(self.chunk.len());
+            let at = self.clock.elapsed();
+            if Instant::now() >= self.deadline {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            // SO_SNDTIMEO bounds sendfile() too: EAGAIN after CHECK_EVERY, retried.
+            let n = match rustix::fs::sendfile(stream.as_fd(), file.as_fd(), Some(&mut file_offset), want) {
+                Ok(n) => n,
+                Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                break;
+            }
+            self.record.accepted += n as u64;
+            self.record.sends += 1;
+            self.record.note(at, &[], n);
+        }
+        Ok(())
+    }
+}
+
+/// A bounded wait's end as the I/O error the sending loops end with.
+fn io_error(e: WaitError) -> std::io::Error {
+    match e {
+        WaitError::Io(e) => e,
+        WaitError::Stopped => std::io::Error::from(std::io::ErrorKind::Interrupted),
+        WaitError::Deadline => std::io::Error::from(std::io::ErrorKind::TimedOut),
+    }
 }
 
 /// A memory file (`memfd_create`) holding the file's bytes, so no client reads a disk,
@@ -714,9 +771,8 @@ fn trace(s: &SendRecord, r: &ReceiveRecord) -> StreamTrace {
 }
 
 fn add_wire_layer(outcome: &mut CaseOutcome, wire: CaseCaptureResult) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+    let (Some(packets), Some(stream)) = (attach_capture(outcome, wire), outcome.observations.stream.as_mut())
+    else {
         return;
     };
     let mut wire = stream_segments(&packets, Direction::ClientToServer, None, 0);

@@ -8,12 +8,16 @@
 //! `--peer-cmd` the reference server runs in `socklab agent` on another host, and its
 //! counters (the sink's verification in bulk mode) and CPU time come back into the report.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use socklab_harness::check::Check;
-use socklab_harness::framing::{FramingStrategy, LengthPrefixedCodec};
+use socklab_harness::framing::{Endian, FramingStrategy, HeaderWidth, LengthPrefixedCodec};
 use socklab_harness::impair::spec::{check_tcp_text, check_udp_text};
 use socklab_harness::impair::{
     Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay, start_in_front,
@@ -22,7 +26,7 @@ use socklab_harness::link::LinkKind;
 use socklab_harness::link::{self, Link, LinkSpec, PeerPath};
 use socklab_harness::metrics::CpuTime;
 use socklab_harness::net::tcp_maxseg;
-use socklab_harness::params::{Invalid, ParamSpec};
+use socklab_harness::params::{Invalid, Named, ParamSpec, UnknownName};
 use socklab_harness::peer::agent::{RemoteAgent, RoleObservation, RoleSpec};
 use socklab_harness::peer::udp_client::check_fits_datagram;
 use socklab_harness::peer::{
@@ -34,42 +38,93 @@ use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, 
 use socklab_harness::shared_params;
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::experiment::run_blocking;
+
 /// The scenario; see the module docs.
 pub struct FramingThroughput;
 
 /// Framing names this scenario accepts: every name of [`FramingStrategy::NAMES`] (what
-/// `socklab serve --framing` takes; a test keeps the two in step), and `fixed` for records
-/// of exactly `message_size` bytes (`fixed:N` elsewhere).
-pub const FRAMINGS: &[&str] = &[
-    "raw",
-    "line",
-    "cobs",
-    "u8",
-    "i8",
-    "u16be",
-    "u16le",
-    "i16be",
-    "i16le",
-    "u32be",
-    "u32le",
-    "i32be",
-    "i32le",
-    "u64be",
-    "u64le",
-    "i64be",
-    "i64le",
-    "varint",
-    "json-header",
-    "stop-and-wait",
-    "fixed",
-];
+/// `socklab serve --framing` takes), then `fixed` for records of exactly `message_size`
+/// bytes (`fixed:N` elsewhere). Built from `NAMES` when compiled, so the two cannot drift.
+pub const FRAMINGS: &[&str] = &names_and_fixed();
+
+const fn names_and_fixed() -> [&'static str; FramingStrategy::NAMES.len() + 1] {
+    let mut names = ["fixed"; FramingStrategy::NAMES.len() + 1];
+    let mut i = 0;
+    while i < FramingStrategy::NAMES.len() {
+        names[i] = FramingStrategy::NAMES[i];
+        i += 1;
+    }
+    names
+}
+
+/// The `framing` parameter: one of [`FRAMINGS`], read and written as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A strategy of [`FramingStrategy::NAMES`].
+    Strategy(FramingStrategy),
+    /// `fixed`: records of exactly `message_size` bytes.
+    Fixed,
+}
+
+impl Framing {
+    /// The strategy that frames messages of `message_size` bytes.
+    pub fn strategy(self, message_size: u64) -> FramingStrategy {
+        match self {
+            Framing::Strategy(strategy) => strategy,
+            Framing::Fixed => FramingStrategy::FixedSize(message_size as usize),
+        }
+    }
+}
+
+impl Named for Framing {
+    const NAMES: &'static [&'static str] = FRAMINGS;
+}
+
+impl fmt::Display for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Framing::Strategy(strategy) => strategy.fmt(f),
+            Framing::Fixed => f.write_str("fixed"),
+        }
+    }
+}
+
+impl FromStr for Framing {
+    type Err = UnknownName;
+
+    /// A name of [`FRAMINGS`]; not `fixed:N`, whose size is `message_size` here.
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        let unknown = || UnknownName { what: "framing", input: s.to_string(), valid: FRAMINGS.to_vec() };
+        match s {
+            "fixed" => Ok(Framing::Fixed),
+            _ if FramingStrategy::NAMES.contains(&s) => {
+                s.parse().map(Framing::Strategy).map_err(|_| unknown())
+            }
+            _ => Err(unknown()),
+        }
+    }
+}
+
+impl Serialize for Framing {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Framing {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 const MIB: f64 = 1024.0 * 1024.0;
 
 socklab_harness::params! {
     /// Parameters of `framing-throughput`.
     pub struct Params {
         /// framing strategy (fixed = records of exactly message_size bytes)
-        framing: String = "u32be".into() => ParamSpec::one_of(FRAMINGS),
+        framing: Framing = Framing::Strategy(U32BE) => ParamSpec::choice::<Framing>(),
         /// payload bytes per message (16 carry the sequence number and checksum)
         message_size: u64 = 256 => ParamSpec::int(16, 1 << 20).unit("bytes"),
         /// ping-pong (1 outstanding), pipelined (window), bulk (one-way into a sink), open-loop (fixed
@@ -186,12 +241,13 @@ socklab_harness::model::metrics! {
     cpu_sys_ms: Millis, Lower;
 }
 
+/// The default framing: a 4-byte big-endian length.
+const U32BE: FramingStrategy =
+    FramingStrategy::LengthPrefixed { width: HeaderWidth::U32, endian: Endian::Big, signed: false };
+
 impl Params {
-    fn strategy(&self) -> Result<FramingStrategy, Invalid> {
-        if self.framing == "fixed" {
-            return Ok(FramingStrategy::FixedSize(self.message_size as usize));
-        }
-        self.framing.parse().map_err(|e| Invalid::new("framing", format!("{e}")))
+    fn strategy(&self) -> FramingStrategy {
+        self.framing.strategy(self.message_size)
     }
 }
 
@@ -285,7 +341,7 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     fn validate(params: &Params) -> Result<(), Invalid> {
-        let strategy = params.strategy()?;
+        let strategy = params.strategy();
         match params.transport {
             Transport::Tcp => {
                 check_tcp_text(&params.impair)?;
@@ -311,32 +367,11 @@ then measure the relay's holds and gaps, not the framing.";
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let (framing, mode, flavour, transport) =
-            (params.strategy()?, params.mode, params.flavour, params.transport);
+            (params.strategy(), params.mode, params.flavour, params.transport);
         let spec = params.link_spec()?;
         let impair = spec.relay_impairment(&params.impair)?;
-        let behaviour = if mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo };
-        let reply_timeout = match transport {
-            Transport::Tcp => Duration::from_secs(5),
-            Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
-        };
-        let workload = Workload {
-            transport,
-            mode,
-            framing,
-            message_size: params.message_size as usize,
-            duration: Duration::from_millis(params.duration_ms),
-            max_messages: params.max_messages,
-            window: params.window as usize,
-            rate_per_s: params.rate as f64,
-            server: behaviour,
-            reply_timeout: reply_timeout.min(ctx.timeout),
-            nodelay: params.nodelay,
-            // Against the in-process tokio server, an async client shares the runtime's
-            // threads with it (fewer wake-ups); against any other server it blocks in recv.
-            blocking_ping_pong: ctx.target.is_some() || ctx.peer.is_some() || flavour != Flavour::Tokio,
-            cancel: ctx.cancel.clone(),
-            ..Workload::default()
-        };
+        let workload = workload(&params, &ctx);
+        let behaviour = workload.server;
         if let Some(agent) = ctx.peer.clone() {
             if transport == Transport::Udp {
                 return Err(CaseError::Invalid(Invalid::new(
@@ -347,9 +382,7 @@ then measure the relay's holds and gaps, not the framing.";
             return run_with_agent(&params, workload, flavour, &impair, agent, &ctx).await;
         }
         // Making a veth link runs `ip` a few times: off the async threads.
-        let link = tokio::task::spawn_blocking(move || Link::open(spec))
-            .await
-            .map_err(|e| CaseError::task("the link set-up", e))??;
+        let link = run_blocking("the link set-up", move || Ok(Link::open(spec)?)).await?;
         // The reference server, unless the case runs against a target (which must echo).
         let config = ServerConfig { transport, flavour, behaviour, framing, ..ServerConfig::default() };
         let server = match (&ctx.target, &link) {
@@ -390,31 +423,7 @@ then measure the relay's holds and gaps, not the framing.";
             (Some(before), Some(after)) => Some(after.since(&before).tx_bytes),
             _ => None,
         };
-        let load =
-            |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
-        // Bulk is verified by the sink; the other modes by the client, reply by reply.
-        let delivery = match (mode, &server) {
-            (Mode::Bulk, Some(server)) => {
-                let stats = server.stats();
-                Delivery {
-                    delivered: load(&stats.bytes) / params.message_size,
-                    intact: load(&stats.intact),
-                    corrupted: load(&stats.corrupted),
-                    out_of_order: load(&stats.out_of_order),
-                    bytes: load(&stats.bytes),
-                    verified: true,
-                }
-            }
-            // A target sink took every byte (it closed only after reading to the end),
-            // but what it found in them only it knows.
-            (Mode::Bulk, None) => Delivery {
-                delivered: result.sent,
-                bytes: result.throughput.bytes,
-                verified: false,
-                ..Delivery::default()
-            },
-            _ => Delivery::from_client(&result),
-        };
+        let delivery = Delivery::of(mode, server.as_ref(), &result, params.message_size);
         let proxy = relay.map(|relay| relay.observation());
         // Through a relay the client's connection ends at the relay, so its MSS says
         // nothing about the link.
@@ -434,37 +443,23 @@ then measure the relay's holds and gaps, not the framing.";
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
-        match params.strategy() {
-            Ok(framing) => {
-                let mode = params.mode;
-                let mut outcome =
-                    outcome(params, framing, mode, &measured.result, &measured.delivery, measured.cpu);
-                if let Some(cpu) = measured.target_cpu {
-                    outcome.metric(metric::target_cpu_ms, round1(cpu.as_secs_f64() * 1e3));
-                }
-                add_link_layer(&mut outcome, params, mode, &measured);
-                if let Some(proxy) = measured.proxy {
-                    let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
-                        proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
-                    };
-                    outcome
-                        .metric(metric::proxy_reads, both(|d| d.reads_in))
-                        .metric(metric::proxy_writes, both(|d| d.writes_out));
-                    outcome.observations.proxy = Some(proxy);
-                }
-                outcome
-            }
-            // Parameters passed validation before the case ran, so this is a bug; say so.
-            Err(reason) => {
-                let mut outcome = CaseOutcome::default();
-                outcome.checks.push(Check::nothing_to_judge(
-                    "params_parse",
-                    "valid parameters",
-                    &reason.to_string(),
-                ));
-                outcome
-            }
+        let mode = params.mode;
+        let mut outcome =
+            outcome(params, params.strategy(), mode, &measured.result, &measured.delivery, measured.cpu);
+        if let Some(cpu) = measured.target_cpu {
+            outcome.metric(metric::target_cpu_ms, round1(cpu.as_secs_f64() * 1e3));
         }
+        add_link_layer(&mut outcome, params, mode, &measured);
+        if let Some(proxy) = measured.proxy {
+            let both = |f: fn(&socklab_harness::impair::ProxyDirection) -> u64| {
+                proxy.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum::<u64>() as f64
+            };
+            outcome
+                .metric(metric::proxy_reads, both(|d| d.reads_in))
+                .metric(metric::proxy_writes, both(|d| d.writes_out));
+            outcome.observations.proxy = Some(proxy);
+        }
+        outcome
     }
 }
 
@@ -511,6 +506,32 @@ impl CaseRelay {
     }
 }
 
+/// The client's workload: the parameters, with a sink behind bulk and an echo otherwise.
+fn workload(params: &Params, ctx: &CaseContext) -> Workload {
+    let reply_timeout = match params.transport {
+        Transport::Tcp => Duration::from_secs(5),
+        Transport::Udp => Duration::from_millis(params.udp_timeout_ms),
+    };
+    Workload {
+        transport: params.transport,
+        mode: params.mode,
+        framing: params.strategy(),
+        message_size: params.message_size as usize,
+        duration: Duration::from_millis(params.duration_ms),
+        max_messages: params.max_messages,
+        window: params.window as usize,
+        rate_per_s: params.rate as f64,
+        server: if params.mode == Mode::Bulk { Behaviour::Sink } else { Behaviour::Echo },
+        reply_timeout: reply_timeout.min(ctx.timeout),
+        nodelay: params.nodelay,
+        // Against the in-process tokio server, an async client shares the runtime's
+        // threads with it (fewer wake-ups); against any other server it blocks in recv.
+        blocking_ping_pong: ctx.target.is_some() || ctx.peer.is_some() || params.flavour != Flavour::Tokio,
+        cancel: ctx.cancel.clone(),
+        ..Workload::default()
+    }
+}
+
 /// What UDP cases take: ping-pong, a framing that fits a datagram, UDP impairments.
 fn check_udp(params: &Params, strategy: FramingStrategy) -> Result<(), Invalid> {
     if params.mode != Mode::PingPong {
@@ -547,8 +568,12 @@ fn check_udp(params: &Params, strategy: FramingStrategy) -> Result<(), Invalid> 
 }
 
 impl Params {
+    /// The link; a refused rate names `link_rate`, this scenario's name for the link's `rate`.
     fn link_spec(&self) -> Result<LinkSpec, Invalid> {
-        LinkSpec::parse(self.link, self.mtu, &self.link_rate, self.delay_ms)
+        LinkSpec::parse(self.link, self.mtu, &self.link_rate, self.delay_ms).map_err(|e| match e.param {
+            "rate" => Invalid { param: "link_rate", ..e },
+            _ => e,
+        })
     }
 }
 
@@ -582,9 +607,7 @@ async fn run_with_agent(
         flavour: flavour.name().to_string(),
     };
     let starter = agent.clone();
-    let role = tokio::task::spawn_blocking(move || starter.start_role(role))
-        .await
-        .map_err(|e| CaseError::task("the agent", e))??;
+    let role = run_blocking("the agent", move || Ok(starter.start_role(role)?)).await?;
     let link = Link::Peer(PeerPath::toward(role.addr.ip()));
     let config = RelayConfig { record_limit: PROXY_RECORD_LIMIT, ..RelayConfig::default() };
     let relay = link.start_relay(role.addr, impair, ctx.seed, config)?;
@@ -597,9 +620,9 @@ async fn run_with_agent(
     let cpu = CpuTime::now().since(cpu_before);
     // Stopped whatever the workload did, so the agent does not keep the server.
     let cancel = ctx.cancel.clone();
-    let stopped = tokio::task::spawn_blocking(move || agent.stop_role(role.number, Duration::ZERO, &cancel))
-        .await
-        .map_err(|e| CaseError::task("the agent", e))?;
+    // The agent's answer is looked at after the workload's result: that error comes first.
+    let stopped =
+        run_blocking("the agent", move || Ok(agent.stop_role(role.number, Duration::ZERO, &cancel))).await?;
     let result = result?;
     let RoleObservation::Server { bytes, intact, corrupted, out_of_order, cpu: peer_cpu, .. } = stopped?
     else {
@@ -674,6 +697,34 @@ struct Delivery {
 }
 
 impl Delivery {
+    /// Bulk as the sink verified it (against a target, as the client sent it); the other
+    /// modes as the client verified the replies.
+    fn of(mode: Mode, sink: Option<&Server>, result: &WorkloadResult, message_size: u64) -> Self {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        match (mode, sink) {
+            (Mode::Bulk, Some(server)) => {
+                let stats = server.stats();
+                Delivery {
+                    delivered: load(&stats.bytes) / message_size,
+                    intact: load(&stats.intact),
+                    corrupted: load(&stats.corrupted),
+                    out_of_order: load(&stats.out_of_order),
+                    bytes: load(&stats.bytes),
+                    verified: true,
+                }
+            }
+            // A target sink took every byte (it closed only after reading to the end),
+            // but what it found in them only it knows.
+            (Mode::Bulk, None) => Delivery {
+                delivered: result.sent,
+                bytes: result.throughput.bytes,
+                verified: false,
+                ..Delivery::default()
+            },
+            _ => Delivery::from_client(result),
+        }
+    }
+
     /// As the client verified the replies.
     fn from_client(result: &WorkloadResult) -> Self {
         Delivery {
@@ -888,4 +939,25 @@ fn micros(nanos: u64) -> f64 {
 
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_framing_name_parses_and_prints_back() {
+        for name in FRAMINGS {
+            let framing: Framing = name.parse().unwrap();
+            assert_eq!(framing.to_string(), *name);
+            assert_eq!(serde_json::to_value(framing).unwrap(), *name);
+        }
+        assert_eq!(FRAMINGS.len(), FramingStrategy::NAMES.len() + 1);
+        assert_eq!(FRAMINGS.last(), Some(&"fixed"));
+        assert_eq!(Params::default().framing.to_string(), "u32be");
+        let fixed: Framing = serde_json::from_str("\"fixed\"").unwrap();
+        assert_eq!(fixed.strategy(100), FramingStrategy::FixedSize(100));
+        let refused = "fixed:64".parse::<Framing>().unwrap_err();
+        assert_eq!(refused.valid, FRAMINGS, "fixed:N is not a name here: message_size sets N");
+    }
 }

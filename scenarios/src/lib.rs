@@ -9,6 +9,7 @@ pub mod addr_in_use;
 mod blocking;
 pub mod empty_send;
 pub mod eof_handling;
+mod experiment;
 pub mod file_transfer;
 pub mod framing_throughput;
 pub mod nagle_delayed_ack;

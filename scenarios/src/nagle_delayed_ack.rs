@@ -12,7 +12,6 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socklab_harness::capture::{
     CaptureConfig, CaseCapture, CaseCaptureResult, retransmitted_segments, stream_segments,
 };
@@ -28,6 +27,8 @@ use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, 
 use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::experiment::attach_capture;
 
 /// The scenario; see the module docs.
 pub struct NagleDelayedAck;
@@ -48,27 +49,27 @@ const STALL_P50_MIN: Duration = Duration::from_millis(30);
 /// ...and every fix must stay under this.
 const FIXED_P50_MAX: Duration = Duration::from_millis(5);
 
-/// How the client sends each header + body, or what the server does about ACKs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variant {
-    /// Two writes, Nagle on, server ACKs as it likes: the stall.
-    Default,
-    /// Client sets TCP_NODELAY: the body leaves without waiting for the ACK.
-    Nodelay,
-    /// One `writev` of header and body: one small write, nothing for Nagle to hold.
-    Writev,
-    /// TCP_CORK on, two writes, cork off: the kernel sends both as one segment.
-    Cork,
-    /// Server sets TCP_QUICKACK before each read: the header's ACK is not delayed.
-    Quickack,
-}
+socklab_harness::named_enum!(
+    /// How the client sends each header + body, or what the server does about ACKs.
+    pub Variant, "variant", {
+        /// Two writes, Nagle on, server ACKs as it likes: the stall.
+        Default => "default",
+        /// Client sets TCP_NODELAY: the body leaves without waiting for the ACK.
+        Nodelay => "nodelay",
+        /// One `writev` of header and body: one small write, nothing for Nagle to hold.
+        Writev => "writev",
+        /// TCP_CORK on, two writes, cork off: the kernel sends both as one segment.
+        Cork => "cork",
+        /// Server sets TCP_QUICKACK before each read: the header's ACK is not delayed.
+        Quickack => "quickack",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `nagle-delayed-ack`.
     pub struct Params {
         /// default = two writes with Nagle on; the others are the fixes
-        variant: Variant = Variant::Default => ParamSpec::one_of(&["default", "nodelay", "writev", "cork", "quickack"]),
+        variant: Variant = Variant::Default => ParamSpec::choice::<Variant>(),
         /// measured request/reply round trips (the default variant costs ~40 ms each)
         round_trips: u64 = 20 => ParamSpec::int(1, 10_000),
         /// size of each request's first write
@@ -167,15 +168,11 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
             excerpt: TraceExcerpt::first(TRACED_ROUND_TRIPS, params.round_trips as usize, "requests"),
             ..StreamTrace::new(client.writes, reads)
         };
-        let Some(wire) = wire else {
-            outcome.observations.stream = Some(trace);
-            return outcome;
-        };
-        if let Some(packets) = &wire.packets {
-            wire_metrics(&mut outcome, packets, params.round_trips as usize, request_len);
-            outcome.metric(metric::retransmitted_segments, retransmitted_segments(packets) as f64);
+        if let Some(packets) = wire.and_then(|wire| attach_capture(&mut outcome, wire)) {
+            wire_metrics(&mut outcome, &packets, params.round_trips as usize, request_len);
+            outcome.metric(metric::retransmitted_segments, retransmitted_segments(&packets) as f64);
             let skip = WARM_ROUND_TRIPS * PING.len();
-            let client_stream = stream_segments(packets, Direction::ClientToServer, None, skip);
+            let client_stream = stream_segments(&packets, Direction::ClientToServer, None, skip);
             let traced_bytes = TRACED_ROUND_TRIPS.min(params.round_trips as usize) * request_len;
             let mut segments = client_stream.segments;
             cut_to(&mut segments, traced_bytes);
@@ -183,8 +180,6 @@ segment per request; TCP_NODELAY with many tiny writes sends many tiny segments.
                 .join_segments(segments, retransmissions_within(client_stream.retransmissions, traced_bytes));
         }
         outcome.observations.stream = Some(trace);
-        outcome.observations.capture = Some(wire.observation);
-        outcome.artifacts.extend(wire.artifact);
         outcome
     }
 }

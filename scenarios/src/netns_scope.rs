@@ -7,6 +7,8 @@
 use socklab_harness::net::{NetnsMode, PrivateNetns};
 use socklab_harness::scenario::CaseError;
 
+use crate::experiment::run_blocking;
+
 /// Where a case ran, and so how far the kernel's counters are its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -41,4 +43,17 @@ pub fn run_scoped<T: Send + 'static>(
         },
     };
     experiment(Scope::SystemWide(reason))
+}
+
+/// [`run_scoped`] from a scenario's async `run`: on tokio's blocking pool
+/// ([`run_blocking`], which names the thread `task` in an error).
+///
+/// # Errors
+/// As [`run_scoped`] and [`run_blocking`].
+pub(crate) async fn run_scoped_blocking<T: Send + 'static>(
+    mode: NetnsMode,
+    task: &'static str,
+    experiment: impl FnOnce(Scope) -> Result<T, CaseError> + Send + 'static,
+) -> Result<T, CaseError> {
+    run_blocking(task, move || run_scoped(mode, experiment)).await
 }

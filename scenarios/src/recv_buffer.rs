@@ -43,6 +43,8 @@ use socklab_harness::scenario::{
 };
 use socklab_harness::shared_params;
 
+use crate::experiment::run_blocking;
+
 /// The scenario; see the module docs.
 pub struct RecvBuffer;
 
@@ -191,12 +193,11 @@ headers every 1448-byte segment carries, which the veth's own byte counter shows
         // The runner cancels the case at its timeout; a call blocked then wakes by this
         // deadline a moment later, so the case's own time limit is always the runner's.
         let stop = Stop { at: Instant::now() + ctx.timeout + STOP_MARGIN, cancel: ctx.cancel.clone() };
-        tokio::task::spawn_blocking(move || match ctx.peer.clone() {
+        run_blocking("the transfer threads", move || match ctx.peer.clone() {
             Some(agent) => experiment_with_agent(&params, &agent, stop),
             None => experiment(&params, stop, ctx.seed),
         })
         .await
-        .map_err(|e| CaseError::task("the transfer threads", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {

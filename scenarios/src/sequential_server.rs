@@ -15,47 +15,37 @@
 //! case runs in a private network namespace (with `CAP_NET_ADMIN`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 use socklab_harness::check::Check;
-use socklab_harness::net::{ListenCounters, read_listen_counters};
+use socklab_harness::net::{ListenCounters, NetnsMode, read_listen_counters};
 use socklab_harness::params::ParamSpec;
+use socklab_harness::peer::Flavour;
 use socklab_harness::report::{MetricSpec, Unit, ValueSeries};
 use socklab_harness::scenario::{
     BarSource, BarSpec, Cancel, CaseContext, CaseError, CaseOutcome, IoContext, Scenario,
 };
+use socklab_harness::shared_params;
+use thiserror::Error;
 
 use crate::blocking::{self, Stop, WaitError, read_some, tcp_socket, timed_out, wait_readable};
-use crate::netns_scope::{Scope, run_scoped};
-use socklab_harness::net::NetnsMode;
+use crate::experiment::EXPERIMENT_THREAD;
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct SequentialServer;
-
-/// How the server serves connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Flavour {
-    /// One client at a time.
-    Sequential,
-    /// A thread per connection.
-    Threaded,
-    /// A tokio task per connection.
-    Tokio,
-}
 
 socklab_harness::params! {
     /// Parameters of `sequential-server`.
     pub struct Params {
         /// sequential: one client at a time; threaded: a thread per connection; tokio: a task per
         /// connection
-        flavour: Flavour = Flavour::Sequential => ParamSpec::one_of(&["sequential", "threaded", "tokio"]),
+        flavour: Flavour = Flavour::Sequential => shared_params::FLAVOUR,
         /// clients that connect at the same moment
         clients: u64 = 5 => ParamSpec::int(1, 64).unit("clients"),
         /// each client holds its session this long after its first reply, then closes
@@ -65,7 +55,7 @@ socklab_harness::params! {
         /// a client gives up connecting after this long (SYN retransmissions come after 1 s, 3 s, 7 s)
         connect_limit_ms: u64 = 3000 => ParamSpec::int(100, 20_000).unit("ms"),
         /// auto: a private network namespace when CAP_NET_ADMIN is held (exact ListenOverflows); never
-        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
+        netns: NetnsMode => shared_params::NETNS,
     }
 }
 
@@ -142,9 +132,8 @@ socketserver.ThreadingTCPServer / asyncio.start_server. Size listen()'s backlog 
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let cancel = ctx.cancel.clone();
-        tokio::task::spawn_blocking(move || run_somewhere(&params, &cancel))
+        run_scoped_blocking(params.netns, EXPERIMENT_THREAD, move |scope| experiment(&params, &cancel, scope))
             .await
-            .map_err(|e| CaseError::task("the experiment thread", e))?
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -174,11 +163,6 @@ struct ClientRecord {
     /// When the reply arrived, from the common start.
     first_reply: Option<Duration>,
     error: Option<String>,
-}
-
-fn run_somewhere(params: &Params, cancel: &Cancel) -> Result<Measured, CaseError> {
-    let (p, c) = (params.clone(), cancel.clone());
-    run_scoped(params.netns, move |scope| experiment(&p, &c, scope))
 }
 
 /// The server, the clients, the counters, in the calling thread's namespace (threads
@@ -246,6 +230,35 @@ fn experiment(params: &Params, cancel: &Cancel, scope: Scope) -> Result<Measured
     Ok(Measured { scope, clients, accepted, counters })
 }
 
+/// Why a client got no reply: what its record says.
+#[derive(Debug, Error)]
+enum ClientError {
+    /// The handshake did not finish within `connect_limit_ms`.
+    #[error("connect did not finish in {0} ms")]
+    ConnectDeadline(u64),
+    /// The connect failed.
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    /// The case was cancelled or is over.
+    #[error("stopped")]
+    Stopped,
+    /// The socket refused a read timeout.
+    #[error("{0}")]
+    SetTimeout(io::Error),
+    /// Sending the request failed.
+    #[error("write: {0}")]
+    Write(io::Error),
+    /// The server closed before the reply line was in.
+    #[error("the server closed before replying")]
+    Closed,
+    /// No reply line within this long.
+    #[error("no reply within {} ms", .0.as_millis())]
+    NoReply(Duration),
+    /// Reading the reply failed.
+    #[error("read: {0}")]
+    Read(io::Error),
+}
+
 /// One client: connect, send a line, read the reply, hold, close.
 fn client(socket: Socket, addr: SocketAddr, params: &Params, clock: Instant, stop: Stop<'_>) -> ClientRecord {
     let start = clock.elapsed();
@@ -255,43 +268,48 @@ fn client(socket: Socket, addr: SocketAddr, params: &Params, clock: Instant, sto
     let mut stream = match connected.stream {
         Ok(stream) => stream,
         Err(e) => {
-            record.error = Some(match e {
-                WaitError::Deadline => format!("connect did not finish in {} ms", params.connect_limit_ms),
-                WaitError::Stopped => "stopped".into(),
-                WaitError::Io(e) => format!("connect: {e}"),
-            });
+            let e = match e {
+                WaitError::Deadline => ClientError::ConnectDeadline(params.connect_limit_ms),
+                WaitError::Stopped => ClientError::Stopped,
+                WaitError::Io(e) => ClientError::Connect(e),
+            };
+            record.error = Some(e.to_string());
             return record;
         }
     };
     record.connected = true;
     record.connected_at = clock.elapsed();
     record.port = stream.local_addr().ok().map(|a| a.port());
-    let mut exchange = || -> Result<(), String> {
-        stream.set_read_timeout(Some(Cancel::CHECK_EVERY)).map_err(|e| e.to_string())?;
-        stream.write_all(REQUEST).map_err(|e| format!("write: {e}"))?;
-        // Every other client's session may come first: wait for all of them, and more.
-        let wait = Duration::from_millis(params.hold_ms * params.clients * 2 + params.connect_limit_ms)
-            + Duration::from_secs(2);
-        let deadline = Instant::now() + wait;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while !got.ends_with(b"\n") {
-            match read_some(&mut stream, &mut buf, deadline, stop) {
-                Ok(0) => return Err("the server closed before replying".into()),
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(WaitError::Deadline) => return Err(format!("no reply within {} ms", wait.as_millis())),
-                Err(WaitError::Stopped) => return Err("stopped".into()),
-                Err(WaitError::Io(e)) => return Err(format!("read: {e}")),
-            }
+    match exchange(&mut stream, params, stop) {
+        Ok(()) => {
+            record.first_reply = Some(clock.elapsed().saturating_sub(start));
+            blocking::sleep(Duration::from_millis(params.hold_ms), stop);
         }
-        record.first_reply = Some(clock.elapsed().saturating_sub(start));
-        blocking::sleep(Duration::from_millis(params.hold_ms), stop);
-        Ok(())
-    };
-    if let Err(e) = exchange() {
-        record.error = Some(e);
+        Err(e) => record.error = Some(e.to_string()),
     }
     record
+}
+
+/// Sends the request and reads until the reply line is in.
+fn exchange(stream: &mut TcpStream, params: &Params, stop: Stop<'_>) -> Result<(), ClientError> {
+    stream.set_read_timeout(Some(Cancel::CHECK_EVERY)).map_err(ClientError::SetTimeout)?;
+    stream.write_all(REQUEST).map_err(ClientError::Write)?;
+    // Every other client's session may come first: wait for all of them, and more.
+    let wait = Duration::from_millis(params.hold_ms * params.clients * 2 + params.connect_limit_ms)
+        + Duration::from_secs(2);
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        match read_some(stream, &mut buf, deadline, stop) {
+            Ok(0) => return Err(ClientError::Closed),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(WaitError::Deadline) => return Err(ClientError::NoReply(wait)),
+            Err(WaitError::Stopped) => return Err(ClientError::Stopped),
+            Err(WaitError::Io(e)) => return Err(ClientError::Read(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Reads the request line, replies, then reads until the client closes (bounded).

@@ -46,6 +46,8 @@ use socklab_harness::text::printable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::experiment::{attach_capture, run_blocking};
+
 /// The scenario; see the module docs.
 pub struct TcpCoalescing;
 
@@ -222,9 +224,7 @@ pieces.";
         let spec = params.link_spec()?;
         let impair = spec.relay_impairment(&params.impair)?;
         // Making a veth link runs `ip` a few times: off the async threads.
-        let link = tokio::task::spawn_blocking(move || Link::open(spec))
-            .await
-            .map_err(|e| CaseError::task("the link set-up", e))??;
+        let link = run_blocking("the link set-up", move || Ok(Link::open(spec)?)).await?;
         let listener = link.tcp_listener(|_| Ok(()))?;
         listener.set_nonblocking(true).context("make the listener non-blocking")?;
         let listener = TcpListener::from_std(listener).context("register the listener")?;
@@ -300,12 +300,11 @@ async fn run_with_agent(
     let clock = Instant::now();
     let (role, mapping) = {
         let agent = agent.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, CaseError> {
+        run_blocking("the agent", move || {
             let role = agent.start_role(role)?;
             Ok((role, agent.clock_mapping(clock, 5)?))
         })
-        .await
-        .map_err(|e| CaseError::task("the agent", e))??
+        .await?
     };
     let path = PeerPath::toward(role.addr.ip());
     let link = Link::Peer(path);
@@ -318,9 +317,8 @@ async fn run_with_agent(
     let (writes, mss) = drive_client(socket, connect_to, &params, clock).await?;
     let wait = Duration::from_millis(params.read_delay_ms) + SERVER_FINISH;
     let cancel = ctx.cancel.clone();
-    let observation = tokio::task::spawn_blocking(move || agent.stop_role(role.number, wait, &cancel))
-        .await
-        .map_err(|e| CaseError::task("the agent", e))??;
+    let observation =
+        run_blocking("the agent", move || Ok(agent.stop_role(role.number, wait, &cancel)?)).await?;
     let RoleObservation::StreamReader { reads, queued_at_first_read, .. } = observation else {
         return Err(CaseError::Protocol("the agent answered with another role's observations".into()));
     };
@@ -514,9 +512,8 @@ fn add_proxy_layer(outcome: &mut CaseOutcome, params: &Params, proxy: ProxyObser
 /// The third layer: which writes each segment carried and which segments each read
 /// returned, from the capture; or the reason there is no capture.
 fn add_wire_layer(outcome: &mut CaseOutcome, params: &Params, wire: CaseCaptureResult) {
-    outcome.artifacts.extend(wire.artifact);
-    outcome.observations.capture = Some(wire.observation);
-    let (Some(packets), Some(stream)) = (wire.packets, outcome.observations.stream.as_mut()) else {
+    let (Some(packets), Some(stream)) = (attach_capture(outcome, wire), outcome.observations.stream.as_mut())
+    else {
         return;
     };
     let wire = stream_segments(&packets, Direction::ClientToServer, None, warm_up_bytes(params));

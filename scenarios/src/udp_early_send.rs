@@ -31,46 +31,44 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use socklab_harness::check::Check;
 use socklab_harness::impair::spec::check_udp_text;
 use socklab_harness::impair::{Impairment, ProxyObservation, REORDER_FLUSH, RelayConfig, UdpRelay, in_front};
-use socklab_harness::net::{UdpCounters, error_name, read_udp_counters, recv_datagram};
+use socklab_harness::net::{NetnsMode, UdpCounters, error_name, read_udp_counters, recv_datagram};
 use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::shared_params;
 
-use crate::netns_scope::{Scope, run_scoped};
-use socklab_harness::net::NetnsMode;
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct UdpEarlySend;
 
-/// How the sender addresses the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SocketMode {
-    /// `sendto` on an unconnected socket: ICMP errors are not reported to it.
-    Unconnected,
-    /// `connect` then `send`: an ICMP port-unreachable turns into `ECONNREFUSED` on a
-    /// later call.
-    Connected,
-}
+socklab_harness::named_enum!(
+    /// How the sender addresses the receiver.
+    pub SocketMode, "socket", {
+        /// `sendto` on an unconnected socket: ICMP errors are not reported to it.
+        Unconnected => "unconnected",
+        /// `connect` then `send`: an ICMP port-unreachable turns into `ECONNREFUSED` on a
+        /// later call.
+        Connected => "connected",
+    }
+);
 
-/// What the sender does about the receiver not being there yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mitigation {
-    /// Nothing: send on schedule and hope.
-    None,
-    /// Wait for a "ready" datagram from the receiver, then start the schedule.
-    ReadyHandshake,
-    /// Send on schedule; resend every unacknowledged datagram every 10 ms until
-    /// acknowledged or a deadline.
-    Retransmit,
-}
+socklab_harness::named_enum!(
+    /// What the sender does about the receiver not being there yet.
+    pub Mitigation, "mitigation", {
+        /// Nothing: send on schedule and hope.
+        None => "none",
+        /// Wait for a "ready" datagram from the receiver, then start the schedule.
+        ReadyHandshake => "ready-handshake",
+        /// Send on schedule; resend every unacknowledged datagram every 10 ms until
+        /// acknowledged or a deadline.
+        Retransmit => "retransmit",
+    }
+);
 
 socklab_harness::params! {
     /// Parameters of `udp-early-send`.
@@ -82,13 +80,13 @@ socklab_harness::params! {
         /// the receiver binds this long after the sender starts
         receiver_delay_ms: u64 = 20 => ParamSpec::int(0, 5_000).unit("ms"),
         /// unconnected (sendto) or connected (connect + send; ICMP errors become ECONNREFUSED)
-        socket: SocketMode = SocketMode::Unconnected => ParamSpec::one_of(&["unconnected", "connected"]),
+        socket: SocketMode = SocketMode::Unconnected => ParamSpec::choice::<SocketMode>(),
         /// none; ready-handshake (start sending on the receiver's "ready"); retransmit (resend until
         /// acked)
-        mitigation: Mitigation = Mitigation::None => ParamSpec::one_of(&["none", "ready-handshake", "retransmit"]),
+        mitigation: Mitigation = Mitigation::None => ParamSpec::choice::<Mitigation>(),
         /// auto: run in a private network namespace when permitted, so Udp: NoPorts is exact; never:
         /// host namespace
-        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
+        netns: NetnsMode => shared_params::NETNS,
         impair: String = shared_params::NO_IMPAIRMENT.into() => shared_params::UDP_IMPAIR,
     }
 }
@@ -269,9 +267,10 @@ bring back what the path loses; retransmission recovers both.";
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let seed = ctx.seed;
-        tokio::task::spawn_blocking(move || run_somewhere(&params, seed))
-            .await
-            .map_err(|e| CaseError::task("the sender and receiver threads", e))?
+        run_scoped_blocking(params.netns, "the sender and receiver threads", move |scope| {
+            experiment(&params, scope, seed)
+        })
+        .await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -340,12 +339,6 @@ struct Received {
     datagrams: u64,
     /// The bind call; `None` when the receiver never bound.
     bind: Option<Call>,
-}
-
-/// Runs the experiment in a private namespace when allowed, else right here.
-fn run_somewhere(params: &Params, seed: u64) -> Result<Measured, CaseError> {
-    let p = params.clone();
-    run_scoped(params.netns, move |scope| experiment(&p, scope, seed))
 }
 
 /// The times every part of a case keeps to.
@@ -823,40 +816,138 @@ fn scheduled_before(params: &Params, sent: &SendRecord, bind: Call) -> u64 {
     n.min(params.count as u128) as u64
 }
 
-fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
-    let (send, received) = (&m.sent, &m.received);
-    let count = params.count;
-    let delivered = received.seen.len() as u64;
-    let lost = count.saturating_sub(delivered);
-    let duplicates: u64 = received.seen.values().map(|n| n - 1).sum();
-    let send_errors: u64 = send.errors.iter().filter(|(k, _)| !k.starts_with("recv ")).map(|(_, n)| n).sum();
-    let refused = send.errors.get("ECONNREFUSED").copied().unwrap_or(0);
-    let never_sent = count.saturating_sub(send.first_ok.len() as u64);
-    // With a relay, what reached the receiver's port is the relay's sends: judge those.
-    let relay = m.relay.as_ref().map(|r| relayed(&r.observation, &send.log, r.offset));
-    let j = judge(relay.as_ref().map_or(&send.first_ok, |r| &r.first_whole), received);
-    let private = m.scope == Scope::Private;
-    // Lost because the relay dropped or cut every copy; the rest the kernel lost.
-    let lost_relay =
-        relay.as_ref().map(|r| r.lost.iter().filter(|seq| !received.seen.contains_key(seq)).count() as u64);
-    let lost_kernel = lost_relay.map(|by_relay| lost - by_relay);
+/// What the metrics and checks are computed from: both ends' records, each datagram
+/// judged by the send that put it on its way to the receiver's port.
+struct Tally {
+    count: u64,
+    delivered: u64,
+    /// Sequence numbers never delivered, whatever lost them.
+    lost: u64,
+    duplicates: u64,
+    /// Failed send calls (failed receives not counted).
+    send_errors: u64,
+    refused: u64,
+    never_sent: u64,
+    /// With a relay: what it did, by sequence number.
+    relay: Option<Relayed>,
+    judged: Judged,
+    private: bool,
+    /// With a relay: sequence numbers lost because it dropped or cut every copy, and
+    /// the rest, which the kernel lost.
+    lost_by: Option<(u64, u64)>,
+}
 
+impl Tally {
+    fn new(params: &Params, m: &Measured) -> Self {
+        let (send, received) = (&m.sent, &m.received);
+        let count = params.count;
+        let delivered = received.seen.len() as u64;
+        let lost = count.saturating_sub(delivered);
+        // With a relay, what reached the receiver's port is the relay's sends: judge those.
+        let relay = m.relay.as_ref().map(|r| relayed(&r.observation, &send.log, r.offset));
+        let judged = judge(relay.as_ref().map_or(&send.first_ok, |r| &r.first_whole), received);
+        let lost_by = relay.as_ref().map(|r| {
+            let by_relay = r.lost.iter().filter(|seq| !received.seen.contains_key(seq)).count() as u64;
+            (by_relay, lost - by_relay)
+        });
+        Tally {
+            count,
+            delivered,
+            lost,
+            duplicates: received.seen.values().map(|n| n - 1).sum(),
+            send_errors: send.errors.iter().filter(|(k, _)| !k.starts_with("recv ")).map(|(_, n)| n).sum(),
+            refused: send.errors.get("ECONNREFUSED").copied().unwrap_or(0),
+            never_sent: count.saturating_sub(send.first_ok.len() as u64),
+            relay,
+            judged,
+            private: m.scope == Scope::Private,
+            lost_by,
+        }
+    }
+}
+
+/// Every failed call by errno, or `no errors`.
+fn errors_text(send: &SendRecord) -> String {
+    if send.errors.is_empty() {
+        "no errors".to_string()
+    } else {
+        send.errors.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Tally {
+    /// The sends that overlapped the bind call, when there were any.
+    fn during(&self) -> String {
+        match self.judged.sent_during {
+            0 => String::new(),
+            n => format!("; {n} overlapped the bind call, not judged"),
+        }
+    }
+
+    /// Whose send call put a datagram on its way to the receiver's port.
+    fn whose(&self) -> &'static str {
+        if self.relay.is_some() { "whose send from the relay" } else { "whose send" }
+    }
+
+    /// What the relay lost, when there was one.
+    fn relay_note(&self) -> String {
+        match (&self.relay, self.lost_by) {
+            (Some(r), Some((by_relay, _))) => format!(
+                "; the relay dropped {} and cut short {} (not judged here), {by_relay} sequence numbers lost to it",
+                r.dropped, r.truncated
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
+    let t = Tally::new(params, m);
     let mut outcome = CaseOutcome::default();
-    outcome.metric(metric::datagrams, count as f64).key_metric(metric::lost, lost as f64);
+    add_metrics(&mut outcome, params, m, &t);
+    match params.mitigation {
+        Mitigation::None => {
+            if params.receiver_delay_ms > 0 {
+                outcome.checks.push(pre_bind_lost(m, &t));
+            }
+            outcome.checks.push(post_bind_delivered(m, &t));
+            outcome.checks.extend(socket_check(params, m, &t));
+        }
+        // The handshake ends the early loss; it cannot bring back what the relay drops.
+        Mitigation::ReadyHandshake if t.relay.is_some() => {
+            outcome.checks.push(none_lost_but_to_the_relay(m, &t))
+        }
+        Mitigation::ReadyHandshake | Mitigation::Retransmit => outcome.checks.push(none_lost(params, m, &t)),
+    }
+    if let Some(r) = &t.relay {
+        outcome.checks.push(relay_loss_attributed(m, r));
+    }
+    if t.private {
+        outcome.checks.push(kernel_agrees(m, &t));
+    }
+    if let Some(record) = &m.relay {
+        outcome.observations.proxy = Some(proxy_shown(record));
+    }
+    outcome
+}
+
+fn add_metrics(outcome: &mut CaseOutcome, params: &Params, m: &Measured, t: &Tally) {
+    let (send, received, j) = (&m.sent, &m.received, &t.judged);
+    outcome.metric(metric::datagrams, t.count as f64).key_metric(metric::lost, t.lost as f64);
     if let Some(bind) = received.bind {
         outcome.key_metric(metric::scheduled_before_bind, scheduled_before(params, send, bind) as f64);
     }
     outcome
         .key_metric(metric::lost_after_bind, j.lost_after as f64)
-        .key_metric(metric::delivered, delivered as f64)
+        .key_metric(metric::delivered, t.delivered as f64)
         .key_metric(metric::sent, send.sent_ok as f64)
         .metric(metric::sent_before_bind, j.sent_before as f64)
         .metric(metric::sent_after_bind, j.sent_after as f64)
         .metric(metric::sent_during_bind, j.sent_during as f64)
-        .metric(metric::never_sent, never_sent as f64)
+        .metric(metric::never_sent, t.never_sent as f64)
         .metric(metric::lost_before_bind, j.lost_before as f64)
-        .metric(metric::send_errors, send_errors as f64)
-        .key_metric(metric::send_errors_econnrefused, refused as f64);
+        .metric(metric::send_errors, t.send_errors as f64)
+        .key_metric(metric::send_errors_econnrefused, t.refused as f64);
     if let Some(at) = j.last_lost_sent_at {
         outcome.metric(metric::last_lost_sent_at, at);
     }
@@ -867,15 +958,15 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
         outcome.metric(metric::first_delivered_seq, *first as f64);
     }
     outcome
-        .metric(metric::duplicates, duplicates as f64)
+        .metric(metric::duplicates, t.duplicates as f64)
         .metric(metric::retransmits, send.retransmits as f64);
     if let Some(bind) = received.bind {
         outcome.metric(metric::bound_at, bind.started.as_secs_f64() * 1e3);
     }
     outcome
         .key_metric(metric::no_ports_snmp, m.snmp.no_ports as f64)
-        .metric(metric::private_netns, if private { 1.0 } else { 0.0 });
-    if let (Some(r), Some(by_relay), Some(by_kernel)) = (&relay, lost_relay, lost_kernel) {
+        .metric(metric::private_netns, if t.private { 1.0 } else { 0.0 });
+    if let (Some(r), Some((by_relay, by_kernel))) = (&t.relay, t.lost_by) {
         outcome
             .metric(metric::relay_forwarded, r.forwarded as f64)
             .key_metric(metric::relay_dropped, r.dropped as f64)
@@ -885,173 +976,186 @@ fn outcome(params: &Params, m: &Measured) -> CaseOutcome {
             .key_metric(metric::lost_relay, by_relay as f64)
             .key_metric(metric::lost_kernel, by_kernel as f64);
     }
+}
 
-    let errors_text = if send.errors.is_empty() {
-        "no errors".to_string()
-    } else {
-        send.errors.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
-    };
-    let during = if j.sent_during > 0 {
-        format!("; {} overlapped the bind call, not judged", j.sent_during)
+/// No mitigation: every datagram sent before the bind is lost.
+fn pre_bind_lost(m: &Measured, t: &Tally) -> Check {
+    let j = &t.judged;
+    Check::new(
+        "pre_bind_lost",
+        format!("every datagram {} returned before the bind lost (at least one such)", t.whose()),
+        format!(
+            "{} sent before the bind, {} of them lost{}{}",
+            j.sent_before,
+            j.lost_before,
+            t.during(),
+            t.relay_note()
+        ),
+        m.received.bind.is_some() && j.sent_before >= 1 && j.lost_before == j.sent_before,
+        "no socket was bound to the port, so each early datagram was dropped on arrival",
+    )
+}
+
+/// No mitigation: every datagram sent after the bind arrives.
+fn post_bind_delivered(m: &Measured, t: &Tally) -> Check {
+    let j = &t.judged;
+    let not_sent = if t.never_sent > 0 {
+        format!("; {} never left (send failed: {})", t.never_sent, errors_text(&m.sent))
     } else {
         String::new()
     };
-    // Whose send call put a datagram on its way to the receiver's port.
-    let whose = if relay.is_some() { "whose send from the relay" } else { "whose send" };
-    let relay_note = match (&relay, lost_relay) {
-        (Some(r), Some(by_relay)) => format!(
-            "; the relay dropped {} and cut short {} (not judged here), {by_relay} sequence numbers lost to it",
-            r.dropped, r.truncated
+    Check::new(
+        "post_bind_delivered",
+        format!("every datagram {} started after the bind delivered (at least one such)", t.whose()),
+        format!(
+            "{} sent after the bind, {} of them lost{}{not_sent}{}",
+            j.sent_after,
+            j.lost_after,
+            t.during(),
+            t.relay_note()
         ),
-        _ => String::new(),
+        j.sent_after >= 1 && j.lost_after == 0,
+        "on loopback nothing is lost once a socket is bound and reading",
+    )
+}
+
+/// No mitigation: what the sender's socket is told about the loss (an unconnected one
+/// nothing, a connected one ECONNREFUSED); nothing to judge through a relay, which is
+/// always bound.
+fn socket_check(params: &Params, m: &Measured, t: &Tally) -> Option<Check> {
+    let send = &m.sent;
+    match params.socket {
+        SocketMode::Unconnected if t.relay.is_none() => Some(Check::new(
+            "loss_is_silent",
+            "every send call succeeds, the lost ones too",
+            format!("{} send calls, {}", send.sent_ok + t.send_errors, errors_text(send)),
+            send.sent_ok >= 1 && t.send_errors == 0,
+            "an unconnected socket is not told about the ICMP port-unreachable its early datagrams caused",
+        )),
+        SocketMode::Connected if params.receiver_delay_ms > 0 && t.count >= 2 => Some(Check::new(
+            "econnrefused_seen",
+            "at least one send fails with ECONNREFUSED",
+            errors_text(send),
+            t.refused >= 1,
+            "the ICMP port-unreachable for an early datagram is reported to the connected \
+             socket as ECONNREFUSED on its next call",
+        )),
+        SocketMode::Unconnected | SocketMode::Connected => None,
+    }
+}
+
+/// The ready handshake through a relay: nothing lost but what the relay lost.
+fn none_lost_but_to_the_relay(m: &Measured, t: &Tally) -> Check {
+    let (by_relay, by_kernel) = t.lost_by.unwrap_or_default();
+    Check::new(
+        "none_lost",
+        format!(
+            "all {} datagrams delivered but those the relay dropped or cut (at least one delivered)",
+            t.count
+        ),
+        format!(
+            "{} delivered, {by_relay} lost to the relay, {by_kernel} to the kernel; \
+             {} duplicates; errors: {}",
+            t.delivered,
+            t.duplicates,
+            errors_text(&m.sent)
+        ),
+        t.delivered >= 1 && by_kernel == 0,
+        "the sender sent nothing until the receiver said it was bound, so only the relay lost any",
+    )
+}
+
+/// A mitigation: nothing lost.
+fn none_lost(params: &Params, m: &Measured, t: &Tally) -> Check {
+    Check::new(
+        "none_lost",
+        format!("all {} datagrams delivered", t.count),
+        format!(
+            "{} delivered, {} duplicates, {} retransmits; errors: {}{}",
+            t.delivered,
+            t.duplicates,
+            m.sent.retransmits,
+            errors_text(&m.sent),
+            t.relay_note()
+        ),
+        t.delivered == t.count,
+        if params.mitigation == Mitigation::ReadyHandshake {
+            "the sender sent nothing until the receiver said it was bound"
+        } else {
+            "unacknowledged datagrams were resent until the bound receiver acknowledged them"
+        },
+    )
+}
+
+/// The relay's record, matched to the sender's sends, accounts for what it lost.
+fn relay_loss_attributed(m: &Measured, r: &Relayed) -> Check {
+    let send = &m.sent;
+    let arrived_anyway = r.lost.iter().filter(|seq| m.received.seen.contains_key(seq)).count();
+    let cut =
+        if r.complete { String::new() } else { "; its record was cut short, so some are unnamed".into() };
+    let passed = send.sent_ok >= 1 && r.received == send.sent_ok && r.complete && arrived_anyway == 0;
+    Check::new(
+        "relay_loss_attributed",
+        "the relay took every datagram sent, and none it dropped or cut short (every copy) arrived",
+        format!(
+            "the relay took {} of {} datagrams sent; dropped {}, cut short {}, sent {} twice; \
+             {} sequence numbers lost to it, {arrived_anyway} of them arrived{cut}",
+            r.received,
+            send.sent_ok,
+            r.dropped,
+            r.truncated,
+            r.duplicated,
+            r.lost.len()
+        ),
+        passed,
+        if r.received < send.sent_ok {
+            "the kernel dropped datagrams on their way to the relay (its socket overflowed), so its \
+             record cannot name sequence numbers: raise send_interval_us"
+        } else {
+            "the relay's record names each datagram it dropped; matched to the sender's sends in \
+             order, those are the sequence numbers missing for that reason"
+        },
+    )
+}
+
+/// In a private namespace: Udp: NoPorts counts exactly the datagrams sent to the port
+/// and not read.
+fn kernel_agrees(m: &Measured, t: &Tally) -> Check {
+    let read = m.received.datagrams;
+    let (expected, reached, what) = match &t.relay {
+        Some(r) => (
+            "Udp: NoPorts = datagrams the relay sent on − datagrams read (exact: private network namespace)",
+            r.forwarded,
+            "the relay sent on",
+        ),
+        None => (
+            "Udp: NoPorts = send calls that succeeded − datagrams read (exact: private network namespace)",
+            m.sent.sent_ok,
+            "sent",
+        ),
     };
-    match params.mitigation {
-        Mitigation::None => {
-            if params.receiver_delay_ms > 0 {
-                outcome.checks.push(Check::new(
-                    "pre_bind_lost",
-                    format!("every datagram {whose} returned before the bind lost (at least one such)"),
-                    format!(
-                        "{} sent before the bind, {} of them lost{during}{relay_note}",
-                        j.sent_before, j.lost_before
-                    ),
-                    received.bind.is_some() && j.sent_before >= 1 && j.lost_before == j.sent_before,
-                    "no socket was bound to the port, so each early datagram was dropped on arrival",
-                ));
-            }
-            let not_sent = if never_sent > 0 {
-                format!("; {never_sent} never left (send failed: {errors_text})")
-            } else {
-                String::new()
-            };
-            outcome.checks.push(Check::new(
-                "post_bind_delivered",
-                format!("every datagram {whose} started after the bind delivered (at least one such)"),
-                format!(
-                    "{} sent after the bind, {} of them lost{during}{not_sent}{relay_note}",
-                    j.sent_after, j.lost_after
-                ),
-                j.sent_after >= 1 && j.lost_after == 0,
-                "on loopback nothing is lost once a socket is bound and reading",
-            ));
-            match params.socket {
-                // Through a relay the sender's peer is always bound: its sends say nothing.
-                SocketMode::Unconnected if relay.is_none() => outcome.checks.push(Check::new(
-                    "loss_is_silent",
-                    "every send call succeeds, the lost ones too",
-                    format!("{} send calls, {errors_text}", send.sent_ok + send_errors),
-                    send.sent_ok >= 1 && send_errors == 0,
-                    "an unconnected socket is not told about the ICMP port-unreachable its early datagrams caused",
-                )),
-                SocketMode::Unconnected => {}
-                SocketMode::Connected if params.receiver_delay_ms > 0 && count >= 2 => {
-                    outcome.checks.push(Check::new(
-                        "econnrefused_seen",
-                        "at least one send fails with ECONNREFUSED",
-                        errors_text,
-                        refused >= 1,
-                        "the ICMP port-unreachable for an early datagram is reported to the connected \
-                         socket as ECONNREFUSED on its next call",
-                    ))
-                }
-                SocketMode::Connected => {}
-            }
-        }
-        // The handshake ends the early loss; it cannot bring back what the relay drops.
-        Mitigation::ReadyHandshake if relay.is_some() => {
-            let by_relay = lost_relay.unwrap_or_default();
-            let by_kernel = lost_kernel.unwrap_or_default();
-            outcome.checks.push(Check::new(
-                "none_lost",
-                format!("all {count} datagrams delivered but those the relay dropped or cut (at least one delivered)"),
-                format!(
-                    "{delivered} delivered, {by_relay} lost to the relay, {by_kernel} to the kernel; \
-                     {duplicates} duplicates; errors: {errors_text}"
-                ),
-                delivered >= 1 && by_kernel == 0,
-                "the sender sent nothing until the receiver said it was bound, so only the relay lost any",
-            ));
-        }
-        Mitigation::ReadyHandshake | Mitigation::Retransmit => {
-            outcome.checks.push(Check::new(
-                "none_lost",
-                format!("all {count} datagrams delivered"),
-                format!(
-                    "{delivered} delivered, {duplicates} duplicates, {} retransmits; errors: {errors_text}{relay_note}",
-                    send.retransmits
-                ),
-                delivered == count,
-                if params.mitigation == Mitigation::ReadyHandshake {
-                    "the sender sent nothing until the receiver said it was bound"
-                } else {
-                    "unacknowledged datagrams were resent until the bound receiver acknowledged them"
-                },
-            ));
+    Check::new(
+        "kernel_agrees",
+        expected,
+        format!(
+            "NoPorts {}, {reached} {what}, {read} read, RcvbufErrors {}",
+            m.snmp.no_ports, m.snmp.rcvbuf_errors
+        ),
+        reached >= 1 && reached.checked_sub(read) == Some(m.snmp.no_ports),
+        "every datagram sent to the receiver's port either found no socket (counted by the kernel) or was read",
+    )
+}
+
+/// The relay's record as the report lists it: its first sends (its totals count them all).
+fn proxy_shown(record: &RelayRecord) -> ProxyObservation {
+    let mut observation = record.observation.clone();
+    for flow in &mut observation.connections {
+        for d in [&mut flow.up, &mut flow.down] {
+            d.output_writes.first.truncate(RELAY_WRITES_SHOWN);
+            d.input_chunks.first.truncate(RELAY_WRITES_SHOWN);
         }
     }
-    if let Some(r) = &relay {
-        // The relay's record, matched to the sender's sends, must account for what it lost.
-        let arrived_anyway = r.lost.iter().filter(|seq| received.seen.contains_key(seq)).count();
-        let cut =
-            if r.complete { String::new() } else { "; its record was cut short, so some are unnamed".into() };
-        let passed = send.sent_ok >= 1 && r.received == send.sent_ok && r.complete && arrived_anyway == 0;
-        outcome.checks.push(Check::new(
-            "relay_loss_attributed",
-            "the relay took every datagram sent, and none it dropped or cut short (every copy) arrived",
-            format!(
-                "the relay took {} of {} datagrams sent; dropped {}, cut short {}, sent {} twice; \
-                 {} sequence numbers lost to it, {arrived_anyway} of them arrived{cut}",
-                r.received,
-                send.sent_ok,
-                r.dropped,
-                r.truncated,
-                r.duplicated,
-                r.lost.len()
-            ),
-            passed,
-            if r.received < send.sent_ok {
-                "the kernel dropped datagrams on their way to the relay (its socket overflowed), so its \
-                 record cannot name sequence numbers: raise send_interval_us"
-            } else {
-                "the relay's record names each datagram it dropped; matched to the sender's sends in \
-                 order, those are the sequence numbers missing for that reason"
-            },
-        ));
-    }
-    if private {
-        let read = received.datagrams;
-        let (expected, reached, what) = match &relay {
-            Some(r) => (
-                "Udp: NoPorts = datagrams the relay sent on − datagrams read (exact: private network namespace)",
-                r.forwarded,
-                "the relay sent on",
-            ),
-            None => (
-                "Udp: NoPorts = send calls that succeeded − datagrams read (exact: private network namespace)",
-                send.sent_ok,
-                "sent",
-            ),
-        };
-        outcome.checks.push(Check::new(
-            "kernel_agrees",
-            expected,
-            format!("NoPorts {}, {reached} {what}, {read} read, RcvbufErrors {}", m.snmp.no_ports, m.snmp.rcvbuf_errors),
-            reached >= 1 && reached.checked_sub(read) == Some(m.snmp.no_ports),
-            "every datagram sent to the receiver's port either found no socket (counted by the kernel) or was read",
-        ));
-    }
-    if let Some(record) = &m.relay {
-        let mut observation = record.observation.clone();
-        // The report lists the relay's first sends; its totals count them all.
-        for flow in &mut observation.connections {
-            for d in [&mut flow.up, &mut flow.down] {
-                d.output_writes.first.truncate(RELAY_WRITES_SHOWN);
-                d.input_chunks.first.truncate(RELAY_WRITES_SHOWN);
-            }
-        }
-        outcome.observations.proxy = Some(observation);
-    }
-    outcome
+    observation
 }
 
 #[cfg(test)]

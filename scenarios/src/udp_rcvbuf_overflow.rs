@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 
 use socklab_harness::check::Check;
 use socklab_harness::net::{
-    BufferSize, MAX_UDP_PAYLOAD_V4, UdpCounters, enable_rxq_ovfl, read_udp_counters, recv_datagram, rmem_max,
-    set_recv_buffer,
+    BufferSize, MAX_UDP_PAYLOAD_V4, NetnsMode, UdpCounters, enable_rxq_ovfl, read_udp_counters,
+    recv_datagram, rmem_max, set_recv_buffer,
 };
 use socklab_harness::params::ParamSpec;
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario, TableSpec};
+use socklab_harness::shared_params;
 
-use crate::netns_scope::{Scope, run_scoped};
-use socklab_harness::net::NetnsMode;
+use crate::experiment::EXPERIMENT_THREAD;
+use crate::netns_scope::{Scope, run_scoped_blocking};
 
 /// The scenario; see the module docs.
 pub struct UdpRcvbufOverflow;
@@ -41,7 +42,7 @@ socklab_harness::params! {
         /// the receiver reads nothing for this long from the start of the burst
         pause_ms: u64 = 20 => ParamSpec::int(0, 10_000).unit("ms"),
         /// auto: a private network namespace when CAP_NET_ADMIN is held (exact kernel count); never
-        netns: NetnsMode = NetnsMode::Auto => ParamSpec::one_of(&["auto", "never"]),
+        netns: NetnsMode => shared_params::NETNS,
     }
 }
 
@@ -116,9 +117,7 @@ drops are seen rather than guessed.";
     });
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        tokio::task::spawn_blocking(move || run_somewhere(&params))
-            .await
-            .map_err(|e| CaseError::task("the experiment thread", e))?
+        run_scoped_blocking(params.netns, EXPERIMENT_THREAD, move |scope| experiment(&params, scope)).await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
@@ -138,12 +137,6 @@ pub struct Measured {
     ovfl: u64,
     snmp: UdpCounters,
     burst: Duration,
-}
-
-/// Runs the experiment in a private namespace when allowed, else right here.
-fn run_somewhere(params: &Params) -> Result<Measured, CaseError> {
-    let p = params.clone();
-    run_scoped(params.netns, move |scope| experiment(&p, scope))
 }
 
 /// The burst, the pause, the drain and the marker, on the calling thread's namespace.

@@ -25,6 +25,8 @@ use socklab_harness::report::{LinkRecord, MetricSpec};
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, IoContext, Scenario};
 use socklab_harness::shared_params;
 
+use crate::experiment::{EXPERIMENT_THREAD, run_blocking};
+
 /// The scenario; see the module docs.
 pub struct UdpTruncation;
 
@@ -112,9 +114,7 @@ not fragmented on real networks.";
     }
 
     async fn run(params: Params, _ctx: CaseContext) -> Result<Measured, CaseError> {
-        tokio::task::spawn_blocking(move || experiment(&params))
-            .await
-            .map_err(|e| CaseError::task("the experiment thread", e))?
+        run_blocking(EXPERIMENT_THREAD, move || experiment(&params)).await
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
