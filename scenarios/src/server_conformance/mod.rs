@@ -41,6 +41,7 @@ use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
 use socklab_harness::shared_params;
 
 use conn::Peer;
+pub use wire::ChunkingChoice;
 use wire::Wire;
 
 use socklab_harness::impair::spec::check_tcp_text;
@@ -96,11 +97,9 @@ socklab_harness::params! {
         check: String = "reassembly".into() => ParamSpec::one_of(CHECKS),
         /// the server's framing, as socklab serve --framing names it
         framing: String = "u32be".into() => ParamSpec::text("a framing strategy: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, …, varint, json-header, fixed:N, stop-and-wait"),
-        /// what the server does with each message: echo, echo-upper, sink (reads, sends nothing),
-        /// source (sends, ignores input)
-        behaviour: String = "echo".into() => ParamSpec::choice::<Behaviour>(),
+        behaviour: Behaviour => shared_params::BEHAVIOUR,
         /// reference server only: tokio, threaded, sequential (fails concurrency by design)
-        flavour: String = "tokio".into() => ParamSpec::choice::<Flavour>(),
+        flavour: Flavour => shared_params::FLAVOUR,
         /// messages per conversation (reassembly sends them in every chunking)
         messages: u64 = 3 => ParamSpec::int(1, 1000),
         /// payload bytes per message (self-checking: sequence number, checksum, printable filler);
@@ -116,7 +115,7 @@ socklab_harness::params! {
         gap_ms: u64 = 2 => ParamSpec::int(0, 100).unit("ms"),
         /// reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per
         /// message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random
-        chunking: String = "all".into() => ParamSpec::one_of(&["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"]),
+        chunking: ChunkingChoice => ParamSpec::choice::<ChunkingChoice>(),
         /// eof: shut down writing (SHUT_WR) right after sending, then read the replies, instead of
         /// closing after the last reply
         half_close: bool = false => ParamSpec::bool(),
@@ -217,8 +216,9 @@ socklab_harness::model::metrics! {
     target_running: Count, Neither;
 }
 
-/// The parameters a case uses, parsed and checked.
-#[derive(Debug, Clone, Copy)]
+/// The parameters a case uses, parsed once: validate, run and evaluate each build it
+/// with [`Params::setup`].
+#[derive(Debug, Clone)]
 struct Setup {
     which: Which,
     wire: Wire,
@@ -226,21 +226,30 @@ struct Setup {
     flavour: Flavour,
     /// Payload bytes per message: `message_size`, or N for `fixed:N`.
     message_size: usize,
+    /// What the relay in front of the server does (`impair`).
+    impair: Impairment,
 }
 
 impl Params {
-    fn setup(&self) -> Result<Setup, String> {
-        let strategy: FramingStrategy = self.framing.parse().map_err(|e| format!("{e}"))?;
+    /// The parameters parsed: the framing as a [`Wire`], the impairment, the check.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming `framing`, `impair` or `check` when it does not parse.
+    fn setup(&self) -> Result<Setup, Invalid> {
+        let strategy: FramingStrategy =
+            self.framing.parse().map_err(|e| Invalid::new("framing", format!("{e}")))?;
         let message_size = match strategy {
             FramingStrategy::FixedSize(n) => n,
             _ => self.message_size as usize,
         };
         Ok(Setup {
-            which: Which::parse(&self.check)?,
+            which: Which::parse(&self.check).map_err(|e| Invalid::new("check", e))?,
             wire: Wire(strategy),
-            behaviour: self.behaviour.parse().map_err(|e| format!("{e}"))?,
-            flavour: self.flavour.parse().map_err(|e| format!("{e}"))?,
+            behaviour: self.behaviour,
+            flavour: self.flavour,
             message_size,
+            impair: Impairment::parse(&self.impair)
+                .map_err(|e| Invalid::new("impair", format!("impair: {e}")))?,
         })
     }
 
@@ -301,11 +310,11 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
 
     fn validate(params: &Params) -> Result<(), Invalid> {
         check_tcp_text(&params.impair)?;
-        refusal(params).map_err(|reason| Invalid::new("check", reason))
+        refusal(params)
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let setup = params.setup().map_err(CaseError::Protocol)?;
+        let setup = params.setup()?;
         let server = match &ctx.target {
             Some(_) => None,
             None => Some(Server::start(ServerConfig {
@@ -375,8 +384,12 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
         let setup = match params.setup() {
             Ok(setup) => setup,
             // Parameters passed validation before the case ran, so this is a bug; say so.
-            Err(reason) => {
-                outcome.checks.push(Check::nothing_to_judge("params_parse", "valid parameters", &reason));
+            Err(invalid) => {
+                outcome.checks.push(Check::nothing_to_judge(
+                    "params_parse",
+                    "valid parameters",
+                    &invalid.reason,
+                ));
                 return outcome;
             }
         };
@@ -421,78 +434,96 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
     }
 }
 
-/// Why the check does not apply to these parameters, in one line; `Ok` when it does.
-fn refusal(params: &Params) -> Result<(), String> {
+/// Why the check does not apply to these parameters, in one line, naming the parameter
+/// to change; `Ok` when it does.
+fn refusal(params: &Params) -> Result<(), Invalid> {
     let setup = params.setup()?;
     let (wire, framing) = (setup.wire, &params.framing);
     if setup.message_size < 16 {
-        return Err(format!(
-            "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
-            setup.message_size
+        return Err(Invalid::new(
+            "framing",
+            format!(
+                "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
+                setup.message_size
+            ),
         ));
     }
     if let Some(most) = wire.max_payload()
         && setup.message_size as u64 > most
         && !matches!(wire.0, FramingStrategy::FixedSize(_))
     {
-        return Err(format!(
-            "{framing} carries at most {most} bytes per frame; message_size is {}",
-            setup.message_size
+        return Err(Invalid::new(
+            "message_size",
+            format!(
+                "{framing} carries at most {most} bytes per frame; message_size is {}",
+                setup.message_size
+            ),
         ));
     }
     if wire.is_stop_and_wait() && setup.behaviour == Behaviour::Source {
-        return Err(
-            "stop-and-wait is request and reply: a source has no request to answer, so use a stream framing"
-                .into(),
-        );
+        return Err(Invalid::new(
+            "framing",
+            "stop-and-wait is request and reply: a source has no request to answer, so use a stream framing",
+        ));
     }
     if wire.is_raw() && setup.behaviour == Behaviour::Source {
-        return Err(
-            "a source over raw framing has no boundaries to verify its messages by; use a framing".into()
-        );
+        return Err(Invalid::new(
+            "framing",
+            "a source over raw framing has no boundaries to verify its messages by; use a framing",
+        ));
     }
     match setup.which {
-        Which::LargeMessage if setup.behaviour == Behaviour::Source => {
-            Err("large-message does not apply to a source, which chooses its own message size".into())
-        }
-        Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => {
-            Err(format!("large-message does not apply to {framing}: every record has the same size"))
-        }
+        Which::LargeMessage if setup.behaviour == Behaviour::Source => Err(Invalid::new(
+            "behaviour",
+            "large-message does not apply to a source, which chooses its own message size",
+        )),
+        Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => Err(Invalid::new(
+            "framing",
+            format!("large-message does not apply to {framing}: every record has the same size"),
+        )),
         Which::LargeMessage => match wire.max_payload() {
-            Some(most) if params.large_size > most => Err(format!(
-                "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
-                params.large_size
+            Some(most) if params.large_size > most => Err(Invalid::new(
+                "large_size",
+                format!(
+                    "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
+                    params.large_size
+                ),
             )),
             _ => Ok(()),
         },
-        Which::HostileLength if setup.behaviour == Behaviour::Source => {
-            Err("hostile-length does not apply to a source, which never reads what the client sends".into())
-        }
-        Which::HostileLength if !wire.is_length_framing() => {
-            Err(format!("hostile-length does not apply to {framing}: it has no length prefix"))
-        }
-        Which::HostileLength if wire.is_narrow_length() => Err(format!(
-            "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
-            wire.max_payload().unwrap_or(0)
+        Which::HostileLength if setup.behaviour == Behaviour::Source => Err(Invalid::new(
+            "behaviour",
+            "hostile-length does not apply to a source, which never reads what the client sends",
         )),
-        Which::SlowReader if setup.behaviour == Behaviour::Sink => {
-            Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
-        }
-        Which::Download if setup.behaviour != Behaviour::Source => Err(format!(
-            "download applies to a source, which sends frames until it closes; this server is {}",
-            setup.behaviour
+        Which::HostileLength if !wire.is_length_framing() => Err(Invalid::new(
+            "framing",
+            format!("hostile-length does not apply to {framing}: it has no length prefix"),
         )),
-        Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
-            Err("eof with half_close does not apply to a source, which never reads and so never sees it"
-                .into())
-        }
+        Which::HostileLength if wire.is_narrow_length() => Err(Invalid::new(
+            "framing",
+            format!(
+                "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
+                wire.max_payload().unwrap_or(0)
+            ),
+        )),
+        Which::SlowReader if setup.behaviour == Behaviour::Sink => Err(Invalid::new(
+            "behaviour",
+            "slow-reader does not apply to a sink, which sends nothing back to read slowly",
+        )),
+        Which::Download if setup.behaviour != Behaviour::Source => Err(Invalid::new(
+            "behaviour",
+            format!(
+                "download applies to a source, which sends frames until it closes; this server is {}",
+                setup.behaviour
+            ),
+        )),
+        Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => Err(Invalid::new(
+            "half_close",
+            "eof with half_close does not apply to a source, which never reads and so never sees it",
+        )),
         _ => Ok(()),
     }?;
-    let impair = Impairment::parse(&params.impair).map_err(|e| format!("impair: {e}"))?;
-    match relay::refusal(params, &setup, &impair) {
-        Some(reason) => Err(reason),
-        None => Ok(()),
-    }
+    relay::refusal(params, &setup)
 }
 
 /// What one case measured: the measure of the check it ran, and what the reference sink

@@ -81,7 +81,7 @@ pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, 
             measure.runs.push(Run { name, conversation });
         }
     } else {
-        for chunking in Chunking::chosen(&params.chunking, seed) {
+        for chunking in Chunking::chosen(params.chunking, seed) {
             let conversation = match peer.connect(Options::default()).await {
                 Ok(mut stream) => {
                     // Through a relay the server gets the relay's cuts, not these writes
@@ -131,8 +131,8 @@ pub(crate) fn evaluate(
         Behaviour::Echo | Behaviour::EchoUpper => format!(
             "{} replies, whole and in order, none missing or extra, in {}",
             params.messages,
-            match Chunking::chosen(&params.chunking, 0).as_slice() {
-                [one] => format!("the chunking \"{}\"", one.key()),
+            match Chunking::chosen(params.chunking, 0).as_slice() {
+                [one] => format!("the chunking \"{}\"", one.choice()),
                 all => format!("each of {} chunkings", all.len()),
             }
         ),
@@ -215,7 +215,7 @@ pub(crate) fn evaluate(
     let through =
         if params.impair == "none" { String::new() } else { format!(" through impair={}", params.impair) };
     // One chunking shows the server copes with it, not that it frames its input.
-    let only = match Chunking::chosen(&params.chunking, 0).as_slice() {
+    let only = match Chunking::chosen(params.chunking, 0).as_slice() {
         [one] if setup.behaviour != Behaviour::Source => Some(one.name()),
         _ => None,
     };

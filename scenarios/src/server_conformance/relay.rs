@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use socklab_harness::impair::Impairment;
 use socklab_harness::impair::spec::Pieces;
+use socklab_harness::params::Invalid;
 use socklab_harness::peer::Behaviour;
 use tokio::net::TcpStream;
 
@@ -31,47 +32,51 @@ const POLL: Duration = Duration::from_millis(1);
 /// by a coin toss.
 const RANDOM_MEAN_PIECE: f64 = (4.5 + 516.5) / 2.0;
 
-/// Why the check of `params` cannot be judged through `spec`, in one line; `None` when
-/// it can (or there is no relay).
-pub(crate) fn refusal(params: &Params, setup: &Setup, spec: &Impairment) -> Option<String> {
+/// Why the check of `params` cannot be judged through the relay `setup.impair` makes, in
+/// one line, naming the parameter to change; `Ok` when it can (or there is no relay).
+pub(crate) fn refusal(params: &Params, setup: &Setup) -> Result<(), Invalid> {
+    let spec = &setup.impair;
     if spec.is_none() {
-        return None;
+        return Ok(());
     }
     if spec.reset_after.is_some() {
-        return Some(
+        return Err(Invalid::new(
+            "impair",
             "impair: reset-after does not apply to server-conformance: the relay would reset every \
-             connection and the checks would blame the server (check=reset resets one itself)"
-                .into(),
-        );
+             connection and the checks would blame the server (check=reset resets one itself)",
+        ));
     }
     match setup.which {
         Which::SlowReader => {
-            return Some(
+            return Err(Invalid::new(
+                "impair",
                 "slow-reader does not apply through impair: the relay reads the server's replies as they \
                  come and holds them, so the server's send() never meets a full buffer and one that \
-                 ignores a partial send() would pass; use impair=none"
-                    .into(),
-            );
+                 ignores a partial send() would pass; use impair=none",
+            ));
         }
         Which::Concurrency if setup.behaviour == Behaviour::Sink => {
-            return Some(
+            return Err(Invalid::new(
+                "impair",
                 "concurrency with a sink does not apply through impair: the relay takes a client's bytes \
                  whether or not the server reads them, so a write's end no longer shows the server \
-                 reading; use impair=none"
-                    .into(),
-            );
+                 reading; use impair=none",
+            ));
         }
         _ => {}
     }
     let hold = longest_hold(spec);
     let reply_timeout = params.reply_timeout();
     if hold * 2 >= reply_timeout {
-        return Some(format!(
-            "impair={spec} may hold bytes for {} each way, too close to reply_timeout_ms ({}) to tell a \
+        return Err(Invalid::new(
+            "reply_timeout_ms",
+            format!(
+                "impair={spec} may hold bytes for {} each way, too close to reply_timeout_ms ({}) to tell a \
              silent server from a slow relay; raise reply_timeout_ms above {} ms",
-            secs(hold),
-            secs(reply_timeout),
-            (hold * 2).as_millis() + 1
+                secs(hold),
+                secs(reply_timeout),
+                (hold * 2).as_millis() + 1
+            ),
         ));
     }
     let bytes = bytes_each_way(params, setup);
@@ -82,17 +87,20 @@ pub(crate) fn refusal(params: &Params, setup: &Setup, spec: &Impairment) -> Opti
                 Which::LargeMessage => format!("large_size at most {}", (pace * BUDGET.as_secs_f64()) as u64),
                 _ => "fewer messages or smaller ones".to_string(),
             };
-            return Some(format!(
-                "{} moves {bytes} bytes each way through impair={spec}, which passes at most {} bytes/s: \
-                 {} at least, above the {} a check may spend; send {fewer}, or impair less",
-                params.check,
-                pace.round(),
-                secs(least),
-                secs(BUDGET)
+            return Err(Invalid::new(
+                "impair",
+                format!(
+                    "{} moves {bytes} bytes each way through impair={spec}, which passes at most {} bytes/s: \
+                     {} at least, above the {} a check may spend; send {fewer}, or impair less",
+                    params.check,
+                    pace.round(),
+                    secs(least),
+                    secs(BUDGET)
+                ),
             ));
         }
     }
-    None
+    Ok(())
 }
 
 /// The longest the relay may hold a byte each way: `delay`, a `merge` window, a piece's
@@ -132,7 +140,7 @@ fn bytes_each_way(params: &Params, setup: &Setup) -> u64 {
     match setup.which {
         // The chunkings (three read sizes for a source), one connection after another.
         Which::Reassembly if setup.behaviour == Behaviour::Source => 3 * conversation,
-        Which::Reassembly => Chunking::chosen(&params.chunking, 0).len() as u64 * conversation,
+        Which::Reassembly => Chunking::chosen(params.chunking, 0).len() as u64 * conversation,
         Which::LargeMessage => params.large_size,
         // Each client's session, on connections of their own.
         Which::Concurrency => 5 * setup.message_size as u64,
@@ -175,7 +183,7 @@ mod tests {
         let mut params = Params { check: check.into(), impair: impair.into(), ..Params::default() };
         set(&mut params);
         let setup = params.setup().unwrap();
-        refusal(&params, &setup, &Impairment::parse(impair).unwrap())
+        refusal(&params, &setup).err().map(|invalid| invalid.reason)
     }
 
     #[test]
@@ -187,7 +195,7 @@ mod tests {
                 .starts_with("slow-reader does not apply through impair")
         );
         assert!(
-            refused("concurrency", "random", |p| p.behaviour = "sink".into()).unwrap().contains("a sink")
+            refused("concurrency", "random", |p| p.behaviour = Behaviour::Sink).unwrap().contains("a sink")
         );
         assert_eq!(refused("concurrency", "random", |_| {}), None);
         assert!(refused("eof", "reset-after=100", |_| {}).unwrap().contains("would blame the server"));
