@@ -14,7 +14,7 @@ use socklab_harness::params::{ParamError, find_spec, split_set};
 use socklab_harness::run::{Overrides, RunPlan};
 use socklab_harness::scenario::{ParamMap, Registry};
 use socklab_harness::suite::{DEFAULT_CASE_TIMEOUT, Suite, SuiteRun};
-use socklab_scenarios::server_conformance::{CHECKS, ServerConformance};
+use socklab_scenarios::server_conformance::{ServerConformance, Which};
 
 use socklab_harness::scenario::Scenario;
 
@@ -67,7 +67,7 @@ pub fn probe(args: &ProbeArgs, registry: &Registry) -> Result<Outcome> {
     let mut checks = Vec::new();
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
-    for check in CHECKS {
+    for check in Which::NAMES {
         let common =
             [("check", Value::from(*check)), ("framing", framing.clone()), ("behaviour", behaviour.clone())];
         match applies(&common) {

@@ -144,10 +144,6 @@ fn bar_charts_name_declared_metrics_and_parameters() {
     }
 }
 
-/// Scenarios whose refusal of bad text does not name the text's parameter yet:
-/// server-conformance names `check` for a bad `framing` (its checks parse the framing).
-const CULPRIT_NOT_NAMED_YET: &[&str] = &["server-conformance"];
-
 #[test]
 fn every_refusal_names_one_of_the_scenarios_parameters() {
     let mut refused = 0;
@@ -164,9 +160,7 @@ fn every_refusal_names_one_of_the_scenarios_parameters() {
                             names.contains(param),
                             "{label}: refused naming `{param}`, not a parameter: {reason}"
                         );
-                        if let Some(culprit) =
-                            culprit.filter(|_| !CULPRIT_NOT_NAMED_YET.contains(&scenario.name()))
-                        {
+                        if let Some(culprit) = culprit {
                             assert_eq!(
                                 param, culprit,
                                 "{label}: {culprit} is at fault, not {param}: {reason}"

@@ -110,6 +110,24 @@ fn the_sequential_flavour_fails_concurrency_and_says_it_serves_one_at_a_time() {
     assert_eq!(metric(case, "clients_served"), 3.0);
 }
 
+/// `socklab run server-conformance` with nothing set: its built-in sweep runs every check
+/// that applies to the default parameters — not `download`, a source's check, which the
+/// default echo server refuses — and each passes against the reference server.
+#[test]
+fn the_built_in_sweep_runs_every_check_that_applies_to_the_defaults() {
+    let registry = registry();
+    let suite = Suite::from_scenarios(&["server-conformance".to_string()], &registry).unwrap();
+    let cases = suite.expand(&registry).unwrap();
+    let checks: Vec<&str> = cases.iter().map(|c| c.params["check"].as_str().unwrap()).collect();
+    assert_eq!(
+        checks,
+        ["reassembly", "large-message", "concurrency", "eof", "slow-reader", "reset", "hostile-length"]
+    );
+    for finished in run_cases(&registry, &cases, &RunOptions::with_seed(42), &Silent).unwrap() {
+        assert_eq!(finished.result.status, CaseStatus::Passed, "{}", explain(&finished.result));
+    }
+}
+
 #[test]
 fn combinations_that_do_not_apply_are_refused_with_the_reason() {
     let registry = registry();

@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::scenario::CaseOutcome;
+use socklab_harness::scenario::{CaseContext, CaseOutcome};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
+use super::check::{ConformanceCheck, RelayLoad, Seen};
 use super::conn::{End, FrameReader, Options, Peer, send_message};
-use super::metric;
+use super::setup::Setup;
 use super::wire::{bulk_message_size, expected_reply, message};
-use super::{Params, Setup, ms, secs};
+use super::{metric, ms, secs};
 
 /// Round trips per session.
 const ROUND_TRIPS: usize = 5;
@@ -30,6 +31,9 @@ const ROUND_TRIPS: usize = 5;
 /// kernel holds some 80 KiB for a connection the server does not read yet (Linux 6.x,
 /// loopback), so a write of 256 KiB cannot end before the server reads it.
 const SINK_TURN: usize = 256 << 10;
+
+/// The check; see the module docs.
+pub(crate) struct Concurrency;
 
 /// What the check measured.
 #[derive(Debug, Default)]
@@ -67,34 +71,145 @@ enum TurnError {
     Failed(String),
 }
 
-pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer) -> Measure {
-    let planned = Duration::from_millis(params.session_ms);
-    let clients = params.clients as usize;
-    // Long enough for a server that serves one client at a time to reach the last.
-    let bound = planned * (clients as u32 + 1) + peer.reply_timeout;
-    let mut tasks = JoinSet::new();
-    // A sink's turn, built before the clock starts (the same bytes every turn).
-    let sink_turn = (setup.behaviour == Behaviour::Sink && !peer.wire.is_stop_and_wait()).then(|| {
-        let size = bulk_message_size(peer.wire, setup.message_size);
-        let frames: Vec<Bytes> =
-            (0..SINK_TURN.div_ceil(size)).map(|seq| peer.wire.frame(&message(seq as u32, size))).collect();
-        Bytes::from(frames.concat())
-    });
-    let start = Instant::now();
-    for client in 1..=clients {
-        let (peer, size, turn) = (peer.clone(), setup.message_size, sink_turn.clone());
-        tasks.spawn(async move { session(&peer, client, size, turn, planned, start, bound).await });
+impl ConformanceCheck for Concurrency {
+    const NAME: &'static str = "concurrency";
+    type Measure = Measure;
+
+    fn relay(setup: &Setup) -> RelayLoad {
+        match setup.params.behaviour {
+            Behaviour::Sink => RelayLoad::Hidden(
+                "concurrency with a sink does not apply through impair: the relay takes a client's bytes \
+                 whether or not the server reads them, so a write's end no longer shows the server \
+                 reading; use impair=none",
+            ),
+            // Each client's session, on connections of their own.
+            _ => RelayLoad::Moves { bytes: ROUND_TRIPS as u64 * setup.message_size as u64, sized_by: None },
+        }
     }
-    let mut sessions = Vec::with_capacity(clients);
-    while let Some(done) = tasks.join_next().await {
-        sessions.push(done.unwrap_or_else(|e| Session {
-            problem: Some(format!("the client task failed: {e}")),
-            closed: start.elapsed(),
-            ..Session::default()
-        }));
+
+    async fn run(setup: &Setup, peer: &Peer, _ctx: &CaseContext) -> Measure {
+        let params = &setup.params;
+        let planned = Duration::from_millis(params.session_ms);
+        let clients = params.clients as usize;
+        // Long enough for a server that serves one client at a time to reach the last.
+        let bound = planned * (clients as u32 + 1) + peer.reply_timeout;
+        let mut tasks = JoinSet::new();
+        // A sink's turn, built before the clock starts (the same bytes every turn).
+        let sink_turn = (params.behaviour == Behaviour::Sink && !peer.wire.is_stop_and_wait()).then(|| {
+            let size = bulk_message_size(peer.wire, setup.message_size);
+            let frames: Vec<Bytes> = (0..SINK_TURN.div_ceil(size))
+                .map(|seq| peer.wire.frame(&message(seq as u32, size)))
+                .collect();
+            Bytes::from(frames.concat())
+        });
+        let start = Instant::now();
+        for client in 1..=clients {
+            let (peer, size, turn) = (peer.clone(), setup.message_size, sink_turn.clone());
+            tasks.spawn(async move { session(&peer, client, size, turn, planned, start, bound).await });
+        }
+        let mut sessions = Vec::with_capacity(clients);
+        while let Some(done) = tasks.join_next().await {
+            sessions.push(done.unwrap_or_else(|e| Session {
+                problem: Some(format!("the client task failed: {e}")),
+                closed: start.elapsed(),
+                ..Session::default()
+            }));
+        }
+        sessions.sort_by_key(|s| s.client);
+        Measure { sessions, planned, bound }
     }
-    sessions.sort_by_key(|s| s.client);
-    Measure { sessions, planned, bound }
+
+    fn evaluate(setup: &Setup, seen: Seen<Measure>, outcome: &mut CaseOutcome) -> Check {
+        let params = &setup.params;
+        let name = "concurrency";
+        let half = Duration::from_millis(params.session_ms) / 2;
+        let expected = format!(
+            "{} clients at once, each answered within {} (half a session)",
+            params.clients,
+            secs(half)
+        );
+        let Some(measure) = seen.measure.filter(|m| !m.sessions.is_empty()) else {
+            return Check::nothing_to_judge(name, expected, "no client connected");
+        };
+        let mut served: Vec<&Session> = measure.sessions.iter().filter(|s| s.first_reply.is_some()).collect();
+        served.sort_by_key(|s| s.first_reply);
+        let waits: Vec<Duration> = served.iter().filter_map(|s| s.first_reply).collect();
+        let total = measure.sessions.len();
+        outcome.metric(metric::clients, total as f64).key_metric(metric::clients_served, served.len() as f64);
+        if let (Some(max), Some(median)) = (waits.last(), waits.get(waits.len() / 2)) {
+            outcome.key_metric(metric::max_wait_ms, ms(*max)).metric(metric::median_wait_ms, ms(*median));
+        }
+        let lengths: Vec<Duration> =
+            served.iter().filter_map(|s| s.first_reply.map(|first| s.closed.saturating_sub(first))).collect();
+        if !lengths.is_empty() {
+            outcome
+                .metric(metric::mean_session_ms, ms(lengths.iter().sum::<Duration>() / lengths.len() as u32));
+        }
+        let problems: Vec<String> = measure
+            .sessions
+            .iter()
+            .filter_map(|s| s.problem.as_ref().map(|p| format!("client {}: {p}", s.client)))
+            .collect();
+        let max_wait = waits.last().copied().unwrap_or_default();
+        let passed = served.len() == total && max_wait < half;
+        let mut observed = format!(
+            "{} of {total} served, sessions of {}; waits {}",
+            served.len(),
+            secs(measure.planned),
+            waits.iter().map(|w| format!("{:.0}", w.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ")
+        );
+        observed += " ms";
+        if let Some(first) = problems.first() {
+            observed = format!("{observed}; {} problems, first: {first}", problems.len());
+        }
+        let sentence = if passed {
+            format!(
+                "all {total} clients were served at once: the longest wait for a first reply was {:.0} ms",
+                max_wait.as_secs_f64() * 1e3
+            )
+        } else {
+            why_not(&measure, &served, half, max_wait)
+        };
+        Check::new(name, expected, observed, passed, sentence)
+    }
+}
+
+/// Why the check failed, in one sentence: clients answered wrongly, not served at all,
+/// served one at a time, or one kept waiting.
+fn why_not(measure: &Measure, served: &[&Session], half: Duration, max_wait: Duration) -> String {
+    let total = measure.sessions.len();
+    if let wrong @ 1.. = measure.sessions.iter().filter(|s| s.wrong_reply).count() {
+        format!(
+            "{wrong} of {total} clients got a reply that was not the message they sent: the server answers \
+             wrongly, not late (it treats each recv() as one message? see reassembly)"
+        )
+    } else if served.len() < 2 {
+        format!(
+            "only {} of {total} clients were served within {}: the server does not serve clients at once",
+            served.len(),
+            secs(measure.bound)
+        )
+    } else {
+        // Clients numbered in the order they were served.
+        let (first, second) = (served[0], served[1]);
+        let first_session = first.closed.saturating_sub(first.first_reply.unwrap_or_default());
+        let second_wait = second.first_reply.unwrap_or_default();
+        // One at a time: the second waited about as long again as the first's session.
+        let extra = second_wait.saturating_sub(first.first_reply.unwrap_or_default());
+        if extra >= first_session.mul_f64(0.75) && first_session >= half {
+            format!(
+                "clients were served one at a time: client 2 waited {}, the length of client 1's session ({})",
+                secs(second_wait),
+                secs(first_session)
+            )
+        } else {
+            let slowest = served.len();
+            format!(
+                "client {slowest} (in the order served) waited {} for its first reply, more than half a session: the server keeps clients waiting",
+                secs(max_wait)
+            )
+        }
+    }
 }
 
 async fn session(
@@ -183,82 +298,4 @@ async fn round_trip(
         },
         Behaviour::Source => reader.next(peer, stream, wait).await.map(|_| ()).map_err(words),
     }
-}
-
-pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut CaseOutcome) -> Check {
-    let name = "concurrency";
-    let half = Duration::from_millis(params.session_ms) / 2;
-    let expected =
-        format!("{} clients at once, each answered within {} (half a session)", params.clients, secs(half));
-    let Some(measure) = measure.filter(|m| !m.sessions.is_empty()) else {
-        return Check::nothing_to_judge(name, expected, "no client connected");
-    };
-    let mut served: Vec<&Session> = measure.sessions.iter().filter(|s| s.first_reply.is_some()).collect();
-    served.sort_by_key(|s| s.first_reply);
-    let waits: Vec<Duration> = served.iter().filter_map(|s| s.first_reply).collect();
-    let total = measure.sessions.len();
-    outcome.metric(metric::clients, total as f64).key_metric(metric::clients_served, served.len() as f64);
-    if let (Some(max), Some(median)) = (waits.last(), waits.get(waits.len() / 2)) {
-        outcome.key_metric(metric::max_wait_ms, ms(*max)).metric(metric::median_wait_ms, ms(*median));
-    }
-    let lengths: Vec<Duration> =
-        served.iter().filter_map(|s| s.first_reply.map(|first| s.closed.saturating_sub(first))).collect();
-    if !lengths.is_empty() {
-        outcome.metric(metric::mean_session_ms, ms(lengths.iter().sum::<Duration>() / lengths.len() as u32));
-    }
-    let problems: Vec<String> = measure
-        .sessions
-        .iter()
-        .filter_map(|s| s.problem.as_ref().map(|p| format!("client {}: {p}", s.client)))
-        .collect();
-    let max_wait = waits.last().copied().unwrap_or_default();
-    let passed = served.len() == total && max_wait < half;
-    let mut observed = format!(
-        "{} of {total} served, sessions of {}; waits {}",
-        served.len(),
-        secs(measure.planned),
-        waits.iter().map(|w| format!("{:.0}", w.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ")
-    );
-    observed += " ms";
-    if let Some(first) = problems.first() {
-        observed = format!("{observed}; {} problems, first: {first}", problems.len());
-    }
-    let sentence = if passed {
-        format!(
-            "all {total} clients were served at once: the longest wait for a first reply was {:.0} ms",
-            max_wait.as_secs_f64() * 1e3
-        )
-    } else if let wrong @ 1.. = measure.sessions.iter().filter(|s| s.wrong_reply).count() {
-        format!(
-            "{wrong} of {total} clients got a reply that was not the message they sent: the server answers \
-             wrongly, not late (it treats each recv() as one message? see reassembly)"
-        )
-    } else if served.len() < 2 {
-        format!(
-            "only {} of {total} clients were served within {}: the server does not serve clients at once",
-            served.len(),
-            secs(measure.bound)
-        )
-    } else {
-        // Clients numbered in the order they were served.
-        let (first, second) = (served[0], served[1]);
-        let first_session = first.closed.saturating_sub(first.first_reply.unwrap_or_default());
-        let second_wait = second.first_reply.unwrap_or_default();
-        // One at a time: the second waited about as long again as the first's session.
-        let extra = second_wait.saturating_sub(first.first_reply.unwrap_or_default());
-        if extra >= first_session.mul_f64(0.75) && first_session >= half {
-            format!(
-                "clients were served one at a time: client 2 waited {}, the length of client 1's session ({})",
-                secs(second_wait),
-                secs(first_session)
-            )
-        } else {
-            let slowest = served.len();
-            format!(
-                "client {slowest} (in the order served) waited {} for its first reply, more than half a session: the server keeps clients waiting",
-                secs(max_wait)
-            )
-        }
-    };
-    Check::new(name, expected, observed, passed, sentence)
 }

@@ -169,18 +169,54 @@ pub(crate) struct Conversation {
     pub replies: Replies,
 }
 
-/// Sends `messages` cut by `chunking` on `stream` (a pause of `gap` between paced
-/// writes) and collects the replies a server of the peer's behaviour owes.
-pub(crate) async fn converse(
-    peer: &Peer,
-    stream: &mut TcpStream,
-    messages: &[Bytes],
-    chunking: Chunking,
-    gap: Duration,
-) -> Conversation {
-    if peer.wire.is_stop_and_wait() {
-        return converse_stop_and_wait(peer, stream, messages, chunking, gap).await;
+/// What a conversation sends: its messages, cut into writes by a chunking, with a pause
+/// between paced writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Script<'a> {
+    /// The messages (payloads), in order.
+    pub messages: &'a [Bytes],
+    /// Where the writes are cut.
+    pub chunking: Chunking,
+    /// The pause between paced writes.
+    pub gap: Duration,
+}
+
+impl Script<'_> {
+    /// The pause between writes: the gap when the chunking is paced, else none.
+    fn pause(&self) -> Duration {
+        if self.chunking.paced() { self.gap } else { Duration::ZERO }
     }
+}
+
+/// A conversation on a connection of its own: `script` sent, the replies read. A sink's
+/// connection is then half-closed and its close awaited, so the server has read
+/// everything (and its counters are final) before whatever comes next. With the
+/// conversation, the client's port.
+///
+/// # Errors
+/// `cannot connect: …` when the client could not connect.
+pub(crate) async fn converse_alone(
+    peer: &Peer,
+    script: Script<'_>,
+) -> Result<(Conversation, Option<u16>), String> {
+    let mut stream = peer.connect(Options::default()).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let port = stream.local_addr().ok().map(|a| a.port());
+    let conversation = converse(peer, &mut stream, script).await;
+    if peer.behaviour == Behaviour::Sink {
+        let _ = stream.shutdown().await;
+        let mut byte = [0u8; 1];
+        let _ = timeout(peer.reply_timeout, stream.read(&mut byte)).await;
+    }
+    Ok((conversation, port))
+}
+
+/// Sends `script` on `stream` and collects the replies a server of the peer's behaviour
+/// owes.
+pub(crate) async fn converse(peer: &Peer, stream: &mut TcpStream, script: Script<'_>) -> Conversation {
+    if peer.wire.is_stop_and_wait() {
+        return converse_stop_and_wait(peer, stream, script).await;
+    }
+    let Script { messages, chunking, .. } = script;
     let frames: Vec<Bytes> = messages.iter().map(|m| peer.wire.frame(m)).collect();
     let lens: Vec<usize> = messages.iter().map(Bytes::len).collect();
     let chunks = chunking.cut_stream(peer.wire, &frames, &lens);
@@ -189,8 +225,7 @@ pub(crate) async fn converse(
         .filter_map(|m| expected_reply(peer.behaviour, m))
         .map(|reply| peer.wire.frame(&reply).len())
         .sum();
-    let gap = if chunking.paced() { gap } else { Duration::ZERO };
-    let (writes, reads, end) = write_and_read(peer, stream, &chunks, gap, expected, None).await;
+    let (writes, reads, end) = write_and_read(peer, stream, &chunks, script.pause(), expected, None).await;
     // A message starts at the write holding its first byte.
     let mut message_at = Vec::with_capacity(frames.len());
     let mut frame_start = 0;
@@ -326,18 +361,13 @@ pub(crate) async fn write_and_read(
 
 /// Stop-and-wait: per message, the header and then (after the server's ACK) the body,
 /// each cut by `chunking`; then the reply, when one is owed.
-async fn converse_stop_and_wait(
-    peer: &Peer,
-    stream: &mut TcpStream,
-    messages: &[Bytes],
-    chunking: Chunking,
-    gap: Duration,
-) -> Conversation {
+async fn converse_stop_and_wait(peer: &Peer, stream: &mut TcpStream, script: Script<'_>) -> Conversation {
+    let Script { messages, chunking, .. } = script;
     let mut rng = SplitMix(match chunking {
         Chunking::Random(seed) => seed,
         _ => 0,
     });
-    let gap = if chunking.paced() { gap } else { Duration::ZERO };
+    let gap = script.pause();
     let mut conversation = Conversation::default();
     let mut frames = Vec::new();
     let mut bytes = 0;

@@ -17,20 +17,21 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use socklab_harness::check::Check;
 use socklab_harness::external::TargetProcess;
+use socklab_harness::params::Invalid;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::scenario::CaseOutcome;
+use socklab_harness::scenario::{CaseContext, CaseOutcome};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::check::{ConformanceCheck, RelayLoad, Seen, refuse_if};
 use super::conn::{End, FrameReader, Options, Peer, send_message};
 use super::fresh::{Served, fresh_client};
-use super::metric;
+use super::setup::Setup;
 use super::source::read_source;
-use super::wire::{expected_reply, message};
-use super::{Params, Setup, ms, secs};
+use super::wire::expected_reply;
+use super::{metric, ms, secs};
 
 /// How often the socket state is read while waiting for the server's FIN.
 const POLL: Duration = Duration::from_millis(2);
@@ -44,6 +45,9 @@ const SPIN_RUNNABLE_PERCENT: f64 = 50.0;
 /// idle server uses 0–2%; a spinner all the CPU it gets (a whole core on an idle machine,
 /// a third of one at a load of 6 on 2 cores).
 const SPIN_CPU_PERCENT: f64 = 15.0;
+
+/// The check; see the module docs.
+pub(crate) struct Eof;
 
 /// What the check measured.
 #[derive(Debug, Default)]
@@ -69,62 +73,138 @@ pub(crate) struct Measure {
     closed: bool,
 }
 
-pub(crate) async fn run(
-    params: &Params,
-    setup: &Setup,
-    peer: &Peer,
-    process: Option<&TargetProcess>,
-) -> Measure {
-    let timeout = Duration::from_millis(params.eof_timeout_ms);
-    let messages: Vec<Bytes> = (0..params.messages).map(|i| message(i as u32, setup.message_size)).collect();
-    let mut measure = Measure {
-        owed: messages.iter().filter(|m| expected_reply(peer.behaviour, m).is_some()).count(),
-        observable: peer.behaviour != Behaviour::Source,
-        ..Measure::default()
-    };
-    let mut stream = match peer.connect(Options::default()).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            measure.before = Some(format!("a client cannot connect: {e}"));
-            return measure;
-        }
-    };
-    let mut reader = FrameReader::new(peer.wire);
-    if peer.behaviour == Behaviour::Source {
-        let replies =
-            read_source(peer, &mut stream, messages.len(), usize::MAX, 64 << 10, Duration::ZERO).await;
-        measure.received = replies.frames.len();
-    } else {
-        // Send every message; read each reply at once, unless the replies are to be read
-        // after a half-close (stop-and-wait cannot wait: its replies need our ACKs).
-        let read_now = !params.half_close || peer.wire.is_stop_and_wait();
-        for sent in &messages {
-            if let Err(end) = send_message(peer, &mut stream, sent).await {
-                measure.before = Some(format!("while sending, {}", end.words(peer.reply_timeout)));
+impl ConformanceCheck for Eof {
+    const NAME: &'static str = "eof";
+    type Measure = Measure;
+
+    fn applies(setup: &Setup) -> Result<(), Invalid> {
+        let source = setup.params.behaviour == Behaviour::Source;
+        refuse_if(setup.params.half_close && source, "half_close", || {
+            "eof with half_close does not apply to a source, which never reads and so never sees it".into()
+        })
+    }
+
+    fn relay(setup: &Setup) -> RelayLoad {
+        RelayLoad::Moves { bytes: setup.conversation_bytes(), sized_by: None }
+    }
+
+    async fn run(setup: &Setup, peer: &Peer, ctx: &CaseContext) -> Measure {
+        let process = ctx.target.as_ref().and_then(|t| t.process.as_deref());
+        let messages = setup.messages();
+        let mut measure = Measure {
+            owed: messages.iter().filter(|m| expected_reply(peer.behaviour, m).is_some()).count(),
+            observable: peer.behaviour != Behaviour::Source,
+            ..Measure::default()
+        };
+        let mut stream = match peer.connect(Options::default()).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                measure.before = Some(format!("a client cannot connect: {e}"));
                 return measure;
             }
-            if read_now && expected_reply(peer.behaviour, sent).is_some() {
-                match reader.next(peer, &mut stream, peer.reply_timeout).await {
-                    Ok(_) => measure.received += 1,
-                    Err(end) => {
-                        measure.before = Some(format!(
-                            "waiting for reply {}, {}",
-                            measure.received,
-                            end.words(peer.reply_timeout)
-                        ));
-                        return measure;
-                    }
-                }
-            }
+        };
+        let mut reader = FrameReader::new(peer.wire);
+        if let Err(before) = send_all(setup, peer, &mut stream, &mut reader, &mut measure.received).await {
+            measure.before = Some(before);
+            return measure;
+        }
+        let cpu_before = process.map(TargetProcess::cpu_since_ready);
+        let runnable_before = process.and_then(TargetProcess::runnable_time);
+        close(setup, peer, stream, &mut reader, &mut measure).await;
+        measure.cpu = process.zip(cpu_before).map(|(p, before)| p.cpu_since_ready().saturating_sub(before));
+        measure.runnable = process
+            .and_then(TargetProcess::runnable_time)
+            .zip(runnable_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        if !measure.observable {
+            measure.after = Some(fresh_client(peer, 1, setup.message_size).await);
+        }
+        measure
+    }
+
+    fn evaluate(setup: &Setup, seen: Seen<Measure>, outcome: &mut CaseOutcome) -> Check {
+        let name = "eof";
+        let timeout = Duration::from_millis(setup.params.eof_timeout_ms);
+        let expected = format!(
+            "the server closes its side within {} of the client's close, without spinning",
+            secs(timeout)
+        );
+        let Some(m) = seen.measure.filter(|m| m.closed || m.before.is_some()) else {
+            return Check::nothing_to_judge(name, expected, "the client never got as far as closing");
+        };
+        if !m.closed {
+            let before = m.before.unwrap_or_default();
+            let sentence = format!("before the client closed, {before}");
+            return Check::new(name, expected, before, false, sentence);
+        }
+        outcome
+            .metric(metric::replies_owed, m.owed as f64)
+            .metric(metric::replies_received, m.received as f64)
+            .metric(metric::eof_window_ms, ms(m.window));
+        if let Some(after) = m.closed_after {
+            outcome.key_metric(metric::close_after_ms, ms(after));
+        }
+        let cpu = Cpu::of(&m, outcome);
+        let (passed, observed, sentence) = if m.observable {
+            closed_verdict(setup, &m, &cpu)
+        } else {
+            source_verdict(setup, m, &cpu, outcome)
+        };
+        Check::new(name, expected, observed, passed, sentence)
+    }
+}
+
+/// Sends every message of the conversation; reads each reply at once, unless the replies
+/// are to be read after a half-close (stop-and-wait cannot wait: its replies need our
+/// ACKs). A source's messages are read instead. Counts the replies in `received`.
+///
+/// # Errors
+/// What went wrong before the close, in words.
+async fn send_all(
+    setup: &Setup,
+    peer: &Peer,
+    stream: &mut TcpStream,
+    reader: &mut FrameReader,
+    received: &mut usize,
+) -> Result<(), String> {
+    let messages = setup.messages();
+    if peer.behaviour == Behaviour::Source {
+        let replies = read_source(peer, stream, messages.len(), usize::MAX, 64 << 10, Duration::ZERO).await;
+        *received = replies.frames.len();
+        return Ok(());
+    }
+    let read_now = !setup.params.half_close || peer.wire.is_stop_and_wait();
+    for sent in &messages {
+        send_message(peer, stream, sent)
+            .await
+            .map_err(|end| format!("while sending, {}", end.words(peer.reply_timeout)))?;
+        if read_now && expected_reply(peer.behaviour, sent).is_some() {
+            reader
+                .next(peer, stream, peer.reply_timeout)
+                .await
+                .map_err(|end| format!("waiting for reply {received}, {}", end.words(peer.reply_timeout)))?;
+            *received += 1;
         }
     }
-    let cpu_before = process.map(TargetProcess::cpu_since_ready);
-    let runnable_before = process.and_then(TargetProcess::runnable_time);
+    Ok(())
+}
+
+/// Closes (or half-closes) the client's side and waits, up to `eof_timeout_ms`, for the
+/// server's close: after a half-close by reading what is still owed and then its FIN,
+/// after a close by watching the socket's state, and for a source (which never sees the
+/// close) just for the timeout.
+async fn close(
+    setup: &Setup,
+    peer: &Peer,
+    mut stream: TcpStream,
+    reader: &mut FrameReader,
+    measure: &mut Measure,
+) {
+    let timeout = Duration::from_millis(setup.params.eof_timeout_ms);
     let closed_at = Instant::now();
     measure.closed = true;
-    if params.half_close {
+    if setup.params.half_close {
         let _ = stream.shutdown().await;
-        // Read what is still owed, then the server's FIN; all within the timeout.
         let deadline = closed_at + timeout;
         loop {
             match reader.next(peer, &mut stream, deadline.saturating_duration_since(Instant::now())).await {
@@ -153,15 +233,6 @@ pub(crate) async fn run(
         tokio::time::sleep(timeout).await;
         measure.window = closed_at.elapsed();
     }
-    measure.cpu = process.zip(cpu_before).map(|(p, before)| p.cpu_since_ready().saturating_sub(before));
-    measure.runnable = process
-        .and_then(TargetProcess::runnable_time)
-        .zip(runnable_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    if !measure.observable {
-        measure.after = Some(fresh_client(peer, 1, setup.message_size).await);
-    }
-    measure
 }
 
 /// Watches the client's socket (shut down both ways) every [`POLL`] until the server's
@@ -202,93 +273,92 @@ fn tcp_state(stream: &TcpStream) -> Option<u8> {
     }
 }
 
-pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut CaseOutcome) -> Check {
-    let name = "eof";
-    let timeout = Duration::from_millis(params.eof_timeout_ms);
-    let client_did = if params.half_close { "half-closed" } else { "closed" };
-    let expected = format!(
-        "the server closes its side within {} of the client's close, without spinning",
-        secs(timeout)
-    );
-    let Some(m) = measure.filter(|m| m.closed || m.before.is_some()) else {
-        return Check::nothing_to_judge(name, expected, "the client never got as far as closing");
-    };
-    if !m.closed {
-        let before = m.before.unwrap_or_default();
-        return Check::new(
-            name,
-            expected,
-            before.clone(),
-            false,
-            format!("before the client closed, {before}"),
-        );
-    }
-    outcome
-        .metric(metric::replies_owed, m.owed as f64)
-        .metric(metric::replies_received, m.received as f64)
-        .metric(metric::eof_window_ms, ms(m.window));
-    if let Some(after) = m.closed_after {
-        outcome.key_metric(metric::close_after_ms, ms(after));
-    }
-    // A share of a window shorter than a few ticks of the CPU counters means nothing.
-    let share = |time: Option<Duration>| {
-        time.filter(|_| m.window >= CPU_WINDOW_MIN).map(|t| t.as_secs_f64() / m.window.as_secs_f64() * 100.0)
-    };
-    let (percent, runnable) = (share(m.cpu), share(m.runnable));
-    if let Some(cpu) = m.cpu {
-        outcome.metric(metric::server_cpu_ms, ms(cpu));
-    }
-    if let Some(percent) = percent {
-        outcome.key_metric(metric::server_cpu_percent, percent.round());
-    }
-    if let Some(runnable) = runnable {
-        outcome.metric(metric::server_runnable_percent, runnable.round());
-    }
-    let spun = match (runnable, percent) {
-        (Some(runnable), _) => runnable > SPIN_RUNNABLE_PERCENT,
-        (None, Some(percent)) => percent > SPIN_CPU_PERCENT,
-        (None, None) => false,
-    };
-    let cpu_words = match (m.cpu, percent, runnable) {
-        (Some(cpu), Some(p), Some(r)) => {
-            format!(
-                "{:.0} ms of CPU, {p:.0}% of a core; runnable {r:.0}% of the time",
-                cpu.as_secs_f64() * 1e3
-            )
-        }
-        (Some(cpu), Some(p), None) => format!("{:.0} ms of CPU, {p:.0}% of a core", cpu.as_secs_f64() * 1e3),
-        (Some(cpu), None, _) => format!("{:.0} ms of CPU", cpu.as_secs_f64() * 1e3),
-        _ => "CPU not measured: only with --target-cmd".to_string(),
-    };
-    let window = format!("{:.1} s", m.window.as_secs_f64());
-    let p = percent.unwrap_or_default();
+/// The server's CPU use in the window, as the verdicts tell it.
+struct Cpu {
+    /// Whether it spun: runnable most of the window, or (without schedstat) busy.
+    spun: bool,
+    /// Its share of one core, in %; 0 when not measured.
+    percent: f64,
+    /// What was measured, in words.
+    words: String,
+    /// The window, in words: `2.0 s`.
+    window: String,
+}
 
-    if !m.observable {
-        if let Some(took) = m.after.as_ref().map(|a| a.took) {
-            outcome.metric(metric::recovery_ms, ms(took));
-        }
-        let after = m.after.unwrap_or_default();
-        let passed = !spun && after.ok && m.received >= params.messages as usize;
-        let sentence = if m.received < params.messages as usize {
-            format!("only {} of {} messages came before the client closed", m.received, params.messages)
-        } else if spun {
-            format!(
-                "the server spun for {window} at {p:.0}% CPU after the client left: it ignores send() failing"
-            )
-        } else if !after.ok {
-            format!("after a client left, a new one was not served: {}", after.problem.unwrap_or_default())
-        } else {
-            format!(
-                "after the client left, the server served a new client ({cpu_words} in the {window} after)"
-            )
+impl Cpu {
+    /// The CPU figures of `m`, also as metrics.
+    fn of(m: &Measure, outcome: &mut CaseOutcome) -> Cpu {
+        // A share of a window shorter than a few ticks of the CPU counters means nothing.
+        let share = |time: Option<Duration>| {
+            time.filter(|_| m.window >= CPU_WINDOW_MIN)
+                .map(|t| t.as_secs_f64() / m.window.as_secs_f64() * 100.0)
         };
-        let observed =
-            format!("{cpu_words} in {window}; new client {}", if after.ok { "served" } else { "not served" });
-        return Check::new(name, expected, observed, passed, sentence);
+        let (percent, runnable) = (share(m.cpu), share(m.runnable));
+        if let Some(cpu) = m.cpu {
+            outcome.metric(metric::server_cpu_ms, ms(cpu));
+        }
+        if let Some(percent) = percent {
+            outcome.key_metric(metric::server_cpu_percent, percent.round());
+        }
+        if let Some(runnable) = runnable {
+            outcome.metric(metric::server_runnable_percent, runnable.round());
+        }
+        let spun = match (runnable, percent) {
+            (Some(runnable), _) => runnable > SPIN_RUNNABLE_PERCENT,
+            (None, Some(percent)) => percent > SPIN_CPU_PERCENT,
+            (None, None) => false,
+        };
+        let words = match (m.cpu, percent, runnable) {
+            (Some(cpu), Some(p), Some(r)) => {
+                format!(
+                    "{:.0} ms of CPU, {p:.0}% of a core; runnable {r:.0}% of the time",
+                    cpu.as_secs_f64() * 1e3
+                )
+            }
+            (Some(cpu), Some(p), None) => {
+                format!("{:.0} ms of CPU, {p:.0}% of a core", cpu.as_secs_f64() * 1e3)
+            }
+            (Some(cpu), None, _) => format!("{:.0} ms of CPU", cpu.as_secs_f64() * 1e3),
+            _ => "CPU not measured: only with --target-cmd".to_string(),
+        };
+        let window = format!("{:.1} s", m.window.as_secs_f64());
+        Cpu { spun, percent: percent.unwrap_or_default(), words, window }
     }
+}
 
+/// A source's verdict: it never sees the close, so it must neither spin nor stop serving.
+fn source_verdict(setup: &Setup, m: Measure, cpu: &Cpu, outcome: &mut CaseOutcome) -> (bool, String, String) {
+    let messages = setup.params.messages;
+    let (window, words, p) = (&cpu.window, &cpu.words, cpu.percent);
+    if let Some(took) = m.after.as_ref().map(|a| a.took) {
+        outcome.metric(metric::recovery_ms, ms(took));
+    }
+    let after = m.after.unwrap_or_default();
+    let passed = !cpu.spun && after.ok && m.received >= messages as usize;
+    let sentence = if m.received < messages as usize {
+        format!("only {} of {messages} messages came before the client closed", m.received)
+    } else if cpu.spun {
+        format!(
+            "the server spun for {window} at {p:.0}% CPU after the client left: it ignores send() failing"
+        )
+    } else if !after.ok {
+        format!("after a client left, a new one was not served: {}", after.problem.unwrap_or_default())
+    } else {
+        format!("after the client left, the server served a new client ({words} in the {window} after)")
+    };
+    let observed =
+        format!("{words} in {window}; new client {}", if after.ok { "served" } else { "not served" });
+    (passed, observed, sentence)
+}
+
+/// The verdict on a server that can see the close: it closes its side in time, without
+/// spinning, having sent every reply owed.
+fn closed_verdict(setup: &Setup, m: &Measure, cpu: &Cpu) -> (bool, String, String) {
+    let timeout = Duration::from_millis(setup.params.eof_timeout_ms);
+    let client_did = if setup.params.half_close { "half-closed" } else { "closed" };
+    let (window, words, p) = (&cpu.window, &cpu.words, cpu.percent);
     let missing = m.owed.saturating_sub(m.received);
-    let passed = m.closed_after.is_some() && !spun && missing == 0 && m.before.is_none();
+    let passed = m.closed_after.is_some() && !cpu.spun && missing == 0 && m.before.is_none();
     let sentence = match m.closed_after {
         Some(_) if m.before.is_some() => m.before.clone().unwrap_or_default(),
         Some(after) if missing > 0 => format!(
@@ -297,23 +367,23 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
             m.received,
             m.owed
         ),
-        Some(after) if spun => format!(
+        Some(after) if cpu.spun => format!(
             "the server closed its side {} after the client {client_did}, but spun at {p:.0}% CPU meanwhile: it loops on recv() returning 0",
             secs(after)
         ),
         Some(after) => format!(
-            "the server closed its side {:.0} ms after the client {client_did} ({cpu_words})",
+            "the server closed its side {:.0} ms after the client {client_did} ({words})",
             after.as_secs_f64() * 1e3
         ),
-        None if spun => format!(
+        None if cpu.spun => format!(
             "the server spun for {window} at {p:.0}% CPU after the client {client_did}: it ignores recv() returning 0"
         ),
         None => format!(
-            "the server had not closed its side {window} after the client {client_did} ({cpu_words}): it does not close when recv() returns 0"
+            "the server had not closed its side {window} after the client {client_did} ({words}): it does not close when recv() returns 0"
         ),
     };
     let observed = format!(
-        "{}; {cpu_words}; {} of {} replies",
+        "{}; {words}; {} of {} replies",
         match m.closed_after {
             Some(after) => format!("closed after {:.0} ms", after.as_secs_f64() * 1e3),
             None => format!("not closed after {}", secs(timeout)),
@@ -321,5 +391,5 @@ pub(crate) fn evaluate(params: &Params, measure: Option<Measure>, outcome: &mut 
         m.received,
         m.owed
     );
-    Check::new(name, expected, observed, passed, sentence)
+    (passed, observed, sentence)
 }

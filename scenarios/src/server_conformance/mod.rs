@@ -3,104 +3,90 @@
 //! servers: every chunking of its input, a large message, many clients at once, a client
 //! that closes, a slow reader, a reset, a hostile length prefix.
 //!
-//! One scenario, one check per case, chosen by the `check` parameter (a suite sweeps it;
-//! `socklab probe` runs every check that applies). Each check is a module of its own that
-//! measures (`run`) and judges (`evaluate`); [`conn`] talks to the server ([`source`]
-//! reads a source, [`fresh`] asks whether a new client is served), [`wire`] frames and
-//! cuts what is sent, [`replies`] maps what came back onto what was sent.
+//! One scenario, one check per case, chosen by the `check` parameter (`socklab run
+//! server-conformance` sweeps the checks that apply to the defaults; `socklab probe` runs
+//! every check that applies). Each check is a file of its own implementing the trait
+//! `ConformanceCheck` (`check.rs`) — its name, when it applies, what it asks of a relay,
+//! how it measures (`run`) and judges (`evaluate`) — and a line in the table `CHECKS`
+//! below; this module runs and judges whichever line the case names, and [`Which`] (the
+//! `check` parameter) reads its names off the table. `setup` parses the parameters once
+//! and refuses what no check can run; `conn` talks to the server (`source` reads a
+//! source, `fresh` asks whether a new client is served, `survival` is what `reset` and
+//! `hostile-length` share), `wire` frames and cuts what is sent, `replies` maps what came
+//! back onto what was sent.
 //!
 //! With `impair` every client connects through a seeded relay in front of the server
-//! ([`relay`]), so the server meets the relay's cuts and merges whatever it is checked
-//! for; checks a relay would hide are refused.
+//! (`relay`), so the server meets the relay's cuts and merges whatever it is checked for;
+//! checks a relay would hide are refused.
 
-mod concurrency;
+mod check;
 mod conn;
-mod download;
-mod eof;
 mod fresh;
-mod large_message;
-mod reassembly;
 mod relay;
 mod replies;
-mod slow_reader;
+mod setup;
 mod source;
 mod survival;
+mod which;
 mod wire;
+
+// The checks, a file each.
+mod concurrency;
+mod download;
+mod eof;
+mod hostile_length;
+mod large_message;
+mod reassembly;
+mod reset;
+mod slow_reader;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use socklab_harness::check::Check;
-use socklab_harness::framing::FramingStrategy;
-use socklab_harness::impair::{Impairment, ProxyObservation, RelayConfig, TcpRelay, in_front};
+use socklab_harness::impair::spec::check_tcp_text;
+use socklab_harness::impair::{ProxyObservation, RelayConfig, TcpRelay, start_in_front};
 use socklab_harness::params::{Invalid, ParamSpec};
 use socklab_harness::peer::{Behaviour, Flavour, Server, ServerConfig};
 use socklab_harness::report::MetricSpec;
 use socklab_harness::scenario::{CaseContext, CaseError, CaseOutcome, Scenario};
 use socklab_harness::shared_params;
 
+use check::{AnyMeasure, DynCheck, Entry, Seen, ServerSide, entry};
 use conn::Peer;
-use wire::Wire;
+use setup::Setup;
 
-use socklab_harness::impair::spec::check_tcp_text;
+pub use which::Which;
+pub use wire::ChunkingChoice;
 
 /// The scenario; see the module docs.
 pub struct ServerConformance;
 
-/// Every check, as the `check` parameter names it, in the order `socklab probe` runs them.
-pub const CHECKS: &[&str] = &[
-    "reassembly",
-    "large-message",
-    "concurrency",
-    "eof",
-    "slow-reader",
-    "reset",
-    "hostile-length",
-    "download",
+/// Every check, one line each, in the order `socklab probe` runs them; the first is the
+/// `check` parameter's default. A new check is a file implementing
+/// [`check::ConformanceCheck`], its `mod` line above, and a line here.
+const CHECKS: &[Entry] = &[
+    entry(&reassembly::Reassembly),
+    entry(&large_message::LargeMessage),
+    entry(&concurrency::Concurrency),
+    entry(&eof::Eof),
+    entry(&slow_reader::SlowReader),
+    entry(&reset::Reset),
+    entry(&hostile_length::HostileLength),
+    entry(&download::Download),
 ];
-
-/// A check of the family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Which {
-    Reassembly,
-    LargeMessage,
-    Concurrency,
-    Eof,
-    SlowReader,
-    Reset,
-    HostileLength,
-    Download,
-}
-
-impl Which {
-    fn parse(name: &str) -> Result<Which, String> {
-        Ok(match name {
-            "reassembly" => Which::Reassembly,
-            "large-message" => Which::LargeMessage,
-            "concurrency" => Which::Concurrency,
-            "eof" => Which::Eof,
-            "slow-reader" => Which::SlowReader,
-            "reset" => Which::Reset,
-            "hostile-length" => Which::HostileLength,
-            "download" => Which::Download,
-            other => return Err(format!("unknown check `{other}`; valid: {}", CHECKS.join(", "))),
-        })
-    }
-}
 
 socklab_harness::params! {
     /// Parameters of `server-conformance`.
     pub struct Params {
         /// which check the case runs (socklab probe runs every one that applies)
-        check: String = "reassembly".into() => ParamSpec::one_of(CHECKS),
+        check: Which => ParamSpec::choice::<Which>(),
         /// the server's framing, as socklab serve --framing names it
         framing: String = "u32be".into() => ParamSpec::text("a framing strategy: raw, line, cobs, u8, u16be, u32be, u32le, u64be, i32le, …, varint, json-header, fixed:N, stop-and-wait"),
-        /// what the server does with each message: echo, echo-upper, sink (reads, sends nothing),
-        /// source (sends, ignores input)
-        behaviour: String = "echo".into() => ParamSpec::choice::<Behaviour>(),
+        behaviour: Behaviour => shared_params::BEHAVIOUR,
         /// reference server only: tokio, threaded, sequential (fails concurrency by design)
-        flavour: String = "tokio".into() => ParamSpec::choice::<Flavour>(),
+        flavour: Flavour => shared_params::FLAVOUR,
         /// messages per conversation (reassembly sends them in every chunking)
         messages: u64 = 3 => ParamSpec::int(1, 1000),
         /// payload bytes per message (self-checking: sequence number, checksum, printable filler);
@@ -116,7 +102,7 @@ socklab_harness::params! {
         gap_ms: u64 = 2 => ParamSpec::int(0, 100).unit("ms"),
         /// reassembly (echo, echo-upper, sink): all five chunkings, or one: per-message (a write per
         /// message, paced, as tutorial clients send), merged, byte-by-byte, header-cut, random
-        chunking: String = "all".into() => ParamSpec::one_of(&["all", "per-message", "merged", "byte-by-byte", "header-cut", "random"]),
+        chunking: ChunkingChoice => ParamSpec::choice::<ChunkingChoice>(),
         /// eof: shut down writing (SHUT_WR) right after sending, then read the replies, instead of
         /// closing after the last reply
         half_close: bool = false => ParamSpec::bool(),
@@ -217,33 +203,7 @@ socklab_harness::model::metrics! {
     target_running: Count, Neither;
 }
 
-/// The parameters a case uses, parsed and checked.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    which: Which,
-    wire: Wire,
-    behaviour: Behaviour,
-    flavour: Flavour,
-    /// Payload bytes per message: `message_size`, or N for `fixed:N`.
-    message_size: usize,
-}
-
 impl Params {
-    fn setup(&self) -> Result<Setup, String> {
-        let strategy: FramingStrategy = self.framing.parse().map_err(|e| format!("{e}"))?;
-        let message_size = match strategy {
-            FramingStrategy::FixedSize(n) => n,
-            _ => self.message_size as usize,
-        };
-        Ok(Setup {
-            which: Which::parse(&self.check)?,
-            wire: Wire(strategy),
-            behaviour: self.behaviour.parse().map_err(|e| format!("{e}"))?,
-            flavour: self.flavour.parse().map_err(|e| format!("{e}"))?,
-            message_size,
-        })
-    }
-
     fn reply_timeout(&self) -> Duration {
         Duration::from_millis(self.reply_timeout_ms)
     }
@@ -295,34 +255,24 @@ that happens to get one message per recv() on loopback meets the chunkings real 
 make, on every check, replayably by seed. Checks a relay would hide are refused: \
 slow-reader (the relay reads the replies as they come) and a sink's concurrency.";
     const METRICS: &'static [MetricSpec] = METRICS;
-    const SWEEP: &'static [(&'static str, &'static str)] =
-        &[("check", "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length,download")];
+    const SWEEP: &'static [(&'static str, &'static str)] = &[("check", which::DEFAULT_SWEEP)];
     const EXTERNAL_TARGET: bool = true;
 
     fn validate(params: &Params) -> Result<(), Invalid> {
         check_tcp_text(&params.impair)?;
-        refusal(params).map_err(|reason| Invalid::new("check", reason))
+        let setup = Setup::new(params)?;
+        setup.refusal()?;
+        let check = setup.check();
+        check.applies(&setup)?;
+        relay::refusal(&setup, check.relay(&setup))
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
-        let setup = params.setup().map_err(CaseError::Protocol)?;
+        let setup = Setup::new(&params)?;
+        let check = setup.check();
         let server = match &ctx.target {
             Some(_) => None,
-            None => Some(Server::start(ServerConfig {
-                flavour: setup.flavour,
-                behaviour: setup.behaviour,
-                framing: setup.wire.0,
-                source_message_size: setup.message_size,
-                // A download reads to the server's close: the reference source sends
-                // `messages` frames, then closes.
-                source_max_messages: if setup.which == Which::Download {
-                    params.messages
-                } else {
-                    ServerConfig::default().source_max_messages
-                },
-                max_frame_len: (8usize << 20).max(params.large_size as usize + 1024),
-                ..ServerConfig::default()
-            })?),
+            None => Some(Server::start(reference(&setup, check))?),
         };
         let addr = match (&server, &ctx.target) {
             (Some(server), _) => server.addr(),
@@ -332,76 +282,47 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
         // The relay in front of whichever server it is, seeded by the case, on its clock.
         let clock = Instant::now();
         let config = RelayConfig { clock, record_limit: relay::RECORD_LIMIT, ..RelayConfig::default() };
-        let relay = in_front::<TcpRelay>(addr, &params.impair, ctx.seed, config)?.map(Arc::new);
+        let relay = start_in_front::<TcpRelay>(addr, &setup.impair, ctx.seed, config)?.map(Arc::new);
         let peer = Peer {
             addr: relay.as_ref().map_or(addr, |r| r.addr()),
             server: addr,
             relay: relay.clone(),
             wire: setup.wire,
-            behaviour: setup.behaviour,
+            behaviour: params.behaviour,
             reply_timeout: params.reply_timeout(),
             clock,
         };
-        let process = ctx.target.as_ref().and_then(|t| t.process.clone());
-        let mut measured = Measured::default();
-        match setup.which {
-            Which::Reassembly => {
-                measured.reassembly =
-                    Some(reassembly::run(&params, &setup, &peer, ctx.seed, &ctx.case_id).await)
-            }
-            Which::LargeMessage => measured.large = Some(large_message::run(&params, &peer).await),
-            Which::Concurrency => measured.concurrency = Some(concurrency::run(&params, &setup, &peer).await),
-            Which::Eof => measured.eof = Some(eof::run(&params, &setup, &peer, process.as_deref()).await),
-            Which::SlowReader => measured.slow = Some(slow_reader::run(&params, &setup, &peer).await),
-            Which::Reset | Which::HostileLength => {
-                measured.survival = Some(survival::run(setup.which, &params, &setup, &peer).await)
-            }
-            Which::Download => measured.download = Some(download::run(&peer).await),
-        }
-        if let Some(server) = &server
-            && setup.behaviour == Behaviour::Sink
-        {
+        let measure = check.run(&setup, &peer, &ctx).await;
+        let sink = server.as_ref().filter(|_| params.behaviour == Behaviour::Sink).map(|server| {
             let stats = server.stats();
-            measured.sink =
-                Some((stats.intact.load(Ordering::Relaxed), stats.corrupted.load(Ordering::Relaxed)));
-        }
-        measured.target_running = process.map(|p| p.is_running());
-        measured.proxy = relay.map(|r| r.observation());
-        Ok(measured)
+            (stats.intact.load(Ordering::Relaxed), stats.corrupted.load(Ordering::Relaxed))
+        });
+        let process = ctx.target.as_ref().and_then(|t| t.process.as_ref());
+        Ok(Measured {
+            check: Some(measure),
+            server: ServerSide { sink, target_running: process.map(|p| p.is_running()) },
+            proxy: relay.map(|r| r.observation()),
+        })
     }
 
     fn evaluate(params: &Params, measured: Measured) -> CaseOutcome {
         let mut outcome = CaseOutcome::default();
-        let setup = match params.setup() {
+        let setup = match Setup::new(params) {
             Ok(setup) => setup,
             // Parameters passed validation before the case ran, so this is a bug; say so.
-            Err(reason) => {
-                outcome.checks.push(Check::nothing_to_judge("params_parse", "valid parameters", &reason));
+            Err(invalid) => {
+                outcome.checks.push(Check::nothing_to_judge(
+                    "params_parse",
+                    "valid parameters",
+                    &invalid.reason,
+                ));
                 return outcome;
             }
         };
-        let check = match setup.which {
-            Which::Reassembly => {
-                reassembly::evaluate(params, &setup, measured.reassembly, measured.sink, &mut outcome)
-            }
-            Which::LargeMessage => {
-                large_message::evaluate(params, &setup, measured.large, measured.sink, &mut outcome)
-            }
-            Which::Concurrency => concurrency::evaluate(params, measured.concurrency, &mut outcome),
-            Which::Eof => eof::evaluate(params, measured.eof, &mut outcome),
-            Which::SlowReader => slow_reader::evaluate(params, &setup, measured.slow, &mut outcome),
-            Which::Download => download::evaluate(params, measured.download, &mut outcome),
-            Which::Reset | Which::HostileLength => survival::evaluate(
-                setup.which,
-                params,
-                &setup,
-                measured.survival,
-                measured.target_running,
-                &mut outcome,
-            ),
-        };
-        outcome.checks.insert(0, check);
-        if let Some(running) = measured.target_running {
+        let seen = Seen { measure: measured.check, server: measured.server };
+        let verdict = setup.check().evaluate(&setup, seen, &mut outcome);
+        outcome.checks.insert(0, verdict);
+        if let Some(running) = measured.server.target_running {
             outcome.metric(metric::target_running, f64::from(u8::from(running)));
         }
         if let Some(proxy) = measured.proxy {
@@ -421,95 +342,29 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
     }
 }
 
-/// Why the check does not apply to these parameters, in one line; `Ok` when it does.
-fn refusal(params: &Params) -> Result<(), String> {
-    let setup = params.setup()?;
-    let (wire, framing) = (setup.wire, &params.framing);
-    if setup.message_size < 16 {
-        return Err(format!(
-            "{framing} records are {} bytes; messages carry a sequence number and a checksum, so they need 16 at least",
-            setup.message_size
-        ));
-    }
-    if let Some(most) = wire.max_payload()
-        && setup.message_size as u64 > most
-        && !matches!(wire.0, FramingStrategy::FixedSize(_))
-    {
-        return Err(format!(
-            "{framing} carries at most {most} bytes per frame; message_size is {}",
-            setup.message_size
-        ));
-    }
-    if wire.is_stop_and_wait() && setup.behaviour == Behaviour::Source {
-        return Err(
-            "stop-and-wait is request and reply: a source has no request to answer, so use a stream framing"
-                .into(),
-        );
-    }
-    if wire.is_raw() && setup.behaviour == Behaviour::Source {
-        return Err(
-            "a source over raw framing has no boundaries to verify its messages by; use a framing".into()
-        );
-    }
-    match setup.which {
-        Which::LargeMessage if setup.behaviour == Behaviour::Source => {
-            Err("large-message does not apply to a source, which chooses its own message size".into())
-        }
-        Which::LargeMessage if matches!(wire.0, FramingStrategy::FixedSize(_)) => {
-            Err(format!("large-message does not apply to {framing}: every record has the same size"))
-        }
-        Which::LargeMessage => match wire.max_payload() {
-            Some(most) if params.large_size > most => Err(format!(
-                "large-message does not apply to {framing}, which carries at most {most} bytes per frame (large_size is {})",
-                params.large_size
-            )),
-            _ => Ok(()),
-        },
-        Which::HostileLength if setup.behaviour == Behaviour::Source => {
-            Err("hostile-length does not apply to a source, which never reads what the client sends".into())
-        }
-        Which::HostileLength if !wire.is_length_framing() => {
-            Err(format!("hostile-length does not apply to {framing}: it has no length prefix"))
-        }
-        Which::HostileLength if wire.is_narrow_length() => Err(format!(
-            "hostile-length does not apply to {framing}: its largest length ({} bytes) is a sane frame",
-            wire.max_payload().unwrap_or(0)
-        )),
-        Which::SlowReader if setup.behaviour == Behaviour::Sink => {
-            Err("slow-reader does not apply to a sink, which sends nothing back to read slowly".into())
-        }
-        Which::Download if setup.behaviour != Behaviour::Source => Err(format!(
-            "download applies to a source, which sends frames until it closes; this server is {}",
-            setup.behaviour
-        )),
-        Which::Eof if params.half_close && setup.behaviour == Behaviour::Source => {
-            Err("eof with half_close does not apply to a source, which never reads and so never sees it"
-                .into())
-        }
-        _ => Ok(()),
-    }?;
-    let impair = Impairment::parse(&params.impair).map_err(|e| format!("impair: {e}"))?;
-    match relay::refusal(params, &setup, &impair) {
-        Some(reason) => Err(reason),
-        None => Ok(()),
-    }
+/// The reference server for `check`: the case's framing and behaviour, frames large
+/// enough for `large_size`, and what the check adjusts.
+fn reference(setup: &Setup, check: &dyn DynCheck) -> ServerConfig {
+    let mut config = ServerConfig {
+        flavour: setup.params.flavour,
+        behaviour: setup.params.behaviour,
+        framing: setup.wire.0,
+        source_message_size: setup.message_size,
+        max_frame_len: (8usize << 20).max(setup.params.large_size as usize + 1024),
+        ..ServerConfig::default()
+    };
+    check.reference(setup, &mut config);
+    config
 }
 
-/// What one case measured: the measure of the check it ran, and what the reference sink
-/// counted.
+/// What one case measured: the measure of the check it ran, and what it saw of the
+/// server and the relay. `Default` is a case that measured nothing.
 #[derive(Default)]
 pub struct Measured {
-    reassembly: Option<reassembly::Measure>,
-    large: Option<large_message::Measure>,
-    concurrency: Option<concurrency::Measure>,
-    eof: Option<eof::Measure>,
-    slow: Option<slow_reader::Measure>,
-    survival: Option<survival::Measure>,
-    download: Option<download::Measure>,
-    /// Reference sink only: messages it verified intact, and damaged.
-    sink: Option<(u64, u64)>,
-    /// Whether the `--target-cmd` process was running at the end.
-    target_running: Option<bool>,
+    /// The check's own measure, which only that check reads back.
+    check: Option<AnyMeasure>,
+    /// What the reference sink counted, and whether the `--target-cmd` process still ran.
+    server: ServerSide,
     /// What the impairment relay did, with `impair`.
     proxy: Option<ProxyObservation>,
 }
@@ -522,4 +377,51 @@ fn ms(duration: Duration) -> f64 {
 /// Seconds in words: `1.02 s`.
 fn secs(duration: Duration) -> String {
     format!("{:.2} s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in sweep (`socklab run server-conformance`) must run: a check the
+    /// default parameters refuse says so with `IN_DEFAULT_SWEEP = false`.
+    #[test]
+    fn a_check_is_in_the_default_sweep_when_it_applies_to_the_defaults() {
+        for which in Which::all() {
+            let applies = ServerConformance::validate(&Params { check: which, ..Params::default() });
+            assert_eq!(
+                which.entry().in_default_sweep,
+                applies.is_ok(),
+                "{which}: IN_DEFAULT_SWEEP must say whether it applies to the default parameters ({applies:?})"
+            );
+        }
+        assert_eq!(
+            which::DEFAULT_SWEEP,
+            "reassembly,large-message,concurrency,eof,slow-reader,reset,hostile-length"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_parameter_to_change() {
+        let refused = |check: &str, set: fn(&mut Params)| {
+            let mut params = Params { check: check.parse().unwrap(), ..Params::default() };
+            set(&mut params);
+            ServerConformance::validate(&params).unwrap_err().param
+        };
+        assert_eq!(refused("download", |_| {}), "behaviour");
+        assert_eq!(refused("hostile-length", |p| p.framing = "line".into()), "framing");
+        assert_eq!(
+            refused("large-message", |p| (p.framing, p.large_size) = ("u16be".into(), 70_000)),
+            "large_size"
+        );
+        assert_eq!(refused("eof", |p| (p.half_close, p.behaviour) = (true, Behaviour::Source)), "half_close");
+        assert_eq!(refused("slow-reader", |p| p.impair = "merge=20ms".into()), "impair");
+        assert_eq!(refused("eof", |p| p.impair = "delay=1s".into()), "reply_timeout_ms");
+        assert_eq!(refused("reassembly", |p| p.framing = "fixed:8".into()), "framing");
+        assert_eq!(
+            refused("reassembly", |p| (p.framing, p.message_size) = ("u8".into(), 300)),
+            "message_size"
+        );
+        assert_eq!(refused("reassembly", |p| p.framing = "u24be".into()), "framing");
+    }
 }

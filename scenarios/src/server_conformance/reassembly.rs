@@ -13,16 +13,20 @@ use bytes::Bytes;
 use socklab_harness::capture::{CaptureConfig, CaseCapture, CaseCaptureResult, stream_segments};
 use socklab_harness::check::Check;
 use socklab_harness::peer::Behaviour;
-use socklab_harness::report::Direction;
-use socklab_harness::scenario::CaseOutcome;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socklab_harness::report::{Direction, StreamTrace};
+use socklab_harness::scenario::{CaseContext, CaseOutcome};
 
-use super::conn::{Conversation, End, Options, Peer, Replies};
+use super::Params;
+use super::check::{ConformanceCheck, RelayLoad, Seen, ServerSide};
+use super::conn::{Conversation, End, Options, Peer, Replies, Script, converse_alone};
 use super::metric;
 use super::replies::{judge, trace};
+use super::setup::Setup;
 use super::source::{read_source, source_problems};
-use super::wire::{Chunking, SplitMix, expected_reply, message};
-use super::{Params, Setup};
+use super::wire::{Chunking, SplitMix, expected_reply};
+
+/// The check; see the module docs.
+pub(crate) struct Reassembly;
 
 /// What the check measured.
 #[derive(Default)]
@@ -51,65 +55,105 @@ fn source_read_sizes(seed: u64) -> [usize; 3] {
     [64 << 10, 1, 2 + SplitMix(seed).below(15)]
 }
 
-pub(crate) async fn run(params: &Params, setup: &Setup, peer: &Peer, seed: u64, case_id: &str) -> Measure {
-    // The server's port: through a relay, what the server got is the relay's writes.
-    let capture = peer
-        .server
-        .ip()
-        .is_loopback()
-        .then(|| CaseCapture::start(CaptureConfig::loopback(peer.server.port()), peer.clock));
-    let messages: Vec<Bytes> = (0..params.messages).map(|i| message(i as u32, setup.message_size)).collect();
-    let mut measure = Measure { messages, ..Measure::default() };
-    if setup.behaviour == Behaviour::Source {
-        for read_size in source_read_sizes(seed) {
-            let name = format!("read {read_size} bytes at a time");
-            let conversation = match peer.connect(Options::default()).await {
-                Ok(mut stream) => {
-                    let replies = read_source(
-                        peer,
-                        &mut stream,
-                        measure.messages.len(),
-                        usize::MAX,
-                        read_size,
-                        Duration::ZERO,
-                    )
-                    .await;
-                    Ok(Conversation { replies, ..Conversation::default() })
-                }
-                Err(e) => Err(format!("cannot connect: {e}")),
-            };
-            measure.runs.push(Run { name, conversation });
-        }
-    } else {
-        for chunking in Chunking::chosen(&params.chunking, seed) {
-            let conversation = match peer.connect(Options::default()).await {
-                Ok(mut stream) => {
+impl ConformanceCheck for Reassembly {
+    const NAME: &'static str = "reassembly";
+    type Measure = Measure;
+
+    fn relay(setup: &Setup) -> RelayLoad {
+        // The chunkings (read sizes, for a source), one connection after another.
+        let connections = match setup.params.behaviour {
+            Behaviour::Source => source_read_sizes(0).len(),
+            _ => Chunking::chosen(setup.params.chunking, 0).len(),
+        };
+        RelayLoad::Moves { bytes: connections as u64 * setup.conversation_bytes(), sized_by: None }
+    }
+
+    async fn run(setup: &Setup, peer: &Peer, ctx: &CaseContext) -> Measure {
+        // The server's port: through a relay, what the server got is the relay's writes.
+        let capture = peer
+            .server
+            .ip()
+            .is_loopback()
+            .then(|| CaseCapture::start(CaptureConfig::loopback(peer.server.port()), peer.clock));
+        let mut measure = Measure { messages: setup.messages(), ..Measure::default() };
+        if setup.params.behaviour == Behaviour::Source {
+            for read_size in source_read_sizes(ctx.seed) {
+                let conversation = read_a_source(peer, measure.messages.len(), read_size).await;
+                measure.runs.push(Run { name: format!("read {read_size} bytes at a time"), conversation });
+            }
+        } else {
+            for chunking in Chunking::chosen(setup.params.chunking, ctx.seed) {
+                let script = Script { messages: &measure.messages, chunking, gap: setup.params.gap() };
+                let conversation = converse_alone(peer, script).await.map(|(conversation, port)| {
                     // Through a relay the server gets the relay's cuts, not these writes
                     // (the relay's record in the report says what it wrote).
                     if chunking == Chunking::ByteByByte && peer.relay.is_none() {
-                        measure.byte_port = stream.local_addr().ok().map(|a| a.port());
+                        measure.byte_port = port;
                     }
-                    let conversation =
-                        super::conn::converse(peer, &mut stream, &measure.messages, chunking, params.gap())
-                            .await;
-                    if setup.behaviour == Behaviour::Sink {
-                        // Half-close and wait for the server's close, so it has read
-                        // everything before the next connection (and its counters are final).
-                        let _ = stream.shutdown().await;
-                        let mut byte = [0u8; 1];
-                        let _ = tokio::time::timeout(peer.reply_timeout, stream.read(&mut byte)).await;
-                    }
-                    Ok(conversation)
-                }
-                Err(e) => Err(format!("cannot connect: {e}")),
-            };
-            measure.runs.push(Run { name: chunking.name(), conversation });
+                    conversation
+                });
+                measure.runs.push(Run { name: chunking.name(), conversation });
+            }
+        }
+        if let Some(capture) = capture {
+            measure.capture = Some(capture.finish(&ctx.case_id).await);
+        }
+        measure
+    }
+
+    fn evaluate(setup: &Setup, seen: Seen<Measure>, outcome: &mut CaseOutcome) -> Check {
+        let name = "reassembly";
+        let expected = expected(setup);
+        let Some(measure) = seen.measure.filter(|m| !m.runs.is_empty() && !m.messages.is_empty()) else {
+            return Check::nothing_to_judge(name, expected, "no chunking was sent");
+        };
+        let owed: Vec<Bytes> =
+            measure.messages.iter().filter_map(|m| expected_reply(setup.params.behaviour, m)).collect();
+        let judged = judge_runs(setup, &measure, &owed);
+        outcome.observations.stream = judged.trace;
+        let verdicts = judged.verdicts;
+        let failed: Vec<&(String, Verdict)> = verdicts.iter().filter(|(_, v)| !v.ok).collect();
+        outcome
+            .key_metric(metric::chunkings, verdicts.len() as f64)
+            .key_metric(metric::chunkings_failed, failed.len() as f64)
+            .metric(metric::replies_owed, (owed.len() * verdicts.len()) as f64)
+            .metric(metric::replies_received, judged.received as f64)
+            .metric(metric::glued_replies, judged.glued as f64)
+            .metric(metric::split_replies, judged.split as f64);
+        let sink_problem =
+            sink_problem(setup, &seen.server, measure.messages.len() * verdicts.len(), outcome);
+        add_capture(&measure, outcome);
+        let observed =
+            verdicts.iter().map(|(name, v)| format!("{name}: {}", v.observed)).collect::<Vec<_>>().join("; ");
+        let (passed, sentence) = sentence(setup, &failed, sink_problem);
+        Check::new(name, expected, observed, passed, sentence)
+    }
+}
+
+/// A source's messages read `read_size` bytes at a time on a connection of their own.
+async fn read_a_source(peer: &Peer, count: usize, read_size: usize) -> Result<Conversation, String> {
+    let mut stream = peer.connect(Options::default()).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let replies = read_source(peer, &mut stream, count, usize::MAX, read_size, Duration::ZERO).await;
+    Ok(Conversation { replies, ..Conversation::default() })
+}
+
+/// What the check expects of the server, in words.
+fn expected(setup: &Setup) -> String {
+    let params = &setup.params;
+    match params.behaviour {
+        Behaviour::Echo | Behaviour::EchoUpper => format!(
+            "{} replies, whole and in order, none missing or extra, in {}",
+            params.messages,
+            match Chunking::chosen(params.chunking, 0).as_slice() {
+                [one] => format!("the chunking \"{}\"", one.choice()),
+                all => format!("each of {} chunkings", all.len()),
+            }
+        ),
+        Behaviour::Sink => "every chunking taken without a reply or a reset".to_string(),
+        Behaviour::Source => {
+            format!("{} intact messages in sequence, whatever the read size", params.messages)
         }
     }
-    if let Some(capture) = capture {
-        measure.capture = Some(capture.finish(case_id).await);
-    }
-    measure
 }
 
 /// A run's verdict: passed, what it showed in a few words, and a sentence.
@@ -119,49 +163,34 @@ struct Verdict {
     sentence: String,
 }
 
-pub(crate) fn evaluate(
-    params: &Params,
-    setup: &Setup,
-    measure: Option<Measure>,
-    sink: Option<(u64, u64)>,
-    outcome: &mut CaseOutcome,
-) -> Check {
-    let name = "reassembly";
-    let expected = match setup.behaviour {
-        Behaviour::Echo | Behaviour::EchoUpper => format!(
-            "{} replies, whole and in order, none missing or extra, in {}",
-            params.messages,
-            match Chunking::chosen(&params.chunking, 0).as_slice() {
-                [one] => format!("the chunking \"{}\"", one.key()),
-                all => format!("each of {} chunkings", all.len()),
-            }
-        ),
-        Behaviour::Sink => "every chunking taken without a reply or a reset".to_string(),
-        Behaviour::Source => {
-            format!("{} intact messages in sequence, whatever the read size", params.messages)
-        }
-    };
-    let Some(measure) = measure.filter(|m| !m.runs.is_empty() && !m.messages.is_empty()) else {
-        return Check::nothing_to_judge(name, expected, "no chunking was sent");
-    };
-    let owed: Vec<Bytes> =
-        measure.messages.iter().filter_map(|m| expected_reply(setup.behaviour, m)).collect();
-    let mut verdicts = Vec::new();
-    let (mut received, mut glued, mut split) = (0, 0, 0);
-    let mut trace_of = None;
+/// Every run judged, with the counts over them and the boundary map to show.
+struct Judged {
+    /// Each run's name and verdict, in order.
+    verdicts: Vec<(String, Verdict)>,
+    received: usize,
+    glued: usize,
+    split: usize,
+    /// The first failing echo run's boundary map, else the last run's.
+    trace: Option<StreamTrace>,
+}
+
+/// Judges each run against the replies `owed` to one conversation.
+fn judge_runs(setup: &Setup, measure: &Measure, owed: &[Bytes]) -> Judged {
+    let params = &setup.params;
+    let mut judged = Judged { verdicts: Vec::new(), received: 0, glued: 0, split: 0, trace: None };
     for run in &measure.runs {
         let verdict = match &run.conversation {
             Err(why) => Verdict { ok: false, observed: why.clone(), sentence: format!("a client {why}") },
             Ok(conversation) => {
                 let replies = &conversation.replies;
-                received += replies.frames.len();
-                match setup.behaviour {
+                judged.received += replies.frames.len();
+                match params.behaviour {
                     Behaviour::Echo | Behaviour::EchoUpper => {
-                        let j = judge(&owed, replies, setup.wire.is_raw(), params.reply_timeout());
-                        glued += j.glued;
-                        split += j.split;
-                        if trace_of.is_none() && !j.ok {
-                            trace_of = Some(trace(&measure.messages, &conversation.message_at, replies));
+                        let j = judge(owed, replies, setup.wire.is_raw(), params.reply_timeout());
+                        judged.glued += j.glued;
+                        judged.split += j.split;
+                        if judged.trace.is_none() && !j.ok {
+                            judged.trace = Some(trace(&measure.messages, &conversation.message_at, replies));
                         }
                         Verdict { ok: j.ok, observed: j.observed, sentence: j.sentence }
                     }
@@ -170,40 +199,35 @@ pub(crate) fn evaluate(
                 }
             }
         };
-        verdicts.push((run.name.clone(), verdict));
+        judged.verdicts.push((run.name.clone(), verdict));
     }
-    if let (None, Some(Ok(last))) = (&trace_of, measure.runs.last().map(|r| &r.conversation))
+    if let (None, Some(Ok(last))) = (&judged.trace, measure.runs.last().map(|r| &r.conversation))
         && !owed.is_empty()
     {
-        trace_of = Some(trace(&measure.messages, &last.message_at, &last.replies));
+        judged.trace = Some(trace(&measure.messages, &last.message_at, &last.replies));
     }
-    outcome.observations.stream = trace_of;
+    judged
+}
 
-    let failed: Vec<&(String, Verdict)> = verdicts.iter().filter(|(_, v)| !v.ok).collect();
-    outcome
-        .key_metric(metric::chunkings, verdicts.len() as f64)
-        .key_metric(metric::chunkings_failed, failed.len() as f64)
-        .metric(metric::replies_owed, (owed.len() * verdicts.len()) as f64)
-        .metric(metric::replies_received, received as f64)
-        .metric(metric::glued_replies, glued as f64)
-        .metric(metric::split_replies, split as f64);
-    let mut sink_problem = None;
+/// The reference sink's counts as metrics, and what is wrong with them when they are not
+/// the `sent` messages all intact.
+fn sink_problem(
+    setup: &Setup,
+    server: &ServerSide,
+    sent: usize,
+    outcome: &mut CaseOutcome,
+) -> Option<String> {
     // Raw framing has no boundaries for the reference sink to verify messages by.
-    if let Some((intact, corrupted)) = sink.filter(|_| !setup.wire.is_raw()) {
-        outcome
-            .metric(metric::server_intact, intact as f64)
-            .metric(metric::server_corrupted, corrupted as f64);
-        let sent = (measure.messages.len() * verdicts.len()) as u64;
-        if intact != sent || corrupted != 0 {
-            sink_problem = Some(format!(
-                "the reference sink verified {intact} of {sent} messages intact and {corrupted} damaged"
-            ));
-        }
-    }
-    add_capture(&measure, outcome);
+    let (intact, corrupted) = server.sink.filter(|_| !setup.wire.is_raw())?;
+    outcome.metric(metric::server_intact, intact as f64).metric(metric::server_corrupted, corrupted as f64);
+    (intact != sent as u64 || corrupted != 0).then(|| {
+        format!("the reference sink verified {intact} of {sent} messages intact and {corrupted} damaged")
+    })
+}
 
-    let observed =
-        verdicts.iter().map(|(name, v)| format!("{name}: {}", v.observed)).collect::<Vec<_>>().join("; ");
+/// Whether the check passed, and its sentence.
+fn sentence(setup: &Setup, failed: &[&(String, Verdict)], sink_problem: Option<String>) -> (bool, String) {
+    let params = &setup.params;
     // The sentence comes from the failing chunking whose outcome depends least on timing:
     // everything in one write reaches a server in one recv() whatever the load, while
     // paced writes may be read together by a server that falls behind.
@@ -215,16 +239,16 @@ pub(crate) fn evaluate(
     let through =
         if params.impair == "none" { String::new() } else { format!(" through impair={}", params.impair) };
     // One chunking shows the server copes with it, not that it frames its input.
-    let only = match Chunking::chosen(&params.chunking, 0).as_slice() {
-        [one] if setup.behaviour != Behaviour::Source => Some(one.name()),
+    let only = match Chunking::chosen(params.chunking, 0).as_slice() {
+        [one] if params.behaviour != Behaviour::Source => Some(one.name()),
         _ => None,
     };
-    let (passed, sentence) = match (headline, sink_problem) {
+    match (headline, sink_problem) {
         (Some((name, verdict)), _) => (false, format!("{} (when sent as {name}{through})", verdict.sentence)),
         (None, Some(problem)) => (false, format!("{problem}: it lost track of message boundaries")),
         (None, None) => (
             true,
-            match (setup.behaviour, only) {
+            match (params.behaviour, only) {
                 (Behaviour::Source, _) => {
                     "every message decoded and verified, whatever the read size".to_string()
                 }
@@ -242,8 +266,7 @@ pub(crate) fn evaluate(
                 ),
             },
         ),
-    };
-    Check::new(name, expected, observed, passed, sentence)
+    }
 }
 
 fn sink_verdict(replies: &Replies, params: &Params) -> Verdict {

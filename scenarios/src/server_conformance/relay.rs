@@ -10,17 +10,21 @@
 //! connection, which the checks would blame on the server. And a relay that passes a
 //! few bytes per millisecond (`split=1`) cannot move a check's megabyte in the time a
 //! check has. Those combinations get a one-line reason instead of a wrong verdict.
+//!
+//! What a relay would hide, and the bytes a check moves, each check says itself
+//! ([`RelayLoad`]); this module weighs them against the relay's spec.
 
 use std::time::Duration;
 
 use socklab_harness::impair::Impairment;
 use socklab_harness::impair::spec::Pieces;
-use socklab_harness::peer::Behaviour;
+use socklab_harness::params::Invalid;
 use tokio::net::TcpStream;
 
+use super::check::RelayLoad;
 use super::conn::Peer;
-use super::wire::Chunking;
-use super::{Params, Setup, Which, secs};
+use super::secs;
+use super::setup::Setup;
 
 /// The longest a check may spend moving its bytes at the relay's pace alone: a check
 /// that needs more would end by the case timeout (30 s by default), not by a verdict.
@@ -31,68 +35,63 @@ const POLL: Duration = Duration::from_millis(1);
 /// by a coin toss.
 const RANDOM_MEAN_PIECE: f64 = (4.5 + 516.5) / 2.0;
 
-/// Why the check of `params` cannot be judged through `spec`, in one line; `None` when
-/// it can (or there is no relay).
-pub(crate) fn refusal(params: &Params, setup: &Setup, spec: &Impairment) -> Option<String> {
+/// Why the check of `setup`, which asks `load` of a relay, cannot be judged through the
+/// relay `setup.impair` makes, in one line, naming the parameter to change; `Ok` when it
+/// can (or there is no relay).
+///
+/// # Errors
+/// [`Invalid`] naming `impair` or `reply_timeout_ms`.
+pub(crate) fn refusal(setup: &Setup, load: RelayLoad) -> Result<(), Invalid> {
+    let spec = &setup.impair;
     if spec.is_none() {
-        return None;
+        return Ok(());
     }
     if spec.reset_after.is_some() {
-        return Some(
+        return Err(Invalid::new(
+            "impair",
             "impair: reset-after does not apply to server-conformance: the relay would reset every \
-             connection and the checks would blame the server (check=reset resets one itself)"
-                .into(),
-        );
-    }
-    match setup.which {
-        Which::SlowReader => {
-            return Some(
-                "slow-reader does not apply through impair: the relay reads the server's replies as they \
-                 come and holds them, so the server's send() never meets a full buffer and one that \
-                 ignores a partial send() would pass; use impair=none"
-                    .into(),
-            );
-        }
-        Which::Concurrency if setup.behaviour == Behaviour::Sink => {
-            return Some(
-                "concurrency with a sink does not apply through impair: the relay takes a client's bytes \
-                 whether or not the server reads them, so a write's end no longer shows the server \
-                 reading; use impair=none"
-                    .into(),
-            );
-        }
-        _ => {}
-    }
-    let hold = longest_hold(spec);
-    let reply_timeout = params.reply_timeout();
-    if hold * 2 >= reply_timeout {
-        return Some(format!(
-            "impair={spec} may hold bytes for {} each way, too close to reply_timeout_ms ({}) to tell a \
-             silent server from a slow relay; raise reply_timeout_ms above {} ms",
-            secs(hold),
-            secs(reply_timeout),
-            (hold * 2).as_millis() + 1
+             connection and the checks would blame the server (check=reset resets one itself)",
         ));
     }
-    let bytes = bytes_each_way(params, setup);
+    let (bytes, sized_by) = match load {
+        RelayLoad::Hidden(why) => return Err(Invalid::new("impair", why)),
+        RelayLoad::Moves { bytes, sized_by } => (bytes, sized_by),
+    };
+    let hold = longest_hold(spec);
+    let reply_timeout = setup.params.reply_timeout();
+    if hold * 2 >= reply_timeout {
+        return Err(Invalid::new(
+            "reply_timeout_ms",
+            format!(
+                "impair={spec} may hold bytes for {} each way, too close to reply_timeout_ms ({}) to tell a \
+                 silent server from a slow relay; raise reply_timeout_ms above {} ms",
+                secs(hold),
+                secs(reply_timeout),
+                (hold * 2).as_millis() + 1
+            ),
+        ));
+    }
     if let Some(pace) = fastest_pace(spec) {
         let least = Duration::from_secs_f64(bytes as f64 / pace);
         if least > BUDGET {
-            let fewer = match setup.which {
-                Which::LargeMessage => format!("large_size at most {}", (pace * BUDGET.as_secs_f64()) as u64),
-                _ => "fewer messages or smaller ones".to_string(),
+            let fewer = match sized_by {
+                Some(param) => format!("{param} at most {}", (pace * BUDGET.as_secs_f64()) as u64),
+                None => "fewer messages or smaller ones".to_string(),
             };
-            return Some(format!(
-                "{} moves {bytes} bytes each way through impair={spec}, which passes at most {} bytes/s: \
-                 {} at least, above the {} a check may spend; send {fewer}, or impair less",
-                params.check,
-                pace.round(),
-                secs(least),
-                secs(BUDGET)
+            return Err(Invalid::new(
+                "impair",
+                format!(
+                    "{} moves {bytes} bytes each way through impair={spec}, which passes at most {} bytes/s: \
+                     {} at least, above the {} a check may spend; send {fewer}, or impair less",
+                    setup.params.check,
+                    pace.round(),
+                    secs(least),
+                    secs(BUDGET)
+                ),
             ));
         }
     }
-    None
+    Ok(())
 }
 
 /// The longest the relay may hold a byte each way: `delay`, a `merge` window, a piece's
@@ -125,23 +124,6 @@ fn fastest_pace(spec: &Impairment) -> Option<f64> {
     }
 }
 
-/// Payload bytes the check sends (or, for a source, reads) on its busiest connection, or
-/// in a row over its connections: what the relay must move one way.
-fn bytes_each_way(params: &Params, setup: &Setup) -> u64 {
-    let conversation = params.messages * setup.message_size as u64;
-    match setup.which {
-        // The chunkings (three read sizes for a source), one connection after another.
-        Which::Reassembly if setup.behaviour == Behaviour::Source => 3 * conversation,
-        Which::Reassembly => Chunking::chosen(&params.chunking, 0).len() as u64 * conversation,
-        Which::LargeMessage => params.large_size,
-        // Each client's session, on connections of their own.
-        Which::Concurrency => 5 * setup.message_size as u64,
-        // Half a message, or the hostile prefix, then a new client's conversation.
-        Which::Reset | Which::HostileLength => setup.message_size as u64 + conversation,
-        Which::Eof | Which::Download | Which::SlowReader => conversation,
-    }
-}
-
 /// Relay reads and writes listed per direction in the report (the rest are counted).
 pub(crate) const RECORD_LIMIT: usize = 200;
 
@@ -170,12 +152,14 @@ pub(crate) async fn passed_on(peer: &Peer, stream: &TcpStream, bytes: u64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_conformance::Params;
+    use socklab_harness::peer::Behaviour;
 
     fn refused(check: &str, impair: &str, set: impl FnOnce(&mut Params)) -> Option<String> {
-        let mut params = Params { check: check.into(), impair: impair.into(), ..Params::default() };
+        let mut params = Params { check: check.parse().unwrap(), impair: impair.into(), ..Params::default() };
         set(&mut params);
-        let setup = params.setup().unwrap();
-        refusal(&params, &setup, &Impairment::parse(impair).unwrap())
+        let setup = Setup::new(&params).unwrap();
+        refusal(&setup, setup.check().relay(&setup)).err().map(|invalid| invalid.reason)
     }
 
     #[test]
@@ -187,7 +171,7 @@ mod tests {
                 .starts_with("slow-reader does not apply through impair")
         );
         assert!(
-            refused("concurrency", "random", |p| p.behaviour = "sink".into()).unwrap().contains("a sink")
+            refused("concurrency", "random", |p| p.behaviour = Behaviour::Sink).unwrap().contains("a sink")
         );
         assert_eq!(refused("concurrency", "random", |_| {}), None);
         assert!(refused("eof", "reset-after=100", |_| {}).unwrap().contains("would blame the server"));

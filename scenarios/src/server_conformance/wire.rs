@@ -211,6 +211,24 @@ pub(crate) fn decode(wire: Wire, reads: &[Bytes]) -> Decoded {
 /// Stop-and-wait's answers to a length announcement.
 pub(crate) const ACK: u8 = stop_and_wait::ACK;
 
+socklab_harness::named_enum!(
+    /// The `chunking` parameter: which chunkings `reassembly` sends, all five or one.
+    pub ChunkingChoice, "chunking", {
+        /// All five, one connection each.
+        All => "all",
+        /// One write per message, a pause between them (as tutorial clients send).
+        PerMessage => "per-message",
+        /// Every message in one write.
+        Merged => "merged",
+        /// One byte per write.
+        ByteByByte => "byte-by-byte",
+        /// Every frame cut inside its header.
+        HeaderCut => "header-cut",
+        /// Seeded random cuts.
+        Random => "random",
+    }
+);
+
 /// How `reassembly` cuts what it sends into writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chunking {
@@ -239,20 +257,22 @@ impl Chunking {
     }
 
     /// The chunkings `reassembly` sends for the `chunking` parameter: all five for
-    /// `all`, else the one of that [`Chunking::key`] (none for an unknown name, which the
-    /// parameter's choices refuse first).
-    pub(crate) fn chosen(name: &str, seed: u64) -> Vec<Chunking> {
-        Chunking::all(seed).into_iter().filter(|c| name == "all" || c.key() == name).collect()
+    /// `all`, else the one it names.
+    pub(crate) fn chosen(choice: ChunkingChoice, seed: u64) -> Vec<Chunking> {
+        Chunking::all(seed)
+            .into_iter()
+            .filter(|c| choice == ChunkingChoice::All || c.choice() == choice)
+            .collect()
     }
 
-    /// Its name as the `chunking` parameter takes it.
-    pub(crate) fn key(self) -> &'static str {
+    /// The `chunking` parameter's value that picks it alone (its name is that value's).
+    pub(crate) fn choice(self) -> ChunkingChoice {
         match self {
-            Chunking::PerMessage => "per-message",
-            Chunking::Merged => "merged",
-            Chunking::ByteByByte => "byte-by-byte",
-            Chunking::HeaderCut => "header-cut",
-            Chunking::Random(_) => "random",
+            Chunking::PerMessage => ChunkingChoice::PerMessage,
+            Chunking::Merged => ChunkingChoice::Merged,
+            Chunking::ByteByByte => ChunkingChoice::ByteByByte,
+            Chunking::HeaderCut => ChunkingChoice::HeaderCut,
+            Chunking::Random(_) => ChunkingChoice::Random,
         }
     }
 
