@@ -7,7 +7,9 @@
 //! - judged on a measurement of nothing (no message sent, no sample, no read), it makes at
 //!   least one check and every check fails, for every combination of its choice and
 //!   bool parameters: a case that never ran must not look like a case that worked;
-//! - every metric it emits is declared in its `METRICS`, once, and is a finite number;
+//! - every metric it emits is declared in its `METRICS`, once, and is a finite number —
+//!   judged on nothing and on real runs of its built-in sweep (the runner also turns an
+//!   undeclared metric into a case error in every run);
 //! - every bar chart it declares names a declared metric and an existing parameter;
 //! - every combination it refuses names one of its own parameters as the one to change.
 
@@ -15,7 +17,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use socklab_harness::params::{ParamError, ParamKind, find_spec};
+use socklab_harness::report::CaseStatus;
+use socklab_harness::runner::{RunOptions, Silent, run_cases};
 use socklab_harness::scenario::{BarSource, DynScenario, ParamMap};
+use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
 
 /// Most parameter combinations judged per scenario.
@@ -189,4 +194,42 @@ fn every_refusal_names_one_of_the_scenarios_parameters() {
         }
     }
     assert!(refused > 0, "no combination was refused, so nothing was checked");
+}
+
+/// Most cases of one scenario's sweep run for real (spread over the sweep).
+const MAX_REAL_CASES: usize = 8;
+
+/// Every scenario runs for real — its built-in sweep, or its defaults, as `socklab run
+/// NAME` runs it — and every metric those runs emit is declared. A run that emitted an
+/// undeclared one would be an error case (`CaseError::UndeclaredMetric`); the metrics of
+/// the cases that finished are checked against the declarations here too.
+#[test]
+fn every_metric_a_real_run_emits_is_declared() {
+    let registry = registry();
+    for scenario in registry.iter() {
+        let suite = Suite::from_scenarios(&[scenario.name().to_string()], &registry).unwrap();
+        let all = suite.expand(&registry).unwrap();
+        let step = all.len().div_ceil(MAX_REAL_CASES).max(1);
+        let cases: Vec<_> = all.into_iter().step_by(step).collect();
+        let declared: BTreeSet<&str> = scenario.metrics().iter().map(|m| m.name).collect();
+        let mut emitted = 0;
+        for finished in run_cases(&registry, &cases, &RunOptions::with_seed(22), &Silent).unwrap() {
+            let case = finished.result;
+            let error = case.error.as_deref().unwrap_or("");
+            assert!(!error.contains("does not declare"), "{}: {error}", case.id);
+            if matches!(case.status, CaseStatus::Skipped | CaseStatus::Error | CaseStatus::TimedOut) {
+                continue; // judged where it can run; CI (root) runs every one
+            }
+            for metric in &case.metrics {
+                assert!(
+                    declared.contains(metric.name.as_str()),
+                    "{}: undeclared metric `{}`",
+                    case.id,
+                    metric.name
+                );
+                emitted += 1;
+            }
+        }
+        assert!(emitted > 0, "{}: no real run emitted a metric, so nothing was judged", scenario.name());
+    }
 }
