@@ -29,8 +29,8 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
-use super::client::{ReplyTracker, Workload, WorkloadResult};
 use super::payload;
+use super::workload::{ReplyTracker, Workload, WorkloadResult};
 use crate::cancel::Cancel;
 use crate::framing::MessageCodec;
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};

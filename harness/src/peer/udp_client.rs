@@ -22,8 +22,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Mode};
-use super::client::{Workload, WorkloadResult};
 use super::payload::{self, Verdict};
+use super::workload::{Workload, WorkloadResult, rate};
 use crate::cancel::Cancel;
 use crate::framing::{FramingStrategy, MessageCodec};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
@@ -196,6 +196,6 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
     result.latency = latency;
     result.throughput = meter.summary();
     result.elapsed = last_reply_at.map_or(Duration::ZERO, |at| at.saturating_duration_since(start));
-    result.achieved_rate = if sent_for.is_zero() { 0.0 } else { seq as f64 / sent_for.as_secs_f64() };
+    result.achieved_rate = rate(seq, sent_for);
     Ok(result)
 }
