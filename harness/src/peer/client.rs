@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -122,7 +123,7 @@ async fn request_reply(
     mut codec: MessageCodec,
     workload: &Workload,
 ) -> Result<WorkloadResult, PeerError> {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_split();
     let window = match workload.mode {
         Mode::PingPong => Some(1),
         Mode::Pipelined => Some(workload.window.max(1)),
@@ -131,57 +132,9 @@ async fn request_reply(
     let permits = window.map(|n| Arc::new(Semaphore::new(n)));
     let (times_tx, mut times_rx) = mpsc::unbounded_channel::<Instant>();
 
-    let writer_permits = permits.clone();
-    let send_workload = workload.clone();
-    let mut send_codec = MessageCodec::new(workload.framing, workload.max_frame_len)
+    let send_codec = MessageCodec::new(workload.framing, workload.max_frame_len)
         .ok_or_else(|| PeerError::Unsupported("stop-and-wait has no codec".into()))?;
-    let sender = tokio::spawn(async move {
-        let w = send_workload;
-        let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-        let mut message = BytesMut::new();
-        payload::write(&mut message, 0, w.message_size);
-        // The sending window starts when this task does, however late the runtime
-        // schedules it, and always holds at least one message.
-        let start = Instant::now();
-        let mut seq: u64 = 0;
-        while seq < w.max_messages && (seq == 0 || start.elapsed() < w.duration) {
-            // Wait for the first message of the batch: a window slot, or its intended time.
-            let stamp = match &writer_permits {
-                Some(permits) => {
-                    let Ok(permit) = permits.acquire().await else { break };
-                    permit.forget();
-                    Instant::now()
-                }
-                None => {
-                    let intended = start + Duration::from_secs_f64(seq as f64 / w.rate_per_s);
-                    tokio::time::sleep_until(intended.into()).await;
-                    intended
-                }
-            };
-            loop {
-                payload::renumber(&mut message, seq as u32);
-                send_codec.encode(&message[..], &mut batch)?;
-                let _ = times_tx.send(stamp);
-                seq += 1;
-                // Batch further messages that may go now: more free window slots, or
-                // (open-loop, running behind) messages whose intended time has passed.
-                let more = seq < w.max_messages
-                    && batch.len() < WRITE_BATCH
-                    && match &writer_permits {
-                        Some(permits) => permits.try_acquire().map(|p| p.forget()).is_ok(),
-                        None => start + Duration::from_secs_f64(seq as f64 / w.rate_per_s) <= Instant::now(),
-                    };
-                if !more {
-                    break;
-                }
-            }
-            writer.write_all(&batch).await?;
-            batch.clear();
-        }
-        let sent_for = start.elapsed();
-        writer.shutdown().await?;
-        Ok::<_, PeerError>((seq, start, sent_for))
-    });
+    let sender = tokio::spawn(send_paced(writer, send_codec, workload.clone(), permits.clone(), times_tx));
 
     let mut tracker = ReplyTracker::new(workload);
     let mut latency = LatencyRecorder::new();
@@ -231,6 +184,63 @@ async fn request_reply(
         target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
         ..tracker.tally(sent, sent_for)
     })
+}
+
+/// The writer of [`request_reply`]: sends `w`'s messages, each when a window slot frees
+/// (`permits`) or at its intended time (open-loop), batching what may go at once; sends
+/// each message's send time on `times`. Returns the messages sent, when sending started
+/// and how long it took.
+async fn send_paced(
+    mut writer: OwnedWriteHalf,
+    mut send_codec: MessageCodec,
+    w: Workload,
+    writer_permits: Option<Arc<Semaphore>>,
+    times_tx: mpsc::UnboundedSender<Instant>,
+) -> Result<(u64, Instant, Duration), PeerError> {
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, w.message_size);
+    // The sending window starts when this task does, however late the runtime
+    // schedules it, and always holds at least one message.
+    let start = Instant::now();
+    let mut seq: u64 = 0;
+    while seq < w.max_messages && (seq == 0 || start.elapsed() < w.duration) {
+        // Wait for the first message of the batch: a window slot, or its intended time.
+        let stamp = match &writer_permits {
+            Some(permits) => {
+                let Ok(permit) = permits.acquire().await else { break };
+                permit.forget();
+                Instant::now()
+            }
+            None => {
+                let intended = start + Duration::from_secs_f64(seq as f64 / w.rate_per_s);
+                tokio::time::sleep_until(intended.into()).await;
+                intended
+            }
+        };
+        loop {
+            payload::renumber(&mut message, seq as u32);
+            send_codec.encode(&message[..], &mut batch)?;
+            let _ = times_tx.send(stamp);
+            seq += 1;
+            // Batch further messages that may go now: more free window slots, or
+            // (open-loop, running behind) messages whose intended time has passed.
+            let more = seq < w.max_messages
+                && batch.len() < WRITE_BATCH
+                && match &writer_permits {
+                    Some(permits) => permits.try_acquire().map(|p| p.forget()).is_ok(),
+                    None => start + Duration::from_secs_f64(seq as f64 / w.rate_per_s) <= Instant::now(),
+                };
+            if !more {
+                break;
+            }
+        }
+        writer.write_all(&batch).await?;
+        batch.clear();
+    }
+    let sent_for = start.elapsed();
+    writer.shutdown().await?;
+    Ok((seq, start, sent_for))
 }
 
 /// Bulk: one-way batches into a sink for the duration, then waits for the sink to close.
