@@ -183,7 +183,7 @@ impl UdpSchedule {
     }
 }
 
-/// A running UDP relay; see the [module docs](self). Stops when dropped.
+/// A running UDP relay; see the [module docs](super). Stops when dropped.
 pub struct UdpRelay {
     shell: Shell,
 }

@@ -2,7 +2,7 @@
 //! workloads over TCP, for every framing strategy, and ping-pong over UDP
 //! ([`udp_client`](super::udp_client)).
 //!
-//! Every message is a self-checking [`payload`](super::payload): the client verifies each
+//! Every message is a self-checking [`payload`]: the client verifies each
 //! reply (length, sequence number, checksum) and counts intact, corrupted and
 //! out-of-order ones. Replies are matched to requests by bytes, not by frames, so raw
 //! (unframed) streams — where a "message" is whatever one read returns — are measured too,

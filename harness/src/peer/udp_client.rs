@@ -2,7 +2,7 @@
 //! with no reply within the timeout counted lost.
 //!
 //! Each request is one datagram holding one framed, self-checking
-//! [`payload`](super::payload), as socklab's UDP servers expect (a datagram holds whole
+//! [`payload`], as socklab's UDP servers expect (a datagram holds whole
 //! frames). The reply must carry the request's sequence number: an intact reply to an
 //! earlier request (one already counted lost, or a duplicate) is counted out of order
 //! and not timed, so a late datagram never passes for the current request's answer.

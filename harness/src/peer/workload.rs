@@ -1,5 +1,5 @@
 //! What every client shares: the [`Workload`] it is told to run, the [`WorkloadResult`]
-//! it measured, and the [`ReplyTracker`] that judges replies. The clients
+//! it measured, and the `ReplyTracker` that judges replies. The clients
 //! ([`client`](super::client), [`ping_pong`](super::ping_pong),
 //! [`udp_client`](super::udp_client)) import these from here, so `client`, which picks
 //! one of the others, is imported by none of them.
