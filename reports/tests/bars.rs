@@ -1,19 +1,21 @@
 //! Bar charts a scenario declares (`BARS`): drawn from a fixed report model into
 //! `index.html`, one group per parameter value or per item, a bar per case, each labelled.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{metric, run_info};
 use serde_json::Value;
 use socklab_model::report::{
-    BarChart, BarGroups, CaseResult, CaseStatus, Metric, Observations, Report, RunInfo, SCHEMA_VERSION,
-    ScenarioInfo, Unit, ValueSeries,
+    BarChart, BarGroups, CaseResult, Observations, Report, RunInfo, ScenarioInfo, Unit, ValueSeries,
 };
 use socklab_reports::html;
 
 fn case(
     scenario: &str,
     params: &[(&str, &str)],
-    metric: Option<f64>,
+    metric_value: Option<f64>,
     series: Option<Vec<f64>>,
 ) -> CaseResult {
     let params: BTreeMap<String, Value> =
@@ -28,28 +30,9 @@ fn case(
         });
     }
     CaseResult {
-        id: format!("{scenario}{params:?}"),
-        scenario: scenario.into(),
-        set_params: params.clone(),
-        params,
-        seed: 1,
-        status: CaseStatus::Passed,
-        duration_ms: 1.0,
-        metrics: metric
-            .map(|value| Metric {
-                name: "cpu_pct".into(),
-                value,
-                unit: Unit::Percent,
-                key: true,
-                samples: Vec::new(),
-            })
-            .into_iter()
-            .collect(),
+        metrics: metric_value.map(|value| metric("cpu_pct", value, Unit::Percent)).into_iter().collect(),
         observations,
-        checks: Vec::new(),
-        error: None,
-        target: None,
-        repeats: 1,
+        ..common::case(format!("{scenario}{params:?}"), scenario, params)
     }
 }
 
@@ -57,22 +40,7 @@ fn report() -> Report {
     let info =
         |bars| ScenarioInfo { summary: "s".into(), explanation: "e".into(), bars, ..ScenarioInfo::default() };
     Report {
-        schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            socklab_version: "0.1.0".into(),
-            git_revision: None,
-            kernel: "6.1".into(),
-            cpu_count: 2,
-            started_at: "2026-11-21T00:00:00Z".into(),
-            duration_s: 1.0,
-            seed: 9,
-            command_line: vec!["socklab".into()],
-            suite: "default".into(),
-            compare: Default::default(),
-            hostname: None,
-            peer: None,
-            other_load_cpus: None,
-        },
+        run: RunInfo { duration_s: 1.0, ..run_info(9) },
         scenarios: BTreeMap::from([
             (
                 "eof".to_string(),
@@ -99,6 +67,7 @@ fn report() -> Report {
             case("seq", &[("flavour", "sequential")], None, Some(vec![0.1, 100.0, 200.0])),
             case("seq", &[("flavour", "tokio")], None, Some(vec![0.1, 0.2, 0.1])),
         ],
+        ..common::report(9)
     }
 }
 

@@ -1,41 +1,22 @@
 //! The charts of a section, from fixed cases: nothing left out without saying so, one
 //! figure per sweep dimension, log axes where values span decades, legends off the data.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{metric, params};
 use serde_json::Value;
 use socklab_harness::metrics::LatencyRecorder;
-use socklab_model::report::{CaseResult, CaseStatus, LatencyObservation, Metric, Observations, Unit};
+use socklab_model::report::{CaseResult, LatencyObservation, Unit};
 use socklab_reports::figures::{ChartFigure, MAX_LINES, latency_figures, sweep_figures};
 
 fn case(scenario: &str, set: &[(&str, Value)], metrics: &[(&str, f64, Unit)]) -> CaseResult {
-    let set_params: BTreeMap<String, Value> = set.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let id =
+        format!("{scenario}[{}]", set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
     CaseResult {
-        id: format!(
-            "{scenario}[{}]",
-            set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-        ),
-        scenario: scenario.into(),
-        params: set_params.clone(),
-        set_params,
-        seed: 1,
-        status: CaseStatus::Passed,
-        duration_ms: 1.0,
-        metrics: metrics
-            .iter()
-            .map(|(name, value, unit)| Metric {
-                name: name.to_string(),
-                value: *value,
-                unit: *unit,
-                key: true,
-                samples: Vec::new(),
-            })
-            .collect(),
-        observations: Observations::default(),
-        checks: Vec::new(),
-        error: None,
-        target: None,
-        repeats: 1,
+        metrics: metrics.iter().map(|(name, value, unit)| metric(name, *value, *unit)).collect(),
+        ..common::case(id, scenario, params(set))
     }
 }
 

@@ -1,36 +1,14 @@
 //! Per-case files in report folders: written with the run, kept by a re-render,
 //! replaced by the next run, and never written outside `cases/`.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs;
 
+use common::{report, written};
 use socklab_model::report::Artifact;
-use socklab_model::report::{Report, RunInfo, SCHEMA_VERSION};
 use socklab_reports::folder::FolderError;
 use socklab_reports::{load_report, rerender_report, write_report, write_report_with};
-
-fn report(seed: u64) -> Report {
-    Report {
-        schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            socklab_version: "0.1.0".into(),
-            git_revision: None,
-            kernel: "6.1".into(),
-            cpu_count: 2,
-            started_at: "2026-11-21T00:00:00Z".into(),
-            duration_s: 0.1,
-            seed,
-            command_line: vec!["socklab".into()],
-            suite: "default".into(),
-            compare: Default::default(),
-            hostname: None,
-            peer: None,
-            other_load_cpus: None,
-        },
-        scenarios: BTreeMap::new(),
-        cases: Vec::new(),
-    }
-}
 
 fn pcap(case: &str, bytes: &[u8]) -> Artifact {
     Artifact { path: format!("cases/{case}/capture.pcap"), bytes: bytes.to_vec() }
@@ -69,9 +47,7 @@ fn a_new_run_replaces_the_old_case_files() {
 
 #[test]
 fn case_files_outside_cases_are_refused_before_anything_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    write_report(&out, &report(1)).unwrap();
+    let (dir, out) = written(1);
     for bad in ["../escape.pcap", "/tmp/abs.pcap", "cases/../../x", "report.json", "cases"] {
         let err =
             write_report_with(&out, &report(2), &[Artifact { path: bad.into(), bytes: vec![] }]).unwrap_err();

@@ -2,36 +2,14 @@
 //! report folder holding nothing else is replaced; a symbolic link updates the folder it
 //! points to; stale staging folders of dead runs are cleaned up, and only those.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs;
 use std::path::Path;
 
-use socklab_model::report::{Report, RunInfo, SCHEMA_VERSION};
+use common::{report, written};
 use socklab_reports::folder::{FolderError, MARKER};
 use socklab_reports::{check_out, load_report, write_report};
-
-fn report(seed: u64) -> Report {
-    Report {
-        schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            socklab_version: "0.1.0".into(),
-            git_revision: None,
-            kernel: "6.1".into(),
-            cpu_count: 2,
-            started_at: "2026-11-21T00:00:00Z".into(),
-            duration_s: 0.1,
-            seed,
-            command_line: vec!["socklab".into()],
-            suite: "default".into(),
-            compare: Default::default(),
-            hostname: None,
-            peer: None,
-            other_load_cpus: None,
-        },
-        scenarios: BTreeMap::new(),
-        cases: Vec::new(),
-    }
-}
 
 /// Every path under `dir` with its contents, to show nothing changed.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -66,9 +44,7 @@ fn a_folder_with_a_foreign_report_json_is_refused_and_untouched() {
 
 #[test]
 fn a_socklab_report_holding_a_foreign_file_is_refused_and_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    write_report(&out, &report(1)).unwrap();
+    let (_dir, out) = written(1);
     fs::write(out.join("notes.txt"), "mine").unwrap();
     let before = snapshot(&out);
     let err = write_report(&out, &report(2)).unwrap_err();
@@ -85,9 +61,7 @@ fn a_socklab_report_holding_a_foreign_file_is_refused_and_untouched() {
 
 #[test]
 fn socklab_reports_are_replaced_and_carry_the_marker() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    write_report(&out, &report(1)).unwrap();
+    let (_dir, out) = written(1);
     let marker = fs::read_to_string(out.join(MARKER)).unwrap();
     assert!(
         marker.contains("\"generator\": \"socklab\"") && marker.contains("\"schema_version\""),
@@ -99,9 +73,7 @@ fn socklab_reports_are_replaced_and_carry_the_marker() {
 
 #[test]
 fn a_report_from_before_the_marker_is_still_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    write_report(&out, &report(1)).unwrap();
+    let (_dir, out) = written(1);
     fs::remove_file(out.join(MARKER)).unwrap();
     write_report(&out, &report(2)).unwrap();
     assert_eq!(load_report(&out).unwrap().run.seed, 2);

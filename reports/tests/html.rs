@@ -1,42 +1,30 @@
 //! `index.html` from a fixed report model: the structure a reader relies on, checked
 //! element by element (not pixels).
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{metric, params, run_info};
 use serde_json::Value;
 use socklab_harness::metrics::LatencyRecorder;
 use socklab_model::boundary::BoundaryMap;
 use socklab_model::check::Check;
 use socklab_model::report::{
     CaptureObservation, CaptureStatus, CaseResult, CaseStatus, Direction, IoEvent, LatencyObservation,
-    Metric, Observations, ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Report,
-    RetransmittedSegment, RunInfo, SCHEMA_VERSION, ScenarioInfo, StreamTrace, SweepTable, TraceExcerpt,
-    Transport, Unit, WirePacket,
+    ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Report, RetransmittedSegment, RunInfo,
+    ScenarioInfo, StreamTrace, SweepTable, TraceExcerpt, Transport, Unit, WirePacket,
 };
 use socklab_reports::html;
 
-fn case(id: &str, scenario: &str, params: &[(&str, Value)], status: CaseStatus) -> CaseResult {
-    let params: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+fn case(id: &str, scenario: &str, set: &[(&str, Value)], status: CaseStatus) -> CaseResult {
     CaseResult {
-        id: id.into(),
-        scenario: scenario.into(),
-        set_params: params.clone(),
-        params,
         seed: 3,
         status,
         duration_ms: 10.0,
-        metrics: vec![Metric {
-            name: "throughput_mib_s".into(),
-            value: 812.5,
-            unit: Unit::MibPerSec,
-            key: true,
-            samples: Vec::new(),
-        }],
-        observations: Observations::default(),
+        metrics: vec![metric("throughput_mib_s", 812.5, Unit::MibPerSec)],
         checks: vec![Check::new("intact", "all", "all <b>", status == CaseStatus::Passed, "why <i>")],
-        error: None,
-        target: None,
-        repeats: 1,
+        ..common::case(id, scenario, params(set))
     }
 }
 
@@ -87,21 +75,11 @@ fn report() -> Report {
         ..ScenarioInfo::default()
     };
     Report {
-        schema_version: SCHEMA_VERSION,
         run: RunInfo {
-            socklab_version: "0.1.0".into(),
             git_revision: Some("abc".into()),
-            kernel: "6.1".into(),
-            cpu_count: 2,
-            started_at: "2026-11-21T00:00:00Z".into(),
             duration_s: 1.0,
-            seed: 9,
             command_line: vec!["socklab".into(), "run".into()],
-            suite: "default".into(),
-            compare: Default::default(),
-            hostname: None,
-            peer: None,
-            other_load_cpus: None,
+            ..run_info(9)
         },
         scenarios: BTreeMap::from([
             ("tcp-coalescing".to_string(), info("sticky packets", None)),
@@ -119,6 +97,7 @@ fn report() -> Report {
             ),
         ]),
         cases,
+        ..common::report(9)
     }
 }
 

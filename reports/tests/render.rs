@@ -1,14 +1,16 @@
 //! Renderers and report folders, from a fixed report model.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 
+use common::{metric, params, run_info};
 use serde_json::Value;
 use socklab_model::boundary::BoundaryMap;
 use socklab_model::check::Check;
 use socklab_model::report::{
-    CaseResult, CaseStatus, IoEvent, Metric, Observations, Report, RunInfo, SCHEMA_VERSION, ScenarioInfo,
-    StreamTrace, Unit,
+    CaseResult, CaseStatus, IoEvent, Report, RunInfo, ScenarioInfo, StreamTrace, Unit,
 };
 use socklab_reports::{folder::FolderError, json, junit, load_report, markdown, write_report};
 
@@ -18,25 +20,11 @@ fn event(at_us: f64, text: &str) -> IoEvent {
 
 fn case(id: &str, status: CaseStatus) -> CaseResult {
     CaseResult {
-        id: id.to_string(),
-        scenario: "tcp-coalescing".into(),
-        params: BTreeMap::from([("read_size".to_string(), Value::from(5))]),
-        set_params: BTreeMap::from([("read_size".to_string(), Value::from(5))]),
         seed: 99,
         status,
         duration_ms: 51.5,
-        metrics: vec![Metric {
-            name: "sticky_reads".into(),
-            value: 2.0,
-            unit: Unit::Count,
-            key: true,
-            samples: Vec::new(),
-        }],
-        observations: Observations::default(),
-        checks: Vec::new(),
-        error: None,
-        target: None,
-        repeats: 1,
+        metrics: vec![metric("sticky_reads", 2.0, Unit::Count)],
+        ..common::case(id, "tcp-coalescing", params(&[("read_size", Value::from(5))]))
     }
 }
 
@@ -65,22 +53,7 @@ fn sample() -> Report {
     let mut broken = case("tcp-coalescing[read_size=5]#3", CaseStatus::TimedOut);
     broken.error = Some("timed out after 1 s".into());
     Report {
-        schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            socklab_version: "0.1.0".into(),
-            git_revision: None,
-            kernel: "6.1".into(),
-            cpu_count: 2,
-            started_at: "2026-11-21T00:00:00Z".into(),
-            duration_s: 0.2,
-            seed: 5,
-            command_line: vec!["socklab".into()],
-            suite: "default".into(),
-            compare: Default::default(),
-            hostname: None,
-            peer: None,
-            other_load_cpus: None,
-        },
+        run: RunInfo { duration_s: 0.2, ..run_info(5) },
         scenarios: BTreeMap::from([(
             "tcp-coalescing".to_string(),
             ScenarioInfo {
@@ -90,6 +63,7 @@ fn sample() -> Report {
             },
         )]),
         cases: vec![classic, failed, broken],
+        ..common::report(5)
     }
 }
 

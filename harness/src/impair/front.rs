@@ -7,11 +7,13 @@
 
 use std::net::SocketAddr;
 
-use super::{ImpairError, Impairment, ProxyObservation, RelayConfig, TcpRelay, UdpRelay};
+use super::shell::OnShell;
+use super::{ImpairError, Impairment, ProxyObservation, RelayConfig};
 
 /// A relay of one transport, as a case uses it.
 pub trait Relay: Sized {
-    /// Starts it in front of `upstream`; see [`TcpRelay::start_with`], [`UdpRelay::start_with`].
+    /// Starts it in front of `upstream`; see [`TcpRelay::start_with`](super::TcpRelay::start_with),
+    /// [`UdpRelay::start_with`](super::UdpRelay::start_with).
     ///
     /// # Errors
     /// The spec has an item this transport cannot apply, or a socket or thread could not
@@ -28,37 +30,22 @@ pub trait Relay: Sized {
     fn observation(&self) -> ProxyObservation;
 }
 
-impl Relay for TcpRelay {
+/// One implementation for both relays: each is a shell (`shell::Shell`) with a
+/// `start_with` of its own.
+impl<R: OnShell> Relay for R {
     fn start_with(
         upstream: SocketAddr,
         spec: &Impairment,
         seed: u64,
         config: RelayConfig,
     ) -> Result<Self, ImpairError> {
-        TcpRelay::start_with(upstream, spec, seed, config)
+        R::START(upstream, spec, seed, config)
     }
     fn addr(&self) -> SocketAddr {
-        TcpRelay::addr(self)
+        self.shell().addr()
     }
     fn observation(&self) -> ProxyObservation {
-        TcpRelay::observation(self)
-    }
-}
-
-impl Relay for UdpRelay {
-    fn start_with(
-        upstream: SocketAddr,
-        spec: &Impairment,
-        seed: u64,
-        config: RelayConfig,
-    ) -> Result<Self, ImpairError> {
-        UdpRelay::start_with(upstream, spec, seed, config)
-    }
-    fn addr(&self) -> SocketAddr {
-        UdpRelay::addr(self)
-    }
-    fn observation(&self) -> ProxyObservation {
-        UdpRelay::observation(self)
+        self.shell().observation()
     }
 }
 
@@ -96,6 +83,7 @@ pub fn start_in_front<R: Relay>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::impair::{TcpRelay, UdpRelay};
 
     #[test]
     fn none_starts_nothing_and_a_spec_starts_a_relay_of_the_transport() {

@@ -40,6 +40,7 @@
 
 mod front;
 mod schedule;
+mod shell;
 pub mod spec;
 mod tcp;
 mod udp;

@@ -290,26 +290,7 @@ impl Impairment {
                 }
                 self.set_pieces(key, Pieces::Split { min: min as usize, max: max as usize })?;
             }
-            "merge" => {
-                if self.window.is_some() || matches!(self.pieces, Some(Pieces::Merge(_))) {
-                    return Err(SpecError::Repeated {
-                        key,
-                        hint: "; for a size with a time limit write merge=4096B+hold=20ms",
-                    });
-                }
-                if let Some(window) = parse_duration(value) {
-                    if window.is_zero() || window > MAX_DURATION {
-                        return Err(bad(key, value, expected(key)));
-                    }
-                    self.window = Some(window);
-                } else {
-                    let size = parse_size(value).ok_or_else(|| bad(key, value, expected(key)))?;
-                    if size == 0 || size > MAX_MERGE as u64 {
-                        return Err(bad(key, value, expected(key)));
-                    }
-                    self.set_pieces(key, Pieces::Merge(size as usize))?;
-                }
-            }
+            "merge" => self.add_merge(key, value)?,
             "random" => self.set_pieces(key, Pieces::Random)?,
             "gap" => set_once(&mut self.gap, key, duration_in(value, key, Duration::ZERO)?)?,
             "hold" => {
@@ -332,15 +313,7 @@ impl Impairment {
                 let n = parse_size(value).ok_or_else(|| bad(key, value, expected(key)))?;
                 set_once(&mut self.reset_after, key, n)?;
             }
-            "stall" => {
-                let (pause, after) = value.split_once('@').ok_or_else(|| bad(key, value, expected(key)))?;
-                let pause = parse_duration(pause).ok_or_else(|| bad(key, value, expected(key)))?;
-                let after_bytes = parse_size(after).ok_or_else(|| bad(key, value, expected(key)))?;
-                if pause.is_zero() || pause > MAX_DURATION {
-                    return Err(bad(key, value, expected(key)));
-                }
-                set_once(&mut self.stall, key, Stall { pause, after_bytes })?;
-            }
+            "stall" => self.add_stall(key, value)?,
             "dir" => {
                 if self.directions != Directions::Both {
                     return Err(SpecError::Repeated { key, hint: "" });
@@ -354,34 +327,74 @@ impl Impairment {
             }
             "loss" => set_once(&mut self.loss, key, probability(value, key)?)?,
             "duplicate" => set_once(&mut self.duplicate, key, probability(value, key)?)?,
-            "reorder" => {
-                let (p, depth) = match value.split_once('/') {
-                    Some((p, depth)) => (
-                        p,
-                        depth
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|d| (1..=MAX_REORDER_DEPTH).contains(d))
-                            .ok_or_else(|| bad(key, value, expected(key)))?,
-                    ),
-                    None => (value, 1),
-                };
-                set_once(&mut self.reorder, key, Reorder { p: probability(p, key)?, depth })?;
-            }
-            "truncate" => {
-                let (len, p) = match value.split_once('@') {
-                    Some((len, p)) => (len, probability(p, key)?),
-                    None => (value, 1.0),
-                };
-                let len = parse_size(len).ok_or_else(|| bad(key, value, expected(key)))?;
-                if len > 65_535 {
-                    return Err(bad(key, value, expected(key)));
-                }
-                set_once(&mut self.truncate, key, Truncate { len: len as usize, p })?;
-            }
+            "reorder" => self.add_reorder(key, value)?,
+            "truncate" => self.add_truncate(key, value)?,
             _ => return Err(SpecError::Unknown { item: item.to_string() }),
         }
         Ok(())
+    }
+
+    /// `merge=WINDOW` (a time window) or `merge=SIZE` (pieces of that size).
+    fn add_merge(&mut self, key: &'static str, value: &str) -> Result<(), SpecError> {
+        if self.window.is_some() || matches!(self.pieces, Some(Pieces::Merge(_))) {
+            return Err(SpecError::Repeated {
+                key,
+                hint: "; for a size with a time limit write merge=4096B+hold=20ms",
+            });
+        }
+        if let Some(window) = parse_duration(value) {
+            if window.is_zero() || window > MAX_DURATION {
+                return Err(bad(key, value, expected(key)));
+            }
+            self.window = Some(window);
+        } else {
+            let size = parse_size(value).ok_or_else(|| bad(key, value, expected(key)))?;
+            if size == 0 || size > MAX_MERGE as u64 {
+                return Err(bad(key, value, expected(key)));
+            }
+            self.set_pieces(key, Pieces::Merge(size as usize))?;
+        }
+        Ok(())
+    }
+
+    /// `stall=PAUSE@BYTES`.
+    fn add_stall(&mut self, key: &'static str, value: &str) -> Result<(), SpecError> {
+        let (pause, after) = value.split_once('@').ok_or_else(|| bad(key, value, expected(key)))?;
+        let pause = parse_duration(pause).ok_or_else(|| bad(key, value, expected(key)))?;
+        let after_bytes = parse_size(after).ok_or_else(|| bad(key, value, expected(key)))?;
+        if pause.is_zero() || pause > MAX_DURATION {
+            return Err(bad(key, value, expected(key)));
+        }
+        set_once(&mut self.stall, key, Stall { pause, after_bytes })
+    }
+
+    /// `reorder=P` or `reorder=P/DEPTH`.
+    fn add_reorder(&mut self, key: &'static str, value: &str) -> Result<(), SpecError> {
+        let (p, depth) = match value.split_once('/') {
+            Some((p, depth)) => (
+                p,
+                depth
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|d| (1..=MAX_REORDER_DEPTH).contains(d))
+                    .ok_or_else(|| bad(key, value, expected(key)))?,
+            ),
+            None => (value, 1),
+        };
+        set_once(&mut self.reorder, key, Reorder { p: probability(p, key)?, depth })
+    }
+
+    /// `truncate=LEN` or `truncate=LEN@P`.
+    fn add_truncate(&mut self, key: &'static str, value: &str) -> Result<(), SpecError> {
+        let (len, p) = match value.split_once('@') {
+            Some((len, p)) => (len, probability(p, key)?),
+            None => (value, 1.0),
+        };
+        let len = parse_size(len).ok_or_else(|| bad(key, value, expected(key)))?;
+        if len > 65_535 {
+            return Err(bad(key, value, expected(key)));
+        }
+        set_once(&mut self.truncate, key, Truncate { len: len as usize, p })
     }
 
     fn set_pieces(&mut self, key: &'static str, pieces: Pieces) -> Result<(), SpecError> {

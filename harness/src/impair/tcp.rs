@@ -5,9 +5,9 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -15,9 +15,10 @@ use rustix::pipe::{PipeFlags, SpliceFlags};
 use socket2::SockRef;
 
 use super::schedule::TcpSchedule;
+use super::shell::{OnShell, Record, Shared, Shell, Start, direction, lock};
 use super::spec::{Impairment, Way};
 use super::{ImpairError, RelayConfig, TICK, connection_seed, micros_since};
-use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Transport};
+use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
 
 /// Bytes a direction reads ahead of what it has written, at most: past this the relay
 /// stops reading, and the sender feels the backpressure.
@@ -40,27 +41,13 @@ pub enum PassThrough {
 
 /// A running TCP relay; see the [module docs](super). Stops when dropped.
 pub struct TcpRelay {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    spec: Impairment,
-    seed: u64,
-    upstream: SocketAddr,
-    config: RelayConfig,
-    stop: AtomicBool,
-    connections: Mutex<Vec<Arc<Mutex<ProxyConnection>>>>,
-    accepted: AtomicU64,
-    active: AtomicUsize,
-    refused: AtomicU64,
+    shell: Shell,
 }
 
 /// What both direction threads of one connection share.
 struct Connection {
     shared: Arc<Shared>,
-    record: Arc<Mutex<ProxyConnection>>,
+    record: Record,
     client: TcpStream,
     upstream: TcpStream,
     index: u64,
@@ -91,101 +78,64 @@ impl TcpRelay {
         config: RelayConfig,
     ) -> Result<TcpRelay, ImpairError> {
         spec.check_tcp()?;
-        let listener = TcpListener::bind(config.listen)
-            .map_err(|error| ImpairError::Bind { addr: config.listen, error })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|error| ImpairError::Io { context: "read the bound address", error })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|error| ImpairError::Io { context: "set up the listener", error })?;
-        let shared = Arc::new(Shared {
-            spec: spec.clone(),
-            seed,
-            upstream,
-            config,
-            stop: AtomicBool::new(false),
-            connections: Mutex::new(Vec::new()),
-            accepted: AtomicU64::new(0),
-            active: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
-        });
-        let acceptor = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("impair-accept".into())
-                .spawn(move || accept_loop(&listener, &shared))
-                .map_err(|error| ImpairError::Io { context: "start the relay thread", error })?
-        };
-        Ok(TcpRelay { addr, shared, acceptor: Some(acceptor) })
+        let accept = |listener: TcpListener, shared: Arc<Shared>| accept_loop(&listener, &shared);
+        let shell = Shell::start(upstream, spec, seed, config, "impair-accept", accept)?;
+        Ok(TcpRelay { shell })
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.shell.addr()
     }
 
     /// The spec the relay applies.
     pub fn spec(&self) -> &Impairment {
-        &self.shared.spec
+        &self.shell.shared().spec
     }
 
     /// The seed the relay's choices derive from.
     pub fn seed(&self) -> u64 {
-        self.shared.seed
+        self.shell.shared().seed
     }
 
     /// What the relay did so far, connection by connection.
     pub fn observation(&self) -> ProxyObservation {
-        let connections = lock(&self.shared.connections);
-        ProxyObservation {
-            spec: self.shared.spec.to_string(),
-            seed: self.shared.seed,
-            transport: Transport::Tcp,
-            connections: connections.iter().map(|c| lock(c).clone()).collect(),
-            connections_left_out: self.shared.accepted.load(Ordering::Relaxed) - connections.len() as u64,
-        }
+        self.shell.observation()
     }
 
     /// The record of connection `index` so far, if it was accepted and listed.
     pub fn connection(&self, index: usize) -> Option<ProxyConnection> {
-        lock(&self.shared.connections).get(index).map(|c| lock(c).clone())
+        self.shell.connection(index)
     }
 
     /// Connections refused because [`RelayConfig::max_connections`] were open.
     pub fn refused(&self) -> u64 {
-        self.shared.refused.load(Ordering::Relaxed)
+        self.shell.refused()
     }
 
     /// Stops accepting and ends every connection within [`TICK`] (without a reset).
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shell.stop();
+    }
+}
+
+impl OnShell for TcpRelay {
+    const START: Start<Self> = TcpRelay::start_with;
+    fn shell(&self) -> &Shell {
+        &self.shell
     }
 }
 
 impl std::fmt::Debug for TcpRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = self.shell.shared();
         f.debug_struct("TcpRelay")
-            .field("addr", &self.addr)
-            .field("upstream", &self.shared.upstream)
-            .field("spec", &self.shared.spec.to_string())
-            .field("seed", &self.shared.seed)
+            .field("addr", &self.shell.addr())
+            .field("upstream", &shared.upstream)
+            .field("spec", &shared.spec.to_string())
+            .field("seed", &shared.seed)
             .finish()
     }
-}
-
-impl Drop for TcpRelay {
-    fn drop(&mut self) {
-        self.stop();
-        // The acceptor looks at the flag every TICK; connection threads end on their own.
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Waits until `fd` is readable (or closed), at most `timeout`.
@@ -201,7 +151,7 @@ fn wait_readable<Fd: AsFd>(fd: &Fd, timeout: Duration) -> io::Result<bool> {
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut backoff = Duration::from_millis(1);
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stopped() {
         match wait_readable(listener, TICK) {
             Ok(true) => {}
             Ok(false) => continue,
@@ -225,37 +175,28 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 continue;
             }
         };
-        if shared.active.load(Ordering::Relaxed) >= shared.config.max_connections {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
+        if !shared.has_room() {
+            shared.refuse();
             drop(client);
             continue;
         }
-        let index = shared.accepted.fetch_add(1, Ordering::Relaxed);
-        let record = Arc::new(Mutex::new(ProxyConnection {
-            index,
-            client: peer.to_string(),
-            ..ProxyConnection::default()
-        }));
-        {
-            let mut connections = lock(&shared.connections);
-            if connections.len() < ProxyObservation::MAX_CONNECTIONS {
-                connections.push(record.clone());
-            }
-        }
-        shared.active.fetch_add(1, Ordering::Relaxed);
+        let index = shared.next_index();
+        let record = Shared::new_record(index, peer);
+        shared.list(&record);
+        shared.opened();
         let worker = shared.clone();
         let spawned = thread::Builder::new()
             .name(format!("impair-conn-{index}"))
             .spawn(move || serve_connection(worker, record, client, index));
         if spawned.is_err() {
-            shared.active.fetch_sub(1, Ordering::Relaxed);
+            shared.closed();
         }
     }
 }
 
 /// Connects upstream, runs the down direction on a second thread and the up direction
 /// on this one, and marks the record closed when both ended.
-fn serve_connection(shared: Arc<Shared>, record: Arc<Mutex<ProxyConnection>>, client: TcpStream, index: u64) {
+fn serve_connection(shared: Arc<Shared>, record: Record, client: TcpStream, index: u64) {
     let upstream = match TcpStream::connect_timeout(&shared.upstream, shared.config.connect_timeout) {
         Ok(upstream) => upstream,
         Err(e) => {
@@ -265,7 +206,7 @@ fn serve_connection(shared: Arc<Shared>, record: Arc<Mutex<ProxyConnection>>, cl
             drop(r);
             // The client sees a reset: as close as a relay gets to "connection refused".
             let _ = SockRef::from(&client).set_linger(Some(Duration::ZERO));
-            shared.active.fetch_sub(1, Ordering::Relaxed);
+            shared.closed();
             return;
         }
     };
@@ -275,11 +216,7 @@ fn serve_connection(shared: Arc<Shared>, record: Arc<Mutex<ProxyConnection>>, cl
         let _ = stream.set_read_timeout(Some(TICK));
         let _ = stream.set_write_timeout(Some(TICK));
     }
-    {
-        let mut r = lock(&record);
-        r.up.impaired = shared.spec.applies_to(Way::Up);
-        r.down.impaired = shared.spec.applies_to(Way::Down);
-    }
+    shared.mark_impaired(&record);
     let connection = Arc::new(Connection {
         shared: shared.clone(),
         record: record.clone(),
@@ -305,7 +242,7 @@ fn serve_connection(shared: Arc<Shared>, record: Arc<Mutex<ProxyConnection>>, cl
     }
     drop(connection); // the last reference: the sockets close here (with RST after a reset)
     lock(&record).closed = true;
-    shared.active.fetch_sub(1, Ordering::Relaxed);
+    shared.closed();
 }
 
 /// One direction, to its end: EOF passed on, a reset, an error, or the relay's stop.
@@ -384,13 +321,12 @@ fn is_timeout(e: &io::Error) -> bool {
 
 impl Connection {
     fn stopped(&self) -> bool {
-        self.shared.stop.load(Ordering::Relaxed) || self.reset.load(Ordering::Relaxed)
+        self.shared.stopped() || self.reset.load(Ordering::Relaxed)
     }
 
     fn direction<R>(&self, way: Way, f: impl FnOnce(&mut ProxyDirection, usize) -> R) -> R {
         let limit = self.shared.config.record_limit;
-        let mut record = lock(&self.record);
-        f(if way == Way::Up { &mut record.up } else { &mut record.down }, limit)
+        f(direction(&mut lock(&self.record), way), limit)
     }
 
     fn record_read(&self, way: Way, n: usize) {

@@ -19,17 +19,17 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustix::event::{PollFd, PollFlags, Timespec};
 
+use super::shell::{OnShell, Record, Shared, Shell, Start, direction, lock};
 use super::spec::{Delay, Impairment, Reorder, Truncate, Way};
 use super::{ImpairError, MAX_INDEXES, RelayConfig, TICK, connection_seed, micros_since};
-use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite, Transport};
+use crate::report::{ProxyObservation, ProxyWrite};
 use crate::seed::Rng;
 
 /// The longest a reordered datagram waits for the datagrams that should overtake it.
@@ -183,43 +183,9 @@ impl UdpSchedule {
     }
 }
 
-/// A running UDP relay; see the [module docs](self). Stops when dropped.
+/// A running UDP relay; see the [module docs](super). Stops when dropped.
 pub struct UdpRelay {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    worker: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    spec: Impairment,
-    seed: u64,
-    upstream: SocketAddr,
-    config: RelayConfig,
-    stop: AtomicBool,
-    flows: Mutex<Vec<Arc<Mutex<ProxyConnection>>>>,
-    accepted: AtomicU64,
-    refused: AtomicU64,
-}
-
-struct Flow {
-    index: u64,
-    client: SocketAddr,
-    upstream: UdpSocket,
-    up: Option<UdpSchedule>,
-    down: Option<UdpSchedule>,
-    record: Arc<Mutex<ProxyConnection>>,
-}
-
-/// A send waiting for its time.
-struct Pending {
-    due: Instant,
-    order: u64,
-    flow: usize,
-    way: Way,
-    arrived: Instant,
-    /// The datagram's index in its direction.
-    index: u64,
-    bytes: Bytes,
+    shell: Shell,
 }
 
 impl UdpRelay {
@@ -243,270 +209,297 @@ impl UdpRelay {
         config: RelayConfig,
     ) -> Result<UdpRelay, ImpairError> {
         spec.check_udp()?;
-        let socket = UdpSocket::bind(config.listen)
-            .map_err(|error| ImpairError::Bind { addr: config.listen, error })?;
-        let addr = socket
-            .local_addr()
-            .map_err(|error| ImpairError::Io { context: "read the bound address", error })?;
-        socket
-            .set_nonblocking(true)
-            .map_err(|error| ImpairError::Io { context: "set up the socket", error })?;
-        // A bigger receive buffer so a burst waits in the kernel rather than being lost
-        // before the relay's own choices; the kernel caps it at rmem_max.
-        let _ = crate::net::set_recv_buffer(&socket, 4 << 20);
-        let shared = Arc::new(Shared {
-            spec: spec.clone(),
-            seed,
-            upstream,
-            config,
-            stop: AtomicBool::new(false),
-            flows: Mutex::new(Vec::new()),
-            accepted: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-        });
-        let worker = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("impair-udp".into())
-                .spawn(move || relay_loop(&socket, &shared))
-                .map_err(|error| ImpairError::Io { context: "start the relay thread", error })?
-        };
-        Ok(UdpRelay { addr, shared, worker: Some(worker) })
+        let relay = |socket: UdpSocket, shared: Arc<Shared>| Relaying::new(&socket, &shared).run();
+        let shell = Shell::start(upstream, spec, seed, config, "impair-udp", relay)?;
+        Ok(UdpRelay { shell })
     }
 
     /// Where clients send.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.shell.addr()
     }
 
     /// The seed the relay's choices derive from.
     pub fn seed(&self) -> u64 {
-        self.shared.seed
+        self.shell.shared().seed
     }
 
     /// What the relay did so far, flow by flow.
     pub fn observation(&self) -> ProxyObservation {
-        let flows = lock(&self.shared.flows);
-        ProxyObservation {
-            spec: self.shared.spec.to_string(),
-            seed: self.shared.seed,
-            transport: Transport::Udp,
-            connections: flows.iter().map(|f| lock(f).clone()).collect(),
-            connections_left_out: self.shared.accepted.load(Ordering::Relaxed) - flows.len() as u64,
-        }
+        self.shell.observation()
     }
 
     /// Datagrams from new client addresses dropped because
     /// [`RelayConfig::max_connections`] flows existed.
     pub fn refused(&self) -> u64 {
-        self.shared.refused.load(Ordering::Relaxed)
+        self.shell.refused()
     }
 
     /// Stops the relay within [`TICK`].
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shell.stop();
     }
 }
 
-impl Drop for UdpRelay {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
+impl OnShell for UdpRelay {
+    const START: Start<Self> = UdpRelay::start_with;
+    fn shell(&self) -> &Shell {
+        &self.shell
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The datagrams of one client address, both ways.
+struct Flow {
+    /// Its place in [`Relaying::flows`].
+    index: usize,
+    client: SocketAddr,
+    /// Connected to the upstream server.
+    upstream: UdpSocket,
+    up: Option<UdpSchedule>,
+    down: Option<UdpSchedule>,
+    record: Record,
 }
 
-fn direction(record: &mut ProxyConnection, way: Way) -> &mut ProxyDirection {
-    if way == Way::Up { &mut record.up } else { &mut record.down }
+impl Flow {
+    fn schedule(&mut self, way: Way) -> Option<&mut UdpSchedule> {
+        if way == Way::Up { self.up.as_mut() } else { self.down.as_mut() }
+    }
 }
 
-/// One thread for every flow: poll the client socket and each upstream socket, send what
-/// falls due.
-fn relay_loop(socket: &UdpSocket, shared: &Shared) {
-    let start = Instant::now();
-    let clock = shared.config.clock;
-    let limit = shared.config.record_limit;
-    let mut flows: Vec<Flow> = Vec::new();
-    let mut by_client: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut order = 0u64;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut backoff = Duration::from_millis(1);
-    while !shared.stop.load(Ordering::Relaxed) {
-        // Send what is due, in due order (ties in arrival order).
-        let now = Instant::now();
-        for flow in &mut flows {
-            for way in [Way::Up, Way::Down] {
-                let schedule = if way == Way::Up { flow.up.as_mut() } else { flow.down.as_mut() };
-                if let Some(schedule) = schedule {
-                    for send in schedule.pop_expired(now - start) {
-                        order += 1;
-                        pending.push(Pending {
-                            due: start + send.due,
-                            order,
-                            flow: flow.index as usize,
-                            way,
-                            arrived: now,
-                            index: send.index,
-                            bytes: send.bytes,
-                        });
-                    }
-                }
-            }
+/// A send waiting for its time.
+struct Pending {
+    due: Instant,
+    order: u64,
+    flow: usize,
+    way: Way,
+    arrived: Instant,
+    /// The datagram's index in its direction.
+    index: u64,
+    bytes: Bytes,
+}
+
+/// The sends waiting for their time, on the relay's clock.
+struct Queue {
+    /// Where the schedules' clocks start.
+    start: Instant,
+    pending: Vec<Pending>,
+    /// Sends queued so far: ties in due time leave in the order they were queued.
+    order: u64,
+}
+
+impl Queue {
+    /// Queues `send`, which a schedule of `flow` going `way` decided on a datagram that
+    /// arrived at `arrived`.
+    fn push(&mut self, flow: usize, way: Way, arrived: Instant, send: UdpSend) {
+        self.order += 1;
+        self.pending.push(Pending {
+            due: self.start + send.due,
+            order: self.order,
+            flow,
+            way,
+            arrived,
+            index: send.index,
+            bytes: send.bytes,
+        });
+    }
+}
+
+/// The relay's one thread, for every flow: poll the client socket and each upstream
+/// socket, send what falls due.
+struct Relaying<'a> {
+    socket: &'a UdpSocket,
+    shared: &'a Shared,
+    flows: Vec<Flow>,
+    by_client: HashMap<SocketAddr, usize>,
+    queue: Queue,
+    buf: Vec<u8>,
+}
+
+impl<'a> Relaying<'a> {
+    fn new(socket: &'a UdpSocket, shared: &'a Shared) -> Self {
+        Relaying {
+            socket,
+            shared,
+            flows: Vec::new(),
+            by_client: HashMap::new(),
+            queue: Queue { start: Instant::now(), pending: Vec::new(), order: 0 },
+            buf: vec![0u8; MAX_DATAGRAM],
         }
-        pending.sort_by_key(|p| (p.due, p.order));
-        let ready = pending.iter().take_while(|p| p.due <= now).count();
-        for send in pending.drain(..ready) {
-            let Some(flow) = flows.get(send.flow) else { continue };
-            let send_once = || match send.way {
-                Way::Up => flow.upstream.send(&send.bytes),
-                Way::Down => socket.send_to(&send.bytes, flow.client),
-            };
-            let mut began = Instant::now();
-            let mut sent = send_once();
-            // The connected upstream socket reports an earlier datagram's ICMP
-            // port-unreachable on this call, which then sent nothing: send it again.
-            if matches!(&sent, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
-                began = Instant::now();
-                sent = send_once();
-            }
-            let returned = Instant::now();
-            let mut record = lock(&flow.record);
-            let d = direction(&mut record, send.way);
-            match sent {
-                Ok(n) => {
-                    d.bytes_out += n as u64;
-                    d.writes_out += 1;
-                    let write = ProxyWrite {
-                        at_us: micros_since(clock, began),
-                        len: n,
-                        delay_us: began.saturating_duration_since(send.arrived).as_secs_f64() * 1e6,
-                        datagram: Some(send.index),
-                        took_us: Some(returned.saturating_duration_since(began).as_secs_f64() * 1e6),
-                    };
-                    d.output_writes.push(write, limit);
-                }
-                Err(e) => {
-                    record.error.get_or_insert(format!("send {}: {e}", send.way.name()));
-                }
-            }
-        }
-        // Wait for datagrams until the next send or expiry, at most TICK.
-        let mut next = pending.first().map(|p| p.due);
-        for flow in &flows {
-            for schedule in [&flow.up, &flow.down].into_iter().flatten() {
-                if let Some(expiry) = schedule.next_expiry() {
-                    let expiry = start + expiry;
-                    next = Some(next.map_or(expiry, |n| n.min(expiry)));
-                }
-            }
-        }
-        let now = Instant::now();
-        let wait = next.map_or(TICK, |n| n.saturating_duration_since(now)).min(TICK);
-        let ready = {
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(flows.len() + 1);
-            fds.push(PollFd::new(socket, PollFlags::IN));
-            for flow in &flows {
-                fds.push(PollFd::from_borrowed_fd(flow.upstream.as_fd(), PollFlags::IN));
-            }
-            let timeout = Timespec { tv_sec: wait.as_secs() as _, tv_nsec: wait.subsec_nanos() as _ };
-            match rustix::event::poll(&mut fds, Some(&timeout)) {
-                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-                Ok(_) => fds.iter().map(|fd| !fd.revents().is_empty()).collect::<Vec<bool>>(),
+    }
+
+    fn run(&mut self) {
+        let mut backoff = Duration::from_millis(1);
+        while !self.shared.stopped() {
+            self.queue_expired();
+            self.send_due();
+            // Wait for datagrams until the next send or expiry, at most TICK.
+            let wait =
+                self.next_wakeup().map_or(TICK, |n| n.saturating_duration_since(Instant::now())).min(TICK);
+            let ready = match self.poll(wait) {
+                Ok(Some(ready)) => ready,
+                Ok(None) => continue,
                 Err(_) => {
                     thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
+            };
+            backoff = Duration::from_millis(1);
+            if ready[0] {
+                self.receive_from_clients();
             }
-        };
-        backoff = Duration::from_millis(1);
-        // From clients: up. Read until the socket is empty, a bounded number of times.
-        if ready[0] {
-            for _ in 0..1024 {
-                let (n, client) = match socket.recv_from(&mut buf) {
-                    Ok(received) => received,
-                    Err(_) => break, // WouldBlock, or an ICMP error from an earlier send
-                };
-                let index = match by_client.get(&client) {
-                    Some(&index) => index,
-                    None => match open_flow(shared, client, flows.len()) {
-                        Some(flow) => {
-                            by_client.insert(client, flows.len());
-                            flows.push(flow);
-                            flows.len() - 1
-                        }
-                        None => continue,
-                    },
-                };
-                let arrived = Instant::now();
-                let flow = &mut flows[index];
-                take(
-                    flow,
-                    Way::Up,
-                    &buf[..n],
-                    arrived - start,
-                    arrived,
-                    limit,
-                    &mut pending,
-                    &mut order,
-                    start,
-                );
+            self.receive_from_upstream(&ready[1..]);
+        }
+    }
+
+    /// Queues the held-back datagrams whose wait is over.
+    fn queue_expired(&mut self) {
+        let now = Instant::now();
+        for flow in &mut self.flows {
+            for way in [Way::Up, Way::Down] {
+                let Some(schedule) = flow.schedule(way) else { continue };
+                for send in schedule.pop_expired(now - self.queue.start) {
+                    self.queue.push(flow.index, way, now, send);
+                }
             }
         }
-        // From the upstream server: down.
-        for (i, flow) in flows.iter_mut().enumerate() {
-            if !ready.get(i + 1).copied().unwrap_or(false) {
-                continue;
+    }
+
+    /// Sends what is due, in due order (ties in arrival order).
+    fn send_due(&mut self) {
+        let now = Instant::now();
+        let pending = &mut self.queue.pending;
+        pending.sort_by_key(|p| (p.due, p.order));
+        let ready = pending.iter().take_while(|p| p.due <= now).count();
+        for send in pending.drain(..ready) {
+            if let Some(flow) = self.flows.get(send.flow) {
+                send_one(self.socket, flow, &send, self.shared.config.clock, self.shared.config.record_limit);
             }
+        }
+    }
+
+    /// The next send or expiry of a held-back datagram, if any.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let mut next = self.queue.pending.first().map(|p| p.due);
+        for flow in &self.flows {
+            for schedule in [&flow.up, &flow.down].into_iter().flatten() {
+                if let Some(expiry) = schedule.next_expiry() {
+                    let expiry = self.queue.start + expiry;
+                    next = Some(next.map_or(expiry, |n| n.min(expiry)));
+                }
+            }
+        }
+        next
+    }
+
+    /// Waits at most `wait` for datagrams: which sockets are readable (the client
+    /// socket first, then each flow's), `None` when none is, or the poll's error.
+    fn poll(&self, wait: Duration) -> Result<Option<Vec<bool>>, rustix::io::Errno> {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.flows.len() + 1);
+        fds.push(PollFd::new(self.socket, PollFlags::IN));
+        for flow in &self.flows {
+            fds.push(PollFd::from_borrowed_fd(flow.upstream.as_fd(), PollFlags::IN));
+        }
+        let timeout = Timespec { tv_sec: wait.as_secs() as _, tv_nsec: wait.subsec_nanos() as _ };
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => Ok(None),
+            Ok(_) => Ok(Some(fds.iter().map(|fd| !fd.revents().is_empty()).collect())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// From clients: up. Reads until the socket is empty, a bounded number of times.
+    fn receive_from_clients(&mut self) {
+        for _ in 0..1024 {
+            let (n, client) = match self.socket.recv_from(&mut self.buf) {
+                Ok(received) => received,
+                Err(_) => break, // WouldBlock, or an ICMP error from an earlier send
+            };
+            let index = match self.by_client.get(&client) {
+                Some(&index) => index,
+                None => match open_flow(self.shared, client, self.flows.len()) {
+                    Some(flow) => {
+                        self.by_client.insert(client, self.flows.len());
+                        self.flows.push(flow);
+                        self.flows.len() - 1
+                    }
+                    None => continue,
+                },
+            };
+            let limit = self.shared.config.record_limit;
+            take(&mut self.flows[index], Way::Up, &self.buf[..n], Instant::now(), limit, &mut self.queue);
+        }
+    }
+
+    /// From the upstream server: down, on the flows whose socket is `ready`.
+    fn receive_from_upstream(&mut self, ready: &[bool]) {
+        let limit = self.shared.config.record_limit;
+        for (flow, _) in self.flows.iter_mut().zip(ready).filter(|(_, ready)| **ready) {
             for _ in 0..1024 {
-                let n = match flow.upstream.recv(&mut buf) {
+                let n = match flow.upstream.recv(&mut self.buf) {
                     Ok(n) => n,
                     Err(_) => break,
                 };
-                let arrived = Instant::now();
-                take(
-                    flow,
-                    Way::Down,
-                    &buf[..n],
-                    arrived - start,
-                    arrived,
-                    limit,
-                    &mut pending,
-                    &mut order,
-                    start,
-                );
+                take(flow, Way::Down, &self.buf[..n], Instant::now(), limit, &mut self.queue);
             }
         }
     }
 }
 
-/// A new flow for `client`, or `None` (counted) when the relay serves its maximum.
+/// Sends one due datagram of `flow` and records it (with `clock` as time zero), or the
+/// error.
+fn send_one(socket: &UdpSocket, flow: &Flow, send: &Pending, clock: Instant, limit: usize) {
+    let send_once = || match send.way {
+        Way::Up => flow.upstream.send(&send.bytes),
+        Way::Down => socket.send_to(&send.bytes, flow.client),
+    };
+    let mut began = Instant::now();
+    let mut sent = send_once();
+    // The connected upstream socket reports an earlier datagram's ICMP
+    // port-unreachable on this call, which then sent nothing: send it again.
+    if matches!(&sent, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
+        began = Instant::now();
+        sent = send_once();
+    }
+    let returned = Instant::now();
+    let mut record = lock(&flow.record);
+    let d = direction(&mut record, send.way);
+    match sent {
+        Ok(n) => {
+            d.bytes_out += n as u64;
+            d.writes_out += 1;
+            let write = ProxyWrite {
+                at_us: micros_since(clock, began),
+                len: n,
+                delay_us: began.saturating_duration_since(send.arrived).as_secs_f64() * 1e6,
+                datagram: Some(send.index),
+                took_us: Some(returned.saturating_duration_since(began).as_secs_f64() * 1e6),
+            };
+            d.output_writes.push(write, limit);
+        }
+        Err(e) => {
+            record.error.get_or_insert(format!("send {}: {e}", send.way.name()));
+        }
+    }
+}
+
+/// A new flow for `client`, the `open`th, or `None` (counted) when the relay serves its
+/// maximum or no socket towards the server can be made.
 fn open_flow(shared: &Shared, client: SocketAddr, open: usize) -> Option<Flow> {
-    if open >= shared.config.max_connections {
-        shared.refused.fetch_add(1, Ordering::Relaxed);
+    if !shared.has_room() {
+        shared.refuse();
         return None;
     }
-    let index = shared.accepted.fetch_add(1, Ordering::Relaxed);
+    let index = shared.next_index();
     let local = if shared.upstream.is_ipv4() {
         SocketAddr::from(([127, 0, 0, 1], 0))
     } else {
         SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
     };
-    let record = Arc::new(Mutex::new(ProxyConnection {
-        index,
-        client: client.to_string(),
-        ..ProxyConnection::default()
-    }));
     let upstream = match UdpSocket::bind(local).and_then(|s| s.connect(shared.upstream).map(|()| s)) {
         Ok(socket) if socket.set_nonblocking(true).is_ok() => socket,
         Ok(_) | Err(_) => {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
+            shared.refuse();
             return None;
         }
     };
@@ -517,40 +510,19 @@ fn open_flow(shared: &Shared, client: SocketAddr, open: usize) -> Option<Flow> {
             .applies_to(way)
             .then(|| UdpSchedule::new(&shared.spec, connection_seed(shared.seed, index, way)))
     };
-    {
-        let mut r = lock(&record);
-        r.up.impaired = shared.spec.applies_to(Way::Up);
-        r.down.impaired = shared.spec.applies_to(Way::Down);
-    }
-    let mut flows = lock(&shared.flows);
-    if flows.len() < ProxyObservation::MAX_CONNECTIONS {
-        flows.push(record.clone());
-    }
-    Some(Flow {
-        index: open as u64,
-        client,
-        upstream,
-        up: schedule(Way::Up),
-        down: schedule(Way::Down),
-        record,
-    })
+    let record = Shared::new_record(index, client);
+    shared.mark_impaired(&record);
+    shared.list(&record);
+    // A flow lasts as long as the relay: it counts against the maximum from now on.
+    shared.opened();
+    Some(Flow { index: open, client, upstream, up: schedule(Way::Up), down: schedule(Way::Down), record })
 }
 
-/// A datagram arrived on `flow` going `way`: record it, decide, queue the sends.
-#[allow(clippy::too_many_arguments)]
-fn take(
-    flow: &mut Flow,
-    way: Way,
-    data: &[u8],
-    now: Duration,
-    arrived: Instant,
-    limit: usize,
-    pending: &mut Vec<Pending>,
-    order: &mut u64,
-    start: Instant,
-) {
-    let schedule = if way == Way::Up { flow.up.as_mut() } else { flow.down.as_mut() };
-    let verdict = match schedule {
+/// A datagram arrived on `flow` going `way` at `arrived`: record it, decide, queue the
+/// sends.
+fn take(flow: &mut Flow, way: Way, data: &[u8], arrived: Instant, limit: usize, queue: &mut Queue) {
+    let now = arrived - queue.start;
+    let verdict = match flow.schedule(way) {
         Some(schedule) => schedule.on_datagram(now, data),
         None => {
             // Unimpaired: sent as it came. Its index counts the direction's datagrams,
@@ -581,18 +553,9 @@ fn take(
         }
     }
     for send in verdict.sends {
-        *order += 1;
         // A reordered datagram released here keeps its own arrival only approximately:
         // its delay is counted from this datagram's arrival.
-        pending.push(Pending {
-            due: start + send.due,
-            order: *order,
-            flow: flow.index as usize,
-            way,
-            arrived,
-            index: send.index,
-            bytes: send.bytes,
-        });
+        queue.push(flow.index, way, arrived, send);
     }
 }
 

@@ -2,7 +2,7 @@
 //! workloads over TCP, for every framing strategy, and ping-pong over UDP
 //! ([`udp_client`](super::udp_client)).
 //!
-//! Every message is a self-checking [`payload`](super::payload): the client verifies each
+//! Every message is a self-checking [`payload`]: the client verifies each
 //! reply (length, sequence number, checksum) and counts intact, corrupted and
 //! out-of-order ones. Replies are matched to requests by bytes, not by frames, so raw
 //! (unframed) streams — where a "message" is whatever one read returns — are measured too,
@@ -23,110 +23,20 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Mode, Transport};
-use super::payload::{self, Verdict};
-use crate::cancel::Cancel;
-use crate::framing::MessageCodec;
-use crate::framing::{FramingStrategy, stop_and_wait};
-use crate::metrics::{LatencyRecorder, ThroughputMeter, ThroughputSummary, interval_for};
+use super::payload;
+use super::workload::{ReplyTracker, rate};
+pub use super::workload::{Workload, WorkloadResult};
+use crate::framing::{MessageCodec, stop_and_wait};
+use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
 
 /// Bytes of messages a writer batches into one `write`.
 const WRITE_BATCH: usize = 256 * 1024;
-
-/// What a client does. `Default`: ping-pong with 64-byte `u32be` messages for 1 s.
-#[derive(Debug, Clone)]
-pub struct Workload {
-    /// TCP, or UDP (ping-pong only: one datagram outstanding).
-    pub transport: Transport,
-    /// How the client drives the server.
-    pub mode: Mode,
-    /// How messages are framed.
-    pub framing: FramingStrategy,
-    /// Payload size of every message, in bytes (at least 16: sequence number and checksum).
-    pub message_size: usize,
-    /// How long to send for.
-    pub duration: Duration,
-    /// Most messages to send.
-    pub max_messages: u64,
-    /// `pipelined`: most messages outstanding.
-    pub window: usize,
-    /// `open-loop`: messages per second.
-    pub rate_per_s: f64,
-    /// What the server does: `echo` or `echo-upper` (replies verified), `sink` (no replies).
-    pub server: Behaviour,
-    /// Longest wait for the server at any point. Over UDP, how long each request waits
-    /// for its reply before it counts as lost.
-    pub reply_timeout: Duration,
-    /// Set TCP_NODELAY on the client socket.
-    pub nodelay: bool,
-    /// TCP ping-pong on a blocking socket in a thread of its own
-    /// ([`ping_pong`](super::ping_pong): a `send` and a `recv` per round trip) rather than
-    /// as tasks on the runtime (default `true`). Set it to `false` when the server's tasks
-    /// run on the same tokio runtime, as the in-process reference server's do: then an
-    /// async client's and the server's tasks share the runtime's threads, and a round trip
-    /// often ends without waking another thread, which a blocking client cannot avoid.
-    pub blocking_ping_pong: bool,
-    /// Largest frame accepted from the server, in bytes.
-    pub max_frame_len: usize,
-    /// Raised when the case's time is up: the UDP client, which blocks a thread, looks at
-    /// it between requests (the TCP clients are async and stop when dropped).
-    pub cancel: Cancel,
-}
-
-impl Default for Workload {
-    fn default() -> Self {
-        Workload {
-            transport: Transport::Tcp,
-            mode: Mode::PingPong,
-            framing: crate::peer::ServerConfig::default().framing,
-            message_size: 64,
-            duration: Duration::from_secs(1),
-            max_messages: 10_000_000,
-            window: 16,
-            rate_per_s: 1000.0,
-            server: Behaviour::Echo,
-            reply_timeout: Duration::from_secs(5),
-            nodelay: true,
-            blocking_ping_pong: true,
-            max_frame_len: 8 << 20,
-            cancel: Cancel::new(),
-        }
-    }
-}
-
-/// What a workload measured.
-#[derive(Debug, Clone, Default)]
-pub struct WorkloadResult {
-    /// Messages sent.
-    pub sent: u64,
-    /// Messages whose reply bytes all arrived.
-    pub replied: u64,
-    /// Received frames that verified.
-    pub intact: u64,
-    /// Received frames that did not verify (for `raw`: reads that were not exactly one
-    /// message).
-    pub corrupted: u64,
-    /// Intact frames that arrived out of sequence (over UDP: replies to an earlier
-    /// request, which arrived after it was counted lost, or twice).
-    pub out_of_order: u64,
-    /// UDP: requests with no intact reply within `reply_timeout` (0 over TCP, where a
-    /// silent server is an error).
-    pub lost: u64,
-    /// Round trips (from the intended send time, for open-loop).
-    pub latency: LatencyRecorder,
-    /// Reply bytes per interval (sent bytes for bulk).
-    pub throughput: ThroughputSummary,
-    /// From the first send to the last reply (or, for bulk, to the server's close).
-    pub elapsed: Duration,
-    /// `open-loop`: the rate asked for, messages per second.
-    pub target_rate: Option<f64>,
-    /// Messages sent per second of sending.
-    pub achieved_rate: f64,
-}
 
 /// Runs `workload` against the server at `addr`.
 ///
@@ -184,70 +94,6 @@ pub async fn run_workload_on(
     }
 }
 
-/// Tells intact from corrupted replies and completed requests from pending ones.
-pub(super) struct ReplyTracker {
-    pub(super) size: u64,
-    upper: bool,
-    bytes: u64,
-    pub(super) replied: u64,
-    pub(super) intact: u64,
-    pub(super) corrupted: u64,
-    pub(super) out_of_order: u64,
-    next_seq: u32,
-}
-
-impl ReplyTracker {
-    pub(super) fn new(workload: &Workload) -> Self {
-        ReplyTracker {
-            size: workload.message_size.max(payload::MIN_PAYLOAD) as u64,
-            upper: workload.server == Behaviour::EchoUpper,
-            bytes: 0,
-            replied: 0,
-            intact: 0,
-            corrupted: 0,
-            out_of_order: 0,
-            next_seq: 0,
-        }
-    }
-
-    /// The counts of a TCP workload that sent `sent` requests over `sent_for`: what the
-    /// tracker judged, no losses (a silent TCP server is an error), and the sending
-    /// rate. The caller adds latency, throughput, elapsed time and any target rate.
-    pub(super) fn tally(&self, sent: u64, sent_for: Duration) -> WorkloadResult {
-        WorkloadResult {
-            sent,
-            replied: self.replied,
-            intact: self.intact,
-            corrupted: self.corrupted,
-            out_of_order: self.out_of_order,
-            lost: 0,
-            achieved_rate: rate(sent, sent_for),
-            ..WorkloadResult::default()
-        }
-    }
-
-    /// Judges one received frame; returns how many requests it completed.
-    pub(super) fn on_frame(&mut self, frame: &[u8]) -> u64 {
-        let size = self.size as usize;
-        let verdict =
-            if self.upper { payload::verify_upper(frame, size) } else { payload::verify(frame, size) };
-        match verdict {
-            Verdict::Intact(seq) => {
-                self.intact += 1;
-                if seq != self.next_seq {
-                    self.out_of_order += 1;
-                }
-                self.next_seq = seq.wrapping_add(1);
-            }
-            Verdict::Corrupted => self.corrupted += 1,
-        }
-        self.bytes += frame.len() as u64;
-        let completed = self.bytes / self.size - self.replied;
-        self.replied += completed;
-        completed
-    }
-}
-
 /// Reads until the codec yields a frame; `None` at a clean end of stream.
 async fn next_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
@@ -277,7 +123,7 @@ async fn request_reply(
     mut codec: MessageCodec,
     workload: &Workload,
 ) -> Result<WorkloadResult, PeerError> {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_split();
     let window = match workload.mode {
         Mode::PingPong => Some(1),
         Mode::Pipelined => Some(workload.window.max(1)),
@@ -286,57 +132,9 @@ async fn request_reply(
     let permits = window.map(|n| Arc::new(Semaphore::new(n)));
     let (times_tx, mut times_rx) = mpsc::unbounded_channel::<Instant>();
 
-    let writer_permits = permits.clone();
-    let send_workload = workload.clone();
-    let mut send_codec = MessageCodec::new(workload.framing, workload.max_frame_len)
+    let send_codec = MessageCodec::new(workload.framing, workload.max_frame_len)
         .ok_or_else(|| PeerError::Unsupported("stop-and-wait has no codec".into()))?;
-    let sender = tokio::spawn(async move {
-        let w = send_workload;
-        let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-        let mut message = BytesMut::new();
-        payload::write(&mut message, 0, w.message_size);
-        // The sending window starts when this task does, however late the runtime
-        // schedules it, and always holds at least one message.
-        let start = Instant::now();
-        let mut seq: u64 = 0;
-        while seq < w.max_messages && (seq == 0 || start.elapsed() < w.duration) {
-            // Wait for the first message of the batch: a window slot, or its intended time.
-            let stamp = match &writer_permits {
-                Some(permits) => {
-                    let Ok(permit) = permits.acquire().await else { break };
-                    permit.forget();
-                    Instant::now()
-                }
-                None => {
-                    let intended = start + Duration::from_secs_f64(seq as f64 / w.rate_per_s);
-                    tokio::time::sleep_until(intended.into()).await;
-                    intended
-                }
-            };
-            loop {
-                payload::renumber(&mut message, seq as u32);
-                send_codec.encode(&message[..], &mut batch)?;
-                let _ = times_tx.send(stamp);
-                seq += 1;
-                // Batch further messages that may go now: more free window slots, or
-                // (open-loop, running behind) messages whose intended time has passed.
-                let more = seq < w.max_messages
-                    && batch.len() < WRITE_BATCH
-                    && match &writer_permits {
-                        Some(permits) => permits.try_acquire().map(|p| p.forget()).is_ok(),
-                        None => start + Duration::from_secs_f64(seq as f64 / w.rate_per_s) <= Instant::now(),
-                    };
-                if !more {
-                    break;
-                }
-            }
-            writer.write_all(&batch).await?;
-            batch.clear();
-        }
-        let sent_for = start.elapsed();
-        writer.shutdown().await?;
-        Ok::<_, PeerError>((seq, start, sent_for))
-    });
+    let sender = tokio::spawn(send_paced(writer, send_codec, workload.clone(), permits.clone(), times_tx));
 
     let mut tracker = ReplyTracker::new(workload);
     let mut latency = LatencyRecorder::new();
@@ -386,6 +184,63 @@ async fn request_reply(
         target_rate: (workload.mode == Mode::OpenLoop).then_some(workload.rate_per_s),
         ..tracker.tally(sent, sent_for)
     })
+}
+
+/// The writer of [`request_reply`]: sends `w`'s messages, each when a window slot frees
+/// (`permits`) or at its intended time (open-loop), batching what may go at once; sends
+/// each message's send time on `times`. Returns the messages sent, when sending started
+/// and how long it took.
+async fn send_paced(
+    mut writer: OwnedWriteHalf,
+    mut send_codec: MessageCodec,
+    w: Workload,
+    writer_permits: Option<Arc<Semaphore>>,
+    times_tx: mpsc::UnboundedSender<Instant>,
+) -> Result<(u64, Instant, Duration), PeerError> {
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    let mut message = BytesMut::new();
+    payload::write(&mut message, 0, w.message_size);
+    // The sending window starts when this task does, however late the runtime
+    // schedules it, and always holds at least one message.
+    let start = Instant::now();
+    let mut seq: u64 = 0;
+    while seq < w.max_messages && (seq == 0 || start.elapsed() < w.duration) {
+        // Wait for the first message of the batch: a window slot, or its intended time.
+        let stamp = match &writer_permits {
+            Some(permits) => {
+                let Ok(permit) = permits.acquire().await else { break };
+                permit.forget();
+                Instant::now()
+            }
+            None => {
+                let intended = start + Duration::from_secs_f64(seq as f64 / w.rate_per_s);
+                tokio::time::sleep_until(intended.into()).await;
+                intended
+            }
+        };
+        loop {
+            payload::renumber(&mut message, seq as u32);
+            send_codec.encode(&message[..], &mut batch)?;
+            let _ = times_tx.send(stamp);
+            seq += 1;
+            // Batch further messages that may go now: more free window slots, or
+            // (open-loop, running behind) messages whose intended time has passed.
+            let more = seq < w.max_messages
+                && batch.len() < WRITE_BATCH
+                && match &writer_permits {
+                    Some(permits) => permits.try_acquire().map(|p| p.forget()).is_ok(),
+                    None => start + Duration::from_secs_f64(seq as f64 / w.rate_per_s) <= Instant::now(),
+                };
+            if !more {
+                break;
+            }
+        }
+        writer.write_all(&batch).await?;
+        batch.clear();
+    }
+    let sent_for = start.elapsed();
+    writer.shutdown().await?;
+    Ok((seq, start, sent_for))
 }
 
 /// Bulk: one-way batches into a sink for the duration, then waits for the sink to close.
@@ -506,8 +361,4 @@ async fn finish_one_way(
             return Ok(());
         }
     }
-}
-
-fn rate(count: u64, over: Duration) -> f64 {
-    if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
 }

@@ -5,7 +5,9 @@
 //!   connection, or one client at a time ([`Flavour`]).
 //! - [`client`]: workloads — ping-pong, pipelined, bulk, open-loop — that record latency
 //!   in an HdrHistogram and throughput per interval; [`ping_pong`]: TCP ping-pong on a
-//!   blocking socket; [`udp_client`]: ping-pong over UDP, lost datagrams counted.
+//!   blocking socket; [`udp_client`]: ping-pong over UDP, lost datagrams counted;
+//!   [`workload`]: what they share (the [`Workload`], its [`WorkloadResult`], the reply
+//!   tracker), so that `client`, which picks one of the others, is imported by none.
 //! - [`payload`]: self-checking messages (sequence number + checksum), so every receiver
 //!   verifies order and integrity.
 //! - [`reader`] and [`bulk`]: the server sides of `tcp-coalescing` (a connection read
@@ -23,6 +25,7 @@ pub mod ping_pong;
 pub mod reader;
 pub mod server;
 pub mod udp_client;
+pub mod workload;
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,9 +34,10 @@ use thiserror::Error;
 
 pub use crate::params::UnknownName;
 pub use behaviour::{Behaviour, Flavour, Mode, Transport};
-pub use client::{Workload, WorkloadResult, run_workload, run_workload_on};
+pub use client::{run_workload, run_workload_on};
 pub use server::{ConfigError, MAX_FRAME_LIMIT, Server, ServerConfig, ServerStats};
 pub use socklab_framing::MessageCodec;
+pub use workload::{Workload, WorkloadResult};
 
 use crate::framing::FramingError;
 

@@ -61,7 +61,7 @@ pub fn write(out: &mut BytesMut, seq: u32, size: usize) {
     }
 }
 
-/// Turns a payload written by [`write`] into message `seq`'s: only the header changes,
+/// Turns a payload written by [`write()`] into message `seq`'s: only the header changes,
 /// so senders build the filler once and renumber it per message.
 pub fn renumber(payload: &mut [u8], seq: u32) {
     if payload.len() < MIN_PAYLOAD {

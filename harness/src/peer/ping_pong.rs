@@ -14,7 +14,7 @@
 //! has nothing to do until the next request comes; no clock is read inside it but its two
 //! ends.
 //!
-//! Every reply is verified as the async clients verify them ([`ReplyTracker`]: length,
+//! Every reply is verified as the async clients verify them (`ReplyTracker`: length,
 //! sequence number, checksum; raw replies are matched by bytes). A `raw` server echoes
 //! each read as it comes, so a large request may fill both directions' buffers while it
 //! is still being written: a `send` that makes no progress for [`WRITE_TICK`] reads what
@@ -29,8 +29,8 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
-use super::client::{ReplyTracker, Workload, WorkloadResult};
 use super::payload;
+use super::workload::{ReplyTracker, Workload, WorkloadResult};
 use crate::cancel::Cancel;
 use crate::framing::MessageCodec;
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};

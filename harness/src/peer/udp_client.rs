@@ -2,7 +2,7 @@
 //! with no reply within the timeout counted lost.
 //!
 //! Each request is one datagram holding one framed, self-checking
-//! [`payload`](super::payload), as socklab's UDP servers expect (a datagram holds whole
+//! [`payload`], as socklab's UDP servers expect (a datagram holds whole
 //! frames). The reply must carry the request's sequence number: an intact reply to an
 //! earlier request (one already counted lost, or a duplicate) is counted out of order
 //! and not timed, so a late datagram never passes for the current request's answer.
@@ -22,8 +22,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::PeerError;
 use super::behaviour::{Behaviour, Mode};
-use super::client::{Workload, WorkloadResult};
 use super::payload::{self, Verdict};
+use super::workload::{Workload, WorkloadResult, rate};
 use crate::cancel::Cancel;
 use crate::framing::{FramingStrategy, MessageCodec};
 use crate::metrics::{LatencyRecorder, ThroughputMeter, interval_for};
@@ -64,48 +64,24 @@ pub fn check_fits_datagram(framing: FramingStrategy, message_size: usize) -> Res
 /// errors. Lost and damaged datagrams are counted, not errors.
 pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult, PeerError> {
     let cancel = &workload.cancel;
-    if workload.mode != Mode::PingPong {
-        return Err(PeerError::Unsupported(format!(
-            "{} over UDP: the UDP client runs ping-pong only (one datagram outstanding)",
-            workload.mode
-        )));
-    }
-    if !matches!(workload.server, Behaviour::Echo | Behaviour::EchoUpper) {
-        return Err(PeerError::Unsupported(format!(
-            "ping-pong needs replies; {} sends none",
-            workload.server
-        )));
-    }
-    check_fits_datagram(workload.framing, workload.message_size)?;
+    check_workload(workload)?;
     let mut codec = MessageCodec::new(workload.framing, workload.max_frame_len)
         .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP (it needs a stream)".into()))?;
     let size = workload.message_size.max(payload::MIN_PAYLOAD);
     let mut message = BytesMut::new();
     payload::write(&mut message, 0, size);
     let mut datagram = BytesMut::with_capacity(size + 64);
-
-    let local: SocketAddr = match addr {
-        _ if addr.ip().is_loopback() => SocketAddr::new(addr.ip(), 0),
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local)?;
-    socket.connect(addr)?;
-    // Set once: a `recv` wakes at least this often to look at the deadline and the flag.
-    socket.set_read_timeout(Some(
-        workload.reply_timeout.clamp(Duration::from_millis(1), Cancel::CHECK_EVERY),
-    ))?;
+    let socket = connect(addr, workload)?;
     let refused = |error: io::Error| match error.kind() {
         io::ErrorKind::ConnectionRefused => PeerError::Connect { addr, error },
         _ => PeerError::Io(error),
     };
 
-    let upper = workload.server == Behaviour::EchoUpper;
+    let mut judge = Judge::new(workload);
     let mut result = WorkloadResult::default();
     let mut latency = LatencyRecorder::new();
     let mut meter = ThroughputMeter::start(interval_for(workload.duration));
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut input = BytesMut::with_capacity(MAX_DATAGRAM + 1);
     let start = Instant::now();
     let mut last_reply_at = None;
     let mut seq: u64 = 0;
@@ -135,36 +111,7 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(refused(e)),
             };
-            input.clear();
-            input.extend_from_slice(&buf[..n]);
-            let mut this_one = false;
-            // Each datagram decodes on its own, as the server decodes them: a fresh codec,
-            // so one damaged datagram is one damaged reply, not a stream lost for good.
-            let mut decoder = MessageCodec::new(workload.framing, workload.max_frame_len)
-                .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP".into()))?;
-            let mut frames = 0;
-            loop {
-                let frame = match decoder.decode_eof(&mut input) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) if frames > 0 => break,
-                    // No frame at all, or one that does not decode: a damaged reply.
-                    Ok(None) | Err(_) => {
-                        result.corrupted += 1;
-                        break;
-                    }
-                };
-                frames += 1;
-                let verdict =
-                    if upper { payload::verify_upper(&frame, size) } else { payload::verify(&frame, size) };
-                match verdict {
-                    Verdict::Intact(got) if got == want && !this_one => this_one = true,
-                    Verdict::Intact(_) => result.out_of_order += 1,
-                    Verdict::Corrupted => result.corrupted += 1,
-                }
-                if input.is_empty() {
-                    break;
-                }
-            }
+            let this_one = judge.datagram(&buf[..n], want, &mut result)?;
             // The round trip ends once its reply is read and verified.
             now = Instant::now();
             if this_one {
@@ -196,6 +143,105 @@ pub fn ping_pong(addr: SocketAddr, workload: &Workload) -> Result<WorkloadResult
     result.latency = latency;
     result.throughput = meter.summary();
     result.elapsed = last_reply_at.map_or(Duration::ZERO, |at| at.saturating_duration_since(start));
-    result.achieved_rate = if sent_for.is_zero() { 0.0 } else { seq as f64 / sent_for.as_secs_f64() };
+    result.achieved_rate = rate(seq, sent_for);
     Ok(result)
+}
+
+/// Refuses what the UDP client cannot run: a mode other than ping-pong, a server that
+/// sends no replies, a message that does not fit one datagram.
+fn check_workload(workload: &Workload) -> Result<(), PeerError> {
+    if workload.mode != Mode::PingPong {
+        return Err(PeerError::Unsupported(format!(
+            "{} over UDP: the UDP client runs ping-pong only (one datagram outstanding)",
+            workload.mode
+        )));
+    }
+    if !matches!(workload.server, Behaviour::Echo | Behaviour::EchoUpper) {
+        return Err(PeerError::Unsupported(format!(
+            "ping-pong needs replies; {} sends none",
+            workload.server
+        )));
+    }
+    check_fits_datagram(workload.framing, workload.message_size)
+}
+
+/// A socket connected to `addr`, whose `recv` wakes at least every
+/// [`Cancel::CHECK_EVERY`].
+fn connect(addr: SocketAddr, workload: &Workload) -> Result<UdpSocket, PeerError> {
+    let local: SocketAddr = match addr {
+        _ if addr.ip().is_loopback() => SocketAddr::new(addr.ip(), 0),
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(addr)?;
+    // Set once: a `recv` wakes at least this often to look at the deadline and the flag.
+    socket.set_read_timeout(Some(
+        workload.reply_timeout.clamp(Duration::from_millis(1), Cancel::CHECK_EVERY),
+    ))?;
+    Ok(socket)
+}
+
+/// Judges reply datagrams: each decodes on its own, as the server decodes them (a fresh
+/// codec, so one damaged datagram is one damaged reply, not a stream lost for good).
+struct Judge {
+    framing: FramingStrategy,
+    max_frame_len: usize,
+    /// The payload size of every message.
+    size: usize,
+    /// Replies come upper-cased.
+    upper: bool,
+    input: BytesMut,
+}
+
+impl Judge {
+    fn new(workload: &Workload) -> Self {
+        Judge {
+            framing: workload.framing,
+            max_frame_len: workload.max_frame_len,
+            size: workload.message_size.max(payload::MIN_PAYLOAD),
+            upper: workload.server == Behaviour::EchoUpper,
+            input: BytesMut::with_capacity(MAX_DATAGRAM + 1),
+        }
+    }
+
+    /// Counts the corrupted and out-of-order frames of `datagram` in `result`; true when
+    /// it holds the intact reply to request `want`.
+    fn datagram(
+        &mut self,
+        datagram: &[u8],
+        want: u32,
+        result: &mut WorkloadResult,
+    ) -> Result<bool, PeerError> {
+        self.input.clear();
+        self.input.extend_from_slice(datagram);
+        let mut this_one = false;
+        let mut decoder = MessageCodec::new(self.framing, self.max_frame_len)
+            .ok_or_else(|| PeerError::Unsupported("stop-and-wait over UDP".into()))?;
+        let mut frames = 0;
+        loop {
+            let frame = match decoder.decode_eof(&mut self.input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) if frames > 0 => break,
+                // No frame at all, or one that does not decode: a damaged reply.
+                Ok(None) | Err(_) => {
+                    result.corrupted += 1;
+                    break;
+                }
+            };
+            frames += 1;
+            let size = self.size;
+            let verdict =
+                if self.upper { payload::verify_upper(&frame, size) } else { payload::verify(&frame, size) };
+            match verdict {
+                Verdict::Intact(got) if got == want && !this_one => this_one = true,
+                Verdict::Intact(_) => result.out_of_order += 1,
+                Verdict::Corrupted => result.corrupted += 1,
+            }
+            if self.input.is_empty() {
+                break;
+            }
+        }
+        Ok(this_one)
+    }
 }

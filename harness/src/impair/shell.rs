@@ -1,0 +1,270 @@
+//! What the TCP and UDP relays share, written once: starting (bind the listening socket,
+//! start the relay's thread), the record of every connection (a UDP flow is one too),
+//! refusing connections past [`RelayConfig::max_connections`], stopping (a flag the
+//! threads look at every [`TICK`](super::TICK), and the join when the relay is dropped),
+//! and the [`ProxyObservation`] put together from the records.
+//!
+//! What differs — how bytes or datagrams are moved and impaired — stays in
+//! [`tcp`](super::tcp) and [`udp`](super::udp), which run on the [`Shared`] state.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+
+use socket2::SockRef;
+
+use super::spec::{Impairment, Way};
+use super::{ImpairError, RelayConfig};
+use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, Transport};
+
+/// A connection's record, written by the threads that serve it and read by
+/// [`Shell::observation`].
+pub(super) type Record = Arc<Mutex<ProxyConnection>>;
+
+/// Locks `mutex`, even if a thread panicked holding it: a record half written is still
+/// worth reporting.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The direction `way` of a record.
+pub(super) fn direction(record: &mut ProxyConnection, way: Way) -> &mut ProxyDirection {
+    if way == Way::Up { &mut record.up } else { &mut record.down }
+}
+
+/// The socket a relay receives its clients on.
+pub(super) trait Listen: AsFd + Sized + Send + 'static {
+    /// The transport it relays.
+    const TRANSPORT: Transport;
+    /// Binds `addr`.
+    fn bind(addr: SocketAddr) -> io::Result<Self>;
+}
+
+impl Listen for TcpListener {
+    const TRANSPORT: Transport = Transport::Tcp;
+    fn bind(addr: SocketAddr) -> io::Result<Self> {
+        TcpListener::bind(addr)
+    }
+}
+
+impl Listen for UdpSocket {
+    const TRANSPORT: Transport = Transport::Udp;
+    fn bind(addr: SocketAddr) -> io::Result<Self> {
+        UdpSocket::bind(addr)
+    }
+}
+
+/// Binds `addr` and readies the socket for a relay's thread; returns it with the address
+/// bound.
+fn listen<L: Listen>(addr: SocketAddr) -> Result<(L, SocketAddr), ImpairError> {
+    let socket = L::bind(addr).map_err(|error| ImpairError::Bind { addr, error })?;
+    let sock = SockRef::from(&socket);
+    let bound = sock
+        .local_addr()
+        .and_then(|a| a.as_socket().ok_or_else(|| io::ErrorKind::Unsupported.into()))
+        .map_err(|error| ImpairError::Io { context: "read the bound address", error })?;
+    let set_up = match L::TRANSPORT {
+        Transport::Tcp => "set up the listener",
+        Transport::Udp => "set up the socket",
+    };
+    sock.set_nonblocking(true).map_err(|error| ImpairError::Io { context: set_up, error })?;
+    if L::TRANSPORT == Transport::Udp {
+        // A bigger receive buffer so a burst waits in the kernel rather than being lost
+        // before the relay's own choices; the kernel caps it at rmem_max.
+        let _ = crate::net::set_recv_buffer(&socket, 4 << 20);
+    }
+    Ok((socket, bound))
+}
+
+/// What a relay's threads share: the spec, seed and settings, the stop flag, and the
+/// records of the connections.
+pub(super) struct Shared {
+    /// What the relay applies.
+    pub(super) spec: Impairment,
+    /// What its choices derive from.
+    pub(super) seed: u64,
+    /// Where it forwards to.
+    pub(super) upstream: SocketAddr,
+    /// Its settings.
+    pub(super) config: RelayConfig,
+    transport: Transport,
+    stop: AtomicBool,
+    /// The records listed in the observation (the first
+    /// [`ProxyObservation::MAX_CONNECTIONS`]).
+    records: Mutex<Vec<Record>>,
+    /// Connections given an index, listed or not.
+    accepted: AtomicU64,
+    /// Connections being served now.
+    active: AtomicUsize,
+    /// Connections refused.
+    refused: AtomicU64,
+}
+
+impl Shared {
+    /// Whether the relay was told to stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether another connection may be served now ([`RelayConfig::max_connections`]).
+    pub(super) fn has_room(&self) -> bool {
+        self.active.load(Ordering::Relaxed) < self.config.max_connections
+    }
+
+    /// Counts a connection refused.
+    pub(super) fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The index of the next connection.
+    pub(super) fn next_index(&self) -> u64 {
+        self.accepted.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A connection started being served.
+    pub(super) fn opened(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection is no longer served.
+    pub(super) fn closed(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A new record for connection `index` from `client`.
+    pub(super) fn new_record(index: u64, client: SocketAddr) -> Record {
+        Arc::new(Mutex::new(ProxyConnection {
+            index,
+            client: client.to_string(),
+            ..ProxyConnection::default()
+        }))
+    }
+
+    /// Notes in `record` which of its directions the spec impairs.
+    pub(super) fn mark_impaired(&self, record: &Record) {
+        let mut r = lock(record);
+        r.up.impaired = self.spec.applies_to(Way::Up);
+        r.down.impaired = self.spec.applies_to(Way::Down);
+    }
+
+    /// Lists `record` in the observation, unless [`ProxyObservation::MAX_CONNECTIONS`]
+    /// are listed already (then it is counted in `connections_left_out`).
+    pub(super) fn list(&self, record: &Record) {
+        let mut records = lock(&self.records);
+        if records.len() < ProxyObservation::MAX_CONNECTIONS {
+            records.push(record.clone());
+        }
+    }
+}
+
+/// How a relay of one transport starts: its `start_with`.
+pub type Start<R> = fn(SocketAddr, &Impairment, u64, RelayConfig) -> Result<R, ImpairError>;
+
+/// A relay built on a [`Shell`], for which [`Relay`](super::Relay) is implemented once.
+/// (Public only in name: this module is private, so no other crate implements it.)
+pub trait OnShell: Sized {
+    /// Its `start_with`.
+    const START: Start<Self>;
+    /// Its shell.
+    fn shell(&self) -> &Shell;
+}
+
+/// A running relay of either transport: its address, its shared state, and its thread,
+/// stopped and joined when the shell is dropped.
+pub struct Shell {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Shell {
+    /// Binds `config.listen` and runs `relay` with the bound socket on a thread named
+    /// `name`, in front of `upstream`, impairing as `spec` says with choices drawn from
+    /// `seed`; `relay` returns once [`Shared::stopped`].
+    ///
+    /// # Errors
+    /// [`ImpairError::Bind`] when the listen address cannot be bound,
+    /// [`ImpairError::Io`] when the socket or the thread cannot be set up.
+    pub(super) fn start<L: Listen>(
+        upstream: SocketAddr,
+        spec: &Impairment,
+        seed: u64,
+        config: RelayConfig,
+        name: &str,
+        relay: impl FnOnce(L, Arc<Shared>) + Send + 'static,
+    ) -> Result<Shell, ImpairError> {
+        let (socket, addr) = listen::<L>(config.listen)?;
+        let shared = Arc::new(Shared {
+            spec: spec.clone(),
+            seed,
+            upstream,
+            config,
+            transport: L::TRANSPORT,
+            stop: AtomicBool::new(false),
+            records: Mutex::new(Vec::new()),
+            accepted: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+        });
+        let thread = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || relay(socket, shared))
+                .map_err(|error| ImpairError::Io { context: "start the relay thread", error })?
+        };
+        Ok(Shell { addr, shared, thread: Some(thread) })
+    }
+
+    /// Where clients connect (or send).
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The state the relay's threads share.
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// What the relay did so far, connection by connection.
+    pub(super) fn observation(&self) -> ProxyObservation {
+        let records = lock(&self.shared.records);
+        ProxyObservation {
+            spec: self.shared.spec.to_string(),
+            seed: self.shared.seed,
+            transport: self.shared.transport,
+            connections: records.iter().map(|r| lock(r).clone()).collect(),
+            connections_left_out: self.shared.accepted.load(Ordering::Relaxed) - records.len() as u64,
+        }
+    }
+
+    /// The record of connection `index` so far, if it was listed.
+    pub(super) fn connection(&self, index: usize) -> Option<ProxyConnection> {
+        lock(&self.shared.records).get(index).map(|r| lock(r).clone())
+    }
+
+    /// Connections refused so far.
+    pub(super) fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
+    /// Tells every thread of the relay to stop; each looks at the flag every
+    /// [`TICK`](super::TICK).
+    pub(super) fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.stop();
+        // The relay's thread looks at the flag every TICK; TCP connection threads end on
+        // their own.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
