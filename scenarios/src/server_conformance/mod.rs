@@ -262,14 +262,14 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
         check_tcp_text(&params.impair)?;
         let setup = Setup::new(params)?;
         setup.refusal()?;
-        let check = setup.check();
+        let check = setup.params.check.entry().check;
         check.applies(&setup)?;
         relay::refusal(&setup, check.relay(&setup))
     }
 
     async fn run(params: Params, ctx: CaseContext) -> Result<Measured, CaseError> {
         let setup = Setup::new(&params)?;
-        let check = setup.check();
+        let check = setup.params.check.entry().check;
         let server = match &ctx.target {
             Some(_) => None,
             None => Some(Server::start(reference(&setup, check))?),
@@ -320,7 +320,7 @@ slow-reader (the relay reads the replies as they come) and a sink's concurrency.
             }
         };
         let seen = Seen { measure: measured.check, server: measured.server };
-        let verdict = setup.check().evaluate(&setup, seen, &mut outcome);
+        let verdict = setup.params.check.entry().check.evaluate(&setup, seen, &mut outcome);
         outcome.checks.insert(0, verdict);
         if let Some(running) = measured.server.target_running {
             outcome.metric(metric::target_running, f64::from(u8::from(running)));

@@ -159,7 +159,7 @@ mod tests {
         let mut params = Params { check: check.parse().unwrap(), impair: impair.into(), ..Params::default() };
         set(&mut params);
         let setup = Setup::new(&params).unwrap();
-        refusal(&setup, setup.check().relay(&setup)).err().map(|invalid| invalid.reason)
+        refusal(&setup, setup.params.check.entry().check.relay(&setup)).err().map(|invalid| invalid.reason)
     }
 
     #[test]

@@ -9,7 +9,6 @@ use socklab_harness::params::Invalid;
 use socklab_harness::peer::Behaviour;
 
 use super::Params;
-use super::check::DynCheck;
 use super::wire::{Wire, message};
 
 /// The parameters of a case, and what their texts mean.
@@ -40,11 +39,6 @@ impl Setup {
         let impair =
             Impairment::parse(&params.impair).map_err(|e| Invalid::new("impair", format!("impair: {e}")))?;
         Ok(Setup { params: params.clone(), wire: Wire(strategy), message_size, impair })
-    }
-
-    /// The check the case runs.
-    pub(crate) fn check(&self) -> &'static dyn DynCheck {
-        self.params.check.entry().check
     }
 
     /// The messages of one conversation: `messages` of `message_size` bytes each.
