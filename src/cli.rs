@@ -301,10 +301,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
 
-    /// Most bytes of unfinished frames held across all connections; the connection that
-    /// would exceed it is closed (load shed, logged).
+    /// Close a connection whose frame is still unfinished this many seconds after its
+    /// first byte (a client trickling a frame a byte at a time, which the idle timeout
+    /// never catches); stop-and-wait: from the announcement to the last byte of the body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub frame_timeout: u64,
+
+    /// Most bytes of unfinished frames held across all connections, in every framing
+    /// (stop-and-wait: each announced length, from the ACK until the message is answered);
+    /// the connection that would exceed it is closed (load shed, logged).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_buffered: usize,
+
+    /// Most TCP connections served at once (a thread each with --flavour threaded); one
+    /// more is accepted and closed at once, logged and counted.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 
     /// source: payload bytes per message sent (at least 16).
     #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=(1 << 20)))]

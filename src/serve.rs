@@ -33,7 +33,9 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             max_frame_len: args.max_frame,
             source_message_size: args.source_size as usize,
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            frame_timeout: Duration::from_secs(args.frame_timeout),
             max_buffered_bytes: args.max_buffered,
+            max_connections: args.max_connections as usize,
             ..ServerConfig::default()
         };
         let server = Server::start(config)?;
@@ -58,7 +60,8 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         println!(
             "stopped: {} connections, {} messages, {} bytes, {} intact, {} corrupted, {} out of order, \
-             {} connections closed for errors, {} warnings left out of the log",
+             {} connections closed for errors, {} refused over --max-connections, \
+             {} warnings left out of the log",
             load(&stats.connections),
             load(&stats.messages),
             load(&stats.bytes),
@@ -66,6 +69,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             load(&stats.corrupted),
             load(&stats.out_of_order),
             load(&stats.closed_with_error),
+            load(&stats.refused),
             load(&stats.warnings_suppressed)
         );
         Ok(())

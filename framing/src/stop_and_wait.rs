@@ -82,23 +82,49 @@ where
 /// `max_len`), then reads the body.
 ///
 /// Returns `Ok(None)` when the stream ends cleanly before a new message starts. The body
-/// buffer is reserved only after the length has been checked against `max_len`.
+/// buffer is reserved only after the length has been checked against `max_len`. A
+/// receiver that must decide more than the length limit before it answers (whether it
+/// has room for the body, say) calls [`recv_announcement`] and [`recv_body`] instead.
 ///
 /// # Errors
-/// [`FramingError::FrameTooLarge`] when the announced length is over `max_len` (the
-/// sender has been told with NAK); [`FramingError::Truncated`] when the stream ends
-/// inside the length or the body; [`FramingError::Io`] when reading or writing fails.
+/// As [`recv_announcement`] and [`recv_body`].
 pub async fn recv<S>(stream: &mut S, max_len: usize) -> Result<Option<Bytes>, FramingError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let Some(len) = recv_announcement(stream).await? else { return Ok(None) };
+    Ok(Some(recv_body(stream, len, max_len).await?))
+}
+
+/// Reads the next length announcement and does not answer it yet; `Ok(None)` when the
+/// stream ends cleanly before a new message starts.
+///
+/// # Errors
+/// [`FramingError::Truncated`] when the stream ends inside the length;
+/// [`FramingError::Io`] when reading fails.
+pub async fn recv_announcement<S>(stream: &mut S) -> Result<Option<u32>, FramingError>
+where
+    S: AsyncRead + Unpin,
+{
     let mut header = [0u8; HEADER_LEN];
     match read_full(stream, &mut header).await? {
-        0 => return Ok(None),
-        HEADER_LEN => {}
-        got => return Err(FramingError::Truncated { expected: HEADER_LEN as u64, got: got as u64 }),
+        0 => Ok(None),
+        HEADER_LEN => Ok(Some(u32::from_be_bytes(header))),
+        got => Err(FramingError::Truncated { expected: HEADER_LEN as u64, got: got as u64 }),
     }
-    let len = u32::from_be_bytes(header);
+}
+
+/// Answers the announcement of `len` bytes read by [`recv_announcement`] — ACK, or NAK
+/// when it is over `max_len` — and reads the body.
+///
+/// # Errors
+/// [`FramingError::FrameTooLarge`] when `len` is over `max_len` (the sender has been told
+/// with NAK); [`FramingError::Truncated`] when the stream ends inside the body;
+/// [`FramingError::Io`] when reading or writing fails.
+pub async fn recv_body<S>(stream: &mut S, len: u32, max_len: usize) -> Result<Bytes, FramingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if u64::from(len) > max_len as u64 {
         let mut nak = [0u8; 9];
         nak[0] = NAK;
@@ -120,7 +146,7 @@ where
             return Err(FramingError::Truncated { expected, got: (HEADER_LEN + body.len()) as u64 });
         }
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.

@@ -77,6 +77,21 @@ mod framing {
         send.await.unwrap().unwrap();
     }
 
+    /// `recv_announcement` reads the length and answers nothing, so a receiver can decide
+    /// (room for the body?) before `recv_body` acknowledges it; the two make one `recv`.
+    #[tokio::test]
+    async fn the_announcement_is_not_answered_until_the_body_is_asked_for() {
+        let (mut sender, mut receiver) = tokio::io::duplex(1024);
+        let send = tokio::spawn(async move { stop_and_wait::send(&mut sender, b"body").await });
+        let len = stop_and_wait::recv_announcement(&mut receiver).await.unwrap();
+        assert_eq!(len, Some(4));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!send.is_finished(), "the sender went on without an answer");
+        let body = stop_and_wait::recv_body(&mut receiver, 4, 100).await.unwrap();
+        assert_eq!(&body[..], b"body");
+        send.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn an_over_max_length_is_refused_at_both_ends_without_sending_the_body() {
         let (mut sender, mut receiver) = tokio::io::duplex(1024);

@@ -1,8 +1,10 @@
 //! What a hostile or careless client can make a reference server hold, bounded: silent
-//! clients are closed after the idle timeout in every flavour and framing, the stop flag
-//! ends stop-and-wait connections too, unfinished frames across connections are capped,
-//! impossible settings are refused at start-up, and UDP peers are counted and their
-//! garbage logged at a bounded rate.
+//! clients are closed after the idle timeout and trickled frames after the frame timeout,
+//! in every flavour and framing; the stop flag ends stop-and-wait connections and
+//! connections blocked in a read; unfinished frames across connections are capped,
+//! stop-and-wait included; connections over the cap are refused; impossible settings are
+//! refused at start-up; and UDP peers are counted and their garbage logged at a bounded
+//! rate.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -200,5 +202,257 @@ fn udp_peers_are_counted_and_garbage_is_logged_at_a_bounded_rate() {
             stats.warnings_suppressed.load(Ordering::Relaxed) >= 500,
             "{flavour}: at most a few lines a second are logged, the rest counted"
         );
+    }
+}
+
+/// Waits (at most 10 s) until `done` holds; whether it did.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Stop-and-wait holds the cap too (before, it held nothing against it: 16 clients with an
+/// 8 MiB body each took the server to 134 MiB under an 8 MiB cap). With a 1 MiB cap, a
+/// client announces 1 MiB, is acknowledged, sends all but a byte of the body and holds;
+/// the next client's announcement would pass the cap, so it is closed unacknowledged with
+/// a logged reason, and the count returns to 0 when the first leaves.
+#[test]
+fn stop_and_wait_announcements_count_against_the_buffer_cap() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    for flavour in [Flavour::Tokio, Flavour::Threaded] {
+        let cap = 1usize << 20;
+        let server = Server::start(ServerConfig {
+            flavour,
+            framing: FramingStrategy::StopAndWait,
+            max_buffered_bytes: cap,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let announce = |stream: &mut TcpStream| -> Option<u8> {
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream.write_all(&(cap as u32).to_be_bytes()).unwrap();
+            let mut answer = [0u8; 1];
+            match stream.read(&mut answer) {
+                Ok(1) => Some(answer[0]),
+                _ => None, // closed (EOF or reset) without an answer
+            }
+        };
+        let mut first = TcpStream::connect(server.addr()).unwrap();
+        assert_eq!(announce(&mut first), Some(0x06), "{flavour}: the first announcement fits");
+        first.write_all(&vec![b'x'; cap - 1]).unwrap();
+        let mut second = TcpStream::connect(server.addr()).unwrap();
+        assert_eq!(announce(&mut second), None, "{flavour}: over the cap, closed without an ACK");
+        assert!(eventually(|| !server.stats().errors().is_empty()), "{flavour}: nothing logged");
+        let errors = server.stats().errors();
+        assert!(errors.iter().any(|e| e.contains("load shed")), "{flavour}: {errors:?}");
+        let held = server.stats().buffered_bytes.load(Ordering::Relaxed);
+        assert_eq!(held, cap as u64, "{flavour}: the acknowledged body is counted, the refused one not");
+        drop(first);
+        assert!(
+            eventually(|| server.stats().buffered_bytes.load(Ordering::Relaxed) == 0),
+            "{flavour}: the count returns to 0"
+        );
+    }
+}
+
+/// The bytes of a frame that never completes, sent one at a time; `framing` is u32be,
+/// line or stop-and-wait.
+fn endless_frame(framing: &str) -> Vec<u8> {
+    let mut bytes = match framing {
+        "line" => Vec::new(),
+        _ => 1000u32.to_be_bytes().to_vec(),
+    };
+    bytes.extend(std::iter::repeat_n(b'x', 1000 - 1));
+    bytes
+}
+
+/// Sends `bytes` one every `every` until the server closes the connection; how long that
+/// took, or `None` if it still served after 20 s. Any answer (an ACK) is read and ignored.
+fn trickle_until_closed(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(every)).unwrap();
+    let mut answer = [0u8; 16];
+    for byte in bytes.iter().cycle() {
+        if started.elapsed() > Duration::from_secs(20) {
+            return None;
+        }
+        if stream.write_all(&[*byte]).is_err() {
+            return Some(started.elapsed());
+        }
+        match stream.read(&mut answer) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// Slowloris: a client trickling one byte every 300 ms keeps resetting the idle timeout,
+/// but its frame is not complete within the frame timeout (1 s here), so it is closed —
+/// within 5 s, with a logged reason — in every flavour, for a length prefix, a delimiter
+/// and stop-and-wait. Before, it was served for as long as it kept trickling.
+#[test]
+fn a_frame_trickled_a_byte_at_a_time_is_cut_off_at_the_frame_timeout() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let mut clients = Vec::new();
+    for flavour in Flavour::ALL {
+        for framing in ["u32be", "line", "stop-and-wait"] {
+            let server = Server::start(ServerConfig {
+                flavour: *flavour,
+                framing: strategy(framing),
+                frame_timeout: Duration::from_secs(1),
+                ..ServerConfig::default()
+            })
+            .unwrap();
+            let addr = server.addr();
+            // The nine cases trickle side by side: each takes seconds of waiting.
+            clients.push((
+                format!("{flavour} {framing}"),
+                server,
+                std::thread::spawn(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    trickle_until_closed(&mut stream, &endless_frame(framing), Duration::from_millis(300))
+                }),
+            ));
+        }
+    }
+    for (what, server, client) in clients {
+        let closed = client.join().unwrap();
+        let closed = closed.unwrap_or_else(|| panic!("{what}: still served after 20 s"));
+        assert!(closed < Duration::from_secs(5), "{what}: closed after {closed:?}");
+        assert!(closed >= Duration::from_millis(800), "{what}: closed after only {closed:?}");
+        assert!(eventually(|| !server.stats().errors().is_empty()), "{what}: nothing logged");
+        let errors = server.stats().errors();
+        assert!(errors.iter().any(|e| e.contains("--frame-timeout")), "{what}: {errors:?}");
+    }
+}
+
+/// One round trip of `hello` in `framing` (u32be, line or stop-and-wait) on a blocking
+/// stream.
+fn round_trip(stream: &mut TcpStream, framing: &str) -> std::io::Result<()> {
+    let mut reply = vec![0u8; 9];
+    match framing {
+        "line" => {
+            stream.write_all(b"hello\n")?;
+            stream.read_exact(&mut reply[..6])?;
+            assert_eq!(&reply[..6], b"hello\n");
+        }
+        "u32be" => {
+            stream.write_all(b"\0\0\0\x05hello")?;
+            stream.read_exact(&mut reply)?;
+            assert_eq!(&reply, b"\0\0\0\x05hello");
+        }
+        _ => {
+            // Announce, wait for the ACK, send; then the echo the other way round.
+            stream.write_all(&5u32.to_be_bytes())?;
+            stream.read_exact(&mut reply[..1])?;
+            assert_eq!(reply[0], 0x06);
+            stream.write_all(b"hello")?;
+            stream.read_exact(&mut reply[..4])?;
+            assert_eq!(&reply[..4], &5u32.to_be_bytes());
+            stream.write_all(&[0x06])?;
+            stream.read_exact(&mut reply[..5])?;
+            assert_eq!(&reply[..5], b"hello");
+        }
+    }
+    Ok(())
+}
+
+/// The frame timeout bounds one frame, not a connection: a client sending a whole frame
+/// every 500 ms for 3 s (three times the 1 s frame timeout) is answered every time.
+#[test]
+fn whole_frames_sent_slowly_are_not_cut_off() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let mut clients = Vec::new();
+    for flavour in Flavour::ALL {
+        for framing in ["u32be", "line", "stop-and-wait"] {
+            let server = Server::start(ServerConfig {
+                flavour: *flavour,
+                framing: strategy(framing),
+                frame_timeout: Duration::from_secs(1),
+                ..ServerConfig::default()
+            })
+            .unwrap();
+            let addr = server.addr();
+            clients.push((
+                format!("{flavour} {framing}"),
+                server,
+                std::thread::spawn(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    for _ in 0..6 {
+                        std::thread::sleep(Duration::from_millis(500));
+                        round_trip(&mut stream, framing)?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                }),
+            ));
+        }
+    }
+    for (what, server, client) in clients {
+        client.join().unwrap().unwrap_or_else(|e| panic!("{what}: cut off: {e}"));
+        assert_eq!(server.stats().messages.load(Ordering::Relaxed), 6, "{what}");
+        assert!(server.stats().errors().is_empty(), "{what}: {:?}", server.stats().errors());
+    }
+}
+
+/// At most `max_connections` are served at once (3 here): one more is closed at once,
+/// counted and logged; when a client leaves, its place is free again. For the tokio and
+/// threaded flavours (the sequential one serves one at a time anyway).
+#[test]
+fn connections_over_the_cap_are_refused_counted_and_logged() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    for flavour in [Flavour::Tokio, Flavour::Threaded] {
+        let server =
+            Server::start(ServerConfig { flavour, max_connections: 3, ..ServerConfig::default() }).unwrap();
+        let mut served: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(server.addr()).unwrap()).collect();
+        for stream in &mut served {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            round_trip(stream, "u32be")
+                .unwrap_or_else(|e| panic!("{flavour}: within the cap, not served: {e}"));
+        }
+        let mut refused = TcpStream::connect(server.addr()).unwrap();
+        let waited = time_until_closed(&mut refused);
+        assert!(waited < Duration::from_secs(5), "{flavour}: the fourth closed after {waited:?}");
+        let stats = server.stats();
+        assert_eq!(stats.refused.load(Ordering::Relaxed), 1, "{flavour}");
+        assert_eq!(stats.connections.load(Ordering::Relaxed), 3, "{flavour}: the refused one is not served");
+        assert_eq!(stats.open_connections.load(Ordering::Relaxed), 3, "{flavour}");
+
+        drop(served.pop());
+        assert!(eventually(|| stats.open_connections.load(Ordering::Relaxed) == 2), "{flavour}: slot kept");
+        let mut next = TcpStream::connect(server.addr()).unwrap();
+        next.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        round_trip(&mut next, "u32be").unwrap_or_else(|e| panic!("{flavour}: a freed place not reused: {e}"));
+    }
+}
+
+/// Stopping a threaded or sequential server ends connections blocked in a read at once,
+/// though they no longer wake up to look at the stop flag.
+#[test]
+fn stopping_the_server_ends_idle_connections_at_once() {
+    for flavour in [Flavour::Threaded, Flavour::Sequential] {
+        let server = Server::start(ServerConfig { flavour, ..ServerConfig::default() }).unwrap();
+        let mut client = TcpStream::connect(server.addr()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        round_trip(&mut client, "u32be").unwrap();
+        client.write_all(b"\0\0").unwrap(); // half a header: the server is inside a frame
+        std::thread::sleep(Duration::from_millis(200));
+        server.stop();
+        let waited = time_until_closed(&mut client);
+        assert!(waited < Duration::from_secs(2), "{flavour}: closed after {waited:?}");
+        assert!(server.stats().errors().is_empty(), "{flavour}: a stop is no client error");
     }
 }

@@ -88,6 +88,13 @@ pub enum PeerError {
         /// The idle timeout, in seconds.
         idle_s: f64,
     },
+    /// A frame was still unfinished this long after its first byte (a client trickling it,
+    /// slowloris): the connection is closed.
+    #[error("frame not complete {frame_s} s after its first byte (--frame-timeout)")]
+    FrameTimeout {
+        /// The frame timeout, in seconds.
+        frame_s: f64,
+    },
     /// Holding this connection's unfinished frame would take the bytes held across all
     /// connections past the cap: the connection is closed to shed load.
     #[error(

@@ -41,9 +41,21 @@ pub struct ServerConfig {
     /// (default 60 s). This bounds what one silent client holds: a thread in the
     /// threaded flavour, the whole server in the sequential one.
     pub idle_timeout: Duration,
+    /// A frame whose first byte came this long ago and whose last has not is given up
+    /// on: the connection is closed (default 30 s). Unlike the idle timeout, which each
+    /// byte resets, this bounds a client that trickles a frame a byte at a time
+    /// (slowloris). For stop-and-wait a frame runs from the first byte of the
+    /// announcement to the last of the body.
+    pub frame_timeout: Duration,
     /// Most bytes of unfinished frames held across all connections (default 64 MiB); the
     /// connection whose bytes would exceed it is closed with a logged reason.
+    /// Stop-and-wait counts a message's announced length from the ACK until the message
+    /// has been answered; an announcement that would pass the cap is not acknowledged.
     pub max_buffered_bytes: usize,
+    /// Most TCP connections served at once (default 1024); one more is accepted and closed
+    /// at once, logged and counted in [`ServerStats::refused`](super::ServerStats::refused).
+    /// A connection is a thread in the threaded flavour: this bounds them.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -63,7 +75,9 @@ impl Default for ServerConfig {
             source_max_messages: 10_000_000,
             stall: None,
             idle_timeout: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(30),
             max_buffered_bytes: 64 << 20,
+            max_connections: 1024,
         }
     }
 }
@@ -106,6 +120,15 @@ pub enum ConfigError {
     /// Idle timeout of zero.
     #[error("--idle-timeout must be at least 1 second")]
     IdleTimeout,
+    /// Frame timeout of zero.
+    #[error("--frame-timeout must be at least 1 second")]
+    FrameTimeout,
+    /// A cap of zero buffered bytes: no frame could ever be held.
+    #[error("--max-buffered must be at least 1 byte")]
+    MaxBuffered,
+    /// A cap of zero connections: no client could ever be served.
+    #[error("--max-connections must be at least 1")]
+    MaxConnections,
 }
 
 impl ServerConfig {
@@ -119,6 +142,15 @@ impl ServerConfig {
         }
         if self.idle_timeout.is_zero() {
             return Err(ConfigError::IdleTimeout);
+        }
+        if self.frame_timeout.is_zero() {
+            return Err(ConfigError::FrameTimeout);
+        }
+        if self.max_buffered_bytes == 0 {
+            return Err(ConfigError::MaxBuffered);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::MaxConnections);
         }
         if let FramingStrategy::FixedSize(size) = self.framing {
             if size > self.max_frame_len {

@@ -4,20 +4,26 @@
 //! A server binds `127.0.0.1:0` unless told otherwise and reports the address it got.
 //! A connection that sends garbage or an oversized frame is closed with a logged reason
 //! (kept in [`ServerStats::errors`] too) and the server goes on serving others. Stopping
-//! the [`Server`] (or dropping it) ends every loop it started; each loop also checks a
-//! stop flag at least every [`POLL`] so none outlives it.
+//! the [`Server`] (or dropping it) ends every loop it started: a thread blocked on a
+//! connection has its socket shut down, and the accept and UDP threads check a stop flag
+//! at least every [`POLL`], so none outlives it. An idle connection costs no wake-up.
 //!
 //! Everything a client can make it hold is bounded: a frame by
 //! [`ServerConfig::max_frame_len`] (at most [`MAX_FRAME_LIMIT`], checked at start-up), the
 //! bytes held across all connections by [`ServerConfig::max_buffered_bytes`] (the
-//! connection that would exceed it is closed: load shed, logged), and a connection's
-//! silence by [`ServerConfig::idle_timeout`], in every flavour and framing. Errors that
+//! connection that would exceed it is closed: load shed, logged; stop-and-wait included),
+//! the connections served at once by [`ServerConfig::max_connections`] (one more is
+//! refused, logged and counted), a connection's silence by
+//! [`ServerConfig::idle_timeout`], and the time a frame may take from its first byte to
+//! its last by [`ServerConfig::frame_timeout`] (a client trickling bytes resets the idle
+//! timeout, not this one), in every flavour and framing. Errors that
 //! repeat — accept failing on `EMFILE`, a flood of garbage datagrams — back off (1 ms
 //! doubling to 1 s, as tokio's and hyper's accept loops do) instead of spinning, and are
 //! logged at most a few times a second with a count of the rest.
 //!
 //! One file per part: `config` (settings and their checks), `stats` (counters, the
-//! throttled log, backoff), `session` (what is done with the bytes of a connection,
+//! throttled log, backoff, the connection and buffer guards), `stop` (how stopping reaches
+//! blocked connections), `session` (what is done with the bytes of a connection,
 //! whatever moves them); the flavours `tokio`, `threaded` and `sequential` (the last two
 //! on the blocking loops of `blocking`); and `udp`, one loop for every flavour.
 
@@ -26,6 +32,7 @@ mod config;
 mod sequential;
 mod session;
 mod stats;
+mod stop;
 mod threaded;
 mod tokio;
 mod udp;
@@ -33,13 +40,13 @@ mod udp;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use ::tokio::task::AbortHandle;
 
 pub use blocking::POLL;
 pub use config::{ConfigError, MAX_FRAME_LIMIT, ServerConfig};
 pub use stats::ServerStats;
+use stop::Stop;
 
 use crate::peer::PeerError;
 use crate::peer::behaviour::{Flavour, Transport};
@@ -48,7 +55,7 @@ use crate::peer::behaviour::{Flavour, Transport};
 pub struct Server {
     addr: SocketAddr,
     stats: Arc<ServerStats>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     tokio_tasks: Vec<AbortHandle>,
 }
 
@@ -80,7 +87,7 @@ impl Server {
         config.validate()?;
         let listen = config.listen;
         let stats = Arc::new(ServerStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::default());
         let config = Arc::new(config);
         let started = match config.transport {
             Transport::Tcp => start_tcp(listener, &config, &stats, &stop),
@@ -100,9 +107,11 @@ impl Server {
         &self.stats
     }
 
-    /// Stops accepting and ends every connection loop (within [`POLL`] for threads).
+    /// Stops accepting and ends every connection loop: threads blocked on a connection
+    /// wake at once (their sockets are shut down), the accept and UDP threads within
+    /// [`POLL`].
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.raise();
         for task in &self.tokio_tasks {
             task.abort();
         }
@@ -121,7 +130,7 @@ fn start_tcp(
     listener: Option<TcpListener>,
     config: &Arc<ServerConfig>,
     stats: &Arc<ServerStats>,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
 ) -> io::Result<(SocketAddr, Option<AbortHandle>)> {
     let listener = match listener {
         Some(listener) => listener,
@@ -145,7 +154,7 @@ fn start_tcp(
 fn start_udp(
     config: &Arc<ServerConfig>,
     stats: &Arc<ServerStats>,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
 ) -> io::Result<(SocketAddr, Option<AbortHandle>)> {
     let socket = UdpSocket::bind(config.listen)?;
     let addr = socket.local_addr()?;

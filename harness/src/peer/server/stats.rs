@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config::ServerConfig;
@@ -30,9 +30,14 @@ const KEPT_ERRORS: usize = 100;
 /// Counters a server keeps while it runs.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Connections accepted (TCP), or distinct peers seen (UDP, at least: counting stops
-    /// at 65,536 peers).
+    /// Connections accepted and served (TCP), or distinct peers seen (UDP, at least:
+    /// counting stops at 65,536 peers).
     pub connections: AtomicU64,
+    /// TCP connections being served right now.
+    pub open_connections: AtomicU64,
+    /// TCP connections closed as soon as accepted because
+    /// [`ServerConfig::max_connections`] were open already.
+    pub refused: AtomicU64,
     /// Messages received.
     pub messages: AtomicU64,
     /// Payload bytes received.
@@ -55,6 +60,27 @@ pub struct ServerStats {
     errors: Mutex<Vec<String>>,
     log: Mutex<LogThrottle>,
     udp_peers: Mutex<HashSet<SocketAddr>>,
+}
+
+/// A connection's place among [`ServerConfig::max_connections`], given back when dropped.
+pub(super) struct Slot(Arc<ServerStats>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Bytes counted in [`ServerStats::buffered_bytes`] for as long as this lives.
+pub(super) struct Reserved<'a> {
+    stats: &'a ServerStats,
+    bytes: u64,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.stats.buffered_bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// At most [`LOG_BURST`] lines per [`LOG_WINDOW`]; the rest are counted and reported
@@ -119,9 +145,41 @@ impl ServerStats {
         }
     }
 
+    /// Admits a connection from `peer` if fewer than `config.max_connections` are open:
+    /// the slot it returns counts it in [`ServerStats::open_connections`] until dropped.
+    /// Otherwise the refusal is counted and logged, and the caller closes the connection.
+    pub(super) fn admit(self: &Arc<Self>, peer: SocketAddr, config: &ServerConfig) -> Option<Slot> {
+        let cap = config.max_connections as u64;
+        // The one accept loop is the only one to add, so no other admission races this one.
+        if self.open_connections.load(Ordering::Relaxed) >= cap {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.warn(&format!(
+                "refused connection from {peer}: {cap} connections open already (--max-connections)"
+            ));
+            return None;
+        }
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Some(Slot(self.clone()))
+    }
+
+    /// Counts `bytes` in [`ServerStats::buffered_bytes`] until the returned guard is
+    /// dropped, unless that would take the total past `cap`.
+    ///
+    /// # Errors
+    /// [`PeerError::LoadShed`] when it would; nothing is counted then.
+    pub(super) fn reserve(&self, bytes: u64, cap: usize) -> Result<Reserved<'_>, PeerError> {
+        let total = self.buffered_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if total > cap as u64 {
+            self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(PeerError::LoadShed { buffered: total, cap: cap as u64 });
+        }
+        Ok(Reserved { stats: self, bytes })
+    }
+
     /// Logs `line` as a warning, unless more than [`LOG_BURST`] came in this window:
     /// then counts it, and the next line logged says how many were left out.
-    fn warn(&self, line: &str) {
+    pub(super) fn warn(&self, line: &str) {
         let Ok(mut log) = self.log.lock() else { return };
         if log.window_start.elapsed() >= LOG_WINDOW {
             log.window_start = Instant::now();

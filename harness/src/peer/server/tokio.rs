@@ -4,7 +4,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +11,7 @@ use tokio::task::AbortHandle;
 
 use super::config::ServerConfig;
 use super::session::{Session, handle_message};
-use super::stats::{Backoff, ServerStats};
+use super::stats::{Backoff, Reserved, ServerStats};
 use crate::framing::{MessageCodec, stop_and_wait};
 use crate::peer::PeerError;
 use crate::peer::behaviour::Behaviour;
@@ -39,12 +38,14 @@ async fn accept_loop(listener: tokio::net::TcpListener, config: Arc<ServerConfig
             }
         };
         backoff.reset();
-        stats.connections.fetch_add(1, Ordering::Relaxed);
+        // Over the cap the connection is closed at once (dropped here): refused, logged.
+        let Some(slot) = stats.admit(peer, &config) else { continue };
         let (config, stats) = (config.clone(), stats.clone());
         tokio::spawn(async move {
             if let Err(e) = connection(stream, &config, &stats).await {
                 stats.connection_failed(peer, &e);
             }
+            drop(slot);
         });
     }
 }
@@ -77,9 +78,19 @@ async fn connection(
         return Ok(());
     }
     loop {
-        let read = within_idle(idle, async { Ok(stream.read_buf(&mut session.read_buf).await?) }).await?;
+        let wait = session.read_wait(config, Duration::ZERO);
+        let read = match tokio::time::timeout(wait, stream.read_buf(&mut session.read_buf)).await {
+            Ok(read) => read?,
+            Err(_) => match session.overdue(config, wait) {
+                Some(overdue) => return Err(overdue),
+                None => continue,
+            },
+        };
         let eof = read == 0;
         session.drain(config, eof)?;
+        if let Some(overdue) = session.frame_overdue(config) {
+            return Err(overdue);
+        }
         if !session.write_buf.is_empty() {
             within_idle(idle, async { Ok(stream.write_all(&session.write_buf).await?) }).await?;
             session.write_buf.clear();
@@ -93,21 +104,57 @@ async fn connection(
     }
 }
 
-/// Serves one stop-and-wait connection until the peer leaves or stays silent for the
-/// idle timeout (a header sent, then nothing, is silence too).
+/// Serves one stop-and-wait connection until the peer leaves, stays silent for the idle
+/// timeout between messages, or takes longer than the frame timeout over one message
+/// (from the first byte of its announcement to the last of its body; the idle timeout
+/// instead, if that is shorter: the message is read as one wait).
+///
+/// An announced length counts against [`ServerConfig::max_buffered_bytes`] from before
+/// the ACK until the message has been answered: one that would pass the cap closes the
+/// connection unacknowledged (load shed), so no body is ever invited that the server
+/// cannot hold.
 pub(super) async fn serve_stop_and_wait(
     stream: &mut tokio::net::TcpStream,
     config: &ServerConfig,
     stats: &ServerStats,
 ) -> Result<(), PeerError> {
     let idle = config.idle_timeout;
+    let (limit, overdue) = if config.frame_timeout <= idle {
+        (config.frame_timeout, PeerError::FrameTimeout { frame_s: config.frame_timeout.as_secs_f64() })
+    } else {
+        (idle, PeerError::Idle { idle_s: idle.as_secs_f64() })
+    };
     let mut expected_seq = 0;
+    let mut first = [0u8; 1];
     loop {
-        let received =
-            within_idle(idle, async { Ok(stop_and_wait::recv(stream, config.max_frame_len).await?) });
-        let Some(message) = received.await? else { return Ok(()) };
+        // Between messages only the idle timeout runs; the first byte starts the frame's.
+        if within_idle(idle, async { Ok(stream.peek(&mut first).await?) }).await? == 0 {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        let received = tokio::time::timeout_at(deadline, receive(stream, config, stats)).await;
+        let Ok(received) = received else { return Err(overdue) };
+        let Some((message, _held)) = received? else { return Ok(()) };
         if let Some(reply) = handle_message(message, config, stats, &mut expected_seq) {
             within_idle(idle, async { Ok(stop_and_wait::send(stream, &reply).await?) }).await?;
         }
     }
+}
+
+/// Receives one stop-and-wait message, its announced length counted against the cap
+/// before it is acknowledged; `None` at a clean end of stream.
+async fn receive<'s>(
+    stream: &mut tokio::net::TcpStream,
+    config: &ServerConfig,
+    stats: &'s ServerStats,
+) -> Result<Option<(bytes::Bytes, Option<Reserved<'s>>)>, PeerError> {
+    let Some(len) = stop_and_wait::recv_announcement(stream).await? else { return Ok(None) };
+    // A length over the frame limit is refused by `recv_body` (NAK) and holds nothing.
+    let held = if len as usize <= config.max_frame_len {
+        Some(stats.reserve(u64::from(len), config.max_buffered_bytes)?)
+    } else {
+        None
+    };
+    let message = stop_and_wait::recv_body(stream, len, config.max_frame_len).await?;
+    Ok(Some((message, held)))
 }

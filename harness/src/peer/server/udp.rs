@@ -7,7 +7,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -18,6 +17,7 @@ use super::blocking::{POLL, sleep_unless_stopped, timed_out};
 use super::config::ServerConfig;
 use super::session::handle_message;
 use super::stats::{Backoff, ServerStats};
+use super::stop::Stop;
 use crate::framing::MessageCodec;
 use crate::peer::PeerError;
 
@@ -38,7 +38,7 @@ pub(super) fn start_thread(
     socket: UdpSocket,
     config: Arc<ServerConfig>,
     stats: Arc<ServerStats>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 ) -> io::Result<()> {
     socket.set_read_timeout(Some(POLL))?;
     let serve = UdpServe::new(config, stats);
@@ -61,8 +61,8 @@ async fn task_loop(socket: tokio::net::UdpSocket, mut serve: UdpServe) {
     }
 }
 
-fn thread_loop(socket: &UdpSocket, mut serve: UdpServe, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
+fn thread_loop(socket: &UdpSocket, mut serve: UdpServe, stop: &Stop) {
+    while !stop.is_raised() {
         let received = socket.recv_from(&mut serve.buf);
         if matches!(&received, Err(e) if timed_out(e)) {
             continue;
