@@ -307,9 +307,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub frame_timeout: u64,
 
-    /// Most bytes of unfinished frames held across all connections, in every framing
-    /// (stop-and-wait: each announced length, from the ACK until the message is answered);
-    /// the connection that would exceed it is closed (load shed, logged).
+    /// Most bytes held for clients across all connections, in every framing: unfinished
+    /// frames (stop-and-wait: each announced length, before it is acknowledged) and replies
+    /// a client has not read (past 256 KiB a connection); the connection that would exceed
+    /// it is closed (load shed, logged).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_buffered: usize,
 

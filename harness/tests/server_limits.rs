@@ -456,3 +456,56 @@ fn stopping_the_server_ends_idle_connections_at_once() {
         assert!(server.stats().errors().is_empty(), "{flavour}: a stop is no client error");
     }
 }
+
+/// Replies a client does not read count against the cap too (past 256 KiB a connection):
+/// with a 16 MiB cap, one client's 12 MiB echo waits unread (the kernel takes at most
+/// 4 MiB of it here, `tcp_wmem`), so a second client's 8 MiB frame would pass the cap and
+/// that connection is closed. Before, replies were not counted and the server held them
+/// for every such client.
+#[test]
+fn replies_a_client_does_not_read_count_against_the_cap() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    for flavour in [Flavour::Tokio, Flavour::Threaded] {
+        let cap = 16usize << 20;
+        let server = Server::start(ServerConfig {
+            flavour,
+            max_buffered_bytes: cap,
+            max_frame_len: 16 << 20,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let frame = |len: usize| {
+            let mut bytes = (len as u32).to_be_bytes().to_vec();
+            bytes.resize(4 + len, b'x');
+            bytes
+        };
+        let reader = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        reader.set_recv_buffer_size(4096).unwrap(); // the echo stays with the server
+        reader.connect(&server.addr().into()).unwrap();
+        let mut not_reading: TcpStream = reader.into();
+        not_reading.write_all(&frame(12 << 20)).unwrap();
+        assert!(
+            eventually(|| server.stats().messages.load(Ordering::Relaxed) == 1),
+            "{flavour}: the frame was not received"
+        );
+        std::thread::sleep(Duration::from_millis(200)); // the echo is written as far as it goes
+        let counted = server.stats().buffered_bytes.load(Ordering::Relaxed);
+        assert!(counted > 6 << 20, "{flavour}: {counted} bytes of an unread 12 MiB echo counted");
+        let mut second = TcpStream::connect(server.addr()).unwrap();
+        // The server closes it part way; what it did not read may then reset the write.
+        let _ = second.write_all(&frame(8 << 20));
+        let waited = time_until_closed(&mut second);
+        assert!(waited < Duration::from_secs(10), "{flavour}");
+        assert!(eventually(|| !server.stats().errors().is_empty()), "{flavour}: nothing logged");
+        let errors = server.stats().errors();
+        assert!(errors.iter().any(|e| e.contains("load shed")), "{flavour}: {errors:?}");
+        let held = server.stats().buffered_bytes.load(Ordering::Relaxed);
+        assert!(held <= cap as u64, "{flavour}: {held} bytes held over the cap");
+        drop(not_reading);
+        assert!(
+            eventually(|| server.stats().buffered_bytes.load(Ordering::Relaxed) == 0),
+            "{flavour}: the count returns to 0"
+        );
+    }
+}

@@ -95,10 +95,10 @@ pub enum PeerError {
         /// The frame timeout, in seconds.
         frame_s: f64,
     },
-    /// Holding this connection's unfinished frame would take the bytes held across all
-    /// connections past the cap: the connection is closed to shed load.
+    /// Holding this connection's unfinished frame (or unread replies) would take the bytes
+    /// held across all connections past the cap: the connection is closed to shed load.
     #[error(
-        "load shed: {buffered} bytes of unfinished frames held across connections, over the cap of {cap} (--max-buffered)"
+        "load shed: {buffered} bytes of unfinished frames and unread replies held across connections, over the cap of {cap} (--max-buffered)"
     )]
     LoadShed {
         /// Bytes held with this connection's.

@@ -215,7 +215,7 @@ fn serve(
         }
         if !session.write_buf.is_empty() {
             write(stream, &session.write_buf, config)?;
-            session.write_buf.clear();
+            session.written();
         }
         if let Some(pause) = stats.stall_due(config) {
             std::thread::sleep(pause);

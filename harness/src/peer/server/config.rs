@@ -47,10 +47,11 @@ pub struct ServerConfig {
     /// (slowloris). For stop-and-wait a frame runs from the first byte of the
     /// announcement to the last of the body.
     pub frame_timeout: Duration,
-    /// Most bytes of unfinished frames held across all connections (default 64 MiB); the
-    /// connection whose bytes would exceed it is closed with a logged reason.
-    /// Stop-and-wait counts a message's announced length from the ACK until the message
-    /// has been answered; an announcement that would pass the cap is not acknowledged.
+    /// Most bytes held for clients across all connections (default 64 MiB): unfinished
+    /// frames, and replies not yet written past 256 KiB a connection (a client that does
+    /// not read them). The connection whose bytes would exceed it is closed with a logged
+    /// reason. Stop-and-wait counts a message's announced length from before its ACK until
+    /// it has been answered, so a body that would pass the cap is never acknowledged.
     pub max_buffered_bytes: usize,
     /// Most TCP connections served at once (default 1024); one more is accepted and closed
     /// at once, logged and counted in [`ServerStats::refused`](super::ServerStats::refused).

@@ -10,8 +10,10 @@
 //!
 //! Everything a client can make it hold is bounded: a frame by
 //! [`ServerConfig::max_frame_len`] (at most [`MAX_FRAME_LIMIT`], checked at start-up), the
-//! bytes held across all connections by [`ServerConfig::max_buffered_bytes`] (the
-//! connection that would exceed it is closed: load shed, logged; stop-and-wait included),
+//! bytes held for clients across all connections — unfinished frames, replies they do not
+//! read — by [`ServerConfig::max_buffered_bytes`] (the connection that would exceed it is
+//! closed: load shed, logged; stop-and-wait included; a buffer grown for a large frame is
+//! given back once it is done),
 //! the connections served at once by [`ServerConfig::max_connections`] (one more is
 //! refused, logged and counted), a connection's silence by
 //! [`ServerConfig::idle_timeout`], and the time a frame may take from its first byte to

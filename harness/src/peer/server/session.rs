@@ -21,9 +21,18 @@ use crate::peer::payload::{self, Verdict};
 /// Size of each socket read, in bytes.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
 
+/// Replies waiting to be written are counted against the cap only past this many bytes:
+/// every connection has buffers of this size anyway (its read chunk), which
+/// `--max-connections` bounds, and a ping-pong's replies then cost no shared counter.
+const UNCOUNTED_REPLIES: usize = READ_CHUNK;
+
+/// A buffer grown past this for a large frame or reply is given back once that is done,
+/// rather than kept by a connection that may send nothing that large again.
+const KEPT_CAPACITY: usize = 4 * READ_CHUNK;
+
 /// The part of serving a connection that does not depend on how bytes move: decoding
 /// frames from the read buffer, queueing replies in the write buffer, and accounting for
-/// the bytes of unfinished frames it holds against the server-wide cap.
+/// what it holds (unfinished frames, replies not yet written) against the server-wide cap.
 pub(super) struct Session {
     /// When the first byte of the frame not yet complete arrived; `None` between frames.
     /// Kept here rather than read off the buffer: a codec may have consumed a frame's
@@ -34,7 +43,7 @@ pub(super) struct Session {
     pub(super) write_buf: BytesMut,
     expected_seq: u32,
     stats: Arc<ServerStats>,
-    /// Bytes of `read_buf` counted in [`ServerStats::buffered_bytes`].
+    /// Bytes counted in [`ServerStats::buffered_bytes`] (see [`Session::held`]).
     accounted: usize,
 }
 
@@ -52,10 +61,11 @@ impl Session {
     }
 
     /// Handles every complete frame in the read buffer (every remaining byte at EOF),
-    /// then counts what is left (an unfinished frame) against the server-wide cap.
-    /// Called after each read that returned bytes, and once at EOF.
+    /// then counts what is left (an unfinished frame, the replies to write) against the
+    /// server-wide cap. Called after each read that returned bytes, and once at EOF.
     pub(super) fn drain(&mut self, config: &ServerConfig, eof: bool) -> Result<(), PeerError> {
         let mut completed = false;
+        let mut large = false;
         loop {
             let frame = if eof {
                 self.codec.decode_eof(&mut self.read_buf)?
@@ -64,6 +74,7 @@ impl Session {
             };
             let Some(frame) = frame else { break };
             completed = true;
+            large |= frame.len() > READ_CHUNK;
             if let Some(reply) = handle_message(frame, config, &self.stats, &mut self.expected_seq) {
                 self.codec.encode(&reply[..], &mut self.write_buf)?;
             }
@@ -74,7 +85,27 @@ impl Session {
         } else if self.frame_started.is_none() && !eof {
             self.frame_started = Some(Instant::now());
         }
+        if large && self.read_buf.len() <= READ_CHUNK {
+            // The large frame's buffer would otherwise be reused for every later read and
+            // held, uncounted, for as long as the connection lasts.
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+            fresh.extend_from_slice(&self.read_buf);
+            self.read_buf = fresh;
+        }
         self.account(config.max_buffered_bytes)
+    }
+
+    /// The replies in `write_buf` were written: empties it (giving back a buffer grown for
+    /// large replies) and stops counting them.
+    pub(super) fn written(&mut self) {
+        if self.write_buf.capacity() > KEPT_CAPACITY {
+            self.write_buf = BytesMut::new();
+        } else {
+            self.write_buf.clear();
+        }
+        if self.held() != self.accounted {
+            self.recount();
+        }
     }
 
     /// Whether a frame has started and not completed.
@@ -112,23 +143,41 @@ impl Session {
             .then_some(PeerError::FrameTimeout { frame_s: config.frame_timeout.as_secs_f64() })
     }
 
+    /// What this connection holds for its client, counted against the cap: its
+    /// unfinished frame, and its unwritten replies past [`UNCOUNTED_REPLIES`].
+    fn held(&self) -> usize {
+        self.read_buf.len() + self.write_buf.len().saturating_sub(UNCOUNTED_REPLIES)
+    }
+
     /// Updates this connection's share of [`ServerStats::buffered_bytes`]; refuses to
-    /// grow it past `cap`.
+    /// grow it past `cap`. Touches the shared counter only when the share changed: not
+    /// at all between the small frames of a ping-pong.
     fn account(&mut self, cap: usize) -> Result<(), PeerError> {
-        let held = self.read_buf.len();
-        let total = if held >= self.accounted {
-            self.stats.buffered_bytes.fetch_add((held - self.accounted) as u64, Ordering::Relaxed)
-                + (held - self.accounted) as u64
-        } else {
-            self.stats.buffered_bytes.fetch_sub((self.accounted - held) as u64, Ordering::Relaxed)
-                - (self.accounted - held) as u64
-        };
-        let grew = held > self.accounted;
-        self.accounted = held;
-        if grew && total > cap as u64 {
+        let before = self.accounted;
+        if self.held() == before {
+            return Ok(());
+        }
+        let total = self.recount();
+        if self.accounted > before && total > cap as u64 {
             return Err(PeerError::LoadShed { buffered: total, cap: cap as u64 });
         }
         Ok(())
+    }
+
+    /// Brings this connection's share of [`ServerStats::buffered_bytes`] up to date;
+    /// returns the total across connections.
+    fn recount(&mut self) -> u64 {
+        let held = self.held();
+        let counter = &self.stats.buffered_bytes;
+        let total = if held >= self.accounted {
+            let more = (held - self.accounted) as u64;
+            counter.fetch_add(more, Ordering::Relaxed) + more
+        } else {
+            let less = (self.accounted - held) as u64;
+            counter.fetch_sub(less, Ordering::Relaxed) - less
+        };
+        self.accounted = held;
+        total
     }
 
     /// `source`: queues the next batch of messages, up to about one read chunk; false

@@ -93,7 +93,7 @@ async fn connection(
         }
         if !session.write_buf.is_empty() {
             within_idle(idle, async { Ok(stream.write_all(&session.write_buf).await?) }).await?;
-            session.write_buf.clear();
+            session.written();
         }
         if let Some(pause) = stats.stall_due(config) {
             tokio::time::sleep(pause).await;
