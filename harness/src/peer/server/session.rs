@@ -1,8 +1,9 @@
 //! What every flavour does with the bytes of a connection, however they move: a
 //! [`Session`] decodes frames, hands each message to [`handle_message`] (echo, upper-case,
-//! sink or source), queues the replies, counts the bytes of unfinished frames it holds
-//! against the server-wide cap, and knows since when a frame has been unfinished (for the
-//! frame timeout). UDP decodes each datagram with [`handle_message`] too.
+//! sink or source), queues the replies, counts what it holds for the client (unfinished
+//! frames, unwritten replies) against the server-wide cap, gives back buffers grown for
+//! large frames, and knows since when a frame has been unfinished (for the frame
+//! timeout). UDP decodes each datagram with [`handle_message`] too.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
