@@ -32,6 +32,6 @@ fn nested_arrays_are_refused_without_building_them() {
     let before = peak_kib();
     let err = load_report(dir.path()).unwrap_err().to_string();
     let grew_mib = (peak_kib() - before) / 1024;
-    assert!(err.contains("not a socklab report"), "{err}");
     assert!(grew_mib < 100, "reading 8 MiB raised the peak by {grew_mib} MiB");
+    assert!(err.contains("not a socklab report"), "{err}");
 }
