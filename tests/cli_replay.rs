@@ -199,3 +199,16 @@ fn control_characters_in_a_parameter_reach_no_terminal_and_the_replay_still_runs
     assert_eq!(ran[0]["id"], cases(&first)[0]["id"], "the same case, control characters and all");
     assert_eq!(ran[0]["params"]["messages"][0], "a\x1b[31mX\x07");
 }
+
+/// An error that quotes what a user gave (or a peer said) shows its control characters
+/// escaped too: before, `ESC [ 2 J` in a bad value cleared the terminal that printed it.
+#[test]
+fn an_error_quoting_a_bad_value_shows_it_escaped() {
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=5\x1b[2J\x07"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "error: bad value `5\\x1b[2J\\x07` for parameter `read_size`: expected integer in 1..=1048576 (bytes)\n",
+        ));
+}

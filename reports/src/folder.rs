@@ -313,7 +313,11 @@ fn stage_and_swap(
             Ok(()) => return Ok(()),
             // Filesystems without RENAME_EXCHANGE: move the old folder aside first.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
-                let aside = staging.with_extension("old");
+                // `.NAME.tmp-PID.old`: a name stale-folder cleanup knows, should this
+                // run be killed before it removes the old report.
+                let mut aside = staging.as_os_str().to_owned();
+                aside.push(".old");
+                let aside = PathBuf::from(aside);
                 fs::rename(out, &aside).map_err(io_error("move aside", out))?;
                 if let Err(e) = fs::rename(staging, out) {
                     let _ = fs::rename(&aside, out);
