@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote peers (an agent's reply) and users (a value): no raw control bytes.
+            eprintln!("error: {}", socklab_harness::text::printable_text(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
