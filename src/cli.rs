@@ -73,6 +73,11 @@ pub enum Command {
     /// Items combine: --split 3 --delay 1ms, or the whole spec at once with --impair
     /// 'split=3+delay=1ms'. Without any item the relay passes bytes straight through
     /// (splice), a baseline to compare with.
+    ///
+    /// Bounded: at most --max-connections at once (more are refused, warned about on
+    /// stderr and counted), a TCP connection idle for --idle-timeout is closed, a UDP
+    /// flow idle for --udp-flow-timeout is forgotten, and at most --max-queued bytes of
+    /// delayed datagrams wait (more are dropped and counted).
     Proxy(ProxyArgs),
 
     /// Serve a runner over stdin and stdout: the other host's end of `run --peer-cmd`.

@@ -275,8 +275,13 @@ fn summary(observation: &ProxyObservation, counters: &RelayCounters, args: &Prox
         observation.connections.iter().map(|c| f(&c.up) + f(&c.down)).sum()
     };
     let resets = observation.connections.iter().filter(|c| c.reset).count();
+    // Records are kept for the first connections only; say so rather than undercount.
+    let counted = match observation.connections_left_out {
+        0 => String::new(),
+        _ => format!(" (traffic counted for the first {})", observation.connections.len()),
+    };
     let mut line = format!(
-        "stopped: {connections} connections, {} B in / {} B out, {} reads in / {} writes out, {resets} resets",
+        "stopped: {connections} connections{counted}, {} B in / {} B out, {} reads in / {} writes out, {resets} resets",
         sum(|d| d.bytes_in),
         sum(|d| d.bytes_out),
         sum(|d| d.reads_in),

@@ -34,9 +34,13 @@
 //! A scenario with an `impair` parameter starts its relay with [`in_front`] (nothing
 //! for `none`) and reads it through [`Relay`], whatever the transport.
 //!
-//! Relays run on their own threads (blocking sockets with a 50 ms timeout, so a stop
-//! takes effect within that), and stop when dropped; they can sit in front of any
-//! address, from a scenario or from `socklab proxy`.
+//! Relays run on their own threads and stop when dropped (the accepting or UDP thread
+//! looks at its stop flag every [`TICK`]; a TCP connection's blocked reads are woken by
+//! the stop, so an idle one costs no wake-ups); they can sit in front of any address,
+//! from a scenario or from `socklab proxy`. What a client can make a relay hold is
+//! bounded: [`RelayConfig::max_connections`], [`RelayConfig::idle_timeout`] (TCP),
+//! [`RelayConfig::flow_timeout`] and [`RelayConfig::max_queued_bytes`] (UDP); what it
+//! refused or dropped is in [`RelayCounters`].
 
 mod front;
 mod schedule;

@@ -1,7 +1,8 @@
 //! What the TCP and UDP relays share, written once: starting (bind the listening socket,
 //! start the relay's thread), the record of every connection (a UDP flow is one too),
 //! refusing connections past [`RelayConfig::max_connections`], stopping (a flag the
-//! threads look at every [`TICK`](super::TICK), and the join when the relay is dropped),
+//! relay's thread looks at every [`TICK`](super::TICK) and passes on to its connections,
+//! and the join when the relay is dropped),
 //! the [`ProxyObservation`] put together from the records, and the [`RelayCounters`] a
 //! watcher reads cheaply (refusals, idle closes, datagrams a full queue dropped).
 //!
@@ -345,8 +346,8 @@ impl Shell {
 impl Drop for Shell {
     fn drop(&mut self) {
         self.stop();
-        // The relay's thread looks at the flag every TICK; TCP connection threads end on
-        // their own.
+        // The relay's thread looks at the flag every TICK (the TCP one then wakes its
+        // connections' threads, which end on their own).
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
