@@ -73,6 +73,11 @@ pub enum Command {
     /// Items combine: --split 3 --delay 1ms, or the whole spec at once with --impair
     /// 'split=3+delay=1ms'. Without any item the relay passes bytes straight through
     /// (splice), a baseline to compare with.
+    ///
+    /// Bounded: at most --max-connections at once (more are refused, warned about on
+    /// stderr and counted), a TCP connection idle for --idle-timeout is closed, a UDP
+    /// flow idle for --udp-flow-timeout is forgotten, and at most --max-queued bytes of
+    /// delayed datagrams wait (more are dropped and counted).
     Proxy(ProxyArgs),
 
     /// Serve a runner over stdin and stdout: the other host's end of `run --peer-cmd`.
@@ -433,6 +438,28 @@ pub struct ProxyArgs {
     /// UDP: cut datagrams to N bytes (all, or with a probability: N@P).
     #[arg(long, value_name = "N[@P]")]
     pub truncate: Option<String>,
+
+    /// Connections (UDP: client addresses) served at once; more are refused (a TCP
+    /// client is closed at once, a UDP datagram from a new address dropped), logged and
+    /// counted.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
+
+    /// TCP: close a connection that moves no byte either way for this many seconds (a
+    /// client that went silent, a peer that stopped reading), freeing its slot.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
+
+    /// UDP: forget a client address that sent and received nothing for this many seconds
+    /// (its next datagram starts a new flow), freeing its slot.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub udp_flow_timeout: u64,
+
+    /// UDP: most bytes of datagrams waiting for their time (--delay), across all flows,
+    /// each counted with 128 bytes of bookkeeping; past it a datagram is dropped and
+    /// counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range((1 << 20)..=(1 << 34)))]
+    pub max_queued: u64,
 }
 
 /// Arguments of `socklab explain`.

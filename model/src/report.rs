@@ -438,7 +438,8 @@ pub struct ProxyConnection {
     /// Both directions ended.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed: bool,
-    /// Why the connection ended early (an upstream that refused, a socket error).
+    /// Why the connection ended early (an upstream that refused, a socket error, the
+    /// relay's idle timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -474,6 +475,10 @@ pub struct ProxyDirection {
     /// UDP: indexes of the datagrams cut short.
     #[serde(default, skip_serializing_if = "Listed::is_empty")]
     pub truncated: Listed<u64>,
+    /// UDP: datagrams the relay could not keep because its queue of datagrams waiting
+    /// for their time was full (its memory bound), besides the seeded `dropped`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_queue_full: u64,
 }
 
 /// One write of the relay.
