@@ -13,6 +13,7 @@
 //! ([`crate::scenario::Scenario::EXTERNAL_TARGET`]); the others are refused with one
 //! line before anything runs, never quietly run against the reference peer.
 
+pub mod groups;
 pub mod process;
 
 use std::fmt;

@@ -8,7 +8,8 @@
 //! kept for the message when it fails. Every request waits a bounded time for the reply
 //! with its id, and gives up early when the case is cancelled. Dropping the agent says
 //! `bye`, closes its stdin, and after a grace period signals the group (SIGTERM, then
-//! SIGKILL).
+//! SIGKILL). Until then the group is in the process-wide list of
+//! [`groups`](crate::external::groups), so an interrupted `socklab` stops it too.
 
 use std::io::{BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,6 +29,7 @@ use super::protocol::{
 };
 use super::serve::SOCKLAB_VERSION;
 use crate::cancel::Cancel;
+use crate::external::groups;
 use crate::external::process::{Tail, describe, keep_tail, lines, signal_group};
 use crate::host::interface_addresses;
 
@@ -174,6 +176,7 @@ impl RemoteAgent {
             .spawn()
             .map_err(|e| AgentError::Spawn { command: command.to_string(), reason: e.to_string() })?;
         let pgid = child.id() as i32;
+        groups::track(pgid);
         let (stderr, noise) = (Tail::default(), Tail::default());
         let mut readers = Vec::new();
         if let Some(err) = child.stderr.take() {
@@ -454,6 +457,7 @@ impl Drop for RemoteAgent {
                 }
             }
         }
+        groups::forget(self.pgid);
         // The readers end when the agent's pipes close. A process outside its group can
         // still hold them (an ssh master connection, a container runtime): wait a moment,
         // then leave such a reader to end with this process rather than hang here.
