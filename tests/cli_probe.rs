@@ -189,3 +189,39 @@ fn bad_input_gets_one_line_errors_and_exit_2() {
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// `--set` matrices multiply without overflow: eight parameters of 256 values are 2^64
+/// combinations per check (the count wrapped to 0 and the probe allocated until it
+/// aborted); exit 2 at once with the true number of cases.
+#[test]
+fn set_matrices_past_the_case_limit_are_refused_with_their_true_size() {
+    let sets = [
+        ("messages", 1),
+        ("message_size", 16),
+        ("large_size", 16),
+        ("session_ms", 100),
+        ("eof_timeout_ms", 100),
+        ("reply_timeout_ms", 100),
+        ("slow_bytes", 1024),
+        ("slow_rcvbuf", 1024),
+    ];
+    let mut command = socklab();
+    command.args(["probe", "127.0.0.1:9"]);
+    for (name, first) in sets {
+        let values: Vec<String> = (first..first + 256).map(|v: u32| v.to_string()).collect();
+        command.args(["--set", &format!("{name}={}", values.join(","))]);
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "refused before any case is made");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    let cases: u128 = error
+        .strip_prefix("error: the suite expands to ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(cases >= 1 << 64 && cases % (1 << 64) == 0, "each check's 2^64 combinations: {error}");
+    assert!(error.ends_with("cases, more than the limit of 10000; shrink the matrices"), "{error}");
+}
