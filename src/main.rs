@@ -55,7 +55,8 @@ fn main() -> ExitCode {
 fn agent(args: &AgentArgs) -> ExitCode {
     use socklab_harness::peer::agent::{AgentConfig, AgentExit, run_agent};
     let config = AgentConfig { max_line: args.max_line as usize };
-    let exit = run_agent(std::io::stdin().lock(), std::io::stdout().lock(), config);
+    let input = std::io::BufReader::new(std::io::stdin());
+    let exit = run_agent(input, std::io::stdout().lock(), config);
     match &exit {
         AgentExit::VersionMismatch => {
             eprintln!("socklab agent: the runner's version differs (see the error reply)")
