@@ -254,6 +254,31 @@ fn parse_target_cmd(text: &str) -> Result<Target, TargetError> {
     CommandTemplate::new(text).map(Target::Command)
 }
 
+/// A server's address: `IP:PORT` with a port a server can listen on (not 0).
+fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => Err(format!(
+            "`{text}` has port 0, where no server can be reached: give the port your server listens on, e.g. \
+             127.0.0.1:9000"
+        )),
+        Ok(addr) => Ok(addr),
+        Err(_) => Err(format!("cannot parse `{text}`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")),
+    }
+}
+
+/// A byte count of at least 1.
+fn at_least_one_byte(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => {
+            Err("0 bytes holds nothing, and every connection with a partial frame would be closed: give at \
+                      least 1 (the default is 67108864, 64 MiB)"
+                .to_string())
+        }
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(format!("`{text}` is not a byte count: {e}")),
+    }
+}
+
 /// Arguments of `socklab report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -301,9 +326,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
 
-    /// Most bytes of unfinished frames held across all connections; the connection that
-    /// would exceed it is closed (load shed, logged).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    /// Most bytes of unfinished frames held across all connections (at least 1); the
+    /// connection that would exceed it is closed (load shed, logged).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = at_least_one_byte)]
     pub max_buffered: usize,
 
     /// source: payload bytes per message sent (at least 16).
@@ -357,8 +382,8 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
-    /// The server to relay to (IP:PORT).
-    #[arg(long, value_name = "ADDR")]
+    /// The server to relay to (IP:PORT, not port 0).
+    #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     pub upstream: SocketAddr,
 
     /// tcp, or udp.

@@ -341,3 +341,27 @@ fn a_suite_past_the_case_limit_is_refused_with_its_true_size() {
          matrices\n",
     );
 }
+
+/// Values that leave nothing to work with are refused: a relay to port 0 (no server can
+/// be there) and a buffer cap of 0 bytes (every partial frame would be shed). Before,
+/// both ran until stopped.
+#[test]
+fn a_proxy_to_port_0_and_a_zero_buffer_cap_are_refused() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["proxy", "--upstream", "127.0.0.1:0"],
+            "error: invalid value '127.0.0.1:0' for '--upstream <ADDR>': `127.0.0.1:0` has port 0, where no server \
+             can be reached",
+        ),
+        (
+            &["serve", "--max-buffered", "0"],
+            "error: invalid value '0' for '--max-buffered <BYTES>': 0 bytes holds nothing",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = socklab().args(args).timeout(std::time::Duration::from_secs(20)).output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.lines().next().is_some_and(|l| l.starts_with(message)), "{args:?}: {stderr}");
+    }
+}

@@ -100,8 +100,7 @@ fn an_interrupted_probe_stops_the_target_command_it_started() {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         // `$$` is the shell's pid, the group's id; `exec` keeps it for python.
-        let command =
-            format!("echo $$ >> {}; exec python3 -c '{SILENT_SERVER}' {{port}}", pids.display());
+        let command = format!("echo $$ >> {}; exec python3 -c '{SILENT_SERVER}' {{port}}", pids.display());
         let mut child = socklab()
             .args(["probe", "--timeout", "60", "--target-cmd", &command, "--out"])
             .arg(dir.path().join("r"))

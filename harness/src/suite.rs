@@ -568,7 +568,9 @@ impl CaseCount {
 
     fn plus(self, other: CaseCount) -> CaseCount {
         match (self, other) {
-            (CaseCount::Exact(a), CaseCount::Exact(b)) => a.checked_add(b).map_or(CaseCount::Beyond, CaseCount::Exact),
+            (CaseCount::Exact(a), CaseCount::Exact(b)) => {
+                a.checked_add(b).map_or(CaseCount::Beyond, CaseCount::Exact)
+            }
             _ => CaseCount::Beyond,
         }
     }

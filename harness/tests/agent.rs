@@ -296,7 +296,8 @@ impl WatchedAgent {
         let (output_reader, output_writer) = UnixStream::pair().unwrap();
         let (done_tx, done) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = done_tx.send(run_agent(BufReader::new(input_reader), output_writer, AgentConfig::default()));
+            let _ =
+                done_tx.send(run_agent(BufReader::new(input_reader), output_writer, AgentConfig::default()));
         });
         let mut agent = WatchedAgent { input, output: BufReader::new(output_reader), done };
         assert_eq!(agent.ask(&hello())["type"], "hello");

@@ -69,7 +69,11 @@ impl Input {
     /// [`MAX_WAITING`] lines kept it reads no further and never returns: the request
     /// then runs to its own end.
     pub async fn ended(&mut self) {
-        if self.waiting.iter().any(|event| !matches!(event, Ok(LineEvent::Line(_) | LineEvent::TooLong { .. }))) {
+        if self
+            .waiting
+            .iter()
+            .any(|event| !matches!(event, Ok(LineEvent::Line(_) | LineEvent::TooLong { .. })))
+        {
             return;
         }
         // Each pass takes one event; the loop ends at the input's end.

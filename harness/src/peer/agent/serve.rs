@@ -107,7 +107,11 @@ fn is_link_local(ip: std::net::IpAddr) -> bool {
 /// Serves requests from `input` until it ends, `bye`, or a version mismatch. The input
 /// is read on a thread of its own ([`Input`]): when it ends while a `stop` or a workload
 /// is at work, the work is abandoned and the agent ends at once (the runner is gone).
-pub fn run_agent(input: impl BufRead + Send + 'static, mut output: impl Write, config: AgentConfig) -> AgentExit {
+pub fn run_agent(
+    input: impl BufRead + Send + 'static,
+    mut output: impl Write,
+    config: AgentConfig,
+) -> AgentExit {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -468,13 +472,20 @@ impl Agent {
                 }
                 (Reply::Stopped { id, role: number, observation }, Then::Continue)
             }
-            Err(reason) => {
-                (Reply::error(Some(id), ErrorCode::Failed, format!("role {number}: {reason}")), Then::Continue)
-            }
+            Err(reason) => (
+                Reply::error(Some(id), ErrorCode::Failed, format!("role {number}: {reason}")),
+                Then::Continue,
+            ),
         }
     }
 
-    fn workload(&mut self, id: u64, addr: SocketAddr, spec: &WorkloadSpec, input: &mut Input) -> (Reply, Then) {
+    fn workload(
+        &mut self,
+        id: u64,
+        addr: SocketAddr,
+        spec: &WorkloadSpec,
+        input: &mut Input,
+    ) -> (Reply, Then) {
         let workload = match workload_of(spec) {
             Ok(workload) => workload,
             Err(reason) => return (Reply::error(Some(id), ErrorCode::BadRequest, reason), Then::Continue),
