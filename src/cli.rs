@@ -15,7 +15,8 @@ use socklab_harness::peer::{Behaviour, Flavour, Transport};
 /// result and writes a report folder: report.json, report.md and junit.xml.
 ///
 /// Exit codes: 0 every check passed; 1 some check failed or a case did not finish;
-/// 2 usage or configuration error.
+/// 2 usage or configuration error; 130, 143, 129 interrupted by SIGINT, SIGTERM, SIGHUP
+/// (run and probe first stop every process they started).
 #[derive(Debug, Parser)]
 #[command(name = "socklab", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -85,7 +86,8 @@ pub enum Command {
     /// `ip netns exec B socklab agent --stdio`. Its servers listen on 0.0.0.0 (IPv4), on
     /// ports the OS chooses: the runner must reach this host directly (behind NAT, give
     /// the runner --peer-addr). It writes only protocol lines to stdout and its own
-    /// errors to stderr, and ends when its input ends, so ending the command ends it. Exit
+    /// errors to stderr, and ends when its input ends, within a second even in the middle of
+    /// a request, so ending the command ends it. Exit
     /// 0 when its input ends (or `bye`), 1 when it ends mid-message, 2 when the runner's
     /// socklab or protocol version differs (one line naming both versions).
     Agent(AgentArgs),
@@ -150,14 +152,16 @@ pub struct RunArgs {
     pub seed: Option<u64>,
 
     /// Run against a server that is already running at ADDR (IP:PORT) instead of
-    /// socklab's reference peer. Only scenarios that talk to a server over the network
+    /// socklab's reference peer; socklab connects once first, and stops (exit 2) if
+    /// nothing listens there. Only scenarios that talk to a server over the network
     /// take a target (framing-throughput, server-conformance); others are refused.
     #[arg(long, value_name = "ADDR", value_parser = parse_target, conflicts_with = "target_cmd")]
     pub target: Option<Target>,
 
     /// Run against a server socklab starts for each case with `sh -c CMD`, {port} replaced
     /// by a free port; socklab waits until it listens, stops it afterwards (SIGTERM, then
-    /// SIGKILL), and reports its exit status, output tail and CPU time.
+    /// SIGKILL; also when socklab is interrupted), and reports its exit status, output
+    /// tail and CPU time.
     #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
     pub target_cmd: Option<Target>,
 
