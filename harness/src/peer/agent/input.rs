@@ -56,7 +56,7 @@ impl Input {
     ///
     /// # Errors
     /// The input's read error.
-    pub fn next(&mut self) -> io::Result<LineEvent> {
+    pub fn next_event(&mut self) -> io::Result<LineEvent> {
         if let Some(event) = self.waiting.pop_front() {
             return event;
         }
@@ -65,7 +65,7 @@ impl Input {
     }
 
     /// Returns once the input has ended (at a line boundary, mid-line, or with an error),
-    /// keeping the lines that arrive before that for [`Input::next`]. With
+    /// keeping the lines that arrive before that for [`Input::next_event`]. With
     /// [`MAX_WAITING`] lines kept it reads no further and never returns: the request
     /// then runs to its own end.
     pub async fn ended(&mut self) {

@@ -136,7 +136,7 @@ pub fn run_agent(
     let mut agent =
         Agent { runtime, roles: BTreeMap::new(), next_role: 1, epoch: Instant::now(), greeted: false };
     let exit = loop {
-        let event = match input.next() {
+        let event = match input.next_event() {
             Ok(event) => event,
             Err(e) => break AgentExit::Failed(format!("read a request: {e}")),
         };
