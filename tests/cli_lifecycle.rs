@@ -81,11 +81,18 @@ fn interrupt_and_check(child: &mut Child, signal: i32, pgids: &[i32]) {
         std::thread::sleep(Duration::from_millis(50));
         left = pgids.iter().flat_map(|&pgid| live_members(pgid)).collect();
     }
+    let described: Vec<String> = left
+        .iter()
+        .map(|pid| {
+            let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!("{pid} {}", String::from_utf8_lossy(&command).replace('\0', " "))
+        })
+        .collect();
     for &pgid in pgids {
         // SAFETY: kill(2) of a group this test's socklab started; ESRCH when gone.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
-    assert!(left.is_empty(), "signal {signal}: processes {left:?} of groups {pgids:?} outlived socklab");
+    assert!(left.is_empty(), "signal {signal}: {described:?} of groups {pgids:?} outlived socklab");
     assert_eq!(status.code(), Some(128 + signal), "exit 128 + signal {signal}: {status:?}");
 }
 

@@ -12,7 +12,11 @@
 //!
 //! Once [`stop_all`] has begun, a group tracked afterwards (a case thread that spawned a
 //! command just then) is killed at once: nothing started during the shutdown outlives it.
+//! A start holds a [`Starting`] from before its spawn until its group is tracked, and
+//! [`stop_all`] waits for those (briefly) before it reads the list, so a command spawned
+//! a moment before the signal, and not yet in the list, is not missed either.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,29 @@ struct Groups {
 }
 
 static GROUPS: Mutex<Groups> = Mutex::new(Groups { pgids: Vec::new(), closing: false });
+
+/// Starts under way: spawned or spawning, not yet tracked.
+static STARTING: AtomicUsize = AtomicUsize::new(0);
+
+/// How long [`stop_all`] waits for starts under way to track their groups.
+const STARTS_WAIT: Duration = Duration::from_secs(1);
+
+/// A start under way, from before its spawn until its group is [`track`]ed (drop it
+/// after that, or when the spawn failed).
+#[must_use = "hold it across the spawn and the track"]
+pub struct Starting(());
+
+/// Announces a start: call before spawning a command in a group of its own.
+pub fn starting() -> Starting {
+    STARTING.fetch_add(1, Ordering::SeqCst);
+    Starting(())
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 fn groups() -> std::sync::MutexGuard<'static, Groups> {
     // A thread that panicked while holding the lock left the list as it was: still valid.
@@ -61,13 +88,15 @@ pub fn tracked() -> Vec<i32> {
 /// Stops every tracked group: SIGTERM to each, up to `grace` for all of them to end,
 /// then SIGKILL to what is left, and reaps the leaders (children of this process). From
 /// now on a newly tracked group is killed at once. Returns how many groups there were.
-/// Takes at most `grace` plus a second.
+/// Takes at most `grace` plus two seconds.
 pub fn stop_all(grace: Duration) -> usize {
-    let pgids = {
-        let mut groups = groups();
-        groups.closing = true;
-        groups.pgids.clone()
-    };
+    groups().closing = true;
+    // A start that spawned before `closing` was set tracks its group within moments.
+    let deadline = Instant::now() + STARTS_WAIT;
+    while STARTING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pgids = groups().pgids.clone();
     for &pgid in &pgids {
         signal_group(pgid, libc::SIGTERM);
     }

@@ -59,6 +59,7 @@ impl TargetProcess {
         let port = free_port().map_err(|e| TargetError::Start(format!("find a free port: {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let command = template.with_port(port);
+        let starting = groups::starting();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
@@ -70,6 +71,7 @@ impl TargetProcess {
             .map_err(|e| TargetError::Start(format!("cannot start `{command}`: {e}")))?;
         let pgid = child.id() as i32;
         groups::track(pgid);
+        drop(starting);
         let (stdout, stderr) = (Tail::default(), Tail::default());
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {

@@ -181,6 +181,7 @@ impl RemoteAgent {
         peer_addr: Option<IpAddr>,
         timeout: Duration,
     ) -> Result<RemoteAgent, AgentError> {
+        let starting = groups::starting();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -192,6 +193,7 @@ impl RemoteAgent {
             .map_err(|e| AgentError::Spawn { command: command.to_string(), reason: e.to_string() })?;
         let pgid = child.id() as i32;
         groups::track(pgid);
+        drop(starting);
         let stderr = Tail::default();
         let mut readers = Vec::new();
         if let Some(err) = child.stderr.take() {
