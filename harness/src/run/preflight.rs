@@ -23,7 +23,7 @@ use crate::suite::CaseSpec;
 ///
 /// # Errors
 /// [`RunError::Target`]: [`TargetError::NothingListens`] or
-/// [`TargetError::Unreachable`](crate::external::TargetError::Unreachable).
+/// [`TargetError::Unreachable`].
 pub fn check_target_addrs(cases: &[CaseSpec]) -> Result<(), RunError> {
     let mut checked = Vec::new();
     for case in cases {

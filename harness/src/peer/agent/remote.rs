@@ -10,7 +10,7 @@
 //! with its id, and gives up early when the case is cancelled. Dropping the agent says
 //! `bye`, closes its stdin, and after a grace period signals the group (SIGTERM, then
 //! SIGKILL). Until then the group is in the process-wide list of
-//! [`groups`](crate::external::groups), so an interrupted `socklab` stops it too.
+//! [`groups`], so an interrupted `socklab` stops it too.
 
 use std::io::{BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
