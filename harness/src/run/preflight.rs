@@ -6,13 +6,38 @@ use std::sync::Arc;
 
 use super::error::RunError;
 use super::plan::PeerCommand;
-use crate::external::{Target, TargetProcess};
+#[cfg(doc)]
+use crate::external::TargetError;
+use crate::external::{Target, TargetProcess, check_listening};
 use crate::params::ParamError;
 use crate::peer::agent::RemoteAgent;
 use crate::peer::agent::remote::CONTROL_TIMEOUT;
 use crate::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE};
 use crate::scenario::Registry;
 use crate::suite::CaseSpec;
+
+/// Connects once to each target address of the run (`--target ADDR`): a server that is
+/// not there is one line before any case, not a failure in every check. A case over UDP
+/// (its `transport` parameter is `udp`) is not checked: nothing answers a UDP probe
+/// unasked. (A `--target-cmd` is checked by its start: it must listen.)
+///
+/// # Errors
+/// [`RunError::Target`]: [`TargetError::NothingListens`] or
+/// [`TargetError::Unreachable`].
+pub fn check_target_addrs(cases: &[CaseSpec]) -> Result<(), RunError> {
+    let mut checked = Vec::new();
+    for case in cases {
+        let udp = case.params.get("transport").and_then(serde_json::Value::as_str) == Some("udp");
+        if let Target::Addr(addr) = case.target
+            && !udp
+            && !checked.contains(&addr)
+        {
+            check_listening(addr)?;
+            checked.push(addr);
+        }
+    }
+    Ok(())
+}
 
 /// Starts each target command of the run once, and stops it: a command that exits at
 /// once or never listens fails here, before any case.
