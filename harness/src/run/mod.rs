@@ -102,7 +102,7 @@ impl PreparedRun<'_> {
     /// a peer; [`RunError::Runtime`] when no runtime can be built.
     pub fn execute(self, progress: &dyn Progress) -> Result<RunOutput, RunError> {
         let PreparedRun { plan, registry, cases } = self;
-        preflight::check_target_addrs(&cases)?;
+        preflight::check_target_addrs(&cases, registry)?;
         preflight::try_target_commands(&cases)?;
         let peer = match &plan.peer {
             Some(peer) => Some(preflight::start_peer(peer, &cases, registry)?),

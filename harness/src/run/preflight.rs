@@ -10,6 +10,7 @@ use super::plan::PeerCommand;
 use crate::external::TargetError;
 use crate::external::{Target, TargetProcess, check_listening};
 use crate::params::ParamError;
+use crate::peer::Transport;
 use crate::peer::agent::RemoteAgent;
 use crate::peer::agent::remote::CONTROL_TIMEOUT;
 use crate::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE};
@@ -18,18 +19,20 @@ use crate::suite::CaseSpec;
 
 /// Connects once to each target address of the run (`--target ADDR`): a server that is
 /// not there is one line before any case, not a failure in every check. A case over UDP
-/// (its `transport` parameter is `udp`) is not checked: nothing answers a UDP probe
-/// unasked. (A `--target-cmd` is checked by its start: it must listen.)
+/// (its scenario's [`target_transport`](crate::scenario::Scenario::target_transport)) is
+/// not checked: nothing answers a UDP probe unasked. (A `--target-cmd` is checked by its
+/// start: it must listen.)
 ///
 /// # Errors
 /// [`RunError::Target`]: [`TargetError::NothingListens`] or
 /// [`TargetError::Unreachable`].
-pub fn check_target_addrs(cases: &[CaseSpec]) -> Result<(), RunError> {
+pub fn check_target_addrs(cases: &[CaseSpec], registry: &Registry) -> Result<(), RunError> {
     let mut checked = Vec::new();
     for case in cases {
-        let udp = case.params.get("transport").and_then(serde_json::Value::as_str) == Some("udp");
+        let tcp =
+            registry.get(&case.scenario).is_ok_and(|s| s.target_transport(&case.params) == Transport::Tcp);
         if let Target::Addr(addr) = case.target
-            && !udp
+            && tcp
             && !checked.contains(&addr)
         {
             check_listening(addr)?;
