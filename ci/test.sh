@@ -36,6 +36,11 @@ for src in framing/src model/src harness/src scenarios/src reports/src src; do
 done
 echo "none"
 
+# tests/cli_link.rs gives a copy of the binary file capabilities and runs it as `nobody`.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v setcap >/dev/null || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap2-bin >/dev/null; }
+fi
+
 echo "== cargo test --workspace"
 cargo test --workspace
 

@@ -15,7 +15,8 @@ use socklab_harness::peer::{Behaviour, Flavour, Transport};
 /// result and writes a report folder: report.json, report.md and junit.xml.
 ///
 /// Exit codes: 0 every check passed; 1 some check failed or a case did not finish;
-/// 2 usage or configuration error.
+/// 2 usage or configuration error; 130, 143, 129 interrupted by SIGINT, SIGTERM, SIGHUP
+/// (run and probe first stop every process they started).
 #[derive(Debug, Parser)]
 #[command(name = "socklab", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -73,6 +74,11 @@ pub enum Command {
     /// Items combine: --split 3 --delay 1ms, or the whole spec at once with --impair
     /// 'split=3+delay=1ms'. Without any item the relay passes bytes straight through
     /// (splice), a baseline to compare with.
+    ///
+    /// Bounded: at most --max-connections at once (more are refused, warned about on
+    /// stderr and counted), a TCP connection idle for --idle-timeout is closed, a UDP
+    /// flow idle for --udp-flow-timeout is forgotten, and at most --max-queued bytes of
+    /// delayed datagrams wait (more are dropped and counted).
     Proxy(ProxyArgs),
 
     /// Serve a runner over stdin and stdout: the other host's end of `run --peer-cmd`.
@@ -85,7 +91,8 @@ pub enum Command {
     /// `ip netns exec B socklab agent --stdio`. Its servers listen on 0.0.0.0 (IPv4), on
     /// ports the OS chooses: the runner must reach this host directly (behind NAT, give
     /// the runner --peer-addr). It writes only protocol lines to stdout and its own
-    /// errors to stderr, and ends when its input ends, so ending the command ends it. Exit
+    /// errors to stderr, and ends when its input ends, within a second even in the middle of
+    /// a request, so ending the command ends it. Exit
     /// 0 when its input ends (or `bye`), 1 when it ends mid-message, 2 when the runner's
     /// socklab or protocol version differs (one line naming both versions).
     Agent(AgentArgs),
@@ -150,14 +157,16 @@ pub struct RunArgs {
     pub seed: Option<u64>,
 
     /// Run against a server that is already running at ADDR (IP:PORT) instead of
-    /// socklab's reference peer. Only scenarios that talk to a server over the network
+    /// socklab's reference peer; socklab connects once first, and stops (exit 2) if
+    /// nothing listens there. Only scenarios that talk to a server over the network
     /// take a target (framing-throughput, server-conformance); others are refused.
     #[arg(long, value_name = "ADDR", value_parser = parse_target, conflicts_with = "target_cmd")]
     pub target: Option<Target>,
 
     /// Run against a server socklab starts for each case with `sh -c CMD`, {port} replaced
     /// by a free port; socklab waits until it listens, stops it afterwards (SIGTERM, then
-    /// SIGKILL), and reports its exit status, output tail and CPU time.
+    /// SIGKILL; also when socklab is interrupted), and reports its exit status, output
+    /// tail and CPU time.
     #[arg(long, value_name = "CMD", value_parser = parse_target_cmd)]
     pub target_cmd: Option<Target>,
 
@@ -254,6 +263,31 @@ fn parse_target_cmd(text: &str) -> Result<Target, TargetError> {
     CommandTemplate::new(text).map(Target::Command)
 }
 
+/// A server's address: `IP:PORT` with a port a server can listen on (not 0).
+fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => Err(format!(
+            "`{text}` has port 0, where no server can be reached: give the port your server listens on, e.g. \
+             127.0.0.1:9000"
+        )),
+        Ok(addr) => Ok(addr),
+        Err(_) => Err(format!("cannot parse `{text}`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")),
+    }
+}
+
+/// A byte count of at least 1.
+fn at_least_one_byte(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => {
+            Err("0 bytes holds nothing, and every connection with a partial frame would be closed: give at \
+                      least 1 (the default is 67108864, 64 MiB)"
+                .to_string())
+        }
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(format!("`{text}` is not a byte count: {e}")),
+    }
+}
+
 /// Arguments of `socklab report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -310,8 +344,8 @@ pub struct ServeArgs {
     /// Most bytes held for clients across all connections, in every framing: unfinished
     /// frames (stop-and-wait: each announced length, before it is acknowledged) and replies
     /// a client has not read (past 256 KiB a connection); the connection that would exceed
-    /// it is closed (load shed, logged).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    /// it is closed (load shed, logged). At least 1.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = at_least_one_byte)]
     pub max_buffered: usize,
 
     /// Most TCP connections served at once (a thread each with --flavour threaded); one
@@ -370,8 +404,8 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
-    /// The server to relay to (IP:PORT).
-    #[arg(long, value_name = "ADDR")]
+    /// The server to relay to (IP:PORT, not port 0).
+    #[arg(long, value_name = "ADDR", value_parser = parse_upstream)]
     pub upstream: SocketAddr,
 
     /// tcp, or udp.
@@ -446,6 +480,28 @@ pub struct ProxyArgs {
     /// UDP: cut datagrams to N bytes (all, or with a probability: N@P).
     #[arg(long, value_name = "N[@P]")]
     pub truncate: Option<String>,
+
+    /// Connections (UDP: client addresses) served at once; more are refused (a TCP
+    /// client is closed at once, a UDP datagram from a new address dropped), logged and
+    /// counted.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
+
+    /// TCP: close a connection that moves no byte either way for this many seconds (a
+    /// client that went silent, a peer that stopped reading), freeing its slot.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
+
+    /// UDP: forget a client address that sent and received nothing for this many seconds
+    /// (its next datagram starts a new flow), freeing its slot.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub udp_flow_timeout: u64,
+
+    /// UDP: most bytes of datagrams waiting for their time (--delay), across all flows,
+    /// each counted with 128 bytes of bookkeeping; past it a datagram is dropped and
+    /// counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range((1 << 20)..=(1 << 34)))]
+    pub max_queued: u64,
 }
 
 /// Arguments of `socklab explain`.

@@ -4,6 +4,7 @@
 mod catalog;
 
 mod compare;
+mod lifecycle;
 mod probe;
 mod progress;
 mod proxy;
@@ -26,15 +27,25 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    lifecycle::quiet_on_closed_output();
     let cli = Cli::parse(); // usage errors exit 2
     if let Command::Agent(args) = &cli.command {
         return agent(args);
     }
+    // The commands that start processes stop them when interrupted.
+    if matches!(cli.command, Command::Run(_) | Command::Probe(_))
+        && let Err(e) = lifecycle::stop_groups_on_signals()
+    {
+        eprintln!("error: cannot listen for SIGINT, SIGTERM and SIGHUP: {e}");
+        return ExitCode::from(2);
+    }
     match dispatch(&cli) {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) if lifecycle::is_closed_pipe(&e) => lifecycle::die_of_sigpipe(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote peers (an agent's reply) and users (a value): no raw control bytes.
+            eprintln!("error: {}", socklab_harness::text::printable_text(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -45,7 +56,8 @@ fn main() -> ExitCode {
 fn agent(args: &AgentArgs) -> ExitCode {
     use socklab_harness::peer::agent::{AgentConfig, AgentExit, run_agent};
     let config = AgentConfig { max_line: args.max_line as usize };
-    let exit = run_agent(std::io::stdin().lock(), std::io::stdout().lock(), config);
+    let input = std::io::BufReader::new(std::io::stdin());
+    let exit = run_agent(input, std::io::stdout().lock(), config);
     match &exit {
         AgentExit::VersionMismatch => {
             eprintln!("socklab agent: the runner's version differs (see the error reply)")

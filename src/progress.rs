@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use socklab_harness::report::{CaseResult, CaseStatus};
 use socklab_harness::runner::Progress;
 use socklab_harness::suite::CaseSpec;
+use socklab_harness::text::printable_text;
 
 /// Shows progress on stderr.
 pub struct CaseProgress {
@@ -55,7 +56,7 @@ impl Progress for CaseProgress {
 
     fn case_started(&self, _index: usize, case: &CaseSpec) {
         if let Some(bar) = self.bar.get() {
-            bar.set_message(case.id.clone());
+            bar.set_message(printable_text(&case.id).into_owned());
         }
     }
 
@@ -80,12 +81,20 @@ fn finished_line(index: usize, total: usize, result: &CaseResult) -> String {
         CaseStatus::Error | CaseStatus::TimedOut => style(result.status.word()).yellow().bold(),
         CaseStatus::Skipped => style(result.status.word()).dim(),
     };
-    let mut line = format!("[{}/{total}] {word} {} ({:.0} ms)", index + 1, result.id, result.duration_ms);
+    // Ids carry parameter values, errors and checks a server's words: escaped, never raw.
+    let shown = |text: &str| printable_text(text).into_owned();
+    let mut line =
+        format!("[{}/{total}] {word} {} ({:.0} ms)", index + 1, shown(&result.id), result.duration_ms);
     if let Some(error) = &result.error {
-        line += &format!(": {error}");
+        line += &format!(": {}", shown(error));
     }
     for check in result.checks.iter().filter(|c| !c.passed) {
-        line += &format!("\n      {}: expected {}, observed {}", check.name, check.expected, check.observed);
+        line += &format!(
+            "\n      {}: expected {}, observed {}",
+            shown(&check.name),
+            shown(&check.expected),
+            shown(&check.observed)
+        );
     }
     line
 }

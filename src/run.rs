@@ -11,6 +11,7 @@ use socklab_harness::report::{CaseResult, CaseStatus, Report};
 use socklab_harness::run::{Overrides, PeerCommand, RunPlan, prepare, suite_file};
 use socklab_harness::scenario::Registry;
 use socklab_harness::suite::{Suite, value_text};
+use socklab_harness::text::{needs_escape, printable_text};
 
 use crate::Outcome;
 use crate::progress::CaseProgress;
@@ -129,12 +130,14 @@ fn print_summary(report: &Report, out: &Path, replay: &Replay, artifacts: usize)
         tally.skipped_suffix(),
         report.run.seed
     );
+    // Case ids carry parameter values and errors a server's words: escaped, never raw.
     for case in report.cases.iter().filter(|c| c.status == CaseStatus::Skipped) {
-        println!("SKIP {}: {}", case.id, case.error.as_deref().unwrap_or("skipped"));
+        let why = case.error.as_deref().unwrap_or("skipped");
+        println!("SKIP {}: {}", printable_text(&case.id), printable_text(why));
     }
     for case in report.cases.iter().filter(|c| !matches!(c.status, CaseStatus::Passed | CaseStatus::Skipped))
     {
-        println!("{} {}", case.status.word(), case.id);
+        println!("{} {}", case.status.word(), printable_text(&case.id));
         println!("  replay: {}", replay_command(case, replay, report.run.seed));
     }
     let captures =
@@ -167,10 +170,45 @@ fn replay_command(case: &CaseResult, replay: &Replay, run_seed: u64) -> String {
     words.join(" ")
 }
 
+/// `word` as a POSIX shell reads it back: bare when plain, in single quotes otherwise,
+/// and — when it holds a control character, which must not reach the terminal raw, or a
+/// line break, which would split the command — in bash's `$'…'` quotes with each such
+/// character escaped (`$'a\x1b[31m'`), which reads back as the same bytes.
 fn shell_quote(word: &str) -> String {
     if word.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,=/:".contains(c)) {
         word.to_string()
+    } else if word.chars().any(escaped) {
+        let mut quoted = String::from("$'");
+        for c in word.chars() {
+            match c {
+                '\\' | '\'' => quoted.extend(['\\', c]),
+                c if escaped(c) && u32::from(c) < 0x80 => quoted += &format!("\\x{:02x}", u32::from(c)),
+                c if escaped(c) => quoted += &format!("\\u{:04x}", u32::from(c)),
+                c => quoted.push(c),
+            }
+        }
+        quoted + "'"
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Whether [`shell_quote`] writes `c` as an escape: what a terminal must not see raw, and
+/// line breaks.
+fn escaped(c: char) -> bool {
+    needs_escape(c) || c == '\n' || c == '\t'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn words_are_quoted_so_a_shell_reads_them_back() {
+        assert_eq!(shell_quote("read_size=5"), "read_size=5");
+        assert_eq!(shell_quote("messages=a b"), "'messages=a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("m=a\x1b[31m\x07'\\\n"), r"$'m=a\x1b[31m\x07\'\\\x0a'");
+        assert_eq!(shell_quote("\u{202e}x"), r"$'\u202ex'");
     }
 }

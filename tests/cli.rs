@@ -299,3 +299,69 @@ fn a_scenario_filter_on_a_suite_without_it_is_an_error() {
         .code(2)
         .stderr(predicate::str::contains("unknown scenario `nope`"));
 }
+
+/// `name = [v, v, ...]` with `count` values from `value(i)`.
+fn matrix_line(name: &str, count: usize, value: impl Fn(usize) -> String) -> String {
+    format!("{name} = [{}]\n", (0..count).map(value).collect::<Vec<_>>().join(","))
+}
+
+/// The case limit counts without overflow: four parameters of 65,536 values are 2^64
+/// cases (a usize product wrapped to 0, passed the limit and allocated until the process
+/// aborted), eight of 1,000 are 10^24 (printed wrapped). Both are exit 2 with the true
+/// number, at once.
+#[test]
+fn a_suite_past_the_case_limit_is_refused_with_its_true_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[[run]]\nscenario = \"tcp-coalescing\"\n[run.params]\n";
+    let huge = [
+        matrix_line("read_size", 65_536, |i| (i + 1).to_string()),
+        matrix_line("read_delay_ms", 65_536, |i| (i % 10_001).to_string()),
+        matrix_line("nodelay", 65_536, |_| "false".into()),
+        matrix_line("warm", 65_536, |_| "true".into()),
+    ];
+    let path = suite(dir.path(), &format!("{head}{}", huge.concat()));
+    let started = std::time::Instant::now();
+    socklab().args(["run", "--suite", &path]).assert().code(2).stderr(
+        "error: the suite expands to 18446744073709551616 cases, more than the limit of 10000; shrink the matrices\n",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "refused before any case is made");
+    let thousand = [
+        matrix_line("read_size", 1000, |i| (i + 1).to_string()),
+        matrix_line("read_delay_ms", 1000, |i| i.to_string()),
+        matrix_line("nodelay", 1000, |_| "false".into()),
+        matrix_line("warm", 1000, |_| "true".into()),
+        matrix_line("messages", 1000, |_| "[\"a\"]".into()),
+        matrix_line("large_message", 1000, |i| i.to_string()),
+        matrix_line("mtu", 1000, |i| (576 + i).to_string()),
+        matrix_line("delay_ms", 1000, |i| i.to_string()),
+    ];
+    let path = suite(dir.path(), &format!("{head}{}", thousand.concat()));
+    socklab().args(["run", "--suite", &path]).assert().code(2).stderr(
+        "error: the suite expands to 1000000000000000000000000 cases, more than the limit of 10000; shrink the \
+         matrices\n",
+    );
+}
+
+/// Values that leave nothing to work with are refused: a relay to port 0 (no server can
+/// be there) and a buffer cap of 0 bytes (every partial frame would be shed). Before,
+/// both ran until stopped.
+#[test]
+fn a_proxy_to_port_0_and_a_zero_buffer_cap_are_refused() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["proxy", "--upstream", "127.0.0.1:0"],
+            "error: invalid value '127.0.0.1:0' for '--upstream <ADDR>': `127.0.0.1:0` has port 0, where no server \
+             can be reached",
+        ),
+        (
+            &["serve", "--max-buffered", "0"],
+            "error: invalid value '0' for '--max-buffered <BYTES>': 0 bytes holds nothing",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = socklab().args(args).timeout(std::time::Duration::from_secs(20)).output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.lines().next().is_some_and(|l| l.starts_with(message)), "{args:?}: {stderr}");
+    }
+}

@@ -107,6 +107,31 @@ fn a_peer_command_that_fails_is_one_line_and_exit_2() {
         );
 }
 
+/// A command that prints something other than the protocol (here a greeting, then it
+/// sleeps) is one line naming what it printed, exit 2, at once: before, socklab waited
+/// 30 s and said only "no reply to hello".
+#[test]
+fn a_peer_command_that_prints_garbage_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = socklab()
+        .args(["run", "tcp-coalescing", "--peer-cmd", "echo hello world; sleep 60", "--out"])
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: --peer-cmd `echo hello world; sleep 60` wrote `hello world` on its stdout while socklab waited \
+             for hello (the version check): that is not socklab's agent protocol"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn scenarios_without_a_remote_server_side_are_refused_with_a_peer() {
     let dir = tempfile::tempdir().unwrap();

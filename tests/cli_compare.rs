@@ -161,3 +161,49 @@ fn runs_on_a_differently_loaded_machine_are_flagged() {
     let same = with_load(recorded + 0.1);
     assert!(!same.contains("Machine load"), "{same}");
 }
+
+/// Bug 4 of issue 23: a `report.json` that is a FIFO blocked `compare` and `report`
+/// forever; `/dev/zero` read until memory ran out; a huge file took minutes and
+/// gigabytes. Each is one line and exit 2 now, at once, naming what is wrong.
+#[test]
+fn a_report_json_that_is_no_report_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    socklab().args(["run", "tcp-coalescing", "--out"]).arg(&good).assert().success();
+    let fifo = dir.path().join("fifo");
+    fs::create_dir(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(fifo.join("report.json")).status().unwrap();
+    assert!(made.success());
+    let zero = dir.path().join("zero");
+    fs::create_dir(&zero).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("report.json")).unwrap();
+    let huge = dir.path().join("huge");
+    fs::create_dir(&huge).unwrap();
+    // Sparse: 257 MiB that take no disk and are never read.
+    fs::File::create(huge.join("report.json")).unwrap().set_len(257 << 20).unwrap();
+
+    for (folder, why) in [
+        (&fifo, "it is a FIFO, not a regular file".to_string()),
+        (&zero, "it is a character device, not a regular file".to_string()),
+        (
+            &huge,
+            format!(
+                "it is {} bytes (257.0 MiB), over the limit of {} bytes (256.0 MiB)",
+                257 << 20,
+                256 << 20
+            ),
+        ),
+    ] {
+        let line = format!("error: cannot read {}: {why}", folder.join("report.json").display());
+        for args in [
+            vec!["compare".as_ref(), good.as_os_str(), folder.as_os_str()],
+            vec!["report".as_ref(), folder.as_os_str()],
+        ] {
+            let output = socklab().args(&args).timeout(std::time::Duration::from_secs(20)).output().unwrap();
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+            assert!(stderr.starts_with(&line), "{args:?}: {stderr}");
+        }
+    }
+}

@@ -148,9 +148,10 @@ fn probing_socklab_serve_in_another_process_exits_0() {
 
 #[test]
 fn bad_input_gets_one_line_errors_and_exit_2() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&[], "the following required arguments were not provided"),
         (&["localhost"], "cannot parse target address `localhost`: expected IP:PORT"),
+        (&["127.0.0.1:0"], "target address `127.0.0.1:0` has port 0, where no server can be reached"),
         (&["127.0.0.1:9", "--framing", "u24be"], "unknown framing strategy \"u24be\""),
         (
             &["127.0.0.1:9", "--behaviour", "echo_upper"],
@@ -188,4 +189,67 @@ fn bad_input_gets_one_line_errors_and_exit_2() {
             .collect();
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
     }
+}
+
+/// `--set` matrices multiply without overflow: eight parameters of 256 values are 2^64
+/// combinations per check (the count wrapped to 0 and the probe allocated until it
+/// aborted); exit 2 at once with the true number of cases.
+#[test]
+fn set_matrices_past_the_case_limit_are_refused_with_their_true_size() {
+    let sets = [
+        ("messages", 1),
+        ("message_size", 16),
+        ("large_size", 16),
+        ("session_ms", 100),
+        ("eof_timeout_ms", 100),
+        ("reply_timeout_ms", 100),
+        ("slow_bytes", 1024),
+        ("slow_rcvbuf", 1024),
+    ];
+    let mut command = socklab();
+    command.args(["probe", "127.0.0.1:9"]);
+    for (name, first) in sets {
+        let values: Vec<String> = (first..first + 256).map(|v: u32| v.to_string()).collect();
+        command.args(["--set", &format!("{name}={}", values.join(","))]);
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "refused before any case is made");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    let cases: u128 = error
+        .strip_prefix("error: the suite expands to ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(cases >= 1 << 64 && cases % (1 << 64) == 0, "each check's 2^64 combinations: {error}");
+    assert!(error.ends_with("cases, more than the limit of 10000; shrink the matrices"), "{error}");
+}
+
+/// A port where nothing listens (nothing accepts there, and TCP refuses at once) — as
+/// long as nothing binds it in the few milliseconds after this returns.
+fn closed_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A target where nothing listens is one line and exit 2 before any check runs; before,
+/// every check failed on its own (8 FAIL lines, exit 1).
+#[test]
+fn a_target_where_nothing_listens_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = closed_port();
+    let output =
+        socklab().arg("probe").arg(addr.to_string()).arg("--out").arg(dir.path().join("r")).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("note:")).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "error: nothing listens at {addr}: the connection was refused; start your server there first, or let \
+             socklab start it with --target-cmd"
+        )]
+    );
+    assert!(!dir.path().join("r").exists(), "no report of checks that never ran");
 }

@@ -157,3 +157,58 @@ fn an_unknown_case_id_lists_the_valid_ones() {
              tcp-coalescing[read_size=5], tcp-coalescing[read_size=1024]\n",
         ));
 }
+
+/// Weak point 6 of issue 23: a parameter value's control characters reached the terminal
+/// raw (the progress line, the summary, the replay command) and the pages. Shown escaped
+/// now; the replay command quotes them as `$'…'`, which a shell reads back as the same
+/// bytes, so it still runs exactly that case.
+#[test]
+fn control_characters_in_a_parameter_reach_no_terminal_and_the_replay_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    // The server waits 3 s before its first read: the 1 s timeout makes the case fail.
+    let output = socklab()
+        .args(["run", "tcp-coalescing", "--timeout", "1", "--seed", "5"])
+        .args(["--set", "messages=a\x1b[31mX\x07,cd", "--set", "read_delay_ms=3000", "--out"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, stderr) =
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    for (what, text) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", stderr.as_str()),
+        ("report.md", &fs::read_to_string(first.join("report.md")).unwrap()),
+        ("index.html", &fs::read_to_string(first.join("index.html")).unwrap()),
+    ] {
+        assert!(!text.contains(['\x1b', '\x07']), "{what} holds a raw control character:\n{text}");
+        assert!(text.contains(r"a\x1b[31mX\x07"), "{what} shows the value escaped:\n{text}");
+    }
+    let replay = stdout.lines().find_map(|l| l.trim().strip_prefix("replay: socklab ")).unwrap();
+    assert!(replay.contains(r"--set $'messages=a\x1b[31mX\x07,cd'"), "{replay}");
+
+    let again = dir.path().join("again");
+    let socklab_bin = assert_cmd::cargo::cargo_bin("socklab");
+    let script = format!("'{}' {replay} --out '{}'", socklab_bin.display(), again.display());
+    let status =
+        std::process::Command::new("bash").args(["-c", &script]).env("NO_COLOR", "1").output().unwrap();
+    assert_eq!(status.status.code(), Some(1), "{}", String::from_utf8_lossy(&status.stderr));
+    let ran = cases(&again);
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0]["id"], cases(&first)[0]["id"], "the same case, control characters and all");
+    assert_eq!(ran[0]["params"]["messages"][0], "a\x1b[31mX\x07");
+}
+
+/// An error that quotes what a user gave (or a peer said) shows its control characters
+/// escaped too: before, `ESC [ 2 J` in a bad value cleared the terminal that printed it.
+#[test]
+fn an_error_quoting_a_bad_value_shows_it_escaped() {
+    socklab()
+        .args(["run", "tcp-coalescing", "--set", "read_size=5\x1b[2J\x07"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "error: bad value `5\\x1b[2J\\x07` for parameter `read_size`: expected integer in 1..=1048576 (bytes)\n",
+        ));
+}

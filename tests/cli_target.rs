@@ -141,3 +141,22 @@ fn targets_that_cannot_work_get_one_line_errors_and_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("its stderr ends: boom"));
 }
+
+/// `run --target` checks the address once too: nothing listening is one line, exit 2,
+/// for any scenario that takes a target.
+#[test]
+fn run_against_a_target_where_nothing_listens_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for scenario in ["server-conformance", "framing-throughput"] {
+        socklab()
+            .args(["run", scenario, "--target", &addr.to_string(), "--out"])
+            .arg(dir.path().join("r"))
+            .assert()
+            .code(2)
+            .stderr(format!(
+                "error: nothing listens at {addr}: the connection was refused; start your server there first, or \
+                 let socklab start it with --target-cmd\n"
+            ));
+    }
+}

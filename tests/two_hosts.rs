@@ -8,12 +8,12 @@
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::{Capability, test_may_make_namespaces, test_may_use};
 
 #[test]
 fn two_namespaces_stand_in_for_two_hosts() {
     let name = "two_namespaces_stand_in_for_two_hosts";
-    if !test_may_use(Capability::NetAdmin, name) || !test_may_use(Capability::NetRaw, name) {
+    if !test_may_make_namespaces(name) || !test_may_use(Capability::NetRaw, name) {
         return;
     }
     let binary = Command::cargo_bin("socklab").unwrap().get_program().to_owned();

@@ -1,5 +1,11 @@
 //! Privileged features — packet capture (CAP_NET_RAW) and network namespaces
-//! (CAP_NET_ADMIN) — and the rule for code and tests that need them.
+//! (CAP_SYS_ADMIN to make one, CAP_NET_ADMIN to set up its interfaces) — and the rule
+//! for code and tests that need them.
+//!
+//! Without root, the capabilities can come from the binary's file capabilities
+//! (`setcap cap_sys_admin,cap_net_admin,cap_net_raw+ep`). The programs socklab runs inside
+//! a namespace (`ip`, `tc`) get them through the ambient set ([`raise_ambient`]), which a
+//! file capability alone does not pass on to a program it executes.
 //!
 //! Scenarios degrade: without the capability a case runs on and its report says what was
 //! unavailable and why. Tests skip with a printed reason, except when
@@ -16,9 +22,17 @@ pub const REQUIRE_PRIVILEGED_VAR: &str = "SOCKLAB_REQUIRE_PRIVILEGED";
 pub enum Capability {
     /// Packet sockets, for capture.
     NetRaw,
-    /// Network namespaces, interfaces, qdiscs.
+    /// Interfaces, addresses, qdiscs, socket buffers past the limits.
     NetAdmin,
+    /// Making a network namespace (`unshare(CLONE_NEWNET)`, `setns`).
+    SysAdmin,
 }
+
+/// What a private network namespace needs: making it, and setting up its interfaces.
+pub const NAMESPACES: &[Capability] = &[Capability::SysAdmin, Capability::NetAdmin];
+
+/// The capabilities socklab uses, all of them: what `setcap` should give the binary.
+const ALL: &[Capability] = &[Capability::SysAdmin, Capability::NetAdmin, Capability::NetRaw];
 
 impl Capability {
     /// Bit number in the kernel's capability sets (`linux/capability.h`).
@@ -26,6 +40,7 @@ impl Capability {
         match self {
             Capability::NetAdmin => 12,
             Capability::NetRaw => 13,
+            Capability::SysAdmin => 21,
         }
     }
 
@@ -34,6 +49,7 @@ impl Capability {
         match self {
             Capability::NetRaw => "CAP_NET_RAW",
             Capability::NetAdmin => "CAP_NET_ADMIN",
+            Capability::SysAdmin => "CAP_SYS_ADMIN",
         }
     }
 
@@ -59,11 +75,87 @@ impl fmt::Display for Capability {
     }
 }
 
+/// Whether this process holds every one of `capabilities`.
+pub fn all_held(capabilities: &[Capability]) -> bool {
+    capabilities.iter().all(|c| c.held())
+}
+
+/// The one-line reason reports show when any of `capabilities` is missing: `needs
+/// CAP_SYS_ADMIN and CAP_NET_ADMIN (run as root or setcap
+/// cap_sys_admin,cap_net_admin,cap_net_raw+ep on the socklab binary)`. The `setcap` names
+/// every capability socklab uses, so one command makes every feature work.
+pub fn missing_reason_all(capabilities: &[Capability]) -> String {
+    let names: Vec<&str> = capabilities.iter().map(|c| c.name()).collect();
+    let setcap: Vec<String> = ALL.iter().map(|c| c.name().to_lowercase()).collect();
+    format!(
+        "needs {} (run as root or setcap {}+ep on the socklab binary)",
+        names.join(" and "),
+        setcap.join(",")
+    )
+}
+
 /// The effective capability set, from `/proc/self/status` (`CapEff:`).
 fn effective_capabilities() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|line| line.strip_prefix("CapEff:"))?.trim();
     u64::from_str_radix(hex, 16).ok()
+}
+
+/// The kernel's capability header (`struct __user_cap_header_struct`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// One half of the kernel's capability sets (`struct __user_cap_data_struct`); version 3
+/// takes two, for capabilities 0-31 and 32-63.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Puts every capability socklab uses that this process holds in its permitted set into
+/// its inheritable and ambient sets, so a program it executes next (`ip`, `tc`) holds
+/// them too. Meant for a child between `fork` and `exec` (`Command::pre_exec`): it makes
+/// only raw system calls (`capget`, `capset`, `prctl`), which are async-signal-safe, and
+/// changes nothing in the parent. A capability it cannot raise is left out: the program
+/// then fails with the kernel's own "Operation not permitted", as it would have.
+///
+/// # Errors
+/// When `capget` or `capset` fails.
+pub fn raise_ambient() -> std::io::Result<()> {
+    let mut header = CapHeader { version: CAP_VERSION_3, pid: 0 };
+    let mut data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capget writes two CapData, the size version 3 defines, into `data`.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let wanted = ALL.iter().fold(0u32, |bits, c| bits | (1 << c.bit()));
+    data[0].inheritable |= data[0].permitted & wanted;
+    // SAFETY: capset reads the header and the two CapData it is given.
+    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for capability in ALL.iter().filter(|c| data[0].inheritable & (1 << c.bit()) != 0) {
+        // SAFETY: prctl with integer arguments only.
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                capability.bit() as libc::c_ulong,
+                0,
+                0,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// True when the environment demands privileged tests run.
@@ -90,6 +182,12 @@ pub fn test_may_use(capability: Capability, test: &str) -> bool {
     false
 }
 
+/// For tests that make network namespaces: [`test_may_use`] for every capability of
+/// [`NAMESPACES`].
+pub fn test_may_make_namespaces(test: &str) -> bool {
+    NAMESPACES.iter().all(|capability| test_may_use(*capability, test))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +201,11 @@ mod tests {
         assert_eq!(
             Capability::NetRaw.missing_reason(),
             "needs CAP_NET_RAW (run as root or setcap cap_net_raw+ep on the socklab binary)"
+        );
+        assert_eq!(
+            missing_reason_all(NAMESPACES),
+            "needs CAP_SYS_ADMIN and CAP_NET_ADMIN (run as root or setcap \
+             cap_sys_admin,cap_net_admin,cap_net_raw+ep on the socklab binary)"
         );
     }
 }

@@ -31,8 +31,8 @@ use crate::external::ExternalTarget;
 use crate::link::{LinkError, LinkKind};
 use crate::net::{NetnsError, SnmpError};
 use crate::params::{Invalid, ParamError, ParamSet, ParamSpec};
-use crate::peer::PeerError;
 use crate::peer::agent::{AgentError, RemoteAgent};
+use crate::peer::{PeerError, Transport};
 pub use crate::report::Artifact;
 use crate::report::{BarChart, BarGroups, Metric, MetricSpec, Observations, ScenarioInfo, SweepTable};
 
@@ -97,6 +97,13 @@ pub trait Scenario: Send + Sync + 'static {
     /// [`Invalid`], naming the parameter to change and why.
     fn validate_target(_params: &Self::Params) -> Result<(), Invalid> {
         Ok(())
+    }
+
+    /// The transport a case talks to an external target over (`--target`): a run
+    /// connects once to each TCP target before any case, to say in one line when nothing
+    /// listens; a UDP target cannot be asked. Default: TCP.
+    fn target_transport(_params: &Self::Params) -> Transport {
+        Transport::Tcp
     }
 
     /// Checks parameters for a run whose server side is an agent on another host
@@ -374,6 +381,9 @@ pub trait DynScenario: Send + Sync {
     /// # Errors
     /// [`ParamError::Invalid`] with the scenario's reason.
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError>;
+    /// [`Scenario::target_transport`] on a full parameter map (TCP when they do not
+    /// deserialize: expansion has refused those already).
+    fn target_transport(&self, params: &ParamMap) -> Transport;
     /// [`Scenario::validate_peer`] on a full parameter map.
     ///
     /// # Errors
@@ -451,6 +461,10 @@ impl<S: Scenario> DynScenario for Erased<S> {
 
     fn remote_peer(&self) -> bool {
         S::REMOTE_PEER
+    }
+
+    fn target_transport(&self, params: &ParamMap) -> Transport {
+        Self::typed(params).map_or(Transport::Tcp, |typed| S::target_transport(&typed))
     }
 
     fn validate_target(&self, params: &ParamMap) -> Result<(), ParamError> {

@@ -415,24 +415,30 @@ impl Suite {
         }
     }
 
+    /// How many cases the suite expands to (each matrix's product, times its repeat
+    /// count, summed over the runs), counted without overflow: four parameters of 65,536
+    /// values each are 2^64 cases, not 0.
+    pub fn case_count(&self) -> CaseCount {
+        self.runs
+            .iter()
+            .map(|run| {
+                let repeat = CaseCount::Exact(u128::from(run.repeat.unwrap_or(self.repeat)));
+                run.matrix.iter().fold(repeat, |count, (_, values)| count.times(values.len() as u128))
+            })
+            .fold(CaseCount::Exact(0), CaseCount::plus)
+    }
+
     /// Expands every run's matrix into cases, each with its full, validated parameters.
     ///
     /// # Errors
     /// [`ExpandError`] when a combination is refused by its scenario, or the suite
     /// expands to more than [`MAX_CASES`] cases.
     pub fn expand(&self, registry: &Registry) -> Result<Vec<CaseSpec>, ExpandError> {
-        let total: usize = self
-            .runs
-            .iter()
-            .map(|run| {
-                let repeat = run.repeat.unwrap_or(self.repeat) as usize;
-                run.matrix.iter().map(|(_, values)| values.len()).product::<usize>() * repeat
-            })
-            .sum();
-        if total > MAX_CASES {
+        let total = self.case_count();
+        if total > CaseCount::Exact(MAX_CASES as u128) {
             return Err(ExpandError::TooMany { cases: total, limit: MAX_CASES });
         }
-        let mut cases: Vec<CaseSpec> = Vec::with_capacity(total);
+        let mut cases: Vec<CaseSpec> = Vec::with_capacity(MAX_CASES.min(total.exact().unwrap_or(0) as usize));
         let mut id_counts = BTreeMap::<String, usize>::new();
         for run in &self.runs {
             let scenario = registry.get(&run.scenario).map_err(|e| {
@@ -526,10 +532,57 @@ pub enum ExpandError {
     #[error("the suite expands to {cases} cases, more than the limit of {limit}; shrink the matrices")]
     TooMany {
         /// How many.
-        cases: usize,
+        cases: CaseCount,
         /// [`MAX_CASES`].
         limit: usize,
     },
+}
+
+/// A number of cases, exact up to `u128::MAX` (3.4e38): matrices multiply, and a suite
+/// file can hold enough values to pass any machine integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CaseCount {
+    /// This many.
+    Exact(u128),
+    /// More than `u128::MAX`.
+    Beyond,
+}
+
+impl CaseCount {
+    /// The count, when it is exact.
+    pub fn exact(self) -> Option<u128> {
+        match self {
+            CaseCount::Exact(n) => Some(n),
+            CaseCount::Beyond => None,
+        }
+    }
+
+    fn times(self, factor: u128) -> CaseCount {
+        match self {
+            CaseCount::Exact(n) => n.checked_mul(factor).map_or(CaseCount::Beyond, CaseCount::Exact),
+            // Zero times anything is zero, even a count past u128.
+            CaseCount::Beyond if factor == 0 => CaseCount::Exact(0),
+            CaseCount::Beyond => CaseCount::Beyond,
+        }
+    }
+
+    fn plus(self, other: CaseCount) -> CaseCount {
+        match (self, other) {
+            (CaseCount::Exact(a), CaseCount::Exact(b)) => {
+                a.checked_add(b).map_or(CaseCount::Beyond, CaseCount::Exact)
+            }
+            _ => CaseCount::Beyond,
+        }
+    }
+}
+
+impl std::fmt::Display for CaseCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaseCount::Exact(n) => write!(f, "{n}"),
+            CaseCount::Beyond => write!(f, "more than {}", u128::MAX),
+        }
+    }
 }
 
 /// A scenario's [`Scenario::SWEEP`](crate::scenario::Scenario::SWEEP) as a matrix. The
@@ -650,6 +703,45 @@ mod tests {
         assert_eq!(combos.len(), 4);
         assert_eq!(combos[1], vec![("a".to_string(), Value::from(1)), ("b".to_string(), Value::from(true))]);
         assert_eq!(product(&[]).len(), 1, "no matrix is one case with defaults");
+    }
+
+    /// A suite of one run whose matrix has `params` parameters of `values` values each.
+    fn wide(params: usize, values: usize, repeat: u32) -> Suite {
+        let matrix = (0..params).map(|p| (format!("p{p}"), vec![Value::from(0); values])).collect();
+        let run = SuiteRun {
+            scenario: "x".into(),
+            label: None,
+            matrix,
+            timeout: None,
+            expect: Vec::new(),
+            sweep: Vec::new(),
+            target: None,
+            repeat: None,
+        };
+        Suite {
+            name: "wide".into(),
+            timeout: DEFAULT_CASE_TIMEOUT,
+            runs: vec![run.clone(), run],
+            keep_sweep: false,
+            target: Target::Reference,
+            repeat,
+            compare: CompareSettings::default(),
+        }
+    }
+
+    #[test]
+    fn case_counts_never_wrap() {
+        // Two runs of 4 x 65,536 values: 2 * 2^64 cases, where a usize product wrapped to 0.
+        assert_eq!(wide(4, 65_536, 1).case_count(), CaseCount::Exact(1 << 65));
+        assert_eq!(wide(4, 65_536, 1).case_count().to_string(), "36893488147419103232");
+        // 2 * 10^24 with eight parameters of 1,000, times a repeat of 3.
+        assert_eq!(wide(8, 1000, 3).case_count(), CaseCount::Exact(6 * 10u128.pow(24)));
+        // Past u128: said as such, and still more than any limit.
+        let beyond = wide(14, 1000, 1).case_count();
+        assert_eq!(beyond, CaseCount::Beyond);
+        assert!(beyond > CaseCount::Exact(u128::MAX));
+        assert_eq!(beyond.to_string(), format!("more than {}", u128::MAX));
+        assert_eq!(wide(2, 3, 2).case_count(), CaseCount::Exact(36));
     }
 
     #[test]

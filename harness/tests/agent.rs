@@ -281,3 +281,79 @@ fn eof_on_stdin_stops_every_role() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// An agent on a thread whose end is awaited with a deadline: a test must not hang on an
+/// agent that does not end.
+struct WatchedAgent {
+    input: UnixStream,
+    output: BufReader<UnixStream>,
+    done: std::sync::mpsc::Receiver<AgentExit>,
+}
+
+impl WatchedAgent {
+    fn start() -> WatchedAgent {
+        let (input_reader, input) = UnixStream::pair().unwrap();
+        let (output_reader, output_writer) = UnixStream::pair().unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ =
+                done_tx.send(run_agent(BufReader::new(input_reader), output_writer, AgentConfig::default()));
+        });
+        let mut agent = WatchedAgent { input, output: BufReader::new(output_reader), done };
+        assert_eq!(agent.ask(&hello())["type"], "hello");
+        agent
+    }
+
+    fn ask(&mut self, request: &str) -> Value {
+        writeln!(self.input, "{request}").unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Sends `request`, closes the input 500 ms later, and returns how long the agent
+    /// took to end after that, and how it ended.
+    fn close_during(mut self, request: &Value) -> (Duration, AgentExit) {
+        writeln!(self.input, "{request}").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let closed = std::time::Instant::now();
+        drop(self.input);
+        let exit = self.done.recv_timeout(Duration::from_secs(30)).expect("the agent ends within 30 s");
+        (closed.elapsed(), exit)
+    }
+}
+
+/// The end of the input ends the agent within a second even while a request is at work
+/// (before, it was noticed only after the request: a stop could wait ten minutes, a
+/// workload a minute). Its input is a socket pair closed mid-request, as a pipe is when
+/// the runner's ssh dies.
+#[test]
+fn the_end_of_the_input_ends_a_stop_or_a_workload_at_work() {
+    // A stop that would wait 600 s for a reader nobody connects to.
+    let mut agent = WatchedAgent::start();
+    let started = agent.ask(
+        &json!({"type": "start", "id": 1, "role": {
+            "kind": "stream_reader", "read_size": 5, "read_delay_ms": 0, "warm_round_trips": 0, "max_bytes": 10}})
+        .to_string(),
+    );
+    let stop = json!({"type": "stop", "id": 2, "role": started["role"], "wait_ms": 600_000});
+    let (took, exit) = agent.close_during(&stop);
+    assert_eq!(exit, AgentExit::Finished);
+    assert!(took < Duration::from_secs(5), "the stop was abandoned {took:?} after the input ended");
+
+    // A one-minute workload against a server role of the agent's own.
+    let mut agent = WatchedAgent::start();
+    let started = agent.ask(
+        &json!({"type": "start", "id": 1, "role": {
+            "kind": "server", "framing": "u32be", "behaviour": "echo", "flavour": "tokio"}})
+        .to_string(),
+    );
+    let port = started["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap().port();
+    let workload = json!({"type": "workload", "id": 2, "addr": format!("127.0.0.1:{port}"), "workload": {
+        "mode": "ping-pong", "framing": "u32be", "message_size": 64, "duration_ms": 60_000,
+        "max_messages": 100_000_000, "window": 1, "rate_per_s": 100.0, "nodelay": true,
+        "server_behaviour": "echo"}});
+    let (took, exit) = agent.close_during(&workload);
+    assert_eq!(exit, AgentExit::Finished);
+    assert!(took < Duration::from_secs(5), "the workload was abandoned {took:?} after the input ended");
+}

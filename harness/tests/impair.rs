@@ -325,3 +325,237 @@ fn udp_duplicates_reorders_and_truncates_as_recorded() {
     assert!(up.duplicated.total > 100 && up.reordered.total > 100 && up.truncated.total > 100, "{up:?}");
     assert!(arrived.windows(2).any(|w| w[1] < w[0]), "some arrived out of order");
 }
+
+/// A server that accepts up to `connections` clients at once and echoes each until it
+/// closes (bounded: 30 s per connection).
+fn echo_server_for(connections: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut stream, _)) = listener.accept() else { return };
+            thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Waits (bounded: 10 s) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[test]
+fn a_tcp_connection_idle_for_the_timeout_is_closed_counted_and_its_slot_freed() {
+    // Every way a direction moves bytes: splice, copy, and the seeded schedule.
+    for (text, pass_through) in
+        [("none", PassThrough::Splice), ("none", PassThrough::Copy), ("split=3+gap=0", PassThrough::Splice)]
+    {
+        let config = RelayConfig {
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            pass_through,
+            ..RelayConfig::default()
+        };
+        let relay = TcpRelay::start_with(echo_server_for(2), &spec(text), 1, config).unwrap();
+        let mut client = connect(relay.addr());
+        client.write_all(b"ping").unwrap();
+        client.read_exact(&mut [0u8; 4]).unwrap();
+        let quiet = Instant::now();
+        let end = client.read(&mut [0u8; 16]);
+        let waited = quiet.elapsed();
+        assert!(matches!(end, Ok(0)), "{text}: the relay closed the idle connection with a FIN: {end:?}");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(6),
+            "{text}: closed {waited:?} after the last byte, for a 1 s timeout"
+        );
+        let record = closed_record(&relay);
+        assert_eq!(record.error.as_deref(), Some("idle for 1s: closed by the relay"), "{text}");
+        assert!(!record.reset, "{text}: closed, not reset");
+        wait_until("the slot is free", || relay.counters().open == 0);
+        assert_eq!(relay.counters().closed_idle, 1, "{text}");
+        let mut next = connect(relay.addr());
+        next.write_all(b"again").unwrap();
+        let mut reply = [0u8; 5];
+        next.read_exact(&mut reply).unwrap_or_else(|e| panic!("{text}: the freed slot serves: {e}"));
+        assert_eq!(&reply, b"again");
+        assert_eq!(relay.refused(), 0, "{text}");
+    }
+}
+
+#[test]
+fn a_connection_whose_server_stopped_reading_is_closed_when_nothing_moves() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    // Accepts and holds the connection without ever reading (bounded: 20 s).
+    let holder = thread::spawn(move || {
+        let held = listener.accept();
+        thread::sleep(Duration::from_secs(20));
+        drop(held);
+    });
+    let config = RelayConfig { idle_timeout: Duration::from_secs(1), ..RelayConfig::default() };
+    let relay = TcpRelay::start_with(upstream, &Impairment::default(), 1, config).unwrap();
+    let client = connect(relay.addr());
+    client.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let writer = thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 16];
+        // Until the buffers on the way fill and the relay closes the connection; at
+        // most 1 GiB.
+        for _ in 0..16_384 {
+            if (&client).write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let record = closed_record(&relay);
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(record.error.as_deref(), Some("idle for 1s: closed by the relay"), "{record:?}");
+    assert!(record.up.bytes_in > 0, "bytes moved until the buffers were full");
+    assert!(writer.join().unwrap(), "the client's writes fail once the relay let go");
+    drop(holder);
+}
+
+#[test]
+fn a_client_that_resets_frees_its_slot_at_once() {
+    let config = RelayConfig { max_connections: 1, ..RelayConfig::default() };
+    let relay = TcpRelay::start_with(echo_server_for(2), &Impairment::default(), 1, config).unwrap();
+    let mut client = connect(relay.addr());
+    client.write_all(b"ping").unwrap();
+    client.read_exact(&mut [0u8; 4]).unwrap();
+    socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(client); // RST
+    wait_until("the reset frees the slot", || relay.counters().open == 0);
+    let mut next = connect(relay.addr());
+    next.write_all(b"next").unwrap();
+    let mut reply = [0u8; 4];
+    next.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"next");
+    assert_eq!(relay.refused(), 0);
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_counted_and_named() {
+    let config = RelayConfig { max_connections: 2, ..RelayConfig::default() };
+    let relay = TcpRelay::start_with(echo_server_for(2), &Impairment::default(), 1, config).unwrap();
+    let held: Vec<TcpStream> = (0..2).map(|_| connect(relay.addr())).collect();
+    wait_until("two connections served", || relay.counters().open == 2);
+    let mut third = connect(relay.addr());
+    let local = third.local_addr().unwrap();
+    let outcome = third.read(&mut [0u8; 1]);
+    assert!(matches!(outcome, Ok(0) | Err(_)), "closed at once: {outcome:?}");
+    let counters = relay.counters();
+    assert_eq!((counters.refused, counters.last_refused), (1, Some(local)), "{counters:?}");
+    drop(held);
+}
+
+#[test]
+fn stopping_the_relay_ends_idle_connections_at_once() {
+    let relay = TcpRelay::start(echo_server_for(1), &Impairment::default(), 1).unwrap();
+    let mut client = connect(relay.addr());
+    client.write_all(b"ping").unwrap();
+    client.read_exact(&mut [0u8; 4]).unwrap();
+    let stopped = Instant::now();
+    drop(relay);
+    let end = client.read(&mut [0u8; 1]);
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "the stop reaches a blocked read: {:?}",
+        stopped.elapsed()
+    );
+}
+
+/// A UDP server that echoes every datagram back to its sender, for `for_how_long`.
+fn udp_echo(for_how_long: Duration) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    thread::spawn(move || {
+        let started = Instant::now();
+        let mut buf = [0u8; 2048];
+        while started.elapsed() < for_how_long {
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        }
+    });
+    addr
+}
+
+/// One datagram from a new socket through `relay`: whether its echo came back.
+fn udp_answered(relay: SocketAddr, wait: Duration) -> (bool, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket.send_to(b"hello", relay).unwrap();
+    (socket.recv(&mut [0u8; 16]).is_ok(), socket.local_addr().unwrap())
+}
+
+#[test]
+fn udp_flows_expire_so_new_clients_are_served_and_a_refused_one_is_counted() {
+    let config =
+        RelayConfig { max_connections: 4, flow_timeout: Duration::from_secs(1), ..RelayConfig::default() };
+    let relay =
+        UdpRelay::start_with(udp_echo(Duration::from_secs(30)), &Impairment::default(), 1, config).unwrap();
+    for client in 0..4 {
+        assert!(udp_answered(relay.addr(), Duration::from_secs(5)).0, "client {client}");
+    }
+    let (answered, refused) = udp_answered(relay.addr(), Duration::from_millis(500));
+    assert!(!answered, "a fifth address while four flows are live is refused");
+    let counters = relay.counters();
+    assert_eq!((counters.refused, counters.last_refused), (1, Some(refused)), "{counters:?}");
+    // The four flows go quiet; after the timeout (and the sweep) their slots are free.
+    wait_until("the idle flows expire", || relay.counters().closed_idle == 4);
+    for client in 0..4 {
+        assert!(udp_answered(relay.addr(), Duration::from_secs(5)).0, "new client {client} after the expiry");
+    }
+    let observation = relay.observation();
+    let expired = observation.connections.iter().filter(|c| c.closed).collect::<Vec<_>>();
+    assert_eq!(expired.len(), 4, "{observation:?}");
+    assert!(
+        expired.iter().all(|c| c.error.as_deref() == Some("idle for 1s: flow closed by the relay")),
+        "{expired:?}"
+    );
+    assert_eq!(observation.connections.len(), 8, "each flow its own record, indexes never reused");
+}
+
+#[test]
+fn the_udp_delay_queue_is_bounded_and_what_it_drops_is_counted() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = RelayConfig { max_queued_bytes: 1 << 20, ..RelayConfig::default() };
+    let relay = UdpRelay::start_with(receiver.local_addr().unwrap(), &spec("delay=30s"), 1, config).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.connect(relay.addr()).unwrap();
+    let reads = |relay: &UdpRelay| relay.observation().connections.first().map_or(0, |c| c.up.reads_in);
+    let payload = [7u8; 1000];
+    // 2,000 datagrams of 1000 B, in bursts of 50 the relay reads before the next, so no
+    // socket buffer overflows and every one reaches the relay.
+    for burst in 1..=40u64 {
+        for _ in 0..50 {
+            sender.send(&payload).unwrap();
+        }
+        wait_until("the relay reads the burst", || reads(&relay) == burst * 50);
+    }
+    let up = relay.observation().connections[0].up.clone();
+    // Each waiting datagram counts 1000 B + QUEUED_OVERHEAD; 1 MiB holds 929 of them.
+    let held = (1 << 20) / (1000 + socklab_harness::impair::QUEUED_OVERHEAD) as u64;
+    assert_eq!(up.dropped_queue_full, 2000 - held, "{up:?}");
+    assert_eq!(relay.counters().dropped_queue_full, 2000 - held);
+    assert_eq!(up.dropped.total, 0, "the seeded loss is another count");
+    assert_eq!(up.writes_out, 0, "nothing is due before 30 s");
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use socklab_harness::capture::{Capture, CaptureConfig, stream_segments};
 use socklab_harness::link::veth::{CLIENT_IF, SERVER_ADDR, SERVER_IF};
 use socklab_harness::link::{LinkError, Side, VethConfig, VethLink, rate_share_pct};
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::{Capability, test_may_make_namespaces, test_may_use};
 use socklab_harness::report::Direction;
 
 /// What the host's own namespace shows: named namespaces and interfaces.
@@ -83,7 +83,7 @@ fn connect(link: &VethLink) -> (TcpListener, TcpStream) {
 
 #[test]
 fn a_veth_link_joins_two_namespaces_and_leaves_nothing_behind() {
-    if !test_may_use(Capability::NetAdmin, "a_veth_link_joins_two_namespaces_and_leaves_nothing_behind") {
+    if !test_may_make_namespaces("a_veth_link_joins_two_namespaces_and_leaves_nothing_behind") {
         return;
     }
     let before = host_state();
@@ -146,7 +146,7 @@ fn segments_of_one_write(mtu: u32, bytes: usize) -> Vec<usize> {
 
 #[test]
 fn a_4000_byte_write_leaves_as_mss_sized_segments() {
-    if !test_may_use(Capability::NetAdmin, "a_4000_byte_write_leaves_as_mss_sized_segments")
+    if !test_may_make_namespaces("a_4000_byte_write_leaves_as_mss_sized_segments")
         || !test_may_use(Capability::NetRaw, "a_4000_byte_write_leaves_as_mss_sized_segments")
     {
         return;
@@ -158,10 +158,7 @@ fn a_4000_byte_write_leaves_as_mss_sized_segments() {
 
 #[test]
 fn tbf_holds_a_transfer_to_its_rate_as_the_interface_counters_confirm() {
-    if !test_may_use(
-        Capability::NetAdmin,
-        "tbf_holds_a_transfer_to_its_rate_as_the_interface_counters_confirm",
-    ) {
+    if !test_may_make_namespaces("tbf_holds_a_transfer_to_its_rate_as_the_interface_counters_confirm") {
         return;
     }
     let rate = "100mbit".parse().unwrap();
@@ -209,7 +206,7 @@ fn tbf_holds_a_transfer_to_its_rate_as_the_interface_counters_confirm() {
 
 #[test]
 fn a_failed_set_up_or_a_panic_inside_leaves_nothing_behind() {
-    if !test_may_use(Capability::NetAdmin, "a_failed_set_up_or_a_panic_inside_leaves_nothing_behind") {
+    if !test_may_make_namespaces("a_failed_set_up_or_a_panic_inside_leaves_nothing_behind") {
         return;
     }
     let before = host_state();
@@ -235,7 +232,7 @@ fn a_failed_set_up_or_a_panic_inside_leaves_nothing_behind() {
 
 #[test]
 fn the_client_namespace_reaches_nothing_but_the_server() {
-    if !test_may_use(Capability::NetAdmin, "the_client_namespace_reaches_nothing_but_the_server") {
+    if !test_may_make_namespaces("the_client_namespace_reaches_nothing_but_the_server") {
         return;
     }
     let link = VethLink::new(VethConfig::default()).unwrap();

@@ -162,6 +162,13 @@ fn settings_a_machine_cannot_hold_are_refused_at_start_up() {
         ..Default::default()
     });
     assert!(source.to_string().contains("carries at most 255 bytes"), "{source}");
+    for (zero, expected) in [
+        (ServerConfig { max_buffered_bytes: 0, ..Default::default() }, ConfigError::MaxBuffered),
+        (ServerConfig { max_connections: 0, ..Default::default() }, ConfigError::MaxConnections),
+        (ServerConfig { frame_timeout: Duration::ZERO, ..Default::default() }, ConfigError::FrameTimeout),
+    ] {
+        assert_eq!(refused(zero), expected);
+    }
 }
 
 #[test]

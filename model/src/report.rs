@@ -25,14 +25,37 @@ pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 /// is the case id with every character outside `[A-Za-z0-9._=,+-]` replaced by `_`, and
 /// a hash of the id appended so that two ids never share a folder.
 pub fn case_file(case_id: &str, name: &str) -> String {
-    let safe: String = case_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._=,+-".contains(c) { c } else { '_' })
-        .take(100)
-        .collect();
+    let safe: String =
+        case_id.chars().map(|c| if case_folder_char(c) { c } else { '_' }).take(CASE_FOLDER_STEM).collect();
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let hash = case_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     format!("cases/{}-{hash:08x}/{name}", safe.trim_matches('_'))
+}
+
+/// The files socklab writes into a case's folder (`cases/<case>/`).
+pub const CASE_FILE_NAMES: &[&str] = &[CAPTURE_FILE];
+
+/// A case's packet capture, in its folder: `cases/<case>/capture.pcap`.
+pub const CAPTURE_FILE: &str = "capture.pcap";
+
+/// Characters of a case id kept in its folder's name, at most.
+const CASE_FOLDER_STEM: usize = 100;
+
+fn case_folder_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._=,+-".contains(c)
+}
+
+/// Whether `name` has the shape of a case folder's name as [`case_file`] makes them:
+/// up to 100 characters of `[A-Za-z0-9._=,+-]` (no `_` first or last), `-`, and eight
+/// lowercase hex digits. What a report folder's `cases/` may hold besides nothing.
+pub fn is_case_folder(name: &str) -> bool {
+    let Some((stem, hash)) = name.rsplit_once('-') else { return false };
+    hash.len() == 8
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && stem.len() <= CASE_FOLDER_STEM
+        && stem.chars().all(case_folder_char)
+        && !stem.starts_with('_')
+        && !stem.ends_with('_')
 }
 
 /// A file a case produced for the report folder.
@@ -415,7 +438,8 @@ pub struct ProxyConnection {
     /// Both directions ended.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed: bool,
-    /// Why the connection ended early (an upstream that refused, a socket error).
+    /// Why the connection ended early (an upstream that refused, a socket error, the
+    /// relay's idle timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -451,6 +475,10 @@ pub struct ProxyDirection {
     /// UDP: indexes of the datagrams cut short.
     #[serde(default, skip_serializing_if = "Listed::is_empty")]
     pub truncated: Listed<u64>,
+    /// UDP: datagrams the relay could not keep because its queue of datagrams waiting
+    /// for their time was full (its memory bound), besides the seeded `dropped`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_queue_full: u64,
 }
 
 /// One write of the relay.
@@ -967,6 +995,19 @@ mod tests {
         let hostile = case_file("../../etc", "f");
         assert_eq!(hostile.split('/').count(), 3, "{hostile}");
         assert!(hostile.split('/').all(|part| part != ".." && part != "."), "{hostile}");
+    }
+
+    #[test]
+    fn every_case_folder_is_recognised_and_little_else() {
+        let long = "x".repeat(300);
+        for id in ["tcp-coalescing[read_size=5]", "", "_", "..", "../../etc", "a\x1b[2J", "ü", &long] {
+            let path = case_file(id, CAPTURE_FILE);
+            let folder = path.split('/').nth(1).unwrap();
+            assert!(is_case_folder(folder), "{id:?} → {folder}");
+        }
+        for name in ["notes", "my-notes.txt", "x-0123abc", "x-0123ABCD", "_x-0123abcd", "a b-0123abcd", "."] {
+            assert!(!is_case_folder(name), "{name}");
+        }
     }
 
     #[test]

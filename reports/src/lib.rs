@@ -4,7 +4,8 @@
 //! model itself ([`json`]), `report.md` a summary for pull requests and CI job summaries
 //! ([`markdown`]), `index.html` a self-contained page with SVG charts and timelines
 //! ([`html`], [`charts`], [`figures`], [`panels`]), `junit.xml` one test case per check
-//! ([`junit`]). [`folder`] writes them all into a report folder atomically.
+//! ([`junit`]). [`folder`] writes them all into a report folder atomically; [`load`]
+//! reads a `report.json` back, within bounds.
 
 pub mod charts;
 pub mod compare;
@@ -13,15 +14,20 @@ pub mod folder;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 pub mod markdown;
 pub mod panels;
 pub mod sweep;
 mod view;
 
+use std::borrow::Cow;
+
 use socklab_model::report::Report;
+use socklab_model::text::printable_text;
 use thiserror::Error;
 
-pub use folder::{check_out, load_report, rerender_report, write_report, write_report_with};
+pub use folder::{check_out, rerender_report, write_report, write_report_with};
+pub use load::{load_report, load_report_at};
 
 /// A renderer that failed.
 ///
@@ -80,6 +86,12 @@ pub fn render_all(report: &Report) -> Result<Vec<RenderedFile>, RenderError> {
 
 /// Renders `page` through `template` as output file `file`, in `env` (which holds the
 /// syntax and filters the template needs).
+///
+/// The rendered page passes through [`printable_text`] as a whole: a control character a
+/// peer or a user wrote (an `ESC` in a server's reply, a `BEL` in a parameter value) is
+/// shown escaped (`\x1b`) whichever value, filter or safe string (an SVG chart, a table
+/// cell) carried it onto the page. Templates escape for their format (HTML, Markdown);
+/// neither format escapes control characters, and socklab's templates hold none.
 pub(crate) fn render_template<T: serde::Serialize>(
     mut env: minijinja::Environment<'_>,
     file: &'static str,
@@ -88,5 +100,12 @@ pub(crate) fn render_template<T: serde::Serialize>(
 ) -> Result<String, RenderError> {
     let template_error = |error| RenderError::Template { file, error };
     env.add_template(file, template).map_err(template_error)?;
-    env.get_template(file).and_then(|t| t.render(minijinja::value::Serde(page))).map_err(template_error)
+    let text = env
+        .get_template(file)
+        .and_then(|t| t.render(minijinja::value::Serde(page)))
+        .map_err(template_error)?;
+    Ok(match printable_text(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    })
 }

@@ -139,8 +139,9 @@ fn a_report_folder_is_replaced_whole() {
     let out = dir.path().join("socklab-report");
     let mut report = sample();
     write_report(&out, &report).unwrap();
-    fs::create_dir_all(out.join("cases/old")).unwrap();
-    fs::write(out.join("cases/old/capture.pcap"), "from the previous run").unwrap();
+    let old_pcap = out.join(socklab_model::report::case_file("old", "capture.pcap"));
+    fs::create_dir_all(old_pcap.parent().unwrap()).unwrap();
+    fs::write(&old_pcap, "from the previous run").unwrap();
     report.run.seed = 6;
     write_report(&out, &report).unwrap();
     assert_eq!(load_report(&out).unwrap().run.seed, 6);

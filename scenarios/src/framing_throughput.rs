@@ -327,6 +327,10 @@ then measure the relay's holds and gaps, not the framing.";
 
     const REMOTE_PEER: bool = true;
 
+    fn target_transport(params: &Params) -> Transport {
+        params.transport
+    }
+
     fn validate_peer(params: &Params) -> Result<(), Invalid> {
         socklab_harness::scenario::peer_link(params.link)?;
         match params.transport {

@@ -156,8 +156,8 @@ fn a_message_too_large_for_a_narrow_length_field_is_refused() {
 
 #[test]
 fn bulk_over_a_100mbit_veth_link_delivers_at_the_rate() {
-    use socklab_harness::privilege::{Capability, test_may_use};
-    if !test_may_use(Capability::NetAdmin, "bulk_over_a_100mbit_veth_link_delivers_at_the_rate") {
+    use socklab_harness::privilege::test_may_make_namespaces;
+    if !test_may_make_namespaces("bulk_over_a_100mbit_veth_link_delivers_at_the_rate") {
         return;
     }
     let sets = ["link=veth", "link_rate=100mbit", "mode=bulk", "message_size=4096", "duration_ms=500"];
@@ -214,9 +214,8 @@ fn every_framing_but_raw_delivers_intact_through_a_random_relay() {
 
 #[test]
 fn a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip() {
-    use socklab_harness::privilege::{Capability, test_may_use};
-    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip")
-    {
+    use socklab_harness::privilege::test_may_make_namespaces;
+    if !test_may_make_namespaces("a_delay_on_a_veth_link_adds_twice_its_value_to_every_round_trip") {
         return;
     }
     let cases = run(&["link=veth", "delay_ms=10", "mode=ping-pong", "duration_ms=300"]);

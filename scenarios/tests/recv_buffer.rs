@@ -47,8 +47,8 @@ fn a_zero_read_size_is_refused_before_running() {
 
 #[test]
 fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
-    use socklab_harness::privilege::{Capability, test_may_use};
-    if !test_may_use(Capability::NetAdmin, "over_a_100mbit_veth_link_the_transfer_runs_at_the_rate") {
+    use socklab_harness::privilege::test_may_make_namespaces;
+    if !test_may_make_namespaces("over_a_100mbit_veth_link_the_transfer_runs_at_the_rate") {
         return;
     }
     // 4 MiB at 100 Mbit/s: about 0.35 s; unshaped, a veth moves it ten times faster.
@@ -70,9 +70,8 @@ fn over_a_100mbit_veth_link_the_transfer_runs_at_the_rate() {
 
 #[test]
 fn a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay() {
-    use socklab_harness::privilege::{Capability, test_may_use};
-    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay")
-    {
+    use socklab_harness::privilege::test_may_make_namespaces;
+    if !test_may_make_namespaces("a_delay_on_a_veth_link_holds_the_transfer_back_through_the_relay") {
         return;
     }
     // 64 KiB crosses an unshaped veth in about a millisecond; the relay holds every byte

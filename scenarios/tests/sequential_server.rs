@@ -3,7 +3,7 @@
 
 mod common;
 
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::test_may_make_namespaces;
 use socklab_harness::report::{CaseResult, CaseStatus};
 
 use common::metric;
@@ -34,7 +34,7 @@ fn the_sequential_server_makes_a_staircase_the_others_do_not() {
 
 #[test]
 fn a_full_accept_queue_drops_syns_and_the_kernel_counts_them() {
-    if !test_may_use(Capability::NetAdmin, "a_full_accept_queue_drops_syns_and_the_kernel_counts_them") {
+    if !test_may_make_namespaces("a_full_accept_queue_drops_syns_and_the_kernel_counts_them") {
         return;
     }
     let case = &run(&["backlog=0", "clients=5", "hold_ms=50"])[0];

@@ -2,7 +2,7 @@
 
 mod common;
 
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::{Capability, test_may_make_namespaces, test_may_use};
 use socklab_harness::report::{CaptureStatus, CaseResult, CaseStatus, Direction};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
@@ -156,7 +156,7 @@ fn no_segment_is_drawn_before_the_write_that_produced_it() {
 #[test]
 fn on_a_veth_link_a_4000_byte_write_leaves_as_mss_sized_segments() {
     let name = "on_a_veth_link_a_4000_byte_write_leaves_as_mss_sized_segments";
-    if !test_may_use(Capability::NetAdmin, name) || !test_may_use(Capability::NetRaw, name) {
+    if !test_may_make_namespaces(name) || !test_may_use(Capability::NetRaw, name) {
         return;
     }
     let cases = run(&["link=veth", "mtu=1500,1280", "large_message=4000", "read_size=4096"]);
@@ -296,7 +296,7 @@ fn a_late_reader_behind_a_holding_relay_still_finds_every_byte_queued() {
 
 #[test]
 fn a_delay_on_a_veth_link_reaches_the_reader_that_much_later() {
-    if !test_may_use(Capability::NetAdmin, "a_delay_on_a_veth_link_reaches_the_reader_that_much_later") {
+    if !test_may_make_namespaces("a_delay_on_a_veth_link_reaches_the_reader_that_much_later") {
         return;
     }
     // The relay in the client's namespace holds every byte 50 ms before it crosses the

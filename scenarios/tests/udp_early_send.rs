@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::test_may_make_namespaces;
 use socklab_harness::report::{CaseResult, CaseStatus};
 use socklab_harness::scenario::Registry;
 use socklab_harness::suite::Suite;
@@ -108,7 +108,7 @@ fn retransmission_resends_the_early_datagrams() {
 /// exactly the datagrams that found no socket, which must be the ones the receiver lost.
 #[test]
 fn in_a_private_namespace_the_kernel_counts_the_same_loss() {
-    if !test_may_use(Capability::NetAdmin, "in_a_private_namespace_the_kernel_counts_the_same_loss") {
+    if !test_may_make_namespaces("in_a_private_namespace_the_kernel_counts_the_same_loss") {
         return;
     }
     for case in run(&["receiver_delay_ms=30", "socket=unconnected,connected"]) {

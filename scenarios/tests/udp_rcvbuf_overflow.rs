@@ -3,7 +3,7 @@
 
 mod common;
 
-use socklab_harness::privilege::{Capability, test_may_use};
+use socklab_harness::privilege::test_may_make_namespaces;
 use socklab_harness::report::{CaseResult, CaseStatus};
 use socklab_harness::suite::Suite;
 use socklab_scenarios::registry;
@@ -29,7 +29,7 @@ fn a_small_buffer_drops_and_the_socket_counters_agree_anywhere() {
 
 #[test]
 fn in_a_private_namespace_all_three_counts_are_equal() {
-    if !test_may_use(Capability::NetAdmin, "in_a_private_namespace_all_three_counts_are_equal") {
+    if !test_may_make_namespaces("in_a_private_namespace_all_three_counts_are_equal") {
         return;
     }
     let case = &run(&["rcvbuf=4096"])[0];

@@ -62,9 +62,9 @@ fn impossible_sizes_are_refused_before_running() {
 
 #[test]
 fn over_a_veth_link_a_datagram_over_the_mtu_leaves_in_fragments_and_is_cut_the_same() {
-    use socklab_harness::privilege::{Capability, test_may_use};
+    use socklab_harness::privilege::test_may_make_namespaces;
     let name = "over_a_veth_link_a_datagram_over_the_mtu_leaves_in_fragments_and_is_cut_the_same";
-    if !test_may_use(Capability::NetAdmin, name) {
+    if !test_may_make_namespaces(name) {
         return;
     }
     let cases = run(&["link=veth", "size=1000,4000", "read_size=100", "mtu=1500,1280"]);

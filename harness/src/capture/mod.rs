@@ -202,7 +202,7 @@ impl Captured {
     /// (`cases/<case>/capture.pcap`). When the pcap cannot be built the observation says
     /// so and no artifact is returned.
     pub fn into_report_parts(self, case_id: &str) -> (CaptureObservation, Option<Artifact>) {
-        let path = crate::report::case_file(case_id, "capture.pcap");
+        let path = crate::report::case_file(case_id, crate::report::CAPTURE_FILE);
         match pcap::to_pcap(&self.frames) {
             Ok(bytes) => (self.observation(Some(path.clone())), Some(Artifact { path, bytes })),
             Err(e) => {

@@ -13,11 +13,13 @@
 //! ([`crate::scenario::Scenario::EXTERNAL_TARGET`]); the others are refused with one
 //! line before anything runs, never quietly run against the reference peer.
 
+pub mod groups;
 pub mod process;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -90,6 +92,25 @@ pub enum TargetError {
     /// Not an `IP:PORT` address.
     #[error("cannot parse target address `{0}`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
     BadAddr(String),
+    /// An address with port 0, where no server can be reached.
+    #[error(
+        "target address `{0}` has port 0, where no server can be reached: give the port your server listens on, e.g. 127.0.0.1:9000"
+    )]
+    PortZero(String),
+    /// Nothing accepts TCP connections at the target address (connection refused).
+    #[error(
+        "nothing listens at {0}: the connection was refused; start your server there first, or let socklab start it \
+         with --target-cmd"
+    )]
+    NothingListens(SocketAddr),
+    /// The target address did not accept a TCP connection for another reason.
+    #[error("cannot reach the target at {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: SocketAddr,
+        /// Why (timed out, no route).
+        reason: String,
+    },
     /// A command without `{port}`.
     #[error(
         "--target-cmd `{0}` has no {{port}}: socklab picks a free port and puts it there, e.g. 'python3 server.py {{port}}'"
@@ -106,12 +127,37 @@ pub enum TargetError {
 /// Parses `IP:PORT` (or `reference`).
 ///
 /// # Errors
-/// [`TargetError::BadAddr`] with an example of what is valid.
+/// [`TargetError::BadAddr`] with an example of what is valid; [`TargetError::PortZero`].
 pub fn parse_target(text: &str) -> Result<Target, TargetError> {
     if text == "reference" {
         return Ok(Target::Reference);
     }
-    text.parse::<SocketAddr>().map(Target::Addr).map_err(|_| TargetError::BadAddr(text.to_string()))
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => Err(TargetError::PortZero(text.to_string())),
+        Ok(addr) => Ok(Target::Addr(addr)),
+        Err(_) => Err(TargetError::BadAddr(text.to_string())),
+    }
+}
+
+/// How long [`check_listening`] waits for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to `addr` once (TCP, at most [`CONNECT_TIMEOUT`]) and closes: a target where
+/// nothing listens is one error before any case, not a failure in every check.
+///
+/// # Errors
+/// [`TargetError::NothingListens`] when the connection is refused,
+/// [`TargetError::Unreachable`] for a timeout or any other failure.
+pub fn check_listening(addr: SocketAddr) -> Result<(), TargetError> {
+    match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(TargetError::NothingListens(addr)),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(TargetError::Unreachable {
+            addr,
+            reason: format!("no answer to a TCP connection within {} s", CONNECT_TIMEOUT.as_secs()),
+        }),
+        Err(e) => Err(TargetError::Unreachable { addr, reason: e.to_string() }),
+    }
 }
 
 /// The external server a case runs against, as the scenario sees it.
@@ -132,11 +178,25 @@ mod tests {
         assert_eq!(parse_target("127.0.0.1:9000").unwrap(), Target::Addr("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(parse_target("[::1]:80").unwrap(), Target::Addr("[::1]:80".parse().unwrap()));
         assert_eq!(parse_target("reference").unwrap(), Target::Reference);
+        assert_eq!(
+            parse_target("127.0.0.1:0").unwrap_err().to_string(),
+            "target address `127.0.0.1:0` has port 0, where no server can be reached: give the port your server \
+             listens on, e.g. 127.0.0.1:9000"
+        );
         let err = parse_target("localhost").unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot parse target address `localhost`: expected IP:PORT, e.g. 127.0.0.1:9000 or [::1]:9000"
         );
+    }
+
+    #[test]
+    fn a_port_where_nothing_listens_is_said_so() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(check_listening(addr), Err(TargetError::NothingListens(addr)));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_eq!(check_listening(listener.local_addr().unwrap()), Ok(()));
     }
 
     #[test]

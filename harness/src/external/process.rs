@@ -9,6 +9,9 @@
 //! grace period, reaps the command, and returns a [`TargetRecord`]: exit status, the
 //! last 50 lines of stdout and stderr, and the CPU time the group used while the case ran
 //! (`/proc/PID/stat`, every process of the group, children it reaped included).
+//!
+//! From start to stop the group is in the process-wide list of [`groups`], so a
+//! `socklab` that is interrupted stops it too.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -19,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{CommandTemplate, TargetError};
+use super::{CommandTemplate, TargetError, groups};
 use crate::report::TargetRecord;
 
 /// Lines of stdout and stderr a record keeps, the last ones.
@@ -56,6 +59,7 @@ impl TargetProcess {
         let port = free_port().map_err(|e| TargetError::Start(format!("find a free port: {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let command = template.with_port(port);
+        let starting = groups::starting();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
@@ -66,6 +70,8 @@ impl TargetProcess {
             .spawn()
             .map_err(|e| TargetError::Start(format!("cannot start `{command}`: {e}")))?;
         let pgid = child.id() as i32;
+        groups::track(pgid);
+        drop(starting);
         let (stdout, stderr) = (Tail::default(), Tail::default());
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -147,6 +153,7 @@ impl TargetProcess {
         };
         // Whatever else of the group is left gets SIGKILL too, so nothing outlives the case.
         signal_group(self.pgid, libc::SIGKILL);
+        groups::forget(self.pgid);
         if let Ok(mut readers) = self.readers.lock() {
             for reader in readers.drain(..) {
                 let _ = reader.join();
@@ -206,6 +213,7 @@ impl Drop for TargetProcess {
         if self.try_wait().is_none() {
             self.kill_group();
         }
+        groups::forget(self.pgid);
     }
 }
 

@@ -34,9 +34,13 @@
 //! A scenario with an `impair` parameter starts its relay with [`in_front`] (nothing
 //! for `none`) and reads it through [`Relay`], whatever the transport.
 //!
-//! Relays run on their own threads (blocking sockets with a 50 ms timeout, so a stop
-//! takes effect within that), and stop when dropped; they can sit in front of any
-//! address, from a scenario or from `socklab proxy`.
+//! Relays run on their own threads and stop when dropped (the accepting or UDP thread
+//! looks at its stop flag every [`TICK`]; a TCP connection's blocked reads are woken by
+//! the stop, so an idle one costs no wake-ups); they can sit in front of any address,
+//! from a scenario or from `socklab proxy`. What a client can make a relay hold is
+//! bounded: [`RelayConfig::max_connections`], [`RelayConfig::idle_timeout`] (TCP),
+//! [`RelayConfig::flow_timeout`] and [`RelayConfig::max_queued_bytes`] (UDP); what it
+//! refused or dropped is in [`RelayCounters`].
 
 mod front;
 mod schedule;
@@ -54,6 +58,7 @@ use thiserror::Error;
 pub use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
 pub use front::{Relay, in_front, start_in_front};
 pub use schedule::{Out, TcpSchedule};
+pub use shell::RelayCounters;
 pub use spec::{Impairment, SpecError, Way};
 pub use tcp::{PassThrough, TcpRelay};
 pub use udp::{REORDER_FLUSH, UdpRelay, UdpSchedule, UdpSend, UdpVerdict};
@@ -62,6 +67,10 @@ pub use udp::{REORDER_FLUSH, UdpRelay, UdpSchedule, UdpSend, UdpVerdict};
 pub const TICK: Duration = Duration::from_millis(50);
 /// Indexes of dropped (duplicated, reordered, truncated) datagrams listed per direction.
 pub const MAX_INDEXES: usize = 65_536;
+/// What a UDP relay's bookkeeping costs per waiting datagram, counted with its payload
+/// against [`RelayConfig::max_queued_bytes`] (so a flood of tiny datagrams is bounded
+/// too).
+pub const QUEUED_OVERHEAD: usize = 128;
 
 /// The seed of one direction of one connection: every choice the relay makes there
 /// comes from it.
@@ -70,7 +79,9 @@ pub fn connection_seed(seed: u64, connection: u64, way: Way) -> u64 {
 }
 
 /// Settings of a relay besides its spec and seed. `Default`: listen on `127.0.0.1:0`,
-/// times from now, 256 connections at once, 1,000 events listed per direction, splice.
+/// times from now, 256 connections at once, 1,000 events listed per direction, splice,
+/// a TCP connection closed after 60 s without a byte, a UDP flow after 30 s without a
+/// datagram, 64 MiB of UDP datagrams waiting for their time.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Where the relay listens (port 0: the OS picks).
@@ -78,8 +89,8 @@ pub struct RelayConfig {
     /// The clock record times count from: a case passes its own, so the relay's writes
     /// line up with the case's.
     pub clock: Instant,
-    /// Connections (UDP flows) served at once; more are refused (closed at once) and
-    /// counted.
+    /// Connections (UDP flows) served at once; more are refused (closed at once; for UDP
+    /// the datagram is dropped) and counted ([`RelayCounters::refused`]).
     pub max_connections: usize,
     /// Input chunks and output writes listed per direction; the rest are counted.
     pub record_limit: usize,
@@ -87,6 +98,19 @@ pub struct RelayConfig {
     pub pass_through: PassThrough,
     /// How long connecting to the upstream server may take.
     pub connect_timeout: Duration,
+    /// TCP: a connection that moves no byte either way for this long is closed (both
+    /// sides get a FIN) and its slot freed: a client that went silent, or a peer that
+    /// stopped reading, cannot hold a slot for ever.
+    pub idle_timeout: Duration,
+    /// UDP: a flow that moves no datagram either way for this long, with none waiting in
+    /// the relay, is closed (its socket towards the server too) and its slot freed; the
+    /// client's next datagram opens a new flow, with a new index and seed.
+    pub flow_timeout: Duration,
+    /// UDP: bytes of datagrams waiting for their time (`delay`, a reordered datagram let
+    /// go) across all flows, each counted as its payload plus [`QUEUED_OVERHEAD`]; a
+    /// datagram that would pass it is dropped and counted
+    /// ([`ProxyDirection::dropped_queue_full`]).
+    pub max_queued_bytes: usize,
 }
 
 impl Default for RelayConfig {
@@ -98,6 +122,9 @@ impl Default for RelayConfig {
             record_limit: 1_000,
             pass_through: PassThrough::Splice,
             connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            flow_timeout: Duration::from_secs(30),
+            max_queued_bytes: 64 << 20,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! What the TCP and UDP relays share, written once: starting (bind the listening socket,
 //! start the relay's thread), the record of every connection (a UDP flow is one too),
 //! refusing connections past [`RelayConfig::max_connections`], stopping (a flag the
-//! threads look at every [`TICK`](super::TICK), and the join when the relay is dropped),
-//! and the [`ProxyObservation`] put together from the records.
+//! relay's thread looks at every [`TICK`](super::TICK) and passes on to its connections,
+//! and the join when the relay is dropped),
+//! the [`ProxyObservation`] put together from the records, and the [`RelayCounters`] a
+//! watcher reads cheaply (refusals, idle closes, datagrams a full queue dropped).
 //!
 //! What differs — how bytes or datagrams are moved and impaired — stays in
 //! [`tcp`](super::tcp) and [`udp`](super::udp), which run on the [`Shared`] state.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
@@ -101,6 +104,36 @@ pub(super) struct Shared {
     active: AtomicUsize,
     /// Connections refused.
     refused: AtomicU64,
+    /// The client last refused.
+    last_refused: Mutex<Option<SocketAddr>>,
+    /// Connections whose record is marked closed.
+    finished: AtomicU64,
+    /// Connections (flows) the relay closed for idleness.
+    closed_idle: AtomicU64,
+    /// Datagrams dropped because the queue was full.
+    dropped_queue_full: AtomicU64,
+}
+
+/// What a relay counted so far, read without copying any record: cheap enough to poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayCounters {
+    /// Connections (UDP flows) given an index, listed in the observation or not.
+    pub connections: u64,
+    /// Connections served now.
+    pub open: usize,
+    /// Connections whose record is closed (both directions ended; a UDP flow expired).
+    pub finished: u64,
+    /// TCP: connections refused (closed at once) because
+    /// [`RelayConfig::max_connections`] were open; UDP: datagrams from new client
+    /// addresses dropped because as many flows were open.
+    pub refused: u64,
+    /// The client last refused.
+    pub last_refused: Option<SocketAddr>,
+    /// Connections closed after [`RelayConfig::idle_timeout`] without a byte, UDP flows
+    /// after [`RelayConfig::flow_timeout`] without a datagram.
+    pub closed_idle: u64,
+    /// UDP: datagrams dropped because [`RelayConfig::max_queued_bytes`] were waiting.
+    pub dropped_queue_full: u64,
 }
 
 impl Shared {
@@ -114,9 +147,20 @@ impl Shared {
         self.active.load(Ordering::Relaxed) < self.config.max_connections
     }
 
-    /// Counts a connection refused.
-    pub(super) fn refuse(&self) {
+    /// Counts a connection from `client` refused.
+    pub(super) fn refuse(&self, client: SocketAddr) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_refused) = Some(client);
+    }
+
+    /// Counts a connection (flow) closed for idleness.
+    pub(super) fn closed_for_idleness(&self) {
+        self.closed_idle.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` datagrams dropped because the queue was full.
+    pub(super) fn dropped_for_a_full_queue(&self, n: u64) {
+        self.dropped_queue_full.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The index of the next connection.
@@ -129,8 +173,17 @@ impl Shared {
         self.active.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A connection is no longer served.
-    pub(super) fn closed(&self) {
+    /// A connection is no longer served: its record is marked closed (with `error`, if
+    /// any and none is there yet) and its slot is free.
+    pub(super) fn finished(&self, record: &Record, error: Option<String>) {
+        {
+            let mut r = lock(record);
+            if let Some(error) = error {
+                r.error.get_or_insert(error);
+            }
+            r.closed = true;
+        }
+        self.finished.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -208,6 +261,10 @@ impl Shell {
             accepted: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
+            last_refused: Mutex::new(None),
+            finished: AtomicU64::new(0),
+            closed_idle: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
         });
         let thread = {
             let shared = shared.clone();
@@ -251,6 +308,34 @@ impl Shell {
         self.shared.refused.load(Ordering::Relaxed)
     }
 
+    /// What the relay counted so far.
+    pub(super) fn counters(&self) -> RelayCounters {
+        let shared = &self.shared;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RelayCounters {
+            connections: load(&shared.accepted),
+            open: shared.active.load(Ordering::Relaxed),
+            finished: load(&shared.finished),
+            refused: load(&shared.refused),
+            last_refused: *lock(&shared.last_refused),
+            closed_idle: load(&shared.closed_idle),
+            dropped_queue_full: load(&shared.dropped_queue_full),
+        }
+    }
+
+    /// The records of the listed connections that are closed and not in `skip`: what a
+    /// watcher has not printed yet, without copying the open ones.
+    pub(super) fn closed_connections(&self, skip: &BTreeSet<u64>) -> Vec<ProxyConnection> {
+        let records = lock(&self.shared.records);
+        records
+            .iter()
+            .filter_map(|r| {
+                let r = lock(r);
+                (r.closed && !skip.contains(&r.index)).then(|| r.clone())
+            })
+            .collect()
+    }
+
     /// Tells every thread of the relay to stop; each looks at the flag every
     /// [`TICK`](super::TICK).
     pub(super) fn stop(&self) {
@@ -261,8 +346,8 @@ impl Shell {
 impl Drop for Shell {
     fn drop(&mut self) {
         self.stop();
-        // The relay's thread looks at the flag every TICK; TCP connection threads end on
-        // their own.
+        // The relay's thread looks at the flag every TICK (the TCP one then wakes its
+        // connections' threads, which end on their own).
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

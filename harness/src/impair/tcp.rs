@@ -1,12 +1,25 @@
 //! The TCP relay: accepts clients, connects each to the upstream server, and runs one
 //! thread per direction — the seeded [`TcpSchedule`] where the spec applies, `splice(2)`
 //! (or a plain copy) where it does not.
+//!
+//! **Idle costs nothing.** A direction waiting for bytes blocks in its read for as long
+//! as the connection may still stay idle ([`RelayConfig::idle_timeout`]), not for a
+//! short tick: 256 idle connections make no wake-ups. Whatever must end a connection
+//! sooner — a reset, the idle timeout seen by the other direction, the relay's stop —
+//! wakes the blocked reads with `shutdown(SHUT_RD)`. A blocked write (a peer that stops
+//! reading) still wakes every [`TICK`] to look at the flags.
+//!
+//! **Slots are freed.** A client that resets frees its slot at once (the reset is passed
+//! on); a connection that moves no byte either way for the idle timeout is closed and
+//! counted; a connection past [`RelayConfig::max_connections`] is refused and counted
+//! ([`RelayCounters`](super::RelayCounters)).
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,7 +30,7 @@ use socket2::SockRef;
 use super::schedule::TcpSchedule;
 use super::shell::{OnShell, Record, Shared, Shell, Start, direction, lock};
 use super::spec::{Impairment, Way};
-use super::{ImpairError, RelayConfig, TICK, connection_seed, micros_since};
+use super::{ImpairError, RelayConfig, RelayCounters, TICK, connection_seed, micros_since};
 use crate::report::{ProxyConnection, ProxyDirection, ProxyObservation, ProxyWrite};
 
 /// Bytes a direction reads ahead of what it has written, at most: past this the relay
@@ -51,9 +64,51 @@ struct Connection {
     client: TcpStream,
     upstream: TcpStream,
     index: u64,
-    /// Raised by the direction that reset the connection, so the other one stops
-    /// without sending a FIN first.
-    reset: AtomicBool,
+    /// Raised by the direction that ended the connection itself (a reset, the idle
+    /// timeout), so the other one stops without passing a FIN on first.
+    ended: AtomicBool,
+    /// When the connection started: `last_moved` counts from it.
+    born: Instant,
+    /// Nanoseconds from `born` to when a byte last moved, either way.
+    last_moved: AtomicU64,
+}
+
+/// The connections being served, so that the relay's stop can wake their directions
+/// (blocked in reads with a long timeout) at once. `None` once the relay stopped: a
+/// connection that finishes connecting later ends at once.
+struct Live(Mutex<Option<HashMap<u64, Weak<Connection>>>>);
+
+impl Live {
+    fn new() -> Self {
+        Live(Mutex::new(Some(HashMap::new())))
+    }
+
+    /// Adds `connection`; `false` when the relay has stopped.
+    fn add(&self, connection: &Arc<Connection>) -> bool {
+        match lock(&self.0).as_mut() {
+            Some(live) => {
+                live.insert(connection.index, Arc::downgrade(connection));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connection `index` ended.
+    fn remove(&self, index: u64) {
+        if let Some(live) = lock(&self.0).as_mut() {
+            live.remove(&index);
+        }
+    }
+
+    /// Wakes the reads of every connection (each then sees the stop flag), and makes any
+    /// later [`Live::add`] fail.
+    fn end_all(&self) {
+        let live = lock(&self.0).take().unwrap_or_default();
+        for connection in live.into_values().filter_map(|weak| weak.upgrade()) {
+            connection.wake_readers();
+        }
+    }
 }
 
 impl TcpRelay {
@@ -113,6 +168,16 @@ impl TcpRelay {
         self.shell.refused()
     }
 
+    /// What the relay counted so far (refusals, idle closes), without copying records.
+    pub fn counters(&self) -> RelayCounters {
+        self.shell.counters()
+    }
+
+    /// The records of the listed connections that closed, but those in `skip`.
+    pub fn closed_connections(&self, skip: &std::collections::BTreeSet<u64>) -> Vec<ProxyConnection> {
+        self.shell.closed_connections(skip)
+    }
+
     /// Stops accepting and ends every connection within [`TICK`] (without a reset).
     pub fn stop(&self) {
         self.shell.stop();
@@ -150,6 +215,7 @@ fn wait_readable<Fd: AsFd>(fd: &Fd, timeout: Duration) -> io::Result<bool> {
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let live = Arc::new(Live::new());
     let mut backoff = Duration::from_millis(1);
     while !shared.stopped() {
         match wait_readable(listener, TICK) {
@@ -176,7 +242,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             }
         };
         if !shared.has_room() {
-            shared.refuse();
+            shared.refuse(peer);
             drop(client);
             continue;
         }
@@ -184,36 +250,35 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         let record = Shared::new_record(index, peer);
         shared.list(&record);
         shared.opened();
-        let worker = shared.clone();
+        let (worker, live, kept) = (shared.clone(), live.clone(), record.clone());
         let spawned = thread::Builder::new()
             .name(format!("impair-conn-{index}"))
-            .spawn(move || serve_connection(worker, record, client, index));
-        if spawned.is_err() {
-            shared.closed();
+            .spawn(move || serve_connection(&worker, &live, record, client, index));
+        if let Err(e) = spawned {
+            shared.finished(&kept, Some(format!("cannot start a thread: {e}")));
         }
     }
+    live.end_all();
 }
 
 /// Connects upstream, runs the down direction on a second thread and the up direction
 /// on this one, and marks the record closed when both ended.
-fn serve_connection(shared: Arc<Shared>, record: Record, client: TcpStream, index: u64) {
+fn serve_connection(shared: &Arc<Shared>, live: &Live, record: Record, client: TcpStream, index: u64) {
     let upstream = match TcpStream::connect_timeout(&shared.upstream, shared.config.connect_timeout) {
         Ok(upstream) => upstream,
         Err(e) => {
-            let mut r = lock(&record);
-            r.error = Some(format!("cannot connect to {}: {e}", shared.upstream));
-            r.closed = true;
-            drop(r);
             // The client sees a reset: as close as a relay gets to "connection refused".
             let _ = SockRef::from(&client).set_linger(Some(Duration::ZERO));
-            shared.closed();
+            shared.finished(&record, Some(format!("cannot connect to {}: {e}", shared.upstream)));
             return;
         }
     };
     for stream in [&client, &upstream] {
         // Each piece leaves as its own segment; a relay must not add Nagle's delays.
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(TICK));
+        // A read waits as long as the connection may stay idle; a write wakes every TICK
+        // (a shutdown wakes reads, not writes).
+        let _ = stream.set_read_timeout(Some(shared.config.idle_timeout.max(TICK)));
         let _ = stream.set_write_timeout(Some(TICK));
     }
     shared.mark_impaired(&record);
@@ -223,8 +288,16 @@ fn serve_connection(shared: Arc<Shared>, record: Record, client: TcpStream, inde
         client,
         upstream,
         index,
-        reset: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
+        born: Instant::now(),
+        last_moved: AtomicU64::new(0),
     });
+    if !live.add(&connection) {
+        // The relay stopped while this connection was being made.
+        drop(connection);
+        shared.finished(&record, None);
+        return;
+    }
     let down = {
         let connection = connection.clone();
         thread::Builder::new()
@@ -240,9 +313,9 @@ fn serve_connection(shared: Arc<Shared>, record: Record, client: TcpStream, inde
             lock(&record).error.get_or_insert(format!("cannot start the down direction: {e}"));
         }
     }
+    live.remove(index);
     drop(connection); // the last reference: the sockets close here (with RST after a reset)
-    lock(&record).closed = true;
-    shared.closed();
+    shared.finished(&record, None);
 }
 
 /// One direction, to its end: EOF passed on, a reset, an error, or the relay's stop.
@@ -273,6 +346,7 @@ fn run_direction(connection: &Connection, way: Way) {
             reset_both(connection);
             lock(&connection.record).error.get_or_insert(format!("{what}: {e}"));
         }
+        Err(DirectionError::Idle) => close_idle(connection),
     }
 }
 
@@ -288,6 +362,8 @@ enum DirectionError {
     ResetBy(&'static str),
     /// Any other socket error.
     Io(&'static str, io::Error),
+    /// No byte moved either way for the idle timeout.
+    Idle,
 }
 
 fn side(way: Way, reading: bool) -> &'static str {
@@ -321,7 +397,40 @@ fn is_timeout(e: &io::Error) -> bool {
 
 impl Connection {
     fn stopped(&self) -> bool {
-        self.shared.stopped() || self.reset.load(Ordering::Relaxed)
+        self.shared.stopped() || self.ended.load(Ordering::Relaxed)
+    }
+
+    /// A byte moved (either way): the connection is not idle.
+    fn moved(&self) {
+        let since = self.born.elapsed().as_nanos() as u64;
+        self.last_moved.store(since, Ordering::Relaxed);
+    }
+
+    /// After a wait that timed out: [`DirectionError::Idle`] when no byte moved either
+    /// way for the idle timeout, else how long until that would be.
+    fn idle_left(&self) -> Result<Duration, DirectionError> {
+        let last = Duration::from_nanos(self.last_moved.load(Ordering::Relaxed));
+        let idle = self.born.elapsed().saturating_sub(last);
+        match self.shared.config.idle_timeout.checked_sub(idle) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(DirectionError::Idle),
+        }
+    }
+
+    /// A read of `input` timed out: [`DirectionError::Idle`], or its next timeout set to
+    /// when the connection would be idle (the other direction may have moved bytes).
+    fn read_timed_out(&self, input: &TcpStream) -> Result<(), DirectionError> {
+        let left = self.idle_left()?;
+        let _ = input.set_read_timeout(Some(left.max(TICK)));
+        Ok(())
+    }
+
+    /// Wakes both directions' reads: each returns 0, which reads as "stop" once a flag
+    /// says so.
+    fn wake_readers(&self) {
+        for stream in [&self.client, &self.upstream] {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
     }
 
     fn direction<R>(&self, way: Way, f: impl FnOnce(&mut ProxyDirection, usize) -> R) -> R {
@@ -330,6 +439,7 @@ impl Connection {
     }
 
     fn record_read(&self, way: Way, n: usize) {
+        self.moved();
         self.direction(way, |d, limit| {
             d.bytes_in += n as u64;
             d.reads_in += 1;
@@ -338,6 +448,7 @@ impl Connection {
     }
 
     fn record_write(&self, way: Way, started: Instant, len: usize, arrived: Instant) {
+        self.moved();
         let clock = self.shared.config.clock;
         self.direction(way, |d, limit| {
             d.bytes_out += len as u64;
@@ -367,8 +478,13 @@ fn write_all(
         }
         match (&*output).write(bytes) {
             Ok(0) => return Err(DirectionError::Io("write", io::ErrorKind::WriteZero.into())),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if is_timeout(&e) => {}
+            Ok(n) => {
+                bytes = &bytes[n..];
+                connection.moved();
+            }
+            Err(e) if is_timeout(&e) => {
+                connection.idle_left()?;
+            }
             Err(e) => return Err(write_error(way, e)),
         }
     }
@@ -408,14 +524,22 @@ fn impaired(
             return Ok(End::Eof);
         }
         let now = start.elapsed();
-        let wait = schedule.next_wakeup().map_or(TICK, |t| t.saturating_sub(now)).min(TICK);
+        // With nothing scheduled, wait for input as long as the connection may stay idle.
+        let wait = match schedule.next_wakeup() {
+            Some(t) => t.saturating_sub(now).min(TICK),
+            None if schedule.is_empty() => connection.idle_left()?,
+            None => TICK,
+        };
         if input_done || schedule.buffered() >= MAX_BUFFERED {
-            thread::sleep(wait.max(Duration::from_micros(50)));
+            thread::sleep(wait.min(TICK).max(Duration::from_micros(50)));
             continue;
         }
         match wait_readable(input, wait) {
             Ok(true) => {}
-            Ok(false) => continue,
+            Ok(false) => {
+                connection.idle_left()?;
+                continue;
+            }
             Err(e) => return Err(DirectionError::Io("poll", e)),
         }
         match (&*input).read(&mut buf) {
@@ -463,7 +587,11 @@ fn spliced(
                 return if connection.stopped() { Ok(End::Stopped) } else { Ok(End::Eof) };
             }
             Ok(n) => n,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => {
+                connection.read_timed_out(input)?;
+                continue;
+            }
+            Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(read_error(way, e.into())),
         };
         let arrived = Instant::now();
@@ -480,7 +608,10 @@ fn spliced(
                     left -= m;
                     connection.record_write(way, began, m, arrived);
                 }
-                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => {
+                    connection.idle_left()?;
+                }
+                Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(write_error(way, e.into())),
             }
         }
@@ -499,7 +630,7 @@ fn copied(
         if connection.stopped() {
             return Ok(End::Stopped);
         }
-        match wait_readable(input, TICK) {
+        match wait_readable(input, connection.idle_left()?) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => return Err(DirectionError::Io("poll", e)),
@@ -524,12 +655,24 @@ fn copied(
 /// direction's thread is woken (its reads return 0, which it reads as "stop", not EOF),
 /// and the sockets close when both threads have let go of them.
 fn reset_both(connection: &Connection) {
-    if connection.reset.swap(true, Ordering::Relaxed) {
+    if connection.ended.swap(true, Ordering::Relaxed) {
         return;
     }
     for stream in [&connection.client, &connection.upstream] {
         let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
-        let _ = stream.shutdown(Shutdown::Read);
     }
+    connection.wake_readers();
     lock(&connection.record).reset = true;
+}
+
+/// No byte moved either way for the idle timeout: ends both directions (the sockets
+/// close with a FIN when both let go), records why, counts it.
+fn close_idle(connection: &Connection) {
+    if connection.ended.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let timeout = connection.shared.config.idle_timeout;
+    lock(&connection.record).error.get_or_insert(format!("idle for {timeout:?}: closed by the relay"));
+    connection.shared.closed_for_idleness();
+    connection.wake_readers();
 }

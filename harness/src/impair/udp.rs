@@ -15,8 +15,18 @@
 //! socket towards the server is connected, so an ICMP port-unreachable for one datagram
 //! (nobody bound yet) fails the *next* send with `ECONNREFUSED` and sends nothing; the
 //! relay sends that datagram once more rather than lose it without a record.
-
-use std::collections::HashMap;
+//!
+//! **Bounded.** A flow that moves no datagram either way for
+//! [`RelayConfig::flow_timeout`], with none waiting, is closed and its slot freed, so
+//! clients that come and go (a new socket each time) never lock new ones out; a
+//! datagram from a new address while [`RelayConfig::max_connections`] flows are live is
+//! dropped and counted. Datagrams waiting for their time (`delay`) are held up to
+//! [`RelayConfig::max_queued_bytes`]; past it a datagram is dropped and counted in its
+//! direction's `dropped_queue_full`, so a flood at `delay=30s` cannot take the memory.
+//! (A reordered datagram waits in its schedule, at most [`REORDER_FLUSH`], before it
+//! joins the queue.)
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -28,8 +38,11 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 
 use super::shell::{OnShell, Record, Shared, Shell, Start, direction, lock};
 use super::spec::{Delay, Impairment, Reorder, Truncate, Way};
-use super::{ImpairError, MAX_INDEXES, RelayConfig, TICK, connection_seed, micros_since};
-use crate::report::{ProxyObservation, ProxyWrite};
+use super::{
+    ImpairError, MAX_INDEXES, QUEUED_OVERHEAD, RelayConfig, RelayCounters, TICK, connection_seed,
+    micros_since,
+};
+use crate::report::{ProxyConnection, ProxyObservation, ProxyWrite};
 use crate::seed::Rng;
 
 /// The longest a reordered datagram waits for the datagrams that should overtake it.
@@ -230,9 +243,20 @@ impl UdpRelay {
     }
 
     /// Datagrams from new client addresses dropped because
-    /// [`RelayConfig::max_connections`] flows existed.
+    /// [`RelayConfig::max_connections`] flows were live.
     pub fn refused(&self) -> u64 {
         self.shell.refused()
+    }
+
+    /// What the relay counted so far (refusals, expired flows, datagrams a full queue
+    /// dropped), without copying records.
+    pub fn counters(&self) -> RelayCounters {
+        self.shell.counters()
+    }
+
+    /// The records of the listed flows that closed (expired), but those in `skip`.
+    pub fn closed_connections(&self, skip: &BTreeSet<u64>) -> Vec<ProxyConnection> {
+        self.shell.closed_connections(skip)
     }
 
     /// Stops the relay within [`TICK`].
@@ -251,18 +275,28 @@ impl OnShell for UdpRelay {
 /// The datagrams of one client address, both ways.
 struct Flow {
     /// Its place in [`Relaying::flows`].
-    index: usize,
+    slot: usize,
     client: SocketAddr,
     /// Connected to the upstream server.
     upstream: UdpSocket,
     up: Option<UdpSchedule>,
     down: Option<UdpSchedule>,
     record: Record,
+    /// When a datagram last came or left, either way.
+    last_moved: Instant,
+    /// Its sends waiting in the [`Queue`]: a flow with any is not idle.
+    queued: usize,
 }
 
 impl Flow {
     fn schedule(&mut self, way: Way) -> Option<&mut UdpSchedule> {
         if way == Way::Up { self.up.as_mut() } else { self.down.as_mut() }
+    }
+
+    /// Whether nothing moved for `timeout` by `now` and nothing waits to be sent.
+    fn idle(&self, now: Instant, timeout: Duration) -> bool {
+        let holds = [&self.up, &self.down].into_iter().flatten().any(|s| s.next_expiry().is_some());
+        self.queued == 0 && !holds && now.saturating_duration_since(self.last_moved) >= timeout
     }
 }
 
@@ -270,6 +304,7 @@ impl Flow {
 struct Pending {
     due: Instant,
     order: u64,
+    /// The flow's slot.
     flow: usize,
     way: Way,
     arrived: Instant,
@@ -278,52 +313,116 @@ struct Pending {
     bytes: Bytes,
 }
 
-/// The sends waiting for their time, on the relay's clock.
+impl Pending {
+    /// What it counts against [`RelayConfig::max_queued_bytes`].
+    fn cost(&self) -> usize {
+        self.bytes.len() + QUEUED_OVERHEAD
+    }
+}
+
+/// Sends leave by due time, ties in the order they were queued.
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.due, self.order).cmp(&(other.due, other.order))
+    }
+}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
+/// The sends waiting for their time, on the relay's clock, the earliest first; bounded
+/// by [`RelayConfig::max_queued_bytes`].
 struct Queue {
     /// Where the schedules' clocks start.
     start: Instant,
-    pending: Vec<Pending>,
+    pending: BinaryHeap<Reverse<Pending>>,
     /// Sends queued so far: ties in due time leave in the order they were queued.
     order: u64,
+    /// What the pending sends cost, in bytes ([`Pending::cost`]).
+    bytes: usize,
+    /// The most they may cost.
+    max_bytes: usize,
 }
 
 impl Queue {
     /// Queues `send`, which a schedule of `flow` going `way` decided on a datagram that
-    /// arrived at `arrived`.
-    fn push(&mut self, flow: usize, way: Way, arrived: Instant, send: UdpSend) {
+    /// arrived at `arrived`; `false` (nothing queued) when the queue is full.
+    fn push(&mut self, flow: &mut Flow, way: Way, arrived: Instant, send: UdpSend) -> bool {
         self.order += 1;
-        self.pending.push(Pending {
+        let pending = Pending {
             due: self.start + send.due,
             order: self.order,
-            flow,
+            flow: flow.slot,
             way,
             arrived,
             index: send.index,
             bytes: send.bytes,
-        });
+        };
+        if self.bytes + pending.cost() > self.max_bytes {
+            return false;
+        }
+        self.bytes += pending.cost();
+        flow.queued += 1;
+        self.pending.push(Reverse(pending));
+        true
+    }
+
+    /// The earliest send, if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Pending> {
+        if self.pending.peek().is_none_or(|Reverse(p)| p.due > now) {
+            return None;
+        }
+        let Reverse(pending) = self.pending.pop()?;
+        self.bytes -= pending.cost();
+        Some(pending)
     }
 }
 
 /// The relay's one thread, for every flow: poll the client socket and each upstream
-/// socket, send what falls due.
+/// socket, send what falls due, close idle flows.
 struct Relaying<'a> {
     socket: &'a UdpSocket,
     shared: &'a Shared,
-    flows: Vec<Flow>,
+    /// Flows by slot; an expired flow's slot is `None` until a new flow takes it.
+    flows: Vec<Option<Flow>>,
+    /// Slots free for new flows.
+    free: Vec<usize>,
     by_client: HashMap<SocketAddr, usize>,
     queue: Queue,
     buf: Vec<u8>,
+    /// When idle flows are next looked for.
+    next_sweep: Instant,
 }
 
 impl<'a> Relaying<'a> {
     fn new(socket: &'a UdpSocket, shared: &'a Shared) -> Self {
+        let queue = Queue {
+            start: Instant::now(),
+            pending: BinaryHeap::new(),
+            order: 0,
+            bytes: 0,
+            max_bytes: shared.config.max_queued_bytes,
+        };
         Relaying {
             socket,
             shared,
             flows: Vec::new(),
+            free: Vec::new(),
             by_client: HashMap::new(),
-            queue: Queue { start: Instant::now(), pending: Vec::new(), order: 0 },
+            queue,
             buf: vec![0u8; MAX_DATAGRAM],
+            next_sweep: Instant::now(),
         }
     }
 
@@ -332,6 +431,7 @@ impl<'a> Relaying<'a> {
         while !self.shared.stopped() {
             self.queue_expired();
             self.send_due();
+            self.close_idle();
             // Wait for datagrams until the next send or expiry, at most TICK.
             let wait =
                 self.next_wakeup().map_or(TICK, |n| n.saturating_duration_since(Instant::now())).min(TICK);
@@ -345,21 +445,26 @@ impl<'a> Relaying<'a> {
                 }
             };
             backoff = Duration::from_millis(1);
-            if ready[0] {
+            let (clients, flows) = ready;
+            if clients {
                 self.receive_from_clients();
             }
-            self.receive_from_upstream(&ready[1..]);
+            self.receive_from_upstream(&flows);
         }
     }
 
     /// Queues the held-back datagrams whose wait is over.
     fn queue_expired(&mut self) {
         let now = Instant::now();
-        for flow in &mut self.flows {
+        for flow in self.flows.iter_mut().flatten() {
             for way in [Way::Up, Way::Down] {
                 let Some(schedule) = flow.schedule(way) else { continue };
+                let mut shed = 0;
                 for send in schedule.pop_expired(now - self.queue.start) {
-                    self.queue.push(flow.index, way, now, send);
+                    shed += u64::from(!self.queue.push(flow, way, now, send));
+                }
+                if shed > 0 {
+                    record_shed(self.shared, flow, way, shed);
                 }
             }
         }
@@ -368,20 +473,38 @@ impl<'a> Relaying<'a> {
     /// Sends what is due, in due order (ties in arrival order).
     fn send_due(&mut self) {
         let now = Instant::now();
-        let pending = &mut self.queue.pending;
-        pending.sort_by_key(|p| (p.due, p.order));
-        let ready = pending.iter().take_while(|p| p.due <= now).count();
-        for send in pending.drain(..ready) {
-            if let Some(flow) = self.flows.get(send.flow) {
+        while let Some(send) = self.queue.pop_due(now) {
+            if let Some(flow) = self.flows.get_mut(send.flow).and_then(Option::as_mut) {
+                flow.queued -= 1;
+                flow.last_moved = now;
                 send_one(self.socket, flow, &send, self.shared.config.clock, self.shared.config.record_limit);
             }
         }
     }
 
+    /// Closes the flows idle for [`RelayConfig::flow_timeout`] (looked for a few times
+    /// per timeout, at most once a [`TICK`]), freeing their slots.
+    fn close_idle(&mut self) {
+        let now = Instant::now();
+        if now < self.next_sweep {
+            return;
+        }
+        let timeout = self.shared.config.flow_timeout;
+        self.next_sweep = now + (timeout / 4).clamp(TICK, Duration::from_secs(1));
+        for slot in 0..self.flows.len() {
+            let Some(flow) = self.flows[slot].take_if(|flow| flow.idle(now, timeout)) else { continue };
+            self.by_client.remove(&flow.client);
+            self.free.push(slot);
+            self.shared.closed_for_idleness();
+            self.shared
+                .finished(&flow.record, Some(format!("idle for {timeout:?}: flow closed by the relay")));
+        }
+    }
+
     /// The next send or expiry of a held-back datagram, if any.
     fn next_wakeup(&self) -> Option<Instant> {
-        let mut next = self.queue.pending.first().map(|p| p.due);
-        for flow in &self.flows {
+        let mut next = self.queue.pending.peek().map(|Reverse(p)| p.due);
+        for flow in self.flows.iter().flatten() {
             for schedule in [&flow.up, &flow.down].into_iter().flatten() {
                 if let Some(expiry) = schedule.next_expiry() {
                     let expiry = self.queue.start + expiry;
@@ -392,18 +515,24 @@ impl<'a> Relaying<'a> {
         next
     }
 
-    /// Waits at most `wait` for datagrams: which sockets are readable (the client
-    /// socket first, then each flow's), `None` when none is, or the poll's error.
-    fn poll(&self, wait: Duration) -> Result<Option<Vec<bool>>, rustix::io::Errno> {
+    /// Waits at most `wait` for datagrams: whether the client socket is readable and
+    /// the slots of the flows whose socket is, `None` when none is, or the poll's error.
+    fn poll(&self, wait: Duration) -> Result<Option<(bool, Vec<usize>)>, rustix::io::Errno> {
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.flows.len() + 1);
+        let mut slots = Vec::with_capacity(self.flows.len());
         fds.push(PollFd::new(self.socket, PollFlags::IN));
-        for flow in &self.flows {
+        for flow in self.flows.iter().flatten() {
             fds.push(PollFd::from_borrowed_fd(flow.upstream.as_fd(), PollFlags::IN));
+            slots.push(flow.slot);
         }
         let timeout = Timespec { tv_sec: wait.as_secs() as _, tv_nsec: wait.subsec_nanos() as _ };
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => Ok(None),
-            Ok(_) => Ok(Some(fds.iter().map(|fd| !fd.revents().is_empty()).collect())),
+            Ok(_) => {
+                let ready = |fd: &PollFd<'_>| !fd.revents().is_empty();
+                let flows = fds[1..].iter().zip(slots).filter(|(fd, _)| ready(fd)).map(|(_, slot)| slot);
+                Ok(Some((ready(&fds[0]), flows.collect())))
+            }
             Err(e) => Err(e),
         }
     }
@@ -415,32 +544,36 @@ impl<'a> Relaying<'a> {
                 Ok(received) => received,
                 Err(_) => break, // WouldBlock, or an ICMP error from an earlier send
             };
-            let index = match self.by_client.get(&client) {
-                Some(&index) => index,
-                None => match open_flow(self.shared, client, self.flows.len()) {
-                    Some(flow) => {
-                        self.by_client.insert(client, self.flows.len());
-                        self.flows.push(flow);
-                        self.flows.len() - 1
+            let slot = match self.by_client.get(&client) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = self.free.last().copied().unwrap_or(self.flows.len());
+                    let Some(flow) = open_flow(self.shared, client, slot) else { continue };
+                    if slot == self.flows.len() {
+                        self.flows.push(Some(flow));
+                    } else {
+                        self.free.pop();
+                        self.flows[slot] = Some(flow);
                     }
-                    None => continue,
-                },
+                    self.by_client.insert(client, slot);
+                    slot
+                }
             };
-            let limit = self.shared.config.record_limit;
-            take(&mut self.flows[index], Way::Up, &self.buf[..n], Instant::now(), limit, &mut self.queue);
+            let Some(flow) = self.flows[slot].as_mut() else { continue };
+            take(flow, Way::Up, &self.buf[..n], Instant::now(), self.shared, &mut self.queue);
         }
     }
 
-    /// From the upstream server: down, on the flows whose socket is `ready`.
-    fn receive_from_upstream(&mut self, ready: &[bool]) {
-        let limit = self.shared.config.record_limit;
-        for (flow, _) in self.flows.iter_mut().zip(ready).filter(|(_, ready)| **ready) {
+    /// From the upstream server: down, on the flows in the `ready` slots.
+    fn receive_from_upstream(&mut self, ready: &[usize]) {
+        for &slot in ready {
+            let Some(flow) = self.flows.get_mut(slot).and_then(Option::as_mut) else { continue };
             for _ in 0..1024 {
                 let n = match flow.upstream.recv(&mut self.buf) {
                     Ok(n) => n,
                     Err(_) => break,
                 };
-                take(flow, Way::Down, &self.buf[..n], Instant::now(), limit, &mut self.queue);
+                take(flow, Way::Down, &self.buf[..n], Instant::now(), self.shared, &mut self.queue);
             }
         }
     }
@@ -483,11 +616,11 @@ fn send_one(socket: &UdpSocket, flow: &Flow, send: &Pending, clock: Instant, lim
     }
 }
 
-/// A new flow for `client`, the `open`th, or `None` (counted) when the relay serves its
+/// A new flow for `client` in `slot`, or `None` (counted) when the relay serves its
 /// maximum or no socket towards the server can be made.
-fn open_flow(shared: &Shared, client: SocketAddr, open: usize) -> Option<Flow> {
+fn open_flow(shared: &Shared, client: SocketAddr, slot: usize) -> Option<Flow> {
     if !shared.has_room() {
-        shared.refuse();
+        shared.refuse(client);
         return None;
     }
     let index = shared.next_index();
@@ -499,7 +632,7 @@ fn open_flow(shared: &Shared, client: SocketAddr, open: usize) -> Option<Flow> {
     let upstream = match UdpSocket::bind(local).and_then(|s| s.connect(shared.upstream).map(|()| s)) {
         Ok(socket) if socket.set_nonblocking(true).is_ok() => socket,
         Ok(_) | Err(_) => {
-            shared.refuse();
+            shared.refuse(client);
             return None;
         }
     };
@@ -513,14 +646,32 @@ fn open_flow(shared: &Shared, client: SocketAddr, open: usize) -> Option<Flow> {
     let record = Shared::new_record(index, client);
     shared.mark_impaired(&record);
     shared.list(&record);
-    // A flow lasts as long as the relay: it counts against the maximum from now on.
+    // It counts against the maximum until it expires.
     shared.opened();
-    Some(Flow { index: open, client, upstream, up: schedule(Way::Up), down: schedule(Way::Down), record })
+    Some(Flow {
+        slot,
+        client,
+        upstream,
+        up: schedule(Way::Up),
+        down: schedule(Way::Down),
+        record,
+        last_moved: Instant::now(),
+        queued: 0,
+    })
+}
+
+/// `shed` datagrams of `flow` going `way` found the queue full: counted in its record
+/// and the relay's counters.
+fn record_shed(shared: &Shared, flow: &Flow, way: Way, shed: u64) {
+    direction(&mut lock(&flow.record), way).dropped_queue_full += shed;
+    shared.dropped_for_a_full_queue(shed);
 }
 
 /// A datagram arrived on `flow` going `way` at `arrived`: record it, decide, queue the
-/// sends.
-fn take(flow: &mut Flow, way: Way, data: &[u8], arrived: Instant, limit: usize, queue: &mut Queue) {
+/// sends (those that find the queue full are dropped and counted).
+fn take(flow: &mut Flow, way: Way, data: &[u8], arrived: Instant, shared: &Shared, queue: &mut Queue) {
+    flow.last_moved = arrived;
+    let limit = shared.config.record_limit;
     let now = arrived - queue.start;
     let verdict = match flow.schedule(way) {
         Some(schedule) => schedule.on_datagram(now, data),
@@ -552,10 +703,14 @@ fn take(flow: &mut Flow, way: Way, data: &[u8], arrived: Instant, limit: usize, 
             d.truncated.push(index, MAX_INDEXES);
         }
     }
+    // A reordered datagram released here keeps its own arrival only approximately: its
+    // delay is counted from this datagram's arrival.
+    let mut shed = 0;
     for send in verdict.sends {
-        // A reordered datagram released here keeps its own arrival only approximately:
-        // its delay is counted from this datagram's arrival.
-        queue.push(flow.index, way, arrived, send);
+        shed += u64::from(!queue.push(flow, way, arrived, send));
+    }
+    if shed > 0 {
+        record_shed(shared, flow, way, shed);
     }
 }
 

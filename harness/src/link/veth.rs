@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::{LinkError, Rate};
 use crate::net::PrivateNetns;
-use crate::privilege::Capability;
+use crate::privilege::{NAMESPACES, all_held, missing_reason_all};
 
 /// The client side's address.
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -146,15 +146,15 @@ impl VethLink {
     /// segment per packet, and the rate.
     ///
     /// # Errors
-    /// [`LinkError::NotPermitted`] without `CAP_NET_ADMIN`; [`LinkError::ToolMissing`]
+    /// [`LinkError::NotPermitted`] without `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`; [`LinkError::ToolMissing`]
     /// when `ip` (or, with a rate, `tc`) is not installed; [`LinkError::Command`] when a
     /// step fails (its stderr in the message); [`LinkError::Netns`] when a namespace
     /// cannot be made. Whatever was made before the failure is gone when this returns.
     pub fn new(config: VethConfig) -> Result<VethLink, LinkError> {
-        if !Capability::NetAdmin.held() {
+        if !all_held(NAMESPACES) {
             return Err(LinkError::NotPermitted(format!(
                 "link=veth makes network namespaces, which {}",
-                Capability::NetAdmin.missing_reason()
+                missing_reason_all(NAMESPACES)
             )));
         }
         let link = VethLink { config, client: PrivateNetns::new()?, server: PrivateNetns::new()? };

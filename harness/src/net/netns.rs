@@ -9,7 +9,7 @@
 //! Programs such as `ip` and `tc` run inside it with [`PrivateNetns::command`], which
 //! enters the namespace in the child between `fork` and `exec`.
 //!
-//! Creating one needs `CAP_NET_ADMIN` ([`crate::privilege::Capability::NetAdmin`]).
+//! Creating one needs `CAP_SYS_ADMIN` and `CAP_NET_ADMIN` ([`crate::privilege::NAMESPACES`]).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use thiserror::Error;
 
-use crate::privilege::Capability;
+use crate::privilege::{NAMESPACES, all_held, missing_reason_all, raise_ambient};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -53,7 +53,7 @@ pub struct PrivateNetns {
 /// anyhow's `{:#}` shows each cause once.
 #[derive(Debug, Error)]
 pub enum NetnsError {
-    /// The process lacks `CAP_NET_ADMIN`.
+    /// The process lacks `CAP_SYS_ADMIN` or `CAP_NET_ADMIN`.
     #[error("private network namespace unavailable: {0}")]
     NotPermitted(String),
     /// `unshare` or bringing `lo` up failed.
@@ -73,11 +73,11 @@ impl PrivateNetns {
     /// Starts the thread, moves it into a new network namespace and brings `lo` up.
     ///
     /// # Errors
-    /// [`NetnsError::NotPermitted`] without `CAP_NET_ADMIN` (with the reason reports
-    /// show), [`NetnsError::Setup`] when a step fails.
+    /// [`NetnsError::NotPermitted`] without `CAP_SYS_ADMIN` and `CAP_NET_ADMIN` (with the
+    /// reason reports show), [`NetnsError::Setup`] when a step fails.
     pub fn new() -> Result<Self, NetnsError> {
-        if !Capability::NetAdmin.held() {
-            return Err(NetnsError::NotPermitted(Capability::NetAdmin.missing_reason()));
+        if !all_held(NAMESPACES) {
+            return Err(NetnsError::NotPermitted(missing_reason_all(NAMESPACES)));
         }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -131,20 +131,23 @@ impl PrivateNetns {
 
     /// A command that runs `program` inside the namespace: the child enters it
     /// (`setns`) after `fork`, before `exec`, so `ip` and `tc` see only the namespace's
-    /// interfaces. Nothing is started until the caller spawns it.
+    /// interfaces, and raises socklab's capabilities into its ambient set
+    /// ([`raise_ambient`]), so `program` holds them when socklab has them from file
+    /// capabilities rather than from root. Nothing is started until the caller spawns it.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
         if let Some(ns) = &self.ns {
             let fd = ns.as_raw_fd();
-            // SAFETY: the closure makes one system call (setns, async-signal-safe) in
-            // the forked child; `fd` stays open in the parent until the PrivateNetns is
-            // dropped, and `&self` is borrowed while the Command exists.
+            // SAFETY: the closure makes only raw system calls (setns, capget, capset,
+            // prctl: async-signal-safe) in the forked child; `fd` stays open in the parent
+            // until the PrivateNetns is dropped, and `&self` is borrowed while the Command
+            // exists.
             unsafe {
                 command.pre_exec(move || {
                     if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                         return Err(io::Error::last_os_error());
                     }
-                    Ok(())
+                    raise_ambient()
                 });
             }
         }
@@ -236,7 +239,7 @@ mod tests {
 
     #[test]
     fn loopback_works_and_counters_are_private() {
-        if !test_may_use(Capability::NetAdmin, "loopback_works_and_counters_are_private") {
+        if !test_may_use(crate::privilege::Capability::SysAdmin, "loopback_works_and_counters_are_private") {
             return;
         }
         let netns = PrivateNetns::new().unwrap();

@@ -8,9 +8,10 @@
 //!    in [`RunPlan::notes`], for the caller to show.
 //! 2. [`prepare`] expands it into cases: every configuration error of the suite shows
 //!    here, before anything starts.
-//! 3. [`PreparedRun::execute`] starts each target command once and the agent (a
-//!    command that cannot start is an error of the run, not of every case), runs the
-//!    cases ([`run_cases`]) and assembles the [`Report`].
+//! 3. [`PreparedRun::execute`] connects once to each target address, starts each target
+//!    command once and the agent (a server that is not there or a command that cannot
+//!    start is an error of the run, not of every case), runs the cases ([`run_cases`])
+//!    and assembles the [`Report`].
 //!
 //! [`execute`] does 2 and 3. Writing the report folder is the caller's (the
 //! `socklab-reports` crate); the harness returns the report and the files beside it.
@@ -95,11 +96,13 @@ impl PreparedRun<'_> {
     /// the report.
     ///
     /// # Errors
-    /// [`RunError::Target`] for a target command that cannot start;
+    /// [`RunError::Target`] for a target address where nothing listens or a target
+    /// command that cannot start;
     /// [`RunError::NoRemotePeer`], [`RunError::PeerRefused`] or [`RunError::Agent`] with
     /// a peer; [`RunError::Runtime`] when no runtime can be built.
     pub fn execute(self, progress: &dyn Progress) -> Result<RunOutput, RunError> {
         let PreparedRun { plan, registry, cases } = self;
+        preflight::check_target_addrs(&cases, registry)?;
         preflight::try_target_commands(&cases)?;
         let peer = match &plan.peer {
             Some(peer) => Some(preflight::start_peer(peer, &cases, registry)?),

@@ -6,13 +6,41 @@ use std::sync::Arc;
 
 use super::error::RunError;
 use super::plan::PeerCommand;
-use crate::external::{Target, TargetProcess};
+#[cfg(doc)]
+use crate::external::TargetError;
+use crate::external::{Target, TargetProcess, check_listening};
 use crate::params::ParamError;
+use crate::peer::Transport;
 use crate::peer::agent::RemoteAgent;
 use crate::peer::agent::remote::CONTROL_TIMEOUT;
 use crate::runner::{TARGET_READY_TIMEOUT, TARGET_STOP_GRACE};
 use crate::scenario::Registry;
 use crate::suite::CaseSpec;
+
+/// Connects once to each target address of the run (`--target ADDR`): a server that is
+/// not there is one line before any case, not a failure in every check. A case over UDP
+/// (its scenario's [`target_transport`](crate::scenario::Scenario::target_transport)) is
+/// not checked: nothing answers a UDP probe unasked. (A `--target-cmd` is checked by its
+/// start: it must listen.)
+///
+/// # Errors
+/// [`RunError::Target`]: [`TargetError::NothingListens`] or
+/// [`TargetError::Unreachable`].
+pub fn check_target_addrs(cases: &[CaseSpec], registry: &Registry) -> Result<(), RunError> {
+    let mut checked = Vec::new();
+    for case in cases {
+        let tcp =
+            registry.get(&case.scenario).is_ok_and(|s| s.target_transport(&case.params) == Transport::Tcp);
+        if let Target::Addr(addr) = case.target
+            && tcp
+            && !checked.contains(&addr)
+        {
+            check_listening(addr)?;
+            checked.push(addr);
+        }
+    }
+    Ok(())
+}
 
 /// Starts each target command of the run once, and stops it: a command that exits at
 /// once or never listens fails here, before any case.

@@ -11,6 +11,7 @@
 //! names a file, it refuses anything it does not know with an error reply and keeps
 //! serving, and it bounds every line and every number it is given ([`serve`]).
 
+pub mod input;
 pub mod lines;
 pub mod protocol;
 pub mod remote;

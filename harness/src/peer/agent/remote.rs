@@ -3,12 +3,14 @@
 //! protocol over the command's stdin and stdout, and stops it.
 //!
 //! The command runs in a process group of its own. Its stdout is read on a thread into
-//! a channel of replies (lines of at most 64 MiB; anything that is not a reply, such as
-//! a login banner, is kept for error messages and skipped); its stderr's last lines are
-//! kept for the message when it fails. Every request waits a bounded time for the reply
+//! a channel of replies (lines of at most 64 MiB); its stderr's last lines are kept for
+//! the message when it fails. The first line on its stdout that is not a reply (a login
+//! banner, a shell start-up file that prints, a command that is not the agent) fails the
+//! request waiting then, at once, naming the line, as rsync does with an unclean shell. Every request waits a bounded time for the reply
 //! with its id, and gives up early when the case is cancelled. Dropping the agent says
 //! `bye`, closes its stdin, and after a grace period signals the group (SIGTERM, then
-//! SIGKILL).
+//! SIGKILL). Until then the group is in the process-wide list of
+//! [`groups`], so an interrupted `socklab` stops it too.
 
 use std::io::{BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,6 +30,7 @@ use super::protocol::{
 };
 use super::serve::SOCKLAB_VERSION;
 use crate::cancel::Cancel;
+use crate::external::groups;
 use crate::external::process::{Tail, describe, keep_tail, lines, signal_group};
 use crate::host::interface_addresses;
 
@@ -61,8 +64,22 @@ pub enum AgentError {
         status: String,
         /// What was being waited for.
         waiting: String,
-        /// Its last stderr lines, or its last non-protocol output.
+        /// Its last stderr lines.
         stderr: String,
+    },
+    /// The command wrote a line that is not a reply of the protocol.
+    #[error(
+        "--peer-cmd `{command}` wrote `{line}` on its stdout while socklab waited for {waiting}: that is not \
+         socklab's agent protocol; the command must start `socklab agent --stdio` and print nothing else there \
+         (a login banner, or a shell start-up file that prints?)"
+    )]
+    NotProtocol {
+        /// The command.
+        command: String,
+        /// The line, cut and with control characters escaped.
+        line: String,
+        /// What was being waited for.
+        waiting: String,
     },
     /// The agent runs another protocol or socklab version.
     #[error("{0}")]
@@ -103,6 +120,8 @@ pub enum AgentError {
 /// What arrives on the agent's stdout.
 enum Incoming {
     Reply(Reply),
+    /// A line that is not a reply, as shown in messages.
+    NotProtocol(String),
     Closed,
 }
 
@@ -116,8 +135,6 @@ pub struct RemoteAgent {
     child: Mutex<Child>,
     pgid: i32,
     stderr: Tail,
-    /// Lines on stdout that were not replies (a banner), the last few.
-    noise: Tail,
     readers: Vec<JoinHandle<()>>,
     next_id: AtomicU64,
     /// Roles started and not yet stopped: a case that fails or times out between the
@@ -164,6 +181,7 @@ impl RemoteAgent {
         peer_addr: Option<IpAddr>,
         timeout: Duration,
     ) -> Result<RemoteAgent, AgentError> {
+        let starting = groups::starting();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -174,15 +192,16 @@ impl RemoteAgent {
             .spawn()
             .map_err(|e| AgentError::Spawn { command: command.to_string(), reason: e.to_string() })?;
         let pgid = child.id() as i32;
-        let (stderr, noise) = (Tail::default(), Tail::default());
+        groups::track(pgid);
+        drop(starting);
+        let stderr = Tail::default();
         let mut readers = Vec::new();
         if let Some(err) = child.stderr.take() {
             readers.push(keep_tail(err, stderr.clone()));
         }
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
-            let noise = noise.clone();
-            readers.push(std::thread::spawn(move || read_replies(out, &tx, &noise)));
+            readers.push(std::thread::spawn(move || read_replies(out, &tx)));
         }
         let stdin = child.stdin.take();
         let mut agent = RemoteAgent {
@@ -194,7 +213,6 @@ impl RemoteAgent {
             child: Mutex::new(child),
             pgid,
             stderr,
-            noise,
             readers,
             next_id: AtomicU64::new(1),
             open_roles: Mutex::new(Vec::new()),
@@ -381,6 +399,13 @@ impl RemoteAgent {
                         return Ok(reply);
                     }
                 }
+                Ok(Incoming::NotProtocol(line)) => {
+                    return Err(AgentError::NotProtocol {
+                        command: self.command.clone(),
+                        line,
+                        waiting: waiting.to_string(),
+                    });
+                }
                 Ok(Incoming::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(self.gone(waiting));
                 }
@@ -401,10 +426,7 @@ impl RemoteAgent {
         };
         // Give the stderr reader a moment to take in the last lines.
         std::thread::sleep(Duration::from_millis(50));
-        let mut tail: Vec<String> = lines(&self.stderr).into_iter().rev().take(3).rev().collect();
-        if tail.is_empty() {
-            tail = lines(&self.noise).into_iter().rev().take(3).rev().collect();
-        }
+        let tail: Vec<String> = lines(&self.stderr).into_iter().rev().take(3).rev().collect();
         AgentError::Gone {
             command: self.command.clone(),
             status,
@@ -454,6 +476,7 @@ impl Drop for RemoteAgent {
                 }
             }
         }
+        groups::forget(self.pgid);
         // The readers end when the agent's pipes close. A process outside its group can
         // still hold them (an ssh master connection, a container runtime): wait a moment,
         // then leave such a reader to end with this process rather than hang here.
@@ -468,35 +491,44 @@ impl Drop for RemoteAgent {
 }
 
 /// Reads reply lines until the agent's stdout closes.
-fn read_replies(out: impl std::io::Read, tx: &mpsc::Sender<Incoming>, noise: &Tail) {
+fn read_replies(out: impl std::io::Read, tx: &mpsc::Sender<Incoming>) {
     let mut lines = LineReader::new(BufReader::new(out), MAX_REPLY_LINE);
-    // Each pass consumes one line or ends the loop at EOF or an error.
+    // Each pass consumes one line or ends the loop at EOF, an error, or when nobody
+    // takes the replies any more.
     loop {
-        match lines.next_line() {
+        let incoming = match lines.next_line() {
             Ok(LineEvent::Line(line)) => match serde_json::from_slice::<Reply>(&line) {
-                Ok(reply) => {
-                    if tx.send(Incoming::Reply(reply)).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => keep_noise(noise, &String::from_utf8_lossy(&line)),
+                Ok(reply) => Incoming::Reply(reply),
+                Err(_) => Incoming::NotProtocol(shown(&String::from_utf8_lossy(&line))),
             },
-            Ok(LineEvent::TooLong { bytes }) => keep_noise(noise, &format!("(a line of {bytes} bytes)")),
+            Ok(LineEvent::TooLong { bytes }) => Incoming::NotProtocol(format!("(a line of {bytes} bytes)")),
             Ok(LineEvent::Eof | LineEvent::Truncated { .. }) | Err(_) => {
                 let _ = tx.send(Incoming::Closed);
                 return;
             }
+        };
+        if tx.send(incoming).is_err() {
+            return;
         }
     }
 }
 
-fn keep_noise(noise: &Tail, line: &str) {
-    if let Ok(mut tail) = noise.lock() {
-        if tail.len() == 5 {
-            tail.pop_front();
+/// A line as an error message shows it: at most 200 characters, control characters
+/// escaped so none reaches the terminal raw.
+fn shown(line: &str) -> String {
+    const MAX: usize = 200;
+    let mut text = String::new();
+    for c in line.chars().take(MAX) {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
         }
-        tail.push_back(line.chars().take(200).collect());
     }
+    if line.chars().count() > MAX {
+        text.push('…');
+    }
+    text
 }
 
 fn unexpected(waiting: &str, reply: &Reply) -> AgentError {
@@ -541,4 +573,17 @@ pub fn choose_peer_ip(host: &HostInfo) -> IpAddr {
         return *ip;
     }
     theirs.iter().copied().find(IpAddr::is_ipv4).or(theirs.first().copied()).unwrap_or(localhost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_in_messages_are_cut_and_escaped() {
+        assert_eq!(shown("hello world"), "hello world");
+        assert_eq!(shown("a\u{1b}[31mred\u{7}"), "a\\u{1b}[31mred\\u{7}");
+        let long = "x".repeat(300);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(200)));
+    }
 }

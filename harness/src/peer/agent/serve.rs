@@ -19,7 +19,8 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
-use super::lines::{LineEvent, LineReader};
+use super::input::Input;
+use super::lines::LineEvent;
 use super::protocol::{
     CpuRecord, DEFAULT_MAX_LINE, ErrorCode, HostInfo, MAX_READER_BYTES, MAX_ROLES, MAX_WAIT_MS,
     PROTOCOL_VERSION, REQUEST_TYPES, ReadRecord, Reply, Request, RoleObservation, RoleSpec,
@@ -36,6 +37,8 @@ pub const SOCKLAB_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A bulk sink gives up after this long without a byte.
 const BULK_SILENCE: Duration = Duration::from_secs(10);
+/// How long the agent's runtime has to shut down when the agent ends.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
 
 /// How the agent runs. `Default`: lines up to 1 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +104,14 @@ fn is_link_local(ip: std::net::IpAddr) -> bool {
     }
 }
 
-/// Serves requests from `input` until it ends, `bye`, or a version mismatch.
-pub fn run_agent(input: impl BufRead, mut output: impl Write, config: AgentConfig) -> AgentExit {
+/// Serves requests from `input` until it ends, `bye`, or a version mismatch. The input
+/// is read on a thread of its own ([`Input`]): when it ends while a `stop` or a workload
+/// is at work, the work is abandoned and the agent ends at once (the runner is gone).
+pub fn run_agent(
+    input: impl BufRead + Send + 'static,
+    mut output: impl Write,
+    config: AgentConfig,
+) -> AgentExit {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,11 +125,18 @@ pub fn run_agent(input: impl BufRead, mut output: impl Write, config: AgentConfi
             return AgentExit::Failed(message);
         }
     };
+    let mut input = match Input::start(input, config.max_line) {
+        Ok(input) => input,
+        Err(e) => {
+            let message = format!("cannot start reading the input: {e}");
+            let _ = send(&mut output, &Reply::error(None, ErrorCode::Failed, &message));
+            return AgentExit::Failed(message);
+        }
+    };
     let mut agent =
         Agent { runtime, roles: BTreeMap::new(), next_role: 1, epoch: Instant::now(), greeted: false };
-    let mut lines = LineReader::new(input, config.max_line);
     let exit = loop {
-        let event = match lines.next_line() {
+        let event = match input.next_event() {
             Ok(event) => event,
             Err(e) => break AgentExit::Failed(format!("read a request: {e}")),
         };
@@ -148,7 +164,7 @@ pub fn run_agent(input: impl BufRead, mut output: impl Write, config: AgentConfi
                 Then::Continue,
             ),
             LineEvent::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-            LineEvent::Line(line) => agent.handle(&line),
+            LineEvent::Line(line) => agent.handle(&line, &mut input),
         };
         if let Err(e) = send(&mut output, &reply) {
             break AgentExit::Failed(format!("write a reply: {e}"));
@@ -158,7 +174,26 @@ pub fn run_agent(input: impl BufRead, mut output: impl Write, config: AgentConfi
         }
     };
     agent.stop_all();
+    // A workload's blocking thread runs to its own deadline (up to a minute) once its
+    // future is dropped; the agent does not wait for it.
+    agent.runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     exit
+}
+
+/// How the agent ends when its input ended while a request was at work.
+fn exit_of(end: std::io::Result<LineEvent>) -> AgentExit {
+    match end {
+        Ok(LineEvent::Truncated { .. }) => AgentExit::Truncated,
+        Ok(_) => AgentExit::Finished,
+        Err(e) => AgentExit::Failed(format!("read a request: {e}")),
+    }
+}
+
+/// The reply (nobody reads it, most likely) and the end, for a request whose work was
+/// abandoned because the input ended.
+fn input_ended(id: u64, what: &str, input: &mut Input) -> (Reply, Then) {
+    let reply = Reply::error(Some(id), ErrorCode::Failed, format!("the input ended during {what}; stopped"));
+    (reply, Then::Exit(exit_of(input.end())))
 }
 
 fn send(output: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
@@ -195,7 +230,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn handle(&mut self, line: &[u8]) -> (Reply, Then) {
+    fn handle(&mut self, line: &[u8], input: &mut Input) -> (Reply, Then) {
         let reply = |r| (r, Then::Continue);
         let Ok(text) = std::str::from_utf8(line) else {
             return reply(Reply::error(
@@ -241,8 +276,8 @@ impl Agent {
                 "send hello first: the versions are compared before anything runs",
             )),
             Request::Start { id, role } => reply(self.start(id, role)),
-            Request::Workload { id, addr, workload } => reply(self.workload(id, addr, &workload)),
-            Request::Stop { id, role, wait_ms } => reply(self.stop(id, role, wait_ms)),
+            Request::Workload { id, addr, workload } => self.workload(id, addr, &workload, input),
+            Request::Stop { id, role, wait_ms } => self.stop(id, role, wait_ms, input),
             Request::Clock { id } => {
                 reply(Reply::Clock { id, now_us: self.epoch.elapsed().as_micros() as u64 })
             }
@@ -380,17 +415,14 @@ impl Agent {
         }
     }
 
-    fn stop(&mut self, id: u64, number: u32, wait_ms: u64) -> Reply {
+    fn stop(&mut self, id: u64, number: u32, wait_ms: u64, input: &mut Input) -> (Reply, Then) {
         if wait_ms > MAX_WAIT_MS {
-            return Reply::error(
-                Some(id),
-                ErrorCode::BadRequest,
-                format!("wait_ms {wait_ms} is over {MAX_WAIT_MS}"),
-            );
+            let message = format!("wait_ms {wait_ms} is over {MAX_WAIT_MS}");
+            return (Reply::error(Some(id), ErrorCode::BadRequest, message), Then::Continue);
         }
         let Some(role) = self.roles.remove(&number) else {
             let running: Vec<String> = self.roles.keys().map(u32::to_string).collect();
-            return Reply::error(
+            let reply = Reply::error(
                 Some(id),
                 ErrorCode::NoSuchRole,
                 format!(
@@ -398,6 +430,7 @@ impl Agent {
                     if running.is_empty() { "none".into() } else { running.join(", ") }
                 ),
             );
+            return (reply, Then::Continue);
         };
         let RunningRole { stop, task, server, cpu_before } = role;
         let observation = if let Some(server) = server {
@@ -406,7 +439,17 @@ impl Agent {
         } else if let Some(mut task) = task {
             let wait = Duration::from_millis(wait_ms);
             // The timer is made inside the runtime, which owns the time driver.
-            let waited = self.runtime.block_on(async { tokio::time::timeout(wait, &mut task).await });
+            let waited = self.runtime.block_on(async {
+                tokio::select! {
+                    waited = tokio::time::timeout(wait, &mut task) => Some(waited),
+                    () = input.ended() => None,
+                }
+            });
+            let Some(waited) = waited else {
+                stop.store(true, Ordering::Relaxed);
+                task.abort();
+                return input_ended(id, "a stop", input);
+            };
             match waited {
                 Ok(Ok(result)) => result,
                 Ok(Err(e)) => Err(format!("the role's task failed: {e}")),
@@ -427,22 +470,38 @@ impl Agent {
                     | RoleObservation::BulkSink { cpu: c, .. }
                     | RoleObservation::Server { cpu: c, .. } => *c = cpu,
                 }
-                Reply::Stopped { id, role: number, observation }
+                (Reply::Stopped { id, role: number, observation }, Then::Continue)
             }
-            Err(reason) => Reply::error(Some(id), ErrorCode::Failed, format!("role {number}: {reason}")),
+            Err(reason) => (
+                Reply::error(Some(id), ErrorCode::Failed, format!("role {number}: {reason}")),
+                Then::Continue,
+            ),
         }
     }
 
-    fn workload(&mut self, id: u64, addr: SocketAddr, spec: &WorkloadSpec) -> Reply {
+    fn workload(
+        &mut self,
+        id: u64,
+        addr: SocketAddr,
+        spec: &WorkloadSpec,
+        input: &mut Input,
+    ) -> (Reply, Then) {
         let workload = match workload_of(spec) {
             Ok(workload) => workload,
-            Err(reason) => return Reply::error(Some(id), ErrorCode::BadRequest, reason),
+            Err(reason) => return (Reply::error(Some(id), ErrorCode::BadRequest, reason), Then::Continue),
         };
         let cpu_before = CpuTime::now();
         let bound = workload.duration + workload.reply_timeout * 2 + Duration::from_secs(5);
-        let result =
-            self.runtime.block_on(async { tokio::time::timeout(bound, run_workload(addr, &workload)).await });
-        match result {
+        let result = self.runtime.block_on(async {
+            tokio::select! {
+                result = tokio::time::timeout(bound, run_workload(addr, &workload)) => Some(result),
+                () = input.ended() => None,
+            }
+        });
+        let Some(result) = result else {
+            return input_ended(id, "a workload", input);
+        };
+        let reply = match result {
             Ok(Ok(result)) => Reply::Workload {
                 id,
                 result: WorkloadObservation {
@@ -464,7 +523,8 @@ impl Agent {
                 ErrorCode::Failed,
                 format!("workload against {addr} did not end within {} s", bound.as_secs()),
             ),
-        }
+        };
+        (reply, Then::Continue)
     }
 
     fn stop_all(&mut self) {
