@@ -171,13 +171,12 @@ fn run_one(
                 cancel: cancel.clone(),
             };
             let future = scenario.run(case.params.clone(), ctx);
+            let began = Instant::now();
             runtime.block_on(async {
                 let task = tokio::spawn(future);
                 let abort = task.abort_handle();
                 match tokio::time::timeout(case.timeout, task).await {
-                    Ok(Ok(Ok(outcome))) => Ok(outcome),
-                    Ok(Ok(Err(CaseError::Skipped(reason)))) => Err(skipped(reason)),
-                    Ok(Ok(Err(e))) => Err((CaseStatus::Error, e.to_string())),
+                    Ok(Ok(ended)) => verdict(ended, began.elapsed(), case.timeout),
                     Ok(Err(join)) => Err((CaseStatus::Error, CaseError::task("scenario", join).to_string())),
                     Err(_) => {
                         cancel.cancel();
@@ -256,6 +255,25 @@ fn start_target(target: &Target, case_timeout: Duration) -> Result<Option<Extern
     }
 }
 
+/// What a case that ended by itself comes to: its outcome, skipped, an error — or timed
+/// out, when it ended with an error after its timeout had passed: its own deadline (the
+/// timeout, which blocking work checks between calls) stopped it before the runner's
+/// timer fired, as happens on a loaded machine that runs timers late.
+fn verdict(
+    ended: Result<CaseOutcome, CaseError>,
+    ran_for: Duration,
+    timeout: Duration,
+) -> Result<CaseOutcome, (CaseStatus, String)> {
+    match ended {
+        Ok(outcome) => Ok(outcome),
+        Err(CaseError::Skipped(reason)) => Err(skipped(reason)),
+        Err(e) if ran_for >= timeout => {
+            Err((CaseStatus::TimedOut, format!("{}; it stopped with: {e}", timed_out_message(timeout))))
+        }
+        Err(e) => Err((CaseStatus::Error, e.to_string())),
+    }
+}
+
 /// A case that cannot run here is skipped with its reason, except where
 /// `SOCKLAB_REQUIRE_PRIVILEGED=1` demands that it run (CI): there it is an error.
 fn skipped(reason: String) -> (CaseStatus, String) {
@@ -268,4 +286,26 @@ fn skipped(reason: String) -> (CaseStatus, String) {
 
 fn timed_out_message(timeout: Duration) -> String {
     format!("timed out after {} s (raise it with timeout_s in the suite or --timeout)", timeout.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_after_the_timeout_is_a_timeout_and_before_it_an_error() {
+        let second = Duration::from_secs(1);
+        let late = verdict(Err(CaseError::Protocol("gave up".into())), Duration::from_millis(1250), second);
+        assert_eq!(
+            late.unwrap_err(),
+            (
+                CaseStatus::TimedOut,
+                "timed out after 1 s (raise it with timeout_s in the suite or --timeout); it stopped with: gave up"
+                    .to_string()
+            )
+        );
+        let early = verdict(Err(CaseError::Protocol("gave up".into())), Duration::from_millis(20), second);
+        assert_eq!(early.unwrap_err(), (CaseStatus::Error, "gave up".to_string()));
+        assert!(verdict(Ok(CaseOutcome::default()), Duration::from_secs(5), second).is_ok());
+    }
 }
